@@ -1,0 +1,1 @@
+"""Event contracts and the plumbing every Panjereh service uses."""

@@ -1,0 +1,181 @@
+"""Generates the AsyncAPI 3 document of every topic from the topic specs and the registry.
+
+`docs/asyncapi.yaml` is this module's output, committed so analysts and agencies can read
+it without running anything; a test fails when the committed copy is stale
+(`make asyncapi` refreshes it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from shared.envelope import Envelope, Event
+from shared.outbox import ProgressMarker
+from shared.registry import example_envelopes, on_topic
+from shared.topics import TOPICS, Topic, TopicSpec
+
+KAFKA_BINDING_VERSION = "0.5.0"
+
+TRACE_HEADERS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Kafka record headers every event carries.",
+    "properties": {
+        "event-id": {"type": "string", "format": "uuid"},
+        "event-type": {"type": "string"},
+        "schema-version": {"type": "string", "pattern": "^[0-9]+$"},
+        "content-type": {"type": "string", "const": "application/json"},
+        "traceparent": {"type": "string", "description": "W3C trace context."},
+        "tracestate": {"type": "string", "description": "W3C trace context."},
+    },
+    "required": ["event-id", "event-type", "schema-version", "content-type"],
+}
+
+DEAD_LETTER_HEADERS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "The original record's headers, and why and where it was refused.",
+    "properties": {
+        "dlq-reason": {"type": "string"},
+        "dlq-topic": {"type": "string"},
+        "dlq-partition": {"type": "string"},
+        "dlq-offset": {"type": "string"},
+        "dlq-consumer": {"type": "string"},
+        "dlq-at": {"type": "string", "format": "date-time"},
+    },
+    "required": ["dlq-reason", "dlq-topic", "dlq-partition", "dlq-offset", "dlq-consumer"],
+}
+
+
+DEAD_LETTER_MESSAGE: dict[str, Any] = {
+    "name": "DeadLetter",
+    "title": "A refused record",
+    "summary": "The original record's bytes, unchanged, with the reason in headers.",
+    "contentType": "application/octet-stream",
+    "headers": {"$ref": "#/components/schemas/DeadLetterHeaders"},
+    "payload": {"type": "string", "format": "binary"},
+}
+
+PROGRESS_MESSAGE: dict[str, Any] = {
+    "name": "ProgressMarker",
+    "title": "An outbox relay's progress",
+    "summary": (ProgressMarker.__doc__ or "").strip(),
+    "contentType": "application/json",
+    "payload": {"$ref": "#/components/schemas/ProgressMarker"},
+}
+
+# The version of the event contracts as a whole; raise it when a topic or event changes.
+CONTRACTS_VERSION = "1.0.0"
+
+
+def message_name(event: type[Event]) -> str:
+    return f"{event.event_type}.v{event.version}"
+
+
+def _message(event: type[Event], schemas: dict[str, Any]) -> dict[str, Any]:
+    model = Envelope[event]  # type: ignore[valid-type]
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, definition in schema.pop("$defs", {}).items():
+        schemas[name] = definition
+    schemas[f"{message_name(event)}.envelope"] = schema
+    return {
+        "name": event.event_type,
+        "title": f"{event.event_type} v{event.version}",
+        "summary": (event.__doc__ or "").strip().splitlines()[0],
+        "contentType": "application/json",
+        "headers": {"$ref": "#/components/schemas/EventHeaders"},
+        "payload": {"$ref": f"#/components/schemas/{message_name(event)}.envelope"},
+        "examples": [
+            {"name": f"example-{index}", "payload": example.model_dump(mode="json")}
+            for index, example in enumerate(example_envelopes(event), start=1)
+        ],
+    }
+
+
+def _channel(spec: TopicSpec, messages: dict[str, Any]) -> dict[str, Any]:
+    channel: dict[str, Any] = {
+        "address": spec.name.value,
+        "description": spec.description,
+        "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in messages},
+        "bindings": {
+            "kafka": {
+                "partitions": spec.partitions,
+                "replicas": 1,
+                "topicConfiguration": {
+                    "cleanup.policy": [spec.cleanup_policy],
+                    "retention.ms": spec.retention_ms if spec.retention_ms is not None else -1,
+                },
+                "bindingVersion": KAFKA_BINDING_VERSION,
+            }
+        },
+        "x-key": spec.key,
+        "x-producers": list(spec.producers),
+        "x-consumers": list(spec.consumers),
+        "x-internal": spec.internal,
+    }
+    if spec.dead_letter is not None:
+        channel["x-dead-letter"] = spec.dead_letter.value
+    return channel
+
+
+def document() -> dict[str, Any]:
+    """The AsyncAPI document as plain data."""
+    schemas: dict[str, Any] = {
+        "EventHeaders": TRACE_HEADERS_SCHEMA,
+        "DeadLetterHeaders": DEAD_LETTER_HEADERS_SCHEMA,
+        "ProgressMarker": ProgressMarker.model_json_schema(),
+    }
+    messages: dict[str, Any] = {"DeadLetter": DEAD_LETTER_MESSAGE}
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    dead_letter_topics = {spec.dead_letter for spec in TOPICS if spec.dead_letter is not None}
+    for spec in TOPICS:
+        on_this = {message_name(event): _message(event, schemas) for event in on_topic(spec.name)}
+        if spec.name == Topic.PLATFORM_OUTBOX_PROGRESS:
+            on_this["ProgressMarker"] = PROGRESS_MESSAGE
+        messages.update(on_this)
+        if spec.name in dead_letter_topics:
+            on_this["DeadLetter"] = DEAD_LETTER_MESSAGE
+        channel_id = spec.name.value
+        channels[channel_id] = _channel(spec, on_this)
+        operations[f"publish.{channel_id}"] = {
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{channel_id}"},
+            "summary": f"Published by {', '.join(spec.producers)}.",
+        }
+        operations[f"consume.{channel_id}"] = {
+            "action": "receive",
+            "channel": {"$ref": f"#/channels/{channel_id}"},
+            "summary": f"Consumed by {', '.join(spec.consumers)}.",
+        }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Panjereh events",
+            "version": CONTRACTS_VERSION,
+            "description": (
+                "Every Kafka topic of Panjereh, the national e-government platform: what "
+                "travels on it, who produces and consumes it, and how the broker keeps it. "
+                "Every event is JSON in one envelope (id, type, schema version, source, "
+                "occurred-at, subject, correlation id); the record key is the subject; W3C "
+                "trace context travels in headers. Generated from `shared/topics.py` and "
+                "the event registry; do not edit by hand."
+            ),
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "local": {
+                "host": "127.0.0.1:9092",
+                "protocol": "kafka",
+                "description": "The local platform started by `make up`.",
+            }
+        },
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages, "schemas": dict(sorted(schemas.items()))},
+    }
+
+
+def render() -> str:
+    """The AsyncAPI document as YAML, byte-for-byte reproducible."""
+    return yaml.safe_dump(document(), sort_keys=False, allow_unicode=True, width=100)
