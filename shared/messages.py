@@ -1,0 +1,55 @@
+"""Text that users see, in Persian and in English, keyed by a stable code."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Language = Literal["fa", "en"]
+
+MESSAGES: dict[str, dict[Language, str]] = {
+    "invalid_request": {
+        "fa": "درخواست نامعتبر است.",
+        "en": "The request is invalid.",
+    },
+    "not_found": {
+        "fa": "آنچه خواستید پیدا نشد.",
+        "en": "What you asked for was not found.",
+    },
+    "method_not_allowed": {
+        "fa": "این روش برای این نشانی پذیرفته نیست.",
+        "en": "This method is not allowed on this address.",
+    },
+    "http_error": {
+        "fa": "درخواست پذیرفته نشد.",
+        "en": "The request was not accepted.",
+    },
+    "internal_error": {
+        "fa": "خطای داخلی رخ داد؛ رویداد ثبت شد.",
+        "en": "An internal error occurred; it has been logged.",
+    },
+    "unavailable": {
+        "fa": "سرویس اکنون در دسترس نیست.",
+        "en": "The service is not available right now.",
+    },
+}
+
+
+def message(code: str, language: Language) -> str:
+    return MESSAGES[code][language]
+
+
+def preferred_language(accept_language: str | None) -> Language:
+    """Persian unless the client prefers English (RFC 9110 Accept-Language, simplified)."""
+    best: tuple[float, Language] = (0.0, "fa")
+    for part in (accept_language or "").split(","):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                continue
+        primary = tag.strip().lower().split("-")[0]
+        if primary in ("fa", "en") and quality > best[0]:
+            best = (quality, "fa" if primary == "fa" else "en")
+    return best[1]

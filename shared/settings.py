@@ -1,0 +1,51 @@
+"""Settings from the environment: one base for the platform, one subclass per service."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["development", "test", "production"]
+
+# Secrets that ship in examples and compose defaults; refused outside development.
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "panjereh", "password", "secret"})
+
+
+class PlatformSettings(BaseSettings):
+    """What every Panjereh process reads from `PANJEREH_*` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="PANJEREH_", extra="ignore", frozen=True)
+
+    environment: Environment = "development"
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    database_url: str = "postgresql://panjereh@127.0.0.1:55432/panjereh"
+    http_host: str = "127.0.0.1"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    trace_exporter: Literal["none", "console"] = Field(
+        default="none", description="Where finished spans go; `console` prints them as JSON."
+    )
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets_in_production(self) -> PlatformSettings:
+        if self.environment == "production":
+            password = urlsplit(self.database_url).password or ""
+            if password.lower() in PLACEHOLDER_SECRETS:
+                raise ValueError(
+                    "PANJEREH_DATABASE_URL needs a real password in production, not a placeholder"
+                )
+        return self
+
+
+class ServiceSettings(PlatformSettings):
+    """Settings of one service; subclasses name the service and its default port."""
+
+    service_name: ClassVar[str]
+    http_port: int
+
+    @property
+    def database_schema(self) -> str:
+        """The Postgres schema this service owns; no other service touches it."""
+        return self.service_name
