@@ -1,0 +1,43 @@
+"""The inbox: what makes every consumer idempotent.
+
+A handler records the event id in `processed_events` in the same transaction as its
+state change. A redelivered event finds its row, and the handler skips it: the change
+happens once, and counts stay exact.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+from shared.db import Connection, Pool
+
+
+async def first_delivery(connection: Connection, consumer: str, event_id: uuid.UUID) -> bool:
+    """Record the event as processed by `consumer`; False if it already was.
+
+    Must run inside the transaction that applies the event's effects.
+    """
+    if not connection.is_in_transaction():
+        raise RuntimeError("the inbox must be written in the handler's transaction")
+    inserted = await connection.fetchval(
+        "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2)"
+        " ON CONFLICT DO NOTHING RETURNING true",
+        consumer,
+        event_id,
+    )
+    return bool(inserted)
+
+
+async def handle_once(
+    pool: Pool,
+    consumer: str,
+    event_id: uuid.UUID,
+    apply: Callable[[Connection], Awaitable[None]],
+) -> bool:
+    """Run `apply` in a transaction, once per (consumer, event); False for a redelivery."""
+    async with pool.acquire() as connection, connection.transaction():
+        if not await first_delivery(connection, consumer, event_id):
+            return False
+        await apply(connection)
+        return True

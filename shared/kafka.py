@@ -1,0 +1,264 @@
+"""Kafka plumbing: the producer every service uses, and the consumer loop.
+
+The consumer is a short chain: decode the record, run the handler, commit. Offsets are
+committed only after the handler succeeded (or the record was dead-lettered), so a crash
+means redelivery, never loss; handlers are idempotent through the inbox, so redelivery
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from shared.envelope import Envelope
+from shared.logging import get_logger
+from shared.registry import UndecodableEvent, decode
+from shared.topics import SPECS, Topic
+from shared.tracing import consuming, producing, trace_headers
+
+log = get_logger(__name__)
+
+Handler = Callable[[Envelope[Any]], Awaitable[None]]
+
+
+class Rejected(Exception):
+    """Raised by a handler for an event it will never accept, whatever the retries.
+
+    The consumer sends the record to the topic's dead-letter topic with this reason and
+    goes on.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Transient(Exception):
+    """Raised by a handler for a failure that may pass (a peer is down): retried forever."""
+
+
+# Failures of the infrastructure rather than of the event: worth waiting out.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    Transient,
+    OSError,
+    TimeoutError,
+    KafkaError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.InterfaceError,
+)
+
+
+def event_headers(envelope: Envelope[Any]) -> list[tuple[str, bytes]]:
+    """Headers that let tools route and filter without decoding the value."""
+    return [
+        ("event-id", str(envelope.id).encode()),
+        ("event-type", envelope.type.encode()),
+        ("schema-version", str(envelope.schema_version).encode()),
+        ("content-type", b"application/json"),
+    ]
+
+
+def new_producer(
+    bootstrap_servers: str, *, client_id: str, transactional_id: str | None = None
+) -> AIOKafkaProducer:
+    """An idempotent producer that waits for every in-sync replica (acks=all)."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        transactional_id=transactional_id,
+        linger_ms=5,
+    )
+
+
+async def publish(producer: AIOKafkaProducer, envelope: Envelope[Any]) -> None:
+    """Publish one event straight to its topic and wait for the broker's acknowledgement.
+
+    For producers outside the platform's services (agencies' systems, tools, tests);
+    services publish through their outbox instead.
+    """
+    topic = envelope.topic.value
+    with producing(topic, str(envelope.id)):
+        headers = event_headers(envelope) + trace_headers()
+        await producer.send_and_wait(
+            topic, envelope.to_bytes(), key=envelope.key(), headers=headers
+        )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a consumer retries a failing handler before giving up on the record.
+
+    Transient failures (infrastructure) are retried without limit; any other failure is
+    retried `attempts` times and then dead-lettered with the last error as the reason.
+    """
+
+    attempts: int = 5
+    first_delay: float = 0.2
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.max_delay, self.first_delay * 2 ** max(0, attempt - 1)))
+
+
+class EventConsumer:
+    """Consumes topics in a consumer group and hands each event to one handler.
+
+    Contract: `run()` blocks until `stop()`; the handler may block (it is awaited one
+    record at a time per consumer, in partition order); raising `Rejected` dead-letters
+    the record; any other exception is retried per the policy. Records that cannot be
+    decoded are dead-lettered with the reason and the original bytes. Every consumed
+    topic must declare a dead-letter topic.
+    """
+
+    def __init__(
+        self,
+        *,
+        group: str,
+        topics: Sequence[Topic],
+        handler: Handler,
+        bootstrap_servers: str,
+        retry: RetryPolicy | None = None,
+        max_records: int = 500,
+    ) -> None:
+        missing = [t.value for t in topics if SPECS[t].dead_letter is None]
+        if missing:
+            raise ValueError(f"topics {missing} declare no dead-letter topic")
+        self.group = group
+        self._topics = [t.value for t in topics]
+        self._handler = handler
+        self._bootstrap = bootstrap_servers
+        self._retry = retry or RetryPolicy()
+        self._max_records = max_records
+        self._stopping = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._dead_letters: AIOKafkaProducer | None = None
+        self.handled = 0
+        self.dead_lettered = 0
+
+    async def run(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            *self._topics,
+            bootstrap_servers=self._bootstrap,
+            group_id=self.group,
+            client_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        self._dead_letters = new_producer(self._bootstrap, client_id=f"{self.group}-dlq")
+        await self._dead_letters.start()
+        await self._consumer.start()
+        try:
+            while not self._stopping.is_set():
+                batches = await self._consumer.getmany(
+                    timeout_ms=500, max_records=self._max_records
+                )
+                for tp, records in batches.items():
+                    for record in records:
+                        await self._process(record)
+                        if self._stopping.is_set():
+                            break
+                    await self._commit(tp, record.offset + 1)
+        finally:
+            await self._consumer.stop()
+            await self._dead_letters.stop()
+
+    async def stop(self) -> None:
+        """Finish the record in hand, commit it, and return from `run()`."""
+        self._stopping.set()
+
+    async def _commit(self, tp: TopicPartition, next_offset: int) -> None:
+        assert self._consumer is not None
+        try:
+            await self._consumer.commit({tp: next_offset})
+        except CommitFailedError:
+            # The partition moved to another member; it will redeliver, and the inbox
+            # makes that harmless.
+            log.warning("commit refused after a rebalance", partition=tp.partition)
+
+    async def _process(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        with structlog.contextvars.bound_contextvars(
+            topic=record.topic, partition=record.partition, offset=record.offset
+        ):
+            try:
+                envelope = decode(record.value, record.topic)
+            except UndecodableEvent as error:
+                await self._dead_letter(record, error.reason)
+                return
+            with (
+                structlog.contextvars.bound_contextvars(
+                    event_id=str(envelope.id), event_type=envelope.type
+                ),
+                consuming(
+                    record.headers,
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    group=self.group,
+                ),
+            ):
+                await self._handle(record, envelope)
+
+    async def _handle(self, record: ConsumerRecord[bytes, bytes], envelope: Envelope[Any]) -> None:
+        failures = 0
+        while True:
+            try:
+                await self._handler(envelope)
+                self.handled += 1
+                return
+            except Rejected as rejection:
+                await self._dead_letter(record, rejection.reason)
+                return
+            except TRANSIENT_ERRORS as error:
+                failures += 1
+                log.warning("transient failure, retrying", error=repr(error), attempt=failures)
+            except Exception as error:
+                failures += 1
+                if failures >= self._retry.attempts:
+                    await self._dead_letter(record, f"handler failed {failures} times: {error!r}")
+                    return
+                log.warning("handler failed, retrying", error=repr(error), attempt=failures)
+            await asyncio.sleep(self._retry.delay(failures))
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+        assert self._dead_letters is not None
+        target = SPECS[Topic(record.topic)].dead_letter
+        assert target is not None
+        headers = [
+            *record.headers,
+            ("dlq-reason", reason.encode()),
+            ("dlq-topic", record.topic.encode()),
+            ("dlq-partition", str(record.partition).encode()),
+            ("dlq-offset", str(record.offset).encode()),
+            ("dlq-consumer", self.group.encode()),
+            ("dlq-at", datetime.now(UTC).isoformat().encode()),
+        ]
+        attempt = 0
+        while True:
+            try:
+                await self._dead_letters.send_and_wait(
+                    target.value, record.value or b"", key=record.key, headers=headers
+                )
+                break
+            except KafkaError as error:
+                # The record must not be committed before it is safe on the DLQ.
+                attempt += 1
+                log.warning("dead-letter publish failed, retrying", error=repr(error))
+                await asyncio.sleep(self._retry.delay(attempt))
+        self.dead_lettered += 1
+        log.warning("event dead-lettered", reason=reason, dead_letter_topic=target.value)

@@ -1,0 +1,288 @@
+"""The transactional outbox, and the relay that publishes it exactly once.
+
+A service never publishes an event directly: it calls `enqueue` inside the transaction
+that changes its state, so the change and its announcement commit together or not at
+all.
+
+The relay publishes what is pending in id order. Each batch is one Kafka transaction
+that also carries a progress marker (which outbox ids the batch holds) on
+`platform.outbox-progress`; the outbox rows are stamped as published only after that
+transaction committed. If the relay dies between the Kafka commit and the stamp, its
+successor (same transactional id, which fences the old one and settles its open
+transaction) reads the last marker and stamps those rows instead of publishing them
+again. Consumers read with `read_committed`, so they see each event exactly once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.partitioner import DefaultPartitioner
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.db import Connection, Pool, create_pool
+from shared.envelope import Envelope
+from shared.failpoints import failpoint
+from shared.kafka import event_headers, new_producer
+from shared.logging import configure_logging, get_logger
+from shared.settings import PlatformSettings
+from shared.topics import Topic
+from shared.tracing import producing, trace_headers
+
+log = get_logger(__name__)
+
+PROGRESS_TOPIC = Topic.PLATFORM_OUTBOX_PROGRESS.value
+
+
+class ProgressMarker(BaseModel):
+    """Which outbox rows one committed relay transaction carried."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+    relay: str = Field(description="The relay's transactional id; also the record key.")
+    outbox_schema: str = Field(description="The Postgres schema whose outbox it publishes.")
+    ids: list[int] = Field(description="Outbox row ids published in that transaction.")
+
+
+async def enqueue(connection: Connection, envelope: Envelope[Any]) -> None:
+    """Add an event to the outbox of the connection's schema, in the caller's transaction.
+
+    The current trace context is stored with the event, so the consumer's span joins the
+    trace of the request that caused it.
+    """
+    if not connection.is_in_transaction():
+        raise RuntimeError("enqueue must run inside the transaction that changes the state")
+    topic = envelope.topic.value
+    with producing(topic, str(envelope.id)):
+        headers = [[name, value.decode()] for name, value in event_headers(envelope)]
+        headers += [[name, value.decode()] for name, value in trace_headers()]
+    await connection.execute(
+        "INSERT INTO outbox (event_id, topic, key, value, headers) VALUES ($1, $2, $3, $4, $5)",
+        envelope.id,
+        topic,
+        envelope.key(),
+        envelope.to_bytes(),
+        headers,
+    )
+    # Delivered on commit only; wakes the relay at once instead of at its next poll.
+    await connection.execute("SELECT pg_notify('outbox_' || current_schema(), '')")
+
+
+class OutboxRelay:
+    """Publishes one schema's outbox to Kafka, exactly once, in id order.
+
+    Contract: one relay per schema is active at a time (a second one with the same
+    `relay_id` fences the first, which then stops); `run()` blocks until `stop()` and
+    never gives up on a pending row: Kafka and Postgres failures are retried with backoff.
+    """
+
+    def __init__(
+        self,
+        pool: Pool,
+        *,
+        schema: str,
+        bootstrap_servers: str,
+        relay_id: str | None = None,
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self._pool = pool
+        self._schema = schema
+        self._bootstrap = bootstrap_servers
+        self.relay_id = relay_id or f"{schema}-outbox-relay"
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._producer: AIOKafkaProducer | None = None
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        # Ids Kafka has committed but Postgres has not yet stamped (a failed UPDATE).
+        self._unstamped: list[int] = []
+        self.published = 0
+
+    async def run(self) -> None:
+        listener = await self._pool.acquire()
+        try:
+            await listener.add_listener(f"outbox_{self._schema}", self._on_notify)
+            failures = 0
+            while not self._stopping.is_set():
+                try:
+                    if self._producer is None:
+                        await self._connect()
+                    count = await self.publish_pending()
+                    failures = 0
+                except ProducerFenced:
+                    log.error("another relay took over this outbox; stopping", relay=self.relay_id)
+                    return
+                except Exception as error:  # whatever failed, pending rows wait for a retry
+                    failures += 1
+                    log.warning("outbox relay failed, reconnecting", error=repr(error))
+                    await self._disconnect()
+                    await self._sleep(min(30.0, 0.2 * 2**failures))
+                    continue
+                if count < self._batch_size:
+                    await self._sleep(self._poll_interval)
+        finally:
+            await self._disconnect()
+            await listener.remove_listener(f"outbox_{self._schema}", self._on_notify)
+            await self._pool.release(listener)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of pending rows; returns how many were published."""
+        if self._producer is None:
+            await self._connect()
+        assert self._producer is not None
+        if self._unstamped:
+            await self._stamp(self._unstamped)
+        async with self._pool.acquire() as connection:
+            rows = await connection.fetch(
+                "SELECT id, topic, key, value, headers FROM outbox"
+                " WHERE published_at IS NULL ORDER BY id LIMIT $1",
+                self._batch_size,
+            )
+        if not rows:
+            return 0
+        ids = [row["id"] for row in rows]
+        async with self._producer.transaction():
+            for row in rows:
+                headers = [(name, value.encode()) for name, value in row["headers"]]
+                await self._producer.send(
+                    row["topic"], row["value"], key=row["key"], headers=headers
+                )
+            await self._producer.send(PROGRESS_TOPIC, self._marker(ids), key=self.relay_id.encode())
+        self._unstamped = ids
+        failpoint("outbox.after_kafka_commit")
+        await self._stamp(ids)
+        self.published += len(ids)
+        return len(ids)
+
+    def _marker(self, ids: list[int]) -> bytes:
+        marker = ProgressMarker(relay=self.relay_id, outbox_schema=self._schema, ids=ids)
+        return marker.model_dump_json().encode()
+
+    async def _stamp(self, ids: list[int]) -> None:
+        async with self._pool.acquire() as connection:
+            await connection.execute(
+                "UPDATE outbox SET published_at = now()"
+                " WHERE id = ANY($1::bigint[]) AND published_at IS NULL",
+                ids,
+            )
+        self._unstamped = []
+
+    async def _connect(self) -> None:
+        producer = new_producer(
+            self._bootstrap, client_id=self.relay_id, transactional_id=self.relay_id
+        )
+        # Starting with our transactional id fences any predecessor and settles its open
+        # transaction, so the marker read below is final.
+        await producer.start()
+        self._producer = producer
+        committed = await self._last_marker()
+        if committed:
+            await self._stamp(committed)
+            log.info("outbox relay recovered", relay=self.relay_id, stamped=len(committed))
+
+    async def _disconnect(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            try:
+                await producer.stop()
+            except KafkaError as error:
+                log.warning("outbox producer did not stop cleanly", error=repr(error))
+
+    async def _last_marker(self) -> list[int]:
+        """Outbox ids of this relay's last committed batch, read back from Kafka."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            client_id=f"{self.relay_id}-recovery",
+        )
+        await consumer.start()
+        try:
+            assert self._producer is not None
+            partitions = sorted(await self._producer.partitions_for(PROGRESS_TOPIC))
+            key = self.relay_id.encode()
+            chosen = DefaultPartitioner()(key, partitions, partitions)
+            tp = TopicPartition(PROGRESS_TOPIC, chosen)
+            consumer.assign([tp])
+            begin = (await consumer.beginning_offsets([tp]))[tp]
+            end = (await consumer.end_offsets([tp]))[tp]
+            # Read backwards in growing windows: the marker is almost always near the end.
+            window = 64
+            while end > begin:
+                start = max(begin, end - window)
+                found = await _last_value_for(consumer, tp, key, start, end)
+                if found is not None:
+                    return ProgressMarker.model_validate_json(found).ids
+                end, window = start, window * 4
+            return []
+        finally:
+            await consumer.stop()
+
+    def _on_notify(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        self._wake.clear()
+
+
+async def _last_value_for(
+    consumer: AIOKafkaConsumer, tp: TopicPartition, key: bytes, start: int, end: int
+) -> bytes | None:
+    consumer.seek(tp, start)
+    found: bytes | None = None
+    idle = 0
+    # Transaction markers and aborted records occupy offsets but are never returned, so
+    # progress is judged by position; a few idle polls past the last record end the scan.
+    while await consumer.position(tp) < end and idle < 5:
+        batch = await consumer.getmany(tp, timeout_ms=500)
+        records = batch.get(tp, [])
+        idle = 0 if records else idle + 1
+        for record in records:
+            if record.offset < end and record.key == key:
+                found = record.value
+    return found
+
+
+async def _run_standalone(schema: str, relay_id: str | None) -> None:
+    settings = PlatformSettings()
+    configure_logging(f"{schema}-outbox-relay", settings)
+    pool = await create_pool(settings.database_url, schema, max_size=2)
+    relay = OutboxRelay(
+        pool, schema=schema, bootstrap_servers=settings.kafka_bootstrap_servers, relay_id=relay_id
+    )
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, lambda: asyncio.ensure_future(relay.stop()))
+    log.info("outbox relay running", schema=schema, host=socket.gethostname(), pid=os.getpid())
+    try:
+        await relay.run()
+    finally:
+        await pool.close()
+
+
+def main() -> None:
+    """Run one schema's relay alone (services run theirs in-process)."""
+    parser = argparse.ArgumentParser(prog="python -m shared.outbox", description=main.__doc__)
+    parser.add_argument("schema")
+    parser.add_argument("--relay-id", default=None)
+    arguments = parser.parse_args()
+    asyncio.run(_run_standalone(arguments.schema, arguments.relay_id))
+
+
+if __name__ == "__main__":
+    main()
