@@ -1,0 +1,1 @@
+"""The Panjereh services, each a self-contained folder of the same shape."""

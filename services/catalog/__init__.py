@@ -1,0 +1,1 @@
+"""Catalog service (پنجره ملی خدمات): agencies, their services, every delivery."""

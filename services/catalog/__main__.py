@@ -1,0 +1,5 @@
+"""Run the catalog service: `python -m services.catalog`."""
+
+from services.catalog.bootstrap import main
+
+main()

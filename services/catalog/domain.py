@@ -1,0 +1,1 @@
+"""The catalog service's domain model: pure Python, no I/O."""

@@ -1,0 +1,7 @@
+"""The catalog service's HTTP API."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""The catalog service's storage: its own Postgres schema `catalog`, reached with asyncpg.
+
+The schema is created by `migrations/`; besides the service's tables it holds the outbox
+and the inbox every service keeps (`shared/migrations`).
+"""

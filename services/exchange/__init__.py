@@ -1,0 +1,1 @@
+"""Exchange service (مرکز ملی تبادل اطلاعات): data requests between agencies."""

@@ -1,0 +1,1 @@
+"""The exchange service's domain model: pure Python, no I/O."""

@@ -1,0 +1,14 @@
+"""The exchange service's settings, from `PANJEREH_*` environment variables."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from shared.settings import ServiceSettings
+
+
+class ExchangeSettings(ServiceSettings):
+    service_name: ClassVar[str] = "exchange"
+    http_port: int = Field(default=8003, validation_alias="PANJEREH_EXCHANGE_PORT")

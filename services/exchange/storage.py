@@ -1,0 +1,5 @@
+"""The exchange service's storage: its own Postgres schema `exchange`, reached with asyncpg.
+
+The schema is created by `migrations/`; besides the service's tables it holds the outbox
+and the inbox every service keeps (`shared/migrations`).
+"""

@@ -1,0 +1,1 @@
+"""Identity service (هویت): citizens and agencies, authentication, tokens, agency keys."""

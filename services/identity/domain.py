@@ -1,0 +1,1 @@
+"""The identity service's domain model: pure Python, no I/O."""

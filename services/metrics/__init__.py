@@ -1,0 +1,1 @@
+"""Metrics service (پایش برنامه): the programme's live figures."""

@@ -1,0 +1,1 @@
+"""The metrics service's domain model: pure Python, no I/O."""

@@ -1,0 +1,184 @@
+"""How a service process runs: one HTTP app, its outbox relay and its consumers.
+
+Every service is wired the same way by its `bootstrap.py`: settings, the routers of its
+HTTP API, and the handlers of the events it consumes. This module turns those into a
+running process, so that no service repeats the plumbing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from shared.db import Pool, create_pool
+from shared.envelope import Envelope, Event
+from shared.events.platform import ServiceStarted
+from shared.http import install_problem_handlers
+from shared.inbox import handle_once
+from shared.kafka import EventConsumer
+from shared.logging import configure_logging, get_logger
+from shared.outbox import OutboxRelay, enqueue
+from shared.settings import ServiceSettings
+from shared.topics import Topic
+from shared.tracing import configure_tracing
+
+log = get_logger(__name__)
+
+EventHandler = Callable[[Envelope[Any], Any], Awaitable[None]]
+"""A handler gets the event and the connection of the transaction it must work in."""
+
+Handlers = Mapping[type[Event], Sequence[EventHandler]]
+
+
+def release() -> str:
+    try:
+        return package_version("panjereh")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass
+class Runtime:
+    """What a running service holds; routes reach it through `app.state.runtime`."""
+
+    settings: ServiceSettings
+    pool: Pool
+    relay: OutboxRelay
+    consumers: list[EventConsumer] = field(default_factory=list)
+    tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+
+    def failed_tasks(self) -> list[str]:
+        return [name for name, task in self.tasks.items() if task.done()]
+
+
+def dispatcher(
+    pool: Pool, consumer: str, handlers: Handlers
+) -> Callable[[Envelope[Any]], Awaitable[None]]:
+    """One consumer handler that runs every handler of an event once, in one transaction."""
+
+    async def dispatch(envelope: Envelope[Any]) -> None:
+        chosen = handlers.get(type(envelope.payload), ())
+        if not chosen:
+            return
+
+        async def apply(connection: Any) -> None:
+            for handler in chosen:
+                await handler(envelope, connection)
+
+        await handle_once(pool, consumer, envelope.id, apply)
+
+    return dispatch
+
+
+def consumed_topics(handlers: Handlers) -> list[Topic]:
+    return sorted({event.topic for event in handlers}, key=lambda topic: topic.value)
+
+
+def create_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    routers: Sequence[APIRouter] = (),
+    handlers: Handlers | None = None,
+) -> FastAPI:
+    """The service's ASGI app; its lifespan starts and stops everything the service runs."""
+    name = settings.service_name
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(name, settings)
+        configure_tracing(name, settings.trace_exporter)
+        pool = await create_pool(settings.database_url, settings.database_schema)
+        relay = OutboxRelay(
+            pool,
+            schema=settings.database_schema,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+        )
+        runtime = Runtime(settings=settings, pool=pool, relay=relay)
+        if handlers:
+            runtime.consumers.append(
+                EventConsumer(
+                    group=name,
+                    topics=consumed_topics(handlers),
+                    handler=dispatcher(pool, name, handlers),
+                    bootstrap_servers=settings.kafka_bootstrap_servers,
+                )
+            )
+        app.state.runtime = runtime
+        await _announce_start(pool, name)
+        runtime.tasks["outbox-relay"] = asyncio.create_task(relay.run(), name="outbox-relay")
+        for consumer in runtime.consumers:
+            runtime.tasks[f"consumer:{consumer.group}"] = asyncio.create_task(
+                consumer.run(), name=consumer.group
+            )
+        log.info("service started", port=settings.http_port)
+        try:
+            yield
+        finally:
+            for consumer in runtime.consumers:
+                await consumer.stop()
+            await relay.stop()
+            await asyncio.wait(runtime.tasks.values(), timeout=10)
+            await pool.close()
+            log.info("service stopped")
+
+    app = FastAPI(title=title, version=release(), lifespan=lifespan)
+    install_problem_handlers(app)
+    app.include_router(_health_router(name))
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def _health_router(service: str) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/health", summary="Whether the service can do its work")
+    async def health(request: Request) -> JSONResponse:
+        runtime: Runtime = request.app.state.runtime
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(runtime.pool.fetchval("SELECT 1"), timeout=2)
+            checks["database"] = "ok"
+        except Exception as error:  # any failure here is exactly what health reports
+            checks["database"] = f"failing: {error!r}"
+        for task in runtime.tasks:
+            checks[task] = "stopped" if task in runtime.failed_tasks() else "running"
+        healthy = all(value in ("ok", "running") for value in checks.values())
+        return JSONResponse(
+            {"service": service, "status": "ok" if healthy else "failing", "checks": checks},
+            status_code=200 if healthy else 503,
+        )
+
+    return router
+
+
+async def _announce_start(pool: Pool, service: str) -> None:
+    payload = ServiceStarted(
+        service=service, release=release(), instance=f"{socket.gethostname()}:{os.getpid()}"
+    )
+    async with pool.acquire() as connection, connection.transaction():
+        await enqueue(connection, Envelope.wrap(payload, source=service, subject=service))
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Run the app in the foreground until SIGTERM or SIGINT."""
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
