@@ -1,0 +1,44 @@
+# Developer entry points. Everything runs locally (no Docker needed): see infra/README.md.
+.DEFAULT_GOAL := help
+VENV := .venv/bin
+
+.PHONY: help bootstrap up down status logs reset test lint typecheck asyncapi
+
+help:
+	@echo "make up | down | status | logs | reset | test | lint | typecheck | asyncapi"
+
+bootstrap:
+	@infra/bootstrap.sh
+
+up: bootstrap
+	$(VENV)/panjereh up
+
+down: bootstrap
+	$(VENV)/panjereh down
+
+status: bootstrap
+	$(VENV)/panjereh status
+
+logs: bootstrap
+	$(VENV)/panjereh logs
+
+reset: bootstrap
+	$(VENV)/panjereh reset
+
+# Lint and types first (seconds), then the suite; the test session starts its own
+# isolated Kafka and PostgreSQL, so nothing else is needed.
+test: bootstrap
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+	$(VENV)/mypy
+	$(VENV)/python -m pytest -q
+
+lint: bootstrap
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+
+typecheck: bootstrap
+	$(VENV)/mypy
+
+asyncapi: bootstrap
+	$(VENV)/panjereh asyncapi > docs/asyncapi.yaml

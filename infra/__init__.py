@@ -1,0 +1,1 @@
+"""Panjereh's infrastructure tooling: the `panjereh` CLI and the local platform it runs."""

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Prepare this machine to run and test Panjereh: system packages (Debian/Ubuntu, only the
+# missing ones) and the project's virtualenv in .venv. Idempotent and quick when nothing
+# is missing, so `make up` / `make test` run it every time.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export DEBIAN_FRONTEND=noninteractive
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+
+missing=()
+need() { missing+=("$@"); }
+
+# Debian splits `venv`'s ensurepip into python3-venv; only needed while .venv is absent.
+if [ ! -x .venv/bin/python ] && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    need python3-venv
+fi
+command -v java >/dev/null 2>&1 || need openjdk-17-jre-headless
+command -v mvn >/dev/null 2>&1 || need maven
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need postgresql
+command -v kcat >/dev/null 2>&1 || need kcat
+command -v docker-compose >/dev/null 2>&1 || need docker-compose
+# initdb with --locale=C.UTF-8 needs that locale (present on Debian 12 by default).
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "bootstrap: please install: ${missing[*]} (no apt-get on this machine)" >&2
+        exit 1
+    fi
+    echo "bootstrap: installing ${missing[*]}"
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+    # The Debian package starts a system-wide cluster on 5432; we run our own, on our own
+    # port, so that one is not needed (harmless if it keeps running).
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "bootstrap: creating .venv"
+    python3 -m venv .venv
+fi
+
+stamp=.venv/.panjereh-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "bootstrap: installing the project into .venv"
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e '.[dev]'
+    touch "$stamp"
+fi

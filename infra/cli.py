@@ -1,0 +1,166 @@
+"""`panjereh`: run the platform locally and prepare its infrastructure.
+
+Commands (home: $PANJEREH_HOME or .data/dev; ports: PANJEREH_*_PORT, see infra/README.md):
+
+    up          Kafka, PostgreSQL, topics, migrations, every service and the worker
+    down        stop what `up` started; data is kept
+    status      what runs, with pids and addresses
+    logs        follow every log (-n lines of history)
+    reset       down, then delete the home with all data
+    infra up    only Kafka + PostgreSQL + topics + migrations
+    init        only topics + migrations, against running Kafka/PostgreSQL given by
+                PANJEREH_KAFKA_BOOTSTRAP_SERVERS / PANJEREH_DATABASE_URL (compose `init`)
+    topics      list the declared topics
+    migrate     apply every service's migrations to PANJEREH_DATABASE_URL
+    asyncapi    print the AsyncAPI document of the platform's topics
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from infra.platform import LocalPlatform, PlatformError, Ports
+from infra.platform.paths import default_home
+from infra.platform.provision import InitReport, apply_all_migrations, init_platform
+
+
+def _platform() -> LocalPlatform:
+    return LocalPlatform(home=default_home(), ports=Ports.from_env())
+
+
+def _targets() -> tuple[str, str]:
+    """Kafka and PostgreSQL to prepare: from the environment, else the local platform's."""
+    local = _platform()
+    return (
+        os.environ.get("PANJEREH_KAFKA_BOOTSTRAP_SERVERS", local.kafka_bootstrap),
+        os.environ.get("PANJEREH_DATABASE_URL", local.database_url),
+    )
+
+
+def _print_report(report: InitReport) -> None:
+    for line in report.lines():
+        print(line)
+
+
+def cmd_up(_: argparse.Namespace) -> int:
+    platform = _platform()
+    print(f"platform home: {platform.home}")
+    platform.up()
+    return 0
+
+
+def cmd_down(_: argparse.Namespace) -> int:
+    stopped = _platform().down()
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    return 0
+
+
+def cmd_status(_: argparse.Namespace) -> int:
+    platform = _platform()
+    print(f"platform home: {platform.home}")
+    for row in platform.status():
+        state = f"running (pid {row.pid})" if row.running else "stopped"
+        print(f"{row.name:<16} {state:<22} {row.listens}")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    logs = sorted((_platform().home / "logs").glob("*.log"))
+    if not logs:
+        print("no logs yet: run `panjereh up`", file=sys.stderr)
+        return 1
+    # tail -F follows across restarts (files recreated or appended to).
+    os.execvp("tail", ["tail", "-F", "-n", str(args.lines), *map(str, logs)])
+
+
+def cmd_reset(_: argparse.Namespace) -> int:
+    platform = _platform()
+    platform.reset()
+    print(f"removed {platform.home}")
+    return 0
+
+
+def cmd_infra_up(_: argparse.Namespace) -> int:
+    platform = _platform()
+    _print_report(platform.start_infrastructure())
+    for name, where in platform.endpoints()[:2]:
+        print(f"{name:<16} {where}")
+    return 0
+
+
+def cmd_init(_: argparse.Namespace) -> int:
+    bootstrap, database_url = _targets()
+    _print_report(asyncio.run(init_platform(bootstrap, database_url)))
+    return 0
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    database_url = _targets()[1]
+    report = InitReport()
+    asyncio.run(apply_all_migrations(database_url, report))
+    _print_report(report)
+    return 0
+
+
+def cmd_topics(_: argparse.Namespace) -> int:
+    from shared.topics import TOPICS
+
+    for spec in TOPICS:
+        config = " ".join(f"{k}={v}" for k, v in spec.broker_config().items())
+        print(f"{spec.name.value:<32} partitions={spec.partitions} {config}")
+    return 0
+
+
+def cmd_asyncapi(_: argparse.Namespace) -> int:
+    from shared.asyncapi import render
+
+    sys.stdout.write(render())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser (each subcommand sets `func`)."""
+    parser = argparse.ArgumentParser(
+        prog="panjereh", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start everything").set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop everything; keep data").set_defaults(func=cmd_down)
+    sub.add_parser("status", help="what runs where").set_defaults(func=cmd_status)
+    logs = sub.add_parser("logs", help="follow every log")
+    logs.add_argument("-n", "--lines", type=int, default=50, help="lines of history")
+    logs.set_defaults(func=cmd_logs)
+    sub.add_parser("reset", help="down, then delete all data").set_defaults(func=cmd_reset)
+    infra = sub.add_parser("infra", help="infrastructure only")
+    infra_sub = infra.add_subparsers(dest="infra_command", required=True)
+    infra_sub.add_parser("up", help="Kafka, PostgreSQL, topics, migrations").set_defaults(
+        func=cmd_infra_up
+    )
+    infra_sub.add_parser("init", help="same as `panjereh init`").set_defaults(func=cmd_init)
+    infra_sub.add_parser("down", help="same as `panjereh down`").set_defaults(func=cmd_down)
+    sub.add_parser("init", help="topics + migrations on running infra").set_defaults(func=cmd_init)
+    sub.add_parser("topics", help="list declared topics").set_defaults(func=cmd_topics)
+    sub.add_parser("migrate", help="apply migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("asyncapi", help="print the AsyncAPI document").set_defaults(func=cmd_asyncapi)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `panjereh` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except PlatformError as exc:
+        print(f"panjereh: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""The whole platform on one machine, without Docker: Kafka, PostgreSQL, services, worker.
+
+Everything a platform instance owns lives in its home directory:
+
+    <home>/config/    generated Kafka properties
+    <home>/kafka/     Kafka's KRaft log directory
+    <home>/postgres/  the PostgreSQL cluster
+    <home>/logs/      <name>.log for every process
+    <home>/run/       <name>.pid for every process we started (PostgreSQL keeps its own)
+
+Several homes can run side by side as long as their ports differ (the test session, the
+e2e test and a developer's `panjereh up` do exactly that).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from infra.platform import paths
+from infra.platform.kafka import KafkaNode
+from infra.platform.postgres import PostgresCluster
+from infra.platform.processes import (
+    ManagedProcess,
+    PlatformError,
+    http_ok,
+    run_coroutine,
+    wait_until,
+)
+from infra.platform.provision import InitReport, init_platform
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Every port the platform listens on; each overridable (PANJEREH_<FIELD> in env)."""
+
+    kafka: int = 9092
+    kafka_controller: int = 9093
+    postgres: int = 55432
+    identity: int = 8001
+    catalog: int = 8002
+    exchange: int = 8003
+    metrics: int = 8004
+    metrics_worker: int = 8014
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Ports:
+        """Defaults overridden by PANJEREH_KAFKA_PORT, PANJEREH_IDENTITY_PORT, ..."""
+        env = dict(os.environ) if environ is None else environ
+        values: dict[str, int] = {}
+        for f in fields(cls):
+            raw = env.get(f"PANJEREH_{f.name.upper()}_PORT")
+            if raw:
+                values[f.name] = int(raw)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ServiceProcess:
+    """One of our processes: its name (also its compose service) and Python module."""
+
+    name: str
+    module: str
+    port_field: str
+
+    def args(self) -> tuple[str, ...]:
+        """The command after the interpreter, as in docker-compose.yml."""
+        return ("-m", self.module)
+
+
+#: The process table: what `panjereh up` launches and what docker-compose.yml must run.
+SERVICE_PROCESSES: tuple[ServiceProcess, ...] = (
+    ServiceProcess("identity", "services.identity", "identity"),
+    ServiceProcess("catalog", "services.catalog", "catalog"),
+    ServiceProcess("exchange", "services.exchange", "exchange"),
+    ServiceProcess("metrics", "services.metrics", "metrics"),
+    ServiceProcess("metrics-worker", "services.metrics.worker", "metrics_worker"),
+)
+
+
+@dataclass(frozen=True)
+class ProcessStatus:
+    """One row of `panjereh status`."""
+
+    name: str
+    pid: int | None
+    running: bool
+    listens: str
+
+
+class LocalPlatform:
+    """A platform instance rooted at `home`, listening on `ports`.
+
+    All operations are idempotent: parts already running are left alone, and stopping
+    touches only processes whose pid files (and command lines) prove they are ours.
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        ports: Ports | None = None,
+        *,
+        environment: str = "development",
+        health_timeout: float = 90.0,
+        python: str | None = None,
+    ) -> None:
+        self.home = home.resolve()
+        self.ports = ports or Ports()
+        self.environment = environment
+        self.health_timeout = health_timeout
+        # The interpreter for our services: by default the one running this code (.venv).
+        self.python = python or sys.executable
+        self.kafka = KafkaNode(self.home, self.ports.kafka, self.ports.kafka_controller)
+        self.postgres = PostgresCluster(self.home, self.ports.postgres)
+        self._lock_depth = 0
+
+    # -- addresses -----------------------------------------------------------------------
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """Kafka bootstrap servers, host:port."""
+        return self.kafka.bootstrap
+
+    @property
+    def database_url(self) -> str:
+        """The application DSN, postgresql://panjereh@127.0.0.1:<port>/panjereh."""
+        return self.postgres.database_url
+
+    def service_url(self, service: ServiceProcess) -> str:
+        """Base URL of a service's HTTP server."""
+        return f"http://127.0.0.1:{getattr(self.ports, service.port_field)}"
+
+    def env(self) -> dict[str, str]:
+        """The PANJEREH_* variables every child process gets."""
+        return {
+            "PANJEREH_ENVIRONMENT": self.environment,
+            "PANJEREH_KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+            "PANJEREH_DATABASE_URL": self.database_url,
+            "PANJEREH_HTTP_HOST": "127.0.0.1",
+            "PANJEREH_IDENTITY_PORT": str(self.ports.identity),
+            "PANJEREH_CATALOG_PORT": str(self.ports.catalog),
+            "PANJEREH_EXCHANGE_PORT": str(self.ports.exchange),
+            "PANJEREH_METRICS_PORT": str(self.ports.metrics),
+            "PANJEREH_METRICS_WORKER_PORT": str(self.ports.metrics_worker),
+            "PANJEREH_HOME": str(self.home),
+        }
+
+    def process(self, service: ServiceProcess) -> ManagedProcess:
+        """The managed process for one row of the process table."""
+        return ManagedProcess(
+            name=service.name,
+            command=(self.python, *service.args()),
+            pid_file=self.home / "run" / f"{service.name}.pid",
+            log_file=self.home / "logs" / f"{service.name}.log",
+            home=self.home,
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise lifecycle operations on this home across processes.
+
+        Two callers on one home (two test sessions, `up` in two terminals) would otherwise
+        race, e.g. both formatting Kafka's storage. Re-entrant within this object.
+        """
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        self.home.mkdir(parents=True, exist_ok=True)
+        with (self.home / ".lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            self._lock_depth = 1
+            try:
+                yield
+            finally:
+                self._lock_depth = 0
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def start_infrastructure(self) -> InitReport:
+        """Kafka and PostgreSQL up, topics created, every service's migrations applied."""
+        with self._locked():
+            return self._start_infrastructure()
+
+    def _start_infrastructure(self) -> InitReport:
+        self.kafka.start()
+        self.postgres.start()
+        return self.init()
+
+    def init(self) -> InitReport:
+        """Topics + migrations against the running infrastructure (same as `panjereh init`)."""
+        return run_coroutine(lambda: init_platform(self.kafka_bootstrap, self.database_url))
+
+    def up(self) -> list[tuple[str, str]]:
+        """Infrastructure, then every service and the worker; waits for each /health.
+
+        Returns and prints (name, url) for everything that listens. Raises PlatformError
+        with the tail of the failing process's log if one does not become healthy.
+        """
+        with self._locked():
+            self._start_infrastructure()
+            child_env = {**os.environ, **self.env()}
+            started = [(service, self.process(service)) for service in SERVICE_PROCESSES]
+            for _, proc in started:
+                proc.start(env=child_env, cwd=paths.REPO_ROOT)
+        for service, proc in started:
+            url = self.service_url(service) + "/health"
+            wait_until(
+                lambda url=url: http_ok(url),  # type: ignore[misc]
+                timeout=self.health_timeout,
+                what=f"{service.name} ({url})",
+                alive=proc.running,
+                log=proc.log_file,
+                interval=0.3,
+            )
+        where = self.endpoints()
+        for name, url in where:
+            print(f"{name:<16} {url}")
+        return where
+
+    def endpoints(self) -> list[tuple[str, str]]:
+        """(name, address) of Kafka, PostgreSQL and every service."""
+        return [
+            ("kafka", self.kafka_bootstrap),
+            ("postgres", self.database_url),
+            *((s.name, self.service_url(s)) for s in SERVICE_PROCESSES),
+        ]
+
+    def down(self) -> list[str]:
+        """Stop services, worker, PostgreSQL and Kafka (only ours); data is kept.
+
+        Returns the names of what was running and is now stopped.
+        """
+        if not self.home.exists():
+            return []
+        with self._locked():
+            stopped = [s.name for s in reversed(SERVICE_PROCESSES) if self.process(s).stop()]
+            if self.postgres.data_dir.exists() and self.postgres.stop():
+                stopped.append("postgres")
+            if self.kafka.stop():
+                stopped.append("kafka")
+            return stopped
+
+    def status(self) -> list[ProcessStatus]:
+        """Name, pid, whether it runs, and where it listens, for every process."""
+        rows = [
+            ProcessStatus("kafka", self.kafka.process().pid(), False, self.kafka_bootstrap),
+            ProcessStatus(
+                "postgres",
+                self.postgres.pid() if self.postgres.data_dir.exists() else None,
+                False,
+                f"127.0.0.1:{self.ports.postgres}",
+            ),
+            *(
+                ProcessStatus(s.name, self.process(s).pid(), False, self.service_url(s))
+                for s in SERVICE_PROCESSES
+            ),
+        ]
+        return [ProcessStatus(r.name, r.pid, r.pid is not None, r.listens) for r in rows]
+
+    def reset(self) -> None:
+        """down(), then delete the home with all its data."""
+        with self._locked():
+            self.down()
+            if self.home.exists():
+                shutil.rmtree(self.home)
+
+
+__all__ = [
+    "SERVICE_PROCESSES",
+    "LocalPlatform",
+    "PlatformError",
+    "Ports",
+    "ProcessStatus",
+    "ServiceProcess",
+]

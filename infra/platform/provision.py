@@ -1,0 +1,177 @@
+"""What `panjereh init` does: declared topics and every service's migrations.
+
+This is the one code path that prepares an already-running Kafka and PostgreSQL, used both
+by the local platform (`LocalPlatform.start_infrastructure`) and by the compose file's
+one-shot `init` service, so the two cannot prepare different things. Idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("panjereh.init")
+
+_TOPIC_ALREADY_EXISTS = 36
+
+
+@dataclass
+class InitReport:
+    """What an init run changed."""
+
+    topics_created: list[str] = field(default_factory=list)
+    topics_altered: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    migrations: dict[str, list[str]] = field(default_factory=dict)
+
+    def lines(self) -> list[str]:
+        """Human-readable summary, one line per fact."""
+        out = [f"topic created: {name}" for name in self.topics_created]
+        out += [f"topic config updated: {name}" for name in self.topics_altered]
+        for service, applied in self.migrations.items():
+            out.append(f"migrations {service}: {', '.join(applied) or 'up to date'}")
+        out += [f"warning: {text}" for text in self.warnings]
+        return out
+
+
+async def _admin(bootstrap: str, within: float) -> Any:
+    """A started admin client, retrying until the broker answers or `within` seconds pass."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    deadline = time.monotonic() + within
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+        try:
+            await admin.start()
+            return admin
+        except Exception:
+            await admin.close()
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1)
+
+
+async def ensure_topics(bootstrap: str, report: InitReport, within: float = 60.0) -> None:
+    """Create every declared topic that is missing; align configs of existing ones.
+
+    Config alignment is best effort (a warning, not a failure): a broker may forbid some
+    changes, and existing data must never be put at risk by init.
+    """
+    from aiokafka.admin import NewTopic
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    from shared.topics import TOPICS
+
+    admin = await _admin(bootstrap, within)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [spec for spec in TOPICS if str(spec.name.value) not in existing]
+        if missing:
+            response = await admin.create_topics(
+                [
+                    NewTopic(
+                        str(spec.name.value),
+                        spec.partitions,
+                        1,
+                        topic_configs=spec.broker_config(),
+                    )
+                    for spec in missing
+                ],
+                timeout_ms=30000,
+            )
+            for name, code, message in _topic_errors(response):
+                if code == 0:
+                    report.topics_created.append(name)
+                elif code != _TOPIC_ALREADY_EXISTS:  # a concurrent init won the race
+                    raise RuntimeError(f"cannot create topic {name}: error {code} {message}")
+        present = [spec for spec in TOPICS if spec not in missing]
+        if not present:
+            return
+        wanted = {str(spec.name.value): spec.broker_config() for spec in present}
+        try:
+            responses = await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted]
+            )
+            current = _described_configs(responses)
+            differing = [
+                name
+                for name, config in wanted.items()
+                if any(current.get(name, {}).get(k) != v for k, v in config.items())
+            ]
+            if differing:
+                # AlterConfigs replaces a topic's dynamic config: send the full declared set.
+                await admin.alter_configs(
+                    [
+                        ConfigResource(ConfigResourceType.TOPIC, name, configs=wanted[name])
+                        for name in differing
+                    ]
+                )
+                report.topics_altered.extend(differing)
+        except Exception as exc:
+            report.warnings.append(f"could not align topic configs: {exc!r}")
+    finally:
+        await admin.close()
+
+
+def _topic_errors(response: Any) -> Iterable[tuple[str, int, str | None]]:
+    for entry in response.topic_errors:
+        name, code = entry[0], entry[1]
+        message = entry[2] if len(entry) > 2 else None
+        yield str(name), int(code), message
+
+
+def _described_configs(responses: Iterable[Any]) -> dict[str, dict[str, str]]:
+    """{topic: {config: value}} from DescribeConfigs responses."""
+    result: dict[str, dict[str, str]] = {}
+    for response in responses:
+        for resource in response.resources:
+            name, entries = resource[3], resource[4]
+            result[str(name)] = {str(e[0]): str(e[1]) for e in entries}
+    return result
+
+
+async def ensure_coordinators(bootstrap: str, within: float = 60.0) -> None:
+    """Wait until the broker can coordinate consumer groups and transactions.
+
+    A fresh broker creates its offsets and transaction-state topics on the first request
+    for a coordinator; until then every client logs errors and retries. Asking here means
+    the services (and tests) start against a broker that is ready for them.
+    """
+    admin = await _admin(bootstrap, within)
+    try:
+        deadline = time.monotonic() + within
+        for coordinator_type in (0, 1):  # 0: consumer groups, 1: transactions
+            while True:
+                try:
+                    await admin.find_coordinator("panjereh-init", coordinator_type)
+                    break
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
+
+
+async def apply_all_migrations(database_url: str, report: InitReport) -> None:
+    """Apply each service's migrations into its own schema (shared.db.apply_migrations)."""
+    from shared.db import SERVICES, apply_migrations
+
+    for service in SERVICES:
+        report.migrations[service] = list(await apply_migrations(database_url, service))
+
+
+async def init_platform(bootstrap: str, database_url: str, within: float = 60.0) -> InitReport:
+    """Create declared topics and apply every service's migrations. Idempotent.
+
+    Waits up to `within` seconds for the broker to answer (compose starts us early).
+    """
+    report = InitReport()
+    await ensure_topics(bootstrap, report, within)
+    await ensure_coordinators(bootstrap, within)
+    await apply_all_migrations(database_url, report)
+    return report
