@@ -1,0 +1,96 @@
+"""The test harness: real Kafka and PostgreSQL for the suite, and no silent errors.
+
+Integration tests run against an isolated broker and database that the session starts
+in `.data/test` on their own ports, so they never touch a developer's running platform.
+Every test fails if anything logged an error it did not expect.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.db import Pool, create_pool
+from shared.logging import configure_logging
+from shared.settings import PlatformSettings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def infrastructure() -> Iterator[object]:
+    """Kafka and Postgres for this test session, with topics and migrations in place."""
+    from infra.platform import LocalPlatform, Ports
+
+    platform = LocalPlatform(
+        home=REPO / ".data" / "test",
+        ports=Ports(kafka=29092, kafka_controller=29093, postgres=55433),
+    )
+    platform.start_infrastructure()
+    os.environ["PANJEREH_KAFKA_BOOTSTRAP_SERVERS"] = platform.kafka_bootstrap
+    os.environ["PANJEREH_DATABASE_URL"] = platform.database_url
+    yield platform
+    if os.environ.get("PANJEREH_TEST_KEEP_INFRA") != "1":
+        platform.down()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(infrastructure: object) -> str:
+    bootstrap: str = infrastructure.kafka_bootstrap  # type: ignore[attr-defined]
+    return bootstrap
+
+
+@pytest.fixture(scope="session")
+def database_url(infrastructure: object) -> str:
+    url: str = infrastructure.database_url  # type: ignore[attr-defined]
+    return url
+
+
+@pytest.fixture
+async def scratch_schema(database_url: str) -> AsyncIterator[tuple[str, Pool]]:
+    """A fresh schema with the platform's outbox and inbox tables, and a pool on it."""
+    from shared.db import migrations_for
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    pool = await create_pool(database_url, schema, max_size=4)
+    async with pool.acquire() as connection:
+        await connection.execute(f'CREATE SCHEMA "{schema}"')
+        for name, sql in migrations_for("identity"):
+            if name.startswith("shared/"):
+                await connection.execute(sql)
+    try:
+        yield schema, pool
+    finally:
+        async with pool.acquire() as connection:
+            await connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await pool.close()
+
+
+@pytest.fixture(autouse=True)
+def _fail_on_unexpected_error_logs(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> Iterator[None]:
+    caplog.set_level(logging.WARNING)
+    yield
+    if request.node.get_closest_marker("allows_error_logs"):
+        return
+    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
+    if errors:
+        pytest.fail(
+            "unexpected errors logged:\n"
+            + "\n".join(f"{r.name}: {r.getMessage()}" for r in errors),
+            pytrace=False,
+        )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Route structlog through the standard library, where caplog sees it.
+    configure_logging("tests", PlatformSettings())
+    config.addinivalue_line(
+        "markers", "allows_error_logs: the test provokes errors that are logged on purpose"
+    )

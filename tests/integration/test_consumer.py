@@ -1,0 +1,207 @@
+"""The consumer on the real broker: bad records are dead-lettered, the rest goes on.
+
+Each test consumes with a consumer group of its own from the start of the topic, so it
+also sees what earlier tests left there; assertions look only at this test's records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from shared.db import Pool
+from shared.envelope import Envelope
+from shared.events.platform import ServiceStarted
+from shared.kafka import EventConsumer, Rejected, RetryPolicy, Transient, new_producer, publish
+from shared.runtime import dispatcher
+from shared.topics import Topic
+from tests.integration.kafka_helpers import header, read_all
+
+pytestmark = pytest.mark.integration
+
+TOPIC = Topic.PLATFORM_LIFECYCLE
+DLQ = Topic.PLATFORM_LIFECYCLE_DLQ.value
+
+
+def started(run: str, label: str) -> Envelope[ServiceStarted]:
+    payload = ServiceStarted(service=run, release="test", instance=label)
+    return Envelope.wrap(payload, source="tests", subject=run)
+
+
+@asynccontextmanager
+async def producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    p = new_producer(bootstrap, client_id="tests")
+    await p.start()
+    try:
+        yield p
+    finally:
+        await p.stop()
+
+
+@asynccontextmanager
+async def consuming(
+    bootstrap: str, handler: Callable[[Envelope[Any]], Awaitable[None]], group: str
+) -> AsyncIterator[EventConsumer]:
+    consumer = EventConsumer(
+        group=group,
+        topics=[TOPIC],
+        handler=handler,
+        bootstrap_servers=bootstrap,
+        retry=RetryPolicy(attempts=3, first_delay=0.05, max_delay=0.2),
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        yield consumer
+    finally:
+        await consumer.stop()
+        await asyncio.wait_for(task, timeout=30)
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 45) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, "timed out waiting"
+        await asyncio.sleep(0.1)
+
+
+async def dead_letters_of(bootstrap: str, group: str, run: str, count: int) -> list[Any]:
+    """What `group` dead-lettered of this test's records (keyed by `run`)."""
+
+    def mine(record: Any) -> bool:
+        return header(record, "dlq-consumer") == group and record.key == run.encode()
+
+    records = await read_all(bootstrap, DLQ, until=lambda rs: sum(map(mine, rs)) >= count)
+    return [r for r in records if mine(r)]
+
+
+async def test_malformed_events_go_to_the_dead_letter_topic_and_the_next_good_one_is_handled(
+    kafka_bootstrap: str,
+) -> None:
+    run, group = uuid.uuid4().hex, f"test-{uuid.uuid4().hex}"
+    garbage = f"not json at all {run}".encode()
+    invalid = json.loads(started(run, "bad").to_bytes())
+    invalid["payload"]["release"] = 42  # a number where a string belongs
+    invalid_bytes = json.dumps(invalid).encode()
+    good = started(run, "good")
+    async with producer(kafka_bootstrap) as p:
+        await p.send_and_wait(TOPIC.value, garbage, key=run.encode())
+        await p.send_and_wait(TOPIC.value, invalid_bytes, key=run.encode())
+        await publish(p, good)
+
+    handled: list[Envelope[Any]] = []
+
+    async def handler(envelope: Envelope[Any]) -> None:
+        if envelope.subject == run:
+            handled.append(envelope)
+
+    async with consuming(kafka_bootstrap, handler, group):
+        await eventually(lambda: len(handled) == 1)
+
+    assert handled[0].id == good.id
+    mine = await dead_letters_of(kafka_bootstrap, group, run, 2)
+    assert [r.value for r in mine] == [garbage, invalid_bytes]
+    assert "not JSON" in (header(mine[0], "dlq-reason") or "")
+    assert "payload.release" in (header(mine[1], "dlq-reason") or "")
+    assert {header(r, "dlq-topic") for r in mine} == {TOPIC.value}
+    assert all(header(r, "dlq-offset") is not None for r in mine)
+
+
+async def test_an_event_the_handler_rejects_is_dead_lettered_with_its_reason(
+    kafka_bootstrap: str,
+) -> None:
+    run, group = uuid.uuid4().hex, f"test-{uuid.uuid4().hex}"
+    refused, accepted = started(run, "refused"), started(run, "accepted")
+    async with producer(kafka_bootstrap) as p:
+        await publish(p, refused)
+        await publish(p, accepted)
+    handled: list[str] = []
+
+    async def handler(envelope: Envelope[Any]) -> None:
+        if envelope.subject != run:
+            return
+        if envelope.payload.instance == "refused":
+            raise Rejected("agency is not in the register")
+        handled.append(envelope.payload.instance)
+
+    async with consuming(kafka_bootstrap, handler, group):
+        await eventually(lambda: handled == ["accepted"])
+    [dead] = await dead_letters_of(kafka_bootstrap, group, run, 1)
+    assert header(dead, "dlq-reason") == "agency is not in the register"
+    assert header(dead, "event-id") == str(refused.id)
+
+
+async def test_a_transient_failure_is_retried_until_it_passes(kafka_bootstrap: str) -> None:
+    run, group = uuid.uuid4().hex, f"test-{uuid.uuid4().hex}"
+    async with producer(kafka_bootstrap) as p:
+        await publish(p, started(run, "flaky"))
+    attempts: list[int] = []
+
+    async def handler(envelope: Envelope[Any]) -> None:
+        if envelope.subject != run:
+            return
+        attempts.append(1)
+        if len(attempts) < 6:  # more failures than the policy allows for a non-transient error
+            raise Transient("the database is restarting")
+
+    async with consuming(kafka_bootstrap, handler, group) as consumer:
+        await eventually(lambda: consumer.handled >= 1 and len(attempts) == 6)
+    assert len(attempts) == 6
+    assert await dead_letters_of(kafka_bootstrap, group, run, 0) == []
+
+
+async def test_a_failing_handler_is_dead_lettered_after_its_retries(kafka_bootstrap: str) -> None:
+    run, group = uuid.uuid4().hex, f"test-{uuid.uuid4().hex}"
+    async with producer(kafka_bootstrap) as p:
+        await publish(p, started(run, "buggy"))
+    attempts: list[int] = []
+
+    async def handler(envelope: Envelope[Any]) -> None:
+        if envelope.subject == run:
+            attempts.append(1)
+            raise KeyError("a bug")
+
+    async with consuming(kafka_bootstrap, handler, group):
+        await eventually(lambda: len(attempts) == 3)
+    [dead] = await dead_letters_of(kafka_bootstrap, group, run, 1)
+    assert header(dead, "dlq-reason") == "handler failed 3 times: KeyError('a bug')"
+
+
+async def test_a_redelivered_event_changes_nothing(
+    kafka_bootstrap: str, scratch_schema: tuple[str, Pool]
+) -> None:
+    _, pool = scratch_schema
+    await pool.execute("CREATE TABLE starts (service text PRIMARY KEY, count int NOT NULL)")
+    run, group = uuid.uuid4().hex, f"test-{uuid.uuid4().hex}"
+    once, last = started(run, "once"), started(run, "last")
+    async with producer(kafka_bootstrap) as p:
+        for _ in range(3):  # the same event, delivered three times
+            await publish(p, once)
+        await publish(p, last)
+
+    async def count_start(envelope: Envelope[Any], connection: Any) -> None:
+        if envelope.subject == run:
+            await connection.execute(
+                "INSERT INTO starts VALUES ($1, 1)"
+                " ON CONFLICT (service) DO UPDATE SET count = starts.count + 1",
+                envelope.payload.service,
+            )
+
+    dispatch = dispatcher(pool, group, {ServiceStarted: [count_start]})
+    done: set[uuid.UUID] = set()
+
+    async def handler(envelope: Envelope[Any]) -> None:
+        await dispatch(envelope)
+        done.add(envelope.id)
+
+    async with consuming(kafka_bootstrap, handler, group):
+        await eventually(lambda: last.id in done)
+    # Three deliveries of one event and one of another: two starts, not four.
+    assert await pool.fetchval("SELECT count FROM starts WHERE service = $1", run) == 2

@@ -1,0 +1,226 @@
+"""The outbox on the real broker and database: nothing lost, nothing published twice.
+
+The relay runs as a real process here, and is killed with SIGKILL: at the worst moment
+(after Kafka committed a batch, before Postgres recorded it) and at random moments while
+events keep arriving. Readers use read_committed, as every consumer of the platform does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from shared.db import Pool
+from shared.envelope import Envelope
+from shared.events.platform import ServiceStarted
+from shared.outbox import OutboxRelay, enqueue
+from shared.topics import Topic
+from tests.integration.kafka_helpers import header, read_all
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+TOPIC = Topic.PLATFORM_LIFECYCLE.value
+
+
+def event(run: str, number: int) -> Envelope[ServiceStarted]:
+    payload = ServiceStarted(service=run, release="test", instance=str(number))
+    return Envelope.wrap(payload, source="tests", subject=f"{run}-{number % 7}")
+
+
+async def write_events(
+    pool: Pool, run: str, numbers: range, per_transaction: int = 10
+) -> list[str]:
+    ids: list[str] = []
+    batch = list(numbers)
+    for start in range(0, len(batch), per_transaction):
+        async with pool.acquire() as connection, connection.transaction():
+            for number in batch[start : start + per_transaction]:
+                envelope = event(run, number)
+                await enqueue(connection, envelope)
+                ids.append(str(envelope.id))
+    return ids
+
+
+async def published_ids(bootstrap: str, expected: set[str]) -> Counter[str]:
+    records = await read_all(
+        bootstrap,
+        TOPIC,
+        until=lambda rs: expected <= {header(r, "event-id") for r in rs},
+        timeout=60,
+    )
+    return Counter(found for r in records if (found := header(r, "event-id")) in expected)
+
+
+def start_relay(schema: str, relay_id: str, failpoints: str = "") -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PANJEREH_FAILPOINTS": failpoints}
+    return subprocess.Popen(
+        [sys.executable, "-m", "shared.outbox", schema, "--relay-id", relay_id],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def unpublished(pool: Pool) -> int:
+    count: int = await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    return count
+
+
+async def wait_until_drained(pool: Pool, timeout: float = 60) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while await unpublished(pool) and loop.time() < deadline:
+        await asyncio.sleep(0.2)
+    assert await unpublished(pool) == 0, "the relay did not publish everything in time"
+
+
+async def test_committed_events_are_published_once_in_order_per_subject(
+    scratch_schema: tuple[str, Pool], kafka_bootstrap: str
+) -> None:
+    schema, pool = scratch_schema
+    run = uuid.uuid4().hex
+    ids = await write_events(pool, run, range(120))
+    relay = OutboxRelay(
+        pool,
+        schema=schema,
+        bootstrap_servers=kafka_bootstrap,
+        relay_id=f"test-{run}",
+        batch_size=50,
+    )
+    while await relay.publish_pending():
+        pass
+    await relay.stop()
+    await relay.run()  # returns at once: stopped; closes the producer
+
+    counts = await published_ids(kafka_bootstrap, set(ids))
+    assert set(counts) == set(ids)
+    assert set(counts.values()) == {1}
+    records = await read_all(kafka_bootstrap, TOPIC)
+    mine = [r for r in records if header(r, "event-id") in set(ids)]
+    for subject in {r.key for r in mine}:
+        numbers = [
+            int(r.value.split(b'"instance":"')[1].split(b'"')[0]) for r in mine if r.key == subject
+        ]
+        assert numbers == sorted(numbers), "events of one subject arrived out of order"
+    assert await unpublished(pool) == 0
+
+
+async def test_an_event_rolled_back_with_its_state_is_never_published(
+    scratch_schema: tuple[str, Pool], kafka_bootstrap: str
+) -> None:
+    schema, pool = scratch_schema
+    run = uuid.uuid4().hex
+    rolled_back = event(run, 1)
+    async with pool.acquire() as connection:
+        transaction = connection.transaction()
+        await transaction.start()
+        await enqueue(connection, rolled_back)
+        await transaction.rollback()  # the state change failed; its event goes with it
+    kept = await write_events(pool, run, range(2, 3))
+    relay = OutboxRelay(
+        pool, schema=schema, bootstrap_servers=kafka_bootstrap, relay_id=f"test-{run}"
+    )
+    await relay.publish_pending()
+    await relay.stop()
+    await relay.run()
+
+    counts = await published_ids(kafka_bootstrap, {*kept, str(rolled_back.id)})
+    assert counts == Counter({kept[0]: 1})
+
+
+async def test_enqueue_outside_a_transaction_is_refused(scratch_schema: tuple[str, Pool]) -> None:
+    _, pool = scratch_schema
+    async with pool.acquire() as connection:
+        with pytest.raises(RuntimeError, match="inside the transaction"):
+            await enqueue(connection, event("x", 1))
+
+
+async def test_relay_killed_after_kafka_commit_does_not_publish_again_on_restart(
+    scratch_schema: tuple[str, Pool], kafka_bootstrap: str
+) -> None:
+    schema, pool = scratch_schema
+    run = uuid.uuid4().hex
+    relay_id = f"test-{run}"
+    ids = await write_events(pool, run, range(30))
+
+    crashing = start_relay(schema, relay_id, failpoints="outbox.after_kafka_commit")
+    assert await asyncio.to_thread(crashing.wait, 60) == -signal.SIGKILL
+    # Kafka has the batch; Postgres was never told.
+    assert await unpublished(pool) == 30
+
+    restarted = start_relay(schema, relay_id)
+    try:
+        await wait_until_drained(pool)
+    finally:
+        restarted.terminate()
+        await asyncio.to_thread(restarted.wait, 30)
+
+    counts = await published_ids(kafka_bootstrap, set(ids))
+    assert set(counts) == set(ids), "an event was lost"
+    assert [i for i, n in counts.items() if n > 1] == [], "an event was published twice"
+
+
+async def test_relay_killed_at_random_moments_loses_and_duplicates_nothing(
+    scratch_schema: tuple[str, Pool], kafka_bootstrap: str
+) -> None:
+    schema, pool = scratch_schema
+    run = uuid.uuid4().hex
+    relay_id = f"test-{run}"
+    chance = random.Random(run)
+    ids: list[str] = []
+    for round_number in range(5):
+        relay = start_relay(schema, relay_id)
+        written = write_events(pool, run, range(round_number * 400, (round_number + 1) * 400))
+        writer = asyncio.create_task(written)
+        await asyncio.sleep(chance.uniform(0.5, 2.5))
+        relay.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(relay.wait, 30)
+        ids += await writer
+
+    final = start_relay(schema, relay_id)
+    try:
+        await wait_until_drained(pool, timeout=120)
+    finally:
+        final.terminate()
+        await asyncio.to_thread(final.wait, 30)
+
+    counts = await published_ids(kafka_bootstrap, set(ids))
+    assert len(ids) == 2000
+    assert set(counts) == set(ids), f"{len(set(ids) - set(counts))} events were lost"
+    assert [i for i, n in counts.items() if n > 1] == [], "an event was published twice"
+
+
+@pytest.mark.allows_error_logs  # the fenced relay logs why it stops
+async def test_a_second_relay_with_the_same_id_fences_the_first(
+    scratch_schema: tuple[str, Pool], kafka_bootstrap: str
+) -> None:
+    schema, pool = scratch_schema
+    run = uuid.uuid4().hex
+    first = OutboxRelay(
+        pool, schema=schema, bootstrap_servers=kafka_bootstrap, relay_id=f"test-{run}"
+    )
+    second = OutboxRelay(
+        pool, schema=schema, bootstrap_servers=kafka_bootstrap, relay_id=f"test-{run}"
+    )
+    await write_events(pool, run, range(1))
+    assert await first.publish_pending() == 1
+    await write_events(pool, run, range(1, 2))
+    assert await second.publish_pending() == 1
+    await write_events(pool, run, range(2, 3))
+    # The first relay's producer is fenced: its run loop notices and stops for good.
+    await asyncio.wait_for(first.run(), timeout=30)
+    assert await unpublished(pool) == 1
+    assert await second.publish_pending() == 1
+    await second.stop()
+    await second.run()

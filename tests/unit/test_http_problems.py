@@ -1,0 +1,97 @@
+"""Every HTTP error is a problem document, in Persian and English."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
+
+from shared.http import PROBLEM_JSON, ProblemError, install_problem_handlers
+from shared.messages import MESSAGES, preferred_language
+
+
+class Order(BaseModel):
+    count: int
+
+
+def make_client() -> TestClient:
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.post("/orders")
+    async def create(order: Order) -> dict[str, int]:
+        if order.count > 10:
+            raise ProblemError(409, "http_error", "too many")
+        return {"count": order.count}
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("bug")
+
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def test_unknown_path_is_a_problem_in_the_preferred_language() -> None:
+    response = make_client().get("/nowhere", headers={"accept-language": "en-US,en;q=0.9"})
+    assert response.status_code == 404
+    assert response.headers["content-type"] == PROBLEM_JSON
+    body = response.json()
+    assert body["code"] == "not_found"
+    assert body["title"] == MESSAGES["not_found"]["en"]
+    assert body["messages"] == MESSAGES["not_found"]
+
+
+def test_persian_is_the_default_language() -> None:
+    body = make_client().get("/nowhere").json()
+    assert body["title"] == MESSAGES["not_found"]["fa"]
+
+
+def test_invalid_body_is_a_422_naming_the_field() -> None:
+    response = make_client().post("/orders", json={"count": "many"})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "invalid_request"
+    assert body["errors"][0]["location"] == ["body", "count"]
+
+
+def test_malformed_json_is_a_4xx_not_a_500() -> None:
+    response = make_client().post(
+        "/orders", content=b"{", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+
+
+def test_a_raised_problem_keeps_its_status_and_detail() -> None:
+    response = make_client().post("/orders", json={"count": 11})
+    assert response.status_code == 409
+    assert response.json()["detail"] == "too many"
+
+
+@pytest.mark.allows_error_logs
+def test_an_unexpected_error_is_a_500_problem_without_internals() -> None:
+    response = make_client().get("/boom")
+    assert response.status_code == 500
+    body = response.json()
+    assert body["code"] == "internal_error"
+    assert "bug" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("header", "language"),
+    [
+        (None, "fa"),
+        ("en", "en"),
+        ("fa-IR,en;q=0.5", "fa"),
+        ("de,en;q=0.3,fa;q=0.2", "en"),
+        ("en;q=bad", "fa"),
+    ],
+)
+def test_preferred_language(header: str | None, language: str) -> None:
+    assert preferred_language(header) == language
+
+
+def test_every_message_exists_in_persian_and_english() -> None:
+    for code, texts in MESSAGES.items():
+        assert set(texts) == {"fa", "en"}, code
+        assert all(text.strip() for text in texts.values()), code

@@ -1,0 +1,30 @@
+"""The topic declarations hold together."""
+
+from __future__ import annotations
+
+from shared import registry
+from shared.topics import SPECS, TOPICS, Topic
+
+
+def test_every_topic_name_is_declared_exactly_once() -> None:
+    assert sorted(spec.name for spec in TOPICS) == sorted(Topic)
+
+
+def test_dead_letter_topics_are_declared_topics_that_keep_records_a_month() -> None:
+    for spec in TOPICS:
+        if spec.dead_letter is not None:
+            dead = SPECS[spec.dead_letter]
+            assert dead.cleanup_policy == "delete"
+            assert dead.retention_ms is not None
+            assert dead.retention_ms >= 30 * 24 * 3600 * 1000
+
+
+def test_every_topic_that_carries_events_has_a_dead_letter_topic() -> None:
+    for event in registry.registered():
+        assert SPECS[event.topic].dead_letter is not None, event.topic
+
+
+def test_compacted_topics_keep_their_records() -> None:
+    for spec in TOPICS:
+        if spec.cleanup_policy == "compact":
+            assert spec.broker_config()["retention.ms"] == "-1"
