@@ -154,13 +154,25 @@ class OutboxRelay:
         if not rows:
             return 0
         ids = [row["id"] for row in rows]
-        async with self._producer.transaction():
-            for row in rows:
-                headers = [(name, value.encode()) for name, value in row["headers"]]
-                await self._producer.send(
-                    row["topic"], row["value"], key=row["key"], headers=headers
+        deliveries: list[asyncio.Future[Any]] = []
+        try:
+            async with self._producer.transaction():
+                for row in rows:
+                    headers = [(name, value.encode()) for name, value in row["headers"]]
+                    deliveries.append(
+                        await self._producer.send(
+                            row["topic"], row["value"], key=row["key"], headers=headers
+                        )
+                    )
+                marker = self._marker(ids)
+                deliveries.append(
+                    await self._producer.send(PROGRESS_TOPIC, marker, key=self.relay_id.encode())
                 )
-            await self._producer.send(PROGRESS_TOPIC, self._marker(ids), key=self.relay_id.encode())
+        finally:
+            # A failed transaction fails every delivery in it; the transaction's own error
+            # is the one that matters, so the deliveries' errors are read and dropped.
+            for delivery in deliveries:
+                delivery.add_done_callback(_read_outcome)
         self._unstamped = ids
         failpoint("outbox.after_kafka_commit")
         await self._stamp(ids)
@@ -238,6 +250,11 @@ class OutboxRelay:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
         self._wake.clear()
+
+
+def _read_outcome(delivery: asyncio.Future[Any]) -> None:
+    if not delivery.cancelled():
+        delivery.exception()
 
 
 async def _last_value_for(
