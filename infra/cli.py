@@ -111,7 +111,7 @@ def cmd_topics(_: argparse.Namespace) -> int:
 
     for spec in TOPICS:
         config = " ".join(f"{k}={v}" for k, v in spec.broker_config().items())
-        print(f"{spec.name.value:<32} partitions={spec.partitions} {config}")
+        print(f"{spec.name:<36} partitions={spec.partitions} {config}")
     return 0
 
 

@@ -69,7 +69,7 @@ CONTRACTS_VERSION = "1.0.0"
 
 
 def message_name(event: type[Event]) -> str:
-    return f"{event.event_type}.v{event.version}"
+    return f"{event.event_type}.v{event.schema_version}"
 
 
 def _message(event: type[Event], schemas: dict[str, Any]) -> dict[str, Any]:
@@ -80,7 +80,7 @@ def _message(event: type[Event], schemas: dict[str, Any]) -> dict[str, Any]:
     schemas[f"{message_name(event)}.envelope"] = schema
     return {
         "name": event.event_type,
-        "title": f"{event.event_type} v{event.version}",
+        "title": f"{event.event_type} v{event.schema_version}",
         "summary": (event.__doc__ or "").strip().splitlines()[0],
         "contentType": "application/json",
         "headers": {"$ref": "#/components/schemas/EventHeaders"},
@@ -94,7 +94,7 @@ def _message(event: type[Event], schemas: dict[str, Any]) -> dict[str, Any]:
 
 def _channel(spec: TopicSpec, messages: dict[str, Any]) -> dict[str, Any]:
     channel: dict[str, Any] = {
-        "address": spec.name.value,
+        "address": spec.name,
         "description": spec.description,
         "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in messages},
         "bindings": {
@@ -114,7 +114,7 @@ def _channel(spec: TopicSpec, messages: dict[str, Any]) -> dict[str, Any]:
         "x-internal": spec.internal,
     }
     if spec.dead_letter is not None:
-        channel["x-dead-letter"] = spec.dead_letter.value
+        channel["x-dead-letter"] = spec.dead_letter
     return channel
 
 
@@ -136,7 +136,7 @@ def document() -> dict[str, Any]:
         messages.update(on_this)
         if spec.name in dead_letter_topics:
             on_this["DeadLetter"] = DEAD_LETTER_MESSAGE
-        channel_id = spec.name.value
+        channel_id = spec.name
         channels[channel_id] = _channel(spec, on_this)
         operations[f"publish.{channel_id}"] = {
             "action": "send",

@@ -20,7 +20,7 @@ from shared.topics import Topic
 class Event(BaseModel):
     """Base of every event payload.
 
-    Subclasses name themselves in the past tense, declare `event_type`, `version` and
+    Subclasses name themselves in the past tense, declare `event_type`, `schema_version` and
     the `topic` they travel on, and register with `shared.registry.event`. Payloads are
     validated strictly: a string never becomes a number, and unknown fields are refused.
     """
@@ -28,7 +28,7 @@ class Event(BaseModel):
     model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
 
     event_type: ClassVar[str]
-    version: ClassVar[int]
+    schema_version: ClassVar[int]
     topic: ClassVar[Topic]
 
 
@@ -79,7 +79,7 @@ class Envelope(BaseModel, Generic[P]):
         return Envelope[kind](  # type: ignore[valid-type]
             id=new_id,
             type=kind.event_type,
-            schema_version=kind.version,
+            schema_version=kind.schema_version,
             source=source,
             occurred_at=(occurred_at or utc_now()).astimezone(UTC),
             subject=subject,
@@ -104,7 +104,7 @@ class Envelope(BaseModel, Generic[P]):
             {
                 "id": uuid.UUID("00000000-0000-4000-8000-000000000001"),
                 "type": type(payload).event_type,
-                "schema_version": type(payload).version,
+                "schema_version": type(payload).schema_version,
                 "source": "example",
                 "occurred_at": datetime(2024, 3, 20, 8, 30, tzinfo=UTC),
                 "subject": "example-subject",

@@ -22,7 +22,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from shared.envelope import Envelope
 from shared.logging import get_logger
 from shared.registry import UndecodableEvent, decode
-from shared.topics import SPECS, Topic
+from shared.topics import SPECS, Topic, dead_letter_of
 from shared.tracing import consuming, producing, trace_headers
 
 log = get_logger(__name__)
@@ -68,6 +68,27 @@ def event_headers(envelope: Envelope[Any]) -> list[tuple[str, bytes]]:
         ("event-type", envelope.type.encode()),
         ("schema-version", str(envelope.schema_version).encode()),
         ("content-type", b"application/json"),
+    ]
+
+
+def dead_letter_headers(
+    original: Sequence[tuple[str, bytes]] | None,
+    *,
+    reason: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    consumer: str,
+) -> list[tuple[str, bytes]]:
+    """The original record's headers plus why, where from and by whom it was refused."""
+    return [
+        *(original or ()),
+        ("dlq-reason", reason.encode()),
+        ("dlq-topic", topic.encode()),
+        ("dlq-partition", str(partition).encode()),
+        ("dlq-offset", str(offset).encode()),
+        ("dlq-consumer", consumer.encode()),
+        ("dlq-at", datetime.now(UTC).isoformat().encode()),
     ]
 
 
@@ -135,7 +156,7 @@ class EventConsumer:
         retry: RetryPolicy | None = None,
         max_records: int = 500,
     ) -> None:
-        missing = [t.value for t in topics if SPECS[t].dead_letter is None]
+        missing = [str(t) for t in topics if SPECS[t].dead_letter is None]
         if missing:
             raise ValueError(f"topics {missing} declare no dead-letter topic")
         self.group = group
@@ -237,22 +258,20 @@ class EventConsumer:
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
         assert self._dead_letters is not None
-        target = SPECS[Topic(record.topic)].dead_letter
-        assert target is not None
-        headers = [
-            *record.headers,
-            ("dlq-reason", reason.encode()),
-            ("dlq-topic", record.topic.encode()),
-            ("dlq-partition", str(record.partition).encode()),
-            ("dlq-offset", str(record.offset).encode()),
-            ("dlq-consumer", self.group.encode()),
-            ("dlq-at", datetime.now(UTC).isoformat().encode()),
-        ]
+        target = dead_letter_of(record.topic)
+        headers = dead_letter_headers(
+            record.headers,
+            reason=reason,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            consumer=self.group,
+        )
         attempt = 0
         while True:
             try:
                 await self._dead_letters.send_and_wait(
-                    target.value, record.value or b"", key=record.key, headers=headers
+                    target, record.value or b"", key=record.key, headers=headers
                 )
                 break
             except KafkaError as error:
@@ -261,4 +280,4 @@ class EventConsumer:
                 log.warning("dead-letter publish failed, retrying", error=repr(error))
                 await asyncio.sleep(self._retry.delay(attempt))
         self.dead_lettered += 1
-        log.warning("event dead-lettered", reason=reason, dead_letter_topic=target.value)
+        log.warning("event dead-lettered", reason=reason, dead_letter_topic=target)

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from shared.envelope import Envelope, Event, peek_kind
-from shared.topics import SPECS, Topic
+from shared.topics import SPECS
 
 E = TypeVar("E", bound=type[Event])
 
@@ -31,7 +31,7 @@ class UndecodableEvent(ValueError):
 
 def event(cls: E) -> E:
     """Register an event class; refuses a duplicate (type, version) or an undeclared topic."""
-    key = (cls.event_type, cls.version)
+    key = (cls.event_type, cls.schema_version)
     if key in _EVENTS and _EVENTS[key] is not cls:
         raise ValueError(f"event {key} is registered twice")
     if cls.topic not in SPECS:
@@ -50,11 +50,11 @@ def registered() -> Iterator[type[Event]]:
     """Every registered event class, ordered by topic, type and version."""
     _load()
     yield from sorted(
-        _EVENTS.values(), key=lambda cls: (cls.topic.value, cls.event_type, cls.version)
+        _EVENTS.values(), key=lambda cls: (cls.topic.value, cls.event_type, cls.schema_version)
     )
 
 
-def on_topic(topic: Topic) -> list[type[Event]]:
+def on_topic(topic: str) -> list[type[Event]]:
     return [cls for cls in registered() if cls.topic == topic]
 
 
@@ -82,7 +82,7 @@ def decode(value: bytes | None, topic: str | None = None) -> Envelope[Event]:
             "is registered"
         ) from None
     if topic is not None and cls.topic.value != topic:
-        raise UndecodableEvent(f"{cls.event_type} v{cls.version} does not belong on {topic}")
+        raise UndecodableEvent(f"{cls.event_type} v{cls.schema_version} does not belong on {topic}")
     try:
         return Envelope[cls].model_validate_json(value)  # type: ignore[valid-type]
     except ValidationError as error:
@@ -102,4 +102,9 @@ def example_envelopes(cls: type[Event]) -> list[Envelope[Any]]:
     extra = cls.model_config.get("json_schema_extra")
     examples = extra.get("examples", []) if isinstance(extra, dict) else []
     assert isinstance(examples, list)
-    return [Envelope[cls].example(cls.model_validate(item)) for item in examples]  # type: ignore[valid-type]
+    # Examples are documented as JSON, so they are validated as JSON (strict mode accepts
+    # ISO strings for dates there, as it does on the wire).
+    return [
+        Envelope[cls].example(cls.model_validate_json(json.dumps(item)))  # type: ignore[valid-type]
+        for item in examples
+    ]

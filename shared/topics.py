@@ -3,7 +3,9 @@
 Topics are the platform's public API. This module is the single declarative source for
 them: the local platform and the compose file create topics from it, the event registry
 binds event types to these names, and the AsyncAPI document is generated from it.
-Adding a topic means adding a `TopicSpec` here; nothing else names a topic by string.
+Adding a topic means adding a `Topic` member and its `TopicSpec` here; nothing else
+names a topic by string. Each topic that carries events gets a dead-letter twin,
+`<name>.dlq`, declared with it.
 """
 
 from __future__ import annotations
@@ -14,14 +16,38 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 DAY_MS = 24 * 60 * 60 * 1000
+FOREVER = None
 
 
 class Topic(StrEnum):
-    """Names of the platform's topics; the values are what the broker sees."""
+    """Names of the platform's topics (dead-letter twins aside); values are what the broker sees."""
 
     PLATFORM_LIFECYCLE = "platform.lifecycle"
-    PLATFORM_LIFECYCLE_DLQ = "platform.lifecycle.dlq"
     PLATFORM_OUTBOX_PROGRESS = "platform.outbox-progress"
+
+    CATALOG_AGENCIES = "catalog.agencies"
+    CATALOG_SERVICES = "catalog.services"
+    CATALOG_CHANGES = "catalog.changes"
+    CATALOG_DELIVERY_REPORTS = "catalog.delivery-reports"
+    CATALOG_DELIVERIES = "catalog.deliveries"
+
+    IDENTITY_CITIZENS = "identity.citizens"
+    IDENTITY_AUTHENTICATIONS = "identity.authentications"
+    IDENTITY_AGENCY_KEYS = "identity.agency-keys"
+    IDENTITY_SMS = "identity.sms"
+
+    EXCHANGE_DATA_SERVICES = "exchange.data-services"
+    EXCHANGE_ACCESS_RIGHTS = "exchange.access-rights"
+    EXCHANGE_REQUESTS = "exchange.requests"
+    EXCHANGE_PROVIDER_REQUESTS = "exchange.provider-requests"
+    EXCHANGE_PROVIDER_RESPONSES = "exchange.provider-responses"
+    EXCHANGE_CONSUMER_RESPONSES = "exchange.consumer-responses"
+    EXCHANGE_TRANSACTIONS = "exchange.transactions"
+
+    METRICS_EXCHANGE = "metrics.exchange"
+    METRICS_IDENTITY = "metrics.identity"
+    METRICS_ADOPTION = "metrics.adoption"
+    METRICS_DELIVERIES = "metrics.deliveries"
 
 
 class TopicSpec(BaseModel):
@@ -29,7 +55,7 @@ class TopicSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    name: Topic
+    name: str
     description: str
     key: str = Field(description="What the record key is; it decides the partition.")
     producers: tuple[str, ...]
@@ -38,11 +64,15 @@ class TopicSpec(BaseModel):
     cleanup_policy: Literal["delete", "compact"] = "delete"
     # None keeps records forever (compacted state topics, audit-grade streams).
     retention_ms: int | None = 7 * DAY_MS
-    dead_letter: Topic | None = Field(
+    dead_letter: str | None = Field(
         default=None, description="Where consumers send what they cannot decode or accept."
     )
     internal: bool = Field(
         default=False, description="Plumbing of the platform, not part of its public API."
+    )
+    sensitive: bool = Field(
+        default=False,
+        description="Carries personal data in the clear: readable only by its named consumers.",
     )
 
     def broker_config(self) -> dict[str, str]:
@@ -54,32 +84,245 @@ class TopicSpec(BaseModel):
         }
 
 
-def _dead_letter_spec(of: Topic, name: Topic) -> TopicSpec:
-    return TopicSpec(
-        name=name,
+def _with_dead_letter(spec: TopicSpec) -> tuple[TopicSpec, TopicSpec]:
+    """The spec, pointing at its dead-letter twin, and the twin's own spec."""
+    twin = TopicSpec(
+        name=f"{spec.name}.dlq",
         description=(
-            f"Records from `{of.value}` that a consumer could not decode or accept: the "
+            f"Records from `{spec.name}` that a consumer could not decode or accept: the "
             "original bytes as the value, the reason and origin in headers."
         ),
         key="the original record's key",
-        producers=("any consumer of " + of.value,),
+        producers=tuple(f"{consumer} (refusing)" for consumer in spec.consumers),
         consumers=("the platform team",),
         partitions=1,
         retention_ms=30 * DAY_MS,
+        sensitive=spec.sensitive,
     )
+    return spec.model_copy(update={"dead_letter": twin.name}), twin
 
 
-TOPICS: tuple[TopicSpec, ...] = (
+_EVENT_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         name=Topic.PLATFORM_LIFECYCLE,
-        description="Each service announces here that it started, with its version.",
+        description="Each service announces here that it started, with its release.",
         key="the service name",
         producers=("identity", "catalog", "exchange", "metrics"),
         consumers=("metrics-worker",),
         partitions=3,
-        dead_letter=Topic.PLATFORM_LIFECYCLE_DLQ,
     ),
-    _dead_letter_spec(Topic.PLATFORM_LIFECYCLE, Topic.PLATFORM_LIFECYCLE_DLQ),
+    # The catalog: the register of agencies and services, and every service delivery.
+    TopicSpec(
+        name=Topic.CATALOG_AGENCIES,
+        description=(
+            "The register of agencies: one record per agency with its current state "
+            "(names, ministry, scope, connection to the window and the exchange). Any "
+            "service rebuilds its projection of agencies from this topic alone."
+        ),
+        key="the agency code",
+        producers=("catalog",),
+        consumers=("identity", "exchange", "metrics-worker"),
+        partitions=3,
+        cleanup_policy="compact",
+        retention_ms=FOREVER,
+    ),
+    TopicSpec(
+        name=Topic.CATALOG_SERVICES,
+        description=(
+            "The national services window: one record per service with its current state "
+            "(owner, titles, channels, maturity, status)."
+        ),
+        key="the service id",
+        producers=("catalog",),
+        consumers=("metrics-worker", "exchange"),
+        partitions=6,
+        cleanup_policy="compact",
+        retention_ms=FOREVER,
+    ),
+    TopicSpec(
+        name=Topic.CATALOG_CHANGES,
+        description="Every change to the register, as it happened: the register's history.",
+        key="the agency code or service id changed",
+        producers=("catalog",),
+        consumers=("metrics-worker",),
+        partitions=3,
+        retention_ms=FOREVER,
+    ),
+    TopicSpec(
+        name=Topic.CATALOG_DELIVERY_REPORTS,
+        description=(
+            "Agencies report here every service request and its outcome, straight from "
+            "their systems or through the catalog's HTTP ingestion. Unvalidated: the "
+            "catalog checks each against the register."
+        ),
+        key="the reporting agency's code",
+        producers=("agencies' systems", "catalog (HTTP ingestion)"),
+        consumers=("catalog",),
+        partitions=6,
+    ),
+    TopicSpec(
+        name=Topic.CATALOG_DELIVERIES,
+        description=(
+            "Service deliveries the catalog validated against the register; each report "
+            "appears once, however often it was delivered."
+        ),
+        key="the service id",
+        producers=("catalog",),
+        consumers=("metrics-worker",),
+        partitions=6,
+        retention_ms=90 * DAY_MS,
+    ),
+    # Identity: citizens, authentications, and the keys agencies sign with.
+    TopicSpec(
+        name=Topic.IDENTITY_CITIZENS,
+        description=(
+            "Citizens registered in the window, by pseudonymous id: never the national ID "
+            "or mobile."
+        ),
+        key="the citizen's pseudonymous id",
+        producers=("identity",),
+        consumers=("metrics-worker",),
+        partitions=6,
+        retention_ms=FOREVER,
+    ),
+    TopicSpec(
+        name=Topic.IDENTITY_AUTHENTICATIONS,
+        description="Sign-ins, failed sign-ins and lockouts, by pseudonymous id.",
+        key="the citizen's pseudonymous id (the client address for unknown citizens)",
+        producers=("identity",),
+        consumers=("metrics-worker",),
+        partitions=6,
+        retention_ms=90 * DAY_MS,
+    ),
+    TopicSpec(
+        name=Topic.IDENTITY_AGENCY_KEYS,
+        description=(
+            "The public keys agencies' systems sign with: one record per key id, its latest "
+            "state (published or revoked). The exchange verifies signatures from this alone."
+        ),
+        key="the key id (kid)",
+        producers=("identity",),
+        consumers=("exchange",),
+        partitions=3,
+        cleanup_policy="compact",
+        retention_ms=FOREVER,
+    ),
+    TopicSpec(
+        name=Topic.IDENTITY_SMS,
+        description=(
+            "Text messages for the SMS gateway to send (one-time sign-in codes). Carries the "
+            "mobile number in the clear, so only the gateway may read it; kept one day."
+        ),
+        key="the message id",
+        producers=("identity",),
+        consumers=("sms-gateway",),
+        partitions=3,
+        retention_ms=1 * DAY_MS,
+        internal=True,
+        sensitive=True,
+    ),
+    # The exchange: data services, rights, and every transaction between agencies.
+    TopicSpec(
+        name=Topic.EXCHANGE_DATA_SERVICES,
+        description=(
+            "Data services providers registered on the exchange: one record per data "
+            "service with its schemas, timeout and purposes."
+        ),
+        key="the data service id",
+        producers=("exchange",),
+        consumers=("exchange", "catalog", "metrics-worker"),
+        partitions=3,
+        cleanup_policy="compact",
+        retention_ms=FOREVER,
+    ),
+    TopicSpec(
+        name=Topic.EXCHANGE_ACCESS_RIGHTS,
+        description=(
+            "Which consumer agency may call which data service, for which purposes, on "
+            "which legal basis, from when until when: one record per right, latest state."
+        ),
+        key="the right id",
+        producers=("exchange",),
+        consumers=("exchange", "metrics-worker"),
+        partitions=3,
+        cleanup_policy="compact",
+        retention_ms=FOREVER,
+    ),
+    TopicSpec(
+        name=Topic.EXCHANGE_REQUESTS,
+        description="Signed data requests from consumer agencies' systems to the exchange.",
+        key="the consumer agency's code",
+        producers=("agencies' systems (exchange client)", "exchange (HTTP gateway)"),
+        consumers=("exchange",),
+        partitions=6,
+    ),
+    TopicSpec(
+        name=Topic.EXCHANGE_PROVIDER_REQUESTS,
+        description=(
+            "Requests the exchange authorised, routed to the provider; each provider reads "
+            "the records keyed with its own code."
+        ),
+        key="the provider agency's code",
+        producers=("exchange",),
+        consumers=("providers' systems (exchange client)",),
+        partitions=6,
+    ),
+    TopicSpec(
+        name=Topic.EXCHANGE_PROVIDER_RESPONSES,
+        description="Providers' signed answers and refusals.",
+        key="the transaction id",
+        producers=("providers' systems (exchange client)",),
+        consumers=("exchange",),
+        partitions=6,
+    ),
+    TopicSpec(
+        name=Topic.EXCHANGE_CONSUMER_RESPONSES,
+        description=(
+            "The final outcome of each request, delivered to the consumer that sent it: "
+            "answered, denied, refused, timed out or failed."
+        ),
+        key="the consumer agency's code",
+        producers=("exchange",),
+        consumers=("agencies' systems (exchange client)", "exchange (HTTP gateway)"),
+        partitions=6,
+    ),
+    TopicSpec(
+        name=Topic.EXCHANGE_TRANSACTIONS,
+        description=(
+            "Operational monitoring: one record per finished transaction (parties, data "
+            "service, purpose, outcome, sizes, the exchange's and the provider's time)."
+        ),
+        key="the transaction id",
+        producers=("exchange",),
+        consumers=("metrics-worker",),
+        partitions=6,
+        retention_ms=365 * DAY_MS,
+    ),
+    # Metrics: the programme's figures, for analysts.
+    *(
+        TopicSpec(
+            name=name,
+            description=(
+                f"Live figures about {subject}: one record per metric, dimension and window, "
+                "its latest value. Consume with any Kafka client."
+            ),
+            key="the metric name, its dimensions and its window",
+            producers=("metrics-worker",),
+            consumers=("metrics", "analysts"),
+            partitions=3,
+            cleanup_policy="compact",
+            retention_ms=FOREVER,
+        )
+        for name, subject in (
+            (Topic.METRICS_EXCHANGE, "the national information exchange"),
+            (Topic.METRICS_IDENTITY, "sign-ins and the people authenticated"),
+            (Topic.METRICS_ADOPTION, "the window's services, agencies and their maturity"),
+            (Topic.METRICS_DELIVERIES, "service deliveries, channels and digital take-up"),
+        )
+    ),
+)
+
+_PLUMBING_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         name=Topic.PLATFORM_OUTBOX_PROGRESS,
         description=(
@@ -92,14 +335,27 @@ TOPICS: tuple[TopicSpec, ...] = (
         consumers=("the same relay, on restart",),
         partitions=1,
         cleanup_policy="compact",
-        retention_ms=None,
+        retention_ms=FOREVER,
         internal=True,
     ),
 )
 
-SPECS: dict[Topic, TopicSpec] = {spec.name: spec for spec in TOPICS}
+TOPICS: tuple[TopicSpec, ...] = (
+    *(half for spec in _EVENT_TOPICS for half in _with_dead_letter(spec)),
+    *_PLUMBING_TOPICS,
+)
+
+SPECS: dict[str, TopicSpec] = {spec.name: spec for spec in TOPICS}
 
 
-def spec(topic: Topic) -> TopicSpec:
-    """The spec of a declared topic."""
+def spec(topic: str) -> TopicSpec:
+    """The spec of a declared topic (dead-letter twins included)."""
     return SPECS[topic]
+
+
+def dead_letter_of(topic: str) -> str:
+    """The dead-letter topic of a topic that carries events."""
+    target = SPECS[topic].dead_letter
+    if target is None:
+        raise ValueError(f"topic {topic} has no dead-letter topic")
+    return target

@@ -25,12 +25,11 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session")
 def infrastructure() -> Iterator[object]:
     """Kafka and Postgres for this test session, with topics and migrations in place."""
-    from infra.platform import LocalPlatform, Ports
+    from infra.platform import LocalPlatform
+    from tests.slots import SLOT, session_ports
 
-    platform = LocalPlatform(
-        home=REPO / ".data" / "test",
-        ports=Ports(kafka=29092, kafka_controller=29093, postgres=55433),
-    )
+    home = REPO / ".data" / ("test" if SLOT == 0 else f"test-{SLOT}")
+    platform = LocalPlatform(home=home, ports=session_ports())
     platform.start_infrastructure()
     os.environ["PANJEREH_KAFKA_BOOTSTRAP_SERVERS"] = platform.kafka_bootstrap
     os.environ["PANJEREH_DATABASE_URL"] = platform.database_url

@@ -69,12 +69,12 @@ async def ensure_topics(bootstrap: str, report: InitReport, within: float = 60.0
     admin = await _admin(bootstrap, within)
     try:
         existing = set(await admin.list_topics())
-        missing = [spec for spec in TOPICS if str(spec.name.value) not in existing]
+        missing = [spec for spec in TOPICS if spec.name not in existing]
         if missing:
             response = await admin.create_topics(
                 [
                     NewTopic(
-                        str(spec.name.value),
+                        spec.name,
                         spec.partitions,
                         1,
                         topic_configs=spec.broker_config(),
@@ -91,7 +91,7 @@ async def ensure_topics(bootstrap: str, report: InitReport, within: float = 60.0
         present = [spec for spec in TOPICS if spec not in missing]
         if not present:
             return
-        wanted = {str(spec.name.value): spec.broker_config() for spec in present}
+        wanted = {spec.name: spec.broker_config() for spec in present}
         try:
             responses = await admin.describe_configs(
                 [ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted]

@@ -10,17 +10,17 @@ topic with the reason.
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 import faust
 from pydantic import Field
 
 from shared.events.platform import ServiceStarted
+from shared.kafka import dead_letter_headers
 from shared.logging import configure_logging, get_logger
 from shared.registry import UndecodableEvent, decode
 from shared.settings import PlatformSettings
-from shared.topics import SPECS, Topic
+from shared.topics import Topic, dead_letter_of
 
 log = get_logger(__name__)
 
@@ -48,21 +48,18 @@ lifecycle = app.topic(Topic.PLATFORM_LIFECYCLE.value, key_serializer="raw", valu
 service_starts = app.Table("service-starts", default=int, partitions=3)
 
 
-async def dead_letter(topic: Topic, event: Any, reason: str) -> None:
-    target = SPECS[topic].dead_letter
-    assert target is not None
+async def dead_letter(event: Any, reason: str) -> None:
     message = event.message
-    headers = [
-        *(message.headers or []),
-        ("dlq-reason", reason.encode()),
-        ("dlq-topic", message.topic.encode()),
-        ("dlq-partition", str(message.partition).encode()),
-        ("dlq-offset", str(message.offset).encode()),
-        ("dlq-consumer", app.conf.id.encode()),
-        ("dlq-at", datetime.now(UTC).isoformat().encode()),
-    ]
+    headers = dead_letter_headers(
+        message.headers,
+        reason=reason,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        consumer=app.conf.id,
+    )
     await app.producer.send_and_wait(
-        target.value,
+        dead_letter_of(message.topic),
         message.key,
         event.value or b"",
         partition=None,
@@ -78,7 +75,7 @@ async def count_service_starts(stream: faust.StreamT[bytes]) -> None:
         try:
             envelope = decode(event.value, Topic.PLATFORM_LIFECYCLE.value)
         except UndecodableEvent as error:
-            await dead_letter(Topic.PLATFORM_LIFECYCLE, event, error.reason)
+            await dead_letter(event, error.reason)
             continue
         if isinstance(envelope.payload, ServiceStarted):
             service_starts[envelope.payload.service] += 1

@@ -14,7 +14,7 @@ class ServiceStarted(Event):
     """A service process started and is ready to work."""
 
     event_type = "ServiceStarted"
-    version = 1
+    schema_version = 1
     topic = Topic.PLATFORM_LIFECYCLE
 
     model_config = ConfigDict(

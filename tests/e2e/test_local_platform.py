@@ -20,21 +20,13 @@ from typing import Any
 import psutil
 import pytest
 
-from infra.platform import SERVICE_PROCESSES, LocalPlatform, Ports
+from infra.platform import SERVICE_PROCESSES, LocalPlatform
 from shared.topics import TOPICS
+from tests.slots import e2e_ports
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
-PORTS = Ports(
-    kafka=39092,
-    kafka_controller=39093,
-    postgres=55439,
-    identity=18001,
-    catalog=18002,
-    exchange=18003,
-    metrics=18004,
-    metrics_worker=18014,
-)
+PORTS = e2e_ports()
 LIFECYCLE = "platform.lifecycle"
 
 
@@ -107,7 +99,7 @@ def test_up_down_up_keeps_data(home: Path) -> None:
 
     metadata = _kcat("-L")
     for spec in TOPICS:
-        assert f'topic "{spec.name.value}"' in metadata
+        assert f'topic "{spec.name}"' in metadata
 
     services = {p.name for p in SERVICE_PROCESSES if p.name != "metrics-worker"}
     events = _wait_for_started_events(at_least=len(services))

@@ -21,13 +21,13 @@ from shared.envelope import Envelope
 from shared.events.platform import ServiceStarted
 from shared.kafka import EventConsumer, Rejected, RetryPolicy, Transient, new_producer, publish
 from shared.runtime import dispatcher
-from shared.topics import Topic
+from shared.topics import Topic, dead_letter_of
 from tests.integration.kafka_helpers import header, read_all
 
 pytestmark = pytest.mark.integration
 
 TOPIC = Topic.PLATFORM_LIFECYCLE
-DLQ = Topic.PLATFORM_LIFECYCLE_DLQ.value
+DLQ = dead_letter_of(TOPIC)
 
 
 def started(run: str, label: str) -> Envelope[ServiceStarted]:

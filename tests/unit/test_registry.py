@@ -11,7 +11,7 @@ from shared import registry
 from shared.envelope import Envelope, Event
 from shared.events.platform import ServiceStarted
 from shared.registry import UndecodableEvent, decode
-from shared.topics import Topic
+from shared.topics import Topic, dead_letter_of
 
 
 def good_record() -> bytes:
@@ -54,13 +54,13 @@ def test_undecodable_records_are_refused_with_a_reason(value: bytes | None, reas
 
 def test_an_event_on_the_wrong_topic_is_refused() -> None:
     with pytest.raises(UndecodableEvent, match=r"does not belong on platform\.lifecycle\.dlq"):
-        decode(good_record(), Topic.PLATFORM_LIFECYCLE_DLQ.value)
+        decode(good_record(), dead_letter_of(Topic.PLATFORM_LIFECYCLE))
 
 
 def test_registering_a_second_class_for_one_type_and_version_fails() -> None:
     class Impostor(Event):
         event_type: ClassVar[str] = "ServiceStarted"
-        version: ClassVar[int] = 1
+        schema_version: ClassVar[int] = 1
         topic: ClassVar[Topic] = Topic.PLATFORM_LIFECYCLE
 
     with pytest.raises(ValueError, match="registered twice"):
@@ -70,6 +70,6 @@ def test_registering_a_second_class_for_one_type_and_version_fails() -> None:
 def test_every_registered_event_has_examples_that_validate_and_round_trip() -> None:
     for event in registry.registered():
         examples = registry.example_envelopes(event)
-        assert examples, f"{event.event_type} v{event.version} documents no example"
+        assert examples, f"{event.event_type} v{event.schema_version} documents no example"
         for example in examples:
             assert decode(example.to_bytes(), event.topic.value) == example

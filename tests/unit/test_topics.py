@@ -6,8 +6,18 @@ from shared import registry
 from shared.topics import SPECS, TOPICS, Topic
 
 
-def test_every_topic_name_is_declared_exactly_once() -> None:
-    assert sorted(spec.name for spec in TOPICS) == sorted(Topic)
+def test_every_topic_is_declared_exactly_once_with_its_dead_letter_twin() -> None:
+    names = [spec.name for spec in TOPICS]
+    assert len(names) == len(set(names))
+    twins = {spec.dead_letter for spec in TOPICS if spec.dead_letter is not None}
+    assert set(names) == set(Topic) | twins
+    assert all(twin == f"{spec.name}.dlq" for spec in TOPICS if (twin := spec.dead_letter))
+
+
+def test_sensitive_topics_keep_their_dead_letters_sensitive() -> None:
+    for spec in TOPICS:
+        if spec.sensitive and spec.dead_letter is not None:
+            assert SPECS[spec.dead_letter].sensitive
 
 
 def test_dead_letter_topics_are_declared_topics_that_keep_records_a_month() -> None:

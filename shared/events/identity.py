@@ -1,0 +1,212 @@
+"""Events of identity: citizens, authentications, agencies' keys, and text messages.
+
+Events that leave identity never carry a plain national ID or mobile number, except on
+`identity.sms`, which only the SMS gateway may read. A citizen is their pseudonymous id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, ConfigDict, Field
+
+from shared.envelope import Event
+from shared.reference.provinces import ProvinceCode
+from shared.registry import event
+from shared.topics import Topic
+from shared.vocabulary import AgencyCode, AuthenticationChannel, LevelOfAssurance, PseudonymousId
+
+_CITIZEN = "3b7e" + "a" * 60
+
+FailureReason = Literal[
+    "unknown_citizen",
+    "wrong_code",
+    "expired_code",
+    "too_many_attempts",
+    "locked_out",
+    "invalid_client_credentials",
+]
+
+
+@event
+class CitizenRegistered(Event):
+    """A citizen registered in the window, their mobile proven to be theirs."""
+
+    event_type = "CitizenRegistered"
+    schema_version = 1
+    topic = Topic.IDENTITY_CITIZENS
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"citizen": _CITIZEN, "province": "IR-23", "birth_year": 1985}]
+        }
+    )
+
+    citizen: PseudonymousId
+    province: ProvinceCode = Field(description="The province the citizen lives in.")
+    birth_year: int = Field(ge=1900, le=2100, description="Gregorian year of birth.")
+
+
+@event
+class CitizenAuthenticated(Event):
+    """A citizen signed in."""
+
+    event_type = "CitizenAuthenticated"
+    schema_version = 1
+    topic = Topic.IDENTITY_AUTHENTICATIONS
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "citizen": _CITIZEN,
+                    "channel": "web",
+                    "level_of_assurance": 2,
+                    "province": "IR-23",
+                    "birth_year": 1985,
+                }
+            ]
+        }
+    )
+
+    citizen: PseudonymousId
+    channel: AuthenticationChannel
+    level_of_assurance: LevelOfAssurance
+    province: ProvinceCode
+    birth_year: int = Field(ge=1900, le=2100)
+
+
+@event
+class AuthenticationFailed(Event):
+    """A sign-in attempt failed, and why."""
+
+    event_type = "AuthenticationFailed"
+    schema_version = 1
+    topic = Topic.IDENTITY_AUTHENTICATIONS
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "citizen": _CITIZEN,
+                    "channel": "mobile_app",
+                    "reason": "wrong_code",
+                    "agency": None,
+                }
+            ]
+        }
+    )
+
+    citizen: PseudonymousId | None = Field(description="None when nobody matched.")
+    channel: AuthenticationChannel
+    reason: FailureReason
+    agency: AgencyCode | None = Field(
+        default=None, description="For an agency system's failed client authentication."
+    )
+
+
+@event
+class CitizenLockedOut(Event):
+    """Sign-in is refused for a citizen (or a client address) until a time."""
+
+    event_type = "CitizenLockedOut"
+    schema_version = 1
+    topic = Topic.IDENTITY_AUTHENTICATIONS
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "citizen": _CITIZEN,
+                    "until": "2024-03-20T09:00:00Z",
+                    "failed_attempts": 5,
+                    "scope": "citizen",
+                }
+            ]
+        }
+    )
+
+    citizen: PseudonymousId | None
+    until: AwareDatetime
+    failed_attempts: int = Field(ge=1)
+    scope: Literal["citizen", "client_address"]
+
+
+_JWK_EXAMPLE: dict[str, Any] = {
+    "kty": "OKP",
+    "crv": "Ed25519",
+    "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+}
+
+
+@event
+class AgencyKeyPublished(Event):
+    """An agency's system may sign with this key from `not_before` (compacted by kid)."""
+
+    event_type = "AgencyKeyPublished"
+    schema_version = 1
+    topic = Topic.IDENTITY_AGENCY_KEYS
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "agency": "education",
+                    "kid": "education-2024-1",
+                    "algorithm": "EdDSA",
+                    "jwk": _JWK_EXAMPLE,
+                    "not_before": "2024-03-20T00:00:00Z",
+                    "expires_at": "2025-03-20T00:00:00Z",
+                }
+            ]
+        }
+    )
+
+    agency: AgencyCode
+    kid: str = Field(min_length=1, max_length=200)
+    algorithm: Literal["EdDSA", "ES256", "RS256"]
+    jwk: dict[str, Any] = Field(description="The public key as a JWK (RFC 7517); no private part.")
+    not_before: AwareDatetime
+    expires_at: AwareDatetime | None
+
+
+@event
+class AgencyKeyRevoked(Event):
+    """A key may no longer be used; signatures made with it are refused."""
+
+    event_type = "AgencyKeyRevoked"
+    schema_version = 1
+    topic = Topic.IDENTITY_AGENCY_KEYS
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"agency": "education", "kid": "education-2024-1", "reason": "rotated"}]
+        }
+    )
+
+    agency: AgencyCode
+    kid: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1)
+
+
+@event
+class SmsRequested(Event):
+    """A text message for the SMS gateway to send (a one-time code, for now)."""
+
+    event_type = "SmsRequested"
+    schema_version = 1
+    topic = Topic.IDENTITY_SMS
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "message_id": "0d3c1a6e-4b7f-4c55-8f0e-2a9b6c1d3e4f",
+                    "mobile": "+989121234567",
+                    "text": "کد ورود شما به پنجره ملی خدمات: 482913\nYour Panjereh code: 482913",
+                    "purpose": "one_time_code",
+                    "expires_at": "2024-03-20T08:35:00Z",
+                }
+            ]
+        }
+    )
+
+    message_id: uuid.UUID
+    mobile: str = Field(pattern=r"^\+989[0-9]{9}$", description="E.164, Iranian mobile.")
+    text: str = Field(min_length=1, max_length=480)
+    purpose: Literal["one_time_code"]
+    expires_at: AwareDatetime

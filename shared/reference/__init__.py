@@ -1,0 +1,1 @@
+"""Reference data every service shares, each with its source named."""
