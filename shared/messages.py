@@ -23,6 +23,14 @@ MESSAGES: dict[str, dict[Language, str]] = {
         "fa": "درخواست پذیرفته نشد.",
         "en": "The request was not accepted.",
     },
+    "unauthenticated": {
+        "fa": "ورود لازم است یا اعتبار آن پایان یافته است.",
+        "en": "Authentication is required, or it is no longer valid.",
+    },
+    "forbidden": {
+        "fa": "اجازه این کار را ندارید.",
+        "en": "You are not allowed to do this.",
+    },
     "internal_error": {
         "fa": "خطای داخلی رخ داد؛ رویداد ثبت شد.",
         "en": "An internal error occurred; it has been logged.",

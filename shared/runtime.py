@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError
@@ -21,6 +21,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from shared.auth import IssuerKeys, Principal, require
 from shared.db import Pool, create_pool
 from shared.envelope import Envelope, Event
 from shared.events.platform import ServiceStarted
@@ -57,6 +58,7 @@ class Runtime:
     relay: OutboxRelay
     consumers: list[EventConsumer] = field(default_factory=list)
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    issuer_keys: IssuerKeys | None = None
 
     def failed_tasks(self) -> list[str]:
         return [name for name, task in self.tasks.items() if task.done()]
@@ -91,8 +93,17 @@ def create_app(
     title: str,
     routers: Sequence[APIRouter] = (),
     handlers: Handlers | None = None,
+    verifies_tokens: bool = False,
+    background: Mapping[str, Callable[[Runtime], Coroutine[Any, Any, None]]] | None = None,
 ) -> FastAPI:
-    """The service's ASGI app; its lifespan starts and stops everything the service runs."""
+    """The service's ASGI app; its lifespan starts and stops everything the service runs.
+
+    `handlers` are the events the service consumes (one consumer group, named after the
+    service). `verifies_tokens` follows identity's issuer keys so routes can use
+    `require_scopes`. `background` names long-running tasks of the service's own (each
+    gets the runtime, runs until cancelled at shutdown, and makes `/health` fail if it
+    stops early).
+    """
     name = settings.service_name
 
     @asynccontextmanager
@@ -115,6 +126,11 @@ def create_app(
                     bootstrap_servers=settings.kafka_bootstrap_servers,
                 )
             )
+        if verifies_tokens:
+            runtime.issuer_keys = IssuerKeys(settings.kafka_bootstrap_servers)
+            runtime.tasks["issuer-keys"] = asyncio.create_task(
+                runtime.issuer_keys.run(), name="issuer-keys"
+            )
         app.state.runtime = runtime
         await _announce_start(pool, name)
         runtime.tasks["outbox-relay"] = asyncio.create_task(relay.run(), name="outbox-relay")
@@ -122,6 +138,8 @@ def create_app(
             runtime.tasks[f"consumer:{consumer.group}"] = asyncio.create_task(
                 consumer.run(), name=consumer.group
             )
+        for task_name, work in (background or {}).items():
+            runtime.tasks[task_name] = asyncio.create_task(work(runtime), name=task_name)
         log.info("service started", port=settings.http_port)
         try:
             yield
@@ -129,6 +147,10 @@ def create_app(
             for consumer in runtime.consumers:
                 await consumer.stop()
             await relay.stop()
+            if runtime.issuer_keys is not None:
+                await runtime.issuer_keys.stop()
+            for task_name in background or {}:
+                runtime.tasks[task_name].cancel()
             await asyncio.wait(runtime.tasks.values(), timeout=10)
             await pool.close()
             log.info("service stopped")
@@ -139,6 +161,24 @@ def create_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+def runtime_of(request: Request) -> Runtime:
+    """The running service's runtime, for routes (`Depends(runtime_of)`)."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _issuer_keys_of(request: Request) -> IssuerKeys:
+    keys = runtime_of(request).issuer_keys
+    if keys is None:
+        raise RuntimeError("this service was not created with verifies_tokens=True")
+    return keys
+
+
+def require_scopes(*scopes: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A route dependency: the caller's principal, which must hold every scope named."""
+    return require(_issuer_keys_of, *scopes)
 
 
 def _health_router(service: str) -> APIRouter:

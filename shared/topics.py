@@ -34,6 +34,7 @@ class Topic(StrEnum):
     IDENTITY_CITIZENS = "identity.citizens"
     IDENTITY_AUTHENTICATIONS = "identity.authentications"
     IDENTITY_AGENCY_KEYS = "identity.agency-keys"
+    IDENTITY_ISSUER_KEYS = "identity.issuer-keys"
     IDENTITY_SMS = "identity.sms"
 
     EXCHANGE_DATA_SERVICES = "exchange.data-services"
@@ -204,6 +205,20 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
         producers=("identity",),
         consumers=("exchange",),
         partitions=3,
+        cleanup_policy="compact",
+        retention_ms=FOREVER,
+    ),
+    TopicSpec(
+        name=Topic.IDENTITY_ISSUER_KEYS,
+        description=(
+            "The public keys identity signs access tokens with: one record per key id, its "
+            "latest state. Every service verifies tokens with these alone, never by calling "
+            "identity."
+        ),
+        key="the key id (kid)",
+        producers=("identity",),
+        consumers=("catalog", "exchange", "metrics"),
+        partitions=1,
         cleanup_policy="compact",
         retention_ms=FOREVER,
     ),

@@ -149,7 +149,7 @@ class AgencyKeyPublished(Event):
                 {
                     "agency": "education",
                     "kid": "education-2024-1",
-                    "algorithm": "EdDSA",
+                    "algorithm": "ES256",
                     "jwk": _JWK_EXAMPLE,
                     "not_before": "2024-03-20T00:00:00Z",
                     "expires_at": "2025-03-20T00:00:00Z",
@@ -160,7 +160,7 @@ class AgencyKeyPublished(Event):
 
     agency: AgencyCode
     kid: str = Field(min_length=1, max_length=200)
-    algorithm: Literal["EdDSA", "ES256", "RS256"]
+    algorithm: Literal["ES256", "EdDSA", "RS256"]
     jwk: dict[str, Any] = Field(description="The public key as a JWK (RFC 7517); no private part.")
     not_before: AwareDatetime
     expires_at: AwareDatetime | None
@@ -182,6 +182,38 @@ class AgencyKeyRevoked(Event):
     agency: AgencyCode
     kid: str = Field(min_length=1, max_length=200)
     reason: str = Field(min_length=1)
+
+
+@event
+class IssuerKeyPublished(Event):
+    """Identity signs access tokens with this key from `not_before` (compacted by kid)."""
+
+    event_type = "IssuerKeyPublished"
+    schema_version = 1
+    topic = Topic.IDENTITY_ISSUER_KEYS
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "issuer": "https://identity.panjereh.ir",
+                    "kid": "issuer-2024-03",
+                    "algorithm": "ES256",
+                    "jwk": _JWK_EXAMPLE,
+                    "not_before": "2024-03-20T00:00:00Z",
+                    "retired_at": None,
+                }
+            ]
+        }
+    )
+
+    issuer: str = Field(min_length=1)
+    kid: str = Field(min_length=1, max_length=200)
+    algorithm: Literal["ES256", "EdDSA", "RS256"]
+    jwk: dict[str, Any] = Field(description="The public key as a JWK (RFC 7517); no private part.")
+    not_before: AwareDatetime
+    retired_at: AwareDatetime | None = Field(
+        description="After this, tokens signed with the key are refused; None while in use."
+    )
 
 
 @event

@@ -1,0 +1,143 @@
+"""Tokens from identity are verified locally, with its published keys alone.
+
+No `from __future__ import annotations` here: FastAPI must see the route annotations,
+which name dependencies local to the test, as objects.
+"""
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import pytest
+from fastapi import Depends, FastAPI, Request
+from fastapi.testclient import TestClient
+from joserfc import jwt
+from joserfc.jwk import ECKey
+
+from shared.auth import AUDIENCE, InvalidToken, IssuerKeys, Principal, require
+from shared.events.identity import IssuerKeyPublished
+from shared.http import install_problem_handlers
+
+ISSUER = "https://identity.test"
+
+
+def new_key(kid: str) -> tuple[ECKey, IssuerKeyPublished]:
+    key = ECKey.generate_key("P-256", parameters={"kid": kid})
+    record = IssuerKeyPublished(
+        issuer=ISSUER,
+        kid=kid,
+        algorithm="ES256",
+        jwk=key.as_dict(private=False),
+        not_before=datetime.now(UTC) - timedelta(minutes=1),
+        retired_at=None,
+    )
+    return key, record
+
+
+def token(key: ECKey, **overrides: Any) -> str:
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "client-1",
+        "agency": "education",
+        "scope": "catalog:write catalog:deliveries",
+        "iat": now,
+        "exp": now + 300,
+        "jti": "t1",
+    }
+    claims.update(overrides)
+    header = {"alg": "ES256", "kid": key.kid}
+    return jwt.encode(header, {k: v for k, v in claims.items() if v is not None}, key)
+
+
+@pytest.fixture
+def keys() -> tuple[ECKey, IssuerKeys]:
+    key, record = new_key("k1")
+    projection = IssuerKeys(bootstrap_servers="unused", issuer=ISSUER)
+    projection.apply(record)
+    return key, projection
+
+
+def test_a_valid_token_yields_its_principal(keys: tuple[ECKey, IssuerKeys]) -> None:
+    key, projection = keys
+    principal = projection.verify(token(key))
+    assert principal.agency == "education"
+    assert principal.has("catalog:write")
+    assert not principal.has("exchange:request")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"exp": int(time.time()) - 120}, "expired"),
+        ({"aud": "elsewhere"}, "not meant for Panjereh"),
+        ({"iss": "https://impostor"}, "another issuer"),
+        ({"nbf": int(time.time()) + 3600}, "not valid yet"),
+    ],
+)
+def test_tokens_failing_their_claims_are_refused(
+    keys: tuple[ECKey, IssuerKeys], overrides: dict[str, Any], reason: str
+) -> None:
+    key, projection = keys
+    with pytest.raises(InvalidToken, match=reason):
+        projection.verify(token(key, **overrides))
+
+
+def test_a_token_signed_by_an_unpublished_key_is_refused(
+    keys: tuple[ECKey, IssuerKeys],
+) -> None:
+    _, projection = keys
+    stranger, _ = new_key("k1")  # same kid, different key: a forgery
+    with pytest.raises(InvalidToken, match="bad signature"):
+        projection.verify(token(stranger))
+    unknown, _ = new_key("k9")
+    with pytest.raises(InvalidToken, match="not signed by a key identity published"):
+        projection.verify(token(unknown))
+
+
+def test_a_retired_key_no_longer_verifies(keys: tuple[ECKey, IssuerKeys]) -> None:
+    key, projection = keys
+    _, record = new_key("k1")
+    retired = record.model_copy(
+        update={"jwk": key.as_dict(private=False), "retired_at": datetime.now(UTC)}
+    )
+    projection.apply(retired)
+    with pytest.raises(InvalidToken, match="retired"):
+        projection.verify(token(key))
+
+
+@pytest.mark.parametrize("garbage", ["", "abc", "a.b.c", "!!!.???.***"])
+def test_garbage_is_refused_not_crashed_on(keys: tuple[ECKey, IssuerKeys], garbage: str) -> None:
+    _, projection = keys
+    with pytest.raises(InvalidToken):
+        projection.verify(garbage)
+
+
+def test_the_dependency_answers_401_and_403_as_problems(keys: tuple[ECKey, IssuerKeys]) -> None:
+    key, projection = keys
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    def projection_of(_: Request) -> IssuerKeys:
+        return projection
+
+    can_write = require(projection_of, "catalog:write")
+    can_administer = require(projection_of, "exchange:admin")
+
+    @app.post("/services")
+    async def write(principal: Annotated[Principal, Depends(can_write)]) -> str:
+        return principal.subject
+
+    @app.post("/rights")
+    async def admin(principal: Annotated[Principal, Depends(can_administer)]) -> str:
+        return principal.subject
+
+    client = TestClient(app)
+    assert client.post("/services").status_code == 401
+    assert client.post("/services", headers={"authorization": "Bearer nonsense"}).status_code == 401
+    good = {"authorization": f"Bearer {token(key)}"}
+    assert client.post("/services", headers=good).json() == "client-1"
+    refused = client.post("/rights", headers=good)
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "forbidden"
