@@ -42,6 +42,20 @@ MESSAGES: dict[str, dict[Language, str]] = {
 }
 
 
+def register_messages(messages: dict[str, dict[Language, str]]) -> None:
+    """Add a service's own message codes (each in Persian and English) to the catalog.
+
+    A service calls this once, at import of its `messages.py`; a code defined twice with
+    different texts is a mistake, and refused.
+    """
+    for code, texts in messages.items():
+        if set(texts) != {"fa", "en"} or not all(t.strip() for t in texts.values()):
+            raise ValueError(f"message {code!r} needs non-empty Persian and English texts")
+        if code in MESSAGES and MESSAGES[code] != texts:
+            raise ValueError(f"message {code!r} is already defined differently")
+        MESSAGES[code] = texts
+
+
 def message(code: str, language: Language) -> str:
     return MESSAGES[code][language]
 

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from shared.http import PROBLEM_JSON, ProblemError, install_problem_handlers
-from shared.messages import MESSAGES, preferred_language
+from shared.messages import MESSAGES, preferred_language, register_messages
 
 
 class Order(BaseModel):
@@ -95,3 +95,13 @@ def test_every_message_exists_in_persian_and_english() -> None:
     for code, texts in MESSAGES.items():
         assert set(texts) == {"fa", "en"}, code
         assert all(text.strip() for text in texts.values()), code
+
+
+def test_a_service_registers_its_own_messages_but_cannot_redefine_one() -> None:
+    register_messages({"test_only_code": {"fa": "آزمون", "en": "test"}})
+    assert MESSAGES["test_only_code"]["en"] == "test"
+    register_messages({"test_only_code": {"fa": "آزمون", "en": "test"}})  # same: harmless
+    with pytest.raises(ValueError, match="already defined"):
+        register_messages({"not_found": {"fa": "دیگر", "en": "other"}})
+    with pytest.raises(ValueError, match="Persian and English"):
+        register_messages({"half": {"en": "only English"}})
