@@ -9,6 +9,7 @@ changes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -172,6 +173,26 @@ class EventConsumer:
         self.dead_lettered = 0
 
     async def run(self) -> None:
+        """Consume until `stop()`; a lost or absent broker is waited out, never fatal."""
+        attempt = 0
+        while not self._stopping.is_set():
+            try:
+                await self._consume()
+                return
+            except (KafkaError, OSError) as error:
+                attempt += 1
+                log.warning(
+                    "consumer cannot reach the broker, retrying",
+                    group=self.group,
+                    error=repr(error),
+                    attempt=attempt,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._stopping.wait(), timeout=self._retry.delay(attempt)
+                    )
+
+    async def _consume(self) -> None:
         self._consumer = AIOKafkaConsumer(
             *self._topics,
             bootstrap_servers=self._bootstrap,
@@ -182,9 +203,9 @@ class EventConsumer:
             isolation_level="read_committed",
         )
         self._dead_letters = new_producer(self._bootstrap, client_id=f"{self.group}-dlq")
-        await self._dead_letters.start()
-        await self._consumer.start()
         try:
+            await self._dead_letters.start()
+            await self._consumer.start()
             while not self._stopping.is_set():
                 batches = await self._consumer.getmany(
                     timeout_ms=500, max_records=self._max_records

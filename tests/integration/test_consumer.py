@@ -205,3 +205,22 @@ async def test_a_redelivered_event_changes_nothing(
         await eventually(lambda: last.id in done)
     # Three deliveries of one event and one of another: two starts, not four.
     assert await pool.fetchval("SELECT count FROM starts WHERE service = $1", run) == 2
+
+
+@pytest.mark.allows_error_logs  # aiokafka logs each refused connection as an error
+async def test_a_consumer_without_a_broker_waits_for_one_instead_of_dying() -> None:
+    async def handler(envelope: Envelope[Any]) -> None:
+        raise AssertionError("nothing can arrive without a broker")
+
+    consumer = EventConsumer(
+        group=f"test-{uuid.uuid4().hex}",
+        topics=[TOPIC],
+        handler=handler,
+        bootstrap_servers="127.0.0.1:9",  # the discard port: nothing listens
+        retry=RetryPolicy(first_delay=0.05, max_delay=0.1),
+    )
+    task = asyncio.create_task(consumer.run())
+    await asyncio.sleep(1.0)
+    assert not task.done(), "the consumer gave up"
+    await consumer.stop()
+    await asyncio.wait_for(task, timeout=10)
