@@ -8,7 +8,7 @@ offset). Libraries that log through the standard library come out the same way.
 from __future__ import annotations
 
 import logging
-import sys
+import logging.config
 from typing import Any
 
 import structlog
@@ -28,6 +28,48 @@ def _add_trace_ids(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any
 _configured = False
 
 
+_PRE_CHAIN: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    _add_trace_ids,
+]
+
+
+def json_formatter() -> logging.Formatter:
+    """The formatter that turns any log record (structlog's or a library's) into JSON."""
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_PRE_CHAIN,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(ensure_ascii=False),
+        ],
+    )
+
+
+def logging_dict_config(settings: PlatformSettings) -> dict[str, Any]:
+    """The same set-up as `configure_logging`, as a `logging.config.dictConfig` document.
+
+    For frameworks that configure logging themselves from such a document (Faust's worker
+    does), so that their processes log JSON like every other.
+    """
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": json_formatter}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["stderr"], "level": settings.log_level},
+    }
+
+
 def configure_logging(service: str, settings: PlatformSettings) -> None:
     """Route structlog and standard-library logging to JSON lines on stderr, once per process.
 
@@ -39,32 +81,13 @@ def configure_logging(service: str, settings: PlatformSettings) -> None:
     if _configured:
         return
     _configured = True
-    shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        _add_trace_ids,
-    ]
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[*_PRE_CHAIN, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(ensure_ascii=False),
-        ],
-    )
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter)
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(settings.log_level)
+    logging.config.dictConfig(logging_dict_config(settings))
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
