@@ -98,10 +98,8 @@ async def catalog(
     kafka_bootstrap: str, database_url: str, signer: Signer
 ) -> AsyncIterator[Catalog]:
     settings = CatalogSettings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        database_url=database_url,
-        **{"PANJEREH_CATALOG_LOAD_REFERENCE_WHEN_EMPTY": False},
-    )
+        kafka_bootstrap_servers=kafka_bootstrap, database_url=database_url
+    ).model_copy(update={"load_reference_when_empty": False})
     app = build(settings)
     async with app.router.lifespan_context(app):
         runtime: Runtime = app.state.runtime

@@ -122,7 +122,7 @@ async def test_every_change_is_kept_as_a_revision_and_announced_in_order(
     ]
     assert history["revisions"][2]["changed_fields"] == ["maturity"]
 
-    def mine(records: list[Any]) -> list[str]:
+    def mine(records: list[Any]) -> list[bytes]:
         return [r.value for r in records if r.key == service_id.encode()]
 
     changes = await read_all(
@@ -130,7 +130,7 @@ async def test_every_change_is_kept_as_a_revision_and_announced_in_order(
         Topic.CATALOG_CHANGES,
         until=lambda rs: len(mine(rs)) >= 4,
     )
-    announced = [decode(value, Topic.CATALOG_CHANGES) for value in mine(changes)]
+    announced: list[Envelope[Any]] = [decode(v, Topic.CATALOG_CHANGES) for v in mine(changes)]
     assert [(e.type, e.payload.revision) for e in announced] == [
         ("ServiceDrafted", 1),
         ("ServicePublished", 2),
