@@ -21,6 +21,7 @@ import contextlib
 import os
 import signal
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -73,6 +74,29 @@ async def enqueue(connection: Connection, envelope: Envelope[Any]) -> None:
         headers,
     )
     # Delivered on commit only; wakes the relay at once instead of at its next poll.
+    await connection.execute("SELECT pg_notify('outbox_' || current_schema(), '')")
+
+
+async def enqueue_many(connection: Connection, envelopes: Sequence[Envelope[Any]]) -> None:
+    """`enqueue` for many events at once (one pipelined insert, one wake-up of the relay).
+
+    For consumers that apply a batch of events in one transaction; same contract.
+    """
+    if not envelopes:
+        return
+    if not connection.is_in_transaction():
+        raise RuntimeError("enqueue must run inside the transaction that changes the state")
+    rows = []
+    for envelope in envelopes:
+        topic = envelope.topic.value
+        with producing(topic, str(envelope.id)):
+            headers = [[name, value.decode()] for name, value in event_headers(envelope)]
+            headers += [[name, value.decode()] for name, value in trace_headers()]
+        rows.append((envelope.id, topic, envelope.key(), envelope.to_bytes(), headers))
+    await connection.executemany(
+        "INSERT INTO outbox (event_id, topic, key, value, headers) VALUES ($1, $2, $3, $4, $5)",
+        rows,
+    )
     await connection.execute("SELECT pg_notify('outbox_' || current_schema(), '')")
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from fastapi import FastAPI
 
 from services.catalog import reference, storage
 from services.catalog.handlers import HANDLERS
 from services.catalog.http import router
+from services.catalog.ingest import ingest_deliveries
 from services.catalog.settings import CatalogSettings
 from shared.logging import get_logger
 from shared.runtime import Runtime, create_app, serve
@@ -31,7 +34,9 @@ async def load_reference_if_empty(runtime: Runtime) -> None:
 
 def build(settings: CatalogSettings | None = None) -> FastAPI:
     settings = settings or CatalogSettings()
-    background = {}
+    background: dict[str, Callable[[Runtime], Coroutine[Any, Any, None]]] = {
+        "delivery-ingestion": ingest_deliveries
+    }
     if settings.environment == "development" and settings.load_reference_when_empty:
         background["reference-data"] = load_reference_if_empty
     return create_app(

@@ -202,7 +202,6 @@ class SearchText:
 
     title: str
     description: str
-    combined: str
 
 
 def search_text(service: ServiceRecorded) -> SearchText:
@@ -217,7 +216,7 @@ def search_text(service: ServiceRecorded) -> SearchText:
 
     title = both(service.title_fa, service.title_en)
     description = both(service.description_fa, service.description_en, service.category)
-    return SearchText(title=title, description=description, combined=f"{title} {description}")
+    return SearchText(title=title, description=description)
 
 
 def folded_query(query: str) -> tuple[str, str]:
@@ -233,7 +232,7 @@ class ServiceView:
     agency: str
     status: ServiceStatus
     channels: tuple[str, ...]
-    maturity: int
+    maturity: Maturity
     agency_province: str | None
 
 

@@ -8,12 +8,14 @@ the caller decides the transaction; nothing here publishes or decides.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from services.catalog.domain import ServiceView, folded_query, search_text
 from shared.db import Connection
 from shared.events.catalog import AgencyRecorded, DeliveryRecorded, ServiceRecorded
+from shared.vocabulary import Maturity
 
 _AGENCY_COLUMNS = (
     "code, name_fa, name_en, ministry_fa, ministry_en, province, window_connected_since,"
@@ -31,7 +33,7 @@ def _agency(row: Any) -> AgencyRecorded:
 
 def _service(row: Any) -> ServiceRecorded:
     values = {name: row[name] for name in ServiceRecorded.model_fields}
-    values["maturity"] = int(values["maturity"])
+    values["maturity"] = cast(Maturity, int(values["maturity"]))
     return ServiceRecorded(**values)
 
 
@@ -122,12 +124,12 @@ async def write_service(
     await connection.execute(
         "INSERT INTO services (service_id, agency, title_fa, title_en, description_fa,"
         " description_en, category, audiences, channels, maturity, data_needs, status,"
-        " revision, title_folded, description_folded, search_text)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        " revision, title_folded, description_folded)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         " ON CONFLICT (service_id) DO UPDATE SET agency = $2, title_fa = $3, title_en = $4,"
         " description_fa = $5, description_en = $6, category = $7, audiences = $8,"
         " channels = $9, maturity = $10, data_needs = $11, status = $12, revision = $13,"
-        " title_folded = $14, description_folded = $15, search_text = $16, updated_at = now()",
+        " title_folded = $14, description_folded = $15, updated_at = now()",
         record.service_id,
         record.agency,
         record.title_fa,
@@ -143,7 +145,6 @@ async def write_service(
         record.revision,
         text.title,
         text.description,
-        text.combined,
     )
     await connection.execute(
         "INSERT INTO service_revisions"
@@ -229,7 +230,7 @@ class SearchPage:
 
 
 # Full-text match on both foldings (ranked by ts_rank_cd, titles weigh more), or a trigram
-# word match for misspellings and word fragments; the database ranks, not Python.
+# word match on the title for misspellings and word fragments; the database ranks.
 _SEARCH = f"""
 WITH query AS (
     SELECT CASE WHEN $1 = '' THEN NULL
@@ -240,12 +241,12 @@ WITH query AS (
 SELECT {", ".join("s." + c.strip() for c in _SERVICE_COLUMNS.split(","))},
        a.name_fa AS agency_name_fa, a.name_en AS agency_name_en,
        CASE WHEN q.tsq IS NULL THEN 0
-            ELSE ts_rank_cd(s.document, q.tsq) + public.word_similarity(q.spaced, s.search_text)
+            ELSE ts_rank_cd(s.document, q.tsq) + public.word_similarity(q.spaced, s.title_folded)
        END AS rank,
        count(*) OVER () AS total
 FROM services s JOIN agencies a ON a.code = s.agency CROSS JOIN query q
 WHERE s.status = 'published'
-  AND (q.tsq IS NULL OR s.document @@ q.tsq OR q.spaced OPERATOR(public.<%) s.search_text)
+  AND (q.tsq IS NULL OR s.document @@ q.tsq OR q.spaced OPERATOR(public.<%) s.title_folded)
   AND ($3::text IS NULL OR s.agency = $3)
   AND ($4::text IS NULL OR s.category = $4)
   AND ($5::text IS NULL OR $5 = ANY (s.channels))
@@ -305,16 +306,54 @@ async def service_view(connection: Connection, service_id: str) -> ServiceView |
         " FROM services s JOIN agencies a ON a.code = s.agency WHERE s.service_id = $1",
         service_id,
     )
-    if row is None:
-        return None
+    return _view(row) if row is not None else None
+
+
+def _view(row: Any) -> ServiceView:
     return ServiceView(
         service_id=row["service_id"],
         agency=row["agency"],
         status=row["status"],
         channels=tuple(row["channels"]),
-        maturity=int(row["maturity"]),
+        maturity=cast(Maturity, int(row["maturity"])),
         agency_province=row["province"],
     )
+
+
+async def service_views(connection: Connection, service_ids: list[str]) -> dict[str, ServiceView]:
+    """`service_view` for many services in one query, by service id (unknown ones absent)."""
+    rows = await connection.fetch(
+        "SELECT s.service_id, s.agency, s.status, s.channels, s.maturity, a.province"
+        " FROM services s JOIN agencies a ON a.code = s.agency"
+        " WHERE s.service_id = ANY($1::text[])",
+        service_ids,
+    )
+    return {row["service_id"]: _view(row) for row in rows}
+
+
+async def insert_deliveries(
+    connection: Connection, deliveries: list[DeliveryRecorded]
+) -> set[uuid.UUID]:
+    """Keep validated deliveries in one statement; the report ids that were new."""
+    if not deliveries:
+        return set()
+    rows = await connection.fetch(
+        "INSERT INTO deliveries (report_id, service_id, agency, channel, province, started_at,"
+        " finished_at, outcome, maturity)"
+        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],"
+        " $6::timestamptz[], $7::timestamptz[], $8::text[], $9::smallint[])"
+        " ON CONFLICT (report_id) DO NOTHING RETURNING report_id",
+        [d.report_id for d in deliveries],
+        [d.service_id for d in deliveries],
+        [d.agency for d in deliveries],
+        [d.channel for d in deliveries],
+        [d.province for d in deliveries],
+        [d.started_at for d in deliveries],
+        [d.finished_at for d in deliveries],
+        [d.outcome for d in deliveries],
+        [d.maturity for d in deliveries],
+    )
+    return {row["report_id"] for row in rows}
 
 
 async def insert_delivery(connection: Connection, delivery: DeliveryRecorded) -> bool:

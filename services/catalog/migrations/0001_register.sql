@@ -52,7 +52,6 @@ CREATE TABLE services (
     -- so a word typed either way is found.
     title_folded        text        NOT NULL,
     description_folded  text        NOT NULL,
-    search_text         text        NOT NULL,
     document            tsvector    GENERATED ALWAYS AS (
         setweight(to_tsvector('simple', title_folded), 'A')
         || setweight(to_tsvector('simple', description_folded), 'B')
@@ -60,7 +59,9 @@ CREATE TABLE services (
     updated_at          timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX services_document ON services USING gin (document);
-CREATE INDEX services_search_trgm ON services USING gin (search_text public.gin_trgm_ops);
+-- Trigrams of the (short) titles only: near matches and misspellings of what users look
+-- for; descriptions are long, and trigram checks on them cost more than they find.
+CREATE INDEX services_title_trgm ON services USING gin (title_folded public.gin_trgm_ops);
 CREATE INDEX services_agency ON services (agency);
 CREATE INDEX services_status_category ON services (status, category);
 
