@@ -229,32 +229,63 @@ class SearchPage:
     hits: list[SearchHit] = field(default_factory=list)
 
 
-# Full-text match on both foldings (ranked by ts_rank_cd, titles weigh more), or a trigram
-# word match on the title for misspellings and word fragments; the database ranks.
-_SEARCH = f"""
-WITH query AS (
-    SELECT CASE WHEN $1 = '' THEN NULL
-                ELSE websearch_to_tsquery('simple', $1) || websearch_to_tsquery('simple', $2)
-           END AS tsq,
-           $1::text AS spaced
-)
-SELECT {", ".join("s." + c.strip() for c in _SERVICE_COLUMNS.split(","))},
-       a.name_fa AS agency_name_fa, a.name_en AS agency_name_en,
-       CASE WHEN q.tsq IS NULL THEN 0
-            ELSE ts_rank_cd(s.document, q.tsq) + public.word_similarity(q.spaced, s.title_folded)
-       END AS rank,
-       count(*) OVER () AS total
-FROM services s JOIN agencies a ON a.code = s.agency CROSS JOIN query q
-WHERE s.status = 'published'
-  AND (q.tsq IS NULL OR s.document @@ q.tsq OR q.spaced OPERATOR(public.<%) s.title_folded)
+_FILTERS = """
+  AND s.status = 'published'
   AND ($3::text IS NULL OR s.agency = $3)
   AND ($4::text IS NULL OR s.category = $4)
   AND ($5::text IS NULL OR $5 = ANY (s.channels))
   AND ($6::smallint IS NULL OR s.maturity = $6)
   AND ($7::smallint IS NULL OR s.maturity >= $7)
   AND ($8::text IS NULL OR a.province IS NULL OR a.province = $8)
-ORDER BY rank DESC, s.title_fa, s.service_id
-LIMIT $9 OFFSET $10
+"""
+
+_PAGE = f"""
+page AS (
+    SELECT service_id, rank FROM ranked ORDER BY rank DESC, title_fa, service_id
+    LIMIT $9 OFFSET $10
+)
+SELECT {", ".join("s." + c.strip() for c in _SERVICE_COLUMNS.split(","))},
+       a.name_fa AS agency_name_fa, a.name_en AS agency_name_en, p.rank,
+       (SELECT count(*) FROM ranked) AS total
+FROM page p JOIN services s USING (service_id) JOIN agencies a ON a.code = s.agency
+ORDER BY p.rank DESC, s.title_fa, s.service_id
+"""
+
+# Candidates come from the two indexes: full-text on both foldings of titles and
+# descriptions, and trigrams of titles (misspellings, word fragments). Full-text matches
+# rank first (ts_rank_cd, titles weigh more); near matches follow by word similarity. The
+# database ranks and counts on narrow rows, then reads the one page it returns.
+_SEARCH = f"""
+WITH query AS (
+    SELECT websearch_to_tsquery('simple', $1) || websearch_to_tsquery('simple', $2) AS tsq,
+           $1::text AS spaced
+),
+candidates AS (
+    SELECT s.service_id FROM services s, query q WHERE s.document @@ q.tsq
+    UNION
+    SELECT s.service_id FROM services s, query q
+    WHERE q.spaced OPERATOR(public.<%) s.title_folded
+),
+ranked AS MATERIALIZED (
+    SELECT s.service_id, s.title_fa,
+           CASE WHEN s.document @@ q.tsq THEN 1 + ts_rank_cd(s.document, q.tsq)
+                ELSE public.word_similarity(q.spaced, s.title_folded)
+           END AS rank
+    FROM candidates c JOIN services s USING (service_id)
+    JOIN agencies a ON a.code = s.agency CROSS JOIN query q
+    WHERE true {_FILTERS}
+),
+{_PAGE}
+"""
+
+# Browsing without words: every published service that passes the filters, by title.
+_BROWSE = f"""
+WITH ranked AS MATERIALIZED (
+    SELECT s.service_id, s.title_fa, 0::real AS rank
+    FROM services s JOIN agencies a ON a.code = s.agency
+    WHERE length($1) + length($2) >= 0 {_FILTERS}
+),
+{_PAGE}
 """
 
 
@@ -263,10 +294,11 @@ async def search(connection: Connection, query: SearchQuery) -> SearchPage:
 
     The query is folded exactly as the stored texts were (letter forms, digits,
     diacritics, ZWNJ); a province keeps national agencies' services and that province's.
+    Without words, it lists what passes the filters, by title.
     """
     spaced, joined = folded_query(query.text)
     rows = await connection.fetch(
-        _SEARCH,
+        _SEARCH if spaced else _BROWSE,
         spaced,
         joined,
         query.agency,
@@ -289,7 +321,7 @@ async def search(connection: Connection, query: SearchQuery) -> SearchPage:
     ]
     total = int(rows[0]["total"]) if rows else 0
     if not rows and query.offset:
-        # Past the last page: the window count is unknown there, so count alone.
+        # Past the last page: no row carries the count, so count alone.
         total = await _count(connection, query)
     return SearchPage(total=total, hits=hits)
 
