@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 import jdatetime  # type: ignore[import-untyped]
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
@@ -378,7 +378,7 @@ async def report_delivery(
     tags=["deliveries"],
 )
 async def report_deliveries(
-    batch: DeliveryBatchIn, principal: Reporter, runtime: RuntimeDep, request: Request
+    batch: DeliveryBatchIn, principal: Reporter, runtime: RuntimeDep
 ) -> Any:
     """Valid reports are queued, refused ones listed with their reasons (422 if none passed)."""
     accepted: list[str] = []

@@ -289,3 +289,24 @@ async def test_a_projection_rebuilt_from_the_compacted_topics_alone_equals_the_d
     assert len(services) > 0
     assert rebuilt_services == services
     assert rebuilt_agencies == agencies
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["!!!", "   ", "\u200c", "«»", "۱۴۰۳", "a" * 200, '"کارنامه" -دانش OR', "ـــــ"],
+)
+async def test_odd_queries_are_answered_never_failed(catalog: Catalog, query: str) -> None:
+    response = await catalog.client.get("/services", params={"q": query})
+    assert response.status_code == 200, response.text
+    assert response.json()["total"] >= 0
+
+
+async def test_bad_filters_and_pages_are_problems_in_both_languages(catalog: Catalog) -> None:
+    for params in ({"province": "IR-99x"}, {"maturity": 9}, {"page": 0}, {"per_page": 1000}):
+        response = await catalog.client.get("/services", params=params)
+        assert response.status_code == 422
+        assert response.json()["code"] == "invalid_request"
+        assert set(response.json()["messages"]) == {"fa", "en"}
+    beyond = await catalog.client.get("/services", params={"q": "کارنامه", "page": 10000})
+    assert beyond.json()["results"] == []
+    assert beyond.json()["total"] >= 1
