@@ -93,6 +93,8 @@ async def load(pool: Pool) -> LoadReport:
     """Bring the register up to the reference data, in one transaction; safe to repeat."""
     report = LoadReport()
     async with pool.acquire() as connection, connection.transaction():
+        # Two instances starting on an empty register load one after the other, not both.
+        await connection.execute("SELECT pg_advisory_xact_lock(hashtext('catalog-reference'))")
         for agency in reference_agencies():
             written = await register.put_agency(connection, agency, by=CHANGED_BY)
             report.count("agencies", written.outcome)
