@@ -11,9 +11,11 @@ one transaction, one lookup of the register and one insert per batch.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+from opentelemetry.context import Context
 
 from services.catalog import storage
 from services.catalog.domain import DeliveryProblem, check_delivery
@@ -27,7 +29,10 @@ Refusal = tuple[Envelope[DeliveryReported], DeliveryProblem]
 
 
 async def record_deliveries(
-    envelopes: Sequence[Envelope[Any]], connection: Connection, now: datetime | None = None
+    envelopes: Sequence[Envelope[Any]],
+    connection: Connection,
+    now: datetime | None = None,
+    parents: Mapping[uuid.UUID, Context] | None = None,
 ) -> list[Refusal]:
     """Check reported deliveries against the register; pass each report on once.
 
@@ -35,6 +40,7 @@ async def record_deliveries(
     `catalog.delivery-reports.dlq`). Each valid report becomes a `DeliveryRecorded` on
     `catalog.deliveries` (through the outbox) whose envelope id is derived from the report
     id; a report id seen before (in this batch, or ever) is skipped, however it arrived.
+    `parents` (by report envelope id) carry each report's trace on to its recorded event.
     """
     moment = now or datetime.now(UTC)
     reports: list[Envelope[DeliveryReported]] = [
@@ -53,6 +59,9 @@ async def record_deliveries(
             recorded = DeliveryRecorded(**report.model_dump(), maturity=view.maturity)
             valid[report.report_id] = (envelope, recorded)
     new = await storage.insert_deliveries(connection, [r for _, r in valid.values()])
+    fresh = [
+        (envelope, recorded) for envelope, recorded in valid.values() if recorded.report_id in new
+    ]
     await enqueue_many(
         connection,
         [
@@ -61,11 +70,11 @@ async def record_deliveries(
                 source="catalog",
                 subject=recorded.service_id,
                 correlation_id=envelope.correlation_id,
-                event_id=delivery_event_id(report_id),
+                event_id=delivery_event_id(recorded.report_id),
             )
-            for report_id, (envelope, recorded) in valid.items()
-            if report_id in new
+            for envelope, recorded in fresh
         ],
+        [(parents or {}).get(envelope.id) for envelope, _ in fresh],
     )
     return refused
 

@@ -12,10 +12,12 @@ A redelivered batch changes nothing: recorded reports are deduplicated by report
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
+from opentelemetry.context import Context
 
 from services.catalog.handlers import record_deliveries
 from shared.db import Pool
@@ -25,6 +27,7 @@ from shared.logging import get_logger
 from shared.registry import UndecodableEvent, decode
 from shared.runtime import Runtime
 from shared.topics import Topic, dead_letter_of
+from shared.tracing import context_from
 
 log = get_logger(__name__)
 
@@ -92,45 +95,54 @@ class DeliveryIngestor:
             except UndecodableEvent as error:
                 await self._dead_letter(record, error.reason)
         by_id = {id(envelope): record for record, envelope in decoded}
-        refused = await self._apply([envelope for _, envelope in decoded])
+        # Each recorded delivery continues the trace of the report that caused it.
+        parents = {envelope.id: context_from(record.headers) for record, envelope in decoded}
+        refused = await self._apply([envelope for _, envelope in decoded], parents)
         for envelope, problem in refused:
             await self._dead_letter(by_id[id(envelope)], str(problem))
         self.handled += len(decoded) - len(refused)
 
-    async def _apply(self, envelopes: list[Envelope[Any]]) -> list[tuple[Envelope[Any], Any]]:
+    async def _apply(
+        self, envelopes: list[Envelope[Any]], parents: dict[uuid.UUID, Context]
+    ) -> list[tuple[Envelope[Any], Any]]:
         failures = 0
         while True:
             try:
                 async with self._pool.acquire() as connection, connection.transaction():
-                    return list(await record_deliveries(envelopes, connection))
+                    return list(await record_deliveries(envelopes, connection, parents=parents))
             except TRANSIENT_ERRORS as error:
                 failures += 1
                 log.warning("transient failure, retrying", error=repr(error), attempt=failures)
             except Exception as error:
                 failures += 1
                 if failures >= self._retry.attempts:
-                    return await self._one_by_one(envelopes, error)
+                    return await self._one_by_one(envelopes, parents, error)
                 log.warning("batch failed, retrying", error=repr(error), attempt=failures)
             await asyncio.sleep(self._retry.delay(failures))
 
     async def _one_by_one(
-        self, envelopes: list[Envelope[Any]], cause: Exception
+        self,
+        envelopes: list[Envelope[Any]],
+        parents: dict[uuid.UUID, Context],
+        cause: Exception,
     ) -> list[tuple[Envelope[Any], Any]]:
         """A batch that keeps failing: each report alone, so one bad report fails alone."""
         log.warning("batch keeps failing; applying its reports one by one", error=repr(cause))
         refused: list[tuple[Envelope[Any], Any]] = []
         for envelope in envelopes:
             try:
-                refused += await self._apply_single(envelope)
+                refused += await self._apply_single(envelope, parents)
             except Exception as error:
                 if isinstance(error, TRANSIENT_ERRORS):
                     raise
                 refused.append((envelope, f"handler failed: {error!r}"))
         return refused
 
-    async def _apply_single(self, envelope: Envelope[Any]) -> list[tuple[Envelope[Any], Any]]:
+    async def _apply_single(
+        self, envelope: Envelope[Any], parents: dict[uuid.UUID, Context]
+    ) -> list[tuple[Envelope[Any], Any]]:
         async with self._pool.acquire() as connection, connection.transaction():
-            return list(await record_deliveries([envelope], connection))
+            return list(await record_deliveries([envelope], connection, parents=parents))
 
     async def _commit(self, tp: TopicPartition, next_offset: int) -> None:
         assert self._consumer is not None

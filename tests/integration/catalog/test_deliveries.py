@@ -12,6 +12,9 @@ from typing import Any, Literal
 
 import pytest
 from aiokafka import ConsumerRecord
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from services.catalog import register
 from services.catalog.domain import AgencyEntry, ServiceEntry
@@ -20,6 +23,7 @@ from shared.events.catalog import DeliveryRecorded, DeliveryReported, delivery_e
 from shared.kafka import new_producer, publish
 from shared.registry import decode
 from shared.topics import Topic, dead_letter_of
+from shared.tracing import configure_tracing
 from tests.integration.catalog.conftest import Catalog, unique_code
 from tests.integration.kafka_helpers import header, read_all
 
@@ -276,3 +280,19 @@ async def test_http_ingestion_checks_synchronously_and_queues_valid_reports_once
     assert sorted(header(r, "event-id") or "" for r in recorded) == sorted(
         str(delivery_event_id(report_id)) for report_id in wanted
     )
+
+
+async def test_a_recorded_delivery_continues_the_trace_of_its_report(catalog: Catalog) -> None:
+    configure_tracing("tests", processors=[SimpleSpanProcessor(InMemorySpanExporter())])
+    ids = await seed(catalog)
+    reported = report(ids.agency, ids.published)
+    producer = new_producer(catalog.runtime.settings.kafka_bootstrap_servers, client_id="tests")
+    await producer.start()
+    try:
+        with trace.get_tracer("tests").start_as_current_span("agency system") as span:
+            await publish(producer, wrapped(reported))
+    finally:
+        await producer.stop()
+    trace_id = format(span.get_span_context().trace_id, "032x")
+    [recorded] = await deliveries_of(catalog, {reported.report_id}, 1)
+    assert (header(recorded, "traceparent") or "").split("-")[1] == trace_id
