@@ -13,6 +13,8 @@ Commands (home: $PANJEREH_HOME or .data/dev; ports: PANJEREH_*_PORT, see infra/R
     topics      list the declared topics
     migrate     apply every service's migrations to PANJEREH_DATABASE_URL
     asyncapi    print the AsyncAPI document of the platform's topics
+    catalog load-reference
+                load the catalog's reference agencies and services (idempotent)
 """
 
 from __future__ import annotations
@@ -122,6 +124,14 @@ def cmd_asyncapi(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_catalog_load_reference(_: argparse.Namespace) -> int:
+    from services.catalog.reference.__main__ import main as load_reference
+
+    os.environ.setdefault("PANJEREH_DATABASE_URL", _targets()[1])
+    load_reference()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser (each subcommand sets `func`)."""
     parser = argparse.ArgumentParser(
@@ -146,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("topics", help="list declared topics").set_defaults(func=cmd_topics)
     sub.add_parser("migrate", help="apply migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("asyncapi", help="print the AsyncAPI document").set_defaults(func=cmd_asyncapi)
+    catalog = sub.add_parser("catalog", help="the catalog's data")
+    catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
+    catalog_sub.add_parser(
+        "load-reference", help="load reference agencies and services (idempotent)"
+    ).set_defaults(func=cmd_catalog_load_reference)
     return parser
 
 

@@ -21,11 +21,13 @@ import contextlib
 import os
 import signal
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.partitioner import DefaultPartitioner
+from opentelemetry import context as otel_context
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.db import Connection, Pool, create_pool
@@ -73,6 +75,41 @@ async def enqueue(connection: Connection, envelope: Envelope[Any]) -> None:
         headers,
     )
     # Delivered on commit only; wakes the relay at once instead of at its next poll.
+    await connection.execute("SELECT pg_notify('outbox_' || current_schema(), '')")
+
+
+async def enqueue_many(
+    connection: Connection,
+    envelopes: Sequence[Envelope[Any]],
+    parents: Sequence[otel_context.Context | None] | None = None,
+) -> None:
+    """`enqueue` for many events at once (one pipelined insert, one wake-up of the relay).
+
+    For consumers that apply a batch of events in one transaction; same contract. Each
+    event's trace continues from its entry in `parents` (e.g. the context of the record
+    that caused it), else from the current context.
+    """
+    if not envelopes:
+        return
+    if not connection.is_in_transaction():
+        raise RuntimeError("enqueue must run inside the transaction that changes the state")
+    rows = []
+    for index, envelope in enumerate(envelopes):
+        topic = envelope.topic.value
+        parent = parents[index] if parents is not None else None
+        token = otel_context.attach(parent) if parent is not None else None
+        try:
+            with producing(topic, str(envelope.id)):
+                headers = [[name, value.decode()] for name, value in event_headers(envelope)]
+                headers += [[name, value.decode()] for name, value in trace_headers()]
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+        rows.append((envelope.id, topic, envelope.key(), envelope.to_bytes(), headers))
+    await connection.executemany(
+        "INSERT INTO outbox (event_id, topic, key, value, headers) VALUES ($1, $2, $3, $4, $5)",
+        rows,
+    )
     await connection.execute("SELECT pg_notify('outbox_' || current_schema(), '')")
 
 

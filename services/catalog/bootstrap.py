@@ -2,17 +2,51 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 from fastapi import FastAPI
 
+from services.catalog import reference, storage
 from services.catalog.handlers import HANDLERS
 from services.catalog.http import router
+from services.catalog.ingest import ingest_deliveries
 from services.catalog.settings import CatalogSettings
-from shared.runtime import create_app, serve
+from shared.logging import get_logger
+from shared.runtime import Runtime, create_app, serve
+
+log = get_logger(__name__)
+
+
+async def load_reference_if_empty(runtime: Runtime) -> None:
+    """In development, an empty register gets the reference data; then this task idles.
+
+    It stays alive (the runtime reports a background task that ended as a failure).
+    """
+    async with runtime.pool.acquire() as connection:
+        empty = await storage.count_register(connection) == 0
+    if empty:
+        loaded = await reference.load(runtime.pool)
+        log.info("reference register loaded", summary="; ".join(loaded.lines()))
+    await asyncio.Event().wait()
 
 
 def build(settings: CatalogSettings | None = None) -> FastAPI:
     settings = settings or CatalogSettings()
-    return create_app(settings, title="Panjereh catalog", routers=[router], handlers=HANDLERS)
+    background: dict[str, Callable[[Runtime], Coroutine[Any, Any, None]]] = {
+        "delivery-ingestion": ingest_deliveries
+    }
+    if settings.environment == "development" and settings.load_reference_when_empty:
+        background["reference-data"] = load_reference_if_empty
+    return create_app(
+        settings,
+        title="Panjereh catalog",
+        routers=[router],
+        handlers=HANDLERS,
+        verifies_tokens=True,
+        background=background,
+    )
 
 
 def main() -> None:

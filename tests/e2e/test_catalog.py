@@ -1,0 +1,258 @@
+"""The catalog as `panjereh up` runs it: its own process, the real broker and database.
+
+In development the catalog loads its reference register at start when it is empty; an
+agency then publishes a service that citizens find however they type, reports deliveries
+over HTTP and Kafka, and the compacted topics alone rebuild the register.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from joserfc import jwt
+from joserfc.jwk import ECKey
+
+from infra.platform import LocalPlatform
+from services.catalog import storage
+from shared.auth import AUDIENCE
+from shared.db import create_pool
+from shared.envelope import Envelope
+from shared.events.catalog import DeliveryReported, delivery_event_id
+from shared.events.identity import IssuerKeyPublished
+from shared.kafka import new_producer, publish
+from shared.registry import decode
+from shared.topics import Topic, dead_letter_of
+from tests.integration.kafka_helpers import header, read_all
+from tests.slots import e2e_ports
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+PORTS = e2e_ports()
+ISSUER = "https://identity.catalog-e2e"
+
+
+@pytest.fixture(scope="module")
+def platform() -> Iterator[LocalPlatform]:
+    # Not pytest's tmp_path: PostgreSQL (run as `postgres` when we are root) must enter it.
+    path = Path(tempfile.mkdtemp(prefix="panjereh-catalog-e2e-"))
+    path.chmod(0o755)
+    running = LocalPlatform(path, PORTS, environment="development")
+    try:
+        running.up()
+        yield running
+    finally:
+        running.down()
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+async def key(platform: LocalPlatform) -> ECKey:
+    """A token-signing key published on `identity.issuer-keys`, as identity would."""
+    kid = f"catalog-e2e-{uuid.uuid4().hex[:8]}"
+    signing = ECKey.generate_key("P-256", parameters={"kid": kid})
+    record = IssuerKeyPublished(
+        issuer=ISSUER,
+        kid=kid,
+        algorithm="ES256",
+        jwk=signing.as_dict(private=False),
+        not_before=datetime.now(UTC) - timedelta(minutes=1),
+        retired_at=None,
+    )
+    producer = new_producer(platform.kafka_bootstrap, client_id="catalog-e2e")
+    await producer.start()
+    try:
+        await publish(producer, Envelope.wrap(record, source="identity", subject=kid))
+    finally:
+        await producer.stop()
+    return signing
+
+
+@pytest.fixture(scope="module")
+async def client(platform: LocalPlatform) -> AsyncIterator[httpx.AsyncClient]:
+    base = f"http://127.0.0.1:{PORTS.catalog}"
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        yield http
+
+
+def bearer(key: ECKey, agency: str, scope: str) -> dict[str, str]:
+    now = int(time.time())
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": f"{agency}-system",
+        "agency": agency,
+        "scope": scope,
+        "iat": now,
+        "exp": now + 600,
+        "jti": uuid.uuid4().hex,
+    }
+    return {"authorization": f"Bearer {jwt.encode({'alg': 'ES256', 'kid': key.kid}, claims, key)}"}
+
+
+async def until(check: Any, timeout: float = 60) -> Any:
+    """Poll an async check until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result or time.monotonic() > deadline:
+            return result
+        await asyncio.sleep(0.5)
+
+
+async def test_the_reference_register_is_loaded_at_start_in_development(
+    client: httpx.AsyncClient,
+) -> None:
+    async def foreign_affairs() -> dict[str, Any] | None:
+        response = await client.get("/agencies/foreign-affairs")
+        return response.json() if response.status_code == 200 else None
+
+    page = await until(foreign_affairs)
+    assert page is not None, "the reference register was not loaded"
+    assert page["connected_to_window"] is False
+    found = await client.get("/services", params={"q": "كارنامه دانشآموز"})
+    assert found.json()["results"][0]["service_id"] == "education.report-card"
+
+
+async def test_an_agency_publishes_a_service_citizens_find_it_and_deliveries_flow(
+    platform: LocalPlatform, client: httpx.AsyncClient, key: ECKey
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    service_id = f"education.final-exams-{suffix}"
+    writer = bearer(key, "education", "catalog:write")
+    body = {
+        "service_id": service_id,
+        "title_fa": f"مشاهده نتایج امتحانات نهایی دانش‌آموزان {suffix}",
+        "title_en": f"Final exam results {suffix}",
+        "description_fa": "دانش‌آموزان و والدین نتایج امتحانات نهایی را بدون مراجعه می‌بینند.",
+        "description_en": "Pupils and parents see final exam results without a visit.",
+        "category": "education",
+        "audiences": ["citizens"],
+        "channels": ["online"],
+        "maturity": 5,
+        "data_needs": [],
+    }
+
+    async def drafted() -> httpx.Response | None:
+        # Until the catalog has read the key just published, tokens are refused (401).
+        response = await client.post("/services", json=body, headers=writer)
+        return response if response.status_code != 401 else None
+
+    response = await until(drafted)
+    assert response is not None
+    assert response.status_code == 201, response.text
+    published = await client.post(f"/services/{service_id}/publish", headers=writer)
+    assert published.status_code == 200
+
+    query = f"نتايج امتحانات دانشآموزان {suffix}"
+    found = await client.get("/services", params={"q": query})
+    assert found.json()["results"][0]["service_id"] == service_id
+
+    reporter = bearer(key, "education", "catalog:deliveries")
+    now = datetime.now(UTC)
+    over_http = {
+        "report_id": str(uuid.uuid4()),
+        "agency": "education",
+        "service_id": service_id,
+        "channel": "online",
+        "province": "IR-15",
+        "started_at": (now - timedelta(minutes=2)).isoformat(),
+        "finished_at": (now - timedelta(minutes=1)).isoformat(),
+        "outcome": "completed",
+    }
+    assert (await client.post("/deliveries", json=over_http, headers=reporter)).status_code == 202
+    over_kafka = DeliveryReported(
+        report_id=uuid.uuid4(),
+        agency="education",
+        service_id=service_id,
+        channel="online",
+        province="IR-23",
+        started_at=now - timedelta(minutes=3),
+        finished_at=now - timedelta(minutes=2),
+        outcome="completed",
+    )
+    refused = over_kafka.model_copy(update={"report_id": uuid.uuid4(), "agency": "tax"})
+    refused_envelope = Envelope.wrap(refused, source="tax", subject="tax")
+    producer = new_producer(platform.kafka_bootstrap, client_id="catalog-e2e")
+    await producer.start()
+    try:
+        envelope = Envelope.wrap(over_kafka, source="education", subject="education")
+        await publish(producer, envelope)
+        await publish(producer, envelope)
+        await publish(producer, refused_envelope)
+    finally:
+        await producer.stop()
+
+    wanted = {
+        str(delivery_event_id(uuid.UUID(over_http["report_id"]))),
+        str(delivery_event_id(over_kafka.report_id)),
+    }
+
+    def mine(records: list[Any]) -> list[Any]:
+        return [r for r in records if header(r, "event-id") in wanted]
+
+    clean = await read_all(
+        platform.kafka_bootstrap, Topic.CATALOG_DELIVERIES, until=lambda rs: len(mine(rs)) >= 2
+    )
+    assert sorted(header(r, "event-id") or "" for r in mine(clean)) == sorted(wanted)
+
+    def dead(records: list[Any]) -> list[Any]:
+        return [r for r in records if header(r, "event-id") == str(refused_envelope.id)]
+
+    dlq = await read_all(
+        platform.kafka_bootstrap,
+        dead_letter_of(Topic.CATALOG_DELIVERY_REPORTS),
+        until=lambda rs: len(dead(rs)) >= 1,
+    )
+    [letter] = dead(dlq)
+    assert (header(letter, "dlq-reason") or "").startswith("wrong_agency")
+
+
+async def test_the_compacted_topics_alone_rebuild_the_register(platform: LocalPlatform) -> None:
+    pool = await create_pool(platform.database_url, "catalog", max_size=1)
+    try:
+
+        async def drained() -> bool:
+            pending: int = await pool.fetchval(
+                "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+            )
+            return pending == 0
+
+        assert await until(drained)
+        async with pool.acquire() as connection:
+            services = {s.service_id: s for s in await storage.all_services(connection)}
+            agencies = {a.code: a for a in await storage.list_agencies(connection)}
+    finally:
+        await pool.close()
+
+    def latest(records: list[Any], topic: Topic) -> dict[str, Any]:
+        return {r.key.decode(): decode(r.value, topic).payload for r in records}
+
+    rebuilt_services = latest(
+        await read_all(
+            platform.kafka_bootstrap,
+            Topic.CATALOG_SERVICES,
+            until=lambda rs: latest(rs, Topic.CATALOG_SERVICES) == services,
+        ),
+        Topic.CATALOG_SERVICES,
+    )
+    rebuilt_agencies = latest(
+        await read_all(
+            platform.kafka_bootstrap,
+            Topic.CATALOG_AGENCIES,
+            until=lambda rs: latest(rs, Topic.CATALOG_AGENCIES) == agencies,
+        ),
+        Topic.CATALOG_AGENCIES,
+    )
+    assert len(agencies) == 41
+    assert rebuilt_services == services
+    assert rebuilt_agencies == agencies

@@ -1,0 +1,124 @@
+"""The catalog service running in-process on the session's real Kafka and PostgreSQL.
+
+Tokens are minted with a key of the tests' own, published on `identity.issuer-keys` as
+identity would, so the service verifies them exactly as in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from joserfc import jwt
+from joserfc.jwk import ECKey
+
+from services.catalog.bootstrap import build
+from services.catalog.settings import CatalogSettings
+from shared.auth import AUDIENCE, InvalidToken
+from shared.envelope import Envelope
+from shared.events.identity import IssuerKeyPublished
+from shared.kafka import new_producer, publish
+from shared.runtime import Runtime
+
+ISSUER = "https://identity.catalog-tests"
+
+
+@dataclass
+class Signer:
+    """Mints identity-shaped access tokens with the tests' published key."""
+
+    key: ECKey
+
+    def token(self, agency: str | None, scope: str, subject: str = "client-1") -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": subject,
+            "scope": scope,
+            "iat": now,
+            "exp": now + 600,
+            "jti": uuid.uuid4().hex,
+        }
+        if agency is not None:
+            claims["agency"] = agency
+        return jwt.encode({"alg": "ES256", "kid": self.key.kid}, claims, self.key)
+
+    def headers(self, agency: str | None, scope: str) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.token(agency, scope)}"}
+
+
+@dataclass
+class Catalog:
+    app: FastAPI
+    client: httpx.AsyncClient
+    runtime: Runtime
+    signer: Signer
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 45) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, "timed out waiting"
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+async def signer(kafka_bootstrap: str) -> Signer:
+    kid = f"catalog-tests-{uuid.uuid4().hex[:8]}"
+    key = ECKey.generate_key("P-256", parameters={"kid": kid})
+    record = IssuerKeyPublished(
+        issuer=ISSUER,
+        kid=kid,
+        algorithm="ES256",
+        jwk=key.as_dict(private=False),
+        not_before=datetime.now(UTC) - timedelta(minutes=1),
+        retired_at=None,
+    )
+    producer = new_producer(kafka_bootstrap, client_id="catalog-tests")
+    await producer.start()
+    try:
+        await publish(producer, Envelope.wrap(record, source="identity", subject=kid))
+    finally:
+        await producer.stop()
+    return Signer(key)
+
+
+@pytest.fixture(scope="session")
+async def catalog(
+    kafka_bootstrap: str, database_url: str, signer: Signer
+) -> AsyncIterator[Catalog]:
+    settings = CatalogSettings(
+        kafka_bootstrap_servers=kafka_bootstrap, database_url=database_url
+    ).model_copy(update={"load_reference_when_empty": False})
+    app = build(settings)
+    async with app.router.lifespan_context(app):
+        runtime: Runtime = app.state.runtime
+        assert runtime.issuer_keys is not None
+        keys = runtime.issuer_keys
+
+        def verifies() -> bool:
+            try:
+                keys.verify(signer.token("education", "catalog:write"))
+            except InvalidToken:
+                return False
+            return True
+
+        await eventually(verifies)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as client:
+            yield Catalog(app=app, client=client, runtime=runtime, signer=signer)
+
+
+def unique_code(prefix: str = "t") -> str:
+    """An agency code no other test uses."""
+    return f"{prefix}{uuid.uuid4().hex[:12]}"
