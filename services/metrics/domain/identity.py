@@ -29,6 +29,7 @@ LOCKOUT_RATE = "identity.lockout_rate"
 # People by province and year of birth, counted at their first sign-in: who is an adult
 # changes with the calendar, so the adult figures are derived from these when published.
 COHORT = "identity.people_cohort"
+NEW_PEOPLE = "identity.people_first_authenticated"
 PEOPLE = "identity.people_authenticated"
 ADULTS = "identity.adults_authenticated"
 ADULT_SHARE = "identity.adult_population_share"
@@ -60,9 +61,13 @@ def increments(envelope: Envelope[IdentityEvent]) -> list[Cell]:
     return [*cells_in(LOCKOUTS, totals, ())]
 
 
-def first_authentication(event: CitizenAuthenticated) -> Cell:
-    """The cell a citizen's first sign-in ever adds one to."""
-    return Cell(COHORT, dims(birth_year=str(event.birth_year), province=event.province), ALL_TIME)
+def first_authentication(envelope: Envelope[CitizenAuthenticated]) -> list[Cell]:
+    """The cells a citizen's first sign-in ever adds one to (people new that day, etc.)."""
+    event = envelope.payload
+    return [
+        Cell(COHORT, dims(birth_year=str(event.birth_year), province=event.province), ALL_TIME),
+        *cells_in(NEW_PEOPLE, windows_of(BREAKDOWN_WINDOWS, envelope.occurred_at), ()),
+    ]
 
 
 def figures(

@@ -31,6 +31,12 @@ class WorkerSettings(PlatformSettings):
         validation_alias="PANJEREH_METRICS_FLUSH_INTERVAL",
         description="Seconds between publications of changed figures (their freshness).",
     )
+    session_timeout: float = Field(
+        default=30.0,
+        ge=6,
+        validation_alias="PANJEREH_METRICS_SESSION_TIMEOUT",
+        description="Seconds before a silent (crashed) worker's partitions are reassigned.",
+    )
     app_id: str = Field(
         default="panjereh-metrics",
         validation_alias="PANJEREH_METRICS_WORKER_ID",
@@ -56,6 +62,8 @@ app = faust.App(
     consumer_auto_offset_reset="earliest",
     broker_commit_interval=1.0,
     table_standby_replicas=0,
+    broker_session_timeout=settings.session_timeout,
+    broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
     # Table keys and values are JSON (topics of events override this with raw bytes).
     key_serializer="json",
     value_serializer="json",

@@ -51,7 +51,8 @@ async def count_authentications(stream: faust.StreamT[bytes]) -> None:
         if isinstance(payload, CitizenAuthenticated) and authenticated.is_first(
             payload.citizen, event
         ):
-            people.add(identity.first_authentication(payload), event)
+            for cell in identity.first_authentication(envelope):  # type: ignore[arg-type]
+                people.add(cell, event)
 
 
 def figures(now: datetime) -> list[Figure]:
