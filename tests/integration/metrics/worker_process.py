@@ -111,3 +111,58 @@ async def wait_for_values(
         if found == expected or loop.time() > deadline:
             return found
         await asyncio.sleep(1.0)
+
+
+class ServiceProcess:
+    """`python -m services.metrics` (the HTTP service) on a free port."""
+
+    def __init__(self, bootstrap: str, database_url: str, log_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.bootstrap = bootstrap
+        self.database_url = database_url
+        self.log_file = log_dir / f"metrics-service-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "PANJEREH_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "PANJEREH_DATABASE_URL": self.database_url,
+            "PANJEREH_METRICS_PORT": str(self.port),
+        }
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "services.metrics"],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    async def wait_healthy(self, timeout: float = 60.0) -> None:
+        import httpx
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with httpx.AsyncClient() as client:
+            while loop.time() < deadline:
+                try:
+                    if (await client.get(f"{self.url}/health")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.3)
+        raise AssertionError(f"the metrics service did not become healthy:\n{self.log_text()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log_text(self) -> str:
+        return self.log_file.read_text(errors="replace")[-3000:] if self.log_file.exists() else ""
