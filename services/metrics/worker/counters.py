@@ -14,35 +14,76 @@ twice) go through `FirstSeen`, which remembers where an id was first seen.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from faust.streams import _current_event
 
 from services.metrics.domain.figures import Cell
 from services.metrics.worker.app import app
+
+BATCH_SIZE = 1000
+BATCH_WITHIN_SECONDS = 0.1
+
+
+@contextmanager
+def processing(event: Any) -> Iterator[None]:
+    """Make `event` Faust's current event, so a table write goes to its partition's changelog.
+
+    Agents take events in batches and write each counter once per batch; Faust picks the
+    changelog partition of a write from the current event, which must be the event (of the
+    right partition) that the write accounts for.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
 
 
 class Counters:
     """Exactly-once counters of cells, on a table co-partitioned with its source topic.
 
-    `add` must be called from an agent, for the event being processed; reads may happen
-    anywhere. `take_changed()` hands out the cells changed since the last call.
+    `stage` and `write_staged` must be called from an agent, before the events are
+    acknowledged; reads may happen anywhere. `take_changed()` hands out the cells changed
+    since the last call.
     """
 
     def __init__(self, name: str, partitions: int) -> None:
         self.partitions = partitions
         self.table = app.Table(name, default=None, partitions=partitions)
         self._changed: set[Cell] = set()
+        # Counts of this batch not yet written: key -> [count, offset, last event].
+        self._staged: dict[str, list[Any]] = {}
 
-    def add(self, cell: Cell, event: Any, amount: int = 1) -> bool:
-        """Add `amount` to the cell for this event, unless this event already did."""
+    def stage(self, cell: Cell, event: Any) -> None:
+        """Count the event in the cell, unless it already was; written by `write_staged`."""
         partition, offset = event.message.partition, event.message.offset
         key = f"{partition}|{cell.encode()}"
-        current = self.table.get(key)
-        if current is not None and current[1] >= offset:
-            return False
-        self.table[key] = [(current[0] if current else 0) + amount, offset]
+        staged = self._staged.get(key)
+        if staged is None:
+            current = self.table.get(key)
+            if current is not None and current[1] >= offset:
+                return
+            staged = self._staged[key] = [current[0] if current else 0, -1, None]
+        elif staged[1] >= offset:
+            return
+        staged[0] += 1
+        staged[1] = offset
+        staged[2] = event
         self._changed.add(cell)
-        return True
+
+    def write_staged(self) -> None:
+        """Write every staged cell once (each to its source partition's changelog).
+
+        Must run before the staged events are acknowledged, i.e. inside the agent's batch.
+        """
+        for key, (count, offset, event) in self._staged.items():
+            with processing(event):
+                self.table[key] = [count, offset]
+        self._staged.clear()
 
     def value(self, cell: Cell) -> float:
         encoded = cell.encode()
@@ -85,7 +126,8 @@ class FirstSeen:
         here = [event.message.partition, event.message.offset]
         first = self.table.get(identity)
         if first is None:
-            self.table[identity] = here
+            with processing(event):
+                self.table[identity] = here
             return True
         return list(first) == here
 
