@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal, Protocol
 
 from services.metrics.domain.windows import Window, window_from_label
@@ -35,16 +36,7 @@ class Cell:
 
     def encode(self) -> str:
         """A stable text form, for table keys (dimension values may hold any character)."""
-        return json.dumps(
-            [
-                self.metric,
-                [list(d) for d in self.dimensions],
-                self.window.granularity,
-                self.window.label,
-            ],
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
+        return _encode(self)
 
     @classmethod
     def decode(cls, text: str) -> Cell:
@@ -62,6 +54,20 @@ class Cell:
         """The key its figure carries on a metrics topic (as `_MetricValue.record_key`)."""
         text = ",".join(f"{k}={v}" for k, v in self.dimensions)
         return f"{self.metric}|{text}|{self.window.granularity}:{self.window.label}"
+
+
+@lru_cache(maxsize=262_144)
+def _encode(cell: Cell) -> str:
+    return json.dumps(
+        [
+            cell.metric,
+            [list(d) for d in cell.dimensions],
+            cell.window.granularity,
+            cell.window.label,
+        ],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
 
 
 @dataclass(frozen=True)

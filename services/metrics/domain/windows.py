@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import jdatetime  # type: ignore[import-untyped]
@@ -76,6 +77,16 @@ def window_of(granularity: Granularity, moment: datetime) -> Window:
     """The window of this granularity that holds `moment` (an aware datetime)."""
     if granularity == "all_time":
         return ALL_TIME
+    if moment.tzinfo is None:
+        raise ValueError("window_of needs an aware datetime")
+    # Every window is a whole number of minutes, so the minute decides it; calendar
+    # conversions are slow enough to matter at the worker's rates, hence the cache.
+    minute = moment.astimezone(UTC).replace(second=0, microsecond=0)
+    return _window_of_minute(granularity, minute)
+
+
+@lru_cache(maxsize=65_536)
+def _window_of_minute(granularity: Granularity, moment: datetime) -> Window:
     local = _local(moment)
     y, m, d = local.year, local.month, local.day
     if granularity == "minute":
