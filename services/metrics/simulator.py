@@ -160,6 +160,11 @@ class Simulator:
     adapters: Adapters
     sent: dict[str, int] = field(default_factory=dict)
     tick_seconds: float = 0.1
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def stop(self) -> None:
+        """Finish the action in hand and return from `run()`."""
+        self._stopping.set()
 
     async def run(self) -> None:
         rng = random.Random(self.settings.seed)
@@ -181,12 +186,14 @@ class Simulator:
         log.info("simulator started", wired=self.adapters.wired())
         loop = asyncio.get_running_loop()
         last = loop.time()
-        while True:
+        while not self._stopping.is_set():
             await asyncio.sleep(self.tick_seconds)
             now_tick = loop.time()
             elapsed, last = now_tick - last, now_tick
             for name, action, pace in activities:
                 for _ in range(pace.due(elapsed)):
+                    if self._stopping.is_set():
+                        return
                     await action(rng, datetime.now(UTC))
                     self.sent[name] = self.sent.get(name, 0) + 1
 
@@ -210,7 +217,7 @@ def build(settings: SimulatorSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            state["task"].cancel()
+            simulator.stop()
             await asyncio.gather(state["task"], return_exceptions=True)
             await producer.stop()
 

@@ -36,8 +36,8 @@ async def test_simulated_deliveries_reach_catalog_delivery_reports(kafka_bootstr
     try:
         await asyncio.sleep(1.5)
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        simulator.stop()
+        await task
         await producer.stop()
     sent = simulator.sent.get("report_delivery", 0)
 
