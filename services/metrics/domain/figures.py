@@ -40,12 +40,8 @@ class Cell:
 
     @classmethod
     def decode(cls, text: str) -> Cell:
-        metric, dimensions, granularity, label = json.loads(text)
-        return cls(
-            metric,
-            tuple((str(k), str(v)) for k, v in dimensions),
-            window_from_label(granularity, label),
-        )
+        """The cell `encode` wrote as `text`."""
+        return _decode(text)
 
     def with_metric(self, metric: str, dimensions: Dimensions | None = None) -> Cell:
         return Cell(metric, self.dimensions if dimensions is None else dimensions, self.window)
@@ -67,6 +63,17 @@ def _encode(cell: Cell) -> str:
         ],
         ensure_ascii=False,
         separators=(",", ":"),
+    )
+
+
+@lru_cache(maxsize=262_144)
+def _decode(text: str) -> Cell:
+    # Cached: the worker decodes every table key when it re-publishes after a recovery.
+    metric, dimensions, granularity, label = json.loads(text)
+    return Cell(
+        metric,
+        tuple((str(k), str(v)) for k, v in dimensions),
+        window_from_label(granularity, label),
     )
 
 

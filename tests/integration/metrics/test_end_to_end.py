@@ -142,6 +142,7 @@ async def test_events_become_figures_on_the_metrics_topics_and_in_the_api(
             )
         ).json()
         refused = await client.get("/api/metrics", params={"granularity": "fortnight"})
+        openapi = (await client.get("/openapi.json")).json()
     assert series["points"] == [
         {
             "window_label": DAY,
@@ -150,6 +151,7 @@ async def test_events_become_figures_on_the_metrics_topics_and_in_the_api(
             "unit": "count",
         }
     ]
+    assert {"/api/metrics", "/api/metrics/{metric}/series", "/api/stream"} <= set(openapi["paths"])
     assert refused.status_code == 400
     assert refused.json()["code"] == "unknown_granularity"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from services.metrics.domain import adoption, deliveries, exchange, identity
 from services.metrics.domain.figures import Cell, Figure, dims
@@ -123,3 +123,16 @@ def test_a_cell_survives_its_text_form_whatever_its_dimension_values() -> None:
     cell = Cell("exchange.transactions", dims(purpose="a|b,c=d «فارسی»"), DAY)
     assert Cell.decode(cell.encode()) == cell
     assert Cell.decode(Cell("x", (), ALL_TIME).encode()).window == ALL_TIME
+
+
+def test_a_late_event_updates_the_earlier_window_it_belongs_to() -> None:
+    counts = FakeCounts()
+    today = events.AT
+    yesterday = today - timedelta(days=1)
+    counts.add_all(exchange.increments(events.transaction("tax", at=today).payload))
+    late = counts.add_all(exchange.increments(events.transaction("tax", at=yesterday).payload))
+    figures = _by_key(exchange.figures(late, counts))
+    assert figures["exchange.transactions||day:1402-12-29"] == 1
+    assert "exchange.transactions||day:1403-01-01" not in figures
+    assert figures["exchange.transactions||all_time:all"] == 2
+    assert counts.value(Cell("exchange.transactions", (), DAY)) == 1
