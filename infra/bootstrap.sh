@@ -24,6 +24,8 @@ command -v mvn >/dev/null 2>&1 || need maven
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need postgresql
 command -v kcat >/dev/null 2>&1 || need kcat
 command -v docker-compose >/dev/null 2>&1 || need docker-compose
+# The metrics dashboard is tested in headless Chromium.
+command -v chromium >/dev/null 2>&1 || need chromium
 # initdb with --locale=C.UTF-8 needs that locale (present on Debian 12 by default).
 
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -30,4 +30,5 @@ def e2e_ports() -> Ports:
         exchange=18003 + _SHIFT,
         metrics=18004 + _SHIFT,
         metrics_worker=18014 + _SHIFT,
+        simulator=18024 + _SHIFT,
     )

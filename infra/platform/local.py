@@ -48,6 +48,7 @@ class Ports:
     exchange: int = 8003
     metrics: int = 8004
     metrics_worker: int = 8014
+    simulator: int = 8024
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Ports:
@@ -81,6 +82,7 @@ SERVICE_PROCESSES: tuple[ServiceProcess, ...] = (
     ServiceProcess("exchange", "services.exchange", "exchange"),
     ServiceProcess("metrics", "services.metrics", "metrics"),
     ServiceProcess("metrics-worker", "services.metrics.worker", "metrics_worker"),
+    ServiceProcess("simulator", "services.metrics.simulator", "simulator"),
 )
 
 
@@ -148,6 +150,7 @@ class LocalPlatform:
             "PANJEREH_EXCHANGE_PORT": str(self.ports.exchange),
             "PANJEREH_METRICS_PORT": str(self.ports.metrics),
             "PANJEREH_METRICS_WORKER_PORT": str(self.ports.metrics_worker),
+            "PANJEREH_SIMULATOR_PORT": str(self.ports.simulator),
             "PANJEREH_HOME": str(self.home),
         }
 

@@ -1,7 +1,170 @@
-"""The metrics service's HTTP API."""
+"""The metrics service's HTTP API: current figures, time series, and the live dashboard.
+
+Everything here reads the service's own projection of the metrics topics; nothing calls
+another service. `/api/stream` pushes the dashboard's data (server-sent events) whenever
+the projection changes, so the page updates without reloading.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from importlib import resources
+from string import Template
+from typing import Annotated, Any, Literal, get_args
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sse_starlette.sse import EventSourceResponse
+
+from services.metrics import messages as _messages  # noqa: F401  (registers the codes)
+from services.metrics import storage
+from services.metrics.domain.dashboard import HEADLINE, SERIES, TABLE_METRICS, build_dashboard
+from services.metrics.domain.reference import load_reference
+from shared.db import Pool
+from shared.events.metrics import Granularity
+from shared.http import ProblemError
+from shared.runtime import Runtime, runtime_of
 
 router = APIRouter()
+reference = load_reference()
+STREAM_INTERVAL_SECONDS = 1.0
+_STATIC = resources.files("services.metrics") / "static"
+_ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+
+
+def _granularity(value: str | None) -> Granularity | None:
+    if value is None:
+        return None
+    if value not in get_args(Granularity):
+        raise ProblemError(400, "unknown_granularity", f"granularity {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def _dimensions(text: str | None) -> dict[str, str] | None:
+    """`province=IR-15,channel=online` → a dict; '' means no dimensions (totals)."""
+    if text is None:
+        return None
+    if text == "":
+        return {}
+    pairs = [part.split("=", 1) for part in text.split(",")]
+    if any(len(pair) != 2 or not pair[0] for pair in pairs):
+        raise ProblemError(400, "invalid_dimensions", f"dimensions {text!r}")
+    return {name: value for name, value in pairs}
+
+
+@router.get("/api/metrics", tags=["figures"], summary="Current figures, filtered")
+async def figures(
+    runtime: Annotated[Runtime, Depends(runtime_of)],
+    metric: str | None = None,
+    prefix: Annotated[str | None, Query(description="e.g. `exchange.`")] = None,
+    granularity: str | None = None,
+    window: Annotated[str | None, Query(description="A Jalali window label")] = None,
+    dimensions: Annotated[
+        str | None, Query(description="`name=value,...`; empty for totals only")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> dict[str, Any]:
+    values = await storage.current(
+        runtime.pool,
+        metric=metric,
+        prefix=prefix,
+        granularity=_granularity(granularity),
+        window_label=window,
+        dimensions=_dimensions(dimensions),
+        limit=limit,
+    )
+    return {"figures": [v.as_json() for v in values]}
+
+
+@router.get("/api/metrics/{metric}/series", tags=["figures"], summary="A figure over time")
+async def figure_series(
+    metric: str,
+    runtime: Annotated[Runtime, Depends(runtime_of)],
+    granularity: str = "day",
+    dimensions: str = "",
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 30,
+) -> dict[str, Any]:
+    chosen = _granularity(granularity)
+    assert chosen is not None
+    values = await storage.series(
+        runtime.pool, metric, chosen, _dimensions(dimensions) or {}, limit
+    )
+    return {
+        "metric": metric,
+        "granularity": chosen,
+        "dimensions": _dimensions(dimensions) or {},
+        "points": [
+            {
+                "window_label": v.window_label,
+                "window_start": v.window_start.isoformat() if v.window_start else None,
+                "value": v.value,
+                "unit": v.unit,
+            }
+            for v in values
+        ],
+    }
+
+
+async def dashboard_data(pool: Pool) -> dict[str, Any]:
+    """Everything the dashboard shows, from the projection."""
+    totals = await storage.latest_totals(pool, sorted({m for _, m, _ in HEADLINE}))
+    series = {
+        ident: await storage.series(pool, metric, granularity, {}, count)
+        for ident, metric, granularity, count in SERIES
+    }
+    breakdowns = await storage.by_one_dimension(pool, TABLE_METRICS)
+    return build_dashboard(totals, series, breakdowns, reference, datetime.now(UTC))
+
+
+@router.get("/api/dashboard", tags=["dashboard"], summary="The dashboard's data")
+async def dashboard_json(runtime: Annotated[Runtime, Depends(runtime_of)]) -> dict[str, Any]:
+    return await dashboard_data(runtime.pool)
+
+
+@router.get("/api/stream", tags=["dashboard"], summary="The dashboard's data, live (SSE)")
+async def dashboard_stream(
+    request: Request, runtime: Annotated[Runtime, Depends(runtime_of)]
+) -> EventSourceResponse:
+    async def changes() -> AsyncIterator[dict[str, str]]:
+        seen: datetime | None = None
+        first = True
+        while not await request.is_disconnected():
+            changed = await storage.last_change(runtime.pool)
+            if first or changed != seen:
+                first, seen = False, changed
+                data = await dashboard_data(runtime.pool)
+                yield {"event": "dashboard", "data": json.dumps(data, ensure_ascii=False)}
+            await asyncio.sleep(STREAM_INTERVAL_SECONDS)
+
+    return EventSourceResponse(changes(), ping=15)
+
+
+@router.get("/", include_in_schema=False)
+async def home() -> RedirectResponse:
+    return RedirectResponse("/dashboard")
+
+
+@router.get("/dashboard", tags=["dashboard"], summary="The live dashboard (HTML)")
+async def dashboard_page(
+    runtime: Annotated[Runtime, Depends(runtime_of)], lang: Literal["fa", "en"] = "fa"
+) -> HTMLResponse:
+    data = await dashboard_data(runtime.pool)
+    # Embedded as JSON in a script element: `<` is escaped so no text can close it.
+    initial = json.dumps(data, ensure_ascii=False).replace("<", "\\u003c")
+    page = Template((_STATIC / "dashboard.html").read_text("utf-8")).substitute(
+        lang=lang,
+        dir="rtl" if lang == "fa" else "ltr",
+        title="پایش برنامه دولت هوشمند" if lang == "fa" else "Smart government programme",
+        initial=initial,
+    )
+    return HTMLResponse(page)
+
+
+@router.get("/static/{name}", include_in_schema=False)
+async def asset(name: str) -> Response:
+    if name not in _ASSETS:
+        raise ProblemError(404, "not_found")
+    return Response((_STATIC / name).read_bytes(), media_type=_ASSETS[name])

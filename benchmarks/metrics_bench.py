@@ -1,0 +1,249 @@
+"""Metrics worker benchmark: aggregation rate against a bare decoding consumer, and freshness.
+
+    PANJEREH_TEST_SLOT=4 .venv/bin/python benchmarks/metrics_bench.py [--events 10000]
+
+Starts (or reuses) the slot's Kafka, then, on `exchange.transactions`:
+1. produces N transactions (one unique consumer agency, so their figure is this run's own);
+2. a bare aiokafka consumer reads those N records and only decodes them: records/s;
+3. a fresh Faust worker (its group's offsets set to where the N records start) aggregates
+   them: records/s from "worker ready" to the figure reaching N on `metrics.exchange`;
+4. freshness: with the worker caught up, one event at a time, the time from the broker's
+   acknowledgement to its figure being visible on `metrics.exchange`; p50 and p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from infra.platform import LocalPlatform  # noqa: E402
+from shared.kafka import new_producer, publish  # noqa: E402
+from shared.registry import decode  # noqa: E402
+from shared.topics import Topic  # noqa: E402
+from tests.integration.metrics import events  # noqa: E402
+from tests.integration.metrics.worker_process import WorkerProcess  # noqa: E402
+from tests.slots import SLOT, session_ports  # noqa: E402
+
+SOURCE = Topic.EXCHANGE_TRANSACTIONS.value
+WORKER_TOPICS = (
+    Topic.EXCHANGE_TRANSACTIONS,
+    Topic.IDENTITY_CITIZENS,
+    Topic.IDENTITY_AUTHENTICATIONS,
+    Topic.CATALOG_SERVICES,
+    Topic.CATALOG_AGENCIES,
+    Topic.CATALOG_DELIVERIES,
+    Topic.PLATFORM_LIFECYCLE,
+)
+
+
+async def end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in sorted(consumer.partitions_for_topic(t) or await _partitions(consumer, t))
+        ]
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        return ends
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()
+    return consumer.partitions_for_topic(topic) or set()
+
+
+async def produce(bootstrap: str, consumer_code: str, count: int) -> None:
+    producer = new_producer(bootstrap, client_id="metrics-bench")
+    await producer.start()
+    at = datetime(1985, 1, 1, tzinfo=UTC) + timedelta(minutes=uuid.uuid4().int % 500_000)
+    try:
+        for start in range(0, count, 500):
+            batch = [
+                events.transaction(consumer_code, at=at, outcome="answered")
+                for _ in range(min(500, count - start))
+            ]
+            await asyncio.gather(*(publish(producer, e) for e in batch))
+    finally:
+        await producer.stop()
+
+
+async def bare_decode_rate(bootstrap: str, starts: dict[TopicPartition, int], count: int) -> float:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        max_poll_records=2000,
+    )
+    await consumer.start()
+    try:
+        tps = [tp for tp in starts if tp.topic == SOURCE]
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, starts[tp])
+        seen = 0
+        began: float | None = None
+        while seen < count:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=2000)
+            for records in batch.values():
+                if began is None:
+                    began = time.perf_counter()
+                for record in records:
+                    decode(record.value, SOURCE)
+                    seen += 1
+        assert began is not None
+        return count / (time.perf_counter() - began)
+    finally:
+        await consumer.stop()
+
+
+async def commit_group_offsets(
+    bootstrap: str, group: str, offsets: dict[TopicPartition, int]
+) -> None:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(offsets))
+        await consumer.commit(offsets)
+    finally:
+        await consumer.stop()
+
+
+async def wait_for_figure(
+    bootstrap: str, key: str, value: float, consumer: AIOKafkaConsumer | None = None
+) -> float:
+    """Follow metrics.exchange until `key` holds `value`; returns when it was seen."""
+    own = consumer is None
+    if consumer is None:
+        consumer = AIOKafkaConsumer(
+            Topic.METRICS_EXCHANGE.value, bootstrap_servers=bootstrap, auto_offset_reset="latest"
+        )
+        await consumer.start()
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    if (
+                        record.key == key.encode()
+                        and json.loads(record.value)["payload"]["value"] >= value
+                    ):
+                        return time.perf_counter()
+    finally:
+        if own:
+            await consumer.stop()
+
+
+async def wait_ready(worker: WorkerProcess) -> float:
+    deadline = time.perf_counter() + 300
+    while time.perf_counter() < deadline:
+        if "Worker ready" in worker.log_text():
+            return time.perf_counter()
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"the worker did not start:\n{worker.log_text()[-2000:]}")
+
+
+async def freshness(bootstrap: str, samples: int) -> list[float]:
+    code = events.unique_agency("fresh")
+    key = f"exchange.transactions|consumer={code}|all_time:all"
+    producer = new_producer(bootstrap, client_id="metrics-bench-freshness")
+    follower = AIOKafkaConsumer(
+        Topic.METRICS_EXCHANGE.value, bootstrap_servers=bootstrap, auto_offset_reset="latest"
+    )
+    await producer.start()
+    await follower.start()
+    await follower.getmany(timeout_ms=500)  # join and position at the end before measuring
+    latencies = []
+    try:
+        for i in range(samples):
+            await publish(producer, events.transaction(code))
+            acked = time.perf_counter()
+            seen = await wait_for_figure(bootstrap, key, i + 1, follower)
+            latencies.append(seen - acked)
+    finally:
+        await producer.stop()
+        await follower.stop()
+    return latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--freshness-samples", type=int, default=50)
+    args = parser.parse_args()
+
+    # The same home and ports as the slot's test session: reused if it is already running.
+    platform = LocalPlatform(
+        home=REPO / ".data" / ("test" if SLOT == 0 else f"test-{SLOT}"), ports=session_ports()
+    )
+    platform.start_infrastructure()
+    bootstrap = platform.kafka_bootstrap
+    print(f"broker {bootstrap}; {args.events} TransactionRecorded events on {SOURCE}")
+
+    code = events.unique_agency("bench")
+    starts = await end_offsets(bootstrap, [t.value for t in WORKER_TOPICS])
+    await produce(bootstrap, code, args.events)
+
+    bare = await bare_decode_rate(bootstrap, starts, args.events)
+
+    with tempfile.TemporaryDirectory() as logs:
+        worker = WorkerProcess(bootstrap, Path(logs))
+        # Start the worker's group where this run's records begin (and at the end of the
+        # other topics it reads), so it aggregates exactly these N records.
+        await commit_group_offsets(bootstrap, worker.app_id, starts)
+        follower = AIOKafkaConsumer(
+            Topic.METRICS_EXCHANGE.value, bootstrap_servers=bootstrap, auto_offset_reset="latest"
+        )
+        await follower.start()
+        await follower.getmany(timeout_ms=500)
+        worker.start()
+        try:
+            ready = await wait_ready(worker)
+            done = await wait_for_figure(
+                bootstrap,
+                f"exchange.transactions|consumer={code}|all_time:all",
+                float(args.events),
+                follower,
+            )
+            await follower.stop()
+            faust_rate = args.events / (done - ready)
+            latencies = await freshness(bootstrap, args.freshness_samples)
+        finally:
+            worker.stop()
+
+    print(f"bare aiokafka consumer, decode only : {bare:10.0f} events/s")
+    print(f"Faust worker, all aggregates        : {faust_rate:10.0f} events/s")
+    print(f"ratio worker / bare                 : {faust_rate / bare:10.3f}")
+    print(
+        f"freshness (ack -> figure on topic)  : p50 {percentile(latencies, 0.5) * 1000:.0f} ms, "
+        f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms, mean "
+        f"{statistics.mean(latencies) * 1000:.0f} ms over {len(latencies)} events "
+        "(worker flush interval 0.5 s)"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,1 +1,0 @@
-"""The metrics service's domain model: pure Python, no I/O."""

@@ -1,0 +1,1 @@
+"""Versioned reference data that no event carries (see population.yaml for its source)."""

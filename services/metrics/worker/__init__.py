@@ -1,0 +1,37 @@
+"""The metrics stream processor: one Faust worker, `python -m services.metrics.worker`.
+
+It consumes what identity, the catalog and the exchange publish, keeps live counters in
+Faust tables (backed by changelog topics, so a restarted worker recovers them), and
+publishes every figure on the compacted `metrics.*` topics. The agents live in one module
+per domain, found through the explicit list below.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+AGENT_MODULES: tuple[str, ...] = (
+    "services.metrics.worker.lifecycle",
+    "services.metrics.worker.exchange",
+    "services.metrics.worker.identity",
+    "services.metrics.worker.adoption",
+    "services.metrics.worker.deliveries",
+    "services.metrics.worker.publisher",
+)
+
+
+def load_agents() -> None:
+    """Import every domain module, which declares its topics, tables and agents."""
+    for module in AGENT_MODULES:
+        importlib.import_module(module)
+
+
+def main() -> None:
+    from services.metrics.worker.app import app, settings
+    from shared.logging import configure_logging
+
+    configure_logging("metrics-worker", settings)
+    load_agents()
+    sys.argv = [sys.argv[0], "worker", "--loglevel", settings.log_level.lower()]
+    app.main()

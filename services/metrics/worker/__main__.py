@@ -1,0 +1,5 @@
+"""Run the metrics worker: `python -m services.metrics.worker`."""
+
+from services.metrics.worker import main
+
+main()

@@ -1,0 +1,95 @@
+"""Adoption figures, from the catalog's compacted registers of services and agencies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import faust
+
+from services.metrics.domain import adoption
+from services.metrics.domain.figures import Figure
+from services.metrics.worker.app import app, decoded, partitions_of, source_topic
+from services.metrics.worker.publisher import Source, register
+from shared.events.catalog import AgencyRecorded, ServiceRecorded
+from shared.events.metrics import AdoptionMetricUpdated
+from shared.topics import Topic
+
+services_topic = source_topic(Topic.CATALOG_SERVICES)
+agencies_topic = source_topic(Topic.CATALOG_AGENCIES)
+# The latest state of each service and agency, as [agency, maturity, published, revision]
+# and [active, window, exchange, revision]: state, not counters, so replays change nothing.
+services = app.Table(
+    "adoption-services", default=None, partitions=partitions_of(Topic.CATALOG_SERVICES)
+)
+agencies = app.Table(
+    "adoption-agencies", default=None, partitions=partitions_of(Topic.CATALOG_AGENCIES)
+)
+
+
+class _Changed:
+    flag = False
+
+
+_changed = _Changed()
+
+
+def _newer(current: list[object] | None, revision: int) -> bool:
+    return current is None or int(current[-1]) <= revision  # type: ignore[call-overload]
+
+
+@app.agent(services_topic)
+async def follow_services(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        envelope = await decoded(event)
+        if envelope is None or not isinstance(envelope.payload, ServiceRecorded):
+            continue
+        service = envelope.payload
+        if _newer(services.get(service.service_id), service.revision):
+            state = adoption.ServiceState.of(service)
+            services[service.service_id] = [
+                state.agency,
+                state.maturity,
+                state.published,
+                state.revision,
+            ]
+            _changed.flag = True
+
+
+@app.agent(agencies_topic)
+async def follow_agencies(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        envelope = await decoded(event)
+        if envelope is None or not isinstance(envelope.payload, AgencyRecorded):
+            continue
+        agency = envelope.payload
+        if _newer(agencies.get(agency.code), agency.revision):
+            state = adoption.AgencyState.of(agency)
+            agencies[agency.code] = [
+                state.active,
+                state.window_connected,
+                state.exchange_connected,
+                state.revision,
+            ]
+            _changed.flag = True
+
+
+def figures(now: datetime) -> list[Figure]:
+    if not _changed.flag:
+        return []
+    _changed.flag = False
+    service_states = [
+        adoption.ServiceState(str(a), int(m), bool(p), int(r))
+        for a, m, p, r in list(services.values())
+    ]
+    agency_states = [
+        adoption.AgencyState(bool(a), bool(w), bool(e), int(r))
+        for a, w, e, r in list(agencies.values())
+    ]
+    return adoption.figures(service_states, agency_states, now)
+
+
+def _mark_all_changed() -> None:
+    _changed.flag = True
+
+
+register(Source("adoption", AdoptionMetricUpdated, figures, _mark_all_changed))

@@ -1,0 +1,117 @@
+"""The metrics worker's Faust app, its settings, and what every domain module shares.
+
+One `App` for the worker; each domain module (listed in `worker.AGENT_MODULES`) declares
+its topics, tables and agents on it. Records arrive as raw bytes and are decoded with the
+platform's contracts (pydantic at the boundary, since Faust records are not validated);
+what cannot be decoded goes to the topic's dead-letter topic with the reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from pydantic import Field
+
+from shared.envelope import Envelope, Event
+from shared.kafka import dead_letter_headers
+from shared.logging import get_logger
+from shared.registry import UndecodableEvent, decode
+from shared.settings import PlatformSettings
+from shared.topics import Topic, dead_letter_of, spec
+
+log = get_logger(__name__)
+
+
+class WorkerSettings(PlatformSettings):
+    web_port: int = Field(default=8014, validation_alias="PANJEREH_METRICS_WORKER_PORT")
+    flush_interval: float = Field(
+        default=1.0,
+        gt=0,
+        validation_alias="PANJEREH_METRICS_FLUSH_INTERVAL",
+        description="Seconds between publications of changed figures (their freshness).",
+    )
+    session_timeout: float = Field(
+        default=30.0,
+        ge=6,
+        validation_alias="PANJEREH_METRICS_SESSION_TIMEOUT",
+        description="Seconds before a silent (crashed) worker's partitions are reassigned.",
+    )
+    app_id: str = Field(
+        default="panjereh-metrics",
+        validation_alias="PANJEREH_METRICS_WORKER_ID",
+        description="Consumer group and table namespace; one per independent deployment.",
+    )
+
+
+settings = WorkerSettings()
+
+app = faust.App(
+    settings.app_id,
+    broker=f"kafka://{settings.kafka_bootstrap_servers}",
+    store="memory://",
+    # Counters guard themselves against replays (see counters.py), so at-least-once
+    # delivery yields exact counts; offsets are committed only after the changelog is
+    # flushed (Faust flushes the producer before every commit).
+    processing_guarantee="at_least_once",
+    topic_partitions=3,
+    topic_replication_factor=1,
+    web_host=settings.http_host,
+    web_bind=settings.http_host,
+    web_port=settings.web_port,
+    consumer_auto_offset_reset="earliest",
+    broker_commit_interval=1.0,
+    table_standby_replicas=0,
+    broker_session_timeout=settings.session_timeout,
+    broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
+    # Table keys and values are JSON (topics of events override this with raw bytes).
+    key_serializer="json",
+    value_serializer="json",
+)
+
+
+def source_topic(topic: Topic) -> Any:
+    """A Faust topic of raw bytes, for records decoded with the platform's contracts."""
+    return app.topic(
+        topic.value, key_serializer="raw", value_serializer="raw", partitions=spec(topic).partitions
+    )
+
+
+def partitions_of(topic: Topic) -> int:
+    return spec(topic).partitions
+
+
+async def dead_letter(event: Any, reason: str) -> None:
+    """Send the record, as it came, to its topic's dead-letter topic with the reason."""
+    message = event.message
+    headers = dead_letter_headers(
+        message.headers,
+        reason=reason,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        consumer=app.conf.id,
+    )
+    await app.producer.send_and_wait(
+        dead_letter_of(message.topic),
+        message.key,
+        event.value or b"",
+        partition=None,
+        timestamp=None,
+        headers=headers,
+    )
+    log.warning("event dead-lettered", reason=reason, topic=message.topic)
+
+
+async def decoded(event: Any) -> Envelope[Event] | None:
+    """The record's envelope, or None after dead-lettering what cannot be decoded."""
+    try:
+        return decode(event.value, event.message.topic)
+    except UndecodableEvent as error:
+        await dead_letter(event, error.reason)
+        return None
+
+
+@app.page("/health")
+async def health(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+    return web.json({"service": "metrics-worker", "status": "ok"})

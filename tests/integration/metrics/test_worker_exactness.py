@@ -1,0 +1,136 @@
+"""Counts stay exact when the worker is SIGKILLed mid-stream and restarted (real broker)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from services.metrics.domain.windows import window_of
+from shared.envelope import Envelope
+from shared.kafka import publish
+from shared.topics import Topic
+from tests.integration.metrics import events
+from tests.integration.metrics.worker_process import WorkerProcess, wait_for_values
+
+N_TRANSACTIONS = 3000
+N_CITIZENS = 150
+N_DELIVERIES = 400
+N_REPEATED_REPORTS = 60
+
+
+def _unique_moment() -> datetime:
+    """A minute of a past year no other test uses, so window totals are this test's own."""
+    rng = random.Random()
+    return datetime(1990, 1, 1, tzinfo=UTC) + timedelta(minutes=rng.randrange(10 * 365 * 24 * 60))
+
+
+async def _publish_all(producer: AIOKafkaProducer, envelopes: list[Envelope[Any]]) -> None:
+    for start in range(0, len(envelopes), 200):
+        await asyncio.gather(*(publish(producer, e) for e in envelopes[start : start + 200]))
+
+
+async def _first_figure_after_now(bootstrap: str, key: str, above: float) -> float:
+    """Wait until the worker publishes `key` with a value above `above`; return it."""
+    consumer = AIOKafkaConsumer(
+        Topic.METRICS_EXCHANGE.value, bootstrap_servers=bootstrap, auto_offset_reset="latest"
+    )
+    await consumer.start()
+    try:
+        async for record in consumer:
+            if record.key == key.encode():
+                value = float(json.loads(record.value)["payload"]["value"])
+                if value > above:
+                    return value
+    finally:
+        await consumer.stop()
+    raise AssertionError("the metrics topic ended")
+
+
+async def test_counts_are_exact_after_sigkill_mid_stream_and_restart(
+    kafka_bootstrap: str, producer: AIOKafkaProducer, worker: WorkerProcess
+) -> None:
+    at = _unique_moment()
+    day = window_of("day", at).label
+    minute = window_of("minute", at).label
+    consumers = [events.unique_agency("cons") for _ in range(4)]
+    agency = events.unique_agency("deliv")
+    outcomes = ["answered", "answered", "answered", "denied", "refused", "timed_out"]
+    transactions = [
+        events.transaction(consumers[i % 4], outcome=outcomes[i % 6], at=at)  # type: ignore[arg-type]
+        for i in range(N_TRANSACTIONS)
+    ]
+    people = [events.citizen(f"{agency}-{i}") for i in range(N_CITIZENS)]
+    sign_ins = [events.authenticated(who, at=at) for who in people for _ in range(3)]
+    failures = [events.failed(who, at=at) for who in people[:40]]
+    reports = [
+        events.delivery(agency, at=at, channel="online" if i % 4 else "in_person")
+        for i in range(N_DELIVERIES)
+    ]
+    # The catalog may record a report twice (same event id): it must count once.
+    repeats = [reports[i] for i in range(N_REPEATED_REPORTS)]
+    first_half = events.shuffled([*transactions[:1500], *sign_ins[:200], *reports[:200]])
+    second_half = events.shuffled(
+        [*transactions[1500:], *sign_ins[200:], *failures, *reports[200:], *repeats]
+    )
+    total_key = f"exchange.transactions||minute:{minute}"
+
+    await _publish_all(producer, first_half)
+    seen_at_first_kill = await _first_figure_after_now(kafka_bootstrap, total_key, 0)
+    worker.kill()
+    await _publish_all(producer, second_half)
+    worker.start()
+    seen_at_second_kill = await _first_figure_after_now(
+        kafka_bootstrap, total_key, seen_at_first_kill
+    )
+    worker.kill()
+    worker.start()
+
+    outcome_counts = Counter(outcomes[i % 6] for i in range(N_TRANSACTIONS))
+    expected_exchange = {
+        total_key: float(N_TRANSACTIONS),
+        f"exchange.transactions||day:{day}": float(N_TRANSACTIONS),
+        **{
+            f"exchange.transactions|consumer={c}|all_time:all": float(N_TRANSACTIONS / 4)
+            for c in consumers
+        },
+        **{
+            f"exchange.transactions|outcome={o}|minute:{minute}": float(n)
+            for o, n in outcome_counts.items()
+        },
+        **{
+            f"exchange.denials|consumer={c}|day:{day}": float(n)
+            for c, n in Counter(
+                consumers[i % 4] for i in range(N_TRANSACTIONS) if outcomes[i % 6] == "denied"
+            ).items()
+        },
+    }
+    expected_identity = {
+        f"identity.signins||day:{day}": float(len(sign_ins)),
+        f"identity.failures||day:{day}": float(len(failures)),
+        f"identity.people_first_authenticated||day:{day}": float(N_CITIZENS),
+        f"identity.failure_rate||day:{day}": len(failures) / (len(sign_ins) + len(failures)),
+    }
+    expected_deliveries = {
+        f"deliveries.count|agency={agency}|all_time:all": float(N_DELIVERIES),
+        f"deliveries.count|agency={agency},channel=in_person|day:{day}": float(N_DELIVERIES / 4),
+        f"deliveries.digital_share|agency={agency}|day:{day}": 0.75,
+    }
+    found = {
+        **await wait_for_values(kafka_bootstrap, Topic.METRICS_EXCHANGE.value, expected_exchange),
+        **await wait_for_values(kafka_bootstrap, Topic.METRICS_IDENTITY.value, expected_identity),
+        **await wait_for_values(
+            kafka_bootstrap, Topic.METRICS_DELIVERIES.value, expected_deliveries
+        ),
+    }
+
+    assert 0 < seen_at_first_kill < N_TRANSACTIONS
+    assert seen_at_first_kill < seen_at_second_kill
+    assert found == {**expected_exchange, **expected_identity, **expected_deliveries}, (
+        worker.log_text()[-3000:]
+    )
