@@ -15,7 +15,7 @@ from pydantic import Field
 
 from shared.envelope import Envelope, Event
 from shared.kafka import dead_letter_headers
-from shared.logging import get_logger
+from shared.logging import get_logger, logging_dict_config
 from shared.registry import UndecodableEvent, decode
 from shared.settings import PlatformSettings
 from shared.topics import Topic, dead_letter_of, spec
@@ -67,6 +67,9 @@ app = faust.App(
     # Table keys and values are JSON (topics of events override this with raw bytes).
     key_serializer="json",
     value_serializer="json",
+    # Faust configures logging itself when the worker starts: hand it the platform's JSON
+    # set-up so the worker logs like every other process.
+    logging_config=logging_dict_config(settings),
 )
 
 
