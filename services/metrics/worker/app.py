@@ -42,6 +42,11 @@ class WorkerSettings(PlatformSettings):
         validation_alias="PANJEREH_METRICS_WORKER_ID",
         description="Consumer group and table namespace; one per independent deployment.",
     )
+    data_dir: str = Field(
+        default=".data/metrics-worker",
+        validation_alias="PANJEREH_METRICS_WORKER_DATA_DIR",
+        description="Where Faust keeps its local files (never inside the source tree).",
+    )
 
 
 settings = WorkerSettings()
@@ -50,6 +55,7 @@ app = faust.App(
     settings.app_id,
     broker=f"kafka://{settings.kafka_bootstrap_servers}",
     store="memory://",
+    datadir=settings.data_dir,
     # Counters guard themselves against replays (see counters.py), so at-least-once
     # delivery yields exact counts; offsets are committed only after the changelog is
     # flushed (Faust flushes the producer before every commit).
