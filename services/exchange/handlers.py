@@ -2,11 +2,373 @@
 
 Each handler is a plain function of (event, connection) that runs inside the transaction
 the inbox opened for that event; `shared.runtime` consumes the topics these events travel
-on and calls the handlers.
+on and calls the handlers. A transaction moves from `pending` to exactly one final
+outcome under its row lock, and every final outcome is announced in the same database
+transaction (outbox): one `DataRequestCompleted` and one `TransactionRecorded` each.
 """
 
 from __future__ import annotations
 
-from shared.runtime import Handlers
+import asyncio
+import uuid
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
 
-HANDLERS: Handlers = {}
+from services.exchange import storage
+from services.exchange.client.signing import SignatureInvalid, key_id_of, sign_event, signed_content
+from services.exchange.domain import (
+    AuditEntry,
+    Authorised,
+    Outcome,
+    authorise,
+    digest,
+    payload_size,
+    schema_problem,
+    signature_problem,
+)
+from shared.db import Connection, Pool
+from shared.envelope import Envelope, Event
+from shared.events.catalog import AgencyRecorded
+from shared.events.exchange import (
+    DataProvided,
+    DataRefused,
+    DataRequestCompleted,
+    DataRequested,
+    DataRequestForwarded,
+    TransactionRecorded,
+)
+from shared.events.identity import AgencyKeyPublished, AgencyKeyRevoked
+from shared.kafka import TRANSIENT_ERRORS, Rejected
+from shared.logging import get_logger
+from shared.outbox import enqueue
+from shared.runtime import Handlers, Runtime
+
+log = get_logger(__name__)
+
+SOURCE = "exchange"
+SWEEP_BATCH = 500
+SWEEP_INTERVAL_SECONDS = 0.25
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _announce(connection: Connection, event: Event, subject: str, tx: uuid.UUID) -> None:
+    await enqueue(
+        connection, Envelope.wrap(event, source=SOURCE, subject=subject, correlation_id=tx)
+    )
+
+
+# Projections of agencies and their keys.
+
+
+async def on_agency_recorded(envelope: Envelope[AgencyRecorded], connection: Connection) -> None:
+    await storage.record_agency(connection, envelope.payload)
+
+
+async def on_agency_key_published(
+    envelope: Envelope[AgencyKeyPublished], connection: Connection
+) -> None:
+    await storage.record_agency_key(connection, envelope.payload)
+
+
+async def on_agency_key_revoked(
+    envelope: Envelope[AgencyKeyRevoked], connection: Connection
+) -> None:
+    await storage.revoke_agency_key(connection, envelope.payload, envelope.occurred_at)
+
+
+# A transaction.
+
+
+async def on_data_requested(envelope: Envelope[DataRequested], connection: Connection) -> None:
+    """Authorise a consumer's request: forward it to its provider, or deny it with the reason."""
+    request = envelope.payload
+    now = _now()
+    unreadable: str | None = None
+    try:
+        kid = key_id_of(request.signature)
+    except SignatureInvalid as error:
+        kid, unreadable = "", f"bad_signature: {error.reason}"
+    key = await storage.agency_key(connection, kid) if kid else None
+    service = await storage.data_service(connection, request.data_service)
+    decision = authorise(
+        request,
+        consumer=await storage.agency(connection, request.consumer),
+        key=key,
+        kid=kid,
+        service=service,
+        rights=await storage.rights_of(connection, request.consumer, request.data_service),
+        now=now,
+    )
+    tx: dict[str, Any] = {
+        "transaction_id": request.transaction_id,
+        "consumer": request.consumer,
+        "provider": service.provider if service is not None else None,
+        "data_service": request.data_service,
+        "purpose": request.purpose,
+        "citizen": request.citizen,
+        "personal_data": service.personal_data if service else request.citizen is not None,
+        "request_bytes": payload_size(request.payload),
+        "requested_at": now,
+    }
+    authorised = isinstance(decision, Authorised) and unreadable is None
+    if authorised:
+        assert isinstance(decision, Authorised)
+        tx |= {"status": "pending", "forwarded_at": now, "deadline": decision.deadline}
+    else:
+        reason = unreadable or getattr(decision, "reason", "denied")
+        tx |= {"status": "denied", "reason": reason}
+    if not await storage.insert_transaction(connection, **tx):
+        # The id is taken: a replay, or another request reusing it. Neither may act twice.
+        log.warning(
+            "request with a used transaction id ignored", transaction_id=str(tx["transaction_id"])
+        )
+        return
+    entry = AuditEntry(
+        transaction_id=request.transaction_id,
+        kind="request",
+        outcome="forwarded" if authorised else "denied",
+        consumer=request.consumer,
+        provider=tx["provider"],
+        data_service=request.data_service,
+        purpose=request.purpose,
+        legal_basis=decision.right.legal_basis if isinstance(decision, Authorised) else None,
+        citizen=request.citizen,
+        reason=tx.get("reason"),
+        content_digest=digest(signed_content(request)),
+        signature=request.signature,
+    )
+    await storage.append_audit(connection, entry, now)
+    if not authorised:
+        await _finish(connection, tx, "denied", reason=tx["reason"], now=now)
+        return
+    assert isinstance(decision, Authorised)
+    forwarded_fields: dict[str, Any] = {
+        "transaction_id": request.transaction_id,
+        "consumer": request.consumer,
+        "provider": decision.service.provider,
+        "data_service": request.data_service,
+        "purpose": request.purpose,
+        "payload": request.payload,
+        "citizen": request.citizen,
+        "deadline": decision.deadline,
+        "signature": "-",
+    }
+    exchange_kid, exchange_key = await storage.signing_key(connection)
+    unsigned = DataRequestForwarded(**forwarded_fields)
+    forwarded = unsigned.model_copy(
+        update={"signature": sign_event(unsigned, exchange_key, exchange_kid)}
+    )
+    await _announce(connection, forwarded, decision.service.provider, request.transaction_id)
+
+
+async def on_provider_answer(
+    envelope: Envelope[DataProvided] | Envelope[DataRefused], connection: Connection
+) -> None:
+    """Check a provider's answer or refusal and deliver the transaction's final outcome.
+
+    An answer to a transaction already final (timed out) is recorded in the audit log and
+    changes nothing else.
+    """
+    answer = envelope.payload
+    now = _now()
+    tx = await storage.transaction_for_update(connection, answer.transaction_id)
+    if tx is None:
+        raise Rejected(f"unknown_transaction: {answer.transaction_id} was never forwarded")
+    if tx["provider"] != answer.provider:
+        raise Rejected(f"wrong_provider: {answer.provider} is not this transaction's provider")
+    entry = AuditEntry(
+        transaction_id=answer.transaction_id,
+        kind="response",
+        outcome="",
+        consumer=tx["consumer"],
+        provider=tx["provider"],
+        data_service=tx["data_service"],
+        purpose=tx["purpose"],
+        legal_basis=None,
+        citizen=tx["citizen"],
+        reason=None,
+        content_digest=digest(signed_content(answer)),
+        signature=answer.signature,
+    )
+    if tx["status"] == "pending" and tx["deadline"] <= now:
+        # Past its deadline before the sweeper got to it: the deadline decides, not the race.
+        await _time_out(connection, tx, now)
+        tx = await storage.transaction_for_update(connection, answer.transaction_id)
+    if tx["status"] != "pending":
+        await storage.append_audit(
+            connection,
+            replace(
+                entry, kind="late_response", outcome="ignored", reason=f"already {tx['status']}"
+            ),
+            now,
+        )
+        await storage.complete_transaction(connection, tx["transaction_id"], late_response_at=now)
+        return
+    try:
+        kid = key_id_of(answer.signature)
+    except SignatureInvalid as error:
+        problem: str | None = f"bad_signature: {error.reason}"
+    else:
+        key = await storage.agency_key(connection, kid)
+        problem = signature_problem(answer, answer.provider, key, kid, now)
+    outcome: Outcome
+    payload: dict[str, Any] | None = None
+    if isinstance(answer, DataProvided):
+        if problem is None:
+            service = await storage.data_service(connection, tx["data_service"])
+            schema = service.response_schema if service is not None else {}
+            invalid = schema_problem(answer.payload, schema)
+            problem = None if invalid is None else f"invalid_answer: {invalid}"
+        outcome, payload, reason = (
+            ("failed", None, problem) if problem else ("answered", answer.payload, None)
+        )
+    else:
+        outcome, reason = (
+            ("failed", problem) if problem else ("refused", f"refused: {answer.reason}")
+        )
+    await storage.append_audit(connection, replace(entry, outcome=outcome, reason=reason), now)
+    await _finish(
+        connection, dict(tx), outcome, payload=payload, reason=reason, now=now, responded_at=now
+    )
+
+
+async def _time_out(connection: Connection, tx: Mapping[str, Any], now: datetime) -> None:
+    reason = "timed_out: the provider did not answer before the deadline"
+    entry = AuditEntry(
+        transaction_id=tx["transaction_id"],
+        kind="timeout",
+        outcome="timed_out",
+        consumer=tx["consumer"],
+        provider=tx["provider"],
+        data_service=tx["data_service"],
+        purpose=tx["purpose"],
+        legal_basis=None,
+        citizen=tx["citizen"],
+        reason=reason,
+        content_digest=None,
+        signature=None,
+    )
+    await storage.append_audit(connection, entry, now)
+    await _finish(connection, dict(tx), "timed_out", reason=reason, now=now)
+
+
+async def _finish(
+    connection: Connection,
+    tx: Mapping[str, Any],
+    outcome: Outcome,
+    *,
+    now: datetime,
+    payload: dict[str, Any] | None = None,
+    reason: str | None = None,
+    responded_at: datetime | None = None,
+) -> None:
+    """Make the transaction final and announce it: to its consumer and to monitoring."""
+    transaction_id: uuid.UUID = tx["transaction_id"]
+    exchange_kid, exchange_key = await storage.signing_key(connection)
+    unsigned = DataRequestCompleted(
+        transaction_id=transaction_id,
+        consumer=tx["consumer"],
+        provider=tx["provider"],
+        data_service=tx["data_service"],
+        outcome=outcome,
+        payload=payload,
+        reason=reason,
+        signature="-",
+    )
+    completed = unsigned.model_copy(
+        update={"signature": sign_event(unsigned, exchange_key, exchange_kid)}
+    )
+    response_bytes = payload_size(payload)
+    await storage.complete_transaction(
+        connection,
+        transaction_id,
+        status=outcome,
+        reason=reason,
+        response_bytes=response_bytes,
+        responded_at=responded_at,
+        completed_at=now,
+        completion=completed.model_dump(mode="json"),
+    )
+    await _announce(connection, completed, tx["consumer"], transaction_id)
+    await _announce(
+        connection,
+        _monitoring(tx, outcome, response_bytes, now, responded_at),
+        str(transaction_id),
+        transaction_id,
+    )
+
+
+def _monitoring(
+    tx: Mapping[str, Any],
+    outcome: Outcome,
+    response_bytes: int,
+    completed_at: datetime,
+    responded_at: datetime | None,
+) -> TransactionRecorded:
+    """The operational monitoring record: the exchange's time apart from the provider's."""
+    requested_at: datetime = tx["requested_at"]
+    forwarded_at: datetime | None = tx.get("forwarded_at")
+    total = (completed_at - requested_at).total_seconds() * 1000
+    provider_ms: float | None = None
+    exchange_ms = total
+    if responded_at is not None and forwarded_at is not None:
+        provider_ms = max(0.0, (responded_at - forwarded_at).total_seconds() * 1000)
+        exchange_ms = total - provider_ms
+    elif outcome == "timed_out" and forwarded_at is not None and tx.get("deadline") is not None:
+        # Waiting for a silent provider is not the exchange's time.
+        exchange_ms = total - (tx["deadline"] - forwarded_at).total_seconds() * 1000
+    return TransactionRecorded(
+        transaction_id=tx["transaction_id"],
+        consumer=tx["consumer"],
+        provider=tx["provider"],
+        data_service=tx["data_service"],
+        purpose=tx["purpose"],
+        outcome=outcome,
+        request_bytes=tx["request_bytes"],
+        response_bytes=response_bytes,
+        requested_at=requested_at,
+        completed_at=completed_at,
+        exchange_ms=max(0.0, exchange_ms),
+        provider_ms=provider_ms,
+        personal_data=tx["personal_data"],
+    )
+
+
+# Timeouts.
+
+
+async def sweep_timeouts(pool: Pool, now: datetime | None = None, limit: int = SWEEP_BATCH) -> int:
+    """Time out pending transactions whose deadline passed; returns how many."""
+    moment = now or _now()
+    async with pool.acquire() as connection, connection.transaction():
+        overdue = await storage.overdue_transactions(connection, moment, limit)
+        for tx in overdue:
+            await _time_out(connection, tx, moment)
+    return len(overdue)
+
+
+async def run_sweeper(runtime: Runtime) -> None:
+    """Background task: time out overdue transactions until cancelled; failures wait and retry."""
+    while True:
+        try:
+            swept = await sweep_timeouts(runtime.pool)
+        except TRANSIENT_ERRORS as error:
+            log.warning("timeout sweep failed, retrying", error=repr(error))
+            swept = 0
+        if swept < SWEEP_BATCH:
+            await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
+
+
+HANDLERS: Handlers = {
+    AgencyRecorded: [on_agency_recorded],
+    AgencyKeyPublished: [on_agency_key_published],
+    AgencyKeyRevoked: [on_agency_key_revoked],
+    DataRequested: [on_data_requested],
+    DataProvided: [on_provider_answer],
+    DataRefused: [on_provider_answer],
+}

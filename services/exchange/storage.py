@@ -1,5 +1,371 @@
 """The exchange service's storage: its own Postgres schema `exchange`, reached with asyncpg.
 
 The schema is created by `migrations/`; besides the service's tables it holds the outbox
-and the inbox every service keeps (`shared/migrations`).
+and the inbox every service keeps (`shared/migrations`). Every function takes the
+connection of the caller's transaction: what they write commits with the caller's events.
 """
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from joserfc.jwk import ECKey, Key, import_key
+
+from services.exchange.client.signing import generate_key
+from services.exchange.domain import (
+    AccessRight,
+    Agency,
+    AgencyKey,
+    AuditEntry,
+    DataService,
+    chain_hash,
+)
+from shared.db import Connection, Pool
+from shared.events.catalog import AgencyRecorded
+from shared.events.exchange import AccessGranted, DataServiceRegistered
+from shared.events.identity import AgencyKeyPublished, AgencyKeyRevoked
+
+Record = Any  # an asyncpg Record: read by column name
+
+
+# Projections of other services' topics.
+
+
+async def record_agency(connection: Connection, agency: AgencyRecorded) -> None:
+    """Keep the agency's latest revision (a replayed older record changes nothing)."""
+    await connection.execute(
+        "INSERT INTO agencies (code, name_fa, name_en, active, exchange_connected_since,"
+        " revision) VALUES ($1, $2, $3, $4, $5, $6)"
+        " ON CONFLICT (code) DO UPDATE SET name_fa = excluded.name_fa,"
+        " name_en = excluded.name_en, active = excluded.active,"
+        " exchange_connected_since = excluded.exchange_connected_since,"
+        " revision = excluded.revision WHERE agencies.revision < excluded.revision",
+        agency.code,
+        agency.name_fa,
+        agency.name_en,
+        agency.active,
+        agency.exchange_connected_since,
+        agency.revision,
+    )
+
+
+async def record_agency_key(connection: Connection, key: AgencyKeyPublished) -> None:
+    """Keep a published key; a key already revoked stays revoked."""
+    await connection.execute(
+        "INSERT INTO agency_keys (kid, agency, algorithm, jwk, not_before, expires_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6)"
+        " ON CONFLICT (kid) DO UPDATE SET agency = excluded.agency,"
+        " algorithm = excluded.algorithm, jwk = excluded.jwk,"
+        " not_before = excluded.not_before, expires_at = excluded.expires_at",
+        key.kid,
+        key.agency,
+        key.algorithm,
+        key.jwk,
+        key.not_before,
+        key.expires_at,
+    )
+
+
+async def revoke_agency_key(
+    connection: Connection, revoked: AgencyKeyRevoked, at: datetime
+) -> None:
+    await connection.execute(
+        "INSERT INTO agency_keys (kid, agency, revoked_at, revoked_reason) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (kid) DO UPDATE SET revoked_at = LEAST(agency_keys.revoked_at,"
+        " excluded.revoked_at), revoked_reason = COALESCE(agency_keys.revoked_reason,"
+        " excluded.revoked_reason)",
+        revoked.kid,
+        revoked.agency,
+        at,
+        revoked.reason,
+    )
+
+
+async def agency(connection: Connection, code: str) -> Agency | None:
+    row = await connection.fetchrow("SELECT code, active FROM agencies WHERE code = $1", code)
+    return None if row is None else Agency(row["code"], row["active"])
+
+
+async def agency_names(connection: Connection, codes: Sequence[str]) -> dict[str, tuple[str, str]]:
+    rows = await connection.fetch(
+        "SELECT code, name_fa, name_en FROM agencies WHERE code = ANY($1::text[])", list(codes)
+    )
+    return {row["code"]: (row["name_fa"], row["name_en"]) for row in rows}
+
+
+async def agency_key(connection: Connection, kid: str) -> AgencyKey | None:
+    row = await connection.fetchrow("SELECT * FROM agency_keys WHERE kid = $1", kid)
+    if row is None:
+        return None
+    return AgencyKey(
+        kid=row["kid"],
+        agency=row["agency"],
+        algorithm=row["algorithm"],
+        jwk=row["jwk"],
+        not_before=row["not_before"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+# Data services and access rights: the exchange's own registers.
+
+
+def _data_service(row: Record) -> DataService:
+    return DataService(
+        data_service=row["data_service"],
+        version=row["version"],
+        provider=row["provider"],
+        request_schema=row["request_schema"],
+        response_schema=row["response_schema"],
+        timeout_ms=row["timeout_ms"],
+        purposes=tuple(row["purposes"]),
+        personal_data=row["personal_data"],
+        active=row["active"],
+    )
+
+
+async def data_service(connection: Connection, data_service_id: str) -> DataService | None:
+    row = await connection.fetchrow(
+        "SELECT * FROM data_services WHERE data_service = $1", data_service_id
+    )
+    return None if row is None else _data_service(row)
+
+
+async def data_services(connection: Connection, provider: str | None) -> list[DataService]:
+    rows = await connection.fetch(
+        "SELECT * FROM data_services WHERE $1::text IS NULL OR provider = $1 ORDER BY data_service",
+        provider,
+    )
+    return [_data_service(row) for row in rows]
+
+
+async def save_data_service(connection: Connection, service: DataServiceRegistered) -> None:
+    await connection.execute(
+        "INSERT INTO data_services (data_service, version, provider, name_fa, name_en,"
+        " request_schema, response_schema, timeout_ms, purposes, personal_data, active)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        " ON CONFLICT (data_service) DO UPDATE SET version = excluded.version,"
+        " name_fa = excluded.name_fa, name_en = excluded.name_en,"
+        " request_schema = excluded.request_schema, response_schema = excluded.response_schema,"
+        " timeout_ms = excluded.timeout_ms, purposes = excluded.purposes,"
+        " personal_data = excluded.personal_data, active = excluded.active, updated_at = now()",
+        service.data_service,
+        service.version,
+        service.provider,
+        service.name_fa,
+        service.name_en,
+        service.request_schema,
+        service.response_schema,
+        service.timeout_ms,
+        service.purposes,
+        service.personal_data,
+        service.active,
+    )
+
+
+def _right(row: Record) -> AccessRight:
+    return AccessRight(
+        right_id=row["right_id"],
+        consumer=row["consumer"],
+        data_service=row["data_service"],
+        purposes=tuple(row["purposes"]),
+        legal_basis=row["legal_basis"],
+        valid_from=row["valid_from"],
+        valid_until=row["valid_until"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+async def rights_of(
+    connection: Connection, consumer: str, data_service_id: str
+) -> list[AccessRight]:
+    rows = await connection.fetch(
+        "SELECT * FROM access_rights WHERE consumer = $1 AND data_service = $2 ORDER BY valid_from",
+        consumer,
+        data_service_id,
+    )
+    return [_right(row) for row in rows]
+
+
+async def access_right(connection: Connection, right_id: uuid.UUID) -> AccessRight | None:
+    row = await connection.fetchrow("SELECT * FROM access_rights WHERE right_id = $1", right_id)
+    return None if row is None else _right(row)
+
+
+async def save_right(connection: Connection, right: AccessGranted) -> None:
+    await connection.execute(
+        "INSERT INTO access_rights (right_id, consumer, data_service, purposes, legal_basis,"
+        " valid_from, valid_until) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        right.right_id,
+        right.consumer,
+        right.data_service,
+        right.purposes,
+        right.legal_basis,
+        right.valid_from,
+        right.valid_until,
+    )
+
+
+async def revoke_right(
+    connection: Connection, right_id: uuid.UUID, reason: str, at: datetime
+) -> bool:
+    """Mark a right revoked; False if it does not exist or already was."""
+    done = await connection.fetchval(
+        "UPDATE access_rights SET revoked_at = $2, revoked_reason = $3"
+        " WHERE right_id = $1 AND revoked_at IS NULL RETURNING true",
+        right_id,
+        at,
+        reason,
+    )
+    return bool(done)
+
+
+# The exchange's own signing key.
+
+_signing_key: tuple[str, Key] | None = None
+
+
+async def signing_key(connection: Connection) -> tuple[str, Key]:
+    """The exchange's signing key (kid, private key), created on first use and kept."""
+    global _signing_key
+    if _signing_key is None:
+        row = await connection.fetchrow(
+            "SELECT kid, private_jwk FROM signing_keys ORDER BY created_at DESC LIMIT 1"
+        )
+        if row is None:
+            row = await _create_signing_key(connection)
+        _signing_key = (row["kid"], import_key(row["private_jwk"]))
+    return _signing_key
+
+
+async def _create_signing_key(connection: Connection) -> Record:
+    async with connection.transaction():
+        # Two processes starting together must not each make a key.
+        await connection.execute("SELECT pg_advisory_xact_lock(hashtext('exchange-signing-key'))")
+        row = await connection.fetchrow(
+            "SELECT kid, private_jwk FROM signing_keys ORDER BY created_at DESC LIMIT 1"
+        )
+        if row is not None:
+            return row
+        key: ECKey = generate_key()
+        kid = f"exchange-{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(4)}"
+        return await connection.fetchrow(
+            "INSERT INTO signing_keys (kid, private_jwk) VALUES ($1, $2)"
+            " RETURNING kid, private_jwk",
+            kid,
+            dict(key.as_dict(private=True)),
+        )
+
+
+async def public_signing_keys(pool: Pool) -> list[tuple[str, dict[str, Any]]]:
+    """Every signing key of the exchange, public halves only (kid, private JWK to strip)."""
+    rows = await pool.fetch("SELECT kid, private_jwk FROM signing_keys ORDER BY created_at")
+    return [(row["kid"], row["private_jwk"]) for row in rows]
+
+
+# Transactions.
+
+
+async def insert_transaction(connection: Connection, **values: Any) -> bool:
+    """Record a new transaction; False when its id is already taken (a replayed request)."""
+    columns = ", ".join(values)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
+    inserted = await connection.fetchval(
+        f"INSERT INTO transactions ({columns}) VALUES ({placeholders})"
+        " ON CONFLICT (transaction_id) DO NOTHING RETURNING true",
+        *values.values(),
+    )
+    return bool(inserted)
+
+
+async def transaction_for_update(connection: Connection, transaction_id: uuid.UUID) -> Record:
+    return await connection.fetchrow(
+        "SELECT * FROM transactions WHERE transaction_id = $1 FOR UPDATE", transaction_id
+    )
+
+
+async def transaction(pool: Pool | Connection, transaction_id: uuid.UUID) -> Record:
+    return await pool.fetchrow(
+        "SELECT * FROM transactions WHERE transaction_id = $1", transaction_id
+    )
+
+
+async def complete_transaction(
+    connection: Connection, transaction_id: uuid.UUID, **values: Any
+) -> None:
+    assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(values, start=2))
+    await connection.execute(
+        f"UPDATE transactions SET {assignments} WHERE transaction_id = $1",
+        transaction_id,
+        *values.values(),
+    )
+
+
+async def overdue_transactions(connection: Connection, now: datetime, limit: int) -> list[Record]:
+    """Pending transactions past their deadline, locked; others' locks are skipped."""
+    rows: list[Record] = await connection.fetch(
+        "SELECT * FROM transactions WHERE status = 'pending' AND deadline <= $1"
+        " ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED",
+        now,
+        limit,
+    )
+    return rows
+
+
+# The audit log.
+
+
+async def append_audit(connection: Connection, entry: AuditEntry, at: datetime) -> int:
+    """Append a record to the chain, in the caller's transaction; returns its seq.
+
+    The head row is locked until the caller commits, so appends form one line.
+    """
+    head = await connection.fetchrow("SELECT seq, hash FROM audit_head FOR UPDATE")
+    record: dict[str, Any] = {
+        "seq": head["seq"] + 1,
+        # Postgres keeps microseconds: hash exactly what will be read back.
+        "recorded_at": at.astimezone(UTC),
+        **{name: getattr(entry, name) for name in entry.__dataclass_fields__},
+    }
+    record["hash"] = chain_hash(head["hash"], record)
+    record["previous_hash"] = head["hash"]
+    columns = list(record)
+    await connection.execute(
+        f"INSERT INTO audit_log ({', '.join(columns)})"
+        f" VALUES ({', '.join(f'${i}' for i in range(1, len(columns) + 1))})",
+        *record.values(),
+    )
+    await connection.execute(
+        "UPDATE audit_head SET seq = $1, hash = $2", record["seq"], record["hash"]
+    )
+    seq: int = record["seq"]
+    return seq
+
+
+async def audit_records(connection: Connection, after: int, limit: int) -> list[Record]:
+    rows: list[Record] = await connection.fetch(
+        "SELECT * FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2", after, limit
+    )
+    return rows
+
+
+async def audit_head(connection: Connection) -> tuple[int, str]:
+    row = await connection.fetchrow("SELECT seq, hash FROM audit_head")
+    return row["seq"], row["hash"]
+
+
+async def citizen_requests(connection: Connection, citizen: str, limit: int) -> list[Record]:
+    """The latest audit record of each transaction about a citizen, newest first."""
+    rows: list[Record] = await connection.fetch(
+        "SELECT * FROM (SELECT DISTINCT ON (transaction_id) * FROM audit_log"
+        " WHERE citizen = $1 AND kind <> 'late_response'"
+        " ORDER BY transaction_id, seq DESC) latest ORDER BY seq DESC LIMIT $2",
+        citizen,
+        limit,
+    )
+    return rows
