@@ -13,6 +13,7 @@ Commands (home: $PANJEREH_HOME or .data/dev; ports: PANJEREH_*_PORT, see infra/R
     topics      list the declared topics
     migrate     apply every service's migrations to PANJEREH_DATABASE_URL
     asyncapi    print the AsyncAPI document of the platform's topics
+    audit verify  check the exchange's audit log hash chain; names the first broken record
 """
 
 from __future__ import annotations
@@ -122,6 +123,20 @@ def cmd_asyncapi(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify(_: argparse.Namespace) -> int:
+    from services.exchange.audit import verify_audit_log
+
+    result = asyncio.run(verify_audit_log(_targets()[1]))
+    if result.broken is not None:
+        print(
+            f"audit log BROKEN at record {result.broken.seq}: {result.broken.reason}"
+            f" ({result.checked} records hold before it)"
+        )
+        return 2
+    print(f"audit log intact: {result.checked} records, head {result.head_seq}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser (each subcommand sets `func`)."""
     parser = argparse.ArgumentParser(
@@ -146,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("topics", help="list declared topics").set_defaults(func=cmd_topics)
     sub.add_parser("migrate", help="apply migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("asyncapi", help="print the AsyncAPI document").set_defaults(func=cmd_asyncapi)
+    audit = sub.add_parser("audit", help="the exchange's audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    audit_sub.add_parser("verify", help="check the audit log's hash chain").set_defaults(
+        func=cmd_audit_verify
+    )
     return parser
 
 

@@ -242,26 +242,52 @@ class ChainBreak:
     reason: str
 
 
+class ChainCheck:
+    """Checks the audit chain one record at a time, in seq order.
+
+    A changed record breaks its own hash; a removed one leaves a gap in seq; a removed
+    tail disagrees with the head the appends maintain. `take` returns the first break
+    (and every later call returns it again); `finish` checks the end against the head.
+    """
+
+    def __init__(self) -> None:
+        self.previous_hash = GENESIS_HASH
+        self.expected_seq = 1
+        self.broken: ChainBreak | None = None
+        self.checked = 0
+
+    def take(self, record: Mapping[str, Any]) -> ChainBreak | None:
+        if self.broken is not None:
+            return self.broken
+        seq = int(record["seq"])
+        if seq != self.expected_seq:
+            self.broken = ChainBreak(self.expected_seq, f"record {self.expected_seq} is missing")
+        elif record["previous_hash"] != self.previous_hash:
+            self.broken = ChainBreak(seq, "its link to the previous record does not match")
+        elif chain_hash(self.previous_hash, record) != record["hash"]:
+            self.broken = ChainBreak(seq, "its content does not match its hash")
+        else:
+            self.previous_hash, self.expected_seq = record["hash"], seq + 1
+            self.checked += 1
+        return self.broken
+
+    def finish(self, head_seq: int, head_hash: str) -> ChainBreak | None:
+        if self.broken is None and (
+            self.expected_seq - 1 != head_seq or self.previous_hash != head_hash
+        ):
+            self.broken = ChainBreak(
+                self.expected_seq,
+                f"the log ends at {self.expected_seq - 1}, its head at {head_seq}",
+            )
+        return self.broken
+
+
 def first_break(
     records: Iterable[Mapping[str, Any]], head_seq: int, head_hash: str
 ) -> ChainBreak | None:
-    """The first record (by seq) at which the chain fails, or None when it holds.
-
-    Records must come in seq order. A changed record breaks its own hash; a removed one
-    leaves a gap in seq; a removed tail disagrees with the head the appends maintain.
-    """
-    previous_hash, expected_seq = GENESIS_HASH, 1
+    """The first record (by seq) at which the chain fails, or None when it holds."""
+    check = ChainCheck()
     for record in records:
-        seq = int(record["seq"])
-        if seq != expected_seq:
-            return ChainBreak(expected_seq, f"record {expected_seq} is missing")
-        if record["previous_hash"] != previous_hash:
-            return ChainBreak(seq, "its link to the previous record does not match")
-        if chain_hash(previous_hash, record) != record["hash"]:
-            return ChainBreak(seq, "its content does not match its hash")
-        previous_hash, expected_seq = record["hash"], seq + 1
-    if expected_seq - 1 != head_seq or previous_hash != head_hash:
-        return ChainBreak(
-            expected_seq, f"the log ends at {expected_seq - 1}, the head at {head_seq}"
-        )
-    return None
+        if check.take(record) is not None:
+            break
+    return check.finish(head_seq, head_hash)
