@@ -123,10 +123,10 @@ def cmd_asyncapi(_: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_audit_verify(_: argparse.Namespace) -> int:
+def cmd_audit_verify(args: argparse.Namespace) -> int:
     from services.exchange.audit import verify_audit_log
 
-    result = asyncio.run(verify_audit_log(_targets()[1]))
+    result = asyncio.run(verify_audit_log(_targets()[1], args.schema))
     if result.broken is not None:
         print(
             f"audit log BROKEN at record {result.broken.seq}: {result.broken.reason}"
@@ -163,9 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("asyncapi", help="print the AsyncAPI document").set_defaults(func=cmd_asyncapi)
     audit = sub.add_parser("audit", help="the exchange's audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    audit_sub.add_parser("verify", help="check the audit log's hash chain").set_defaults(
-        func=cmd_audit_verify
-    )
+    verify = audit_sub.add_parser("verify", help="check the audit log's hash chain")
+    verify.add_argument("--schema", default="exchange", help="the exchange's schema")
+    verify.set_defaults(func=cmd_audit_verify)
     return parser
 
 
