@@ -18,9 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -74,6 +76,35 @@ async def enqueue(connection: Connection, envelope: Envelope[Any]) -> None:
     )
     # Delivered on commit only; wakes the relay at once instead of at its next poll.
     await connection.execute("SELECT pg_notify('outbox_' || current_schema(), '')")
+
+
+async def enqueue_all(connection: Connection, envelopes: Sequence[Envelope[Any]]) -> None:
+    """`enqueue` for several events at once, in this order: one round trip, one wake-up."""
+    if not connection.is_in_transaction():
+        raise RuntimeError("enqueue must run inside the transaction that changes the state")
+    if not envelopes:
+        return
+    columns: tuple[list[Any], ...] = ([], [], [], [], [])
+    for envelope in envelopes:
+        topic = envelope.topic.value
+        with producing(topic, str(envelope.id)):
+            headers = [[name, value.decode()] for name, value in event_headers(envelope)]
+            headers += [[name, value.decode()] for name, value in trace_headers()]
+        for column, value in zip(
+            columns,
+            (envelope.id, topic, envelope.key(), envelope.to_bytes(), json.dumps(headers)),
+            strict=True,
+        ):
+            column.append(value)
+    await connection.execute(
+        "WITH added AS (INSERT INTO outbox (event_id, topic, key, value, headers)"
+        " SELECT e, t, k, v, h::jsonb FROM unnest($1::uuid[], $2::text[], $3::bytea[],"
+        " $4::bytea[], $5::text[]) WITH ORDINALITY AS rows(e, t, k, v, h, n) ORDER BY n"
+        " RETURNING 1)"
+        " SELECT pg_notify('outbox_' || current_schema(), '') FROM (SELECT 1) once"
+        " WHERE EXISTS (SELECT 1 FROM added)",
+        *columns,
+    )
 
 
 class OutboxRelay:

@@ -42,7 +42,7 @@ from shared.events.exchange import (
 from shared.events.identity import AgencyKeyPublished, AgencyKeyRevoked
 from shared.kafka import TRANSIENT_ERRORS, Rejected
 from shared.logging import get_logger
-from shared.outbox import enqueue
+from shared.outbox import enqueue_all
 from shared.runtime import Handlers, Runtime
 
 log = get_logger(__name__)
@@ -56,10 +56,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _envelope(event: Event, subject: str, tx: uuid.UUID) -> Envelope[Any]:
+    return Envelope.wrap(event, source=SOURCE, subject=subject, correlation_id=tx)
+
+
 async def _announce(connection: Connection, event: Event, subject: str, tx: uuid.UUID) -> None:
-    await enqueue(
-        connection, Envelope.wrap(event, source=SOURCE, subject=subject, correlation_id=tx)
-    )
+    await enqueue_all(connection, [_envelope(event, subject, tx)])
 
 
 # Projections of agencies and their keys.
@@ -93,16 +95,11 @@ async def on_data_requested(envelope: Envelope[DataRequested], connection: Conne
         kid = key_id_of(request.signature)
     except SignatureInvalid as error:
         kid, unreadable = "", f"bad_signature: {error.reason}"
-    key = await storage.agency_key(connection, kid) if kid else None
-    service = await storage.data_service(connection, request.data_service)
+    key, consumer, service, rights = await storage.request_context(
+        connection, kid, request.consumer, request.data_service
+    )
     decision = authorise(
-        request,
-        consumer=await storage.agency(connection, request.consumer),
-        key=key,
-        kid=kid,
-        service=service,
-        rights=await storage.rights_of(connection, request.consumer, request.data_service),
-        now=now,
+        request, consumer=consumer, key=key, kid=kid, service=service, rights=rights, now=now
     )
     tx: dict[str, Any] = {
         "transaction_id": request.transaction_id,
@@ -142,9 +139,9 @@ async def on_data_requested(envelope: Envelope[DataRequested], connection: Conne
         content_digest=digest(signed_content(request)),
         signature=request.signature,
     )
-    await storage.append_audit(connection, entry, now)
     if not authorised:
         await _finish(connection, tx, "denied", reason=tx["reason"], now=now)
+        await storage.append_audit(connection, entry, now)
         return
     assert isinstance(decision, Authorised)
     forwarded_fields: dict[str, Any] = {
@@ -164,6 +161,7 @@ async def on_data_requested(envelope: Envelope[DataRequested], connection: Conne
         update={"signature": sign_event(unsigned, exchange_key, exchange_kid)}
     )
     await _announce(connection, forwarded, decision.service.provider, request.transaction_id)
+    await storage.append_audit(connection, entry, now)
 
 
 async def on_provider_answer(
@@ -176,7 +174,12 @@ async def on_provider_answer(
     """
     answer = envelope.payload
     now = _now()
-    tx = await storage.transaction_for_update(connection, answer.transaction_id)
+    problem: str | None = None
+    try:
+        kid = key_id_of(answer.signature)
+    except SignatureInvalid as error:
+        kid, problem = "", f"bad_signature: {error.reason}"
+    tx, key, response_schema = await storage.answer_context(connection, answer.transaction_id, kid)
     if tx is None:
         raise Rejected(f"unknown_transaction: {answer.transaction_id} was never forwarded")
     if tx["provider"] != answer.provider:
@@ -209,20 +212,13 @@ async def on_provider_answer(
         )
         await storage.complete_transaction(connection, tx["transaction_id"], late_response_at=now)
         return
-    try:
-        kid = key_id_of(answer.signature)
-    except SignatureInvalid as error:
-        problem: str | None = f"bad_signature: {error.reason}"
-    else:
-        key = await storage.agency_key(connection, kid)
+    if problem is None:
         problem = signature_problem(answer, answer.provider, key, kid, now)
     outcome: Outcome
     payload: dict[str, Any] | None = None
     if isinstance(answer, DataProvided):
         if problem is None:
-            service = await storage.data_service(connection, tx["data_service"])
-            schema = service.response_schema if service is not None else {}
-            invalid = schema_problem(answer.payload, schema)
+            invalid = schema_problem(answer.payload, response_schema or {})
             problem = None if invalid is None else f"invalid_answer: {invalid}"
         outcome, payload, reason = (
             ("failed", None, problem) if problem else ("answered", answer.payload, None)
@@ -231,10 +227,10 @@ async def on_provider_answer(
         outcome, reason = (
             ("failed", problem) if problem else ("refused", f"refused: {answer.reason}")
         )
-    await storage.append_audit(connection, replace(entry, outcome=outcome, reason=reason), now)
     await _finish(
         connection, dict(tx), outcome, payload=payload, reason=reason, now=now, responded_at=now
     )
+    await storage.append_audit(connection, replace(entry, outcome=outcome, reason=reason), now)
 
 
 async def _time_out(connection: Connection, tx: Mapping[str, Any], now: datetime) -> None:
@@ -253,8 +249,8 @@ async def _time_out(connection: Connection, tx: Mapping[str, Any], now: datetime
         content_digest=None,
         signature=None,
     )
-    await storage.append_audit(connection, entry, now)
     await _finish(connection, dict(tx), "timed_out", reason=reason, now=now)
+    await storage.append_audit(connection, entry, now)
 
 
 async def _finish(
@@ -294,12 +290,13 @@ async def _finish(
         completed_at=now,
         completion=completed.model_dump(mode="json"),
     )
-    await _announce(connection, completed, tx["consumer"], transaction_id)
-    await _announce(
+    monitoring = _monitoring(tx, outcome, response_bytes, now, responded_at)
+    await enqueue_all(
         connection,
-        _monitoring(tx, outcome, response_bytes, now, responded_at),
-        str(transaction_id),
-        transaction_id,
+        [
+            _envelope(completed, tx["consumer"], transaction_id),
+            _envelope(monitoring, str(transaction_id), transaction_id),
+        ],
     )
 
 

@@ -12,3 +12,10 @@ from shared.settings import ServiceSettings
 class ExchangeSettings(ServiceSettings):
     service_name: ClassVar[str] = "exchange"
     http_port: int = Field(default=8003, validation_alias="PANJEREH_EXCHANGE_PORT")
+    transaction_consumers: int = Field(
+        default=3,
+        ge=0,
+        le=12,
+        description="Members of the consumer group, besides the runtime's, on transaction topics.",
+        validation_alias="PANJEREH_EXCHANGE_TRANSACTION_CONSUMERS",
+    )

@@ -99,17 +99,66 @@ async def agency_names(connection: Connection, codes: Sequence[str]) -> dict[str
 
 async def agency_key(connection: Connection, kid: str) -> AgencyKey | None:
     row = await connection.fetchrow("SELECT * FROM agency_keys WHERE kid = $1", kid)
-    if row is None:
-        return None
+    return None if row is None else _key_from(row)
+
+
+def _key_from(row: Any) -> AgencyKey:
     return AgencyKey(
         kid=row["kid"],
         agency=row["agency"],
         algorithm=row["algorithm"],
         jwk=row["jwk"],
-        not_before=row["not_before"],
-        expires_at=row["expires_at"],
-        revoked_at=row["revoked_at"],
+        not_before=_moment(row["not_before"]),
+        expires_at=_moment(row["expires_at"]),
+        revoked_at=_moment(row["revoked_at"]),
     )
+
+
+def _moment(value: Any) -> datetime | None:
+    """A timestamp from a row, or from its JSON form (to_jsonb writes ISO 8601)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+async def request_context(
+    connection: Connection, kid: str, consumer: str, data_service_id: str
+) -> tuple[AgencyKey | None, Agency | None, DataService | None, list[AccessRight]]:
+    """Everything a request's authorisation reads, in one round trip."""
+    row = await connection.fetchrow(
+        "SELECT (SELECT to_jsonb(k) FROM agency_keys k WHERE kid = $1) AS key,"
+        " (SELECT to_jsonb(a) FROM agencies a WHERE code = $2) AS agency,"
+        " (SELECT to_jsonb(d) FROM data_services d WHERE data_service = $3) AS service,"
+        " (SELECT jsonb_agg(r ORDER BY r.valid_from) FROM access_rights r"
+        "  WHERE consumer = $2 AND data_service = $3) AS rights",
+        kid,
+        consumer,
+        data_service_id,
+    )
+    return (
+        None if row["key"] is None else _key_from(row["key"]),
+        None if row["agency"] is None else Agency(row["agency"]["code"], row["agency"]["active"]),
+        None if row["service"] is None else _data_service(row["service"]),
+        [_right(right) for right in row["rights"] or []],
+    )
+
+
+async def answer_context(
+    connection: Connection, transaction_id: uuid.UUID, kid: str
+) -> tuple[Record, AgencyKey | None, dict[str, Any] | None]:
+    """A transaction (locked), the key an answer names and the response schema: one trip."""
+    row = await connection.fetchrow(
+        "SELECT t.*, to_jsonb(k) AS signing_key, d.response_schema FROM transactions t"
+        " LEFT JOIN agency_keys k ON k.kid = $2"
+        " LEFT JOIN data_services d ON d.data_service = t.data_service"
+        " WHERE t.transaction_id = $1 FOR UPDATE OF t",
+        transaction_id,
+        kid,
+    )
+    if row is None:
+        return None, None, None
+    key = None if row["signing_key"] is None else _key_from(row["signing_key"])
+    return row, key, row["response_schema"]
 
 
 # Data services and access rights: the exchange's own registers.
@@ -169,15 +218,17 @@ async def save_data_service(connection: Connection, service: DataServiceRegister
 
 
 def _right(row: Record) -> AccessRight:
+    valid_from = _moment(row["valid_from"])
+    assert valid_from is not None
     return AccessRight(
-        right_id=row["right_id"],
+        right_id=uuid.UUID(str(row["right_id"])),
         consumer=row["consumer"],
         data_service=row["data_service"],
         purposes=tuple(row["purposes"]),
         legal_basis=row["legal_basis"],
-        valid_from=row["valid_from"],
-        valid_until=row["valid_until"],
-        revoked_at=row["revoked_at"],
+        valid_from=valid_from,
+        valid_until=_moment(row["valid_until"]),
+        revoked_at=_moment(row["revoked_at"]),
     )
 
 
@@ -335,13 +386,13 @@ async def append_audit(connection: Connection, entry: AuditEntry, at: datetime) 
     record["hash"] = chain_hash(head["hash"], record)
     record["previous_hash"] = head["hash"]
     columns = list(record)
+    values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    # One round trip for the row and the head: the head stays locked for less time.
     await connection.execute(
-        f"INSERT INTO audit_log ({', '.join(columns)})"
-        f" VALUES ({', '.join(f'${i}' for i in range(1, len(columns) + 1))})",
+        f"WITH appended AS (INSERT INTO audit_log ({', '.join(columns)}) VALUES ({values}))"
+        f" UPDATE audit_head SET seq = ${columns.index('seq') + 1},"
+        f" hash = ${columns.index('hash') + 1}",
         *record.values(),
-    )
-    await connection.execute(
-        "UPDATE audit_head SET seq = $1, hash = $2", record["seq"], record["hash"]
     )
     seq: int = record["seq"]
     return seq
