@@ -85,7 +85,11 @@ class ProviderWorker:
             mine = self.agency.encode()
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=200, max_records=500)
-                if consumer.assignment():
+                if not self._ready.is_set() and consumer.assignment():
+                    # Resolve where reading starts before saying ready: nothing forwarded
+                    # after this moment can be missed.
+                    for tp in consumer.assignment():
+                        await consumer.position(tp)
                     self._ready.set()
                 records = [r for part in batches.values() for r in part if r.key == mine]
                 if records:

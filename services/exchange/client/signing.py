@@ -10,6 +10,8 @@ and the public key can check it without trusting the bytes it arrived in.
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any
 
 import rfc8785
@@ -82,6 +84,12 @@ def key_id_of(signature: str) -> str:
     return kid
 
 
+@functools.lru_cache(maxsize=1024)
+def _public_key(jwk_json: bytes) -> Key:
+    """An imported public key, kept: importing costs more than verifying."""
+    return import_key(json.loads(jwk_json))
+
+
 def verify(signature: str, content: bytes, public_jwk: dict[str, Any], algorithm: str) -> None:
     """Check that `signature` covers `content` under this public key; SignatureInvalid if not."""
     if algorithm not in ALGORITHMS:
@@ -90,7 +98,7 @@ def verify(signature: str, content: bytes, public_jwk: dict[str, Any], algorithm
     if len(parts) != 3 or parts[1] != "":
         raise SignatureInvalid("not a compact JWS with a detached payload")
     try:
-        key = import_key(public_jwk)
+        key = _public_key(canonical(public_jwk))
         jws.deserialize_compact(signature, key, algorithms=[algorithm], payload=content)
     except (JoseError, ValueError, TypeError) as error:
         raise SignatureInvalid(f"the signature does not verify: {error}") from None
