@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import FastAPI
 
-from services.exchange.handlers import HANDLERS, run_sweeper
+from services.exchange.consumer import BatchingConsumer
+from services.exchange.handlers import HANDLERS, PROJECTION_HANDLERS, handle_batch, run_sweeper
 from services.exchange.http import router
 from services.exchange.settings import ExchangeSettings
-from shared.kafka import EventConsumer
 from shared.runtime import Runtime, create_app, dispatcher, serve
 from shared.topics import Topic
 
-# Transactions spend most of their time waiting on the database; more members of the
-# service's consumer group, each on its own partitions, overlap those waits. The inbox
-# is the same for all of them (same consumer name), so redeliveries stay harmless.
+# Requests and answers go to members of the service's consumer group of their own, which
+# take each poll in one database transaction; several members overlap their waits. The
+# inbox is the same for all (same consumer name), so redeliveries stay harmless. The
+# runtime's own consumer keeps the projections (agencies, keys).
 TRANSACTION_TOPICS = (Topic.EXCHANGE_REQUESTS, Topic.EXCHANGE_PROVIDER_RESPONSES)
 
 
 def transaction_consumer(index: int) -> Callable[[Runtime], Coroutine[Any, Any, None]]:
     async def consume(runtime: Runtime) -> None:
         name = runtime.settings.service_name
-        consumer = EventConsumer(
+        consumer = BatchingConsumer(
             group=name,
             topics=list(TRANSACTION_TOPICS),
+            batch=functools.partial(handle_batch, runtime.pool, name),
             handler=dispatcher(runtime.pool, name, HANDLERS),
             bootstrap_servers=runtime.settings.kafka_bootstrap_servers,
         )
@@ -46,7 +49,7 @@ def build(settings: ExchangeSettings | None = None) -> FastAPI:
         settings,
         title="Panjereh exchange",
         routers=[router],
-        handlers=HANDLERS,
+        handlers=PROJECTION_HANDLERS,
         verifies_tokens=True,
         background=background,
     )

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,8 +60,26 @@ def _envelope(event: Event, subject: str, tx: uuid.UUID) -> Envelope[Any]:
     return Envelope.wrap(event, source=SOURCE, subject=subject, correlation_id=tx)
 
 
-async def _announce(connection: Connection, event: Event, subject: str, tx: uuid.UUID) -> None:
-    await enqueue_all(connection, [_envelope(event, subject, tx)])
+@dataclass
+class Work:
+    """What one database transaction writes, gathered so that it goes in a few statements.
+
+    Handlers add to it; `flush` writes it in the caller's transaction, the audit records
+    last, so the chain's head stays locked only for the end of the transaction.
+    """
+
+    new: list[dict[str, Any]] = field(default_factory=list)
+    taken: set[uuid.UUID] = field(default_factory=set)
+    completions: list[tuple[uuid.UUID, dict[str, Any]]] = field(default_factory=list)
+    finished: dict[uuid.UUID, str] = field(default_factory=dict)
+    events: list[Envelope[Any]] = field(default_factory=list)
+    audit: list[tuple[AuditEntry, datetime]] = field(default_factory=list)
+
+    async def flush(self, connection: Connection) -> None:
+        await storage.insert_transactions(connection, self.new)
+        await storage.complete_transactions(connection, self.completions)
+        await enqueue_all(connection, self.events)
+        await storage.append_audits(connection, self.audit)
 
 
 # Projections of agencies and their keys.
@@ -88,6 +106,15 @@ async def on_agency_key_revoked(
 
 async def on_data_requested(envelope: Envelope[DataRequested], connection: Connection) -> None:
     """Authorise a consumer's request: forward it to its provider, or deny it with the reason."""
+    work = Work()
+    await take_request(envelope, connection, work)
+    await work.flush(connection)
+
+
+async def take_request(
+    envelope: Envelope[DataRequested], connection: Connection, work: Work
+) -> None:
+    """`on_data_requested`, writing through `work`."""
     request = envelope.payload
     now = _now()
     unreadable: str | None = None
@@ -95,8 +122,8 @@ async def on_data_requested(envelope: Envelope[DataRequested], connection: Conne
         kid = key_id_of(request.signature)
     except SignatureInvalid as error:
         kid, unreadable = "", f"bad_signature: {error.reason}"
-    key, consumer, service, rights = await storage.request_context(
-        connection, kid, request.consumer, request.data_service
+    taken, key, consumer, service, rights = await storage.request_context(
+        connection, kid, request.consumer, request.data_service, request.transaction_id
     )
     decision = authorise(
         request, consumer=consumer, key=key, kid=kid, service=service, rights=rights, now=now
@@ -119,12 +146,14 @@ async def on_data_requested(envelope: Envelope[DataRequested], connection: Conne
     else:
         reason = unreadable or getattr(decision, "reason", "denied")
         tx |= {"status": "denied", "reason": reason}
-    if not await storage.insert_transaction(connection, **tx):
+    if taken or request.transaction_id in work.taken:
         # The id is taken: a replay, or another request reusing it. Neither may act twice.
         log.warning(
             "request with a used transaction id ignored", transaction_id=str(tx["transaction_id"])
         )
         return
+    work.taken.add(request.transaction_id)
+    work.new.append(tx)
     entry = AuditEntry(
         transaction_id=request.transaction_id,
         kind="request",
@@ -140,8 +169,8 @@ async def on_data_requested(envelope: Envelope[DataRequested], connection: Conne
         signature=request.signature,
     )
     if not authorised:
-        await _finish(connection, tx, "denied", reason=tx["reason"], now=now)
-        await storage.append_audit(connection, entry, now)
+        await _finish(connection, work, tx, "denied", reason=tx["reason"], now=now)
+        work.audit.append((entry, now))
         return
     assert isinstance(decision, Authorised)
     forwarded_fields: dict[str, Any] = {
@@ -160,8 +189,8 @@ async def on_data_requested(envelope: Envelope[DataRequested], connection: Conne
     forwarded = unsigned.model_copy(
         update={"signature": sign_event(unsigned, exchange_key, exchange_kid)}
     )
-    await _announce(connection, forwarded, decision.service.provider, request.transaction_id)
-    await storage.append_audit(connection, entry, now)
+    work.events.append(_envelope(forwarded, decision.service.provider, request.transaction_id))
+    work.audit.append((entry, now))
 
 
 async def on_provider_answer(
@@ -172,6 +201,15 @@ async def on_provider_answer(
     An answer to a transaction already final (timed out) is recorded in the audit log and
     changes nothing else.
     """
+    work = Work()
+    await take_answer(envelope, connection, work)
+    await work.flush(connection)
+
+
+async def take_answer(
+    envelope: Envelope[DataProvided] | Envelope[DataRefused], connection: Connection, work: Work
+) -> None:
+    """`on_provider_answer`, writing through `work`."""
     answer = envelope.payload
     now = _now()
     problem: str | None = None
@@ -198,18 +236,14 @@ async def on_provider_answer(
         content_digest=digest(signed_content(answer)),
         signature=answer.signature,
     )
-    if tx["status"] == "pending" and tx["deadline"] <= now:
+    status = work.finished.get(answer.transaction_id, tx["status"])
+    if status == "pending" and tx["deadline"] <= now:
         # Past its deadline before the sweeper got to it: the deadline decides, not the race.
-        await _time_out(connection, tx, now)
-        tx = await storage.transaction_for_update(connection, answer.transaction_id)
-    if tx["status"] != "pending":
-        await storage.append_audit(
-            connection,
-            replace(
-                entry, kind="late_response", outcome="ignored", reason=f"already {tx['status']}"
-            ),
-            now,
-        )
+        await _time_out(connection, work, tx, now)
+        status = "timed_out"
+    if status != "pending":
+        late = replace(entry, kind="late_response", outcome="ignored", reason=f"already {status}")
+        work.audit.append((late, now))
         await storage.complete_transaction(connection, tx["transaction_id"], late_response_at=now)
         return
     if problem is None:
@@ -228,12 +262,21 @@ async def on_provider_answer(
             ("failed", problem) if problem else ("refused", f"refused: {answer.reason}")
         )
     await _finish(
-        connection, dict(tx), outcome, payload=payload, reason=reason, now=now, responded_at=now
+        connection,
+        work,
+        dict(tx),
+        outcome,
+        payload=payload,
+        reason=reason,
+        now=now,
+        responded_at=now,
     )
-    await storage.append_audit(connection, replace(entry, outcome=outcome, reason=reason), now)
+    work.audit.append((replace(entry, outcome=outcome, reason=reason), now))
 
 
-async def _time_out(connection: Connection, tx: Mapping[str, Any], now: datetime) -> None:
+async def _time_out(
+    connection: Connection, work: Work, tx: Mapping[str, Any], now: datetime
+) -> None:
     reason = "timed_out: the provider did not answer before the deadline"
     entry = AuditEntry(
         transaction_id=tx["transaction_id"],
@@ -249,12 +292,13 @@ async def _time_out(connection: Connection, tx: Mapping[str, Any], now: datetime
         content_digest=None,
         signature=None,
     )
-    await _finish(connection, dict(tx), "timed_out", reason=reason, now=now)
-    await storage.append_audit(connection, entry, now)
+    await _finish(connection, work, dict(tx), "timed_out", reason=reason, now=now)
+    work.audit.append((entry, now))
 
 
 async def _finish(
     connection: Connection,
+    work: Work,
     tx: Mapping[str, Any],
     outcome: Outcome,
     *,
@@ -280,24 +324,23 @@ async def _finish(
         update={"signature": sign_event(unsigned, exchange_key, exchange_kid)}
     )
     response_bytes = payload_size(payload)
-    await storage.complete_transaction(
-        connection,
-        transaction_id,
-        status=outcome,
-        reason=reason,
-        response_bytes=response_bytes,
-        responded_at=responded_at,
-        completed_at=now,
-        completion=completed.model_dump(mode="json"),
+    work.finished[transaction_id] = outcome
+    work.completions.append(
+        (
+            transaction_id,
+            {
+                "status": outcome,
+                "reason": reason,
+                "response_bytes": response_bytes,
+                "responded_at": responded_at,
+                "completed_at": now,
+                "completion": completed.model_dump(mode="json"),
+            },
+        )
     )
     monitoring = _monitoring(tx, outcome, response_bytes, now, responded_at)
-    await enqueue_all(
-        connection,
-        [
-            _envelope(completed, tx["consumer"], transaction_id),
-            _envelope(monitoring, str(transaction_id), transaction_id),
-        ],
-    )
+    work.events.append(_envelope(completed, tx["consumer"], transaction_id))
+    work.events.append(_envelope(monitoring, str(transaction_id), transaction_id))
 
 
 def _monitoring(
@@ -344,8 +387,10 @@ async def sweep_timeouts(pool: Pool, now: datetime | None = None, limit: int = S
     moment = now or _now()
     async with pool.acquire() as connection, connection.transaction():
         overdue = await storage.overdue_transactions(connection, moment, limit)
+        work = Work()
         for tx in overdue:
-            await _time_out(connection, tx, moment)
+            await _time_out(connection, work, tx, moment)
+        await work.flush(connection)
     return len(overdue)
 
 
@@ -361,10 +406,43 @@ async def run_sweeper(runtime: Runtime) -> None:
             await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
 
 
-HANDLERS: Handlers = {
+async def handle_batch(pool: Pool, consumer: str, envelopes: Sequence[Envelope[Any]]) -> None:
+    """Requests and answers of one poll, in one database transaction, written in bulk.
+
+    The same rules as the per-event handlers (it runs their logic), the same inbox: each
+    event is taken once. Raises if anything fails; the caller then rolls back and falls
+    back to the per-event handlers, which retry and dead-letter one event at a time.
+    """
+    async with pool.acquire() as connection, connection.transaction():
+        fresh = {
+            row["event_id"]
+            for row in await connection.fetch(
+                "INSERT INTO processed_events (consumer, event_id)"
+                " SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id",
+                consumer,
+                [envelope.id for envelope in envelopes],
+            )
+        }
+        work = Work()
+        for envelope in envelopes:
+            if envelope.id not in fresh:
+                continue
+            fresh.discard(envelope.id)  # the same event twice in one poll acts once
+            if isinstance(envelope.payload, DataRequested):
+                await take_request(envelope, connection, work)
+            elif isinstance(envelope.payload, DataProvided | DataRefused):
+                await take_answer(envelope, connection, work)
+        await work.flush(connection)
+
+
+PROJECTION_HANDLERS: Handlers = {
     AgencyRecorded: [on_agency_recorded],
     AgencyKeyPublished: [on_agency_key_published],
     AgencyKeyRevoked: [on_agency_key_revoked],
+}
+
+HANDLERS: Handlers = {
+    **PROJECTION_HANDLERS,
     DataRequested: [on_data_requested],
     DataProvided: [on_provider_answer],
     DataRefused: [on_provider_answer],

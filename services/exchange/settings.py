@@ -13,9 +13,9 @@ class ExchangeSettings(ServiceSettings):
     service_name: ClassVar[str] = "exchange"
     http_port: int = Field(default=8003, validation_alias="PANJEREH_EXCHANGE_PORT")
     transaction_consumers: int = Field(
-        default=3,
-        ge=0,
+        default=2,
+        ge=1,
         le=12,
-        description="Members of the consumer group, besides the runtime's, on transaction topics.",
+        description="Members of the consumer group that handle requests and answers.",
         validation_alias="PANJEREH_EXCHANGE_TRANSACTION_CONSUMERS",
     )

@@ -122,20 +122,27 @@ def _moment(value: Any) -> datetime | None:
 
 
 async def request_context(
-    connection: Connection, kid: str, consumer: str, data_service_id: str
-) -> tuple[AgencyKey | None, Agency | None, DataService | None, list[AccessRight]]:
-    """Everything a request's authorisation reads, in one round trip."""
+    connection: Connection,
+    kid: str,
+    consumer: str,
+    data_service_id: str,
+    transaction_id: uuid.UUID,
+) -> tuple[bool, AgencyKey | None, Agency | None, DataService | None, list[AccessRight]]:
+    """Everything a request's authorisation reads, and whether its id is taken: one trip."""
     row = await connection.fetchrow(
         "SELECT (SELECT to_jsonb(k) FROM agency_keys k WHERE kid = $1) AS key,"
         " (SELECT to_jsonb(a) FROM agencies a WHERE code = $2) AS agency,"
         " (SELECT to_jsonb(d) FROM data_services d WHERE data_service = $3) AS service,"
         " (SELECT jsonb_agg(r ORDER BY r.valid_from) FROM access_rights r"
-        "  WHERE consumer = $2 AND data_service = $3) AS rights",
+        "  WHERE consumer = $2 AND data_service = $3) AS rights,"
+        " EXISTS (SELECT 1 FROM transactions WHERE transaction_id = $4) AS taken",
         kid,
         consumer,
         data_service_id,
+        transaction_id,
     )
     return (
+        row["taken"],
         None if row["key"] is None else _key_from(row["key"]),
         None if row["agency"] is None else Agency(row["agency"]["code"], row["agency"]["active"]),
         None if row["service"] is None else _data_service(row["service"]),
@@ -322,16 +329,53 @@ async def public_signing_keys(pool: Pool) -> list[tuple[str, dict[str, Any]]]:
 # Transactions.
 
 
-async def insert_transaction(connection: Connection, **values: Any) -> bool:
-    """Record a new transaction; False when its id is already taken (a replayed request)."""
-    columns = ", ".join(values)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
-    inserted = await connection.fetchval(
-        f"INSERT INTO transactions ({columns}) VALUES ({placeholders})"
-        " ON CONFLICT (transaction_id) DO NOTHING RETURNING true",
-        *values.values(),
+TRANSACTION_COLUMNS = (
+    "transaction_id",
+    "consumer",
+    "provider",
+    "data_service",
+    "purpose",
+    "citizen",
+    "personal_data",
+    "status",
+    "reason",
+    "request_bytes",
+    "requested_at",
+    "forwarded_at",
+    "deadline",
+)
+COMPLETION_COLUMNS = (
+    "status",
+    "reason",
+    "response_bytes",
+    "responded_at",
+    "completed_at",
+    "completion",
+)
+
+
+async def insert_transactions(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Record new transactions at once; a taken id fails the whole call (unique key)."""
+    if not rows:
+        return
+    placeholders = ", ".join(f"${i}" for i in range(1, len(TRANSACTION_COLUMNS) + 1))
+    await connection.executemany(
+        f"INSERT INTO transactions ({', '.join(TRANSACTION_COLUMNS)}) VALUES ({placeholders})",
+        [tuple(row.get(name) for name in TRANSACTION_COLUMNS) for row in rows],
     )
-    return bool(inserted)
+
+
+async def complete_transactions(
+    connection: Connection, completions: Sequence[tuple[uuid.UUID, dict[str, Any]]]
+) -> None:
+    """Make transactions final: (id, {column: value for COMPLETION_COLUMNS}) each."""
+    if not completions:
+        return
+    assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(COMPLETION_COLUMNS, 2))
+    await connection.executemany(
+        f"UPDATE transactions SET {assignments} WHERE transaction_id = $1",
+        [(tid, *(values.get(name) for name in COMPLETION_COLUMNS)) for tid, values in completions],
+    )
 
 
 async def transaction_for_update(connection: Connection, transaction_id: uuid.UUID) -> Record:
@@ -396,6 +440,35 @@ async def append_audit(connection: Connection, entry: AuditEntry, at: datetime) 
     )
     seq: int = record["seq"]
     return seq
+
+
+async def append_audits(
+    connection: Connection, entries: Sequence[tuple[AuditEntry, datetime]]
+) -> None:
+    """Append several records to the chain, in order, under one lock of its head."""
+    if not entries:
+        return
+    head = await connection.fetchrow("SELECT seq, hash FROM audit_head FOR UPDATE")
+    seq, previous = head["seq"], head["hash"]
+    rows = []
+    for entry, at in entries:
+        seq += 1
+        record: dict[str, Any] = {
+            "seq": seq,
+            "recorded_at": at.astimezone(UTC),
+            **{name: getattr(entry, name) for name in entry.__dataclass_fields__},
+        }
+        record["hash"] = chain_hash(previous, record)
+        record["previous_hash"] = previous
+        previous = record["hash"]
+        rows.append(record)
+    columns = list(rows[0])
+    values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    await connection.executemany(
+        f"INSERT INTO audit_log ({', '.join(columns)}) VALUES ({values})",
+        [tuple(row[name] for name in columns) for row in rows],
+    )
+    await connection.execute("UPDATE audit_head SET seq = $1, hash = $2", seq, previous)
 
 
 async def audit_records(connection: Connection, after: int, limit: int) -> list[Record]:
