@@ -30,11 +30,16 @@ from services.exchange.client import (
 from services.exchange.client.signing import generate_key, sign_event
 from shared.db import Pool, create_pool
 from shared.envelope import Envelope
-from shared.events.exchange import DataRequestCompleted, DataRequested, DataRequestForwarded
+from shared.events.exchange import (
+    DataProvided,
+    DataRequestCompleted,
+    DataRequested,
+    DataRequestForwarded,
+)
 from shared.events.identity import AgencyKeyRevoked
 from shared.kafka import new_producer, publish
 from shared.registry import decode
-from shared.topics import Topic
+from shared.topics import Topic, dead_letter_of
 from tests.integration.exchange.helpers import (
     AgencySystem,
     Issuer,
@@ -472,3 +477,43 @@ async def test_the_admin_api_refuses_what_no_one_may_register(world: World) -> N
     response = await world.http.post("/access-rights", json=right, headers=admin)
     assert response.status_code == 422
     assert response.json()["code"] == "exchange_purpose_not_served"
+
+
+async def test_an_answer_to_no_transaction_is_dead_lettered_and_the_rest_goes_on(
+    world: World,
+) -> None:
+    bogus = DataProvided(
+        transaction_id=uuid.uuid4(),
+        provider=world.provider.code,
+        payload={"alive": True},
+        signature="-",
+    )
+    bogus = bogus.model_copy(
+        update={"signature": sign_event(bogus, world.provider.key, world.provider.kid)}
+    )
+    producer = new_producer(world.bootstrap, client_id="bogus-answers")
+    await producer.start()
+    try:
+        await publish(
+            producer,
+            Envelope.wrap(bogus, source="tests", subject=str(bogus.transaction_id)),
+        )
+    finally:
+        await producer.stop()
+    answer = await world.client.request(
+        world.services["vital"], "benefit-eligibility", {"citizen": CITIZEN}, citizen=CITIZEN
+    )
+    assert answer == {"alive": True}
+
+    def ours(records: list[Any]) -> list[Any]:
+        return [r for r in records if str(bogus.transaction_id).encode() in (r.value or b"")]
+
+    dead = await read_all(
+        world.bootstrap,
+        dead_letter_of(Topic.EXCHANGE_PROVIDER_RESPONSES),
+        until=lambda rs: bool(ours(rs)),
+    )
+    (record,) = ours(dead)
+    reason = dict(record.headers).get("dlq-reason", b"").decode()
+    assert "unknown_transaction" in reason
+    assert await audit_of(world, bogus.transaction_id) == []
