@@ -15,6 +15,7 @@ Commands (home: $PANJEREH_HOME or .data/dev; ports: PANJEREH_*_PORT, see infra/R
     asyncapi    print the AsyncAPI document of the platform's topics
     catalog load-reference
                 load the catalog's reference agencies and services (idempotent)
+    audit verify  check the exchange's audit log hash chain; names the first broken record
 """
 
 from __future__ import annotations
@@ -132,6 +133,20 @@ def cmd_catalog_load_reference(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from services.exchange.audit import verify_audit_log
+
+    result = asyncio.run(verify_audit_log(_targets()[1], args.schema))
+    if result.broken is not None:
+        print(
+            f"audit log BROKEN at record {result.broken.seq}: {result.broken.reason}"
+            f" ({result.checked} records hold before it)"
+        )
+        return 2
+    print(f"audit log intact: {result.checked} records, head {result.head_seq}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser (each subcommand sets `func`)."""
     parser = argparse.ArgumentParser(
@@ -161,6 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
     catalog_sub.add_parser(
         "load-reference", help="load reference agencies and services (idempotent)"
     ).set_defaults(func=cmd_catalog_load_reference)
+    audit = sub.add_parser("audit", help="the exchange's audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="check the audit log's hash chain")
+    verify.add_argument("--schema", default="exchange", help="the exchange's schema")
+    verify.set_defaults(func=cmd_audit_verify)
     return parser
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -60,22 +61,7 @@ async def enqueue(connection: Connection, envelope: Envelope[Any]) -> None:
     The current trace context is stored with the event, so the consumer's span joins the
     trace of the request that caused it.
     """
-    if not connection.is_in_transaction():
-        raise RuntimeError("enqueue must run inside the transaction that changes the state")
-    topic = envelope.topic.value
-    with producing(topic, str(envelope.id)):
-        headers = [[name, value.decode()] for name, value in event_headers(envelope)]
-        headers += [[name, value.decode()] for name, value in trace_headers()]
-    await connection.execute(
-        "INSERT INTO outbox (event_id, topic, key, value, headers) VALUES ($1, $2, $3, $4, $5)",
-        envelope.id,
-        topic,
-        envelope.key(),
-        envelope.to_bytes(),
-        headers,
-    )
-    # Delivered on commit only; wakes the relay at once instead of at its next poll.
-    await connection.execute("SELECT pg_notify('outbox_' || current_schema(), '')")
+    await enqueue_many(connection, [envelope])
 
 
 async def enqueue_many(
@@ -83,34 +69,52 @@ async def enqueue_many(
     envelopes: Sequence[Envelope[Any]],
     parents: Sequence[otel_context.Context | None] | None = None,
 ) -> None:
-    """`enqueue` for many events at once (one pipelined insert, one wake-up of the relay).
+    """`enqueue` for several events, kept in this order: one statement, one relay wake-up.
 
-    For consumers that apply a batch of events in one transaction; same contract. Each
+    For handlers that apply a batch of events in one transaction; same contract. Each
     event's trace continues from its entry in `parents` (e.g. the context of the record
     that caused it), else from the current context.
     """
-    if not envelopes:
-        return
     if not connection.is_in_transaction():
         raise RuntimeError("enqueue must run inside the transaction that changes the state")
-    rows = []
+    if not envelopes:
+        return
+    columns: tuple[list[Any], ...] = ([], [], [], [], [])
     for index, envelope in enumerate(envelopes):
-        topic = envelope.topic.value
         parent = parents[index] if parents is not None else None
-        token = otel_context.attach(parent) if parent is not None else None
-        try:
-            with producing(topic, str(envelope.id)):
-                headers = [[name, value.decode()] for name, value in event_headers(envelope)]
-                headers += [[name, value.decode()] for name, value in trace_headers()]
-        finally:
-            if token is not None:
-                otel_context.detach(token)
-        rows.append((envelope.id, topic, envelope.key(), envelope.to_bytes(), headers))
-    await connection.executemany(
-        "INSERT INTO outbox (event_id, topic, key, value, headers) VALUES ($1, $2, $3, $4, $5)",
-        rows,
+        row = (
+            envelope.id,
+            envelope.topic.value,
+            envelope.key(),
+            envelope.to_bytes(),
+            json.dumps(_outbox_headers(envelope, parent)),
+        )
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    # The notification is delivered on commit only; it wakes the relay at once instead of
+    # at its next poll.
+    await connection.execute(
+        "WITH added AS (INSERT INTO outbox (event_id, topic, key, value, headers)"
+        " SELECT e, t, k, v, h::jsonb FROM unnest($1::uuid[], $2::text[], $3::bytea[],"
+        " $4::bytea[], $5::text[]) WITH ORDINALITY AS rows(e, t, k, v, h, n) ORDER BY n"
+        " RETURNING 1)"
+        " SELECT pg_notify('outbox_' || current_schema(), '') FROM (SELECT 1) once"
+        " WHERE EXISTS (SELECT 1 FROM added)",
+        *columns,
     )
-    await connection.execute("SELECT pg_notify('outbox_' || current_schema(), '')")
+
+
+def _outbox_headers(
+    envelope: Envelope[Any], parent: otel_context.Context | None
+) -> list[list[str]]:
+    token = otel_context.attach(parent) if parent is not None else None
+    try:
+        with producing(envelope.topic.value, str(envelope.id)):
+            headers = event_headers(envelope) + trace_headers()
+    finally:
+        if token is not None:
+            otel_context.detach(token)
+    return [[name, value.decode()] for name, value in headers]
 
 
 class OutboxRelay:

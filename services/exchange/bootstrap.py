@@ -1,18 +1,58 @@
-"""Wires the exchange service together: settings, HTTP routes and event handlers."""
+"""Wires the exchange service together: settings, HTTP routes, event handlers, the sweeper."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 from fastapi import FastAPI
 
-from services.exchange.handlers import HANDLERS
+from services.exchange.consumer import BatchingConsumer
+from services.exchange.handlers import HANDLERS, PROJECTION_HANDLERS, handle_batch, run_sweeper
 from services.exchange.http import router
 from services.exchange.settings import ExchangeSettings
-from shared.runtime import create_app, serve
+from shared.runtime import Runtime, create_app, dispatcher, serve
+from shared.topics import Topic
+
+# Requests and answers go to members of the service's consumer group of their own, which
+# take each poll in one database transaction; several members overlap their waits. The
+# inbox is the same for all (same consumer name), so redeliveries stay harmless. The
+# runtime's own consumer keeps the projections (agencies, keys).
+TRANSACTION_TOPICS = (Topic.EXCHANGE_REQUESTS, Topic.EXCHANGE_PROVIDER_RESPONSES)
+
+
+def transaction_consumer(index: int) -> Callable[[Runtime], Coroutine[Any, Any, None]]:
+    async def consume(runtime: Runtime) -> None:
+        name = runtime.settings.service_name
+        consumer = BatchingConsumer(
+            group=name,
+            topics=list(TRANSACTION_TOPICS),
+            batch=functools.partial(handle_batch, runtime.pool, name),
+            handler=dispatcher(runtime.pool, name, HANDLERS),
+            bootstrap_servers=runtime.settings.kafka_bootstrap_servers,
+        )
+        await consumer.run()
+
+    consume.__name__ = f"transaction_consumer_{index}"
+    return consume
 
 
 def build(settings: ExchangeSettings | None = None) -> FastAPI:
     settings = settings or ExchangeSettings()
-    return create_app(settings, title="Panjereh exchange", routers=[router], handlers=HANDLERS)
+    background: dict[str, Callable[[Runtime], Coroutine[Any, Any, None]]] = {
+        "timeout-sweeper": run_sweeper
+    }
+    for index in range(settings.transaction_consumers):
+        background[f"transaction-consumer-{index}"] = transaction_consumer(index)
+    return create_app(
+        settings,
+        title="Panjereh exchange",
+        routers=[router],
+        handlers=PROJECTION_HANDLERS,
+        verifies_tokens=True,
+        background=background,
+    )
 
 
 def main() -> None:

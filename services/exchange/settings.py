@@ -12,3 +12,10 @@ from shared.settings import ServiceSettings
 class ExchangeSettings(ServiceSettings):
     service_name: ClassVar[str] = "exchange"
     http_port: int = Field(default=8003, validation_alias="PANJEREH_EXCHANGE_PORT")
+    transaction_consumers: int = Field(
+        default=2,
+        ge=1,
+        le=12,
+        description="Members of the consumer group that handle requests and answers.",
+        validation_alias="PANJEREH_EXCHANGE_TRANSACTION_CONSUMERS",
+    )

@@ -1,0 +1,221 @@
+"""Exchange benchmark: sustained transactions per second and round-trip latency.
+
+Runs the exchange as a real process against a real broker and database, with two
+agencies on the client library: a consumer offering requests at a fixed rate (open loop:
+request i leaves at t0 + i/rate, whatever happened to the earlier ones) and a provider
+whose handler answers at once. Each offered load sends a bounded number of requests
+(`--seconds` × rate). Round trip = from the consumer's send to the final outcome in its
+hands (sign, Kafka, verify, authorise, audit, forward, answer, check, deliver).
+
+    PANJEREH_TEST_SLOT=3 .venv/bin/python benchmarks/exchange_bench.py [--rates 100 500 1000]
+
+It starts its own Kafka and PostgreSQL under `.data/bench-<slot>` on ports of its slot
+(left running for the next run unless `--down`), or uses `--bootstrap/--database-url`.
+The floor is the national average: 8 billion transactions a year ≈ 254 per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from infra.platform import LocalPlatform, Ports
+from services.exchange.client import ExchangeClient, ProviderWorker
+from shared.events.exchange import DataRequestForwarded
+from tests.integration.exchange.helpers import (
+    AgencySystem,
+    Issuer,
+    announce_world,
+    eventually,
+    grant,
+    register_data_service,
+    run_id,
+)
+
+FLOOR_PER_SECOND = 8_000_000_000 / (365 * 24 * 3600)
+SLOT = int(os.environ.get("PANJEREH_TEST_SLOT", "0"))
+SHIFT = SLOT * 100
+CITIZEN = "be" * 32
+
+
+def bench_platform() -> LocalPlatform:
+    ports = Ports(kafka=49092 + SHIFT, kafka_controller=49093 + SHIFT, postgres=55449 + SHIFT)
+    home = Path(__file__).resolve().parent.parent / ".data" / f"bench-{SLOT}"
+    return LocalPlatform(home=home, ports=ports)
+
+
+async def answer_at_once(request: DataRequestForwarded) -> dict[str, Any]:
+    return {"alive": True}
+
+
+def healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+async def offered_load(
+    client: ExchangeClient, data_service: str, rate: int, count: int
+) -> dict[str, float]:
+    """Send `count` requests at `rate` per second; figures of what came back."""
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+    outcomes: dict[str, int] = {}
+    done_at: list[float] = []
+
+    async def one(sent_at: float) -> None:
+        transaction_id, future = await client.send(
+            data_service, "benefit-eligibility", {"citizen": CITIZEN}, citizen=CITIZEN
+        )
+        try:
+            outcome = await asyncio.wait_for(future, 120)
+        except TimeoutError:
+            outcomes["lost"] = outcomes.get("lost", 0) + 1
+            return
+        finally:
+            client.forget(transaction_id)
+        now = loop.time()
+        latencies.append(now - sent_at)
+        done_at.append(now)
+        outcomes[outcome.outcome] = outcomes.get(outcome.outcome, 0) + 1
+
+    start = loop.time()
+    tasks = []
+    for index in range(count):
+        due = start + index / rate
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(loop.time())))
+    await asyncio.gather(*tasks)
+    elapsed = (max(done_at) - start) if done_at else float("nan")
+    latencies.sort()
+    return {
+        "offered": rate,
+        "sent": count,
+        "answered": outcomes.get("answered", 0),
+        "other": count - outcomes.get("answered", 0),
+        "throughput": len(latencies) / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+    }
+
+
+async def run(arguments: argparse.Namespace, bootstrap: str, database_url: str) -> None:
+    port = arguments.port
+    env = os.environ | {
+        "PANJEREH_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "PANJEREH_DATABASE_URL": database_url,
+        "PANJEREH_EXCHANGE_PORT": str(port),
+        "PANJEREH_LOG_LEVEL": "WARNING",
+    }
+    log = open(Path(arguments.log), "ab")  # noqa: SIM115, ASYNC230 (the child's log, for its life)
+    profile = [arguments.profile] if arguments.profile else ["-m", "services.exchange"]
+    exchange = subprocess.Popen(  # noqa: ASYNC220 (started once, before any load)
+        [sys.executable, *profile], env=env, stdout=log, stderr=log
+    )
+    try:
+
+        async def up() -> bool:
+            return await asyncio.to_thread(healthy, port)
+
+        await eventually(up, timeout=120)
+        issuer = Issuer()
+        run_tag = run_id()
+        consumer, provider = (
+            AgencySystem(f"bench-ss-{run_tag}"),
+            AgencySystem(f"bench-cr-{run_tag}"),
+        )
+        await announce_world(bootstrap, issuer, consumer, provider)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            data_service = await register_data_service(
+                http, issuer, provider, "vital-status", timeout_ms=60_000
+            )
+            await grant(http, issuer, consumer, data_service)
+        worker = ProviderWorker(
+            bootstrap, provider.code, provider.key, provider.kid, {data_service: answer_at_once}
+        )
+        worker_task = asyncio.create_task(worker.run())
+        await asyncio.wait_for(worker.wait_ready(), 60)
+        async with ExchangeClient(bootstrap, consumer.code, consumer.key, consumer.kid) as client:
+            await offered_load(client, data_service, 50, 100)  # warm-up, not reported
+            rows = []
+            for rate in arguments.rates:
+                count = max(1, int(rate * arguments.seconds))
+                started = time.perf_counter()
+                row = await offered_load(client, data_service, rate, count)
+                row["wall_s"] = time.perf_counter() - started
+                rows.append(row)
+                print(_line(row), flush=True)
+        await worker.stop()
+        await asyncio.wait_for(worker_task, 30)
+    finally:
+        exchange.send_signal(signal.SIGTERM)
+        exchange.wait(timeout=30)
+        log.close()
+    print()
+    best = max(row["throughput"] for row in rows)
+    print(f"floor (8 billion a year): {FLOOR_PER_SECOND:.0f}/s")
+    print(f"best sustained: {best:.0f}/s = {best / FLOOR_PER_SECOND:.2f}x the floor")
+    for row in rows:
+        print(
+            f"  offered {row['offered']:>5.0f}/s: achieved {row['throughput'] / row['offered']:.2f}"
+            f" of offered, {row['throughput'] / FLOOR_PER_SECOND:.2f}x the floor"
+        )
+
+
+def _line(row: dict[str, float]) -> str:
+    return (
+        f"offered {row['offered']:>5.0f}/s  sent {row['sent']:>6.0f}"
+        f"  answered {row['answered']:>6.0f}"
+        f"  other {row['other']:>3.0f}  sustained {row['throughput']:>7.1f}/s"
+        f"  p50 {row['p50_ms']:>8.1f} ms  p99 {row['p99_ms']:>8.1f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--rates", type=int, nargs="+", default=[100, 500, 1000])
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each offered load")
+    parser.add_argument("--bootstrap", default=None)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--port", type=int, default=18093 + SHIFT)
+    parser.add_argument("--log", default="/dev/null", help="where the exchange's log goes")
+    parser.add_argument("--profile", default=None, help="cProfile the exchange into this file")
+    parser.add_argument(
+        "--down", action="store_true", help="stop the benchmark's own infrastructure"
+    )
+    arguments = parser.parse_args()
+    platform = None
+    if arguments.bootstrap and arguments.database_url:
+        bootstrap, database_url = arguments.bootstrap, arguments.database_url
+    else:
+        platform = bench_platform()
+        platform.start_infrastructure()
+        bootstrap, database_url = platform.kafka_bootstrap, platform.database_url
+    try:
+        asyncio.run(run(arguments, bootstrap, database_url))
+    finally:
+        if platform is not None and arguments.down:
+            platform.down()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""A small world for exchange tests: two agencies with keys, an issuer of tokens.
+
+Identity and the catalog are other services: tests announce what those would (agencies,
+agency keys, the token issuer's key) by publishing their events straight to Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
+
+import httpx
+from aiokafka import AIOKafkaProducer
+from joserfc import jwt
+from joserfc.jwk import ECKey
+
+from services.exchange.client.signing import generate_key, public_jwk
+from shared.auth import AUDIENCE
+from shared.envelope import Envelope, Event
+from shared.events.catalog import AgencyRecorded
+from shared.events.identity import AgencyKeyPublished, IssuerKeyPublished
+from shared.kafka import new_producer, publish
+
+ISSUER = "https://identity.exchange-tests"
+T = TypeVar("T")
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 60) -> T:
+    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        assert loop.time() < deadline, "timed out waiting"
+        await asyncio.sleep(0.1)
+
+
+@dataclass
+class Issuer:
+    """Stands in for identity's token issuer."""
+
+    key: ECKey = field(default_factory=lambda: ECKey.generate_key("P-256", private=True))
+    kid: str = field(default_factory=lambda: f"test-issuer-{uuid.uuid4().hex[:8]}")
+
+    def record(self) -> IssuerKeyPublished:
+        return IssuerKeyPublished(
+            issuer=ISSUER,
+            kid=self.kid,
+            algorithm="ES256",
+            jwk=public_jwk(self.key) | {"kid": self.kid},
+            not_before=datetime.now(UTC) - timedelta(minutes=5),
+            retired_at=None,
+        )
+
+    def token(
+        self, subject: str, *, agency: str | None = None, scope: str = "", loa: int | None = None
+    ) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": subject,
+            "scope": scope,
+            "iat": now,
+            "exp": now + 3600,
+            "jti": uuid.uuid4().hex,
+        }
+        if agency is not None:
+            claims["agency"] = agency
+        if loa is not None:
+            claims["loa"] = loa
+        return jwt.encode({"alg": "ES256", "kid": self.kid}, claims, self.key)
+
+    def headers(self, subject: str, **claims: Any) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.token(subject, **claims)}"}
+
+
+@dataclass
+class AgencySystem:
+    """An agency and the key its systems sign with."""
+
+    code: str
+    key: ECKey = field(default_factory=generate_key)
+    kid: str = ""
+
+    def __post_init__(self) -> None:
+        self.kid = self.kid or f"{self.code}-{uuid.uuid4().hex[:6]}"
+
+    def recorded(self) -> AgencyRecorded:
+        return AgencyRecorded(
+            code=self.code,
+            name_fa=f"دستگاه {self.code}",
+            name_en=f"Agency {self.code}",
+            ministry_fa=None,
+            ministry_en=None,
+            province=None,
+            window_connected_since=None,
+            exchange_connected_since=date(2024, 1, 1),
+            active=True,
+            revision=1,
+        )
+
+    def key_published(self) -> AgencyKeyPublished:
+        return AgencyKeyPublished(
+            agency=self.code,
+            kid=self.kid,
+            algorithm="ES256",
+            jwk=public_jwk(self.key),
+            not_before=datetime.now(UTC) - timedelta(minutes=5),
+            expires_at=None,
+        )
+
+
+def run_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+async def announce(bootstrap: str, *events: tuple[Event, str]) -> None:
+    """Publish events (with their subjects) as the services that own them would."""
+    producer: AIOKafkaProducer = new_producer(bootstrap, client_id="exchange-tests")
+    await producer.start()
+    try:
+        for event, subject in events:
+            await publish(producer, Envelope.wrap(event, source="tests", subject=subject))
+    finally:
+        await producer.stop()
+
+
+async def announce_world(bootstrap: str, issuer: Issuer, *agencies: AgencySystem) -> None:
+    events: list[tuple[Event, str]] = [(issuer.record(), issuer.kid)]
+    for agency in agencies:
+        events += [(agency.recorded(), agency.code), (agency.key_published(), agency.kid)]
+    await announce(bootstrap, *events)
+
+
+VITAL_STATUS: dict[str, Any] = {
+    "version": 1,
+    "name_fa": "وضعیت حیات",
+    "name_en": "Vital status",
+    "request_schema": {
+        "type": "object",
+        "required": ["citizen"],
+        "properties": {"citizen": {"type": "string"}},
+    },
+    "response_schema": {
+        "type": "object",
+        "required": ["alive"],
+        "properties": {"alive": {"type": "boolean"}},
+    },
+    "timeout_ms": 5000,
+    "purposes": ["benefit-eligibility"],
+    "personal_data": True,
+}
+
+
+async def register_data_service(
+    http: httpx.AsyncClient, issuer: Issuer, provider: AgencySystem, name: str, **terms: Any
+) -> str:
+    """Register a provider's data service (waiting until the exchange knows the agency)."""
+    data_service = f"{provider.code}.{name}"
+    body = VITAL_STATUS | terms | {"data_service": data_service}
+    headers = issuer.headers(
+        f"{provider.code}-system", agency=provider.code, scope="exchange:provide"
+    )
+
+    async def attempt() -> bool:
+        response = await http.post("/data-services", json=body, headers=headers)
+        assert response.status_code in (201, 401, 422), response.text
+        return response.status_code == 201
+
+    await eventually(attempt)
+    return data_service
+
+
+async def grant(
+    http: httpx.AsyncClient,
+    issuer: Issuer,
+    consumer: AgencySystem,
+    data_service: str,
+    purposes: list[str] | None = None,
+) -> str:
+    body = {
+        "consumer": consumer.code,
+        "data_service": data_service,
+        "purposes": purposes or ["benefit-eligibility"],
+        "legal_basis": "National Data and Information Law, art. 5",
+        "valid_from": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
+        "valid_until": None,
+    }
+    headers = issuer.headers("exchange-admin", scope="exchange:admin")
+    response = await http.post("/access-rights", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    right_id: str = response.json()["right_id"]
+    return right_id

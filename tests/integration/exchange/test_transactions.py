@@ -1,0 +1,519 @@
+"""Transactions end to end on the real broker and database, agencies on the client library.
+
+The exchange runs in-process (its whole lifespan: consumers, relay, sweeper); a consumer
+agency uses `ExchangeClient`, a provider agency `ProviderWorker`. Every test has its own
+transaction ids and looks only at records about them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from services.exchange.bootstrap import build
+from services.exchange.client import (
+    Denied,
+    ExchangeClient,
+    Failed,
+    ProviderWorker,
+    Refused,
+    RefuseRequest,
+    TimedOut,
+)
+from services.exchange.client.signing import generate_key, sign_event
+from shared.db import Pool, create_pool
+from shared.envelope import Envelope
+from shared.events.exchange import (
+    DataProvided,
+    DataRequestCompleted,
+    DataRequested,
+    DataRequestForwarded,
+)
+from shared.events.identity import AgencyKeyRevoked
+from shared.kafka import new_producer, publish
+from shared.registry import decode
+from shared.topics import Topic, dead_letter_of
+from tests.integration.exchange.helpers import (
+    AgencySystem,
+    Issuer,
+    announce,
+    announce_world,
+    eventually,
+    grant,
+    register_data_service,
+    run_id,
+)
+from tests.integration.kafka_helpers import read_all
+
+pytestmark = pytest.mark.integration
+
+CITIZEN = "7e" * 32
+
+
+@dataclass
+class World:
+    bootstrap: str
+    http: httpx.AsyncClient
+    pool: Pool
+    issuer: Issuer
+    consumer: AgencySystem
+    provider: AgencySystem
+    client: ExchangeClient
+    worker: ProviderWorker
+    services: dict[str, str]
+
+
+async def answer_vital_status(request: DataRequestForwarded) -> dict[str, Any]:
+    if request.payload.get("sealed"):
+        raise RefuseRequest("record under judicial seal")
+    return {"alive": True}
+
+
+async def answer_slowly(request: DataRequestForwarded) -> dict[str, Any]:
+    await asyncio.sleep(1.5)
+    return {"alive": True}
+
+
+async def answer_badly(request: DataRequestForwarded) -> dict[str, Any]:
+    return {"alive": "perhaps"}
+
+
+@pytest.fixture(scope="module")
+async def world(kafka_bootstrap: str, database_url: str) -> AsyncIterator[World]:
+    app = build()
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://exchange") as http:
+            run = run_id()
+            issuer = Issuer()
+            consumer, provider = AgencySystem(f"ss-{run}"), AgencySystem(f"cr-{run}")
+            await announce_world(kafka_bootstrap, issuer, consumer, provider)
+            services = {
+                "vital": await register_data_service(http, issuer, provider, "vital-status"),
+                "slow": await register_data_service(
+                    http, issuer, provider, "slow-status", timeout_ms=300
+                ),
+                "broken": await register_data_service(http, issuer, provider, "broken-status"),
+                "unrighted": await register_data_service(http, issuer, provider, "report-card"),
+            }
+            for name in ("vital", "slow", "broken"):
+                await grant(http, issuer, consumer, services[name])
+            worker = ProviderWorker(
+                kafka_bootstrap,
+                provider.code,
+                provider.key,
+                provider.kid,
+                {
+                    services["vital"]: answer_vital_status,
+                    services["slow"]: answer_slowly,
+                    services["broken"]: answer_badly,
+                },
+            )
+            worker_task = asyncio.create_task(worker.run())
+            await asyncio.wait_for(worker.wait_ready(), 60)
+            pool = await create_pool(database_url, "exchange", max_size=2)
+            client = ExchangeClient(kafka_bootstrap, consumer.code, consumer.key, consumer.kid)
+            await client.start()
+            try:
+                yield World(
+                    kafka_bootstrap,
+                    http,
+                    pool,
+                    issuer,
+                    consumer,
+                    provider,
+                    client,
+                    worker,
+                    services,
+                )
+            finally:
+                await client.stop()
+                await worker.stop()
+                await asyncio.wait_for(worker_task, 30)
+                await pool.close()
+
+
+async def audit_of(world: World, transaction_id: uuid.UUID) -> list[Any]:
+    rows: list[Any] = await world.pool.fetch(
+        "SELECT * FROM audit_log WHERE transaction_id = $1 ORDER BY seq", transaction_id
+    )
+    return rows
+
+
+async def events_about(
+    world: World, topic: Topic, transaction_id: uuid.UUID, count: int = 1
+) -> list[Any]:
+    """Every event on `topic` about one transaction (read until `count` are there)."""
+
+    def about(records: list[Any]) -> list[Any]:
+        found = []
+        for record in records:
+            document = json.loads(record.value)
+            if document["payload"].get("transaction_id") == str(transaction_id):
+                found.append(decode(record.value, topic).payload)
+        return found
+
+    records = await read_all(
+        world.bootstrap, topic.value, until=lambda rs: len(about(rs)) >= count, timeout=30
+    )
+    return about(records)
+
+
+async def finished(world: World, transaction_id: uuid.UUID) -> tuple[Any, Any]:
+    """The transaction's single outcome and single monitoring record."""
+    (outcome,) = await events_about(world, Topic.EXCHANGE_CONSUMER_RESPONSES, transaction_id)
+    (monitoring,) = await events_about(world, Topic.EXCHANGE_TRANSACTIONS, transaction_id)
+    return outcome, monitoring
+
+
+async def test_an_answered_request_returns_the_answer_with_its_audit_and_monitoring(
+    world: World,
+) -> None:
+    transaction_id, future = await world.client.send(
+        world.services["vital"], "benefit-eligibility", {"citizen": CITIZEN}, citizen=CITIZEN
+    )
+    outcome = await asyncio.wait_for(future, 30)
+    assert ExchangeClient.result_of(outcome) == {"alive": True}
+
+    delivered, monitoring = await finished(world, transaction_id)
+    assert delivered.outcome == "answered"
+    assert delivered.consumer == world.consumer.code
+    assert monitoring.outcome == "answered"
+    assert monitoring.provider == world.provider.code
+    assert monitoring.request_bytes > 0
+    assert monitoring.response_bytes > 0
+    assert monitoring.provider_ms is not None
+    assert monitoring.personal_data
+    audit = await audit_of(world, transaction_id)
+    assert [(r["kind"], r["outcome"]) for r in audit] == [
+        ("request", "forwarded"),
+        ("response", "answered"),
+    ]
+    assert all(r["citizen"] == CITIZEN for r in audit)
+    assert all(len(r["content_digest"]) == 64 for r in audit)
+    assert CITIZEN not in json.dumps([r["content_digest"] for r in audit])
+
+
+async def test_request_answers_with_the_payload_through_the_client(world: World) -> None:
+    answer = await world.client.request(
+        world.services["vital"], "benefit-eligibility", {"citizen": CITIZEN}, citizen=CITIZEN
+    )
+    assert answer == {"alive": True}
+
+
+async def test_a_request_without_a_right_is_denied_with_the_reason(world: World) -> None:
+    with pytest.raises(Denied) as denied:
+        await world.client.request(
+            world.services["unrighted"],
+            "benefit-eligibility",
+            {"citizen": CITIZEN},
+            citizen=CITIZEN,
+        )
+    assert denied.value.reason.startswith("no_access_right")
+    outcome, monitoring = await finished(world, denied.value.transaction_id)
+    assert outcome.outcome == "denied"
+    assert monitoring.outcome == "denied"
+    assert monitoring.provider_ms is None
+    audit = await audit_of(world, denied.value.transaction_id)
+    assert [(r["kind"], r["outcome"]) for r in audit] == [("request", "denied")]
+    assert audit[0]["reason"].startswith("no_access_right")
+
+
+async def test_a_request_with_a_bad_signature_is_denied(world: World) -> None:
+    impostor = ExchangeClient(
+        world.bootstrap, world.consumer.code, generate_key(), world.consumer.kid
+    )
+    async with impostor:
+        with pytest.raises(Denied) as denied:
+            await impostor.request(
+                world.services["vital"],
+                "benefit-eligibility",
+                {"citizen": CITIZEN},
+                citizen=CITIZEN,
+            )
+    assert denied.value.reason.startswith("bad_signature")
+    outcome, monitoring = await finished(world, denied.value.transaction_id)
+    assert outcome.outcome == "denied"
+    assert monitoring.outcome == "denied"
+    (record,) = await audit_of(world, denied.value.transaction_id)
+    assert record["outcome"] == "denied"
+    assert record["reason"].startswith("bad_signature")
+
+
+async def test_a_providers_refusal_reaches_the_consumer_with_its_reason(world: World) -> None:
+    with pytest.raises(Refused) as refused:
+        await world.client.request(
+            world.services["vital"],
+            "benefit-eligibility",
+            {"citizen": CITIZEN, "sealed": True},
+            citizen=CITIZEN,
+        )
+    assert "record under judicial seal" in refused.value.reason
+    outcome, monitoring = await finished(world, refused.value.transaction_id)
+    assert outcome.outcome == "refused"
+    assert monitoring.outcome == "refused"
+    audit = await audit_of(world, refused.value.transaction_id)
+    assert [(r["kind"], r["outcome"]) for r in audit] == [
+        ("request", "forwarded"),
+        ("response", "refused"),
+    ]
+
+
+async def test_a_silent_provider_times_out_and_its_late_answer_changes_nothing(
+    world: World,
+) -> None:
+    with pytest.raises(TimedOut) as timed_out:
+        await world.client.request(
+            world.services["slow"], "benefit-eligibility", {"citizen": CITIZEN}, citizen=CITIZEN
+        )
+    transaction_id = timed_out.value.transaction_id
+    assert timed_out.value.reason.startswith("timed_out")
+    outcome, monitoring = await finished(world, transaction_id)
+    assert outcome.outcome == "timed_out"
+    assert monitoring.outcome == "timed_out"
+
+    async def late_answer_recorded() -> list[Any] | None:
+        audit = await audit_of(world, transaction_id)
+        return audit if any(r["kind"] == "late_response" for r in audit) else None
+
+    audit = await eventually(late_answer_recorded)
+    assert [(r["kind"], r["outcome"]) for r in audit] == [
+        ("request", "forwarded"),
+        ("timeout", "timed_out"),
+        ("late_response", "ignored"),
+    ]
+    row = await world.pool.fetchrow(
+        "SELECT status FROM transactions WHERE transaction_id = $1", transaction_id
+    )
+    assert row["status"] == "timed_out"
+    assert len(await events_about(world, Topic.EXCHANGE_CONSUMER_RESPONSES, transaction_id)) == 1
+
+
+async def test_an_answer_breaking_the_response_schema_fails(world: World) -> None:
+    with pytest.raises(Failed) as failed:
+        await world.client.request(
+            world.services["broken"], "benefit-eligibility", {"citizen": CITIZEN}, citizen=CITIZEN
+        )
+    assert failed.value.reason.startswith("invalid_answer")
+    outcome, monitoring = await finished(world, failed.value.transaction_id)
+    assert outcome.outcome == "failed"
+    assert outcome.payload is None
+    assert monitoring.outcome == "failed"
+
+
+async def test_a_request_signed_with_a_revoked_key_is_denied(
+    world: World, kafka_bootstrap: str
+) -> None:
+    agency = AgencySystem(world.consumer.code)
+    await announce(kafka_bootstrap, (agency.key_published(), agency.kid))
+    await announce(
+        kafka_bootstrap,
+        (AgencyKeyRevoked(agency=agency.code, kid=agency.kid, reason="leaked"), agency.kid),
+    )
+
+    async def revoked() -> bool:
+        row = await world.pool.fetchrow(
+            "SELECT revoked_at FROM agency_keys WHERE kid = $1", agency.kid
+        )
+        return row is not None and row["revoked_at"] is not None
+
+    await eventually(revoked)
+    async with ExchangeClient(kafka_bootstrap, agency.code, agency.key, agency.kid) as client:
+        with pytest.raises(Denied) as denied:
+            await client.request(
+                world.services["vital"],
+                "benefit-eligibility",
+                {"citizen": CITIZEN},
+                citizen=CITIZEN,
+            )
+    assert denied.value.reason.startswith("key_revoked")
+
+
+async def test_a_replayed_request_gets_exactly_one_outcome(world: World) -> None:
+    request = DataRequested(
+        transaction_id=uuid.uuid4(),
+        consumer=world.consumer.code,
+        data_service=world.services["vital"],
+        purpose="benefit-eligibility",
+        payload={"citizen": CITIZEN},
+        citizen=CITIZEN,
+        signature="-",
+    )
+    request = request.model_copy(
+        update={"signature": sign_event(request, world.consumer.key, world.consumer.kid)}
+    )
+    envelope = Envelope.wrap(request, source="tests", subject=world.consumer.code)
+    again = Envelope.wrap(request, source="tests", subject=world.consumer.code)
+    # The same event twice (a redelivery), and the same request in a new event (a replay).
+    producer = new_producer(world.bootstrap, client_id="replays")
+    await producer.start()
+    try:
+        for each in (envelope, envelope, again):
+            await publish(producer, each)
+    finally:
+        await producer.stop()
+    outcome, _ = await finished(world, request.transaction_id)
+    assert outcome.outcome == "answered"
+    await asyncio.sleep(2)  # give any duplicate time to appear
+    outcomes = await events_about(world, Topic.EXCHANGE_CONSUMER_RESPONSES, request.transaction_id)
+    assert len(outcomes) == 1
+    assert len(await audit_of(world, request.transaction_id)) == 2
+
+
+async def test_a_citizen_sees_which_agencies_asked_about_them_and_why(world: World) -> None:
+    citizen = uuid.uuid4().hex * 2
+    await world.client.request(
+        world.services["vital"], "benefit-eligibility", {"citizen": citizen}, citizen=citizen
+    )
+    low = world.issuer.headers(citizen, loa=1)
+    assert (await world.http.get("/citizens/me/data-requests", headers=low)).status_code == 403
+    response = await world.http.get(
+        "/citizens/me/data-requests", headers=world.issuer.headers(citizen, loa=2)
+    )
+    assert response.status_code == 200, response.text
+    (entry,) = response.json()["requests"]
+    assert entry["consumer"] == world.consumer.code
+    assert entry["consumer_name_en"] == f"Agency {world.consumer.code}"
+    assert entry["purpose"] == "benefit-eligibility"
+    assert entry["legal_basis"] is None or "Law" in entry["legal_basis"]
+    assert entry["outcome"] == "answered"
+    assert entry["at_jalali"].startswith("14")
+
+
+async def test_the_http_gateway_answers_a_signed_request_after_the_same_checks(
+    world: World,
+) -> None:
+    request = world.client.sign(
+        DataRequested(
+            transaction_id=uuid.uuid4(),
+            consumer=world.consumer.code,
+            data_service=world.services["vital"],
+            purpose="benefit-eligibility",
+            payload={"citizen": CITIZEN},
+            citizen=CITIZEN,
+            signature="-",
+        )
+    )
+    headers = world.issuer.headers(
+        "ss-system", agency=world.consumer.code, scope="exchange:request"
+    )
+    response = await world.http.post(
+        "/gateway/requests", content=request.model_dump_json(), headers=headers
+    )
+    assert response.status_code == 200, response.text
+    completed = DataRequestCompleted.model_validate_json(response.content)
+    assert completed.outcome == "answered"
+    assert completed.payload == {"alive": True}
+
+    forged = request.model_copy(update={"transaction_id": uuid.uuid4()})
+    response = await world.http.post(
+        "/gateway/requests", content=forged.model_dump_json(), headers=headers
+    )
+    assert response.status_code == 200
+    assert response.json()["outcome"] == "denied"
+    assert response.json()["reason"].startswith("bad_signature")
+
+    other = world.issuer.headers("x", agency=world.provider.code, scope="exchange:request")
+    response = await world.http.post(
+        "/gateway/requests", content=request.model_dump_json(), headers=other
+    )
+    assert response.status_code == 403
+
+
+async def test_a_revoked_right_denies_later_requests(world: World) -> None:
+    data_service = await register_data_service(
+        world.http, world.issuer, world.provider, f"revocable-{run_id()}"
+    )
+    right_id = await grant(world.http, world.issuer, world.consumer, data_service)
+    admin = world.issuer.headers("exchange-admin", scope="exchange:admin")
+    response = await world.http.post(
+        f"/access-rights/{right_id}/revocation", json={"reason": "agreement ended"}, headers=admin
+    )
+    assert response.status_code == 200, response.text
+    again = await world.http.post(
+        f"/access-rights/{right_id}/revocation", json={"reason": "again"}, headers=admin
+    )
+    assert again.status_code == 409
+    with pytest.raises(Denied) as denied:
+        await world.client.request(
+            data_service, "benefit-eligibility", {"citizen": CITIZEN}, citizen=CITIZEN
+        )
+    assert denied.value.reason.startswith("no_access_right")
+
+
+async def test_the_admin_api_refuses_what_no_one_may_register(world: World) -> None:
+    provider = world.issuer.headers("x", agency=world.consumer.code, scope="exchange:provide")
+    body = {
+        "data_service": f"{world.provider.code}.stolen",
+        "version": 1,
+        "name_fa": "دزدی",
+        "name_en": "Stolen",
+        "request_schema": {},
+        "response_schema": {},
+        "timeout_ms": 1000,
+        "purposes": ["x"],
+        "personal_data": False,
+    }
+    response = await world.http.post("/data-services", json=body, headers=provider)
+    assert response.status_code == 403
+    assert response.headers["content-type"].startswith("application/problem+json")
+    unscoped = world.issuer.headers("x", agency=world.provider.code, scope="")
+    assert (await world.http.post("/data-services", json=body, headers=unscoped)).status_code == 403
+    admin = world.issuer.headers("exchange-admin", scope="exchange:admin")
+    right = {
+        "consumer": world.consumer.code,
+        "data_service": world.services["vital"],
+        "purposes": ["curiosity"],
+        "legal_basis": "none",
+        "valid_from": "2026-01-01T00:00:00Z",
+    }
+    response = await world.http.post("/access-rights", json=right, headers=admin)
+    assert response.status_code == 422
+    assert response.json()["code"] == "exchange_purpose_not_served"
+
+
+async def test_an_answer_to_no_transaction_is_dead_lettered_and_the_rest_goes_on(
+    world: World,
+) -> None:
+    bogus = DataProvided(
+        transaction_id=uuid.uuid4(),
+        provider=world.provider.code,
+        payload={"alive": True},
+        signature="-",
+    )
+    bogus = bogus.model_copy(
+        update={"signature": sign_event(bogus, world.provider.key, world.provider.kid)}
+    )
+    producer = new_producer(world.bootstrap, client_id="bogus-answers")
+    await producer.start()
+    try:
+        await publish(
+            producer,
+            Envelope.wrap(bogus, source="tests", subject=str(bogus.transaction_id)),
+        )
+    finally:
+        await producer.stop()
+    answer = await world.client.request(
+        world.services["vital"], "benefit-eligibility", {"citizen": CITIZEN}, citizen=CITIZEN
+    )
+    assert answer == {"alive": True}
+
+    def ours(records: list[Any]) -> list[Any]:
+        return [r for r in records if str(bogus.transaction_id).encode() in (r.value or b"")]
+
+    dead = await read_all(
+        world.bootstrap,
+        dead_letter_of(Topic.EXCHANGE_PROVIDER_RESPONSES),
+        until=lambda rs: bool(ours(rs)),
+    )
+    (record,) = ours(dead)
+    reason = dict(record.headers).get("dlq-reason", b"").decode()
+    assert "unknown_transaction" in reason
+    assert await audit_of(world, bogus.transaction_id) == []
