@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,16 +20,25 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
+from opentelemetry import context as otel_context
 
 from shared.envelope import Envelope
 from shared.logging import get_logger
 from shared.registry import UndecodableEvent, decode
 from shared.topics import SPECS, Topic, dead_letter_of
-from shared.tracing import consuming, producing, trace_headers
+from shared.tracing import consuming, context_from, producing, trace_headers
 
 log = get_logger(__name__)
 
 Handler = Callable[[Envelope[Any]], Awaitable[None]]
+
+BatchHandler = Callable[
+    [Sequence[Envelope[Any]], Sequence[otel_context.Context]],
+    Awaitable[Mapping[uuid.UUID, str]],
+]
+"""Takes a poll's events at once (with each record's trace context, to continue it) and
+returns the events it refuses, by event id, with the reason. It must be atomic: raising
+means nothing of the batch took effect."""
 
 
 class Rejected(Exception):
@@ -142,9 +152,11 @@ class EventConsumer:
 
     Contract: `run()` blocks until `stop()`; the handler may block (it is awaited one
     record at a time per consumer, in partition order); raising `Rejected` dead-letters
-    the record; any other exception is retried per the policy. Records that cannot be
-    decoded are dead-lettered with the reason and the original bytes. Every consumed
-    topic must declare a dead-letter topic.
+    the record; any other exception is retried per the policy. With a `batch` handler,
+    each poll of a partition is handed over at once (for volume: one transaction, not
+    one per event), and `handler` is the per-event fallback for a batch that fails.
+    Records that cannot be decoded are dead-lettered with the reason and the original
+    bytes. Every consumed topic must declare a dead-letter topic.
     """
 
     def __init__(
@@ -156,6 +168,7 @@ class EventConsumer:
         bootstrap_servers: str,
         retry: RetryPolicy | None = None,
         max_records: int = 500,
+        batch: BatchHandler | None = None,
     ) -> None:
         missing = [str(t) for t in topics if SPECS[t].dead_letter is None]
         if missing:
@@ -163,6 +176,7 @@ class EventConsumer:
         self.group = group
         self._topics = [t.value for t in topics]
         self._handler = handler
+        self._batch = batch
         self._bootstrap = bootstrap_servers
         self._retry = retry or RetryPolicy()
         self._max_records = max_records
@@ -211,6 +225,10 @@ class EventConsumer:
                     timeout_ms=500, max_records=self._max_records
                 )
                 for tp, records in batches.items():
+                    if self._batch is not None:
+                        await self._process_batch(records)
+                        await self._commit(tp, records[-1].offset + 1)
+                        continue
                     for record in records:
                         await self._process(record)
                         if self._stopping.is_set():
@@ -255,6 +273,54 @@ class EventConsumer:
                 ),
             ):
                 await self._handle(record, envelope)
+
+    async def _process_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        """A poll's records through the batch handler, in one go.
+
+        Undecodable records are dead-lettered first. A batch that keeps failing (not for
+        a transient reason) is taken apart: each event then goes through the per-event
+        handler, with its retries and dead-lettering, so one bad event fails alone.
+        """
+        assert self._batch is not None
+        decoded: list[tuple[ConsumerRecord[bytes, bytes], Envelope[Any]]] = []
+        for record in records:
+            try:
+                decoded.append((record, decode(record.value, record.topic)))
+            except UndecodableEvent as error:
+                await self._dead_letter(record, error.reason)
+        if not decoded:
+            return
+        envelopes = [envelope for _, envelope in decoded]
+        parents = [context_from(record.headers) for record, _ in decoded]
+        failures = 0
+        while True:
+            try:
+                refused = await self._batch(envelopes, parents)
+                break
+            except TRANSIENT_ERRORS as error:
+                failures += 1
+                log.warning("transient failure, retrying", error=repr(error), attempt=failures)
+            except Exception as error:
+                failures += 1
+                # A refusal will not pass with retries: find the refused event at once.
+                if failures >= self._retry.attempts or isinstance(error, Rejected):
+                    log.warning("batch keeps failing; one event at a time", error=repr(error))
+                    for record, envelope in decoded:
+                        with consuming(
+                            record.headers,
+                            topic=record.topic,
+                            partition=record.partition,
+                            offset=record.offset,
+                            group=self.group,
+                        ):
+                            await self._handle(record, envelope)
+                    return
+                log.warning("batch failed, retrying", error=repr(error), attempt=failures)
+            await asyncio.sleep(self._retry.delay(failures))
+        for record, envelope in decoded:
+            if envelope.id in refused:
+                await self._dead_letter(record, refused[envelope.id])
+        self.handled += sum(1 for _, envelope in decoded if envelope.id not in refused)
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes], envelope: Envelope[Any]) -> None:
         failures = 0

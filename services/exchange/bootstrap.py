@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Coroutine
+import uuid
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI
+from opentelemetry import context as otel_context
 
-from services.exchange.consumer import BatchingConsumer
 from services.exchange.handlers import HANDLERS, PROJECTION_HANDLERS, handle_batch, run_sweeper
 from services.exchange.http import router
 from services.exchange.settings import ExchangeSettings
+from shared.envelope import Envelope
+from shared.kafka import EventConsumer
 from shared.runtime import Runtime, create_app, dispatcher, serve
 from shared.topics import Topic
 
@@ -25,12 +27,22 @@ TRANSACTION_TOPICS = (Topic.EXCHANGE_REQUESTS, Topic.EXCHANGE_PROVIDER_RESPONSES
 def transaction_consumer(index: int) -> Callable[[Runtime], Coroutine[Any, Any, None]]:
     async def consume(runtime: Runtime) -> None:
         name = runtime.settings.service_name
-        consumer = BatchingConsumer(
+
+        async def take_poll(
+            envelopes: Sequence[Envelope[Any]], _: Sequence[otel_context.Context]
+        ) -> Mapping[uuid.UUID, str]:
+            # Refusals surface from the per-event handlers, which the consumer falls
+            # back to when a batch raises; a batch that commits refused nothing.
+            await handle_batch(runtime.pool, name, envelopes)
+            return {}
+
+        consumer = EventConsumer(
             group=name,
             topics=list(TRANSACTION_TOPICS),
-            batch=functools.partial(handle_batch, runtime.pool, name),
+            batch=take_poll,
             handler=dispatcher(runtime.pool, name, HANDLERS),
             bootstrap_servers=runtime.settings.kafka_bootstrap_servers,
+            max_records=200,
         )
         await consumer.run()
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from opentelemetry import context as otel_context
 
 from shared.db import Pool
 from shared.envelope import Envelope
@@ -224,3 +225,82 @@ async def test_a_consumer_without_a_broker_waits_for_one_instead_of_dying() -> N
     assert not task.done(), "the consumer gave up"
     await consumer.stop()
     await asyncio.wait_for(task, timeout=10)
+
+
+async def test_a_batch_handler_refuses_single_events_and_the_rest_is_handled_together(
+    kafka_bootstrap: str,
+) -> None:
+    run, group = uuid.uuid4().hex, f"test-{uuid.uuid4().hex}"
+    events = [started(run, label) for label in ("a", "refused", "b", "c")]
+    async with producer(kafka_bootstrap) as p:
+        for envelope in events:
+            await publish(p, envelope)
+    taken: list[str] = []
+
+    async def batch(
+        envelopes: Sequence[Envelope[Any]], _: Sequence[otel_context.Context]
+    ) -> dict[uuid.UUID, str]:
+        mine = [e for e in envelopes if e.subject == run]
+        refused = {e.id: "not in the register" for e in mine if e.payload.instance == "refused"}
+        taken.extend(e.payload.instance for e in mine if e.id not in refused)
+        return refused
+
+    async def one_by_one(envelope: Envelope[Any]) -> None:
+        raise AssertionError("a batch that succeeds is never taken apart")
+
+    consumer = EventConsumer(
+        group=group,
+        topics=[TOPIC],
+        handler=one_by_one,
+        batch=batch,
+        bootstrap_servers=kafka_bootstrap,
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        await eventually(lambda: taken == ["a", "b", "c"])
+    finally:
+        await consumer.stop()
+        await asyncio.wait_for(task, timeout=30)
+    [dead] = await dead_letters_of(kafka_bootstrap, group, run, 1)
+    assert header(dead, "dlq-reason") == "not in the register"
+    assert header(dead, "event-id") == str(events[1].id)
+
+
+async def test_a_failing_batch_is_taken_apart_so_one_bad_event_fails_alone(
+    kafka_bootstrap: str,
+) -> None:
+    run, group = uuid.uuid4().hex, f"test-{uuid.uuid4().hex}"
+    events = [started(run, label) for label in ("a", "poison", "b")]
+    async with producer(kafka_bootstrap) as p:
+        for envelope in events:
+            await publish(p, envelope)
+    handled: list[str] = []
+
+    async def batch(
+        envelopes: Sequence[Envelope[Any]], _: Sequence[otel_context.Context]
+    ) -> dict[uuid.UUID, str]:
+        if any(e.subject == run and e.payload.instance == "poison" for e in envelopes):
+            raise Rejected("somewhere in this batch is an event we refuse")
+        return {}
+
+    async def one_by_one(envelope: Envelope[Any]) -> None:
+        if envelope.subject == run:
+            if envelope.payload.instance == "poison":
+                raise Rejected("poison")
+            handled.append(envelope.payload.instance)
+
+    consumer = EventConsumer(
+        group=group,
+        topics=[TOPIC],
+        handler=one_by_one,
+        batch=batch,
+        bootstrap_servers=kafka_bootstrap,
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        await eventually(lambda: handled == ["a", "b"])
+    finally:
+        await consumer.stop()
+        await asyncio.wait_for(task, timeout=30)
+    [dead] = await dead_letters_of(kafka_bootstrap, group, run, 1)
+    assert header(dead, "dlq-reason") == "poison"
