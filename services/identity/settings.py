@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 
 from shared.settings import PLACEHOLDER_SECRETS, ServiceSettings
 
@@ -13,44 +13,75 @@ DEVELOPMENT_OPERATOR_TOKEN = "development-operator-token"
 _DEVELOPMENT_SECRETS = PLACEHOLDER_SECRETS | {DEVELOPMENT_PSEUDONYM_KEY, DEVELOPMENT_OPERATOR_TOKEN}
 
 
+def _env(name: str) -> AliasChoices:
+    """`PANJEREH_IDENTITY_<NAME>` in the environment, or the field's name in code."""
+    return AliasChoices(f"PANJEREH_IDENTITY_{name.upper()}", name)
+
+
 class IdentitySettings(ServiceSettings):
     service_name: ClassVar[str] = "identity"
     http_port: int = Field(default=8001, validation_alias="PANJEREH_IDENTITY_PORT")
 
     issuer: str = Field(
         default="http://127.0.0.1:8001",
-        validation_alias="PANJEREH_IDENTITY_ISSUER",
+        validation_alias=_env("issuer"),
         description="The `iss` of every token, and the base of the discovery document.",
     )
     pseudonym_key: SecretStr = Field(
         default=SecretStr(DEVELOPMENT_PSEUDONYM_KEY),
-        validation_alias="PANJEREH_IDENTITY_PSEUDONYM_KEY",
+        validation_alias=_env("pseudonym_key"),
         description="Keys the citizen's pseudonymous id and the stored one-time codes.",
     )
     operator_token: SecretStr = Field(
         default=SecretStr(DEVELOPMENT_OPERATOR_TOKEN),
-        validation_alias="PANJEREH_IDENTITY_OPERATOR_TOKEN",
+        validation_alias=_env("operator_token"),
         description="Bearer secret of the platform operators' endpoints.",
     )
-    access_token_seconds: int = Field(default=300, ge=30, le=3600)
-    refresh_token_days: int = Field(default=30, ge=1, le=365)
-    code_seconds: int = Field(default=120, ge=30, le=900)
-    code_attempts: int = Field(default=3, ge=1, description="Guesses allowed on one code.")
-    code_resend_seconds: int = Field(
-        default=60, ge=0, description="A new code for a citizen at most this often."
+    access_token_seconds: int = Field(
+        default=300, validation_alias=_env("access_token_seconds"), ge=30, le=3600
     )
-    citizen_max_failures: int = Field(default=5, ge=1)
-    address_max_failures: int = Field(default=20, ge=1)
-    failure_window_seconds: int = Field(default=900, ge=1)
-    lockout_seconds: int = Field(default=900, ge=1)
-    signing_key_days: int = Field(default=30, ge=1, description="How long a key signs.")
+    refresh_token_days: int = Field(
+        default=30, validation_alias=_env("refresh_token_days"), ge=1, le=365
+    )
+    code_seconds: int = Field(default=120, validation_alias=_env("code_seconds"), ge=30, le=900)
+    code_attempts: int = Field(
+        default=3,
+        validation_alias=_env("code_attempts"),
+        ge=1,
+        description="Guesses allowed on one code.",
+    )
+    code_resend_seconds: int = Field(
+        default=60,
+        validation_alias=_env("code_resend_seconds"),
+        ge=0,
+        description="A new code for a citizen at most this often.",
+    )
+    citizen_max_failures: int = Field(
+        default=5, validation_alias=_env("citizen_max_failures"), ge=1
+    )
+    address_max_failures: int = Field(
+        default=20, validation_alias=_env("address_max_failures"), ge=1
+    )
+    failure_window_seconds: int = Field(
+        default=900, validation_alias=_env("failure_window_seconds"), ge=1
+    )
+    lockout_seconds: int = Field(default=900, validation_alias=_env("lockout_seconds"), ge=1)
+    signing_key_days: int = Field(
+        default=30,
+        validation_alias=_env("signing_key_days"),
+        ge=1,
+        description="How long a key signs.",
+    )
     key_publish_ahead_seconds: int = Field(
         default=300,
+        validation_alias=_env("key_publish_ahead_seconds"),
         ge=0,
         description="A new signing key is published this long before it signs.",
     )
     sms_gateway: Literal["log", "off"] = Field(
-        default="log", description="`log`: the development gateway that logs each message."
+        default="log",
+        validation_alias=_env("sms_gateway"),
+        description="`log`: the development gateway that logs each message.",
     )
 
     @model_validator(mode="after")
