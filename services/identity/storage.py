@@ -91,6 +91,17 @@ async def lock_counters(
     return found
 
 
+async def peek_counter(connection: Connection, scope: LockScope, subject: str) -> Counter | None:
+    """A subject's counter as it is now, without locking it."""
+    row = await connection.fetchrow(
+        "SELECT failures, window_started, locked_until FROM attempt_counters"
+        " WHERE scope = $1 AND subject = $2",
+        scope,
+        subject,
+    )
+    return Counter(row["failures"], row["window_started"], row["locked_until"]) if row else None
+
+
 async def save_counter(
     connection: Connection, scope: LockScope, subject: str, counter: Counter
 ) -> None:

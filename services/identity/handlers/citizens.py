@@ -120,6 +120,20 @@ def _locked_problem(until: datetime, now: datetime) -> ProblemError:
     )
 
 
+async def _judged_counters(
+    connection: Connection, citizen: str, client_address: str, now: datetime
+) -> dict[tuple[LockScope, str], Counter]:
+    """The citizen's counter, locked for the whole attempt, and the address's, only read.
+
+    Many citizens share an address (an office, a pishkhan, a carrier's NAT): its row is
+    locked only when a failure is counted against it, so successes never queue on it.
+    """
+    counters = await storage.lock_counters(connection, [("citizen", citizen)], now)
+    address = await storage.peek_counter(connection, "client_address", client_address)
+    counters[("client_address", client_address)] = address or Counter(0, now, None)
+    return counters
+
+
 def _latest_lock(counters: dict[tuple[LockScope, str], Counter], now: datetime) -> datetime | None:
     locks = [c.locked_until for c in counters.values() if c.locked_at(now) and c.locked_until]
     return max(locks, default=None)
@@ -135,9 +149,7 @@ async def request_code(
     refusal: ProblemError | None = None
     sent: CodeSent | None = None
     async with identity.pool.acquire() as connection, connection.transaction():
-        counters = await storage.lock_counters(
-            connection, [("citizen", citizen), ("client_address", client_address)], now
-        )
+        counters = await _judged_counters(connection, citizen, client_address, now)
         locked_until = _latest_lock(counters, now)
         record = await storage.citizen(connection, citizen)
         if locked_until is not None:
@@ -201,18 +213,30 @@ async def _count_failures(
     reason: FailureReason,
     now: datetime,
 ) -> datetime | None:
-    """Count a failure against the citizen (if known) and the address; the lock it caused."""
-    locked: datetime | None = None
-    for (scope, subject), counter in counters.items():
+    """Count a failure against the citizen (if known) and the address.
+
+    Returns the time until which sign-in is now locked for either, if it is.
+    """
+    locks: list[datetime] = []
+    caused_lock = False
+    for (scope, subject), judged in counters.items():
         if scope == "citizen" and citizen is None:
             continue
+        counter = judged
+        if scope == "client_address":
+            # Locked now, so concurrent failures from one address are counted one by one.
+            fresh = await storage.lock_counters(connection, [(scope, subject)], now)
+            counter = fresh[(scope, subject)]
+            if counter.locked_at(now) and counter.locked_until is not None:
+                locks.append(counter.locked_until)
+                continue
         policy = identity.citizen_policy if scope == "citizen" else identity.address_policy
         after = record_failure(counter, policy, now)
         await storage.save_counter(connection, scope, subject, after.counter)
-        if after.locked_now:
+        if after.locked_now and after.counter.locked_until is not None:
             until = after.counter.locked_until
-            assert until is not None
-            locked = max(locked or until, until)
+            locks.append(until)
+            caused_lock = True
             lockout = CitizenLockedOut(
                 citizen=citizen, until=until, failed_attempts=after.failures_counted, scope=scope
             )
@@ -220,14 +244,12 @@ async def _count_failures(
                 connection, Envelope.wrap(lockout, source=SOURCE, subject=citizen or subject)
             )
     failed = AuthenticationFailed(
-        citizen=citizen,
-        channel=channel,
-        reason="too_many_attempts" if locked is not None else reason,
+        citizen=citizen, channel=channel, reason="too_many_attempts" if caused_lock else reason
     )
     await enqueue(
         connection, Envelope.wrap(failed, source=SOURCE, subject=citizen or client_address)
     )
-    return locked
+    return max(locks, default=None)
 
 
 def _typed_code(text: str) -> str:
@@ -258,10 +280,9 @@ async def sign_in(
     citizen = pseudonym(national_id, settings.pseudonym_key_bytes)
     refusal: ProblemError | None = None
     tokens: TokenResponse | None = None
+    await identity.keys.ready(now)
     async with identity.pool.acquire() as connection, connection.transaction():
-        counters = await storage.lock_counters(
-            connection, [("citizen", citizen), ("client_address", client_address)], now
-        )
+        counters = await _judged_counters(connection, citizen, client_address, now)
         record = await storage.citizen(connection, citizen)
         known = citizen if record is not None else None
 

@@ -101,14 +101,21 @@ class KeyRing:
         keys = await self.current()
         return {"keys": [k.public_jwk for k in keys if k.verifies_at(now)]}
 
-    async def sign(self, claims: dict[str, Any], now: datetime) -> str:
-        key = signing_key(await self.current(), now)
-        if key is None:
+    async def ready(self, now: datetime) -> None:
+        """Make sure `sign` can work without I/O: keys fresh, and one of them signing now.
+
+        Call it before opening a transaction that signs: signing inside a transaction must
+        not wait for another pooled connection.
+        """
+        if signing_key(await self.current(), now) is None:
             await self.ensure_key(now)
-            self._loaded_at = float("-inf")
-            key = signing_key(await self.current(), now)
-            if key is None:
-                raise RuntimeError("no issuer key can sign now")
+            await self.current()
+
+    def sign(self, claims: dict[str, Any], now: datetime) -> str:
+        """Sign with the key that signs now, from memory (see `ready`)."""
+        key = signing_key(self._keys, now)
+        if key is None:
+            raise RuntimeError("no issuer key can sign now; call ready() first")
         signer = self._signers.get(key.kid)
         if signer is None:
             signer = self._signers[key.kid] = import_key(key.private_jwk)

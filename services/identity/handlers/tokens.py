@@ -71,7 +71,7 @@ async def _issue_refresh(
     return token
 
 
-async def _citizen_access(
+def _citizen_access(
     identity: Identity,
     *,
     citizen: str,
@@ -89,7 +89,7 @@ async def _citizen_access(
         now=now,
         lifetime=identity.access_lifetime,
     )
-    return await identity.keys.sign(claims, now)
+    return identity.keys.sign(claims, now)
 
 
 async def open_session(
@@ -113,7 +113,7 @@ async def open_session(
         now=now,
     )
     refresh = await _issue_refresh(identity, connection, family_id, now)
-    access = await _citizen_access(
+    access = _citizen_access(
         identity,
         citizen=citizen,
         level_of_assurance=level_of_assurance,
@@ -136,6 +136,7 @@ async def refresh(identity: Identity, token: str, now: datetime) -> TokenRespons
     """
     refusal: ProblemError | None = None
     response: TokenResponse | None = None
+    await identity.keys.ready(now)
     async with identity.pool.acquire() as connection, connection.transaction():
         found = await storage.lock_refresh_token(connection, hash_secret(token))
         if found is None or found.family_revoked_at is not None or found.expires_at <= now:
@@ -148,7 +149,7 @@ async def refresh(identity: Identity, token: str, now: datetime) -> TokenRespons
         else:
             await storage.rotate_refresh_token(connection, found.token_hash, now)
             new_refresh = await _issue_refresh(identity, connection, found.family_id, now)
-            access = await _citizen_access(
+            access = _citizen_access(
                 identity,
                 citizen=found.citizen,
                 level_of_assurance=found.level_of_assurance,
@@ -241,6 +242,7 @@ async def client_credentials(
     scopes = granted_scopes(frozenset(found["scopes"]), scope)
     if scopes is None:
         raise ProblemError(400, "invalid_scope", "the client does not hold every scope requested")
+    await identity.keys.ready(now)
     claims = agency_claims(
         issuer=identity.settings.issuer,
         client_id=client_id,
@@ -250,7 +252,7 @@ async def client_credentials(
         lifetime=identity.access_lifetime,
     )
     return TokenResponse(
-        access_token=await identity.keys.sign(claims, now),
+        access_token=identity.keys.sign(claims, now),
         expires_in=identity.settings.access_token_seconds,
         scope=" ".join(sorted(scopes)),
     )

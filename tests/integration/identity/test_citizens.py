@@ -324,4 +324,5 @@ async def test_bad_input_gets_a_4xx_problem_with_the_reason_in_persian_and_engli
     assert response.headers["content-type"].startswith("application/problem+json")
     problem = response.json()
     assert problem["code"] == code
-    assert problem["messages"]["fa"] and problem["messages"]["en"]
+    assert problem["messages"]["fa"]
+    assert problem["messages"]["en"]
