@@ -326,3 +326,50 @@ async def test_bad_input_gets_a_4xx_problem_with_the_reason_in_persian_and_engli
     assert problem["code"] == code
     assert problem["messages"]["fa"]
     assert problem["messages"]["en"]
+
+
+async def test_a_refresh_token_used_twice_at_once_rotates_once_and_revokes_the_session(
+    client: httpx.AsyncClient, kafka_bootstrap: str
+) -> None:
+    national_id, mobile = new_national_id(), new_mobile()
+    assert (await register(client, national_id, mobile)).status_code == 201
+    tokens = await signed_in(client, kafka_bootstrap, national_id, mobile)
+    form = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    responses = await asyncio.gather(*(client.post("/oauth/token", data=form) for _ in range(6)))
+    assert sorted(r.status_code for r in responses) == [200, 400, 400, 400, 400, 400]
+    winner = next(r for r in responses if r.status_code == 200).json()
+    # The replays revoked the family: even the token the winner received is dead.
+    again = await client.post(
+        "/oauth/token",
+        data={"grant_type": "refresh_token", "refresh_token": winner["refresh_token"]},
+    )
+    assert (again.status_code, again.json()["code"]) == (400, "invalid_grant")
+
+
+async def test_concurrent_failures_from_one_address_lock_it_exactly_once(
+    client_for: Callable[[str], httpx.AsyncClient],
+    kafka_bootstrap: str,
+    settings: IdentitySettings,
+) -> None:
+    address = f"198.18.{int(time.time()) % 250}.{int(time.time() * 1000) % 250 + 1}"
+    async with client_for(address) as http:
+        responses = await asyncio.gather(
+            *(
+                http.post(
+                    "/citizens/sign-in", json={"national_id": new_national_id(), "code": "123456"}
+                )
+                for _ in range(settings.address_max_failures * 3)
+            )
+        )
+    statuses = Counter(r.status_code for r in responses)
+    limit = settings.address_max_failures
+    assert statuses == {404: limit - 1, 429: 2 * limit + 1}
+    events, _ = await events_about(
+        kafka_bootstrap,
+        Topic.IDENTITY_AUTHENTICATIONS,
+        address,
+        until=lambda rs: any(b"CitizenLockedOut" in r.value for r in rs),
+    )
+    lockouts = [e for e in events if isinstance(e, CitizenLockedOut)]
+    assert len(lockouts) == 1
+    assert (lockouts[0].scope, lockouts[0].citizen) == ("client_address", None)
