@@ -48,11 +48,14 @@ class ProblemError(Exception):
         detail: str | None = None,
         *,
         errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         if code not in MESSAGES:
             raise ValueError(f"no message for problem code {code!r}")
         super().__init__(detail or code)
         self.status, self.code, self.detail, self.errors = status, code, detail, errors
+        # Extra response headers, e.g. Retry-After on a 429 or WWW-Authenticate on a 401.
+        self.headers = headers or {}
 
 
 def problem_response(
@@ -61,6 +64,7 @@ def problem_response(
     code: str,
     detail: str | None = None,
     errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     language = preferred_language(request.headers.get("accept-language"))
     body = Problem(
@@ -76,7 +80,7 @@ def problem_response(
         body.model_dump(exclude_none=True),
         status_code=status,
         media_type=PROBLEM_JSON,
-        headers={"content-language": language},
+        headers={**(headers or {}), "content-language": language},
     )
 
 
@@ -85,7 +89,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_problem(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, ProblemError)
-        return problem_response(request, error.status, error.code, error.detail, error.errors)
+        return problem_response(
+            request, error.status, error.code, error.detail, error.errors, error.headers
+        )
 
     async def on_invalid(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)

@@ -1,18 +1,52 @@
-"""Wires the identity service together: settings, HTTP routes and event handlers."""
+"""Wires the identity service together: settings, HTTP routes, event handlers and tasks."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
+import services.identity.messages  # noqa: F401  (registers the service's messages)
+from services.identity.adapters.operator_check import OperatorCheck
+from services.identity.adapters.sms_gateway import run_development_gateway
+from services.identity.domain.citizens import InvalidInput
 from services.identity.handlers import HANDLERS
+from services.identity.handlers.context import Identity, utc_now
 from services.identity.http import router
 from services.identity.settings import IdentitySettings
-from shared.runtime import create_app, serve
+from shared.http import problem_response
+from shared.runtime import Runtime, create_app, serve
 
 
-def build(settings: IdentitySettings | None = None) -> FastAPI:
+def build(
+    settings: IdentitySettings | None = None, *, operator_check: OperatorCheck | None = None
+) -> FastAPI:
     settings = settings or IdentitySettings()
-    return create_app(settings, title="Panjereh identity", routers=[router], handlers=HANDLERS)
+    identity = Identity(settings)
+    if operator_check is not None:
+        identity.operator_check = operator_check
+
+    async def rotate_keys(runtime: Runtime) -> None:
+        identity.bind(runtime.pool)
+        await identity.keys.keep_rotating(utc_now)
+
+    background = {"issuer-key-rotation": rotate_keys}
+    if settings.sms_gateway == "log":
+        background["sms-gateway"] = run_development_gateway
+    app = create_app(
+        settings,
+        title="Panjereh identity",
+        routers=[router],
+        handlers=HANDLERS,
+        background=background,
+    )
+    app.state.identity = identity
+
+    async def on_invalid_input(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, InvalidInput)
+        return problem_response(request, 422, error.code, error.reason)
+
+    app.add_exception_handler(InvalidInput, on_invalid_input)
+    return app
 
 
 def main() -> None:

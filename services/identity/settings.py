@@ -2,13 +2,100 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 
-from shared.settings import ServiceSettings
+from shared.settings import PLACEHOLDER_SECRETS, ServiceSettings
+
+DEVELOPMENT_PSEUDONYM_KEY = "development-pseudonym-key"
+DEVELOPMENT_OPERATOR_TOKEN = "development-operator-token"
+_DEVELOPMENT_SECRETS = PLACEHOLDER_SECRETS | {DEVELOPMENT_PSEUDONYM_KEY, DEVELOPMENT_OPERATOR_TOKEN}
+
+
+def _env(name: str) -> AliasChoices:
+    """`PANJEREH_IDENTITY_<NAME>` in the environment, or the field's name in code."""
+    return AliasChoices(f"PANJEREH_IDENTITY_{name.upper()}", name)
 
 
 class IdentitySettings(ServiceSettings):
     service_name: ClassVar[str] = "identity"
     http_port: int = Field(default=8001, validation_alias="PANJEREH_IDENTITY_PORT")
+
+    issuer: str = Field(
+        default="http://127.0.0.1:8001",
+        validation_alias=_env("issuer"),
+        description="The `iss` of every token, and the base of the discovery document.",
+    )
+    pseudonym_key: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_PSEUDONYM_KEY),
+        validation_alias=_env("pseudonym_key"),
+        description="Keys the citizen's pseudonymous id and the stored one-time codes.",
+    )
+    operator_token: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_OPERATOR_TOKEN),
+        validation_alias=_env("operator_token"),
+        description="Bearer secret of the platform operators' endpoints.",
+    )
+    access_token_seconds: int = Field(
+        default=300, validation_alias=_env("access_token_seconds"), ge=30, le=3600
+    )
+    refresh_token_days: int = Field(
+        default=30, validation_alias=_env("refresh_token_days"), ge=1, le=365
+    )
+    code_seconds: int = Field(default=120, validation_alias=_env("code_seconds"), ge=30, le=900)
+    code_attempts: int = Field(
+        default=3,
+        validation_alias=_env("code_attempts"),
+        ge=1,
+        description="Guesses allowed on one code.",
+    )
+    code_resend_seconds: int = Field(
+        default=60,
+        validation_alias=_env("code_resend_seconds"),
+        ge=0,
+        description="A new code for a citizen at most this often.",
+    )
+    citizen_max_failures: int = Field(
+        default=5, validation_alias=_env("citizen_max_failures"), ge=1
+    )
+    address_max_failures: int = Field(
+        default=20, validation_alias=_env("address_max_failures"), ge=1
+    )
+    failure_window_seconds: int = Field(
+        default=900, validation_alias=_env("failure_window_seconds"), ge=1
+    )
+    lockout_seconds: int = Field(default=900, validation_alias=_env("lockout_seconds"), ge=1)
+    signing_key_days: int = Field(
+        default=30,
+        validation_alias=_env("signing_key_days"),
+        ge=1,
+        description="How long a key signs.",
+    )
+    key_publish_ahead_seconds: int = Field(
+        default=300,
+        validation_alias=_env("key_publish_ahead_seconds"),
+        ge=0,
+        description="A new signing key is published this long before it signs.",
+    )
+    sms_gateway: Literal["log", "off"] = Field(
+        default="log",
+        validation_alias=_env("sms_gateway"),
+        description="`log`: the development gateway that logs each message.",
+    )
+
+    @model_validator(mode="after")
+    def _real_secrets_in_production(self) -> IdentitySettings:
+        if self.environment == "production":
+            for name, secret in (
+                ("PANJEREH_IDENTITY_PSEUDONYM_KEY", self.pseudonym_key),
+                ("PANJEREH_IDENTITY_OPERATOR_TOKEN", self.operator_token),
+            ):
+                value = secret.get_secret_value()
+                if value.lower() in _DEVELOPMENT_SECRETS or len(value) < 32:
+                    raise ValueError(f"{name} needs a real secret (32+ characters) in production")
+        return self
+
+    @property
+    def pseudonym_key_bytes(self) -> bytes:
+        return self.pseudonym_key.get_secret_value().encode()

@@ -1,0 +1,1 @@
+"""What identity talks to outside itself: the operator check and the SMS gateway."""

@@ -1,0 +1,157 @@
+"""Access tokens, refresh tokens and the schedule of the keys that sign them.
+
+Access tokens follow the platform's token contract (`shared.auth`): ES256 JWTs with
+`iss`, `aud` = "panjereh", `sub`, `exp`, `iat`, `nbf`, `jti`; citizens' carry `loa` and
+`acr`, agency systems' carry `agency` and `scope`. Refresh tokens are opaque random
+strings, kept only as a hash, and rotate on every use.
+
+Signing keys rotate without downtime: a new key is published (JWKS and
+`identity.issuer-keys`) some time before it starts signing, so every verifier knows it
+by then; the old key keeps verifying until the last token it signed has expired.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.auth import AUDIENCE, CLOCK_SKEW_SECONDS
+
+AGENCY_SCOPES: frozenset[str] = frozenset(
+    {
+        "catalog:write",
+        "catalog:deliveries",
+        "exchange:request",
+        "exchange:provide",
+        "exchange:admin",
+        "metrics:read",
+    }
+)
+"""What an agency system may be allowed to do; each client holds a subset."""
+
+
+def citizen_claims(
+    *,
+    issuer: str,
+    citizen: str,
+    level_of_assurance: int,
+    channel: str,
+    session: str,
+    now: datetime,
+    lifetime: timedelta,
+) -> dict[str, Any]:
+    """The claims of a citizen's access token; `sid` names the refresh-token family."""
+    issued = int(now.timestamp())
+    return {
+        "iss": issuer,
+        "aud": AUDIENCE,
+        "sub": citizen,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + int(lifetime.total_seconds()),
+        "jti": str(uuid.uuid4()),
+        "loa": level_of_assurance,
+        "acr": f"loa{level_of_assurance}",
+        "amr": ["otp", "sms"],
+        "channel": channel,
+        "sid": session,
+    }
+
+
+def agency_claims(
+    *,
+    issuer: str,
+    client_id: str,
+    agency: str,
+    scopes: frozenset[str],
+    now: datetime,
+    lifetime: timedelta,
+) -> dict[str, Any]:
+    """The claims of an agency system's access token."""
+    issued = int(now.timestamp())
+    return {
+        "iss": issuer,
+        "aud": AUDIENCE,
+        "sub": client_id,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + int(lifetime.total_seconds()),
+        "jti": str(uuid.uuid4()),
+        "agency": agency,
+        "scope": " ".join(sorted(scopes)),
+        "client_id": client_id,
+    }
+
+
+def new_refresh_token() -> str:
+    """256 random bits, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_secret(token: str) -> bytes:
+    """How high-entropy secrets (refresh tokens) are stored: a plain SHA-256 suffices for them."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+def granted_scopes(allowed: frozenset[str], requested: str | None) -> frozenset[str] | None:
+    """The scopes to grant: all allowed when none requested, else the requested ones if allowed.
+
+    None when the request names a scope the client does not hold.
+    """
+    if requested is None or not requested.strip():
+        return allowed
+    wanted = frozenset(requested.split())
+    return wanted if wanted <= allowed else None
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """One of the issuer's keys: signs from `not_before`, verifies until `retired_at`."""
+
+    kid: str
+    private_jwk: dict[str, Any]
+    public_jwk: dict[str, Any]
+    not_before: datetime
+    retired_at: datetime | None
+
+    def verifies_at(self, now: datetime) -> bool:
+        return self.retired_at is None or self.retired_at > now
+
+
+def signing_key(keys: list[SigningKey], now: datetime) -> SigningKey | None:
+    """The key that signs now: the newest whose `not_before` has passed.
+
+    A key being retired keeps signing until its successor starts: its retirement time is
+    set far enough after that for its last tokens to expire first.
+    """
+    usable = [k for k in keys if k.not_before <= now and k.verifies_at(now)]
+    return max(usable, key=lambda k: k.not_before, default=None)
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """When a new key starts signing, and until when the keys it replaces keep verifying."""
+
+    new_not_before: datetime
+    old_retired_at: datetime
+
+
+def plan_rotation(now: datetime, publish_ahead: timedelta, token_lifetime: timedelta) -> Rotation:
+    """Publish now, sign from `now + publish_ahead`; old keys verify until their tokens expire."""
+    starts = now + publish_ahead
+    return Rotation(
+        new_not_before=starts,
+        old_retired_at=starts + token_lifetime + timedelta(seconds=CLOCK_SKEW_SECONDS),
+    )
+
+
+def rotation_due(keys: list[SigningKey], now: datetime, key_lifetime: timedelta) -> bool:
+    """Whether the newest key is old enough that its successor should be published now."""
+    if not keys:
+        return True
+    newest = max(keys, key=lambda k: k.not_before)
+    return newest.not_before + key_lifetime <= now

@@ -1,0 +1,378 @@
+"""Citizens' use cases: register, ask for a code, sign in, read their sign-in history.
+
+Each runs in one transaction with the events it causes. Where an attempt fails, the
+failure (counters, history, events) is committed first and the refusal raised after, so
+a refusal is always recorded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from services.identity import storage
+from services.identity.adapters.operator_check import OperatorCheckUnavailable
+from services.identity.domain.citizens import (
+    Calendar,
+    InvalidInput,
+    mask_mobile,
+    normalise_mobile,
+    normalise_national_id,
+    parse_birth_date,
+    pseudonym,
+)
+from services.identity.domain.codes import (
+    CODE_DIGITS,
+    Counter,
+    LockScope,
+    code_matches,
+    hash_code,
+    new_code,
+    record_failure,
+    retry_description,
+    retry_sentence,
+    sms_text,
+)
+from services.identity.handlers.context import SOURCE, Identity
+from services.identity.handlers.tokens import TokenResponse, open_session
+from shared.db import Connection
+from shared.envelope import Envelope
+from shared.events.identity import (
+    AuthenticationFailed,
+    CitizenAuthenticated,
+    CitizenLockedOut,
+    CitizenRegistered,
+    FailureReason,
+    SmsRequested,
+)
+from shared.http import ProblemError
+from shared.outbox import enqueue
+from shared.persian import to_ascii_digits
+from shared.vocabulary import AuthenticationChannel, LevelOfAssurance
+
+LEVEL_OF_ASSURANCE: LevelOfAssurance = (
+    2  # a one-time code to a mobile the operator check proved is theirs
+)
+
+
+@dataclass(frozen=True)
+class Registration:
+    national_id: str
+    mobile: str
+    first_name: str
+    last_name: str
+    birth_date: str
+    calendar: Calendar | None
+    province: str
+
+
+async def register(identity: Identity, form: Registration, now: datetime) -> str:
+    """Register a citizen whose mobile the operator check says is theirs; their pseudonym."""
+    national_id = normalise_national_id(form.national_id)
+    mobile = normalise_mobile(form.mobile)
+    born = parse_birth_date(form.birth_date, form.calendar, now.date())
+    try:
+        owned = await identity.operator_check.mobile_belongs_to(national_id, mobile)
+    except OperatorCheckUnavailable as error:
+        raise ProblemError(503, "operator_check_unavailable", str(error)) from None
+    if not owned:
+        raise ProblemError(
+            422, "mobile_not_owned", "the operator check found another owner for this mobile"
+        )
+    citizen = pseudonym(national_id, identity.settings.pseudonym_key_bytes)
+    async with identity.pool.acquire() as connection, connection.transaction():
+        added = await storage.insert_citizen(
+            connection,
+            citizen=citizen,
+            mobile=mobile,
+            first_name=form.first_name.strip(),
+            last_name=form.last_name.strip(),
+            birth_date=born.gregorian,
+            province=form.province,
+            now=now,
+        )
+        if added:
+            event = CitizenRegistered(
+                citizen=citizen, province=form.province, birth_year=born.gregorian.year
+            )
+            await enqueue(connection, Envelope.wrap(event, source=SOURCE, subject=citizen))
+    if not added:
+        raise ProblemError(409, "already_registered", "this national ID is already registered")
+    return citizen
+
+
+@dataclass(frozen=True)
+class CodeSent:
+    expires_at: datetime
+    sent_to: str
+
+
+def _locked_problem(until: datetime, now: datetime) -> ProblemError:
+    retry = retry_description(until, now)
+    return ProblemError(
+        429,
+        "locked_out",
+        retry_sentence(until, now),
+        errors=[retry],
+        headers={"retry-after": str(retry["retry_after_seconds"])},
+    )
+
+
+async def _judged_counters(
+    connection: Connection, citizen: str, client_address: str, now: datetime
+) -> dict[tuple[LockScope, str], Counter]:
+    """The citizen's counter, locked for the whole attempt, and the address's, only read.
+
+    Many citizens share an address (an office, a pishkhan, a carrier's NAT): its row is
+    locked only when a failure is counted against it, so successes never queue on it.
+    """
+    counters = await storage.lock_counters(connection, [("citizen", citizen)], now)
+    address = await storage.peek_counter(connection, "client_address", client_address)
+    counters[("client_address", client_address)] = address or Counter(0, now, None)
+    return counters
+
+
+def _latest_lock(counters: dict[tuple[LockScope, str], Counter], now: datetime) -> datetime | None:
+    locks = [c.locked_until for c in counters.values() if c.locked_at(now) and c.locked_until]
+    return max(locks, default=None)
+
+
+async def request_code(
+    identity: Identity, national_id_text: str, client_address: str, now: datetime
+) -> CodeSent:
+    """Send a sign-in code to the citizen's mobile (as `SmsRequested` on `identity.sms`)."""
+    national_id = normalise_national_id(national_id_text)
+    citizen = pseudonym(national_id, identity.settings.pseudonym_key_bytes)
+    settings = identity.settings
+    refusal: ProblemError | None = None
+    sent: CodeSent | None = None
+    async with identity.pool.acquire() as connection, connection.transaction():
+        counters = await _judged_counters(connection, citizen, client_address, now)
+        locked_until = _latest_lock(counters, now)
+        record = await storage.citizen(connection, citizen)
+        if locked_until is not None:
+            refusal = _locked_problem(locked_until, now)
+        elif record is None:
+            # Asking about unregistered IDs is how IDs get enumerated: it counts as a
+            # failure of the address.
+            await _count_failures(
+                identity, connection, counters, None, client_address, "web", "unknown_citizen", now
+            )
+            refusal = ProblemError(404, "not_registered", "no citizen has this national ID")
+        else:
+            last = await storage.last_challenge_at(connection, citizen)
+            wait = timedelta(seconds=settings.code_resend_seconds)
+            if last is not None and last + wait > now:
+                retry = retry_description(last + wait, now)
+                refusal = ProblemError(
+                    429,
+                    "code_recently_sent",
+                    retry_sentence(last + wait, now),
+                    errors=[retry],
+                    headers={"retry-after": str(retry["retry_after_seconds"])},
+                )
+            else:
+                challenge_id = uuid.uuid4()
+                code = new_code()
+                expires_at = now + timedelta(seconds=settings.code_seconds)
+                await storage.open_challenge(
+                    connection,
+                    challenge_id=challenge_id,
+                    citizen_id=citizen,
+                    code_hash=hash_code(code, str(challenge_id), settings.pseudonym_key_bytes),
+                    now=now,
+                    expires_at=expires_at,
+                )
+                message = SmsRequested(
+                    message_id=uuid.uuid4(),
+                    mobile=record.mobile,
+                    text=sms_text(code, max(1, settings.code_seconds // 60)),
+                    purpose="one_time_code",
+                    expires_at=expires_at,
+                )
+                await enqueue(
+                    connection,
+                    Envelope.wrap(message, source=SOURCE, subject=str(message.message_id)),
+                )
+                sent = CodeSent(expires_at=expires_at, sent_to=mask_mobile(record.mobile))
+    if refusal is not None:
+        raise refusal
+    assert sent is not None
+    return sent
+
+
+async def _count_failures(
+    identity: Identity,
+    connection: Connection,
+    counters: dict[tuple[LockScope, str], Counter],
+    citizen: str | None,
+    client_address: str,
+    channel: AuthenticationChannel,
+    reason: FailureReason,
+    now: datetime,
+) -> datetime | None:
+    """Count a failure against the citizen (if known) and the address.
+
+    Returns the time until which sign-in is now locked for either, if it is.
+    """
+    locks: list[datetime] = []
+    caused_lock = False
+    for (scope, subject), judged in counters.items():
+        if scope == "citizen" and citizen is None:
+            continue
+        counter = judged
+        if scope == "client_address":
+            # Locked now, so concurrent failures from one address are counted one by one.
+            fresh = await storage.lock_counters(connection, [(scope, subject)], now)
+            counter = fresh[(scope, subject)]
+            if counter.locked_at(now) and counter.locked_until is not None:
+                locks.append(counter.locked_until)
+                continue
+        policy = identity.citizen_policy if scope == "citizen" else identity.address_policy
+        after = record_failure(counter, policy, now)
+        await storage.save_counter(connection, scope, subject, after.counter)
+        if after.locked_now and after.counter.locked_until is not None:
+            until = after.counter.locked_until
+            locks.append(until)
+            caused_lock = True
+            lockout = CitizenLockedOut(
+                citizen=citizen, until=until, failed_attempts=after.failures_counted, scope=scope
+            )
+            await enqueue(
+                connection, Envelope.wrap(lockout, source=SOURCE, subject=citizen or subject)
+            )
+    failed = AuthenticationFailed(
+        citizen=citizen, channel=channel, reason="too_many_attempts" if caused_lock else reason
+    )
+    await enqueue(
+        connection, Envelope.wrap(failed, source=SOURCE, subject=citizen or client_address)
+    )
+    return max(locks, default=None)
+
+
+def _typed_code(text: str) -> str:
+    code = to_ascii_digits(text).strip()
+    if len(code) != CODE_DIGITS or not (code.isascii() and code.isdigit()):
+        raise InvalidInput("wrong_code", f"the code has {CODE_DIGITS} digits")
+    return code
+
+
+async def sign_in(
+    identity: Identity,
+    *,
+    national_id_text: str,
+    code_text: str,
+    channel: AuthenticationChannel,
+    client_address: str,
+    user_agent: str | None,
+    now: datetime,
+) -> TokenResponse:
+    """Sign a citizen in with their one-time code: tokens, or a refusal with the reason.
+
+    Counters are locked for the whole judgement, so concurrent attempts are judged one
+    after the other and no more than the allowed number is ever counted as a guess.
+    """
+    national_id = normalise_national_id(national_id_text)
+    code = _typed_code(code_text)
+    settings = identity.settings
+    citizen = pseudonym(national_id, settings.pseudonym_key_bytes)
+    refusal: ProblemError | None = None
+    tokens: TokenResponse | None = None
+    await identity.keys.ready(now)
+    async with identity.pool.acquire() as connection, connection.transaction():
+        counters = await _judged_counters(connection, citizen, client_address, now)
+        record = await storage.citizen(connection, citizen)
+        known = citizen if record is not None else None
+
+        async def history(outcome: str, reason: str | None) -> None:
+            if record is not None:
+                await storage.record_sign_in(
+                    connection,
+                    citizen_id=citizen,
+                    at=now,
+                    client_address=client_address,
+                    channel=channel,
+                    user_agent=user_agent,
+                    outcome=outcome,
+                    reason=reason,
+                )
+
+        locked_until = _latest_lock(counters, now)
+        if locked_until is not None:
+            failed = AuthenticationFailed(citizen=known, channel=channel, reason="locked_out")
+            await enqueue(
+                connection, Envelope.wrap(failed, source=SOURCE, subject=known or client_address)
+            )
+            await history("locked_out", "locked_out")
+            refusal = _locked_problem(locked_until, now)
+        else:
+            reason: FailureReason | None
+            if record is None:
+                reason = "unknown_citizen"
+            else:
+                challenge = await storage.lock_open_challenge(connection, citizen)
+                if challenge is None:
+                    reason = "expired_code"
+                elif challenge.expires_at <= now:
+                    await storage.close_challenge(connection, challenge.id, now, "expired")
+                    reason = "expired_code"
+                elif code_matches(
+                    code, str(challenge.id), settings.pseudonym_key_bytes, challenge.code_hash
+                ):
+                    reason = None
+                    await storage.close_challenge(connection, challenge.id, now, "used")
+                else:
+                    reason = "wrong_code"
+                    await storage.count_attempt(connection, challenge.id)
+                    if challenge.attempts + 1 >= settings.code_attempts:
+                        await storage.close_challenge(connection, challenge.id, now, "guessed")
+            if reason is None and record is not None:
+                citizen_counter = counters[("citizen", citizen)]
+                await storage.save_counter(
+                    connection, "citizen", citizen, Counter(0, now, citizen_counter.locked_until)
+                )
+                tokens = await open_session(
+                    identity,
+                    connection,
+                    citizen=citizen,
+                    channel=channel,
+                    level_of_assurance=LEVEL_OF_ASSURANCE,
+                    now=now,
+                )
+                authenticated = CitizenAuthenticated(
+                    citizen=citizen,
+                    channel=channel,
+                    level_of_assurance=LEVEL_OF_ASSURANCE,
+                    province=record.province,
+                    birth_year=record.birth_date.year,
+                )
+                await enqueue(
+                    connection, Envelope.wrap(authenticated, source=SOURCE, subject=citizen)
+                )
+                await history("succeeded", None)
+            else:
+                assert reason is not None
+                lock = await _count_failures(
+                    identity, connection, counters, known, client_address, channel, reason, now
+                )
+                await history("failed" if lock is None else "locked_out", reason)
+                if lock is not None:
+                    refusal = _locked_problem(lock, now)
+                elif reason == "unknown_citizen":
+                    refusal = ProblemError(404, "not_registered", "no citizen has this national ID")
+                elif reason == "expired_code":
+                    refusal = ProblemError(401, "expired_code", "ask for a new code")
+                else:
+                    refusal = ProblemError(401, "wrong_code", "the code does not match")
+    if refusal is not None:
+        raise refusal
+    assert tokens is not None
+    return tokens
+
+
+async def sign_in_history(identity: Identity, citizen: str, limit: int) -> list[dict[str, Any]]:
+    """The citizen's own sign-ins and attempts, newest first."""
+    async with identity.pool.acquire() as connection:
+        return await storage.sign_ins(connection, citizen, limit)

@@ -1,0 +1,142 @@
+"""Identity running in-process against the session's real Kafka and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from services.identity.bootstrap import build
+from services.identity.domain.citizens import national_id_check_digit, pseudonym
+from services.identity.settings import IdentitySettings
+from shared.db import apply_migrations
+from shared.registry import decode
+from shared.topics import Topic
+from tests.integration.kafka_helpers import read_all
+
+OPERATOR = "integration-operator-token"
+
+
+def new_national_id() -> str:
+    while True:
+        first = f"{random.randrange(10**9):09d}"
+        if len(set(first)) > 1:
+            return first + str(national_id_check_digit(first))
+
+
+def new_mobile() -> str:
+    return f"0912{random.randrange(10**7):07d}".replace("0000", "0001")
+
+
+@pytest.fixture(scope="module")
+def settings(kafka_bootstrap: str, database_url: str) -> IdentitySettings:
+    return IdentitySettings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        database_url=database_url,
+        code_resend_seconds=0,
+        citizen_max_failures=5,
+        address_max_failures=6,
+        key_publish_ahead_seconds=0,
+        operator_token=OPERATOR,
+        issuer="http://identity.test",
+    )
+
+
+@pytest.fixture(scope="module")
+async def app(settings: IdentitySettings, database_url: str) -> AsyncIterator[FastAPI]:
+    await apply_migrations(database_url, "identity")
+    application = build(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+def client_for(app: FastAPI) -> Callable[[str], httpx.AsyncClient]:
+    """An HTTP client whose requests come from one client address."""
+
+    def make(address: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=(address, 40000))
+        return httpx.AsyncClient(transport=transport, base_url="http://identity.test")
+
+    return make
+
+
+@pytest.fixture
+async def client(
+    client_for: Callable[[str], httpx.AsyncClient],
+) -> AsyncIterator[httpx.AsyncClient]:
+    address = f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}"
+    async with client_for(address) as http:
+        yield http
+
+
+def citizen_of(national_id: str, settings: IdentitySettings) -> str:
+    return pseudonym(national_id, settings.pseudonym_key_bytes)
+
+
+async def register(http: httpx.AsyncClient, national_id: str, mobile: str) -> httpx.Response:
+    return await http.post(
+        "/citizens",
+        json={
+            "national_id": national_id,
+            "mobile": mobile,
+            "first_name": "مریم",
+            "last_name": "رضایی",
+            "birth_date": "1365/06/31",
+            "province": "IR-23",
+        },
+    )
+
+
+async def code_sent_to(bootstrap: str, mobile_e164: str, after: int = 0) -> str:
+    """The newest code the SMS topic carries for a mobile (beyond `after` earlier ones)."""
+
+    def codes(records: list[Any]) -> list[str]:
+        found = []
+        for record in records:
+            payload = decode(record.value, Topic.IDENTITY_SMS).payload
+            if getattr(payload, "mobile", None) == mobile_e164:
+                match = re.search(r"code: (\d{6})", payload.text)  # type: ignore[attr-defined]
+                assert match is not None
+                found.append((payload.expires_at, match.group(1)))  # type: ignore[attr-defined]
+        return [code for _, code in sorted(found)]
+
+    records = await read_all(
+        bootstrap, Topic.IDENTITY_SMS, until=lambda rs: len(codes(rs)) > after, timeout=30
+    )
+    found = codes(records)
+    assert len(found) > after, "no code arrived on identity.sms"
+    return found[-1]
+
+
+async def events_about(
+    bootstrap: str, topic: Topic, subject: str, until: Callable[[list[Any]], bool]
+) -> tuple[list[Any], list[bytes]]:
+    """Decoded payloads on a topic whose envelope subject is `subject`, and their raw bytes."""
+
+    def mine(records: list[Any]) -> list[Any]:
+        return [r for r in records if r.key == subject.encode()]
+
+    records = await read_all(bootstrap, topic, until=lambda rs: until(mine(rs)), timeout=30)
+    chosen = mine(records)
+    return [decode(r.value, topic).payload for r in chosen], [r.value for r in chosen]
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result or asyncio.get_running_loop().time() > deadline:
+            return result
+        await asyncio.sleep(0.2)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
