@@ -16,7 +16,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import jdatetime  # type: ignore[import-untyped]
+import jdatetime
 import jsonschema
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import jdatetime  # type: ignore[import-untyped]
+import jdatetime
 
 from shared.events.metrics import Granularity
 
