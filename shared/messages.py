@@ -23,6 +23,11 @@ MESSAGES: dict[str, dict[Language, str]] = {
         "fa": "درخواست پذیرفته نشد.",
         "en": "The request was not accepted.",
     },
+    # Shared by every service that checks an agency against its projection of the register.
+    "unknown_agency": {
+        "fa": "این دستگاه در فهرست دستگاه‌ها نیست یا فعال نیست.",
+        "en": "This agency is not in the register, or it is not active.",
+    },
     "unauthenticated": {
         "fa": "ورود لازم است یا اعتبار آن پایان یافته است.",
         "en": "Authentication is required, or it is no longer valid.",

@@ -10,10 +10,6 @@ register_messages(
             "fa": "این دستگاه پیش‌تر ثبت شده است.",
             "en": "This agency is already registered.",
         },
-        "unknown_agency": {
-            "fa": "این دستگاه در فهرست دستگاه‌ها نیست.",
-            "en": "This agency is not in the register.",
-        },
         "agency_inactive": {
             "fa": "این دستگاه فعال نیست.",
             "en": "This agency is not active.",

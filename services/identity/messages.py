@@ -66,10 +66,6 @@ register_messages(
             "fa": "این نوع درخواست توکن پشتیبانی نمی‌شود.",
             "en": "This grant type is not supported.",
         },
-        "unknown_agency": {
-            "fa": "این دستگاه در فهرست دستگاه‌ها نیست یا فعال نیست.",
-            "en": "This agency is not in the register, or it is not active.",
-        },
         "unknown_client": {
             "fa": "چنین سامانه‌ای برای این دستگاه نیست.",
             "en": "There is no such client for this agency.",
