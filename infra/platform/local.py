@@ -152,6 +152,7 @@ class LocalPlatform:
             "PANJEREH_METRICS_WORKER_PORT": str(self.ports.metrics_worker),
             "PANJEREH_SIMULATOR_PORT": str(self.ports.simulator),
             "PANJEREH_HOME": str(self.home),
+            "PANJEREH_METRICS_WORKER_DATA_DIR": str(self.home / "metrics-worker"),
         }
 
     def process(self, service: ServiceProcess) -> ManagedProcess:

@@ -8,6 +8,7 @@ what cannot be decoded goes to the topic's dead-letter topic with the reason.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -50,6 +51,8 @@ class WorkerSettings(PlatformSettings):
 
 
 settings = WorkerSettings()
+# Faust creates only the last level of its data directory; the platform's may be new.
+Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
 
 app = faust.App(
     settings.app_id,

@@ -42,6 +42,7 @@ class WorkerProcess:
             **os.environ,
             "PANJEREH_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "PANJEREH_METRICS_WORKER_ID": self.app_id,
+            "PANJEREH_METRICS_WORKER_DATA_DIR": str(self.log_file.parent / self.app_id),
             "PANJEREH_METRICS_WORKER_PORT": str(self.port),
             "PANJEREH_METRICS_FLUSH_INTERVAL": "0.5",
         }
