@@ -37,6 +37,7 @@ from services.exchange.client import (
 from services.exchange.client.signing import generate_key, public_jwk
 from shared.events.exchange import DataRequestForwarded
 from shared.events.identity import SmsRequested
+from shared.kafka import new_producer
 from shared.logging import get_logger
 from shared.persian import to_ascii_digits
 from shared.registry import UndecodableEvent, decode
@@ -310,7 +311,13 @@ class Phones:
         await consumer.start()
         try:
             topic = Topic.IDENTITY_SMS.value
-            partitions = await consumer.partitions_for_topic(topic)
+            # A producer waits for the topic's metadata, as the exchange client does.
+            producer = new_producer(self._bootstrap, client_id=self._client_id)
+            await producer.start()
+            try:
+                partitions = await producer.partitions_for(topic)
+            finally:
+                await producer.stop()
             if not partitions:
                 raise NotReady(f"topic {topic} has no partitions yet")
             tps = [TopicPartition(topic, p) for p in sorted(partitions)]
@@ -452,6 +459,10 @@ class CitizensAtTheWindow:
             self._readiness.waiting(self.ADAPTER, str(error)[:300] or type(error).__name__)
             log.warning("simulated sign-in failed", reason=str(error)[:300])
             return
+        except Exception as error:  # an unexpected failure must not end the simulation
+            self._readiness.waiting(self.ADAPTER, repr(error)[:300])
+            log.warning("simulated sign-in failed", reason=repr(error)[:300])
+            return
         citizen.refresh_token = session.get("refresh_token")
         self.signed_in += 1
         self._readiness.working(self.ADAPTER)
@@ -488,6 +499,9 @@ class CitizensAtTheWindow:
             )
         except (NotReady, httpx.HTTPError, OSError) as error:
             log.warning("simulated refresh failed", reason=str(error)[:300])
+            return
+        except Exception as error:  # an unexpected failure must not end the simulation
+            log.warning("simulated refresh failed", reason=repr(error)[:300])
             return
         citizen.refresh_token = session.get("refresh_token")
         self.refreshed += 1

@@ -115,7 +115,7 @@ async def test_no_delivery_is_reported_before_a_service_is_registered() -> None:
             sent.append(value)
 
     registered: list[tuple[str, str]] = []
-    report = kafka_delivery_reports(Producer(), load_reference(), "test", registered)  # type: ignore[arg-type]
+    report = kafka_delivery_reports(Producer(), load_reference(), "test", registered)
     await report(random.Random(1), NOW)
     assert sent == []
     registered.append(SERVICES[1])
