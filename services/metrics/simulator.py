@@ -8,14 +8,22 @@ adapter each:
 
 - deliveries: an agency's system reports each service delivery on
   `catalog.delivery-reports`, where agencies may publish directly (wired, Kafka);
-- sign-ins: citizens sign in through identity's HTTP API (adapter `sign_in`);
-- exchange requests: agencies' systems call data services through the exchange client
-  library (adapter `request_data`);
-- the register: the simulated agencies and services are registered through the
-  catalog's HTTP API (adapter `register_catalog`).
+- sign-ins: citizens register, receive their one-time code on their phone (the
+  `identity.sms` topic the SMS gateway reads) and sign in through identity's HTTP API,
+  and sometimes refresh their session (adapter `sign_in`);
+- exchange requests: a provider agency (civil registration) registers its key with
+  identity and its data service with the exchange, an administrator grants the consumer
+  (social security) a right, the provider answers through a `ProviderWorker` (sometimes
+  refusing) and the consumer asks through the exchange client library (adapter
+  `request_data`);
+- the register: as the platform operator, client credentials are created for the
+  simulated agencies, whose systems then publish the simulated services through the
+  catalog's HTTP API (adapter `register_catalog`); deliveries are reported only for the
+  services so published.
 
-An adapter that is not wired is reported on `/health` and its activity is skipped,
-never faked.
+Each adapter waits, retrying with backoff, for the services it needs. `/health` shows
+what is wired and, per adapter, whether it is working or what it waits for. An adapter
+that is not wired or not ready has its activity skipped, never faked.
 """
 
 from __future__ import annotations
@@ -23,18 +31,28 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import uvicorn
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import Field, SecretStr
 
+from services.identity.settings import DEVELOPMENT_OPERATOR_TOKEN
+from services.metrics.actors import (
+    AgenciesOnTheExchange,
+    CitizensAtTheWindow,
+    Operator,
+    Phones,
+    Readiness,
+    register_services,
+)
 from services.metrics.domain.reference import Reference, load_reference
 from shared.envelope import Envelope
 from shared.events.catalog import DeliveryReported, Outcome
@@ -58,6 +76,14 @@ class SimulatorSettings(PlatformSettings):
         default=20.0, ge=0, validation_alias="PANJEREH_SIMULATOR_REQUESTS_PER_SECOND"
     )
     seed: int | None = Field(default=None, validation_alias="PANJEREH_SIMULATOR_SEED")
+    identity_port: int = Field(default=8001, validation_alias="PANJEREH_IDENTITY_PORT")
+    catalog_port: int = Field(default=8002, validation_alias="PANJEREH_CATALOG_PORT")
+    exchange_port: int = Field(default=8003, validation_alias="PANJEREH_EXCHANGE_PORT")
+    operator_token: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_OPERATOR_TOKEN),
+        validation_alias="PANJEREH_IDENTITY_OPERATOR_TOKEN",
+        description="Identity's operator secret: creates the simulated agencies' clients.",
+    )
     instance: str = Field(
         default="simulator",
         validation_alias="PANJEREH_SIMULATOR_INSTANCE",
@@ -65,27 +91,31 @@ class SimulatorSettings(PlatformSettings):
     )
 
 
-# (agency, service id): services the simulated agencies deliver. The catalog accepts a
-# delivery only for a published service, so these must be registered (register_catalog).
+# (agency, service id): services the simulated agencies deliver, under reference agencies.
+# The catalog accepts a delivery only for a published service offering its channel, so
+# register_catalog publishes these (on every channel) and deliveries name only those.
 SERVICES: tuple[tuple[str, str], ...] = (
-    ("education", "education.report-card"),
+    ("education", "education.graduation-certificate"),
     ("civil-registration", "civil-registration.birth-certificate"),
     ("tax", "tax.income-declaration"),
     ("social-security", "social-security.pension-statement"),
-    ("judiciary", "judiciary.summons-notification"),
-    ("health", "health.vaccination-record"),
 )
 CHANNEL_WEIGHTS: dict[Channel, float] = {"online": 0.72, "pishkhan": 0.18, "in_person": 0.10}
 OUTCOME_WEIGHTS: dict[Outcome, float] = {"completed": 0.9, "rejected": 0.06, "abandoned": 0.04}
 
 
-def plan_delivery(rng: random.Random, now: datetime, reference: Reference) -> DeliveryReported:
-    """One service delivery as an agency's system would report it.
+def plan_delivery(
+    rng: random.Random,
+    now: datetime,
+    reference: Reference,
+    services: Sequence[tuple[str, str]] = SERVICES,
+) -> DeliveryReported:
+    """One delivery of one of `services` as an agency's system would report it.
 
     Provinces are drawn in proportion to their adult population, channels and outcomes
     by the weights above.
     """
-    agency, service_id = rng.choice(SERVICES)
+    agency, service_id = rng.choice(services)
     provinces = list(reference.adults_by_province)
     province = rng.choices(provinces, weights=[reference.adults_by_province[p] for p in provinces])[
         0
@@ -131,7 +161,8 @@ class Adapters:
     report_delivery: Action | None = None
     sign_in: Action | None = None
     request_data: Action | None = None
-    register_catalog: Callable[[], Awaitable[None]] | None = None
+    register_catalog: Callable[[asyncio.Event], Awaitable[None]] | None = None
+    """Runs first, until done or the simulator stops (it gets the stopping event)."""
 
     def wired(self) -> dict[str, bool]:
         return {
@@ -142,12 +173,23 @@ class Adapters:
         }
 
 
-def kafka_delivery_reports(producer: AIOKafkaProducer, reference: Reference, source: str) -> Action:
-    """Report deliveries on `catalog.delivery-reports`, as an agency's own system does."""
+def kafka_delivery_reports(
+    producer: AIOKafkaProducer,
+    reference: Reference,
+    source: str,
+    services: Sequence[tuple[str, str]] = SERVICES,
+) -> Action:
+    """Report deliveries of `services` on `catalog.delivery-reports`, as an agency's own
+    system does; nothing while `services` is empty (none registered yet)."""
 
     async def report(rng: random.Random, now: datetime) -> None:
-        delivery = plan_delivery(rng, now, reference)
-        await publish(producer, Envelope.wrap(delivery, source=source, subject=delivery.agency))
+        if not services:
+            return
+        delivery = plan_delivery(rng, now, reference, services)
+        try:
+            await publish(producer, Envelope.wrap(delivery, source=source, subject=delivery.agency))
+        except Exception as error:  # the broker may be away a moment; the simulation goes on
+            log.warning("simulated delivery not reported", error=repr(error)[:300])
 
     return report
 
@@ -160,16 +202,16 @@ class Simulator:
     adapters: Adapters
     sent: dict[str, int] = field(default_factory=dict)
     tick_seconds: float = 0.1
-    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def stop(self) -> None:
         """Finish the action in hand and return from `run()`."""
-        self._stopping.set()
+        self.stopping.set()
 
     async def run(self) -> None:
         rng = random.Random(self.settings.seed)
         if self.adapters.register_catalog is not None:
-            await self.adapters.register_catalog()
+            await self.adapters.register_catalog(self.stopping)
         activities: list[tuple[str, Action, Pace]] = [
             (name, action, Pace(rate))
             for name, action, rate in (
@@ -186,15 +228,19 @@ class Simulator:
         log.info("simulator started", wired=self.adapters.wired())
         loop = asyncio.get_running_loop()
         last = loop.time()
-        while not self._stopping.is_set():
+        while not self.stopping.is_set():
             await asyncio.sleep(self.tick_seconds)
             now_tick = loop.time()
             elapsed, last = now_tick - last, now_tick
             for name, action, pace in activities:
                 for _ in range(pace.due(elapsed)):
-                    if self._stopping.is_set():
+                    if self.stopping.is_set():
                         return
-                    await action(rng, datetime.now(UTC))
+                    try:
+                        await action(rng, datetime.now(UTC))
+                    except Exception as error:  # one failed action never ends the simulation
+                        log.warning("simulated action failed", activity=name, error=repr(error))
+                        continue
                     self.sent[name] = self.sent.get(name, 0) + 1
 
 
@@ -206,20 +252,56 @@ def build(settings: SimulatorSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging("simulator", settings)
+        readiness = Readiness()
+        state["readiness"] = readiness
+        host = settings.http_host if settings.http_host not in ("0.0.0.0", "::") else "127.0.0.1"
+        identity = httpx.AsyncClient(base_url=f"http://{host}:{settings.identity_port}", timeout=15)
+        catalog = httpx.AsyncClient(base_url=f"http://{host}:{settings.catalog_port}", timeout=15)
+        exchange = httpx.AsyncClient(base_url=f"http://{host}:{settings.exchange_port}", timeout=15)
+        operator = Operator(identity, settings.operator_token.get_secret_value(), settings.instance)
+        reference = load_reference()
+        registered: list[tuple[str, str]] = []
+
+        async def register_catalog(stopping: asyncio.Event) -> None:
+            registered.extend(
+                await register_services(operator, catalog, SERVICES, readiness, stopping)
+            )
+
+        citizens = CitizensAtTheWindow(
+            identity,
+            Phones(settings.kafka_bootstrap_servers, f"{settings.instance}-phones"),
+            reference.adults_by_province,
+            readiness,
+        )
+        agencies = AgenciesOnTheExchange(
+            operator, exchange, settings.kafka_bootstrap_servers, readiness
+        )
         producer = new_producer(settings.kafka_bootstrap_servers, client_id=settings.instance)
         await producer.start()
         adapters = Adapters(
-            report_delivery=kafka_delivery_reports(producer, load_reference(), settings.instance)
+            report_delivery=kafka_delivery_reports(
+                producer, reference, settings.instance, registered
+            ),
+            sign_in=citizens.act,
+            request_data=agencies.act,
+            register_catalog=register_catalog,
         )
         simulator = Simulator(settings, adapters)
         state["simulator"] = simulator
         state["task"] = asyncio.create_task(simulator.run(), name="simulator")
+        set_ups = [
+            asyncio.create_task(citizens.set_up(simulator.stopping), name="simulator-citizens"),
+            asyncio.create_task(agencies.set_up(simulator.stopping), name="simulator-exchange"),
+        ]
         try:
             yield
         finally:
             simulator.stop()
-            await asyncio.gather(state["task"], return_exceptions=True)
+            await asyncio.gather(state["task"], *set_ups, return_exceptions=True)
+            await asyncio.gather(citizens.stop(), agencies.stop(), return_exceptions=True)
             await producer.stop()
+            for client in (identity, catalog, exchange):
+                await client.aclose()
 
     app = FastAPI(title="Panjereh traffic simulator", lifespan=lifespan)
 
@@ -232,6 +314,7 @@ def build(settings: SimulatorSettings | None = None) -> FastAPI:
                 "service": "simulator",
                 "status": "ok" if running else "failing",
                 "wired": simulator.adapters.wired(),
+                "working": state["readiness"].states,
                 "sent": simulator.sent,
             },
             status_code=200 if running else 503,

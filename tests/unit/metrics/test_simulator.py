@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import Counter
 from datetime import UTC, datetime
 
+from services.catalog.domain import ServiceEntry, owner_of
+from services.identity.domain.citizens import is_valid_national_id, normalise_mobile
+from services.metrics.actors import (
+    NotReady,
+    Readiness,
+    Tasks,
+    code_in,
+    mobile_of,
+    national_id,
+    retrying,
+    service_entry,
+)
 from services.metrics.domain.reference import load_reference
-from services.metrics.simulator import SERVICES, Pace, plan_delivery
+from services.metrics.simulator import (
+    CHANNEL_WEIGHTS,
+    SERVICES,
+    Pace,
+    kafka_delivery_reports,
+    plan_delivery,
+)
 
 NOW = datetime(2026, 1, 1, 9, tzinfo=UTC)
 
@@ -28,3 +47,92 @@ def test_pace_carries_fractions_so_the_rate_holds_over_time() -> None:
     pace = Pace(per_second=2.5)
     assert sum(pace.due(0.1) for _ in range(100)) == 25
     assert Pace(per_second=0).due(10) == 0
+
+
+def test_deliveries_name_only_the_services_given() -> None:
+    rng = random.Random(2)
+    registered = [SERVICES[0], SERVICES[2]]
+    reports = [plan_delivery(rng, NOW, load_reference(), registered) for _ in range(200)]
+    assert {(r.agency, r.service_id) for r in reports} == set(registered)
+
+
+def test_simulated_services_are_valid_catalog_entries_of_their_agency_on_every_channel() -> None:
+    for agency, service_id in SERVICES:
+        entry = ServiceEntry.model_validate(service_entry(agency, service_id))
+        assert owner_of(entry.service_id) == agency
+        assert set(entry.channels) == set(CHANNEL_WEIGHTS)
+
+
+def test_simulated_citizens_have_valid_national_ids_and_their_own_mobiles() -> None:
+    rng = random.Random(4)
+    ids = [national_id(rng) for _ in range(500)]
+    assert all(is_valid_national_id(n) for n in ids)
+    mobiles = [mobile_of(n) for n in ids]
+    assert all(normalise_mobile(m) == m for m in mobiles)
+    assert not any(m.endswith("0000") for m in mobiles)
+    assert mobile_of(ids[0]) == mobiles[0]  # a restarted simulator finds the same phone
+
+
+def test_the_code_is_read_from_the_text_message_in_any_digits() -> None:
+    assert code_in("کد ورود شما به پنجره ملی خدمات: 482913\nYour Panjereh code: 482913") == (
+        "482913"
+    )
+    assert code_in("کد ورود: ۴۸۲۹۱۳") == "482913"
+    assert code_in("no code here") is None
+
+
+async def test_a_step_is_retried_with_backoff_until_it_succeeds() -> None:
+    readiness = Readiness()
+    attempts: list[int] = []
+
+    async def step() -> str:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise NotReady("catalog not up")
+        return "done"
+
+    result = await retrying("register_catalog", step, readiness, asyncio.Event(), first_delay=0.01)
+    assert result == "done"
+    assert len(attempts) == 3
+    assert readiness.states["register_catalog"] == "waiting: catalog not up"
+
+
+async def test_a_retried_step_gives_up_when_the_simulator_stops() -> None:
+    stopping = asyncio.Event()
+
+    async def step() -> str:
+        stopping.set()
+        raise NotReady("identity not up")
+
+    assert await retrying("sign_in", step, Readiness(), stopping, first_delay=0.01) is None
+
+
+async def test_no_delivery_is_reported_before_a_service_is_registered() -> None:
+    sent: list[bytes] = []
+
+    class Producer:
+        async def send_and_wait(self, topic: str, value: bytes, **_: object) -> None:
+            sent.append(value)
+
+    registered: list[tuple[str, str]] = []
+    report = kafka_delivery_reports(Producer(), load_reference(), "test", registered)
+    await report(random.Random(1), NOW)
+    assert sent == []
+    registered.append(SERVICES[1])
+    await report(random.Random(1), NOW)
+    assert len(sent) == 1
+    assert SERVICES[1][1].encode() in sent[0]
+
+
+async def test_background_actions_past_the_limit_are_skipped() -> None:
+    tasks = Tasks(limit=2)
+    gate = asyncio.Event()
+
+    async def wait() -> None:
+        await gate.wait()
+
+    assert tasks.spawn(wait())
+    assert tasks.spawn(wait())
+    assert not tasks.spawn(wait())
+    assert tasks.skipped == 1
+    await tasks.cancel()

@@ -1,0 +1,120 @@
+"""The traffic simulator against the whole running platform, as `make up` starts it.
+
+Its actors use only the services' public doors (identity's, the catalog's and the
+exchange's HTTP APIs, the exchange client library, the SMS topic a phone stands for),
+and what they do must come out of the real services: deliveries the catalog accepted,
+citizens identity authenticated, exchange transactions answered.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.platform import LocalPlatform
+from services.metrics.simulator import SERVICES
+from tests.slots import e2e_ports
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+PORTS = e2e_ports()
+
+
+@pytest.fixture(scope="module")
+def platform() -> Iterator[LocalPlatform]:
+    # Not pytest's tmp_path: its parent is mode 0700, and PostgreSQL (run as the
+    # `postgres` user when we are root) must be able to enter the home.
+    home = Path(tempfile.mkdtemp(prefix="panjereh-e2e-sim-"))
+    home.chmod(0o755)
+    rates = {
+        "PANJEREH_SIMULATOR_DELIVERIES_PER_SECOND": "10",
+        "PANJEREH_SIMULATOR_SIGN_INS_PER_SECOND": "2",
+        "PANJEREH_SIMULATOR_REQUESTS_PER_SECOND": "5",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in rates.items():
+            patch.setenv(name, value)
+        # The worker's default data directory is relative to the source tree; keep it here.
+        patch.setenv("PANJEREH_METRICS_WORKER_DATA_DIR", str(home / "metrics-worker"))
+        running = LocalPlatform(home, PORTS)
+        try:
+            running.up()
+            yield running
+        finally:
+            running.down()
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def _records(topic: str) -> list[dict[str, Any]]:
+    kcat = shutil.which("kcat")
+    assert kcat, "kcat is not installed: run infra/bootstrap.sh"
+    out = subprocess.run(
+        [kcat, "-b", f"127.0.0.1:{PORTS.kafka}", "-C", "-t", topic, "-o", "beginning", "-e", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def _eventually(topic: str, found: Callable[[dict[str, Any]], bool], timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        count = sum(1 for record in _records(topic) if found(record))
+        if count or time.monotonic() > deadline:
+            return count
+        time.sleep(2)
+
+
+def _health() -> dict[str, Any]:
+    url = f"http://127.0.0.1:{PORTS.simulator}/health"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body: dict[str, Any] = json.loads(response.read())
+        return body
+
+
+def test_simulated_traffic_goes_through_the_real_services(platform: LocalPlatform) -> None:
+    recorded = _eventually(
+        "catalog.deliveries",
+        lambda r: (
+            r.get("type") == "DeliveryRecorded"
+            and (r["payload"].get("agency"), r["payload"].get("service_id")) in SERVICES
+        ),
+        timeout=90,
+    )
+    authenticated = _eventually(
+        "identity.authentications", lambda r: r.get("type") == "CitizenAuthenticated", timeout=60
+    )
+    answered = _eventually(
+        "exchange.transactions",
+        lambda r: (
+            r.get("type") == "TransactionRecorded" and r["payload"].get("outcome") == "answered"
+        ),
+        timeout=60,
+    )
+    health = _health()
+
+    assert recorded > 0, health
+    assert authenticated > 0, health
+    assert answered > 0, health
+    assert health["wired"] == {
+        "report_delivery": True,
+        "sign_in": True,
+        "request_data": True,
+        "register_catalog": True,
+    }
+    assert health["working"] == {
+        "register_catalog": "working",
+        "sign_in": "working",
+        "request_data": "working",
+    }
