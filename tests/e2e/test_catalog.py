@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -218,6 +218,12 @@ async def test_an_agency_publishes_a_service_citizens_find_it_and_deliveries_flo
 
 
 async def test_the_compacted_topics_alone_rebuild_the_register(platform: LocalPlatform) -> None:
+    def latest(records: list[Any], topic: Topic) -> dict[str, Any]:
+        return {r.key.decode(): decode(r.value, topic).payload for r in records}
+
+    def matches(topic: Topic, want: dict[str, Any]) -> Callable[[list[Any]], bool]:
+        return lambda records: latest(records, topic) == want
+
     pool = await create_pool(platform.database_url, "catalog", max_size=1)
     try:
 
@@ -227,32 +233,37 @@ async def test_the_compacted_topics_alone_rebuild_the_register(platform: LocalPl
             )
             return pending == 0
 
-        assert await until(drained)
-        async with pool.acquire() as connection:
-            services = {s.service_id: s for s in await storage.all_services(connection)}
-            agencies = {a.code: a for a in await storage.list_agencies(connection)}
+        # The platform is live (the traffic simulator registers services too): compare a
+        # snapshot of the database with the topics, and take a new snapshot if the register
+        # changed meanwhile, until both agree.
+        for _ in range(5):
+            assert await until(drained)
+            async with pool.acquire() as connection:
+                services = {s.service_id: s for s in await storage.all_services(connection)}
+                agencies = {a.code: a for a in await storage.list_agencies(connection)}
+            rebuilt_services = latest(
+                await read_all(
+                    platform.kafka_bootstrap,
+                    Topic.CATALOG_SERVICES,
+                    until=matches(Topic.CATALOG_SERVICES, services),
+                    timeout=20,
+                ),
+                Topic.CATALOG_SERVICES,
+            )
+            rebuilt_agencies = latest(
+                await read_all(
+                    platform.kafka_bootstrap,
+                    Topic.CATALOG_AGENCIES,
+                    until=matches(Topic.CATALOG_AGENCIES, agencies),
+                    timeout=20,
+                ),
+                Topic.CATALOG_AGENCIES,
+            )
+            if rebuilt_services == services and rebuilt_agencies == agencies:
+                break
     finally:
         await pool.close()
 
-    def latest(records: list[Any], topic: Topic) -> dict[str, Any]:
-        return {r.key.decode(): decode(r.value, topic).payload for r in records}
-
-    rebuilt_services = latest(
-        await read_all(
-            platform.kafka_bootstrap,
-            Topic.CATALOG_SERVICES,
-            until=lambda rs: latest(rs, Topic.CATALOG_SERVICES) == services,
-        ),
-        Topic.CATALOG_SERVICES,
-    )
-    rebuilt_agencies = latest(
-        await read_all(
-            platform.kafka_bootstrap,
-            Topic.CATALOG_AGENCIES,
-            until=lambda rs: latest(rs, Topic.CATALOG_AGENCIES) == agencies,
-        ),
-        Topic.CATALOG_AGENCIES,
-    )
     assert len(agencies) == 41
     assert rebuilt_services == services
     assert rebuilt_agencies == agencies
