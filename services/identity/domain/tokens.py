@@ -34,6 +34,22 @@ AGENCY_SCOPES: frozenset[str] = frozenset(
 """What an agency system may be allowed to do; each client holds a subset."""
 
 
+def _registered_claims(
+    issuer: str, subject: str, now: datetime, lifetime: timedelta
+) -> dict[str, Any]:
+    """The JWT registered claims every access token carries (RFC 7519, section 4.1)."""
+    issued = int(now.timestamp())
+    return {
+        "iss": issuer,
+        "aud": AUDIENCE,
+        "sub": subject,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + int(lifetime.total_seconds()),
+        "jti": str(uuid.uuid4()),
+    }
+
+
 def citizen_claims(
     *,
     issuer: str,
@@ -45,15 +61,8 @@ def citizen_claims(
     lifetime: timedelta,
 ) -> dict[str, Any]:
     """The claims of a citizen's access token; `sid` names the refresh-token family."""
-    issued = int(now.timestamp())
     return {
-        "iss": issuer,
-        "aud": AUDIENCE,
-        "sub": citizen,
-        "iat": issued,
-        "nbf": issued,
-        "exp": issued + int(lifetime.total_seconds()),
-        "jti": str(uuid.uuid4()),
+        **_registered_claims(issuer, citizen, now, lifetime),
         "loa": level_of_assurance,
         "acr": f"loa{level_of_assurance}",
         "amr": ["otp", "sms"],
@@ -72,15 +81,8 @@ def agency_claims(
     lifetime: timedelta,
 ) -> dict[str, Any]:
     """The claims of an agency system's access token."""
-    issued = int(now.timestamp())
     return {
-        "iss": issuer,
-        "aud": AUDIENCE,
-        "sub": client_id,
-        "iat": issued,
-        "nbf": issued,
-        "exp": issued + int(lifetime.total_seconds()),
-        "jti": str(uuid.uuid4()),
+        **_registered_claims(issuer, client_id, now, lifetime),
         "agency": agency,
         "scope": " ".join(sorted(scopes)),
         "client_id": client_id,
