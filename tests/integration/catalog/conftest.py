@@ -93,7 +93,7 @@ async def signer(kafka_bootstrap: str) -> Signer:
     return Signer(key)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def catalog(
     kafka_bootstrap: str, database_url: str, signer: Signer
 ) -> AsyncIterator[Catalog]:
