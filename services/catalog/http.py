@@ -47,12 +47,11 @@ from shared.events.catalog import (
 )
 from shared.http import ProblemError
 from shared.outbox import enqueue
-from shared.runtime import Runtime, require_scopes, runtime_of
+from shared.runtime import Runtime, RuntimeDep, require_scopes
 from shared.vocabulary import Channel
 
 router = APIRouter()
 
-RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 Writer = Annotated[Principal, Depends(require_scopes("catalog:write"))]
 Reporter = Annotated[Principal, Depends(require_scopes("catalog:deliveries"))]
 

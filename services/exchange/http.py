@@ -36,7 +36,7 @@ from shared.events.exchange import (
 )
 from shared.http import ProblemError
 from shared.outbox import enqueue
-from shared.runtime import Runtime, require_scopes, runtime_of
+from shared.runtime import Runtime, RuntimeDep, require_scopes
 from shared.vocabulary import AgencyCode, Localized
 
 router = APIRouter()
@@ -44,8 +44,6 @@ router = APIRouter()
 SOURCE = "exchange"
 FINAL = ("answered", "denied", "refused", "timed_out", "failed")
 GATEWAY_POLL_SECONDS = 0.05
-
-RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
 
 
 class DataServiceIn(BaseModel):

@@ -26,8 +26,11 @@ from shared.vocabulary import AuthenticationChannel
 router = APIRouter()
 
 
-def identity_of(request: Request) -> Identity:
-    """The service's dependencies, bound to the running service's pool."""
+async def identity_of(request: Request) -> Identity:
+    """The service's dependencies, bound to the running service's pool.
+
+    Async, as every dependency here: FastAPI runs plain functions in a thread pool.
+    """
     identity: Identity = request.app.state.identity
     identity.bind(runtime_of(request).pool)
     return identity
@@ -64,7 +67,7 @@ async def agency_principal(request: Request, identity: IdentityDep) -> Principal
     return principal
 
 
-def operator(request: Request, identity: IdentityDep) -> None:
+async def operator(request: Request, identity: IdentityDep) -> None:
     """Platform operators authenticate with the operator bearer secret."""
     expected = identity.settings.operator_token.get_secret_value().encode()
     if not hmac.compare_digest(bearer(request).encode(), expected):

@@ -15,7 +15,7 @@ from importlib import resources
 from string import Template
 from typing import Annotated, Any, Literal, get_args
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sse_starlette.sse import EventSourceResponse
 
@@ -26,7 +26,7 @@ from services.metrics.domain.reference import load_reference
 from shared.db import Pool
 from shared.events.metrics import Granularity
 from shared.http import ProblemError
-from shared.runtime import Runtime, runtime_of
+from shared.runtime import RuntimeDep
 
 router = APIRouter()
 reference = load_reference()
@@ -57,7 +57,7 @@ def _dimensions(text: str | None) -> dict[str, str] | None:
 
 @router.get("/api/metrics", tags=["figures"], summary="Current figures, filtered")
 async def figures(
-    runtime: Annotated[Runtime, Depends(runtime_of)],
+    runtime: RuntimeDep,
     metric: str | None = None,
     prefix: Annotated[str | None, Query(description="e.g. `exchange.`")] = None,
     granularity: str | None = None,
@@ -82,7 +82,7 @@ async def figures(
 @router.get("/api/metrics/{metric}/series", tags=["figures"], summary="A figure over time")
 async def figure_series(
     metric: str,
-    runtime: Annotated[Runtime, Depends(runtime_of)],
+    runtime: RuntimeDep,
     granularity: str = "day",
     dimensions: str = "",
     limit: Annotated[int, Query(ge=1, le=10_000)] = 30,
@@ -120,14 +120,12 @@ async def dashboard_data(pool: Pool) -> dict[str, Any]:
 
 
 @router.get("/api/dashboard", tags=["dashboard"], summary="The dashboard's data")
-async def dashboard_json(runtime: Annotated[Runtime, Depends(runtime_of)]) -> dict[str, Any]:
+async def dashboard_json(runtime: RuntimeDep) -> dict[str, Any]:
     return await dashboard_data(runtime.pool)
 
 
 @router.get("/api/stream", tags=["dashboard"], summary="The dashboard's data, live (SSE)")
-async def dashboard_stream(
-    request: Request, runtime: Annotated[Runtime, Depends(runtime_of)]
-) -> EventSourceResponse:
+async def dashboard_stream(request: Request, runtime: RuntimeDep) -> EventSourceResponse:
     async def changes() -> AsyncIterator[dict[str, str]]:
         seen: datetime | None = None
         first = True
@@ -148,9 +146,7 @@ async def home() -> RedirectResponse:
 
 
 @router.get("/dashboard", tags=["dashboard"], summary="The live dashboard (HTML)")
-async def dashboard_page(
-    runtime: Annotated[Runtime, Depends(runtime_of)], lang: Literal["fa", "en"] = "fa"
-) -> HTMLResponse:
+async def dashboard_page(runtime: RuntimeDep, lang: Literal["fa", "en"] = "fa") -> HTMLResponse:
     data = await dashboard_data(runtime.pool)
     # Embedded as JSON in a script element: `<` is escaped so no text can close it.
     initial = json.dumps(data, ensure_ascii=False).replace("<", "\\u003c")
