@@ -29,6 +29,18 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
     )
 
 
+async def _reset_if_left_in_transaction(connection: asyncpg.Connection) -> None:
+    """Roll back what a released connection left open; nothing else.
+
+    asyncpg's default reset (unlock advisory locks, close cursors, unlisten, reset
+    settings) costs a round trip on every release. Pooled connections never keep session
+    state here: advisory locks are transaction-scoped, listeners and migrations use
+    connections of their own. A transaction left open (a cancelled request) still ends.
+    """
+    if connection.is_in_transaction():
+        await connection.reset()
+
+
 async def create_pool(dsn: str, schema: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
     """A pool whose connections see only `schema` (and pg_catalog) unless they qualify names."""
     pool: Pool = await asyncpg.create_pool(
@@ -36,6 +48,7 @@ async def create_pool(dsn: str, schema: str, *, min_size: int = 1, max_size: int
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_reset_if_left_in_transaction,
         server_settings={"search_path": schema, "application_name": f"panjereh-{schema}"},
     )
     return pool

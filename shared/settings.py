@@ -44,6 +44,12 @@ class ServiceSettings(PlatformSettings):
 
     service_name: ClassVar[str]
     http_port: int
+    database_pool_size: int = Field(
+        default=10,
+        ge=2,
+        le=100,
+        description="Most connections the service holds; requests beyond it queue for one.",
+    )
 
     @property
     def database_schema(self) -> str:
