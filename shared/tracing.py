@@ -8,6 +8,7 @@ the OpenTelemetry messaging conventions.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -16,8 +17,16 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
+from opentelemetry.trace import Link, Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import Attributes
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -25,6 +34,43 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 _TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
 
 tracer = trace.get_tracer("panjereh")
+
+
+class RecordWhenExported(Sampler):
+    """`ParentBased(ALWAYS_ON)` once spans have somewhere to go, and nothing recorded before.
+
+    A recorded span that no processor exports is pure cost (a good part of a small
+    request's CPU). Unrecorded spans still have trace and span ids, so logs and Kafka
+    headers carry the trace either way; their flag says "not sampled", so downstream
+    services follow the root's decision, as OpenTelemetry intends: turn export on
+    everywhere to see whole traces. `OTEL_TRACES_SAMPLER`, when set, overrides this.
+    """
+
+    def __init__(self) -> None:
+        self.exporting = False
+        self._when_exporting = ParentBased(ALWAYS_ON)
+
+    def should_sample(
+        self,
+        parent_context: otel_context.Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: trace.TraceState | None = None,
+    ) -> SamplingResult:
+        if not self.exporting:
+            return SamplingResult(Decision.DROP)
+        return self._when_exporting.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return "RecordWhenExported"
+
+
+_SAMPLER = RecordWhenExported()
 
 
 def configure_tracing(
@@ -35,12 +81,17 @@ def configure_tracing(
     if isinstance(current, TracerProvider):
         provider = current
     else:
-        provider = TracerProvider(resource=Resource.create({"service.name": service}))
+        sampler = None if os.environ.get("OTEL_TRACES_SAMPLER") else _SAMPLER
+        provider = TracerProvider(
+            resource=Resource.create({"service.name": service}), sampler=sampler
+        )
         if exporter == "console":
             provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+            _SAMPLER.exporting = True
         trace.set_tracer_provider(provider)
     for processor in processors:
         provider.add_span_processor(processor)
+        _SAMPLER.exporting = True
     return provider
 
 
