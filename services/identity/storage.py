@@ -52,43 +52,112 @@ async def insert_citizen(
     return bool(inserted)
 
 
-async def citizen(connection: Connection, citizen_id: str) -> CitizenRecord | None:
-    row = await connection.fetchrow(
-        "SELECT citizen, mobile, birth_date, province FROM citizens WHERE citizen = $1",
+# A citizen's attempts ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Challenge:
+    id: uuid.UUID
+    code_hash: bytes
+    created_at: datetime
+    expires_at: datetime
+    attempts: int
+    open: bool
+
+
+@dataclass(frozen=True)
+class AttemptState:
+    """What judging a citizen's code request or sign-in needs, read in one statement."""
+
+    record: CitizenRecord
+    citizen_counter: Counter | None
+    address_counter: Counter | None
+    newest_challenge: Challenge | None
+
+
+def _counter(row: Any, prefix: str) -> Counter | None:
+    if row[f"{prefix}_window_started"] is None:
+        return None
+    return Counter(
+        row[f"{prefix}_failures"], row[f"{prefix}_window_started"], row[f"{prefix}_locked_until"]
+    )
+
+
+async def lock_attempt_state(
+    connection: Connection, citizen_id: str, client_address: str
+) -> AttemptState | None:
+    """The citizen, their counter, the address's counter and their newest code; None if the
+    citizen is not registered.
+
+    The citizen's row is locked (FOR NO KEY UPDATE): every code request and sign-in of one
+    citizen takes this lock first, so their attempts are judged one after the other and
+    the citizen's counter and codes change only under it. The rest is read by a second
+    statement, whose snapshot is taken once the lock is held (a statement that waits for
+    a lock sees only the locked row's newest version, not its joined rows'). The
+    address's counter is only read here; it is locked when a failure is counted against
+    it (`lock_counter`).
+    """
+    citizen = await connection.fetchrow(
+        "SELECT citizen, mobile, birth_date, province FROM citizens WHERE citizen = $1"
+        " FOR NO KEY UPDATE",
         citizen_id,
     )
-    return CitizenRecord(**dict(row)) if row else None
-
-
-# Attempt counters -------------------------------------------------------------------
-
-
-async def lock_counters(
-    connection: Connection, subjects: list[tuple[LockScope, str]], now: datetime
-) -> dict[tuple[LockScope, str], Counter]:
-    """The counters of these subjects, created if missing and locked FOR UPDATE.
-
-    Locks are taken in one sorted order, so concurrent callers never deadlock.
-    """
-    ordered = sorted(set(subjects))
-    await connection.executemany(
-        "INSERT INTO attempt_counters (scope, subject, window_started) VALUES ($1, $2, $3)"
-        " ON CONFLICT DO NOTHING",
-        [(scope, subject, now) for scope, subject in ordered],
+    if citizen is None:
+        return None
+    row = await connection.fetchrow(
+        "SELECT cc.failures AS citizen_failures, cc.window_started AS citizen_window_started,"
+        " cc.locked_until AS citizen_locked_until,"
+        " ac.failures AS address_failures, ac.window_started AS address_window_started,"
+        " ac.locked_until AS address_locked_until,"
+        " ch.id AS challenge_id, ch.code_hash, ch.created_at AS challenge_created_at,"
+        " ch.expires_at AS challenge_expires_at, ch.attempts, ch.closed_at IS NULL AS open"
+        " FROM (SELECT) one"
+        " LEFT JOIN attempt_counters cc ON cc.scope = 'citizen' AND cc.subject = $1"
+        " LEFT JOIN attempt_counters ac ON ac.scope = 'client_address' AND ac.subject = $2"
+        " LEFT JOIN LATERAL (SELECT id, code_hash, created_at, expires_at, attempts, closed_at"
+        "  FROM code_challenges WHERE citizen = $1 ORDER BY created_at DESC LIMIT 1) ch"
+        "  ON true",
+        citizen_id,
+        client_address,
     )
-    found: dict[tuple[LockScope, str], Counter] = {}
-    for scope, subject in ordered:
-        row = await connection.fetchrow(
-            "SELECT failures, window_started, locked_until FROM attempt_counters"
-            " WHERE scope = $1 AND subject = $2 FOR UPDATE",
-            scope,
-            subject,
+    assert row is not None
+    challenge = None
+    if row["challenge_id"] is not None:
+        challenge = Challenge(
+            id=row["challenge_id"],
+            code_hash=row["code_hash"],
+            created_at=row["challenge_created_at"],
+            expires_at=row["challenge_expires_at"],
+            attempts=row["attempts"],
+            open=row["open"],
         )
-        assert row is not None
-        found[(scope, subject)] = Counter(
-            row["failures"], row["window_started"], row["locked_until"]
-        )
-    return found
+    return AttemptState(
+        record=CitizenRecord(**dict(citizen)),
+        citizen_counter=_counter(row, "citizen"),
+        address_counter=_counter(row, "address"),
+        newest_challenge=challenge,
+    )
+
+
+async def lock_counter(
+    connection: Connection, scope: LockScope, subject: str, now: datetime
+) -> Counter:
+    """A subject's counter, created if missing, locked FOR UPDATE."""
+    await connection.execute(
+        "INSERT INTO attempt_counters (scope, subject, window_started) VALUES ($1, $2, $3)"
+        " ON CONFLICT (scope, subject) DO NOTHING",
+        scope,
+        subject,
+        now,
+    )
+    row = await connection.fetchrow(
+        "SELECT failures, window_started, locked_until FROM attempt_counters"
+        " WHERE scope = $1 AND subject = $2 FOR UPDATE",
+        scope,
+        subject,
+    )
+    assert row is not None
+    return Counter(row["failures"], row["window_started"], row["locked_until"])
 
 
 async def peek_counter(connection: Connection, scope: LockScope, subject: str) -> Counter | None:
@@ -105,9 +174,11 @@ async def peek_counter(connection: Connection, scope: LockScope, subject: str) -
 async def save_counter(
     connection: Connection, scope: LockScope, subject: str, counter: Counter
 ) -> None:
+    """Write a counter the caller holds the lock for (its own row, or its citizen's)."""
     await connection.execute(
-        "UPDATE attempt_counters SET failures = $3, window_started = $4, locked_until = $5"
-        " WHERE scope = $1 AND subject = $2",
+        "INSERT INTO attempt_counters (scope, subject, failures, window_started, locked_until)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, subject) DO UPDATE"
+        " SET failures = $3, window_started = $4, locked_until = $5",
         scope,
         subject,
         counter.failures,
@@ -117,13 +188,6 @@ async def save_counter(
 
 
 # One-time codes ---------------------------------------------------------------------
-
-
-async def last_challenge_at(connection: Connection, citizen_id: str) -> datetime | None:
-    at: datetime | None = await connection.fetchval(
-        "SELECT max(created_at) FROM code_challenges WHERE citizen = $1", citizen_id
-    )
-    return at
 
 
 async def open_challenge(
@@ -137,13 +201,9 @@ async def open_challenge(
 ) -> None:
     """A new code for the citizen; any code still open for them is closed (superseded)."""
     await connection.execute(
-        "UPDATE code_challenges SET closed_at = $2, closed_because = 'superseded'"
-        " WHERE citizen = $1 AND closed_at IS NULL",
-        citizen_id,
-        now,
-    )
-    await connection.execute(
-        "INSERT INTO code_challenges (id, citizen, code_hash, created_at, expires_at)"
+        "WITH superseded AS (UPDATE code_challenges SET closed_at = $4,"
+        " closed_because = 'superseded' WHERE citizen = $2 AND closed_at IS NULL)"
+        " INSERT INTO code_challenges (id, citizen, code_hash, created_at, expires_at)"
         " VALUES ($1, $2, $3, $4, $5)",
         challenge_id,
         citizen_id,
@@ -151,24 +211,6 @@ async def open_challenge(
         now,
         expires_at,
     )
-
-
-@dataclass(frozen=True)
-class Challenge:
-    id: uuid.UUID
-    code_hash: bytes
-    expires_at: datetime
-    attempts: int
-
-
-async def lock_open_challenge(connection: Connection, citizen_id: str) -> Challenge | None:
-    """The citizen's open code, locked FOR UPDATE; None if there is none."""
-    row = await connection.fetchrow(
-        "SELECT id, code_hash, expires_at, attempts FROM code_challenges"
-        " WHERE citizen = $1 AND closed_at IS NULL ORDER BY created_at DESC LIMIT 1 FOR UPDATE",
-        citizen_id,
-    )
-    return Challenge(**dict(row)) if row else None
 
 
 async def count_attempt(connection: Connection, challenge_id: uuid.UUID) -> None:
@@ -191,27 +233,63 @@ async def close_challenge(
 # Sign-in history --------------------------------------------------------------------
 
 
-async def record_sign_in(
-    connection: Connection,
-    *,
-    citizen_id: str,
-    at: datetime,
-    client_address: str,
-    channel: str,
-    user_agent: str | None,
-    outcome: str,
-    reason: str | None,
-) -> None:
+@dataclass(frozen=True)
+class SignInRecord:
+    """One line of a citizen's sign-in history."""
+
+    citizen: str
+    at: datetime
+    client_address: str
+    channel: str
+    user_agent: str | None
+    outcome: str
+    reason: str | None
+
+    def values(self) -> tuple[Any, ...]:
+        return (
+            self.citizen,
+            self.at,
+            self.client_address,
+            self.channel,
+            self.user_agent,
+            self.outcome,
+            self.reason,
+        )
+
+
+_SIGN_IN_COLUMNS = "citizen, at, client_address, channel, user_agent, outcome, reason"
+
+
+async def record_sign_in(connection: Connection, record: SignInRecord) -> None:
     await connection.execute(
-        "INSERT INTO sign_ins (citizen, at, client_address, channel, user_agent, outcome, reason)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        citizen_id,
-        at,
-        client_address,
-        channel,
-        user_agent,
-        outcome,
-        reason,
+        f"INSERT INTO sign_ins ({_SIGN_IN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        *record.values(),
+    )
+
+
+async def record_successful_sign_in(
+    connection: Connection, *, used_challenge: uuid.UUID, session: NewSession, record: SignInRecord
+) -> None:
+    """Close the code that was used, open the session with its first refresh token and add
+    the history line: the whole write of a sign-in, in one statement."""
+    await connection.execute(
+        "WITH used AS (UPDATE code_challenges SET closed_at = $12, closed_because = 'used'"
+        "  WHERE id = $1),"
+        f" history AS (INSERT INTO sign_ins ({_SIGN_IN_COLUMNS})"
+        "  VALUES ($2, $3, $4, $5, $6, $7, $8)),"
+        " family AS (INSERT INTO refresh_families"
+        "  (id, citizen, channel, level_of_assurance, created_at)"
+        "  VALUES ($9, $2, $14, $10, $12) RETURNING id)"
+        " INSERT INTO refresh_tokens (token_hash, family_id, issued_at, expires_at)"
+        " SELECT $11, id, $12, $13 FROM family",
+        used_challenge,
+        *record.values(),
+        session.family_id,
+        session.level_of_assurance,
+        session.first_token_hash,
+        session.created_at,
+        session.expires_at,
+        session.channel,
     )
 
 
@@ -256,24 +334,17 @@ async def retire_issuer_key(connection: Connection, kid: str, retired_at: dateti
 # Refresh tokens ---------------------------------------------------------------------
 
 
-async def open_family(
-    connection: Connection,
-    *,
-    family_id: uuid.UUID,
-    citizen_id: str,
-    channel: str,
-    level_of_assurance: int,
-    now: datetime,
-) -> None:
-    await connection.execute(
-        "INSERT INTO refresh_families (id, citizen, channel, level_of_assurance, created_at)"
-        " VALUES ($1, $2, $3, $4, $5)",
-        family_id,
-        citizen_id,
-        channel,
-        level_of_assurance,
-        now,
-    )
+@dataclass(frozen=True)
+class NewSession:
+    """A sign-in session (refresh-token family) about to be stored, with its first token."""
+
+    family_id: uuid.UUID
+    citizen: str
+    channel: str
+    level_of_assurance: int
+    first_token_hash: bytes
+    created_at: datetime
+    expires_at: datetime
 
 
 async def insert_refresh_token(

@@ -36,7 +36,7 @@ from services.identity.domain.codes import (
     sms_text,
 )
 from services.identity.handlers.context import SOURCE, Identity
-from services.identity.handlers.tokens import TokenResponse, open_session
+from services.identity.handlers.tokens import TokenResponse, new_session
 from shared.db import Connection
 from shared.envelope import Envelope
 from shared.events.identity import (
@@ -120,18 +120,24 @@ def _locked_problem(until: datetime, now: datetime) -> ProblemError:
     )
 
 
-async def _judged_counters(
+async def _judged(
     connection: Connection, citizen: str, client_address: str, now: datetime
-) -> dict[tuple[LockScope, str], Counter]:
-    """The citizen's counter, locked for the whole attempt, and the address's, only read.
+) -> tuple[storage.AttemptState | None, dict[tuple[LockScope, str], Counter]]:
+    """The citizen's state, locked for the whole attempt (None if not registered), and the
+    counters the attempt is judged by: the citizen's, if registered, and the address's.
 
-    Many citizens share an address (an office, a pishkhan, a carrier's NAT): its row is
-    locked only when a failure is counted against it, so successes never queue on it.
+    Many citizens share an address (an office, a pishkhan, a carrier's NAT): its counter
+    is locked only when a failure is counted against it, so successes never queue on it.
     """
-    counters = await storage.lock_counters(connection, [("citizen", citizen)], now)
-    address = await storage.peek_counter(connection, "client_address", client_address)
-    counters[("client_address", client_address)] = address or Counter(0, now, None)
-    return counters
+    state = await storage.lock_attempt_state(connection, citizen, client_address)
+    fresh = Counter(0, now, None)
+    if state is None:
+        address = await storage.peek_counter(connection, "client_address", client_address)
+        return None, {("client_address", client_address): address or fresh}
+    return state, {
+        ("citizen", citizen): state.citizen_counter or fresh,
+        ("client_address", client_address): state.address_counter or fresh,
+    }
 
 
 def _latest_lock(counters: dict[tuple[LockScope, str], Counter], now: datetime) -> datetime | None:
@@ -149,12 +155,11 @@ async def request_code(
     refusal: ProblemError | None = None
     sent: CodeSent | None = None
     async with identity.pool.acquire() as connection, connection.transaction():
-        counters = await _judged_counters(connection, citizen, client_address, now)
+        state, counters = await _judged(connection, citizen, client_address, now)
         locked_until = _latest_lock(counters, now)
-        record = await storage.citizen(connection, citizen)
         if locked_until is not None:
             refusal = _locked_problem(locked_until, now)
-        elif record is None:
+        elif state is None:
             # Asking about unregistered IDs is how IDs get enumerated: it counts as a
             # failure of the address.
             await _count_failures(
@@ -162,7 +167,8 @@ async def request_code(
             )
             refusal = ProblemError(404, "not_registered", "no citizen has this national ID")
         else:
-            last = await storage.last_challenge_at(connection, citizen)
+            record = state.record
+            last = state.newest_challenge.created_at if state.newest_challenge else None
             wait = timedelta(seconds=settings.code_resend_seconds)
             if last is not None and last + wait > now:
                 retry = retry_description(last + wait, now)
@@ -225,8 +231,7 @@ async def _count_failures(
         counter = judged
         if scope == "client_address":
             # Locked now, so concurrent failures from one address are counted one by one.
-            fresh = await storage.lock_counters(connection, [(scope, subject)], now)
-            counter = fresh[(scope, subject)]
+            counter = await storage.lock_counter(connection, scope, subject, now)
             if counter.locked_at(now) and counter.locked_until is not None:
                 locks.append(counter.locked_until)
                 continue
@@ -282,22 +287,14 @@ async def sign_in(
     tokens: TokenResponse | None = None
     await identity.keys.ready(now)
     async with identity.pool.acquire() as connection, connection.transaction():
-        counters = await _judged_counters(connection, citizen, client_address, now)
-        record = await storage.citizen(connection, citizen)
+        state, counters = await _judged(connection, citizen, client_address, now)
+        record = state.record if state is not None else None
         known = citizen if record is not None else None
 
-        async def history(outcome: str, reason: str | None) -> None:
-            if record is not None:
-                await storage.record_sign_in(
-                    connection,
-                    citizen_id=citizen,
-                    at=now,
-                    client_address=client_address,
-                    channel=channel,
-                    user_agent=user_agent,
-                    outcome=outcome,
-                    reason=reason,
-                )
+        def history(outcome: str, reason: str | None) -> storage.SignInRecord:
+            return storage.SignInRecord(
+                citizen, now, client_address, channel, user_agent, outcome, reason
+            )
 
         locked_until = _latest_lock(counters, now)
         if locked_until is not None:
@@ -305,15 +302,16 @@ async def sign_in(
             await enqueue(
                 connection, Envelope.wrap(failed, source=SOURCE, subject=known or client_address)
             )
-            await history("locked_out", "locked_out")
+            if record is not None:
+                await storage.record_sign_in(connection, history("locked_out", "locked_out"))
             refusal = _locked_problem(locked_until, now)
         else:
             reason: FailureReason | None
-            if record is None:
+            challenge = state.newest_challenge if state is not None else None
+            if state is None:
                 reason = "unknown_citizen"
             else:
-                challenge = await storage.lock_open_challenge(connection, citizen)
-                if challenge is None:
+                if challenge is None or not challenge.open:
                     reason = "expired_code"
                 elif challenge.expires_at <= now:
                     await storage.close_challenge(connection, challenge.id, now, "expired")
@@ -321,25 +319,30 @@ async def sign_in(
                 elif code_matches(
                     code, str(challenge.id), settings.pseudonym_key_bytes, challenge.code_hash
                 ):
-                    reason = None
-                    await storage.close_challenge(connection, challenge.id, now, "used")
+                    reason = None  # the code is closed as used with the session's write
                 else:
                     reason = "wrong_code"
                     await storage.count_attempt(connection, challenge.id)
                     if challenge.attempts + 1 >= settings.code_attempts:
                         await storage.close_challenge(connection, challenge.id, now, "guessed")
-            if reason is None and record is not None:
+            if reason is None and record is not None and challenge is not None:
                 citizen_counter = counters[("citizen", citizen)]
-                await storage.save_counter(
-                    connection, "citizen", citizen, Counter(0, now, citizen_counter.locked_until)
-                )
-                tokens = await open_session(
+                if citizen_counter.failures:
+                    # A success starts the citizen's window afresh.
+                    cleared = Counter(0, now, citizen_counter.locked_until)
+                    await storage.save_counter(connection, "citizen", citizen, cleared)
+                session, tokens = new_session(
                     identity,
-                    connection,
                     citizen=citizen,
                     channel=channel,
                     level_of_assurance=LEVEL_OF_ASSURANCE,
                     now=now,
+                )
+                await storage.record_successful_sign_in(
+                    connection,
+                    used_challenge=challenge.id,
+                    session=session,
+                    record=history("succeeded", None),
                 )
                 authenticated = CitizenAuthenticated(
                     citizen=citizen,
@@ -351,13 +354,14 @@ async def sign_in(
                 await enqueue(
                     connection, Envelope.wrap(authenticated, source=SOURCE, subject=citizen)
                 )
-                await history("succeeded", None)
             else:
                 assert reason is not None
                 lock = await _count_failures(
                     identity, connection, counters, known, client_address, channel, reason, now
                 )
-                await history("failed" if lock is None else "locked_out", reason)
+                if record is not None:
+                    outcome = "failed" if lock is None else "locked_out"
+                    await storage.record_sign_in(connection, history(outcome, reason))
                 if lock is not None:
                     refusal = _locked_problem(lock, now)
                 elif reason == "unknown_citizen":

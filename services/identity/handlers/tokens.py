@@ -92,27 +92,22 @@ def _citizen_access(
     return identity.keys.sign(claims, now)
 
 
-async def open_session(
-    identity: Identity,
-    connection: Connection,
-    *,
-    citizen: str,
-    channel: str,
-    level_of_assurance: int,
-    now: datetime,
-) -> TokenResponse:
-    """A new sign-in session (refresh-token family) with its first tokens, in the caller's
-    transaction."""
+def new_session(
+    identity: Identity, *, citizen: str, channel: str, level_of_assurance: int, now: datetime
+) -> tuple[storage.NewSession, TokenResponse]:
+    """A new sign-in session (refresh-token family) and its first tokens; the caller stores
+    the session in the transaction that signs the citizen in."""
     family_id = uuid.uuid4()
-    await storage.open_family(
-        connection,
+    refresh = new_refresh_token()
+    session = storage.NewSession(
         family_id=family_id,
-        citizen_id=citizen,
+        citizen=citizen,
         channel=channel,
         level_of_assurance=level_of_assurance,
-        now=now,
+        first_token_hash=hash_secret(refresh),
+        created_at=now,
+        expires_at=now + identity.refresh_lifetime,
     )
-    refresh = await _issue_refresh(identity, connection, family_id, now)
     access = _citizen_access(
         identity,
         citizen=citizen,
@@ -121,11 +116,12 @@ async def open_session(
         family_id=family_id,
         now=now,
     )
-    return TokenResponse(
+    response = TokenResponse(
         access_token=access,
         expires_in=identity.settings.access_token_seconds,
         refresh_token=refresh,
     )
+    return session, response
 
 
 async def refresh(identity: Identity, token: str, now: datetime) -> TokenResponse:
