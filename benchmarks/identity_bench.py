@@ -1,11 +1,11 @@
 """How many citizens identity signs in per second, and how many tokens a service verifies.
 
-Runs identity in this one process (its HTTP app, outbox relay and consumers) against a
-real Kafka and PostgreSQL: those named by PANJEREH_KAFKA_BOOTSTRAP_SERVERS and
-PANJEREH_DATABASE_URL, or else the test infrastructure of PANJEREH_TEST_SLOT, started if
-needed. Prints the figures and their ratio to the floor: the window serves 3 million
-people a day; with a tenfold peak hour that is 3e6 / 24 * 10 / 3600 ≈ 347 sign-ins a
-second.
+Runs identity as one process, as deployed (uvicorn: its HTTP app, outbox relay and
+consumers), loaded over HTTP from this process, against a real Kafka and PostgreSQL:
+those named by PANJEREH_KAFKA_BOOTSTRAP_SERVERS and PANJEREH_DATABASE_URL, or else the
+test infrastructure of PANJEREH_TEST_SLOT, started if needed. Prints the figures and
+their ratio to the floor: the window serves 3 million people a day; with a tenfold peak
+hour that is 3e6 / 24 * 10 / 3600 ≈ 347 sign-ins a second.
 
     PANJEREH_TEST_SLOT=1 .venv/bin/python benchmarks/identity_bench.py --citizens 2000
 """
@@ -14,22 +14,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import re
+import signal
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
+import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from services.identity.bootstrap import build  # noqa: E402
 from services.identity.domain.citizens import national_id_check_digit  # noqa: E402
-from services.identity.settings import IdentitySettings  # noqa: E402
 from shared.auth import IssuerKeys  # noqa: E402
 from shared.db import apply_migrations  # noqa: E402
 from shared.events.identity import SmsRequested  # noqa: E402
@@ -70,16 +74,6 @@ def national_ids(count: int) -> list[str]:
     return sorted(found)
 
 
-async def gather_limited(concurrency: int, jobs: list[Any]) -> list[Any]:
-    gate = asyncio.Semaphore(concurrency)
-
-    async def run(job: Any) -> Any:
-        async with gate:
-            return await job
-
-    return await asyncio.gather(*(run(job) for job in jobs))
-
-
 async def codes_from_topic(bootstrap: str, mobiles: set[str]) -> dict[str, str]:
     """The codes the SMS topic carries for these mobiles (the newest per mobile)."""
     from tests.integration.kafka_helpers import read_all
@@ -102,78 +96,145 @@ async def codes_from_topic(bootstrap: str, mobiles: set[str]) -> dict[str, str]:
     return codes
 
 
-async def bench(citizens: int, concurrency: int, verifications: int) -> None:
+@contextlib.contextmanager
+def identity_process(
+    bootstrap: str, database: str, port: int
+) -> Iterator[tuple[str, psutil.Process]]:
+    """Identity as it is deployed: its own process (uvicorn), here on `port`."""
+    env = {
+        **os.environ,
+        "PANJEREH_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "PANJEREH_DATABASE_URL": database,
+        "PANJEREH_IDENTITY_PORT": str(port),
+        "PANJEREH_IDENTITY_ISSUER": f"http://127.0.0.1:{port}",
+        "PANJEREH_IDENTITY_CODE_RESEND_SECONDS": "0",
+        "PANJEREH_IDENTITY_ADDRESS_MAX_FAILURES": str(10**9),
+        "PANJEREH_IDENTITY_SMS_GATEWAY": "off",
+        "PANJEREH_LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.identity"], cwd=REPO, env=env, stdin=subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("identity did not start")
+            time.sleep(0.2)
+        yield base, psutil.Process(process.pid)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+async def timed_posts(
+    http: aiohttp.ClientSession,
+    concurrency: int,
+    posts: list[tuple[str, dict[str, Any]]],
+    cpu: dict[str, float],
+    phase: str,
+    service: psutil.Process,
+) -> tuple[float, list[tuple[int, Any]]]:
+    """POST each (path, body) with at most `concurrency` in flight; seconds taken, answers.
+
+    The service's CPU seconds for the phase go into `cpu[phase]`.
+    """
+    gate = asyncio.Semaphore(concurrency)
+
+    async def post(path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        async with gate, http.post(path, json=body) as answer:
+            return answer.status, await answer.json(content_type=None)
+
+    began, used = time.perf_counter(), cpu_seconds(service)
+    answers = await asyncio.gather(*(post(path, body) for path, body in posts))
+    cpu[phase] = cpu_seconds(service) - used
+    return time.perf_counter() - began, answers
+
+
+def expect(status: int, answers: list[tuple[int, Any]]) -> None:
+    wrong = [answer for answer in answers if answer[0] != status]
+    assert not wrong, f"{len(wrong)} answers were not {status}, e.g. {wrong[0]}"
+
+
+async def bench(citizens: int, concurrency: int, verifications: int, port: int) -> None:
     bootstrap, database = infrastructure()
     await apply_migrations(database, "identity")
-    settings = IdentitySettings(
-        kafka_bootstrap_servers=bootstrap,
-        database_url=database,
-        code_resend_seconds=0,
-        address_max_failures=10**9,
-        sms_gateway="off",
-        log_level="WARNING",
-    )
-    app = build(settings)
     people = national_ids(citizens)
     # One distinct mobile per person (none ending in 0000: the development operator check
     # says those belong to somebody else).
     base = random.randrange(10**6)
     mobiles = {nid: f"+98913{(base + i) % 10**6:06d}1" for i, nid in enumerate(people)}
     progress("infrastructure ready")
-    async with app.router.lifespan_context(app):
-        progress("service started")
-        transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://identity") as http:
-            registrations = [
-                http.post(
-                    "/citizens",
-                    json={
-                        "national_id": nid,
-                        "mobile": mobiles[nid],
-                        "first_name": "علی",
-                        "last_name": "محمدی",
-                        "birth_date": "1368/02/11",
-                        "province": "IR-07",
-                    },
-                )
-                for nid in people
-            ]
-            began = time.perf_counter()
-            answers = await gather_limited(concurrency, registrations)
-            registered_in = time.perf_counter() - began
-            progress("registered")
-            assert all(a.status_code == 201 for a in answers), answers[0].text
-
-            began = time.perf_counter()
-            answers = await gather_limited(
-                concurrency,
-                [http.post("/citizens/sign-in/code", json={"national_id": nid}) for nid in people],
-            )
-            codes_in = time.perf_counter() - began
-            assert all(a.status_code == 202 for a in answers), answers[0].text
-            progress("codes requested")
-            codes = await codes_from_topic(bootstrap, set(mobiles.values()))
-            assert len(codes) == len(people), f"only {len(codes)} codes arrived"
-
-            began = time.perf_counter()
-            answers = await gather_limited(
+    cpu: dict[str, float] = {}
+    with identity_process(bootstrap, database, port) as (url, service):
+        progress("identity started")
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(url, connector=connector) as http:
+            registered_in, answers = await timed_posts(
+                http,
                 concurrency,
                 [
-                    http.post(
-                        "/citizens/sign-in",
-                        json={"national_id": nid, "code": codes[mobiles[nid]]},
+                    (
+                        "/citizens",
+                        {
+                            "national_id": nid,
+                            "mobile": mobiles[nid],
+                            "first_name": "علی",
+                            "last_name": "محمدی",
+                            "birth_date": "1368/02/11",
+                            "province": "IR-07",
+                        },
                     )
                     for nid in people
                 ],
+                cpu,
+                "register",
+                service,
             )
-            signed_in_in = time.perf_counter() - began
+            expect(201, answers)
+            progress("registered")
+            codes_in, answers = await timed_posts(
+                http,
+                concurrency,
+                [("/citizens/sign-in/code", {"national_id": nid}) for nid in people],
+                cpu,
+                "code",
+                service,
+            )
+            expect(202, answers)
+            progress("codes requested")
+            codes = await codes_from_topic(bootstrap, set(mobiles.values()))
+            assert len(codes) == len(people), f"only {len(codes)} codes arrived"
+            signed_in_in, answers = await timed_posts(
+                http,
+                concurrency,
+                [
+                    ("/citizens/sign-in", {"national_id": nid, "code": codes[mobiles[nid]]})
+                    for nid in people
+                ],
+                cpu,
+                "sign-in",
+                service,
+            )
+            expect(200, answers)
             progress("signed in")
-            assert all(a.status_code == 200 for a in answers), answers[0].text
-            token = answers[0].json()["access_token"]
-            jwks = (await http.get("/.well-known/jwks.json")).json()
+            token = answers[0][1]["access_token"]
+            async with http.get("/.well-known/jwks.json") as answer:
+                jwks = await answer.json()
 
-    progress("service stopped")
-    keys = IssuerKeys(bootstrap, issuer=settings.issuer)
+    progress("identity stopped")
+    keys = IssuerKeys(bootstrap, issuer=url)
     follower = asyncio.create_task(keys.run())
     await asyncio.wait_for(keys.ready.wait(), 30)
     await keys.stop()
@@ -194,16 +255,22 @@ async def bench(citizens: int, concurrency: int, verifications: int) -> None:
 
     sign_ins = citizens / signed_in_in
     full = citizens / (codes_in + signed_in_in)
-    print(f"citizens: {citizens}, concurrency: {concurrency}, one process, real Kafka + Postgres")
+    print(f"citizens: {citizens}, concurrency: {concurrency}")
+    print("identity: one process; load: another process; real Kafka + Postgres")
     print(f"registrations/s:                      {citizens / registered_in:9.1f}")
     print(f"code requests/s:                      {citizens / codes_in:9.1f}")
     print(f"sign-ins/s (code check + tokens):     {sign_ins:9.1f}")
     print(f"whole sign-ins/s (code request + in): {full:9.1f}")
+    whole_cpu = (cpu["code"] + cpu["sign-in"]) / citizens
+    print(f"identity CPU per code request:        {cpu['code'] / citizens * 1000:9.2f} ms")
+    print(f"identity CPU per sign-in:             {cpu['sign-in'] / citizens * 1000:9.2f} ms")
+    print(f"whole sign-ins per CPU-second:        {1 / whole_cpu:9.1f}")
     print(f"token verifications/s (shared.auth):  {verifications / verified_in:9.1f}")
     print(f"token verifications/s (PyJWT):        {verifications / pyjwt_in:9.1f}")
     print(f"floor: 3M people/day, 10x peak hour = {FLOOR_PER_SECOND:.0f} sign-ins/s")
     print(f"ratio to floor, sign-ins:             {sign_ins / FLOOR_PER_SECOND:9.2f}x")
     print(f"ratio to floor, whole sign-ins:       {full / FLOOR_PER_SECOND:9.2f}x")
+    print(f"ratio to floor, per CPU-second:       {1 / whole_cpu / FLOOR_PER_SECOND:9.2f}x")
     per_second = verifications / verified_in
     print(f"ratio to floor, verifications:        {per_second / FLOOR_PER_SECOND:9.2f}x")
 
@@ -213,8 +280,11 @@ def main() -> None:
     parser.add_argument("--citizens", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--verifications", type=int, default=5000)
+    parser.add_argument("--port", type=int, default=18901, help="identity's port")
     arguments = parser.parse_args()
-    asyncio.run(bench(arguments.citizens, arguments.concurrency, arguments.verifications))
+    asyncio.run(
+        bench(arguments.citizens, arguments.concurrency, arguments.verifications, arguments.port)
+    )
 
 
 if __name__ == "__main__":
