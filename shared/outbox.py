@@ -22,7 +22,9 @@ import json
 import os
 import signal
 import socket
+import time
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -134,6 +136,8 @@ class OutboxRelay:
         relay_id: str | None = None,
         batch_size: int = 500,
         poll_interval: float = 1.0,
+        keep_published: timedelta = timedelta(days=1),
+        prune_every: float = 300.0,
     ) -> None:
         self._pool = pool
         self._schema = schema
@@ -147,6 +151,11 @@ class OutboxRelay:
         # Ids Kafka has committed but Postgres has not yet stamped (a failed UPDATE).
         self._unstamped: list[int] = []
         self.published = 0
+        # Published rows are only history (Kafka holds the events now): kept a while for
+        # looking into, then deleted, so the outbox does not grow with every event ever.
+        self._keep_published = keep_published
+        self._prune_every = prune_every
+        self._pruned_at = float("-inf")
 
     async def run(self) -> None:
         listener = await self._pool.acquire()
@@ -169,6 +178,7 @@ class OutboxRelay:
                     await self._sleep(min(30.0, 0.2 * 2**failures))
                     continue
                 if count < self._batch_size:
+                    await self._prune_when_due()
                     await self._sleep(self._poll_interval)
         finally:
             await self._disconnect()
@@ -219,6 +229,36 @@ class OutboxRelay:
         await self._stamp(ids)
         self.published += len(ids)
         return len(ids)
+
+    async def prune_published(self, chunk: int = 1000) -> int:
+        """Delete rows published longer ago than `keep_published`; returns how many.
+
+        Works from the oldest id in chunks, each its own short transaction, and stops at
+        the first chunk with nothing to delete: ids grow with time, so what lies beyond is
+        younger (or not published yet, which is never deleted).
+        """
+        deleted = 0
+        while True:
+            async with self._pool.acquire() as connection:
+                status = await connection.execute(
+                    "WITH oldest AS (SELECT id FROM outbox ORDER BY id LIMIT $2)"
+                    " DELETE FROM outbox USING oldest WHERE outbox.id = oldest.id"
+                    " AND outbox.published_at < now() - $1::interval",
+                    self._keep_published,
+                    chunk,
+                )
+            count = int(status.split()[-1])
+            deleted += count
+            if count < chunk:
+                return deleted
+
+    async def _prune_when_due(self) -> None:
+        if time.monotonic() - self._pruned_at < self._prune_every:
+            return
+        self._pruned_at = time.monotonic()
+        deleted = await self.prune_published()
+        if deleted:
+            log.info("published outbox rows pruned", relay=self.relay_id, deleted=deleted)
 
     def _marker(self, ids: list[int]) -> bytes:
         marker = ProgressMarker(relay=self.relay_id, outbox_schema=self._schema, ids=ids)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,32 @@ async def test_a_second_relay_with_the_same_id_fences_the_first(
     assert await second.publish_pending() == 1
     await second.stop()
     await second.run()
+
+
+async def test_published_rows_are_pruned_after_the_retention_and_pending_rows_never(
+    scratch_schema: tuple[str, Pool], kafka_bootstrap: str
+) -> None:
+    schema, pool = scratch_schema
+    run = uuid.uuid4().hex
+    await write_events(pool, run, range(0, 30))
+    relay = OutboxRelay(
+        pool,
+        schema=schema,
+        bootstrap_servers=kafka_bootstrap,
+        relay_id=f"test-{run}",
+        keep_published=timedelta(hours=1),
+    )
+    await relay.publish_pending()
+    await relay.stop()
+    await relay.run()
+    # The oldest 20 were published two hours ago; then 5 more events wait, unpublished.
+    await pool.execute(
+        "UPDATE outbox SET published_at = now() - interval '2 hours'"
+        " WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT 20)"
+    )
+    await write_events(pool, run, range(30, 35))
+
+    assert await relay.prune_published(chunk=7) == 20
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL") == 10
+    assert await unpublished(pool) == 5
+    assert await relay.prune_published(chunk=7) == 0
