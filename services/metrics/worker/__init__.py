@@ -8,6 +8,7 @@ per domain, found through the explicit list below.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import sys
 
@@ -29,9 +30,11 @@ def load_agents() -> None:
 
 def main() -> None:
     from services.metrics.worker.app import app, settings
+    from services.metrics.worker.changelogs import ensure_changelog_topics
     from shared.logging import configure_logging
 
     configure_logging("metrics-worker", settings)
     load_agents()
+    asyncio.run(ensure_changelog_topics(app, settings.kafka_bootstrap_servers))
     sys.argv = [sys.argv[0], "worker", "--loglevel", settings.log_level.lower()]
     app.main()
