@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from infra.platform import LocalPlatform
+from infra.platform import SERVICE_PROCESSES, LocalPlatform
 from services.metrics.simulator import SERVICES
 from tests.slots import e2e_ports
 
@@ -116,3 +116,56 @@ def test_simulated_traffic_goes_through_the_real_services(platform: LocalPlatfor
         "sign_in": "working",
         "request_data": "working",
     }
+
+
+def _api_totals(prefix: str) -> dict[str, float]:
+    """All-time totals (no dimensions) of the figures under `prefix`, from the metrics API."""
+    url = (
+        f"http://127.0.0.1:{PORTS.metrics}/api/metrics"
+        f"?prefix={prefix}&granularity=all_time&dimensions="
+    )
+    with urllib.request.urlopen(url, timeout=5) as response:
+        figures = json.loads(response.read())["figures"]
+    return {figure["metric"]: float(figure["value"]) for figure in figures}
+
+
+def _log_tail(platform: LocalPlatform, name: str) -> str:
+    [process] = [s for s in SERVICE_PROCESSES if s.name == name]
+    return f"--- {name} log:\n{platform.process(process).log_tail(60)}"
+
+
+def test_the_real_services_events_become_figures_on_topics_and_in_the_api(
+    platform: LocalPlatform,
+) -> None:
+    wanted = {
+        "metrics.deliveries": "deliveries.count",
+        "metrics.identity": "identity.people_authenticated",
+        "metrics.exchange": "exchange.transactions",
+    }
+
+    def figure_of(metric: str) -> Callable[[dict[str, Any]], bool]:
+        def matches(record: dict[str, Any]) -> bool:
+            payload = record.get("payload", {})
+            return bool(payload.get("metric") == metric and payload.get("value", 0) > 0)
+
+        return matches
+
+    for topic, metric in wanted.items():
+        published = _eventually(topic, figure_of(metric), timeout=90)
+        assert published > 0, (
+            f"no {metric} figure on {topic}\n{_log_tail(platform, 'metrics-worker')}"
+        )
+
+    deadline = time.monotonic() + 60
+    while True:
+        totals = {
+            **_api_totals("deliveries."),
+            **_api_totals("identity."),
+            **_api_totals("exchange."),
+        }
+        if all(totals.get(m, 0) > 0 for m in wanted.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert all(totals.get(m, 0) > 0 for m in wanted.values()), (
+        f"{totals}\n{_log_tail(platform, 'metrics')}"
+    )
