@@ -110,13 +110,13 @@ async def answer(request: DataRequestForwarded) -> dict[str, Any]:
 
 
 async def test_killing_the_exchange_mid_load_loses_and_doubles_nothing(
-    exchange: ExchangeProcess, http: httpx.AsyncClient, kafka_bootstrap: str
+    exchange: ExchangeProcess, http: httpx.AsyncClient, kafka_bootstrap: str, database_url: str
 ) -> None:
     await until_healthy(exchange)
     run = run_id()
     issuer = Issuer()
     consumer, provider = AgencySystem(f"e2e-ss-{run}"), AgencySystem(f"e2e-cr-{run}")
-    await announce_world(kafka_bootstrap, issuer, consumer, provider)
+    await announce_world(kafka_bootstrap, database_url, issuer, consumer, provider)
     data_service = await register_data_service(
         http, issuer, provider, "vital-status", timeout_ms=120_000
     )

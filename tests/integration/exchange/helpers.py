@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
+import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
 from joserfc import jwt
@@ -133,11 +134,31 @@ async def announce(bootstrap: str, *events: tuple[Event, str]) -> None:
         await producer.stop()
 
 
-async def announce_world(bootstrap: str, issuer: Issuer, *agencies: AgencySystem) -> None:
+async def announce_world(
+    bootstrap: str, database_url: str, issuer: Issuer, *agencies: AgencySystem
+) -> None:
+    """Announce the issuer and the agencies with their keys, and wait until the exchange
+    has projected every agency and key: they travel on different topics and partitions,
+    so one being known says nothing of the others."""
     events: list[tuple[Event, str]] = [(issuer.record(), issuer.kid)]
     for agency in agencies:
         events += [(agency.recorded(), agency.code), (agency.key_published(), agency.kid)]
     await announce(bootstrap, *events)
+    connection = await asyncpg.connect(database_url)
+    try:
+
+        async def all_projected() -> bool:
+            known = await connection.fetchval(
+                "SELECT (SELECT count(*) FROM exchange.agencies WHERE code = ANY($1::text[]))"
+                " + (SELECT count(*) FROM exchange.agency_keys WHERE kid = ANY($2::text[]))",
+                [agency.code for agency in agencies],
+                [agency.kid for agency in agencies],
+            )
+            return bool(known == 2 * len(agencies))
+
+        await eventually(all_projected)
+    finally:
+        await connection.close()
 
 
 VITAL_STATUS: dict[str, Any] = {

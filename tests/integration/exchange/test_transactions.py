@@ -94,7 +94,7 @@ async def world(kafka_bootstrap: str, database_url: str) -> AsyncIterator[World]
             run = run_id()
             issuer = Issuer()
             consumer, provider = AgencySystem(f"ss-{run}"), AgencySystem(f"cr-{run}")
-            await announce_world(kafka_bootstrap, issuer, consumer, provider)
+            await announce_world(kafka_bootstrap, database_url, issuer, consumer, provider)
             services = {
                 "vital": await register_data_service(http, issuer, provider, "vital-status"),
                 "slow": await register_data_service(
