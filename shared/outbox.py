@@ -24,6 +24,7 @@ import signal
 import socket
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -57,19 +58,38 @@ class ProgressMarker(BaseModel):
     ids: list[int] = Field(description="Outbox row ids published in that transaction.")
 
 
-async def enqueue(connection: Connection, envelope: Envelope[Any]) -> None:
+@dataclass(frozen=True)
+class Change:
+    """A state change written by the same statement as the events that announce it.
+
+    `ctes` is one or more data-modifying common table expressions, comma-separated
+    (`used AS (UPDATE ...), added AS (INSERT ...)`), whose parameters are `$1`...`$n` for
+    the `n` values in `args`. Postgres runs every one of them even though nothing reads
+    their results, so the change and its events cost one round trip, not two.
+    """
+
+    ctes: str
+    args: tuple[Any, ...] = ()
+
+
+async def enqueue(
+    connection: Connection, envelope: Envelope[Any], *, along: Change | None = None
+) -> None:
     """Add an event to the outbox of the connection's schema, in the caller's transaction.
 
     The current trace context is stored with the event, so the consumer's span joins the
-    trace of the request that caused it.
+    trace of the request that caused it. A `Change` given `along` is written by the same
+    statement.
     """
-    await enqueue_many(connection, [envelope])
+    await enqueue_many(connection, [envelope], along=along)
 
 
 async def enqueue_many(
     connection: Connection,
     envelopes: Sequence[Envelope[Any]],
     parents: Sequence[otel_context.Context | None] | None = None,
+    *,
+    along: Change | None = None,
 ) -> None:
     """`enqueue` for several events, kept in this order: one statement, one relay wake-up.
 
@@ -80,6 +100,8 @@ async def enqueue_many(
     if not connection.is_in_transaction():
         raise RuntimeError("enqueue must run inside the transaction that changes the state")
     if not envelopes:
+        if along is not None:
+            raise ValueError("a change written along events needs at least one event")
         return
     columns: tuple[list[Any], ...] = ([], [], [], [], [])
     for index, envelope in enumerate(envelopes):
@@ -93,15 +115,22 @@ async def enqueue_many(
         )
         for column, value in zip(columns, row, strict=True):
             column.append(value)
+    change = along or Change("")
+    first = len(change.args) + 1
+    events = ", ".join(
+        f"${first + offset}::{kind}[]"
+        for offset, kind in enumerate(("uuid", "text", "bytea", "bytea", "text"))
+    )
     # The notification is delivered on commit only; it wakes the relay at once instead of
     # at its next poll.
     await connection.execute(
-        "WITH added AS (INSERT INTO outbox (event_id, topic, key, value, headers)"
-        " SELECT e, t, k, v, h::jsonb FROM unnest($1::uuid[], $2::text[], $3::bytea[],"
-        " $4::bytea[], $5::text[]) WITH ORDINALITY AS rows(e, t, k, v, h, n) ORDER BY n"
-        " RETURNING 1)"
+        f"WITH {change.ctes + ', ' if change.ctes else ''}"
+        "added AS (INSERT INTO outbox (event_id, topic, key, value, headers)"
+        f" SELECT e, t, k, v, h::jsonb FROM unnest({events}) WITH ORDINALITY"
+        " AS rows(e, t, k, v, h, n) ORDER BY n RETURNING 1)"
         " SELECT pg_notify('outbox_' || current_schema(), '') FROM (SELECT 1) once"
         " WHERE EXISTS (SELECT 1 FROM added)",
+        *change.args,
         *columns,
     )
 

@@ -15,6 +15,7 @@ from typing import Any
 from services.identity.domain.codes import Counter, LockScope
 from services.identity.domain.tokens import SigningKey
 from shared.db import Connection
+from shared.outbox import Change
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class Challenge:
 
 @dataclass(frozen=True)
 class AttemptState:
-    """What judging a citizen's code request or sign-in needs, read in one statement."""
+    """What judging a citizen's code request or sign-in needs, read in one round trip."""
 
     record: CitizenRecord
     citizen_counter: Counter | None
@@ -91,36 +92,16 @@ async def lock_attempt_state(
 
     The citizen's row is locked (FOR NO KEY UPDATE): every code request and sign-in of one
     citizen takes this lock first, so their attempts are judged one after the other and
-    the citizen's counter and codes change only under it. The rest is read by a second
-    statement, whose snapshot is taken once the lock is held (a statement that waits for
-    a lock sees only the locked row's newest version, not its joined rows'). The
-    address's counter is only read here; it is locked when a failure is counted against
-    it (`lock_counter`).
+    the citizen's counter and codes change only under it. The SQL function (migration
+    0003) reads the rest after the lock is held, in the same round trip. The address's
+    counter is only read here; it is locked when a failure is counted against it
+    (`lock_counter`).
     """
-    citizen = await connection.fetchrow(
-        "SELECT citizen, mobile, birth_date, province FROM citizens WHERE citizen = $1"
-        " FOR NO KEY UPDATE",
-        citizen_id,
-    )
-    if citizen is None:
-        return None
     row = await connection.fetchrow(
-        "SELECT cc.failures AS citizen_failures, cc.window_started AS citizen_window_started,"
-        " cc.locked_until AS citizen_locked_until,"
-        " ac.failures AS address_failures, ac.window_started AS address_window_started,"
-        " ac.locked_until AS address_locked_until,"
-        " ch.id AS challenge_id, ch.code_hash, ch.created_at AS challenge_created_at,"
-        " ch.expires_at AS challenge_expires_at, ch.attempts, ch.closed_at IS NULL AS open"
-        " FROM (SELECT) one"
-        " LEFT JOIN attempt_counters cc ON cc.scope = 'citizen' AND cc.subject = $1"
-        " LEFT JOIN attempt_counters ac ON ac.scope = 'client_address' AND ac.subject = $2"
-        " LEFT JOIN LATERAL (SELECT id, code_hash, created_at, expires_at, attempts, closed_at"
-        "  FROM code_challenges WHERE citizen = $1 ORDER BY created_at DESC LIMIT 1) ch"
-        "  ON true",
-        citizen_id,
-        client_address,
+        "SELECT * FROM lock_attempt_state($1, $2)", citizen_id, client_address
     )
-    assert row is not None
+    if row is None:
+        return None
     challenge = None
     if row["challenge_id"] is not None:
         challenge = Challenge(
@@ -132,7 +113,7 @@ async def lock_attempt_state(
             open=row["open"],
         )
     return AttemptState(
-        record=CitizenRecord(**dict(citizen)),
+        record=CitizenRecord(row["citizen"], row["mobile"], row["birth_date"], row["province"]),
         citizen_counter=_counter(row, "citizen"),
         address_counter=_counter(row, "address"),
         newest_challenge=challenge,
@@ -190,26 +171,24 @@ async def save_counter(
 # One-time codes ---------------------------------------------------------------------
 
 
-async def open_challenge(
-    connection: Connection,
+def opening_challenge(
     *,
     challenge_id: uuid.UUID,
     citizen_id: str,
     code_hash: bytes,
     now: datetime,
     expires_at: datetime,
-) -> None:
-    """A new code for the citizen; any code still open for them is closed (superseded)."""
-    await connection.execute(
-        "WITH superseded AS (UPDATE code_challenges SET closed_at = $4,"
-        " closed_because = 'superseded' WHERE citizen = $2 AND closed_at IS NULL)"
-        " INSERT INTO code_challenges (id, citizen, code_hash, created_at, expires_at)"
-        " VALUES ($1, $2, $3, $4, $5)",
-        challenge_id,
-        citizen_id,
-        code_hash,
-        now,
-        expires_at,
+) -> Change:
+    """A new code for the citizen; any code still open for them is closed (superseded).
+
+    Written with the event that sends the code (`shared.outbox.enqueue(..., along=...)`).
+    """
+    return Change(
+        "superseded AS (UPDATE code_challenges SET closed_at = $4,"
+        " closed_because = 'superseded' WHERE citizen = $2 AND closed_at IS NULL),"
+        " opened AS (INSERT INTO code_challenges (id, citizen, code_hash, created_at,"
+        " expires_at) VALUES ($1, $2, $3, $4, $5))",
+        (challenge_id, citizen_id, code_hash, now, expires_at),
     )
 
 
@@ -267,29 +246,32 @@ async def record_sign_in(connection: Connection, record: SignInRecord) -> None:
     )
 
 
-async def record_successful_sign_in(
-    connection: Connection, *, used_challenge: uuid.UUID, session: NewSession, record: SignInRecord
-) -> None:
+def successful_sign_in(
+    *, used_challenge: uuid.UUID, session: NewSession, record: SignInRecord
+) -> Change:
     """Close the code that was used, open the session with its first refresh token and add
-    the history line: the whole write of a sign-in, in one statement."""
-    await connection.execute(
-        "WITH used AS (UPDATE code_challenges SET closed_at = $12, closed_because = 'used'"
+    the history line: the whole write of a sign-in, written with its event
+    (`shared.outbox.enqueue(..., along=...)`)."""
+    return Change(
+        "used AS (UPDATE code_challenges SET closed_at = $12, closed_because = 'used'"
         "  WHERE id = $1),"
         f" history AS (INSERT INTO sign_ins ({_SIGN_IN_COLUMNS})"
         "  VALUES ($2, $3, $4, $5, $6, $7, $8)),"
         " family AS (INSERT INTO refresh_families"
         "  (id, citizen, channel, level_of_assurance, created_at)"
-        "  VALUES ($9, $2, $14, $10, $12) RETURNING id)"
-        " INSERT INTO refresh_tokens (token_hash, family_id, issued_at, expires_at)"
-        " SELECT $11, id, $12, $13 FROM family",
-        used_challenge,
-        *record.values(),
-        session.family_id,
-        session.level_of_assurance,
-        session.first_token_hash,
-        session.created_at,
-        session.expires_at,
-        session.channel,
+        "  VALUES ($9, $2, $14, $10, $12) RETURNING id),"
+        " first_token AS (INSERT INTO refresh_tokens (token_hash, family_id, issued_at,"
+        "  expires_at) SELECT $11, id, $12, $13 FROM family)",
+        (
+            used_challenge,
+            *record.values(),
+            session.family_id,
+            session.level_of_assurance,
+            session.first_token_hash,
+            session.created_at,
+            session.expires_at,
+            session.channel,
+        ),
     )
 
 

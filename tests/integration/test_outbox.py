@@ -24,7 +24,7 @@ import pytest
 from shared.db import Pool
 from shared.envelope import Envelope
 from shared.events.platform import ServiceStarted
-from shared.outbox import OutboxRelay, enqueue
+from shared.outbox import Change, OutboxRelay, enqueue, enqueue_many
 from shared.topics import Topic
 from tests.integration.kafka_helpers import header, read_all
 
@@ -146,6 +146,39 @@ async def test_enqueue_outside_a_transaction_is_refused(scratch_schema: tuple[st
     async with pool.acquire() as connection:
         with pytest.raises(RuntimeError, match="inside the transaction"):
             await enqueue(connection, event("x", 1))
+
+
+async def test_a_change_written_along_its_event_commits_and_rolls_back_with_it(
+    scratch_schema: tuple[str, Pool],
+) -> None:
+    _, pool = scratch_schema
+    await pool.execute("CREATE TABLE notes (id uuid PRIMARY KEY, said text NOT NULL)")
+    kept, dropped = event("along", 1), event("along", 2)
+
+    def noting(envelope: Envelope[ServiceStarted]) -> Change:
+        return Change(
+            "noted AS (INSERT INTO notes (id, said) VALUES ($1, $2))", (envelope.id, "hello")
+        )
+
+    async with pool.acquire() as connection, connection.transaction():
+        await enqueue(connection, kept, along=noting(kept))
+    async with pool.acquire() as connection:
+        transaction = connection.transaction()
+        await transaction.start()
+        await enqueue(connection, dropped, along=noting(dropped))
+        await transaction.rollback()
+
+    notes = {row["id"] for row in await pool.fetch("SELECT id FROM notes")}
+    events = {row["event_id"] for row in await pool.fetch("SELECT event_id FROM outbox")}
+    assert notes == {kept.id}
+    assert events == {kept.id}
+
+
+async def test_a_change_along_no_events_is_refused(scratch_schema: tuple[str, Pool]) -> None:
+    _, pool = scratch_schema
+    async with pool.acquire() as connection, connection.transaction():
+        with pytest.raises(ValueError, match="at least one event"):
+            await enqueue_many(connection, [], along=Change("x AS (SELECT 1)"))
 
 
 async def test_relay_killed_after_kafka_commit_does_not_publish_again_on_restart(

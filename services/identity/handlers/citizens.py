@@ -183,14 +183,6 @@ async def request_code(
                 challenge_id = uuid.uuid4()
                 code = new_code()
                 expires_at = now + timedelta(seconds=settings.code_seconds)
-                await storage.open_challenge(
-                    connection,
-                    challenge_id=challenge_id,
-                    citizen_id=citizen,
-                    code_hash=hash_code(code, str(challenge_id), settings.pseudonym_key_bytes),
-                    now=now,
-                    expires_at=expires_at,
-                )
                 message = SmsRequested(
                     message_id=uuid.uuid4(),
                     mobile=record.mobile,
@@ -201,6 +193,13 @@ async def request_code(
                 await enqueue(
                     connection,
                     Envelope.wrap(message, source=SOURCE, subject=str(message.message_id)),
+                    along=storage.opening_challenge(
+                        challenge_id=challenge_id,
+                        citizen_id=citizen,
+                        code_hash=hash_code(code, str(challenge_id), settings.pseudonym_key_bytes),
+                        now=now,
+                        expires_at=expires_at,
+                    ),
                 )
                 sent = CodeSent(expires_at=expires_at, sent_to=mask_mobile(record.mobile))
     if refusal is not None:
@@ -338,12 +337,6 @@ async def sign_in(
                     level_of_assurance=LEVEL_OF_ASSURANCE,
                     now=now,
                 )
-                await storage.record_successful_sign_in(
-                    connection,
-                    used_challenge=challenge.id,
-                    session=session,
-                    record=history("succeeded", None),
-                )
                 authenticated = CitizenAuthenticated(
                     citizen=citizen,
                     channel=channel,
@@ -352,7 +345,13 @@ async def sign_in(
                     birth_year=record.birth_date.year,
                 )
                 await enqueue(
-                    connection, Envelope.wrap(authenticated, source=SOURCE, subject=citizen)
+                    connection,
+                    Envelope.wrap(authenticated, source=SOURCE, subject=citizen),
+                    along=storage.successful_sign_in(
+                        used_challenge=challenge.id,
+                        session=session,
+                        record=history("succeeded", None),
+                    ),
                 )
             else:
                 assert reason is not None
