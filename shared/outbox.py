@@ -65,23 +65,31 @@ class Change:
     `ctes` is one or more data-modifying common table expressions, comma-separated
     (`used AS (UPDATE ...), added AS (INSERT ...)`), whose parameters are `$1`...`$n` for
     the `n` values in `args`. Postgres runs every one of them even though nothing reads
-    their results, so the change and its events cost one round trip, not two.
+    their results, so the change and its events cost one round trip, not two, and the
+    statement is atomic by itself: it needs no transaction around it.
+
+    `guard` names one of the CTEs: if it yields no row, the events are not written either
+    (the change's own CTEs must then write nothing, by reading from the guard too). This
+    is how a write judged on a plain read checks, in the same statement, that what it was
+    judged on has not changed meanwhile.
     """
 
     ctes: str
     args: tuple[Any, ...] = ()
+    guard: str | None = None
 
 
 async def enqueue(
     connection: Connection, envelope: Envelope[Any], *, along: Change | None = None
-) -> None:
-    """Add an event to the outbox of the connection's schema, in the caller's transaction.
+) -> bool:
+    """Add an event to the outbox of the connection's schema, in the caller's transaction,
+    or in the statement that writes the `Change` given `along`.
 
     The current trace context is stored with the event, so the consumer's span joins the
-    trace of the request that caused it. A `Change` given `along` is written by the same
-    statement.
+    trace of the request that caused it. False if the change's guard held nothing back
+    and nothing was written.
     """
-    await enqueue_many(connection, [envelope], along=along)
+    return await enqueue_many(connection, [envelope], along=along)
 
 
 async def enqueue_many(
@@ -90,19 +98,22 @@ async def enqueue_many(
     parents: Sequence[otel_context.Context | None] | None = None,
     *,
     along: Change | None = None,
-) -> None:
+) -> bool:
     """`enqueue` for several events, kept in this order: one statement, one relay wake-up.
 
     For handlers that apply a batch of events in one transaction; same contract. Each
     event's trace continues from its entry in `parents` (e.g. the context of the record
     that caused it), else from the current context.
     """
-    if not connection.is_in_transaction():
-        raise RuntimeError("enqueue must run inside the transaction that changes the state")
+    if along is None and not connection.is_in_transaction():
+        raise RuntimeError(
+            "enqueue must run inside the transaction that changes the state,"
+            " or write the change along"
+        )
     if not envelopes:
         if along is not None:
             raise ValueError("a change written along events needs at least one event")
-        return
+        return True
     columns: tuple[list[Any], ...] = ([], [], [], [], [])
     for index, envelope in enumerate(envelopes):
         parent = parents[index] if parents is not None else None
@@ -116,6 +127,7 @@ async def enqueue_many(
         for column, value in zip(columns, row, strict=True):
             column.append(value)
     change = along or Change("")
+    guarded = f" WHERE EXISTS (SELECT 1 FROM {change.guard})" if change.guard else ""
     first = len(change.args) + 1
     events = ", ".join(
         f"${first + offset}::{kind}[]"
@@ -123,16 +135,17 @@ async def enqueue_many(
     )
     # The notification is delivered on commit only; it wakes the relay at once instead of
     # at its next poll.
-    await connection.execute(
+    status = await connection.execute(
         f"WITH {change.ctes + ', ' if change.ctes else ''}"
         "added AS (INSERT INTO outbox (event_id, topic, key, value, headers)"
         f" SELECT e, t, k, v, h::jsonb FROM unnest({events}) WITH ORDINALITY"
-        " AS rows(e, t, k, v, h, n) ORDER BY n RETURNING 1)"
+        f" AS rows(e, t, k, v, h, n){guarded} ORDER BY n RETURNING 1)"
         " SELECT pg_notify('outbox_' || current_schema(), '') FROM (SELECT 1) once"
         " WHERE EXISTS (SELECT 1 FROM added)",
         *change.args,
         *columns,
     )
+    return bool(status == "SELECT 1")
 
 
 def _outbox_headers(

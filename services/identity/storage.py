@@ -71,6 +71,7 @@ class AttemptState:
     """What judging a citizen's code request or sign-in needs, read in one round trip."""
 
     record: CitizenRecord
+    version: int
     citizen_counter: Counter | None
     address_counter: Counter | None
     newest_challenge: Challenge | None
@@ -84,21 +85,25 @@ def _counter(row: Any, prefix: str) -> Counter | None:
     )
 
 
-async def lock_attempt_state(
-    connection: Connection, citizen_id: str, client_address: str
+async def attempt_state(
+    connection: Connection, citizen_id: str, client_address: str, *, lock: bool
 ) -> AttemptState | None:
     """The citizen, their counter, the address's counter and their newest code; None if the
     citizen is not registered.
 
-    The citizen's row is locked (FOR NO KEY UPDATE): every code request and sign-in of one
-    citizen takes this lock first, so their attempts are judged one after the other and
-    the citizen's counter and codes change only under it. The SQL function (migration
-    0003) reads the rest after the lock is held, in the same round trip. The address's
-    counter is only read here; it is locked when a failure is counted against it
-    (`lock_counter`).
+    With `lock`, the citizen's row is locked to the end of the caller's transaction (and
+    their `version` moved on): attempts judged under the lock are judged one after the
+    other, and the citizen's counter and codes change only under it or by a write whose
+    version guard holds (`opening_challenge`, `successful_sign_in`). Without, a plain
+    read. The address's counter is only read here; it is locked when a failure is
+    counted against it (`lock_counter`). One round trip either way (migration 0003).
     """
     row = await connection.fetchrow(
-        "SELECT * FROM lock_attempt_state($1, $2)", citizen_id, client_address
+        "SELECT * FROM lock_attempt_state($1, $2)"
+        if lock
+        else "SELECT * FROM attempt_state($1, $2)",
+        citizen_id,
+        client_address,
     )
     if row is None:
         return None
@@ -114,6 +119,7 @@ async def lock_attempt_state(
         )
     return AttemptState(
         record=CitizenRecord(row["citizen"], row["mobile"], row["birth_date"], row["province"]),
+        version=row["attempt_version"],
         citizen_counter=_counter(row, "citizen"),
         address_counter=_counter(row, "address"),
         newest_challenge=challenge,
@@ -171,24 +177,37 @@ async def save_counter(
 # One-time codes ---------------------------------------------------------------------
 
 
+def _moved_on(citizen: str, version: str) -> str:
+    """The guard of a write judged on `version`: it moves the citizen's version on, and
+    finds no row (so nothing is written) if another attempt moved it first."""
+    return (
+        "attempt AS (UPDATE citizens SET attempt_version = attempt_version + 1"
+        f" WHERE citizen = {citizen} AND attempt_version = {version} RETURNING 1)"
+    )
+
+
 def opening_challenge(
+    state: AttemptState,
     *,
     challenge_id: uuid.UUID,
-    citizen_id: str,
     code_hash: bytes,
     now: datetime,
     expires_at: datetime,
 ) -> Change:
     """A new code for the citizen; any code still open for them is closed (superseded).
 
-    Written with the event that sends the code (`shared.outbox.enqueue(..., along=...)`).
+    Written with the event that sends the code (`shared.outbox.enqueue(..., along=...)`),
+    only if the citizen's attempts are still at `state.version`.
     """
     return Change(
-        "superseded AS (UPDATE code_challenges SET closed_at = $4,"
-        " closed_because = 'superseded' WHERE citizen = $2 AND closed_at IS NULL),"
+        _moved_on("$2", "$6") + ","
+        " superseded AS (UPDATE code_challenges SET closed_at = $4,"
+        " closed_because = 'superseded' WHERE citizen = $2 AND closed_at IS NULL"
+        " AND EXISTS (SELECT 1 FROM attempt)),"
         " opened AS (INSERT INTO code_challenges (id, citizen, code_hash, created_at,"
-        " expires_at) VALUES ($1, $2, $3, $4, $5))",
-        (challenge_id, citizen_id, code_hash, now, expires_at),
+        " expires_at) SELECT $1, $2, $3, $4, $5 FROM attempt)",
+        (challenge_id, state.record.citizen, code_hash, now, expires_at, state.version),
+        guard="attempt",
     )
 
 
@@ -247,19 +266,21 @@ async def record_sign_in(connection: Connection, record: SignInRecord) -> None:
 
 
 def successful_sign_in(
-    *, used_challenge: uuid.UUID, session: NewSession, record: SignInRecord
+    state: AttemptState, *, used_challenge: uuid.UUID, session: NewSession, record: SignInRecord
 ) -> Change:
     """Close the code that was used, open the session with its first refresh token and add
     the history line: the whole write of a sign-in, written with its event
-    (`shared.outbox.enqueue(..., along=...)`)."""
+    (`shared.outbox.enqueue(..., along=...)`), only if the citizen's attempts are still at
+    `state.version`."""
     return Change(
-        "used AS (UPDATE code_challenges SET closed_at = $12, closed_because = 'used'"
-        "  WHERE id = $1),"
+        _moved_on("$2", "$15") + ","
+        " used AS (UPDATE code_challenges SET closed_at = $12, closed_because = 'used'"
+        "  WHERE id = $1 AND EXISTS (SELECT 1 FROM attempt)),"
         f" history AS (INSERT INTO sign_ins ({_SIGN_IN_COLUMNS})"
-        "  VALUES ($2, $3, $4, $5, $6, $7, $8)),"
+        "  SELECT $2, $3, $4, $5, $6, $7, $8 FROM attempt),"
         " family AS (INSERT INTO refresh_families"
         "  (id, citizen, channel, level_of_assurance, created_at)"
-        "  VALUES ($9, $2, $14, $10, $12) RETURNING id),"
+        "  SELECT $9, $2, $14, $10, $12 FROM attempt RETURNING id),"
         " first_token AS (INSERT INTO refresh_tokens (token_hash, family_id, issued_at,"
         "  expires_at) SELECT $11, id, $12, $13 FROM family)",
         (
@@ -271,7 +292,9 @@ def successful_sign_in(
             session.created_at,
             session.expires_at,
             session.channel,
+            state.version,
         ),
+        guard="attempt",
     )
 
 

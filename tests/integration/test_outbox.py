@@ -174,6 +174,36 @@ async def test_a_change_written_along_its_event_commits_and_rolls_back_with_it(
     assert events == {kept.id}
 
 
+async def test_a_guarded_change_writes_itself_and_its_events_only_if_its_guard_finds_a_row(
+    scratch_schema: tuple[str, Pool],
+) -> None:
+    _, pool = scratch_schema
+    await pool.execute("CREATE TABLE versions (name text PRIMARY KEY, version int NOT NULL)")
+    await pool.execute("INSERT INTO versions VALUES ('thing', 1)")
+    await pool.execute("CREATE TABLE notes (id uuid PRIMARY KEY)")
+
+    def noting(envelope: Envelope[ServiceStarted], judged_on: int) -> Change:
+        return Change(
+            "moved AS (UPDATE versions SET version = version + 1"
+            " WHERE name = 'thing' AND version = $2 RETURNING 1),"
+            " noted AS (INSERT INTO notes (id) SELECT $1 FROM moved)",
+            (envelope.id, judged_on),
+            guard="moved",
+        )
+
+    first, stale = event("guard", 1), event("guard", 2)
+    async with pool.acquire() as connection:
+        # No transaction around them: each statement is atomic by itself.
+        assert await enqueue(connection, first, along=noting(first, 1))
+        assert not await enqueue(connection, stale, along=noting(stale, 1))
+
+    assert {row["id"] for row in await pool.fetch("SELECT id FROM notes")} == {first.id}
+    assert {row["event_id"] for row in await pool.fetch("SELECT event_id FROM outbox")} == {
+        first.id
+    }
+    assert await pool.fetchval("SELECT version FROM versions") == 2
+
+
 async def test_a_change_along_no_events_is_refused(scratch_schema: tuple[str, Pool]) -> None:
     _, pool = scratch_schema
     async with pool.acquire() as connection, connection.transaction():

@@ -121,15 +121,16 @@ def _locked_problem(until: datetime, now: datetime) -> ProblemError:
 
 
 async def _judged(
-    connection: Connection, citizen: str, client_address: str, now: datetime
+    connection: Connection, citizen: str, client_address: str, now: datetime, *, lock: bool
 ) -> tuple[storage.AttemptState | None, dict[tuple[LockScope, str], Counter]]:
-    """The citizen's state, locked for the whole attempt (None if not registered), and the
-    counters the attempt is judged by: the citizen's, if registered, and the address's.
+    """The citizen's state (None if not registered), locked for the rest of the transaction
+    if `lock`, and the counters the attempt is judged by: the citizen's, if registered,
+    and the address's.
 
     Many citizens share an address (an office, a pishkhan, a carrier's NAT): its counter
     is locked only when a failure is counted against it, so successes never queue on it.
     """
-    state = await storage.lock_attempt_state(connection, citizen, client_address)
+    state = await storage.attempt_state(connection, citizen, client_address, lock=lock)
     fresh = Counter(0, now, None)
     if state is None:
         address = await storage.peek_counter(connection, "client_address", client_address)
@@ -145,63 +146,103 @@ def _latest_lock(counters: dict[tuple[LockScope, str], Counter], now: datetime) 
     return max(locks, default=None)
 
 
+def _code_refusal(
+    identity: Identity,
+    state: storage.AttemptState,
+    counters: dict[tuple[LockScope, str], Counter],
+    now: datetime,
+) -> ProblemError | None:
+    """Why no code may be sent to this registered citizen now; None if one may."""
+    locked_until = _latest_lock(counters, now)
+    if locked_until is not None:
+        return _locked_problem(locked_until, now)
+    last = state.newest_challenge.created_at if state.newest_challenge else None
+    wait = timedelta(seconds=identity.settings.code_resend_seconds)
+    if last is not None and last + wait > now:
+        retry = retry_description(last + wait, now)
+        return ProblemError(
+            429,
+            "code_recently_sent",
+            retry_sentence(last + wait, now),
+            errors=[retry],
+            headers={"retry-after": str(retry["retry_after_seconds"])},
+        )
+    return None
+
+
+async def _send_code(
+    identity: Identity, connection: Connection, state: storage.AttemptState, now: datetime
+) -> CodeSent | None:
+    """Open a new code and send it; None if another attempt changed the citizen's state
+    since `state` was read (then nothing was written)."""
+    settings = identity.settings
+    challenge_id = uuid.uuid4()
+    code = new_code()
+    expires_at = now + timedelta(seconds=settings.code_seconds)
+    message = SmsRequested(
+        message_id=uuid.uuid4(),
+        mobile=state.record.mobile,
+        text=sms_text(code, max(1, settings.code_seconds // 60)),
+        purpose="one_time_code",
+        expires_at=expires_at,
+    )
+    written = await enqueue(
+        connection,
+        Envelope.wrap(message, source=SOURCE, subject=str(message.message_id)),
+        along=storage.opening_challenge(
+            state,
+            challenge_id=challenge_id,
+            code_hash=hash_code(code, str(challenge_id), settings.pseudonym_key_bytes),
+            now=now,
+            expires_at=expires_at,
+        ),
+    )
+    return CodeSent(expires_at, mask_mobile(state.record.mobile)) if written else None
+
+
 async def request_code(
     identity: Identity, national_id_text: str, client_address: str, now: datetime
 ) -> CodeSent:
-    """Send a sign-in code to the citizen's mobile (as `SmsRequested` on `identity.sms`)."""
+    """Send a sign-in code to the citizen's mobile (as `SmsRequested` on `identity.sms`).
+
+    Most requests collide with no other attempt of the same citizen: they are judged on a
+    plain read and written by one statement that checks the citizen's state is still the
+    one judged. Any other (a refusal, or a collision) is judged again under the lock.
+    """
     national_id = normalise_national_id(national_id_text)
     citizen = pseudonym(national_id, identity.settings.pseudonym_key_bytes)
-    settings = identity.settings
     refusal: ProblemError | None = None
     sent: CodeSent | None = None
-    async with identity.pool.acquire() as connection, connection.transaction():
-        state, counters = await _judged(connection, citizen, client_address, now)
-        locked_until = _latest_lock(counters, now)
-        if locked_until is not None:
-            refusal = _locked_problem(locked_until, now)
-        elif state is None:
-            # Asking about unregistered IDs is how IDs get enumerated: it counts as a
-            # failure of the address.
-            await _count_failures(
-                identity, connection, counters, None, client_address, "web", "unknown_citizen", now
-            )
-            refusal = ProblemError(404, "not_registered", "no citizen has this national ID")
-        else:
-            record = state.record
-            last = state.newest_challenge.created_at if state.newest_challenge else None
-            wait = timedelta(seconds=settings.code_resend_seconds)
-            if last is not None and last + wait > now:
-                retry = retry_description(last + wait, now)
-                refusal = ProblemError(
-                    429,
-                    "code_recently_sent",
-                    retry_sentence(last + wait, now),
-                    errors=[retry],
-                    headers={"retry-after": str(retry["retry_after_seconds"])},
-                )
+    async with identity.pool.acquire() as connection:
+        state, counters = await _judged(connection, citizen, client_address, now, lock=False)
+        if state is not None and _code_refusal(identity, state, counters, now) is None:
+            sent = await _send_code(identity, connection, state, now)
+            if sent is not None:
+                return sent
+        async with connection.transaction():
+            state, counters = await _judged(connection, citizen, client_address, now, lock=True)
+            locked_until = _latest_lock(counters, now)
+            if state is not None:
+                refusal = _code_refusal(identity, state, counters, now)
+                if refusal is None:
+                    sent = await _send_code(identity, connection, state, now)
+                    assert sent is not None, "the citizen's lock keeps their state as read"
+            elif locked_until is not None:
+                refusal = _locked_problem(locked_until, now)
             else:
-                challenge_id = uuid.uuid4()
-                code = new_code()
-                expires_at = now + timedelta(seconds=settings.code_seconds)
-                message = SmsRequested(
-                    message_id=uuid.uuid4(),
-                    mobile=record.mobile,
-                    text=sms_text(code, max(1, settings.code_seconds // 60)),
-                    purpose="one_time_code",
-                    expires_at=expires_at,
-                )
-                await enqueue(
+                # Asking about unregistered IDs is how IDs get enumerated: it counts as a
+                # failure of the address.
+                await _count_failures(
+                    identity,
                     connection,
-                    Envelope.wrap(message, source=SOURCE, subject=str(message.message_id)),
-                    along=storage.opening_challenge(
-                        challenge_id=challenge_id,
-                        citizen_id=citizen,
-                        code_hash=hash_code(code, str(challenge_id), settings.pseudonym_key_bytes),
-                        now=now,
-                        expires_at=expires_at,
-                    ),
+                    counters,
+                    None,
+                    client_address,
+                    "web",
+                    "unknown_citizen",
+                    now,
                 )
-                sent = CodeSent(expires_at=expires_at, sent_to=mask_mobile(record.mobile))
+                refusal = ProblemError(404, "not_registered", "no citizen has this national ID")
     if refusal is not None:
         raise refusal
     assert sent is not None
@@ -263,6 +304,86 @@ def _typed_code(text: str) -> str:
     return code
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """One sign-in attempt, as the request gives it."""
+
+    citizen: str
+    code: str
+    channel: AuthenticationChannel
+    client_address: str
+    user_agent: str | None
+    now: datetime
+
+    def history(self, outcome: str, reason: str | None) -> storage.SignInRecord:
+        return storage.SignInRecord(
+            self.citizen,
+            self.now,
+            self.client_address,
+            self.channel,
+            self.user_agent,
+            outcome,
+            reason,
+        )
+
+
+def _plainly_right(
+    identity: Identity,
+    attempt: _Attempt,
+    state: storage.AttemptState,
+    counters: dict[tuple[LockScope, str], Counter],
+) -> bool:
+    """Nothing stands in the way and nothing but the sign-in is to be written: no lock, the
+    newest code open, unexpired and matching, no failures on the citizen's counter."""
+    challenge = state.newest_challenge
+    return (
+        _latest_lock(counters, attempt.now) is None
+        and challenge is not None
+        and challenge.open
+        and challenge.expires_at > attempt.now
+        and not counters[("citizen", attempt.citizen)].failures
+        and code_matches(
+            attempt.code,
+            str(challenge.id),
+            identity.settings.pseudonym_key_bytes,
+            challenge.code_hash,
+        )
+    )
+
+
+async def _signed_in(
+    identity: Identity, connection: Connection, attempt: _Attempt, state: storage.AttemptState
+) -> TokenResponse | None:
+    """Open the session with its tokens, close the code and record it all; None if another
+    attempt changed the citizen's state since `state` was read (then nothing was written)."""
+    assert state.newest_challenge is not None
+    session, tokens = new_session(
+        identity,
+        citizen=attempt.citizen,
+        channel=attempt.channel,
+        level_of_assurance=LEVEL_OF_ASSURANCE,
+        now=attempt.now,
+    )
+    authenticated = CitizenAuthenticated(
+        citizen=attempt.citizen,
+        channel=attempt.channel,
+        level_of_assurance=LEVEL_OF_ASSURANCE,
+        province=state.record.province,
+        birth_year=state.record.birth_date.year,
+    )
+    written = await enqueue(
+        connection,
+        Envelope.wrap(authenticated, source=SOURCE, subject=attempt.citizen),
+        along=storage.successful_sign_in(
+            state,
+            used_challenge=state.newest_challenge.id,
+            session=session,
+            record=attempt.history("succeeded", None),
+        ),
+    )
+    return tokens if written else None
+
+
 async def sign_in(
     identity: Identity,
     *,
@@ -275,104 +396,103 @@ async def sign_in(
 ) -> TokenResponse:
     """Sign a citizen in with their one-time code: tokens, or a refusal with the reason.
 
-    Counters are locked for the whole judgement, so concurrent attempts are judged one
+    A right code that nothing stands in the way of is judged on a plain read and written
+    by one statement that checks the citizen's state is still the one judged. Every other
+    attempt is judged under the citizen's lock, so concurrent attempts are judged one
     after the other and no more than the allowed number is ever counted as a guess.
     """
     national_id = normalise_national_id(national_id_text)
-    code = _typed_code(code_text)
-    settings = identity.settings
-    citizen = pseudonym(national_id, settings.pseudonym_key_bytes)
+    attempt = _Attempt(
+        citizen=pseudonym(national_id, identity.settings.pseudonym_key_bytes),
+        code=_typed_code(code_text),
+        channel=channel,
+        client_address=client_address,
+        user_agent=user_agent,
+        now=now,
+    )
+    citizen = attempt.citizen
     refusal: ProblemError | None = None
     tokens: TokenResponse | None = None
     await identity.keys.ready(now)
-    async with identity.pool.acquire() as connection, connection.transaction():
-        state, counters = await _judged(connection, citizen, client_address, now)
-        record = state.record if state is not None else None
-        known = citizen if record is not None else None
-
-        def history(outcome: str, reason: str | None) -> storage.SignInRecord:
-            return storage.SignInRecord(
-                citizen, now, client_address, channel, user_agent, outcome, reason
-            )
-
-        locked_until = _latest_lock(counters, now)
-        if locked_until is not None:
-            failed = AuthenticationFailed(citizen=known, channel=channel, reason="locked_out")
-            await enqueue(
-                connection, Envelope.wrap(failed, source=SOURCE, subject=known or client_address)
-            )
-            if record is not None:
-                await storage.record_sign_in(connection, history("locked_out", "locked_out"))
-            refusal = _locked_problem(locked_until, now)
-        else:
-            reason: FailureReason | None
-            challenge = state.newest_challenge if state is not None else None
-            if state is None:
-                reason = "unknown_citizen"
-            else:
-                if challenge is None or not challenge.open:
-                    reason = "expired_code"
-                elif challenge.expires_at <= now:
-                    await storage.close_challenge(connection, challenge.id, now, "expired")
-                    reason = "expired_code"
-                elif code_matches(
-                    code, str(challenge.id), settings.pseudonym_key_bytes, challenge.code_hash
-                ):
-                    reason = None  # the code is closed as used with the session's write
-                else:
-                    reason = "wrong_code"
-                    await storage.count_attempt(connection, challenge.id)
-                    if challenge.attempts + 1 >= settings.code_attempts:
-                        await storage.close_challenge(connection, challenge.id, now, "guessed")
-            if reason is None and record is not None and challenge is not None:
-                citizen_counter = counters[("citizen", citizen)]
-                if citizen_counter.failures:
-                    # A success starts the citizen's window afresh.
-                    cleared = Counter(0, now, citizen_counter.locked_until)
-                    await storage.save_counter(connection, "citizen", citizen, cleared)
-                session, tokens = new_session(
-                    identity,
-                    citizen=citizen,
-                    channel=channel,
-                    level_of_assurance=LEVEL_OF_ASSURANCE,
-                    now=now,
-                )
-                authenticated = CitizenAuthenticated(
-                    citizen=citizen,
-                    channel=channel,
-                    level_of_assurance=LEVEL_OF_ASSURANCE,
-                    province=record.province,
-                    birth_year=record.birth_date.year,
-                )
-                await enqueue(
-                    connection,
-                    Envelope.wrap(authenticated, source=SOURCE, subject=citizen),
-                    along=storage.successful_sign_in(
-                        used_challenge=challenge.id,
-                        session=session,
-                        record=history("succeeded", None),
-                    ),
-                )
-            else:
-                assert reason is not None
-                lock = await _count_failures(
-                    identity, connection, counters, known, client_address, channel, reason, now
-                )
-                if record is not None:
-                    outcome = "failed" if lock is None else "locked_out"
-                    await storage.record_sign_in(connection, history(outcome, reason))
-                if lock is not None:
-                    refusal = _locked_problem(lock, now)
-                elif reason == "unknown_citizen":
-                    refusal = ProblemError(404, "not_registered", "no citizen has this national ID")
-                elif reason == "expired_code":
-                    refusal = ProblemError(401, "expired_code", "ask for a new code")
-                else:
-                    refusal = ProblemError(401, "wrong_code", "the code does not match")
+    async with identity.pool.acquire() as connection:
+        state, counters = await _judged(connection, citizen, client_address, now, lock=False)
+        if state is not None and _plainly_right(identity, attempt, state, counters):
+            tokens = await _signed_in(identity, connection, attempt, state)
+            if tokens is not None:
+                return tokens
+        async with connection.transaction():
+            state, counters = await _judged(connection, citizen, client_address, now, lock=True)
+            refusal, tokens = await _judged_sign_in(identity, connection, attempt, state, counters)
     if refusal is not None:
         raise refusal
     assert tokens is not None
     return tokens
+
+
+async def _judged_sign_in(
+    identity: Identity,
+    connection: Connection,
+    attempt: _Attempt,
+    state: storage.AttemptState | None,
+    counters: dict[tuple[LockScope, str], Counter],
+) -> tuple[ProblemError | None, TokenResponse | None]:
+    """A sign-in judged under the citizen's lock: the refusal, or the tokens. A failure is
+    written (counters, history, events) before the caller raises the refusal."""
+    settings = identity.settings
+    citizen, channel, now = attempt.citizen, attempt.channel, attempt.now
+    record = state.record if state is not None else None
+    known = citizen if record is not None else None
+    locked_until = _latest_lock(counters, now)
+    if locked_until is not None:
+        failed = AuthenticationFailed(citizen=known, channel=channel, reason="locked_out")
+        await enqueue(
+            connection,
+            Envelope.wrap(failed, source=SOURCE, subject=known or attempt.client_address),
+        )
+        if record is not None:
+            await storage.record_sign_in(connection, attempt.history("locked_out", "locked_out"))
+        return _locked_problem(locked_until, now), None
+    reason: FailureReason | None
+    challenge = state.newest_challenge if state is not None else None
+    if state is None:
+        reason = "unknown_citizen"
+    elif challenge is None or not challenge.open:
+        reason = "expired_code"
+    elif challenge.expires_at <= now:
+        await storage.close_challenge(connection, challenge.id, now, "expired")
+        reason = "expired_code"
+    elif code_matches(
+        attempt.code, str(challenge.id), settings.pseudonym_key_bytes, challenge.code_hash
+    ):
+        reason = None  # the code is closed as used with the session's write
+    else:
+        reason = "wrong_code"
+        await storage.count_attempt(connection, challenge.id)
+        if challenge.attempts + 1 >= settings.code_attempts:
+            await storage.close_challenge(connection, challenge.id, now, "guessed")
+    if reason is None and state is not None:
+        citizen_counter = counters[("citizen", citizen)]
+        if citizen_counter.failures:
+            # A success starts the citizen's window afresh.
+            cleared = Counter(0, now, citizen_counter.locked_until)
+            await storage.save_counter(connection, "citizen", citizen, cleared)
+        tokens = await _signed_in(identity, connection, attempt, state)
+        assert tokens is not None, "the citizen's lock keeps their state as read"
+        return None, tokens
+    assert reason is not None
+    lock = await _count_failures(
+        identity, connection, counters, known, attempt.client_address, channel, reason, now
+    )
+    if record is not None:
+        outcome = "failed" if lock is None else "locked_out"
+        await storage.record_sign_in(connection, attempt.history(outcome, reason))
+    if lock is not None:
+        return _locked_problem(lock, now), None
+    if reason == "unknown_citizen":
+        return ProblemError(404, "not_registered", "no citizen has this national ID"), None
+    if reason == "expired_code":
+        return ProblemError(401, "expired_code", "ask for a new code"), None
+    return ProblemError(401, "wrong_code", "the code does not match"), None
 
 
 async def sign_in_history(identity: Identity, citizen: str, limit: int) -> list[dict[str, Any]]:

@@ -95,8 +95,8 @@ async def register(http: httpx.AsyncClient, national_id: str, mobile: str) -> ht
     )
 
 
-async def code_sent_to(bootstrap: str, mobile_e164: str, after: int = 0) -> str:
-    """The newest code the SMS topic carries for a mobile (beyond `after` earlier ones)."""
+async def codes_sent_to(bootstrap: str, mobile_e164: str, count: int) -> list[str]:
+    """Every code the SMS topic carries for a mobile, oldest first, once `count` arrived."""
 
     def codes(records: list[Any]) -> list[str]:
         found = []
@@ -109,11 +109,16 @@ async def code_sent_to(bootstrap: str, mobile_e164: str, after: int = 0) -> str:
         return [code for _, code in sorted(found)]
 
     records = await read_all(
-        bootstrap, Topic.IDENTITY_SMS, until=lambda rs: len(codes(rs)) > after, timeout=30
+        bootstrap, Topic.IDENTITY_SMS, until=lambda rs: len(codes(rs)) >= count, timeout=30
     )
     found = codes(records)
-    assert len(found) > after, "no code arrived on identity.sms"
-    return found[-1]
+    assert len(found) >= count, f"{len(found)} of {count} codes arrived on identity.sms"
+    return found
+
+
+async def code_sent_to(bootstrap: str, mobile_e164: str, after: int = 0) -> str:
+    """The newest code the SMS topic carries for a mobile (beyond `after` earlier ones)."""
+    return (await codes_sent_to(bootstrap, mobile_e164, after + 1))[-1]
 
 
 async def events_about(

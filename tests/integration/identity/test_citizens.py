@@ -7,11 +7,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+import asyncpg
 import httpx
 import jwt as pyjwt
 import pytest
 
 from services.identity.domain.citizens import normalise_mobile
+from services.identity.domain.codes import code_matches
 from services.identity.settings import IdentitySettings
 from shared.auth import IssuerKeys
 from shared.events.identity import (
@@ -24,6 +26,7 @@ from shared.topics import Topic
 from tests.integration.identity.conftest import (
     citizen_of,
     code_sent_to,
+    codes_sent_to,
     events_about,
     new_mobile,
     new_national_id,
@@ -210,6 +213,77 @@ async def test_concurrent_wrong_codes_count_exactly_up_to_the_limit_and_lock_onc
     reasons = Counter(e.reason for e in events if isinstance(e, AuthenticationFailed))
     assert reasons["locked_out"] == 16 - settings.citizen_max_failures + 1
     assert reasons["too_many_attempts"] == 1
+
+
+async def test_the_right_code_sent_many_times_at_once_signs_in_exactly_once(
+    client: httpx.AsyncClient, kafka_bootstrap: str, settings: IdentitySettings
+) -> None:
+    national_id, mobile = new_national_id(), new_mobile()
+    assert (await register(client, national_id, mobile)).status_code == 201
+    assert (
+        await client.post("/citizens/sign-in/code", json={"national_id": national_id})
+    ).status_code == 202
+    code = await code_sent_to(kafka_bootstrap, normalise_mobile(mobile))
+
+    # As many as can fail without locking the citizen out.
+    tries = settings.citizen_max_failures
+    responses = await asyncio.gather(
+        *(
+            client.post("/citizens/sign-in", json={"national_id": national_id, "code": code})
+            for _ in range(tries)
+        )
+    )
+    assert sorted(r.status_code for r in responses) == [200] + [401] * (tries - 1)
+    assert {r.json()["code"] for r in responses if r.status_code == 401} == {"expired_code"}
+
+    citizen = citizen_of(national_id, settings)
+    events, _ = await events_about(
+        kafka_bootstrap, Topic.IDENTITY_AUTHENTICATIONS, citizen, until=lambda rs: len(rs) >= tries
+    )
+    assert Counter(type(e).__name__ for e in events) == {
+        "CitizenAuthenticated": 1,
+        "AuthenticationFailed": tries - 1,
+    }
+
+
+async def test_codes_asked_for_at_once_leave_only_the_newest_open_and_it_signs_in(
+    client: httpx.AsyncClient, kafka_bootstrap: str, settings: IdentitySettings, database_url: str
+) -> None:
+    national_id, mobile = new_national_id(), new_mobile()
+    assert (await register(client, national_id, mobile)).status_code == 201
+    responses = await asyncio.gather(
+        *(
+            client.post("/citizens/sign-in/code", json={"national_id": national_id})
+            for _ in range(6)
+        )
+    )
+    # With no resend interval, a request still waits for any code sent at a later clock
+    # reading than its own: only those are refused.
+    sent = [r for r in responses if r.status_code == 202]
+    refused = [r for r in responses if r.status_code != 202]
+    assert sent
+    assert {(r.status_code, r.json()["code"]) for r in refused} <= {(429, "code_recently_sent")}
+    codes = await codes_sent_to(kafka_bootstrap, normalise_mobile(mobile), len(sent))
+
+    connection = await asyncpg.connect(database_url)
+    try:
+        challenges = await connection.fetch(
+            "SELECT id, code_hash, closed_at IS NULL AS open FROM identity.code_challenges"
+            " WHERE citizen = $1 ORDER BY created_at DESC",
+            citizen_of(national_id, settings),
+        )
+    finally:
+        await connection.close()
+    assert [c["open"] for c in challenges] == [True] + [False] * (len(sent) - 1)
+    newest = challenges[0]
+    key = settings.pseudonym_key_bytes
+    (open_code,) = [
+        c for c in codes if code_matches(c, str(newest["id"]), key, newest["code_hash"])
+    ]
+    response = await client.post(
+        "/citizens/sign-in", json={"national_id": national_id, "code": open_code}
+    )
+    assert response.status_code == 200, response.text
 
 
 async def test_a_client_address_is_locked_after_too_many_failures_across_citizens(
