@@ -8,6 +8,7 @@ running process, so that no service repeats the plumbing.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -229,8 +230,26 @@ async def _announce_start(pool: Pool, service: str) -> None:
         await enqueue(connection, Envelope.wrap(payload, source=service, subject=service))
 
 
+YOUNG_GENERATION_THRESHOLD = 10_000
+
+
+def settle_garbage_collector() -> None:
+    """Tune the cyclic garbage collector for a long-running server.
+
+    What exists once the app is built (modules, the app, its schemas) lives as long as the
+    process: frozen, the collector stops walking it on every full collection. A request
+    allocates thousands of short-lived objects, and the default threshold (700) ran a
+    young collection several times per request. Together: about 15% less CPU per request
+    (identity's benchmark, measured in alternating runs).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, 20, 20)
+
+
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Run the app in the foreground until SIGTERM or SIGINT."""
+    settle_garbage_collector()
     uvicorn.run(
         app,
         host=settings.http_host,
