@@ -86,8 +86,8 @@ async def enqueue(
     or in the statement that writes the `Change` given `along`.
 
     The current trace context is stored with the event, so the consumer's span joins the
-    trace of the request that caused it. False if the change's guard held nothing back
-    and nothing was written.
+    trace of the request that caused it. False if the change's guard found no row, so
+    nothing was written.
     """
     return await enqueue_many(connection, [envelope], along=along)
 

@@ -2,7 +2,9 @@
 
 The schema is created by `migrations/`; besides the service's tables it holds the outbox
 and the inbox every service keeps (`shared/migrations`). Every function takes the
-connection of the caller's transaction; those that lock rows say so.
+connection of the caller's transaction; those that lock rows say so. The writes of a
+successful attempt are `Change`s, written by `shared.outbox.enqueue` with their event in
+one statement, guarded by the citizen's attempt version.
 """
 
 from __future__ import annotations
