@@ -120,28 +120,45 @@ def _locked_problem(until: datetime, now: datetime) -> ProblemError:
     )
 
 
+Counters = dict[tuple[LockScope, str], Counter]
+
+
+def _counters(state: storage.AttemptState, client_address: str, now: datetime) -> Counters:
+    """The counters a registered citizen's attempt is judged by: theirs and the address's."""
+    fresh = Counter(0, now, None)
+    return {
+        ("citizen", state.record.citizen): state.citizen_counter or fresh,
+        ("client_address", client_address): state.address_counter or fresh,
+    }
+
+
+async def _read(
+    connection: Connection, citizen: str, client_address: str, now: datetime
+) -> tuple[storage.AttemptState, Counters] | None:
+    """A registered citizen's state and counters, by a plain read; None if not registered
+    (an unregistered ID is always judged under the lock, where its failure is counted)."""
+    state = await storage.attempt_state(connection, citizen, client_address, lock=False)
+    return None if state is None else (state, _counters(state, client_address, now))
+
+
 async def _judged(
-    connection: Connection, citizen: str, client_address: str, now: datetime, *, lock: bool
-) -> tuple[storage.AttemptState | None, dict[tuple[LockScope, str], Counter]]:
-    """The citizen's state (None if not registered), locked for the rest of the transaction
-    if `lock`, and the counters the attempt is judged by: the citizen's, if registered,
+    connection: Connection, citizen: str, client_address: str, now: datetime
+) -> tuple[storage.AttemptState | None, Counters]:
+    """The citizen's state (None if not registered), locked for the rest of the
+    transaction, and the counters the attempt is judged by: the citizen's, if registered,
     and the address's.
 
     Many citizens share an address (an office, a pishkhan, a carrier's NAT): its counter
     is locked only when a failure is counted against it, so successes never queue on it.
     """
-    state = await storage.attempt_state(connection, citizen, client_address, lock=lock)
-    fresh = Counter(0, now, None)
+    state = await storage.attempt_state(connection, citizen, client_address, lock=True)
     if state is None:
         address = await storage.peek_counter(connection, "client_address", client_address)
-        return None, {("client_address", client_address): address or fresh}
-    return state, {
-        ("citizen", citizen): state.citizen_counter or fresh,
-        ("client_address", client_address): state.address_counter or fresh,
-    }
+        return None, {("client_address", client_address): address or Counter(0, now, None)}
+    return state, _counters(state, client_address, now)
 
 
-def _latest_lock(counters: dict[tuple[LockScope, str], Counter], now: datetime) -> datetime | None:
+def _latest_lock(counters: Counters, now: datetime) -> datetime | None:
     locks = [c.locked_until for c in counters.values() if c.locked_at(now) and c.locked_until]
     return max(locks, default=None)
 
@@ -149,7 +166,7 @@ def _latest_lock(counters: dict[tuple[LockScope, str], Counter], now: datetime) 
 def _code_refusal(
     identity: Identity,
     state: storage.AttemptState,
-    counters: dict[tuple[LockScope, str], Counter],
+    counters: Counters,
     now: datetime,
 ) -> ProblemError | None:
     """Why no code may be sent to this registered citizen now; None if one may."""
@@ -214,13 +231,13 @@ async def request_code(
     refusal: ProblemError | None = None
     sent: CodeSent | None = None
     async with identity.pool.acquire() as connection:
-        state, counters = await _judged(connection, citizen, client_address, now, lock=False)
-        if state is not None and _code_refusal(identity, state, counters, now) is None:
-            sent = await _send_code(identity, connection, state, now)
+        read = await _read(connection, citizen, client_address, now)
+        if read is not None and _code_refusal(identity, *read, now) is None:
+            sent = await _send_code(identity, connection, read[0], now)
             if sent is not None:
                 return sent
         async with connection.transaction():
-            state, counters = await _judged(connection, citizen, client_address, now, lock=True)
+            state, counters = await _judged(connection, citizen, client_address, now)
             locked_until = _latest_lock(counters, now)
             if state is not None:
                 refusal = _code_refusal(identity, state, counters, now)
@@ -252,7 +269,7 @@ async def request_code(
 async def _count_failures(
     identity: Identity,
     connection: Connection,
-    counters: dict[tuple[LockScope, str], Counter],
+    counters: Counters,
     citizen: str | None,
     client_address: str,
     channel: AuthenticationChannel,
@@ -331,7 +348,7 @@ def _plainly_right(
     identity: Identity,
     attempt: _Attempt,
     state: storage.AttemptState,
-    counters: dict[tuple[LockScope, str], Counter],
+    counters: Counters,
 ) -> bool:
     """Nothing stands in the way and nothing but the sign-in is to be written: no lock, the
     newest code open, unexpired and matching, no failures on the citizen's counter."""
@@ -415,13 +432,13 @@ async def sign_in(
     tokens: TokenResponse | None = None
     await identity.keys.ready(now)
     async with identity.pool.acquire() as connection:
-        state, counters = await _judged(connection, citizen, client_address, now, lock=False)
-        if state is not None and _plainly_right(identity, attempt, state, counters):
-            tokens = await _signed_in(identity, connection, attempt, state)
+        read = await _read(connection, citizen, client_address, now)
+        if read is not None and _plainly_right(identity, attempt, *read):
+            tokens = await _signed_in(identity, connection, attempt, read[0])
             if tokens is not None:
                 return tokens
         async with connection.transaction():
-            state, counters = await _judged(connection, citizen, client_address, now, lock=True)
+            state, counters = await _judged(connection, citizen, client_address, now)
             refusal, tokens = await _judged_sign_in(identity, connection, attempt, state, counters)
     if refusal is not None:
         raise refusal
@@ -434,7 +451,7 @@ async def _judged_sign_in(
     connection: Connection,
     attempt: _Attempt,
     state: storage.AttemptState | None,
-    counters: dict[tuple[LockScope, str], Counter],
+    counters: Counters,
 ) -> tuple[ProblemError | None, TokenResponse | None]:
     """A sign-in judged under the citizen's lock: the refusal, or the tokens. A failure is
     written (counters, history, events) before the caller raises the refusal."""
