@@ -27,39 +27,23 @@ def free_port() -> int:
         return port
 
 
-class WorkerProcess:
-    """`python -m services.metrics.worker` with its own consumer group and tables."""
+class ModuleProcess:
+    """`python -m <module>` from the repository, its output in `log_file`."""
 
-    def __init__(self, bootstrap: str, log_dir: Path, *, app_id: str | None = None) -> None:
-        self.app_id = app_id or f"metrics-test-{uuid.uuid4().hex[:8]}"
-        self.bootstrap = bootstrap
-        self.log_file = log_dir / f"{self.app_id}.log"
-        self.port = free_port()
+    def __init__(self, module: str, log_file: Path) -> None:
+        self.module = module
+        self.log_file = log_file
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        env = {
-            **os.environ,
-            "PANJEREH_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-            "PANJEREH_METRICS_WORKER_ID": self.app_id,
-            "PANJEREH_METRICS_WORKER_DATA_DIR": str(self.log_file.parent / self.app_id),
-            "PANJEREH_METRICS_WORKER_PORT": str(self.port),
-            "PANJEREH_METRICS_FLUSH_INTERVAL": "0.5",
-        }
+    def run(self, env: dict[str, str]) -> None:
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.metrics.worker"],
+                [sys.executable, "-m", self.module],
                 cwd=REPO,
-                env=env,
+                env={**os.environ, **env},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no flush, no commit."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -72,6 +56,33 @@ class WorkerProcess:
 
     def log_text(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
+
+class WorkerProcess(ModuleProcess):
+    """`python -m services.metrics.worker` with its own consumer group and tables."""
+
+    def __init__(self, bootstrap: str, log_dir: Path, *, app_id: str | None = None) -> None:
+        self.app_id = app_id or f"metrics-test-{uuid.uuid4().hex[:8]}"
+        super().__init__("services.metrics.worker", log_dir / f"{self.app_id}.log")
+        self.bootstrap = bootstrap
+        self.port = free_port()
+
+    def start(self) -> None:
+        self.run(
+            {
+                "PANJEREH_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+                "PANJEREH_METRICS_WORKER_ID": self.app_id,
+                "PANJEREH_METRICS_WORKER_DATA_DIR": str(self.log_file.parent / self.app_id),
+                "PANJEREH_METRICS_WORKER_PORT": str(self.port),
+                "PANJEREH_METRICS_FLUSH_INTERVAL": "0.5",
+            }
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no flush, no commit."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
 
 
 async def latest_figures(bootstrap: str, topic: str) -> dict[str, dict[str, Any]]:
@@ -114,32 +125,24 @@ async def wait_for_values(
         await asyncio.sleep(1.0)
 
 
-class ServiceProcess:
+class ServiceProcess(ModuleProcess):
     """`python -m services.metrics` (the HTTP service) on a free port."""
 
     def __init__(self, bootstrap: str, database_url: str, log_dir: Path) -> None:
         self.port = free_port()
+        super().__init__("services.metrics", log_dir / f"metrics-service-{self.port}.log")
         self.url = f"http://127.0.0.1:{self.port}"
         self.bootstrap = bootstrap
         self.database_url = database_url
-        self.log_file = log_dir / f"metrics-service-{self.port}.log"
-        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {
-            **os.environ,
-            "PANJEREH_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-            "PANJEREH_DATABASE_URL": self.database_url,
-            "PANJEREH_METRICS_PORT": str(self.port),
-        }
-        with self.log_file.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.metrics"],
-                cwd=REPO,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.run(
+            {
+                "PANJEREH_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+                "PANJEREH_DATABASE_URL": self.database_url,
+                "PANJEREH_METRICS_PORT": str(self.port),
+            }
+        )
 
     async def wait_healthy(self, timeout: float = 60.0) -> None:
         import httpx
@@ -156,14 +159,5 @@ class ServiceProcess:
                 await asyncio.sleep(0.3)
         raise AssertionError(f"the metrics service did not become healthy:\n{self.log_text()}")
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
     def log_text(self) -> str:
-        return self.log_file.read_text(errors="replace")[-3000:] if self.log_file.exists() else ""
+        return super().log_text()[-3000:]
