@@ -52,3 +52,18 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -m pip install -q -e '.[dev]'
     touch "$stamp"
 fi
+
+# Debian 12's kcat links librdkafka 2.0, whose SCRAM exchange Kafka 4 refuses (fixed in
+# librdkafka 2.6.1). .venv/bin/kcat runs the same kcat on the newer librdkafka that the
+# confluent-kafka wheel ships.
+bundled=$(ls .venv/lib/python3*/site-packages/confluent_kafka.libs/librdkafka-*.so.1 2>/dev/null | head -n1)
+if [ -n "$bundled" ] && [ ! -x .venv/bin/kcat ]; then
+    mkdir -p .venv/lib/kcat
+    ln -sf "$(realpath "$bundled")" .venv/lib/kcat/librdkafka.so.1
+    cat > .venv/bin/kcat <<'WRAPPER'
+#!/bin/sh
+here=$(dirname "$(realpath "$0")")
+LD_LIBRARY_PATH="$here/../lib/kcat${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec /usr/bin/kcat "$@"
+WRAPPER
+    chmod +x .venv/bin/kcat
+fi

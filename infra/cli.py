@@ -8,8 +8,15 @@ Commands (home: $PANJEREH_HOME or .data/dev; ports: PANJEREH_*_PORT, see infra/R
     logs        follow every log (-n lines of history)
     reset       down, then delete the home with all data
     infra up    only Kafka + PostgreSQL + topics + migrations
-    init        only topics + migrations, against running Kafka/PostgreSQL given by
-                PANJEREH_KAFKA_BOOTSTRAP_SERVERS / PANJEREH_DATABASE_URL (compose `init`)
+    init        only topics, users, ACLs and migrations, against running Kafka/PostgreSQL
+                given by PANJEREH_KAFKA_* (as admin) / PANJEREH_DATABASE_URL (compose `init`)
+    acl plan    what differs between the broker's users and ACLs and the registers
+    acl apply   make the broker's users and ACLs equal to the registers (idempotent)
+    credentials NAME
+                print NAME's librdkafka properties file (`kcat -F FILE ...` reads it)
+    kafka-config DIR
+                the compose broker's TLS material and configuration, written into DIR
+                (admin password from PANJEREH_KAFKA_PASSWORD_ADMIN)
     topics      list the declared topics
     migrate     apply every service's migrations to PANJEREH_DATABASE_URL
     asyncapi    print the AsyncAPI document of the platform's topics
@@ -25,22 +32,65 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from infra.platform import LocalPlatform, PlatformError, Ports
 from infra.platform.paths import default_home
-from infra.platform.provision import InitReport, apply_all_migrations, init_platform
+from infra.platform.provision import InitReport, Passwords, apply_all_migrations, init_platform
+from shared.kafka_access import KafkaAccess
+from shared.principals import ADMIN
+from shared.settings import PlatformSettings
 
 
 def _platform() -> LocalPlatform:
     return LocalPlatform(home=default_home(), ports=Ports.from_env())
 
 
-def _targets() -> tuple[str, str]:
-    """Kafka and PostgreSQL to prepare: from the environment, else the local platform's."""
+class EnvironmentPasswords:
+    """Principals' SCRAM passwords from `PANJEREH_KAFKA_PASSWORD_<NAME>` (compose, Helm)."""
+
+    def get(self, name: str) -> str:
+        variable = "PANJEREH_KAFKA_PASSWORD_" + name.upper().replace("-", "_")
+        value = os.environ.get(variable, "")
+        if not value:
+            raise PlatformError(f"{variable} is not set: {name} needs a password")
+        return value
+
+
+def _given_kafka() -> bool:
+    return any(
+        os.environ.get(name)
+        for name in ("PANJEREH_KAFKA_CREDENTIALS_FILE", "PANJEREH_KAFKA_USERNAME")
+    )
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The Kafka (as admin) and PostgreSQL that `init` and its parts prepare."""
+
+    admin: KafkaAccess
+    passwords: Passwords
+    database_url: str
+    development: bool
+
+
+def _targets() -> Targets:
+    """From the environment (compose), else the local platform's."""
     local = _platform()
-    return (
-        os.environ.get("PANJEREH_KAFKA_BOOTSTRAP_SERVERS", local.kafka_bootstrap),
-        os.environ.get("PANJEREH_DATABASE_URL", local.database_url),
+    settings = PlatformSettings()
+    passwords: Passwords
+    if _given_kafka():
+        admin, passwords = settings.kafka, EnvironmentPasswords()
+    else:
+        admin, passwords = local.kafka_admin, local.kafka.passwords
+    if admin.username != ADMIN:
+        raise PlatformError(f"provisioning needs the {ADMIN} principal, not {admin.username}")
+    return Targets(
+        admin=admin,
+        passwords=passwords,
+        database_url=os.environ.get("PANJEREH_DATABASE_URL", local.database_url),
+        development=settings.environment != "production",
     )
 
 
@@ -96,13 +146,65 @@ def cmd_infra_up(_: argparse.Namespace) -> int:
 
 
 def cmd_init(_: argparse.Namespace) -> int:
-    bootstrap, database_url = _targets()
-    _print_report(asyncio.run(init_platform(bootstrap, database_url)))
+    targets = _targets()
+    report = asyncio.run(
+        init_platform(
+            targets.admin,
+            targets.database_url,
+            targets.passwords,
+            development=targets.development,
+        )
+    )
+    if not _given_kafka():
+        _platform().write_credentials()
+    _print_report(report)
+    return 0
+
+
+def cmd_acl(args: argparse.Namespace) -> int:
+    from infra.platform.access import BrokerAccess
+
+    targets = _targets()
+    access = BrokerAccess(targets.admin, targets.passwords)
+    if args.acl_command == "plan":
+        plan = access.plan(development=targets.development)
+    else:
+        plan = access.apply(development=targets.development)
+    for line in plan.lines():
+        print(line)
+    return 0
+
+
+def cmd_credentials(args: argparse.Namespace) -> int:
+    from shared.principals import Principal
+
+    names = {principal.value for principal in Principal} | {ADMIN}
+    if args.name not in names:
+        print(
+            f"panjereh: no principal {args.name!r}; known: {', '.join(sorted(names))}",
+            file=sys.stderr,
+        )
+        return 2
+    sys.stdout.write(_platform().kafka_access(args.name).properties())
+    return 0
+
+
+def cmd_kafka_config(args: argparse.Namespace) -> int:
+    from infra.platform.kafka import write_container_config
+
+    admin_password = EnvironmentPasswords().get(ADMIN)
+    for path in write_container_config(
+        Path(args.directory),
+        hostname=args.hostname,
+        admin_password=admin_password,
+        owner=args.owner,
+    ):
+        print(f"written: {path}")
     return 0
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:
-    database_url = _targets()[1]
+    database_url = _targets().database_url
     report = InitReport()
     asyncio.run(apply_all_migrations(database_url, report))
     _print_report(report)
@@ -128,7 +230,7 @@ def cmd_asyncapi(_: argparse.Namespace) -> int:
 def cmd_catalog_load_reference(_: argparse.Namespace) -> int:
     from services.catalog.reference.__main__ import main as load_reference
 
-    os.environ.setdefault("PANJEREH_DATABASE_URL", _targets()[1])
+    os.environ.setdefault("PANJEREH_DATABASE_URL", _targets().database_url)
     load_reference()
     return 0
 
@@ -136,7 +238,7 @@ def cmd_catalog_load_reference(_: argparse.Namespace) -> int:
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from services.exchange.audit import verify_audit_log
 
-    result = asyncio.run(verify_audit_log(_targets()[1], args.schema))
+    result = asyncio.run(verify_audit_log(_targets().database_url, args.schema))
     if result.broken is not None:
         print(
             f"audit log BROKEN at record {result.broken.seq}: {result.broken.reason}"
@@ -169,6 +271,17 @@ def build_parser() -> argparse.ArgumentParser:
     infra_sub.add_parser("down", help="same as `panjereh down`").set_defaults(func=cmd_down)
     sub.add_parser("init", help="topics + migrations on running infra").set_defaults(func=cmd_init)
     sub.add_parser("topics", help="list declared topics").set_defaults(func=cmd_topics)
+    acl = sub.add_parser("acl", help="the broker's users and ACLs against the registers")
+    acl.add_argument("acl_command", choices=("plan", "apply"))
+    acl.set_defaults(func=cmd_acl)
+    credentials = sub.add_parser("credentials", help="a principal's librdkafka properties")
+    credentials.add_argument("name", help="a principal: identity, analyst, ...")
+    credentials.set_defaults(func=cmd_credentials)
+    kafka_config = sub.add_parser("kafka-config", help="a container broker's TLS and config")
+    kafka_config.add_argument("directory", help="where the broker reads them (a volume)")
+    kafka_config.add_argument("--hostname", default="kafka", help="the broker's host name")
+    kafka_config.add_argument("--owner", type=int, default=None, help="uid the broker runs as")
+    kafka_config.set_defaults(func=cmd_kafka_config)
     sub.add_parser("migrate", help="apply migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("asyncapi", help="print the AsyncAPI document").set_defaults(func=cmd_asyncapi)
     catalog = sub.add_parser("catalog", help="the catalog's data")

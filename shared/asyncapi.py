@@ -7,12 +7,14 @@ it without running anything; a test fails when the committed copy is stale
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
 
 from shared.envelope import Envelope, Event
 from shared.outbox import ProgressMarker
+from shared.principals import Principal
 from shared.registry import example_envelopes, on_topic
 from shared.topics import TOPICS, Topic, TopicSpec
 
@@ -109,13 +111,19 @@ def _channel(spec: TopicSpec, messages: dict[str, Any]) -> dict[str, Any]:
             }
         },
         "x-key": spec.key,
-        "x-producers": list(spec.producers),
-        "x-consumers": list(spec.consumers),
+        "x-producers": [principal.value for principal in spec.producers],
+        "x-consumers": [principal.value for principal in spec.consumers],
         "x-internal": spec.internal,
     }
     if spec.dead_letter is not None:
         channel["x-dead-letter"] = spec.dead_letter
     return channel
+
+
+def _who(verb: str, principals: Sequence[Principal]) -> str:
+    if not principals:
+        return f"{verb} by no principal but the platform team's admin."
+    return f"{verb} by {', '.join(principal.value for principal in principals)} only."
 
 
 def document() -> dict[str, Any]:
@@ -141,12 +149,12 @@ def document() -> dict[str, Any]:
         operations[f"publish.{channel_id}"] = {
             "action": "send",
             "channel": {"$ref": f"#/channels/{channel_id}"},
-            "summary": f"Published by {', '.join(spec.producers)}.",
+            "summary": _who("Written", spec.producers),
         }
         operations[f"consume.{channel_id}"] = {
             "action": "receive",
             "channel": {"$ref": f"#/channels/{channel_id}"},
-            "summary": f"Consumed by {', '.join(spec.consumers)}.",
+            "summary": _who("Read", spec.consumers),
         }
     return {
         "asyncapi": "3.0.0",
@@ -158,21 +166,37 @@ def document() -> dict[str, Any]:
                 "travels on it, who produces and consumes it, and how the broker keeps it. "
                 "Every event is JSON in one envelope (id, type, schema version, source, "
                 "occurred-at, subject, correlation id); the record key is the subject; W3C "
-                "trace context travels in headers. Generated from `shared/topics.py` and "
-                "the event registry; do not edit by hand."
+                "trace context travels in headers. The broker takes only SASL/SCRAM-SHA-512 "
+                "over TLS, and lets each principal do on a topic only what `x-producers` "
+                "(write) and `x-consumers` (read) name it for: the ACLs are derived from "
+                "the same register. Generated from `shared/topics.py`, `shared/principals.py` "
+                "and the event registry; do not edit by hand."
             ),
         },
         "defaultContentType": "application/json",
         "servers": {
             "local": {
                 "host": "127.0.0.1:9092",
-                "protocol": "kafka",
-                "description": "The local platform started by `make up`.",
+                "protocol": "kafka-secure",
+                "description": (
+                    "The local platform started by `make up`; TLS with the platform's own CA "
+                    "(`panjereh credentials NAME` names its file)."
+                ),
+                "security": [{"$ref": "#/components/securitySchemes/scram"}],
             }
         },
         "channels": channels,
         "operations": operations,
-        "components": {"messages": messages, "schemas": dict(sorted(schemas.items()))},
+        "components": {
+            "messages": messages,
+            "schemas": dict(sorted(schemas.items())),
+            "securitySchemes": {
+                "scram": {
+                    "type": "scramSha512",
+                    "description": "One principal per platform process, per agency, and analyst.",
+                }
+            },
+        },
     }
 
 

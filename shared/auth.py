@@ -32,6 +32,7 @@ from joserfc.jwk import KeySet, import_key
 
 from shared.events.identity import IssuerKeyPublished
 from shared.http import ProblemError
+from shared.kafka_access import KafkaAccess
 from shared.logging import get_logger
 from shared.registry import UndecodableEvent, decode
 from shared.topics import Topic
@@ -71,15 +72,25 @@ class IssuerKeys:
     not refuse valid tokens merely because it has not caught up. `verify` never blocks.
     """
 
-    bootstrap_servers: str
-    issuer: str | None = None
+    kafka: KafkaAccess | None
+    issuer: str
     _keys: dict[str, IssuerKeyPublished] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def apply(self, key: IssuerKeyPublished) -> None:
-        """Take in one key record (the latest record per kid wins)."""
+    def apply(self, key: IssuerKeyPublished) -> bool:
+        """Take in one key record (the latest record per kid wins); False if refused.
+
+        Only keys of the pinned issuer count: a record naming another issuer is ignored,
+        whoever managed to publish it.
+        """
+        if key.issuer != self.issuer:
+            log.warning(
+                "issuer key of another issuer ignored", kid=key.kid, claimed_issuer=key.issuer
+            )
+            return False
         self._keys[key.kid] = key
+        return True
 
     def verify(self, token: str, now: float | None = None) -> Principal:
         """The principal a token speaks for, or InvalidToken with the reason."""
@@ -100,7 +111,7 @@ class IssuerKeys:
         except (JoseError, ValueError) as error:
             raise InvalidToken(f"bad signature: {error}") from None
         claims = decoded.claims
-        _check_registered_claims(claims, moment, self.issuer or record.issuer)
+        _check_registered_claims(claims, moment, self.issuer)
         scope = claims.get("scope", "")
         loa = claims.get("loa")
         return Principal(
@@ -113,8 +124,10 @@ class IssuerKeys:
         )
 
     async def run(self) -> None:
+        if self.kafka is None:
+            raise RuntimeError("these issuer keys follow no topic: they were given by hand")
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
+            **self.kafka.client_options(),
             isolation_level="read_committed",
             enable_auto_commit=False,
             client_id=f"issuer-keys-{uuid.uuid4().hex[:8]}",

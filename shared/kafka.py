@@ -23,6 +23,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from opentelemetry import context as otel_context
 
 from shared.envelope import Envelope
+from shared.kafka_access import KafkaAccess
 from shared.logging import get_logger
 from shared.registry import UndecodableEvent, decode
 from shared.topics import SPECS, Topic, dead_letter_of
@@ -104,11 +105,11 @@ def dead_letter_headers(
 
 
 def new_producer(
-    bootstrap_servers: str, *, client_id: str, transactional_id: str | None = None
+    kafka: KafkaAccess, *, client_id: str, transactional_id: str | None = None
 ) -> AIOKafkaProducer:
     """An idempotent producer that waits for every in-sync replica (acks=all)."""
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers,
+        **kafka.client_options(),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
@@ -165,7 +166,7 @@ class EventConsumer:
         group: str,
         topics: Sequence[Topic],
         handler: Handler,
-        bootstrap_servers: str,
+        kafka: KafkaAccess,
         retry: RetryPolicy | None = None,
         max_records: int = 500,
         batch: BatchHandler | None = None,
@@ -177,7 +178,7 @@ class EventConsumer:
         self._topics = [t.value for t in topics]
         self._handler = handler
         self._batch = batch
-        self._bootstrap = bootstrap_servers
+        self._kafka = kafka
         self._retry = retry or RetryPolicy()
         self._max_records = max_records
         self._stopping = asyncio.Event()
@@ -209,14 +210,14 @@ class EventConsumer:
     async def _consume(self) -> None:
         self._consumer = AIOKafkaConsumer(
             *self._topics,
-            bootstrap_servers=self._bootstrap,
+            **self._kafka.client_options(),
             group_id=self.group,
             client_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
         )
-        self._dead_letters = new_producer(self._bootstrap, client_id=f"{self.group}-dlq")
+        self._dead_letters = new_producer(self._kafka, client_id=f"{self.group}-dlq")
         try:
             await self._dead_letters.start()
             await self._consumer.start()

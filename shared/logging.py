@@ -67,6 +67,9 @@ def logging_dict_config(settings: PlatformSettings) -> dict[str, Any]:
             }
         },
         "root": {"handlers": ["stderr"], "level": settings.log_level},
+        # aiokafka says at INFO every time a connection authenticates: one line per
+        # connection of every client. A refused authentication is still an error.
+        "loggers": {"aiokafka.conn": {"level": "WARNING"}},
     }
 
 

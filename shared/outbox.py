@@ -38,6 +38,7 @@ from shared.db import Connection, Pool, create_pool
 from shared.envelope import Envelope
 from shared.failpoints import failpoint
 from shared.kafka import event_headers, new_producer
+from shared.kafka_access import KafkaAccess
 from shared.logging import configure_logging, get_logger
 from shared.settings import PlatformSettings
 from shared.topics import Topic
@@ -174,7 +175,7 @@ class OutboxRelay:
         pool: Pool,
         *,
         schema: str,
-        bootstrap_servers: str,
+        kafka: KafkaAccess,
         relay_id: str | None = None,
         batch_size: int = 500,
         poll_interval: float = 1.0,
@@ -183,7 +184,7 @@ class OutboxRelay:
     ) -> None:
         self._pool = pool
         self._schema = schema
-        self._bootstrap = bootstrap_servers
+        self._kafka = kafka
         self.relay_id = relay_id or f"{schema}-outbox-relay"
         self._batch_size = batch_size
         self._poll_interval = poll_interval
@@ -317,7 +318,7 @@ class OutboxRelay:
 
     async def _connect(self) -> None:
         producer = new_producer(
-            self._bootstrap, client_id=self.relay_id, transactional_id=self.relay_id
+            self._kafka, client_id=self.relay_id, transactional_id=self.relay_id
         )
         # Starting with our transactional id fences any predecessor and settles its open
         # transaction, so the marker read below is final.
@@ -339,7 +340,7 @@ class OutboxRelay:
     async def _last_marker(self) -> list[int]:
         """Outbox ids of this relay's last committed batch, read back from Kafka."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            **self._kafka.client_options(),
             isolation_level="read_committed",
             enable_auto_commit=False,
             client_id=f"{self.relay_id}-recovery",
@@ -402,9 +403,7 @@ async def _run_standalone(schema: str, relay_id: str | None) -> None:
     settings = PlatformSettings()
     configure_logging(f"{schema}-outbox-relay", settings)
     pool = await create_pool(settings.database_url, schema, max_size=2)
-    relay = OutboxRelay(
-        pool, schema=schema, bootstrap_servers=settings.kafka_bootstrap_servers, relay_id=relay_id
-    )
+    relay = OutboxRelay(pool, schema=schema, kafka=settings.kafka, relay_id=relay_id)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda: asyncio.ensure_future(relay.stop()))

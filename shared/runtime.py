@@ -117,7 +117,7 @@ def create_app(
         relay = OutboxRelay(
             pool,
             schema=settings.database_schema,
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            kafka=settings.kafka,
         )
         runtime = Runtime(settings=settings, pool=pool, relay=relay)
         if handlers:
@@ -126,11 +126,11 @@ def create_app(
                     group=name,
                     topics=consumed_topics(handlers),
                     handler=dispatcher(pool, name, handlers),
-                    bootstrap_servers=settings.kafka_bootstrap_servers,
+                    kafka=settings.kafka,
                 )
             )
         if verifies_tokens:
-            runtime.issuer_keys = IssuerKeys(settings.kafka_bootstrap_servers)
+            runtime.issuer_keys = IssuerKeys(settings.kafka, issuer=settings.token_issuer)
             runtime.tasks["issuer-keys"] = asyncio.create_task(
                 runtime.issuer_keys.run(), name="issuer-keys"
             )

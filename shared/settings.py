@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.kafka_access import CredentialsError, KafkaAccess
 
 Environment = Literal["development", "test", "production"]
 
@@ -21,6 +23,18 @@ class PlatformSettings(BaseSettings):
 
     environment: Environment = "development"
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_credentials_file: str | None = Field(
+        default=None,
+        description=(
+            "The process's librdkafka properties file (`panjereh credentials NAME`); when set,"
+            " it alone says where the broker is and who this process is."
+        ),
+    )
+    kafka_username: str | None = Field(default=None, description="This process's principal.")
+    kafka_password: SecretStr | None = None
+    kafka_ca_file: str | None = Field(
+        default=None, description="The platform CA's certificate (PEM), the only one trusted."
+    )
     database_url: str = "postgresql://panjereh@127.0.0.1:55432/panjereh"
     http_host: str = "127.0.0.1"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -38,12 +52,38 @@ class PlatformSettings(BaseSettings):
                 )
         return self
 
+    @property
+    def kafka(self) -> KafkaAccess:
+        """How this process reaches the broker; CredentialsError if it was not told."""
+        if self.kafka_credentials_file:
+            return KafkaAccess.read(self.kafka_credentials_file)
+        if not (self.kafka_username and self.kafka_password and self.kafka_ca_file):
+            raise CredentialsError(
+                "no Kafka credentials: set PANJEREH_KAFKA_CREDENTIALS_FILE, or "
+                "PANJEREH_KAFKA_USERNAME, PANJEREH_KAFKA_PASSWORD and PANJEREH_KAFKA_CA_FILE"
+            )
+        return KafkaAccess(
+            bootstrap_servers=self.kafka_bootstrap_servers,
+            username=self.kafka_username,
+            password=self.kafka_password.get_secret_value(),
+            ca_file=self.kafka_ca_file,
+        )
+
 
 class ServiceSettings(PlatformSettings):
     """Settings of one service; subclasses name the service and its default port."""
 
     service_name: ClassVar[str]
     http_port: int
+    token_issuer: str = Field(
+        default="http://127.0.0.1:8001",
+        validation_alias=AliasChoices(
+            "PANJEREH_TOKEN_ISSUER", "PANJEREH_IDENTITY_ISSUER", "token_issuer"
+        ),
+        description=(
+            "The only issuer whose tokens and keys this service accepts (identity's `iss`)."
+        ),
+    )
     database_pool_size: int = Field(
         default=10,
         ge=2,

@@ -15,6 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.principals import Principal
+
 DAY_MS = 24 * 60 * 60 * 1000
 FOREVER = None
 
@@ -59,8 +61,12 @@ class TopicSpec(BaseModel):
     name: str
     description: str
     key: str = Field(description="What the record key is; it decides the partition.")
-    producers: tuple[str, ...]
-    consumers: tuple[str, ...]
+    producers: tuple[Principal, ...] = Field(
+        description="The principals that write it; the broker lets no one else."
+    )
+    consumers: tuple[Principal, ...] = Field(
+        description="The principals that read it; the broker lets no one else."
+    )
     partitions: int = Field(ge=1)
     cleanup_policy: Literal["delete", "compact"] = "delete"
     # None keeps records forever (compacted state topics, audit-grade streams).
@@ -94,8 +100,10 @@ def _with_dead_letter(spec: TopicSpec) -> tuple[TopicSpec, TopicSpec]:
             "original bytes as the value, the reason and origin in headers."
         ),
         key="the original record's key",
-        producers=tuple(f"{consumer} (refusing)" for consumer in spec.consumers),
-        consumers=("the platform team",),
+        # Whoever consumes a topic refuses its records onto it (analysts, who only read,
+        # refuse nothing); the platform team reads them as the admin, whom no ACL names.
+        producers=tuple(c for c in spec.consumers if c is not Principal.ANALYST),
+        consumers=(),
         partitions=1,
         retention_ms=30 * DAY_MS,
         sensitive=spec.sensitive,
@@ -108,8 +116,8 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
         name=Topic.PLATFORM_LIFECYCLE,
         description="Each service announces here that it started, with its release.",
         key="the service name",
-        producers=("identity", "catalog", "exchange", "metrics"),
-        consumers=("metrics-worker",),
+        producers=(Principal.IDENTITY, Principal.CATALOG, Principal.EXCHANGE, Principal.METRICS),
+        consumers=(Principal.METRICS_WORKER,),
         partitions=3,
     ),
     # The catalog: the register of agencies and services, and every service delivery.
@@ -121,8 +129,8 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
             "service rebuilds its projection of agencies from this topic alone."
         ),
         key="the agency code",
-        producers=("catalog",),
-        consumers=("identity", "exchange", "metrics-worker"),
+        producers=(Principal.CATALOG,),
+        consumers=(Principal.IDENTITY, Principal.EXCHANGE, Principal.METRICS_WORKER),
         partitions=3,
         cleanup_policy="compact",
         retention_ms=FOREVER,
@@ -134,8 +142,8 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
             "(owner, titles, channels, maturity, status)."
         ),
         key="the service id",
-        producers=("catalog",),
-        consumers=("metrics-worker", "exchange"),
+        producers=(Principal.CATALOG,),
+        consumers=(Principal.METRICS_WORKER,),
         partitions=6,
         cleanup_policy="compact",
         retention_ms=FOREVER,
@@ -144,8 +152,9 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
         name=Topic.CATALOG_CHANGES,
         description="Every change to the register, as it happened: the register's history.",
         key="the agency code or service id changed",
-        producers=("catalog",),
-        consumers=("metrics-worker",),
+        producers=(Principal.CATALOG,),
+        # The register's history, for the platform team; no service reads it.
+        consumers=(),
         partitions=3,
         retention_ms=FOREVER,
     ),
@@ -157,8 +166,8 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
             "catalog checks each against the register."
         ),
         key="the reporting agency's code",
-        producers=("agencies' systems", "catalog (HTTP ingestion)"),
-        consumers=("catalog",),
+        producers=(Principal.CATALOG, Principal.SIMULATOR),
+        consumers=(Principal.CATALOG,),
         partitions=6,
     ),
     TopicSpec(
@@ -168,8 +177,8 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
             "appears once, however often it was delivered."
         ),
         key="the service id",
-        producers=("catalog",),
-        consumers=("metrics-worker",),
+        producers=(Principal.CATALOG,),
+        consumers=(Principal.METRICS_WORKER,),
         partitions=6,
         retention_ms=90 * DAY_MS,
     ),
@@ -181,8 +190,8 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
             "or mobile."
         ),
         key="the citizen's pseudonymous id",
-        producers=("identity",),
-        consumers=("metrics-worker",),
+        producers=(Principal.IDENTITY,),
+        consumers=(Principal.METRICS_WORKER,),
         partitions=6,
         retention_ms=FOREVER,
     ),
@@ -190,8 +199,8 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
         name=Topic.IDENTITY_AUTHENTICATIONS,
         description="Sign-ins, failed sign-ins and lockouts, by pseudonymous id.",
         key="the citizen's pseudonymous id (the client address for unknown citizens)",
-        producers=("identity",),
-        consumers=("metrics-worker",),
+        producers=(Principal.IDENTITY,),
+        consumers=(Principal.METRICS_WORKER,),
         partitions=6,
         retention_ms=90 * DAY_MS,
     ),
@@ -202,8 +211,8 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
             "state (published or revoked). The exchange verifies signatures from this alone."
         ),
         key="the key id (kid)",
-        producers=("identity",),
-        consumers=("exchange",),
+        producers=(Principal.IDENTITY,),
+        consumers=(Principal.EXCHANGE,),
         partitions=3,
         cleanup_policy="compact",
         retention_ms=FOREVER,
@@ -216,8 +225,8 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
             "identity."
         ),
         key="the key id (kid)",
-        producers=("identity",),
-        consumers=("catalog", "exchange", "metrics"),
+        producers=(Principal.IDENTITY,),
+        consumers=(Principal.CATALOG, Principal.EXCHANGE),
         partitions=1,
         cleanup_policy="compact",
         retention_ms=FOREVER,
@@ -229,8 +238,9 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
             "mobile number in the clear, so only the gateway may read it; kept one day."
         ),
         key="the message id",
-        producers=("identity",),
-        consumers=("sms-gateway",),
+        producers=(Principal.IDENTITY,),
+        # The simulator's phones read codes in development only (never in production).
+        consumers=(Principal.SMS_GATEWAY, Principal.SIMULATOR),
         partitions=3,
         retention_ms=1 * DAY_MS,
         internal=True,
@@ -244,8 +254,9 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
             "service with its schemas, timeout and purposes."
         ),
         key="the data service id",
-        producers=("exchange",),
-        consumers=("exchange", "catalog", "metrics-worker"),
+        producers=(Principal.EXCHANGE,),
+        # The exchange keeps its own tables; the topic is the register's public state.
+        consumers=(),
         partitions=3,
         cleanup_policy="compact",
         retention_ms=FOREVER,
@@ -257,8 +268,8 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
             "which legal basis, from when until when: one record per right, latest state."
         ),
         key="the right id",
-        producers=("exchange",),
-        consumers=("exchange", "metrics-worker"),
+        producers=(Principal.EXCHANGE,),
+        consumers=(),
         partitions=3,
         cleanup_policy="compact",
         retention_ms=FOREVER,
@@ -267,8 +278,8 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
         name=Topic.EXCHANGE_REQUESTS,
         description="Signed data requests from consumer agencies' systems to the exchange.",
         key="the consumer agency's code",
-        producers=("agencies' systems (exchange client)", "exchange (HTTP gateway)"),
-        consumers=("exchange",),
+        producers=(Principal.EXCHANGE, Principal.SIMULATOR),
+        consumers=(Principal.EXCHANGE,),
         partitions=6,
     ),
     TopicSpec(
@@ -278,16 +289,16 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
             "the records keyed with its own code."
         ),
         key="the provider agency's code",
-        producers=("exchange",),
-        consumers=("providers' systems (exchange client)",),
+        producers=(Principal.EXCHANGE,),
+        consumers=(Principal.SIMULATOR,),
         partitions=6,
     ),
     TopicSpec(
         name=Topic.EXCHANGE_PROVIDER_RESPONSES,
         description="Providers' signed answers and refusals.",
         key="the transaction id",
-        producers=("providers' systems (exchange client)",),
-        consumers=("exchange",),
+        producers=(Principal.SIMULATOR,),
+        consumers=(Principal.EXCHANGE,),
         partitions=6,
     ),
     TopicSpec(
@@ -297,8 +308,8 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
             "answered, denied, refused, timed out or failed."
         ),
         key="the consumer agency's code",
-        producers=("exchange",),
-        consumers=("agencies' systems (exchange client)", "exchange (HTTP gateway)"),
+        producers=(Principal.EXCHANGE,),
+        consumers=(Principal.SIMULATOR,),
         partitions=6,
     ),
     TopicSpec(
@@ -308,8 +319,8 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
             "service, purpose, outcome, sizes, the exchange's and the provider's time)."
         ),
         key="the transaction id",
-        producers=("exchange",),
-        consumers=("metrics-worker",),
+        producers=(Principal.EXCHANGE,),
+        consumers=(Principal.METRICS_WORKER,),
         partitions=6,
         retention_ms=365 * DAY_MS,
     ),
@@ -322,8 +333,8 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
                 "its latest value. Consume with any Kafka client."
             ),
             key="the metric name, its dimensions and its window",
-            producers=("metrics-worker",),
-            consumers=("metrics", "analysts"),
+            producers=(Principal.METRICS_WORKER,),
+            consumers=(Principal.METRICS, Principal.ANALYST),
             partitions=3,
             cleanup_policy="compact",
             retention_ms=FOREVER,
@@ -346,8 +357,9 @@ _PLUMBING_TOPICS: tuple[TopicSpec, ...] = (
             "reads its last marker to learn what is already published."
         ),
         key="the relay's transactional id",
-        producers=("every outbox relay",),
-        consumers=("the same relay, on restart",),
+        producers=(Principal.IDENTITY, Principal.CATALOG, Principal.EXCHANGE, Principal.METRICS),
+        # Each relay reads its own last marker back after a restart.
+        consumers=(Principal.IDENTITY, Principal.CATALOG, Principal.EXCHANGE, Principal.METRICS),
         partitions=1,
         cleanup_policy="compact",
         retention_ms=FOREVER,

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from shared.db import Pool, create_pool
+from shared.kafka_access import KafkaAccess
 from shared.logging import configure_logging
 from shared.settings import PlatformSettings
 
@@ -39,9 +40,31 @@ def infrastructure() -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(infrastructure: object) -> str:
-    bootstrap: str = infrastructure.kafka_bootstrap  # type: ignore[attr-defined]
-    return bootstrap
+def kafka_admin(infrastructure: object) -> KafkaAccess:
+    """The broker's super user: tests observe and stand in for other services as it."""
+    kafka: KafkaAccess = infrastructure.kafka_admin  # type: ignore[attr-defined]
+    return kafka
+
+
+@pytest.fixture(scope="session")
+def credentials_file(infrastructure: object) -> Callable[[str], str]:
+    """The path of a principal's credentials file: a service in a test connects as itself."""
+
+    def path_of(principal: str) -> str:
+        return str(infrastructure.credentials_file(principal))  # type: ignore[attr-defined]
+
+    return path_of
+
+
+@pytest.fixture(scope="session")
+def kafka_as(infrastructure: object) -> Callable[[str], KafkaAccess]:
+    """A principal's access to the session's broker."""
+
+    def access(principal: str) -> KafkaAccess:
+        kafka: KafkaAccess = infrastructure.kafka_access(principal)  # type: ignore[attr-defined]
+        return kafka
+
+    return access
 
 
 @pytest.fixture(scope="session")

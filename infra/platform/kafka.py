@@ -2,6 +2,12 @@
 
 The release is pinned in infra/kafka/pom.xml; its jars are cached once per version in
 .cache/kafka/<version>/libs and shared by every platform home on the machine.
+
+The broker is never open: clients connect with SASL/SCRAM-SHA-512 over TLS (certificates
+of the home's own CA, `tls.py`), and KRaft's StandardAuthorizer refuses whatever no ACL
+allows. The one super user is `admin`, the principal `infra/` works as; its SCRAM
+credential is written into the cluster's metadata when the storage is formatted. The
+controller listener takes only mutual TLS with the node certificate, mapped to `admin`.
 """
 
 from __future__ import annotations
@@ -25,9 +31,17 @@ from infra.platform.processes import (
     run_coroutine,
     wait_until,
 )
+from infra.platform.secrets import SecretStore
+from infra.platform.tls import NODE_COMMON_NAME, PlatformTls
+from shared.kafka_access import KafkaAccess
 
 HOST = "127.0.0.1"
 _COMPLETE_MARKER = ".complete"
+#: The platform's only super user: what `infra/` provisions topics, users and ACLs as.
+ADMIN_PRINCIPAL = "admin"
+MECHANISM = "SCRAM-SHA-512"
+#: Written beside meta.properties once the storage holds the admin's SCRAM credential.
+_SECURED_MARKER = ".panjereh-secured"
 
 
 def resolve_jars() -> Path:
@@ -87,6 +101,24 @@ class KafkaNode:
         return self.home / "config" / "kafka.properties"
 
     @property
+    def tls(self) -> PlatformTls:
+        return PlatformTls(self.home / "tls")
+
+    @property
+    def passwords(self) -> SecretStore:
+        """The SCRAM passwords of every principal this home made (admin's included)."""
+        return SecretStore(self.home / "secrets" / "kafka.json")
+
+    def admin_access(self) -> KafkaAccess:
+        """How `infra/` reaches this broker: as the super user `admin`."""
+        return KafkaAccess(
+            bootstrap_servers=self.bootstrap,
+            username=ADMIN_PRINCIPAL,
+            password=self.passwords.get(ADMIN_PRINCIPAL),
+            ca_file=str(self.tls.ca_file),
+        )
+
+    @property
     def log_file(self) -> Path:
         return self.home / "logs" / "kafka.log"
 
@@ -116,44 +148,44 @@ class KafkaNode:
         )
 
     def properties(self) -> dict[str, str]:
-        """The broker configuration: single node, loopback only, small and fast to start."""
-        return {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{HOST}:{self.controller_port}",
-            "listeners": f"PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{HOST}:{self.port}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "log.dirs": str(self.data_dir),
-            "num.partitions": "1",
-            "default.replication.factor": "1",
-            "min.insync.replicas": "1",
-            # A single node: internal topics cannot have more replicas than that.
-            "offsets.topic.replication.factor": "1",
-            "offsets.topic.num.partitions": "3",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "transaction.state.log.num.partitions": "3",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            # Tests join and leave consumer groups constantly; don't wait for stragglers.
-            "group.initial.rebalance.delay.ms": "0",
-            # Topics are declared in shared/topics.py and created explicitly, never by typo.
-            "auto.create.topics.enable": "false",
-            "log.retention.check.interval.ms": "60000",
-        }
+        """The broker configuration: single node, loopback only, authenticated, authorized."""
+        return broker_properties(
+            listen_host=HOST,
+            advertised_host=HOST,
+            port=self.port,
+            controller_port=self.controller_port,
+            tls=self.tls,
+            data_dir=self.data_dir,
+            admin_password=self.passwords.get(ADMIN_PRINCIPAL),
+        )
 
     def write_config(self) -> None:
-        """(Re)write the properties file; ports may change between runs, data stays."""
+        """(Re)write the properties file; ports may change between runs, data stays.
+
+        It names the admin's password, so only its owner may read it.
+        """
+        self.tls.ensure()
         self.config_file.parent.mkdir(parents=True, exist_ok=True)
         lines = [f"{key}={value}" for key, value in self.properties().items()]
-        self.config_file.write_text("# Written by infra/platform/kafka.py\n" + "\n".join(lines))
+        text = "# Written by infra/platform/kafka.py\n" + "\n".join(lines) + "\n"
+        self.config_file.touch(mode=0o600)
+        self.config_file.chmod(0o600)
+        self.config_file.write_text(text)
 
     def format_storage(self) -> None:
-        """Format the KRaft log directory, once: an existing meta.properties is kept."""
+        """Format the KRaft log directory once, with the admin's SCRAM credential in it.
+
+        An existing meta.properties is kept. Storage formatted before the broker required
+        authentication holds no admin credential, and nothing could add one: it is refused
+        with the way out (`panjereh reset`) rather than started open.
+        """
         if (self.data_dir / "meta.properties").exists():
+            if not (self.data_dir / _SECURED_MARKER).exists():
+                raise PlatformError(
+                    f"the Kafka storage in {self.data_dir} predates authenticated Kafka and "
+                    "has no admin credential; `panjereh reset` (deletes this home's data) "
+                    "makes a new one"
+                )
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
         classpath = f"{paths.kafka_libs_dir()}/*"
@@ -172,8 +204,12 @@ class KafkaNode:
                 "-c",
                 str(self.config_file),
                 "--ignore-formatted",
+                "--add-scram",
+                f"{MECHANISM}=[name={ADMIN_PRINCIPAL},"
+                f"password={self.passwords.get(ADMIN_PRINCIPAL)}]",
             ]
         )
+        (self.data_dir / _SECURED_MARKER).write_text("admin SCRAM credential formatted in\n")
 
     def start(self, timeout: float = 90.0) -> None:
         """Resolve jars, format once, start the broker and wait until it serves metadata.
@@ -195,7 +231,7 @@ class KafkaNode:
             proc = self.process()
             proc.start(env=_java_env(), cwd=self.home)
         wait_until(
-            lambda: port_open(HOST, self.port) and metadata_ok(self.bootstrap),
+            lambda: port_open(HOST, self.port) and metadata_ok(self.admin_access()),
             timeout=timeout,
             what=f"Kafka on {self.bootstrap}",
             alive=proc.running,
@@ -206,6 +242,122 @@ class KafkaNode:
     def stop(self) -> bool:
         """Stop this home's broker (controlled shutdown on SIGTERM). Data stays."""
         return self.process().stop(timeout=30)
+
+
+def broker_properties(
+    *,
+    listen_host: str,
+    advertised_host: str,
+    port: int,
+    controller_port: int,
+    tls: PlatformTls,
+    data_dir: Path,
+    admin_password: str,
+) -> dict[str, str]:
+    """One combined broker+controller node's configuration, authenticated and authorized.
+
+    The same for `panjereh up`, the test harness and the compose file's broker (which
+    `panjereh kafka-config` writes); only addresses and paths differ.
+    """
+    jaas = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{ADMIN_PRINCIPAL}" password="{admin_password}";'
+    )
+    return {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@{advertised_host}:{controller_port}",
+        "listeners": (
+            f"CLIENT://{listen_host}:{port},CONTROLLER://{listen_host}:{controller_port}"
+        ),
+        "advertised.listeners": f"CLIENT://{advertised_host}:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "CLIENT",
+        "listener.security.protocol.map": "CLIENT:SASL_SSL,CONTROLLER:SSL",
+        # Clients: SCRAM over TLS. The node talks to itself on CLIENT as admin.
+        "sasl.enabled.mechanisms": MECHANISM,
+        "sasl.mechanism.inter.broker.protocol": MECHANISM,
+        f"listener.name.client.{MECHANISM.lower()}.sasl.jaas.config": jaas,
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(tls.node_keystore),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(tls.ca_file),
+        # The controller listener: mutual TLS; only the node certificate gets in.
+        "listener.name.controller.ssl.client.auth": "required",
+        "listener.name.controller.ssl.principal.mapping.rules": (
+            f"RULE:^CN={NODE_COMMON_NAME}$/{ADMIN_PRINCIPAL}/"
+        ),
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": f"User:{ADMIN_PRINCIPAL}",
+        "log.dirs": str(data_dir),
+        "num.partitions": "1",
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        # A single node: internal topics cannot have more replicas than that.
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "3",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "3",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        # Tests join and leave consumer groups constantly; don't wait for stragglers.
+        "group.initial.rebalance.delay.ms": "0",
+        # Topics are declared in shared/topics.py and created explicitly, never by typo.
+        "auto.create.topics.enable": "false",
+        "log.retention.check.interval.ms": "60000",
+    }
+
+
+#: Where the broker of the compose file reads what `write_container_config` writes.
+CONTAINER_DATA_DIR = Path("/var/lib/kafka/data")
+
+
+def write_container_config(
+    directory: Path, *, hostname: str, admin_password: str, owner: int | None = None
+) -> list[Path]:
+    """The broker of a container deployment: CA, node certificate, its configuration, and
+    a Java client configuration for its health check, all in `directory` (a volume).
+
+    The CA and node certificate are made once and kept (clients keep trusting them); the
+    configuration files are rewritten each time. `owner` is the uid the broker runs as:
+    its private files become its own, and nobody else's.
+    """
+    tls = PlatformTls(directory)
+    tls.ensure(hostnames=(hostname, "localhost"))
+    properties = broker_properties(
+        listen_host="",
+        advertised_host=hostname,
+        port=9092,
+        controller_port=9093,
+        tls=tls,
+        data_dir=CONTAINER_DATA_DIR,
+        admin_password=admin_password,
+    )
+    server = directory / "server.properties"
+    client = directory / "admin-client.properties"
+    _write_owner_only(server, "\n".join(f"{k}={v}" for k, v in properties.items()) + "\n")
+    jaas = properties[f"listener.name.client.{MECHANISM.lower()}.sasl.jaas.config"]
+    _write_owner_only(
+        client,
+        "security.protocol=SASL_SSL\n"
+        f"sasl.mechanism={MECHANISM}\n"
+        f"sasl.jaas.config={jaas}\n"
+        "ssl.truststore.type=PEM\n"
+        f"ssl.truststore.location={tls.ca_file}\n",
+    )
+    private = [server, client, tls.node_keystore]
+    if owner is not None:
+        for path in private:
+            os.chown(path, owner, owner)
+    return [tls.ca_file, *private]
+
+
+def _write_owner_only(path: Path, text: str) -> None:
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(text)
 
 
 def new_cluster_id() -> str:
@@ -226,13 +378,13 @@ def _java_env() -> dict[str, str]:
     return env
 
 
-def metadata_ok(bootstrap: str, timeout: float = 5.0) -> bool:
-    """Whether a Kafka metadata request to `bootstrap` succeeds."""
+def metadata_ok(access: KafkaAccess, timeout: float = 5.0) -> bool:
+    """Whether a Kafka metadata request, authenticated as `access`, succeeds."""
 
     async def probe() -> bool:
         from aiokafka.admin import AIOKafkaAdminClient
 
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+        admin = AIOKafkaAdminClient(**access.client_options(), request_timeout_ms=3000)
         try:
             await asyncio.wait_for(admin.start(), timeout)
             await asyncio.wait_for(admin.list_topics(), timeout)

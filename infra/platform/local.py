@@ -2,7 +2,11 @@
 
 Everything a platform instance owns lives in its home directory:
 
-    <home>/config/    generated Kafka properties
+    <home>/config/    generated Kafka properties (owner-only: they name the admin's secret)
+    <home>/tls/       the platform CA and the broker's certificate
+    <home>/secrets/   generated passwords (owner-only)
+    <home>/credentials/<principal>.properties
+                      each principal's way to the broker, as librdkafka reads it
     <home>/kafka/     Kafka's KRaft log directory
     <home>/postgres/  the PostgreSQL cluster
     <home>/logs/      <name>.log for every process
@@ -34,6 +38,8 @@ from infra.platform.processes import (
     wait_until,
 )
 from infra.platform.provision import InitReport, init_platform
+from shared.kafka_access import KafkaAccess
+from shared.principals import ADMIN, PRINCIPALS, Principal
 
 
 @dataclass(frozen=True)
@@ -64,11 +70,13 @@ class Ports:
 
 @dataclass(frozen=True)
 class ServiceProcess:
-    """One of our processes: its name (also its compose service) and Python module."""
+    """One of our processes: its name (also its compose service), Python module, the
+    field of `Ports` it listens on and the Kafka principal it connects as."""
 
     name: str
     module: str
     port_field: str
+    principal: Principal
 
     def args(self) -> tuple[str, ...]:
         """The command after the interpreter, as in docker-compose.yml."""
@@ -77,12 +85,14 @@ class ServiceProcess:
 
 #: The process table: what `panjereh up` launches and what docker-compose.yml must run.
 SERVICE_PROCESSES: tuple[ServiceProcess, ...] = (
-    ServiceProcess("identity", "services.identity", "identity"),
-    ServiceProcess("catalog", "services.catalog", "catalog"),
-    ServiceProcess("exchange", "services.exchange", "exchange"),
-    ServiceProcess("metrics", "services.metrics", "metrics"),
-    ServiceProcess("metrics-worker", "services.metrics.worker", "metrics_worker"),
-    ServiceProcess("simulator", "services.metrics.simulator", "simulator"),
+    ServiceProcess("identity", "services.identity", "identity", Principal.IDENTITY),
+    ServiceProcess("catalog", "services.catalog", "catalog", Principal.CATALOG),
+    ServiceProcess("exchange", "services.exchange", "exchange", Principal.EXCHANGE),
+    ServiceProcess("metrics", "services.metrics", "metrics", Principal.METRICS),
+    ServiceProcess(
+        "metrics-worker", "services.metrics.worker", "metrics_worker", Principal.METRICS_WORKER
+    ),
+    ServiceProcess("simulator", "services.metrics.simulator", "simulator", Principal.SIMULATOR),
 )
 
 
@@ -134,6 +144,34 @@ class LocalPlatform:
         """The application DSN, postgresql://panjereh@127.0.0.1:<port>/panjereh."""
         return self.postgres.database_url
 
+    def kafka_access(self, principal: str) -> KafkaAccess:
+        """How `principal` reaches this platform's broker (its password made on first use)."""
+        return KafkaAccess(
+            bootstrap_servers=self.kafka_bootstrap,
+            username=principal,
+            password=self.kafka.passwords.get(principal),
+            ca_file=str(self.kafka.tls.ca_file),
+        )
+
+    @property
+    def kafka_admin(self) -> KafkaAccess:
+        """The super user's access: for provisioning, and for tests that observe."""
+        return self.kafka.admin_access()
+
+    def credentials_file(self, principal: str) -> Path:
+        """`principal`'s librdkafka properties file, written (owner-only) by `init`."""
+        return self.home / "credentials" / f"{principal}.properties"
+
+    def write_credentials(self) -> None:
+        """A properties file for every declared principal, as `panjereh credentials` prints."""
+        folder = self.home / "credentials"
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for name in (ADMIN, *(spec.name.value for spec in PRINCIPALS)):
+            path = self.credentials_file(name)
+            path.touch(mode=0o600)
+            path.chmod(0o600)
+            path.write_text(self.kafka_access(name).properties())
+
     def service_url(self, service: ServiceProcess) -> str:
         """Base URL of a service's HTTP server."""
         return f"http://127.0.0.1:{getattr(self.ports, service.port_field)}"
@@ -154,6 +192,17 @@ class LocalPlatform:
             "PANJEREH_HOME": str(self.home),
             "PANJEREH_METRICS_WORKER_DATA_DIR": str(self.home / "metrics-worker"),
         }
+
+    def env_for(self, service: ServiceProcess) -> dict[str, str]:
+        """`env()` plus what is this process's alone: its own Kafka credentials."""
+        env = self.env()
+        env["PANJEREH_KAFKA_CREDENTIALS_FILE"] = str(self.credentials_file(service.principal))
+        if service.principal is Principal.IDENTITY:
+            # The development SMS gateway runs inside identity, as its own principal.
+            env["PANJEREH_IDENTITY_SMS_GATEWAY_CREDENTIALS_FILE"] = str(
+                self.credentials_file(Principal.SMS_GATEWAY)
+            )
+        return env
 
     def process(self, service: ServiceProcess) -> ManagedProcess:
         """The managed process for one row of the process table."""
@@ -202,8 +251,18 @@ class LocalPlatform:
         return self.init()
 
     def init(self) -> InitReport:
-        """Topics + migrations against the running infrastructure (same as `panjereh init`)."""
-        return run_coroutine(lambda: init_platform(self.kafka_bootstrap, self.database_url))
+        """Topics, users, ACLs and migrations against the running infrastructure (as
+        `panjereh init` does), then every principal's credentials file."""
+        report = run_coroutine(
+            lambda: init_platform(
+                self.kafka_admin,
+                self.database_url,
+                self.kafka.passwords,
+                development=self.environment != "production",
+            )
+        )
+        self.write_credentials()
+        return report
 
     def up(self) -> list[tuple[str, str]]:
         """Infrastructure, then every service and the worker; waits for each /health.
@@ -213,10 +272,9 @@ class LocalPlatform:
         """
         with self._locked():
             self._start_infrastructure()
-            child_env = {**os.environ, **self.env()}
             started = [(service, self.process(service)) for service in SERVICE_PROCESSES]
-            for _, proc in started:
-                proc.start(env=child_env, cwd=paths.REPO_ROOT)
+            for service, proc in started:
+                proc.start(env={**os.environ, **self.env_for(service)}, cwd=paths.REPO_ROOT)
         for service, proc in started:
             url = self.service_url(service) + "/health"
             wait_until(

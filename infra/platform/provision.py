@@ -1,4 +1,4 @@
-"""What `panjereh init` does: declared topics and every service's migrations.
+"""What `panjereh init` does: declared topics, users and ACLs, every service's migrations.
 
 This is the one code path that prepares an already-running Kafka and PostgreSQL, used both
 by the local platform (`LocalPlatform.start_infrastructure`) and by the compose file's
@@ -12,7 +12,9 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+from shared.kafka_access import KafkaAccess
 
 log = logging.getLogger("panjereh.init")
 
@@ -27,24 +29,32 @@ class InitReport:
     topics_altered: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     migrations: dict[str, list[str]] = field(default_factory=dict)
+    access: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         """Human-readable summary, one line per fact."""
         out = [f"topic created: {name}" for name in self.topics_created]
         out += [f"topic config updated: {name}" for name in self.topics_altered]
+        out += [f"access: {change}" for change in self.access]
         for service, applied in self.migrations.items():
             out.append(f"migrations {service}: {', '.join(applied) or 'up to date'}")
         out += [f"warning: {text}" for text in self.warnings]
         return out
 
 
-async def _admin(bootstrap: str, within: float) -> Any:
+class Passwords(Protocol):
+    """Where each principal's SCRAM password comes from (the home's store, or variables)."""
+
+    def get(self, name: str, /) -> str: ...
+
+
+async def _admin(kafka: KafkaAccess, within: float) -> Any:
     """A started admin client, retrying until the broker answers or `within` seconds pass."""
     from aiokafka.admin import AIOKafkaAdminClient
 
     deadline = time.monotonic() + within
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+        admin = AIOKafkaAdminClient(**kafka.client_options(), request_timeout_ms=10000)
         try:
             await admin.start()
             return admin
@@ -55,7 +65,7 @@ async def _admin(bootstrap: str, within: float) -> Any:
             await asyncio.sleep(1)
 
 
-async def ensure_topics(bootstrap: str, report: InitReport, within: float = 60.0) -> None:
+async def ensure_topics(kafka: KafkaAccess, report: InitReport, within: float = 60.0) -> None:
     """Create every declared topic that is missing; align configs of existing ones.
 
     Config alignment is best effort (a warning, not a failure): a broker may forbid some
@@ -66,7 +76,7 @@ async def ensure_topics(bootstrap: str, report: InitReport, within: float = 60.0
 
     from shared.topics import TOPICS
 
-    admin = await _admin(bootstrap, within)
+    admin = await _admin(kafka, within)
     try:
         existing = set(await admin.list_topics())
         missing = [spec for spec in TOPICS if spec.name not in existing]
@@ -134,14 +144,14 @@ def _described_configs(responses: Iterable[Any]) -> dict[str, dict[str, str]]:
     return result
 
 
-async def ensure_coordinators(bootstrap: str, within: float = 60.0) -> None:
+async def ensure_coordinators(kafka: KafkaAccess, within: float = 60.0) -> None:
     """Wait until the broker can coordinate consumer groups and transactions.
 
     A fresh broker creates its offsets and transaction-state topics on the first request
     for a coordinator; until then every client logs errors and retries. Asking here means
     the services (and tests) start against a broker that is ready for them.
     """
-    admin = await _admin(bootstrap, within)
+    admin = await _admin(kafka, within)
     try:
         deadline = time.monotonic() + within
         for coordinator_type in (0, 1):  # 0: consumer groups, 1: transactions
@@ -165,13 +175,35 @@ async def apply_all_migrations(database_url: str, report: InitReport) -> None:
         report.migrations[service] = list(await apply_migrations(database_url, service))
 
 
-async def init_platform(bootstrap: str, database_url: str, within: float = 60.0) -> InitReport:
-    """Create declared topics and apply every service's migrations. Idempotent.
+async def ensure_access(
+    admin: KafkaAccess, passwords: Passwords, report: InitReport, *, development: bool
+) -> None:
+    """Make the broker's users and ACLs equal to the registers (infra/platform/access.py)."""
+    from infra.platform.access import BrokerAccess
 
-    Waits up to `within` seconds for the broker to answer (compose starts us early).
+    def apply() -> list[str]:
+        plan = BrokerAccess(admin, passwords).apply(development=development)
+        return [] if plan.empty else plan.lines()
+
+    report.access.extend(await asyncio.to_thread(apply))
+
+
+async def init_platform(
+    admin: KafkaAccess,
+    database_url: str,
+    passwords: Passwords,
+    *,
+    development: bool = True,
+    within: float = 60.0,
+) -> InitReport:
+    """Create declared topics, users and ACLs, and apply every service's migrations.
+
+    Idempotent. Works as the broker's super user (`admin`); waits up to `within` seconds
+    for the broker to answer (compose starts us early).
     """
     report = InitReport()
-    await ensure_topics(bootstrap, report, within)
-    await ensure_coordinators(bootstrap, within)
+    await ensure_topics(admin, report, within)
+    await ensure_access(admin, passwords, report, development=development)
+    await ensure_coordinators(admin, within)
     await apply_all_migrations(database_url, report)
     return report

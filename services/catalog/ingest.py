@@ -21,13 +21,14 @@ from services.catalog.handlers import record_deliveries
 from shared.db import Pool
 from shared.envelope import Envelope
 from shared.kafka import EventConsumer, Rejected
+from shared.kafka_access import KafkaAccess
 from shared.runtime import Runtime
 from shared.topics import Topic
 
 GROUP = "catalog"
 
 
-def delivery_consumer(pool: Pool, bootstrap_servers: str) -> EventConsumer:
+def delivery_consumer(pool: Pool, kafka: KafkaAccess) -> EventConsumer:
     """The consumer of delivery reports, in the `catalog` group."""
 
     async def record_batch(
@@ -49,11 +50,11 @@ def delivery_consumer(pool: Pool, bootstrap_servers: str) -> EventConsumer:
         topics=[Topic.CATALOG_DELIVERY_REPORTS],
         handler=record_one,
         batch=record_batch,
-        bootstrap_servers=bootstrap_servers,
+        kafka=kafka,
         max_records=1000,
     )
 
 
 async def ingest_deliveries(runtime: Runtime) -> None:
     """The runtime's background task: consume delivery reports until cancelled."""
-    await delivery_consumer(runtime.pool, runtime.settings.kafka_bootstrap_servers).run()
+    await delivery_consumer(runtime.pool, runtime.settings.kafka).run()

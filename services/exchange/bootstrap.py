@@ -41,7 +41,7 @@ def transaction_consumer(index: int) -> Callable[[Runtime], Coroutine[Any, Any, 
             topics=list(TRANSACTION_TOPICS),
             batch=take_poll,
             handler=dispatcher(runtime.pool, name, HANDLERS),
-            bootstrap_servers=runtime.settings.kafka_bootstrap_servers,
+            kafka=runtime.settings.kafka,
             max_records=200,
         )
         await consumer.run()

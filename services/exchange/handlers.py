@@ -92,13 +92,20 @@ async def on_agency_recorded(envelope: Envelope[AgencyRecorded], connection: Con
 async def on_agency_key_published(
     envelope: Envelope[AgencyKeyPublished], connection: Connection
 ) -> None:
-    await storage.record_agency_key(connection, envelope.payload)
+    key = envelope.payload
+    if not await storage.record_agency_key(connection, key):
+        raise Rejected(
+            f"kid_taken: key {key.kid} is already another agency's or another key; "
+            f"a record for {key.agency} cannot move it"
+        )
 
 
 async def on_agency_key_revoked(
     envelope: Envelope[AgencyKeyRevoked], connection: Connection
 ) -> None:
-    await storage.revoke_agency_key(connection, envelope.payload, envelope.occurred_at)
+    revoked = envelope.payload
+    if not await storage.revoke_agency_key(connection, revoked, envelope.occurred_at):
+        raise Rejected(f"kid_taken: key {revoked.kid} is not {revoked.agency}'s to revoke")
 
 
 # A transaction.

@@ -53,14 +53,21 @@ async def record_agency(connection: Connection, agency: AgencyRecorded) -> None:
     )
 
 
-async def record_agency_key(connection: Connection, key: AgencyKeyPublished) -> None:
-    """Keep a published key; a key already revoked stays revoked."""
-    await connection.execute(
+async def record_agency_key(connection: Connection, key: AgencyKeyPublished) -> bool:
+    """Keep a published key; a key already revoked stays revoked.
+
+    A kid, once known, stays with its agency and its key: a record that would move it to
+    another agency or another key changes nothing and returns False. Its validity dates
+    may change; a revocation that arrived first gets its key filled in.
+    """
+    kept = await connection.fetchval(
         "INSERT INTO agency_keys (kid, agency, algorithm, jwk, not_before, expires_at)"
         " VALUES ($1, $2, $3, $4, $5, $6)"
-        " ON CONFLICT (kid) DO UPDATE SET agency = excluded.agency,"
-        " algorithm = excluded.algorithm, jwk = excluded.jwk,"
-        " not_before = excluded.not_before, expires_at = excluded.expires_at",
+        " ON CONFLICT (kid) DO UPDATE SET algorithm = excluded.algorithm, jwk = excluded.jwk,"
+        " not_before = excluded.not_before, expires_at = excluded.expires_at"
+        " WHERE agency_keys.agency = excluded.agency AND (agency_keys.jwk IS NULL"
+        " OR (agency_keys.algorithm = excluded.algorithm AND agency_keys.jwk = excluded.jwk))"
+        " RETURNING true",
         key.kid,
         key.agency,
         key.algorithm,
@@ -68,21 +75,25 @@ async def record_agency_key(connection: Connection, key: AgencyKeyPublished) -> 
         key.not_before,
         key.expires_at,
     )
+    return bool(kept)
 
 
 async def revoke_agency_key(
     connection: Connection, revoked: AgencyKeyRevoked, at: datetime
-) -> None:
-    await connection.execute(
+) -> bool:
+    """Revoke a key (the earliest revocation wins); False if the kid is another agency's."""
+    kept = await connection.fetchval(
         "INSERT INTO agency_keys (kid, agency, revoked_at, revoked_reason) VALUES ($1, $2, $3, $4)"
         " ON CONFLICT (kid) DO UPDATE SET revoked_at = LEAST(agency_keys.revoked_at,"
         " excluded.revoked_at), revoked_reason = COALESCE(agency_keys.revoked_reason,"
-        " excluded.revoked_reason)",
+        " excluded.revoked_reason) WHERE agency_keys.agency = excluded.agency"
+        " RETURNING true",
         revoked.kid,
         revoked.agency,
         at,
         revoked.reason,
     )
+    return bool(kept)
 
 
 async def agency(connection: Connection, code: str) -> Agency | None:

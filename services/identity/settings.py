@@ -84,6 +84,12 @@ class IdentitySettings(ServiceSettings):
         description="`log`: the development gateway that logs each message.",
     )
 
+    sms_gateway_credentials_file: str | None = Field(
+        default=None,
+        validation_alias=_env("sms_gateway_credentials_file"),
+        description="The development SMS gateway's own Kafka credentials (properties file).",
+    )
+
     @model_validator(mode="after")
     def _real_secrets_in_production(self) -> IdentitySettings:
         if self.environment == "production":

@@ -38,6 +38,7 @@ from services.exchange.client.signing import generate_key, public_jwk
 from shared.events.exchange import DataRequestForwarded
 from shared.events.identity import SmsRequested
 from shared.kafka import new_producer
+from shared.kafka_access import KafkaAccess
 from shared.logging import get_logger
 from shared.persian import to_ascii_digits
 from shared.registry import UndecodableEvent, decode
@@ -294,8 +295,8 @@ def code_in(text: str) -> str | None:
 class Phones:
     """The simulated citizens' phones: one-time codes read from `identity.sms`."""
 
-    def __init__(self, bootstrap: str, client_id: str) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, kafka: KafkaAccess, client_id: str) -> None:
+        self._kafka = kafka
         self._client_id = client_id
         self._waiting: dict[str, asyncio.Future[str]] = {}
         self._consumer: AIOKafkaConsumer | None = None
@@ -303,7 +304,7 @@ class Phones:
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            **self._kafka.client_options(),
             client_id=self._client_id,
             enable_auto_commit=False,
             isolation_level="read_committed",
@@ -312,7 +313,7 @@ class Phones:
         try:
             topic = Topic.IDENTITY_SMS.value
             # A producer waits for the topic's metadata, as the exchange client does.
-            producer = new_producer(self._bootstrap, client_id=self._client_id)
+            producer = new_producer(self._kafka, client_id=self._client_id)
             await producer.start()
             try:
                 partitions = await producer.partitions_for(topic)
@@ -548,7 +549,7 @@ class AgenciesOnTheExchange:
         self,
         operator: Operator,
         exchange: httpx.AsyncClient,
-        bootstrap: str,
+        kafka: KafkaAccess,
         readiness: Readiness,
         *,
         refuse_share: float = 0.05,
@@ -557,7 +558,7 @@ class AgenciesOnTheExchange:
     ) -> None:
         self._operator = operator
         self._exchange = exchange
-        self._bootstrap = bootstrap
+        self._kafka = kafka
         self._readiness = readiness
         self._refuse_share = refuse_share
         self._tasks = Tasks(concurrency)
@@ -584,12 +585,10 @@ class AgenciesOnTheExchange:
         if await step(self._grant) is None:
             return False
         key, kid = self._keys[PROVIDER]
-        self._worker = ProviderWorker(
-            self._bootstrap, PROVIDER, key, kid, {DATA_SERVICE: self._answer}
-        )
+        self._worker = ProviderWorker(self._kafka, PROVIDER, key, kid, {DATA_SERVICE: self._answer})
         self._worker_task = asyncio.create_task(self._worker.run(), name="simulator-provider")
         key, kid = self._keys[CONSUMER]
-        client = ExchangeClient(self._bootstrap, CONSUMER, key, kid)
+        client = ExchangeClient(self._kafka, CONSUMER, key, kid)
         if await step(lambda: self._start_client(client)) is None:
             return False
         self._client = client

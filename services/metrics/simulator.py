@@ -269,14 +269,12 @@ def build(settings: SimulatorSettings | None = None) -> FastAPI:
 
         citizens = CitizensAtTheWindow(
             identity,
-            Phones(settings.kafka_bootstrap_servers, f"{settings.instance}-phones"),
+            Phones(settings.kafka, f"{settings.instance}-phones"),
             reference.adults_by_province,
             readiness,
         )
-        agencies = AgenciesOnTheExchange(
-            operator, exchange, settings.kafka_bootstrap_servers, readiness
-        )
-        producer = new_producer(settings.kafka_bootstrap_servers, client_id=settings.instance)
+        agencies = AgenciesOnTheExchange(operator, exchange, settings.kafka, readiness)
+        producer = new_producer(settings.kafka, client_id=settings.instance)
         await producer.start()
         adapters = Adapters(
             report_delivery=kafka_delivery_reports(

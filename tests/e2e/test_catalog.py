@@ -68,7 +68,7 @@ async def key(platform: LocalPlatform) -> ECKey:
         not_before=datetime.now(UTC) - timedelta(minutes=1),
         retired_at=None,
     )
-    producer = new_producer(platform.kafka_bootstrap, client_id="catalog-e2e")
+    producer = new_producer(platform.kafka_admin, client_id="catalog-e2e")
     await producer.start()
     try:
         await publish(producer, Envelope.wrap(record, source="identity", subject=kid))
@@ -182,7 +182,7 @@ async def test_an_agency_publishes_a_service_citizens_find_it_and_deliveries_flo
     )
     refused = over_kafka.model_copy(update={"report_id": uuid.uuid4(), "agency": "tax"})
     refused_envelope = Envelope.wrap(refused, source="tax", subject="tax")
-    producer = new_producer(platform.kafka_bootstrap, client_id="catalog-e2e")
+    producer = new_producer(platform.kafka_admin, client_id="catalog-e2e")
     await producer.start()
     try:
         envelope = Envelope.wrap(over_kafka, source="education", subject="education")
@@ -201,7 +201,7 @@ async def test_an_agency_publishes_a_service_citizens_find_it_and_deliveries_flo
         return [r for r in records if header(r, "event-id") in wanted]
 
     clean = await read_all(
-        platform.kafka_bootstrap, Topic.CATALOG_DELIVERIES, until=lambda rs: len(mine(rs)) >= 2
+        platform.kafka_admin, Topic.CATALOG_DELIVERIES, until=lambda rs: len(mine(rs)) >= 2
     )
     assert sorted(header(r, "event-id") or "" for r in mine(clean)) == sorted(wanted)
 
@@ -209,7 +209,7 @@ async def test_an_agency_publishes_a_service_citizens_find_it_and_deliveries_flo
         return [r for r in records if header(r, "event-id") == str(refused_envelope.id)]
 
     dlq = await read_all(
-        platform.kafka_bootstrap,
+        platform.kafka_admin,
         dead_letter_of(Topic.CATALOG_DELIVERY_REPORTS),
         until=lambda rs: len(dead(rs)) >= 1,
     )
@@ -243,7 +243,7 @@ async def test_the_compacted_topics_alone_rebuild_the_register(platform: LocalPl
                 agencies = {a.code: a for a in await storage.list_agencies(connection)}
             rebuilt_services = latest(
                 await read_all(
-                    platform.kafka_bootstrap,
+                    platform.kafka_admin,
                     Topic.CATALOG_SERVICES,
                     until=matches(Topic.CATALOG_SERVICES, services),
                     timeout=20,
@@ -252,7 +252,7 @@ async def test_the_compacted_topics_alone_rebuild_the_register(platform: LocalPl
             )
             rebuilt_agencies = latest(
                 await read_all(
-                    platform.kafka_bootstrap,
+                    platform.kafka_admin,
                     Topic.CATALOG_AGENCIES,
                     until=matches(Topic.CATALOG_AGENCIES, agencies),
                     timeout=20,

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,9 @@ import pytest
 
 from services.exchange.client import ExchangeClient, ProviderWorker
 from shared.events.exchange import DataRequestForwarded
+from shared.kafka_access import KafkaAccess
 from tests.integration.exchange.helpers import (
+    ISSUER,
     AgencySystem,
     Issuer,
     announce_world,
@@ -50,12 +52,17 @@ CITIZEN = "c1" * 32
 class ExchangeProcess:
     """`python -m services.exchange`, started and killed by this test alone."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, credentials_file: str) -> None:
         self.log_path = log_path
+        self.credentials_file = credentials_file
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = os.environ | {"PANJEREH_EXCHANGE_PORT": str(PORT)}
+        env = os.environ | {
+            "PANJEREH_EXCHANGE_PORT": str(PORT),
+            "PANJEREH_KAFKA_CREDENTIALS_FILE": self.credentials_file,
+            "PANJEREH_TOKEN_ISSUER": ISSUER,
+        }
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services.exchange"], env=env, stdout=log, stderr=log
@@ -83,8 +90,10 @@ class ExchangeProcess:
 
 
 @pytest.fixture
-def exchange(tmp_path: Path, kafka_bootstrap: str, database_url: str) -> Iterator[ExchangeProcess]:
-    process = ExchangeProcess(tmp_path / "exchange.log")
+def exchange(
+    tmp_path: Path, credentials_file: Callable[[str], str], database_url: str
+) -> Iterator[ExchangeProcess]:
+    process = ExchangeProcess(tmp_path / "exchange.log", credentials_file("exchange"))
     process.start()
     try:
         yield process
@@ -110,24 +119,29 @@ async def answer(request: DataRequestForwarded) -> dict[str, Any]:
 
 
 async def test_killing_the_exchange_mid_load_loses_and_doubles_nothing(
-    exchange: ExchangeProcess, http: httpx.AsyncClient, kafka_bootstrap: str, database_url: str
+    exchange: ExchangeProcess,
+    http: httpx.AsyncClient,
+    kafka_admin: KafkaAccess,
+    kafka_as: Callable[[str], KafkaAccess],
+    database_url: str,
 ) -> None:
+    agencies = kafka_as("simulator")
     await until_healthy(exchange)
     run = run_id()
     issuer = Issuer()
     consumer, provider = AgencySystem(f"e2e-ss-{run}"), AgencySystem(f"e2e-cr-{run}")
-    await announce_world(kafka_bootstrap, database_url, issuer, consumer, provider)
+    await announce_world(kafka_admin, database_url, issuer, consumer, provider)
     data_service = await register_data_service(
         http, issuer, provider, "vital-status", timeout_ms=120_000
     )
     await grant(http, issuer, consumer, data_service)
 
     worker = ProviderWorker(
-        kafka_bootstrap, provider.code, provider.key, provider.kid, {data_service: answer}
+        agencies, provider.code, provider.key, provider.kid, {data_service: answer}
     )
     worker_task = asyncio.create_task(worker.run())
     await asyncio.wait_for(worker.wait_ready(), 60)
-    async with ExchangeClient(kafka_bootstrap, consumer.code, consumer.key, consumer.kid) as client:
+    async with ExchangeClient(agencies, consumer.code, consumer.key, consumer.kid) as client:
         futures = {}
         for index in range(REQUESTS):
             if index == KILL_AFTER:
@@ -157,7 +171,7 @@ async def test_killing_the_exchange_mid_load_loses_and_doubles_nothing(
 
     for topic in ("exchange.consumer-responses", "exchange.transactions"):
         records = await read_all(
-            kafka_bootstrap, topic, until=lambda rs: len(count(rs)) >= REQUESTS, timeout=60
+            kafka_admin, topic, until=lambda rs: len(count(rs)) >= REQUESTS, timeout=60
         )
         per_transaction = count(records)
         assert set(per_transaction) == ours, topic

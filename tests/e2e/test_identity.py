@@ -58,7 +58,7 @@ async def test_a_citizen_registers_receives_a_code_signs_in_and_the_token_verifi
         assert registered.status_code == 201, registered.text
         sent = await http.post("/citizens/sign-in/code", json={"national_id": national_id})
         assert sent.status_code == 202, sent.text
-        code = await code_sent_to(platform.kafka_bootstrap, normalise_mobile(mobile))
+        code = await code_sent_to(platform.kafka_admin, normalise_mobile(mobile))
         signed_in = await http.post(
             "/citizens/sign-in", json={"national_id": national_id, "code": code}
         )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 import urllib.request
@@ -22,6 +21,7 @@ import pytest
 
 from infra.platform import SERVICE_PROCESSES, LocalPlatform
 from shared.topics import TOPICS
+from tests.kcat import kcat
 from tests.slots import e2e_ports
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -41,28 +41,23 @@ def home() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _kcat(*args: str) -> str:
-    kcat = shutil.which("kcat")
-    assert kcat, "kcat is not installed: run infra/bootstrap.sh"
-    result = subprocess.run(
-        [kcat, "-b", f"127.0.0.1:{PORTS.kafka}", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return result.stdout
+def _kcat(home: Path, *args: str) -> str:
+    """kcat as the platform team would run it: with the admin's credentials file."""
+    credentials = LocalPlatform(home, PORTS).credentials_file("admin")
+    return kcat("-F", str(credentials), *args, check=True).stdout
 
 
-def _lifecycle_events() -> list[dict[str, Any]]:
-    out = _kcat("-C", "-t", LIFECYCLE, "-o", "beginning", "-e", "-q")
+def _lifecycle_events(home: Path) -> list[dict[str, Any]]:
+    out = _kcat(home, "-C", "-t", LIFECYCLE, "-o", "beginning", "-e", "-q")
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-def _wait_for_started_events(at_least: int, timeout: float = 60) -> list[dict[str, Any]]:
+def _wait_for_started_events(
+    home: Path, at_least: int, timeout: float = 60
+) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while True:
-        events = [e for e in _lifecycle_events() if e.get("type") == "ServiceStarted"]
+        events = [e for e in _lifecycle_events(home) if e.get("type") == "ServiceStarted"]
         if len(events) >= at_least or time.monotonic() > deadline:
             return events
         time.sleep(1)
@@ -97,13 +92,17 @@ def test_up_down_up_keeps_data(home: Path) -> None:
     for process in SERVICE_PROCESSES:
         assert _health(endpoints[process.name]) == 200, process.name
 
-    metadata = _kcat("-L")
+    metadata = _kcat(home, "-L")
+    # Without credentials a client gets nothing, not even the list of topics.
+    refused = kcat("-b", f"127.0.0.1:{PORTS.kafka}", "-L", "-m", "5")
+    assert refused.returncode != 0
+    assert "Metadata for all topics" not in refused.stdout
     for spec in TOPICS:
         assert f'topic "{spec.name}"' in metadata
 
     # The worker and the traffic simulator are not services: they announce no start.
     services = {p.name for p in SERVICE_PROCESSES if p.name not in {"metrics-worker", "simulator"}}
-    events = _wait_for_started_events(at_least=len(services))
+    events = _wait_for_started_events(home, at_least=len(services))
     assert events, "no ServiceStarted event on platform.lifecycle"
     assert {e["source"] for e in events} >= services
 
@@ -122,7 +121,7 @@ def test_up_down_up_keeps_data(home: Path) -> None:
     # Data survives down/up: the earlier events are still in the topic.
     platform.up()
     try:
-        again = _wait_for_started_events(at_least=2 * len(services))
+        again = _wait_for_started_events(home, at_least=2 * len(services))
         before = {json.dumps(e, sort_keys=True) for e in events}
         assert before <= {json.dumps(e, sort_keys=True) for e in again}
     finally:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import tempfile
 import time
 import urllib.request
@@ -22,6 +21,7 @@ import pytest
 
 from infra.platform import SERVICE_PROCESSES, LocalPlatform
 from services.metrics.simulator import SERVICES
+from tests.kcat import kcat
 from tests.slots import e2e_ports
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -52,23 +52,22 @@ def platform() -> Iterator[LocalPlatform]:
             shutil.rmtree(home, ignore_errors=True)
 
 
-def _records(topic: str) -> list[dict[str, Any]]:
-    kcat = shutil.which("kcat")
-    assert kcat, "kcat is not installed: run infra/bootstrap.sh"
-    out = subprocess.run(
-        [kcat, "-b", f"127.0.0.1:{PORTS.kafka}", "-C", "-t", topic, "-o", "beginning", "-e", "-q"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+def _records(platform: LocalPlatform, topic: str) -> list[dict[str, Any]]:
+    credentials = str(platform.credentials_file("admin"))
+    args = ("-F", credentials, "-C", "-t", topic, "-o", "beginning", "-e", "-q")
+    out = kcat(*args, check=True).stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-def _eventually(topic: str, found: Callable[[dict[str, Any]], bool], timeout: float) -> int:
+def _eventually(
+    platform: LocalPlatform,
+    topic: str,
+    found: Callable[[dict[str, Any]], bool],
+    timeout: float,
+) -> int:
     deadline = time.monotonic() + timeout
     while True:
-        count = sum(1 for record in _records(topic) if found(record))
+        count = sum(1 for record in _records(platform, topic) if found(record))
         if count or time.monotonic() > deadline:
             return count
         time.sleep(2)
@@ -83,6 +82,7 @@ def _health() -> dict[str, Any]:
 
 def test_simulated_traffic_goes_through_the_real_services(platform: LocalPlatform) -> None:
     recorded = _eventually(
+        platform,
         "catalog.deliveries",
         lambda r: (
             r.get("type") == "DeliveryRecorded"
@@ -91,9 +91,13 @@ def test_simulated_traffic_goes_through_the_real_services(platform: LocalPlatfor
         timeout=90,
     )
     authenticated = _eventually(
-        "identity.authentications", lambda r: r.get("type") == "CitizenAuthenticated", timeout=60
+        platform,
+        "identity.authentications",
+        lambda r: r.get("type") == "CitizenAuthenticated",
+        timeout=60,
     )
     answered = _eventually(
+        platform,
         "exchange.transactions",
         lambda r: (
             r.get("type") == "TransactionRecorded" and r["payload"].get("outcome") == "answered"
@@ -151,7 +155,7 @@ def test_the_real_services_events_become_figures_on_topics_and_in_the_api(
         return matches
 
     for topic, metric in wanted.items():
-        published = _eventually(topic, figure_of(metric), timeout=90)
+        published = _eventually(platform, topic, figure_of(metric), timeout=90)
         assert published > 0, (
             f"no {metric} figure on {topic}\n{_log_tail(platform, 'metrics-worker')}"
         )

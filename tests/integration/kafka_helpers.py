@@ -8,9 +8,11 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from shared.kafka_access import KafkaAccess
+
 
 async def read_all(
-    bootstrap: str,
+    kafka: KafkaAccess,
     topic: str,
     *,
     until: Callable[[list[ConsumerRecord[bytes, bytes]]], bool] = lambda records: True,
@@ -23,14 +25,14 @@ async def read_all(
     reaching the end, or `timeout` passes; returns what it has either way.
     """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kafka.client_options(),
         isolation_level=isolation_level,
         enable_auto_commit=False,
         client_id=f"test-reader-{uuid.uuid4().hex[:8]}",
     )
     await consumer.start()
     try:
-        partitions = await partitions_of(bootstrap, topic)
+        partitions = await partitions_of(kafka, topic)
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
@@ -51,8 +53,8 @@ async def read_all(
         await consumer.stop()
 
 
-async def partitions_of(bootstrap: str, topic: str) -> set[int]:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+async def partitions_of(kafka: KafkaAccess, topic: str) -> set[int]:
+    producer = AIOKafkaProducer(**kafka.client_options())
     await producer.start()
     try:
         partitions: set[int] = await producer.partitions_for(topic)

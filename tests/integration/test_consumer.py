@@ -21,6 +21,7 @@ from shared.db import Pool
 from shared.envelope import Envelope
 from shared.events.platform import ServiceStarted
 from shared.kafka import EventConsumer, Rejected, RetryPolicy, Transient, new_producer, publish
+from shared.kafka_access import KafkaAccess
 from shared.runtime import dispatcher
 from shared.topics import Topic, dead_letter_of
 from tests.integration.kafka_helpers import header, read_all
@@ -37,8 +38,8 @@ def started(run: str, label: str) -> Envelope[ServiceStarted]:
 
 
 @asynccontextmanager
-async def producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    p = new_producer(bootstrap, client_id="tests")
+async def producer(kafka: KafkaAccess) -> AsyncIterator[AIOKafkaProducer]:
+    p = new_producer(kafka, client_id="tests")
     await p.start()
     try:
         yield p
@@ -48,13 +49,13 @@ async def producer(bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
 
 @asynccontextmanager
 async def consuming(
-    bootstrap: str, handler: Callable[[Envelope[Any]], Awaitable[None]], group: str
+    kafka: KafkaAccess, handler: Callable[[Envelope[Any]], Awaitable[None]], group: str
 ) -> AsyncIterator[EventConsumer]:
     consumer = EventConsumer(
         group=group,
         topics=[TOPIC],
         handler=handler,
-        bootstrap_servers=bootstrap,
+        kafka=kafka,
         retry=RetryPolicy(attempts=3, first_delay=0.05, max_delay=0.2),
     )
     task = asyncio.create_task(consumer.run())
@@ -73,18 +74,18 @@ async def eventually(check: Callable[[], bool], timeout: float = 45) -> None:
         await asyncio.sleep(0.1)
 
 
-async def dead_letters_of(bootstrap: str, group: str, run: str, count: int) -> list[Any]:
+async def dead_letters_of(kafka: KafkaAccess, group: str, run: str, count: int) -> list[Any]:
     """What `group` dead-lettered of this test's records (keyed by `run`)."""
 
     def mine(record: Any) -> bool:
         return header(record, "dlq-consumer") == group and record.key == run.encode()
 
-    records = await read_all(bootstrap, DLQ, until=lambda rs: sum(map(mine, rs)) >= count)
+    records = await read_all(kafka, DLQ, until=lambda rs: sum(map(mine, rs)) >= count)
     return [r for r in records if mine(r)]
 
 
 async def test_malformed_events_go_to_the_dead_letter_topic_and_the_next_good_one_is_handled(
-    kafka_bootstrap: str,
+    kafka_admin: KafkaAccess,
 ) -> None:
     run, group = uuid.uuid4().hex, f"test-{uuid.uuid4().hex}"
     garbage = f"not json at all {run}".encode()
@@ -92,7 +93,7 @@ async def test_malformed_events_go_to_the_dead_letter_topic_and_the_next_good_on
     invalid["payload"]["release"] = 42  # a number where a string belongs
     invalid_bytes = json.dumps(invalid).encode()
     good = started(run, "good")
-    async with producer(kafka_bootstrap) as p:
+    async with producer(kafka_admin) as p:
         await p.send_and_wait(TOPIC.value, garbage, key=run.encode())
         await p.send_and_wait(TOPIC.value, invalid_bytes, key=run.encode())
         await publish(p, good)
@@ -103,11 +104,11 @@ async def test_malformed_events_go_to_the_dead_letter_topic_and_the_next_good_on
         if envelope.subject == run:
             handled.append(envelope)
 
-    async with consuming(kafka_bootstrap, handler, group):
+    async with consuming(kafka_admin, handler, group):
         await eventually(lambda: len(handled) == 1)
 
     assert handled[0].id == good.id
-    mine = await dead_letters_of(kafka_bootstrap, group, run, 2)
+    mine = await dead_letters_of(kafka_admin, group, run, 2)
     assert [r.value for r in mine] == [garbage, invalid_bytes]
     assert "not JSON" in (header(mine[0], "dlq-reason") or "")
     assert "payload.release" in (header(mine[1], "dlq-reason") or "")
@@ -116,11 +117,11 @@ async def test_malformed_events_go_to_the_dead_letter_topic_and_the_next_good_on
 
 
 async def test_an_event_the_handler_rejects_is_dead_lettered_with_its_reason(
-    kafka_bootstrap: str,
+    kafka_admin: KafkaAccess,
 ) -> None:
     run, group = uuid.uuid4().hex, f"test-{uuid.uuid4().hex}"
     refused, accepted = started(run, "refused"), started(run, "accepted")
-    async with producer(kafka_bootstrap) as p:
+    async with producer(kafka_admin) as p:
         await publish(p, refused)
         await publish(p, accepted)
     handled: list[str] = []
@@ -132,16 +133,16 @@ async def test_an_event_the_handler_rejects_is_dead_lettered_with_its_reason(
             raise Rejected("agency is not in the register")
         handled.append(envelope.payload.instance)
 
-    async with consuming(kafka_bootstrap, handler, group):
+    async with consuming(kafka_admin, handler, group):
         await eventually(lambda: handled == ["accepted"])
-    [dead] = await dead_letters_of(kafka_bootstrap, group, run, 1)
+    [dead] = await dead_letters_of(kafka_admin, group, run, 1)
     assert header(dead, "dlq-reason") == "agency is not in the register"
     assert header(dead, "event-id") == str(refused.id)
 
 
-async def test_a_transient_failure_is_retried_until_it_passes(kafka_bootstrap: str) -> None:
+async def test_a_transient_failure_is_retried_until_it_passes(kafka_admin: KafkaAccess) -> None:
     run, group = uuid.uuid4().hex, f"test-{uuid.uuid4().hex}"
-    async with producer(kafka_bootstrap) as p:
+    async with producer(kafka_admin) as p:
         await publish(p, started(run, "flaky"))
     attempts: list[int] = []
 
@@ -152,15 +153,17 @@ async def test_a_transient_failure_is_retried_until_it_passes(kafka_bootstrap: s
         if len(attempts) < 6:  # more failures than the policy allows for a non-transient error
             raise Transient("the database is restarting")
 
-    async with consuming(kafka_bootstrap, handler, group) as consumer:
+    async with consuming(kafka_admin, handler, group) as consumer:
         await eventually(lambda: consumer.handled >= 1 and len(attempts) == 6)
     assert len(attempts) == 6
-    assert await dead_letters_of(kafka_bootstrap, group, run, 0) == []
+    assert await dead_letters_of(kafka_admin, group, run, 0) == []
 
 
-async def test_a_failing_handler_is_dead_lettered_after_its_retries(kafka_bootstrap: str) -> None:
+async def test_a_failing_handler_is_dead_lettered_after_its_retries(
+    kafka_admin: KafkaAccess,
+) -> None:
     run, group = uuid.uuid4().hex, f"test-{uuid.uuid4().hex}"
-    async with producer(kafka_bootstrap) as p:
+    async with producer(kafka_admin) as p:
         await publish(p, started(run, "buggy"))
     attempts: list[int] = []
 
@@ -169,20 +172,20 @@ async def test_a_failing_handler_is_dead_lettered_after_its_retries(kafka_bootst
             attempts.append(1)
             raise KeyError("a bug")
 
-    async with consuming(kafka_bootstrap, handler, group):
+    async with consuming(kafka_admin, handler, group):
         await eventually(lambda: len(attempts) == 3)
-    [dead] = await dead_letters_of(kafka_bootstrap, group, run, 1)
+    [dead] = await dead_letters_of(kafka_admin, group, run, 1)
     assert header(dead, "dlq-reason") == "handler failed 3 times: KeyError('a bug')"
 
 
 async def test_a_redelivered_event_changes_nothing(
-    kafka_bootstrap: str, scratch_schema: tuple[str, Pool]
+    kafka_admin: KafkaAccess, scratch_schema: tuple[str, Pool]
 ) -> None:
     _, pool = scratch_schema
     await pool.execute("CREATE TABLE starts (service text PRIMARY KEY, count int NOT NULL)")
     run, group = uuid.uuid4().hex, f"test-{uuid.uuid4().hex}"
     once, last = started(run, "once"), started(run, "last")
-    async with producer(kafka_bootstrap) as p:
+    async with producer(kafka_admin) as p:
         for _ in range(3):  # the same event, delivered three times
             await publish(p, once)
         await publish(p, last)
@@ -202,14 +205,16 @@ async def test_a_redelivered_event_changes_nothing(
         await dispatch(envelope)
         done.add(envelope.id)
 
-    async with consuming(kafka_bootstrap, handler, group):
+    async with consuming(kafka_admin, handler, group):
         await eventually(lambda: last.id in done)
     # Three deliveries of one event and one of another: two starts, not four.
     assert await pool.fetchval("SELECT count FROM starts WHERE service = $1", run) == 2
 
 
 @pytest.mark.allows_error_logs  # aiokafka logs each refused connection as an error
-async def test_a_consumer_without_a_broker_waits_for_one_instead_of_dying() -> None:
+async def test_a_consumer_without_a_broker_waits_for_one_instead_of_dying(
+    kafka_admin: KafkaAccess,
+) -> None:
     async def handler(envelope: Envelope[Any]) -> None:
         raise AssertionError("nothing can arrive without a broker")
 
@@ -217,7 +222,8 @@ async def test_a_consumer_without_a_broker_waits_for_one_instead_of_dying() -> N
         group=f"test-{uuid.uuid4().hex}",
         topics=[TOPIC],
         handler=handler,
-        bootstrap_servers="127.0.0.1:9",  # the discard port: nothing listens
+        # The discard port: nothing listens.
+        kafka=KafkaAccess("127.0.0.1:9", "nobody", "nothing", ca_file=kafka_admin.ca_file),
         retry=RetryPolicy(first_delay=0.05, max_delay=0.1),
     )
     task = asyncio.create_task(consumer.run())
@@ -228,11 +234,11 @@ async def test_a_consumer_without_a_broker_waits_for_one_instead_of_dying() -> N
 
 
 async def test_a_batch_handler_refuses_single_events_and_the_rest_is_handled_together(
-    kafka_bootstrap: str,
+    kafka_admin: KafkaAccess,
 ) -> None:
     run, group = uuid.uuid4().hex, f"test-{uuid.uuid4().hex}"
     events = [started(run, label) for label in ("a", "refused", "b", "c")]
-    async with producer(kafka_bootstrap) as p:
+    async with producer(kafka_admin) as p:
         for envelope in events:
             await publish(p, envelope)
     taken: list[str] = []
@@ -253,7 +259,7 @@ async def test_a_batch_handler_refuses_single_events_and_the_rest_is_handled_tog
         topics=[TOPIC],
         handler=one_by_one,
         batch=batch,
-        bootstrap_servers=kafka_bootstrap,
+        kafka=kafka_admin,
     )
     task = asyncio.create_task(consumer.run())
     try:
@@ -261,17 +267,17 @@ async def test_a_batch_handler_refuses_single_events_and_the_rest_is_handled_tog
     finally:
         await consumer.stop()
         await asyncio.wait_for(task, timeout=30)
-    [dead] = await dead_letters_of(kafka_bootstrap, group, run, 1)
+    [dead] = await dead_letters_of(kafka_admin, group, run, 1)
     assert header(dead, "dlq-reason") == "not in the register"
     assert header(dead, "event-id") == str(events[1].id)
 
 
 async def test_a_failing_batch_is_taken_apart_so_one_bad_event_fails_alone(
-    kafka_bootstrap: str,
+    kafka_admin: KafkaAccess,
 ) -> None:
     run, group = uuid.uuid4().hex, f"test-{uuid.uuid4().hex}"
     events = [started(run, label) for label in ("a", "poison", "b")]
-    async with producer(kafka_bootstrap) as p:
+    async with producer(kafka_admin) as p:
         for envelope in events:
             await publish(p, envelope)
     handled: list[str] = []
@@ -294,7 +300,7 @@ async def test_a_failing_batch_is_taken_apart_so_one_bad_event_fails_alone(
         topics=[TOPIC],
         handler=one_by_one,
         batch=batch,
-        bootstrap_servers=kafka_bootstrap,
+        kafka=kafka_admin,
     )
     task = asyncio.create_task(consumer.run())
     try:
@@ -302,5 +308,5 @@ async def test_a_failing_batch_is_taken_apart_so_one_bad_event_fails_alone(
     finally:
         await consumer.stop()
         await asyncio.wait_for(task, timeout=30)
-    [dead] = await dead_letters_of(kafka_bootstrap, group, run, 1)
+    [dead] = await dead_letters_of(kafka_admin, group, run, 1)
     assert header(dead, "dlq-reason") == "poison"

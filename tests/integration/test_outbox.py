@@ -24,6 +24,7 @@ import pytest
 from shared.db import Pool
 from shared.envelope import Envelope
 from shared.events.platform import ServiceStarted
+from shared.kafka_access import KafkaAccess
 from shared.outbox import Change, OutboxRelay, enqueue, enqueue_many
 from shared.topics import Topic
 from tests.integration.kafka_helpers import header, read_all
@@ -53,9 +54,9 @@ async def write_events(
     return ids
 
 
-async def published_ids(bootstrap: str, expected: set[str]) -> Counter[str]:
+async def published_ids(kafka: KafkaAccess, expected: set[str]) -> Counter[str]:
     records = await read_all(
-        bootstrap,
+        kafka,
         TOPIC,
         until=lambda rs: expected <= {header(r, "event-id") for r in rs},
         timeout=60,
@@ -63,8 +64,10 @@ async def published_ids(bootstrap: str, expected: set[str]) -> Counter[str]:
     return Counter(found for r in records if (found := header(r, "event-id")) in expected)
 
 
-def start_relay(schema: str, relay_id: str, failpoints: str = "") -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PANJEREH_FAILPOINTS": failpoints}
+def start_relay(
+    kafka: KafkaAccess, schema: str, relay_id: str, failpoints: str = ""
+) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **kafka.environment(), "PANJEREH_FAILPOINTS": failpoints}
     return subprocess.Popen(
         [sys.executable, "-m", "shared.outbox", schema, "--relay-id", relay_id],
         cwd=REPO,
@@ -88,7 +91,7 @@ async def wait_until_drained(pool: Pool, timeout: float = 60) -> None:
 
 
 async def test_committed_events_are_published_once_in_order_per_subject(
-    scratch_schema: tuple[str, Pool], kafka_bootstrap: str
+    scratch_schema: tuple[str, Pool], kafka_admin: KafkaAccess
 ) -> None:
     schema, pool = scratch_schema
     run = uuid.uuid4().hex
@@ -96,7 +99,7 @@ async def test_committed_events_are_published_once_in_order_per_subject(
     relay = OutboxRelay(
         pool,
         schema=schema,
-        bootstrap_servers=kafka_bootstrap,
+        kafka=kafka_admin,
         relay_id=f"test-{run}",
         batch_size=50,
     )
@@ -105,10 +108,10 @@ async def test_committed_events_are_published_once_in_order_per_subject(
     await relay.stop()
     await relay.run()  # returns at once: stopped; closes the producer
 
-    counts = await published_ids(kafka_bootstrap, set(ids))
+    counts = await published_ids(kafka_admin, set(ids))
     assert set(counts) == set(ids)
     assert set(counts.values()) == {1}
-    records = await read_all(kafka_bootstrap, TOPIC)
+    records = await read_all(kafka_admin, TOPIC)
     mine = [r for r in records if header(r, "event-id") in set(ids)]
     for subject in {r.key for r in mine}:
         numbers = [
@@ -119,7 +122,7 @@ async def test_committed_events_are_published_once_in_order_per_subject(
 
 
 async def test_an_event_rolled_back_with_its_state_is_never_published(
-    scratch_schema: tuple[str, Pool], kafka_bootstrap: str
+    scratch_schema: tuple[str, Pool], kafka_admin: KafkaAccess
 ) -> None:
     schema, pool = scratch_schema
     run = uuid.uuid4().hex
@@ -130,14 +133,12 @@ async def test_an_event_rolled_back_with_its_state_is_never_published(
         await enqueue(connection, rolled_back)
         await transaction.rollback()  # the state change failed; its event goes with it
     kept = await write_events(pool, run, range(2, 3))
-    relay = OutboxRelay(
-        pool, schema=schema, bootstrap_servers=kafka_bootstrap, relay_id=f"test-{run}"
-    )
+    relay = OutboxRelay(pool, schema=schema, kafka=kafka_admin, relay_id=f"test-{run}")
     await relay.publish_pending()
     await relay.stop()
     await relay.run()
 
-    counts = await published_ids(kafka_bootstrap, {*kept, str(rolled_back.id)})
+    counts = await published_ids(kafka_admin, {*kept, str(rolled_back.id)})
     assert counts == Counter({kept[0]: 1})
 
 
@@ -212,32 +213,32 @@ async def test_a_change_along_no_events_is_refused(scratch_schema: tuple[str, Po
 
 
 async def test_relay_killed_after_kafka_commit_does_not_publish_again_on_restart(
-    scratch_schema: tuple[str, Pool], kafka_bootstrap: str
+    scratch_schema: tuple[str, Pool], kafka_admin: KafkaAccess
 ) -> None:
     schema, pool = scratch_schema
     run = uuid.uuid4().hex
     relay_id = f"test-{run}"
     ids = await write_events(pool, run, range(30))
 
-    crashing = start_relay(schema, relay_id, failpoints="outbox.after_kafka_commit")
+    crashing = start_relay(kafka_admin, schema, relay_id, failpoints="outbox.after_kafka_commit")
     assert await asyncio.to_thread(crashing.wait, 60) == -signal.SIGKILL
     # Kafka has the batch; Postgres was never told.
     assert await unpublished(pool) == 30
 
-    restarted = start_relay(schema, relay_id)
+    restarted = start_relay(kafka_admin, schema, relay_id)
     try:
         await wait_until_drained(pool)
     finally:
         restarted.terminate()
         await asyncio.to_thread(restarted.wait, 30)
 
-    counts = await published_ids(kafka_bootstrap, set(ids))
+    counts = await published_ids(kafka_admin, set(ids))
     assert set(counts) == set(ids), "an event was lost"
     assert [i for i, n in counts.items() if n > 1] == [], "an event was published twice"
 
 
 async def test_relay_killed_at_random_moments_loses_and_duplicates_nothing(
-    scratch_schema: tuple[str, Pool], kafka_bootstrap: str
+    scratch_schema: tuple[str, Pool], kafka_admin: KafkaAccess
 ) -> None:
     schema, pool = scratch_schema
     run = uuid.uuid4().hex
@@ -245,7 +246,7 @@ async def test_relay_killed_at_random_moments_loses_and_duplicates_nothing(
     chance = random.Random(run)
     ids: list[str] = []
     for round_number in range(5):
-        relay = start_relay(schema, relay_id)
+        relay = start_relay(kafka_admin, schema, relay_id)
         written = write_events(pool, run, range(round_number * 400, (round_number + 1) * 400))
         writer = asyncio.create_task(written)
         await asyncio.sleep(chance.uniform(0.5, 2.5))
@@ -253,14 +254,14 @@ async def test_relay_killed_at_random_moments_loses_and_duplicates_nothing(
         await asyncio.to_thread(relay.wait, 30)
         ids += await writer
 
-    final = start_relay(schema, relay_id)
+    final = start_relay(kafka_admin, schema, relay_id)
     try:
         await wait_until_drained(pool, timeout=120)
     finally:
         final.terminate()
         await asyncio.to_thread(final.wait, 30)
 
-    counts = await published_ids(kafka_bootstrap, set(ids))
+    counts = await published_ids(kafka_admin, set(ids))
     assert len(ids) == 2000
     assert set(counts) == set(ids), f"{len(set(ids) - set(counts))} events were lost"
     assert [i for i, n in counts.items() if n > 1] == [], "an event was published twice"
@@ -268,16 +269,12 @@ async def test_relay_killed_at_random_moments_loses_and_duplicates_nothing(
 
 @pytest.mark.allows_error_logs  # the fenced relay logs why it stops
 async def test_a_second_relay_with_the_same_id_fences_the_first(
-    scratch_schema: tuple[str, Pool], kafka_bootstrap: str
+    scratch_schema: tuple[str, Pool], kafka_admin: KafkaAccess
 ) -> None:
     schema, pool = scratch_schema
     run = uuid.uuid4().hex
-    first = OutboxRelay(
-        pool, schema=schema, bootstrap_servers=kafka_bootstrap, relay_id=f"test-{run}"
-    )
-    second = OutboxRelay(
-        pool, schema=schema, bootstrap_servers=kafka_bootstrap, relay_id=f"test-{run}"
-    )
+    first = OutboxRelay(pool, schema=schema, kafka=kafka_admin, relay_id=f"test-{run}")
+    second = OutboxRelay(pool, schema=schema, kafka=kafka_admin, relay_id=f"test-{run}")
     await write_events(pool, run, range(1))
     assert await first.publish_pending() == 1
     await write_events(pool, run, range(1, 2))
@@ -295,7 +292,7 @@ async def test_a_second_relay_with_the_same_id_fences_the_first(
 
 
 async def test_published_rows_are_pruned_after_the_retention_and_pending_rows_never(
-    scratch_schema: tuple[str, Pool], kafka_bootstrap: str
+    scratch_schema: tuple[str, Pool], kafka_admin: KafkaAccess
 ) -> None:
     schema, pool = scratch_schema
     run = uuid.uuid4().hex
@@ -303,7 +300,7 @@ async def test_published_rows_are_pruned_after_the_retention_and_pending_rows_ne
     relay = OutboxRelay(
         pool,
         schema=schema,
-        bootstrap_servers=kafka_bootstrap,
+        kafka=kafka_admin,
         relay_id=f"test-{run}",
         keep_published=timedelta(hours=1),
     )

@@ -16,6 +16,7 @@ from shared.db import Pool
 from shared.envelope import Envelope
 from shared.events.platform import ServiceStarted
 from shared.kafka import EventConsumer
+from shared.kafka_access import KafkaAccess
 from shared.outbox import OutboxRelay, enqueue
 from shared.topics import Topic
 from shared.tracing import configure_tracing
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_one_trace_spans_the_producer_the_outbox_and_the_consumer(
-    kafka_bootstrap: str, scratch_schema: tuple[str, Pool]
+    kafka_admin: KafkaAccess, scratch_schema: tuple[str, Pool]
 ) -> None:
     exporter = InMemorySpanExporter()
     configure_tracing("tests", processors=[SimpleSpanProcessor(exporter)])
@@ -39,9 +40,7 @@ async def test_one_trace_spans_the_producer_the_outbox_and_the_consumer(
             await enqueue(connection, envelope)
     trace_id = request_span.get_span_context().trace_id
 
-    relay = OutboxRelay(
-        pool, schema=schema, bootstrap_servers=kafka_bootstrap, relay_id=f"test-{run}"
-    )
+    relay = OutboxRelay(pool, schema=schema, kafka=kafka_admin, relay_id=f"test-{run}")
     await relay.publish_pending()
     await relay.stop()
     await relay.run()
@@ -56,7 +55,7 @@ async def test_one_trace_spans_the_producer_the_outbox_and_the_consumer(
         group=f"test-{run}",
         topics=[Topic.PLATFORM_LIFECYCLE],
         handler=handler,
-        bootstrap_servers=kafka_bootstrap,
+        kafka=kafka_admin,
     )
     task = asyncio.create_task(consumer.run())
     await asyncio.wait_for(seen.wait(), timeout=60)

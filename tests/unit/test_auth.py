@@ -54,7 +54,7 @@ def token(key: ECKey, **overrides: Any) -> str:
 @pytest.fixture
 def keys() -> tuple[ECKey, IssuerKeys]:
     key, record = new_key("k1")
-    projection = IssuerKeys(bootstrap_servers="unused", issuer=ISSUER)
+    projection = IssuerKeys(None, issuer=ISSUER)
     projection.apply(record)
     return key, projection
 
@@ -141,3 +141,14 @@ def test_the_dependency_answers_401_and_403_as_problems(keys: tuple[ECKey, Issue
     refused = client.post("/rights", headers=good)
     assert refused.status_code == 403
     assert refused.json()["code"] == "forbidden"
+
+
+def test_a_key_published_for_another_issuer_is_ignored_and_its_tokens_refused() -> None:
+    key, record = new_key("intruder")
+    projection = IssuerKeys(None, issuer=ISSUER)
+    forged = record.model_copy(update={"issuer": "https://attacker.example"})
+    assert projection.apply(forged) is False
+    with pytest.raises(InvalidToken, match="not signed by a key identity published"):
+        projection.verify(token(key, iss="https://attacker.example"))
+    with pytest.raises(InvalidToken, match="not signed by a key identity published"):
+        projection.verify(token(key))

@@ -21,6 +21,7 @@ from services.exchange.client.signing import (
 from shared.envelope import Envelope
 from shared.events.exchange import DataRequestCompleted, DataRequested
 from shared.kafka import new_producer, publish
+from shared.kafka_access import KafkaAccess
 from shared.logging import get_logger
 from shared.registry import UndecodableEvent, decode
 from shared.topics import Topic
@@ -72,7 +73,7 @@ class ExchangeClient:
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaAccess,
         agency: str,
         private_key: Key,
         kid: str,
@@ -80,7 +81,7 @@ class ExchangeClient:
         exchange_keys: Mapping[str, dict[str, Any]] | None = None,
     ) -> None:
         self.agency = agency
-        self._bootstrap = bootstrap
+        self._kafka = kafka
         self._key = private_key
         self._kid = kid
         self._exchange_keys = dict(exchange_keys or {})
@@ -90,10 +91,10 @@ class ExchangeClient:
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._producer = new_producer(self._bootstrap, client_id=f"exchange-client-{self.agency}")
+        self._producer = new_producer(self._kafka, client_id=f"exchange-client-{self.agency}")
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            **self._kafka.client_options(),
             isolation_level="read_committed",
             enable_auto_commit=False,
             client_id=f"exchange-client-{self.agency}",

@@ -14,6 +14,7 @@ from services.exchange.client.signing import sign_event
 from shared.envelope import Envelope, Event
 from shared.events.exchange import DataProvided, DataRefused, DataRequestForwarded
 from shared.kafka import new_producer, publish
+from shared.kafka_access import KafkaAccess
 from shared.logging import get_logger
 from shared.registry import UndecodableEvent, decode
 from shared.topics import Topic
@@ -45,7 +46,7 @@ class ProviderWorker:
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaAccess,
         agency: str,
         private_key: Key,
         kid: str,
@@ -54,7 +55,7 @@ class ProviderWorker:
         group: str | None = None,
     ) -> None:
         self.agency = agency
-        self._bootstrap = bootstrap
+        self._kafka = kafka
         self._key = private_key
         self._kid = kid
         self._handlers = dict(handlers)
@@ -69,10 +70,10 @@ class ProviderWorker:
         await self._ready.wait()
 
     async def run(self) -> None:
-        producer = new_producer(self._bootstrap, client_id=f"provider-{self.agency}")
+        producer = new_producer(self._kafka, client_id=f"provider-{self.agency}")
         consumer = AIOKafkaConsumer(
             Topic.EXCHANGE_PROVIDER_REQUESTS.value,
-            bootstrap_servers=self._bootstrap,
+            **self._kafka.client_options(),
             group_id=self._group,
             client_id=f"provider-{self.agency}",
             enable_auto_commit=False,

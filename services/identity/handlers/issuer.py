@@ -77,7 +77,7 @@ class KeyRing:
         self._settings = settings
         self._pool = pool
         self._keys: list[SigningKey] = []
-        self._verifier = IssuerKeys(bootstrap_servers="", issuer=settings.issuer)
+        self._verifier = IssuerKeys(None, issuer=settings.issuer)
         self._loaded_at = float("-inf")
         self._signers: dict[str, Any] = {}
         self._reload_lock = asyncio.Lock()

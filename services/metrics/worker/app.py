@@ -16,7 +16,9 @@ from pydantic import Field
 
 from shared.envelope import Envelope, Event
 from shared.kafka import dead_letter_headers
+from shared.kafka_access import MECHANISM
 from shared.logging import get_logger, logging_dict_config
+from shared.principals import METRICS_WORKER_APP_ID
 from shared.registry import UndecodableEvent, decode
 from shared.settings import PlatformSettings
 from shared.topics import Topic, dead_letter_of, spec
@@ -39,7 +41,7 @@ class WorkerSettings(PlatformSettings):
         description="Seconds before a silent (crashed) worker's partitions are reassigned.",
     )
     app_id: str = Field(
-        default="panjereh-metrics",
+        default=METRICS_WORKER_APP_ID,
         validation_alias="PANJEREH_METRICS_WORKER_ID",
         description="Consumer group and table namespace; one per independent deployment.",
     )
@@ -51,12 +53,19 @@ class WorkerSettings(PlatformSettings):
 
 
 settings = WorkerSettings()
+kafka = settings.kafka
 # Faust creates only the last level of its data directory; the platform's may be new.
 Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
 
 app = faust.App(
     settings.app_id,
-    broker=f"kafka://{settings.kafka_bootstrap_servers}",
+    broker=f"kafka://{kafka.bootstrap_servers}",
+    broker_credentials=faust.SASLCredentials(
+        username=kafka.username,
+        password=kafka.password,
+        ssl_context=kafka.ssl_context(),
+        mechanism=MECHANISM,
+    ),
     store="memory://",
     datadir=settings.data_dir,
     # Counters guard themselves against replays (see counters.py), so at-least-once

@@ -17,6 +17,7 @@ import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from shared.kafka_access import KafkaAccess
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -31,11 +32,11 @@ def changelog_topics(app: faust.App) -> dict[str, int]:
     }
 
 
-async def ensure_changelog_topics(app: faust.App, bootstrap: str, within: float = 60.0) -> None:
+async def ensure_changelog_topics(app: faust.App, kafka: KafkaAccess, within: float = 60.0) -> None:
     """Create the missing changelog topics (compacted, as Faust makes them) and wait until
     the broker describes every partition of each; raises if it has not within `within`."""
     wanted = changelog_topics(app)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    admin = AIOKafkaAdminClient(**kafka.client_options(), request_timeout_ms=10000)
     await admin.start()
     try:
         missing = sorted(set(wanted) - set(await admin.list_topics()))

@@ -26,6 +26,7 @@ from shared.auth import AUDIENCE, InvalidToken
 from shared.envelope import Envelope
 from shared.events.identity import IssuerKeyPublished
 from shared.kafka import new_producer, publish
+from shared.kafka_access import KafkaAccess
 from shared.runtime import Runtime
 
 ISSUER = "https://identity.catalog-tests"
@@ -62,6 +63,8 @@ class Catalog:
     client: httpx.AsyncClient
     runtime: Runtime
     signer: Signer
+    # The tests read and write topics as the broker's admin, never as the catalog.
+    observer: KafkaAccess
 
 
 async def eventually(check: Callable[[], bool], timeout: float = 45) -> None:
@@ -73,7 +76,7 @@ async def eventually(check: Callable[[], bool], timeout: float = 45) -> None:
 
 
 @pytest.fixture(scope="session")
-async def signer(kafka_bootstrap: str) -> Signer:
+async def signer(kafka_admin: KafkaAccess) -> Signer:
     kid = f"catalog-tests-{uuid.uuid4().hex[:8]}"
     key = ECKey.generate_key("P-256", parameters={"kid": kid})
     record = IssuerKeyPublished(
@@ -84,7 +87,7 @@ async def signer(kafka_bootstrap: str) -> Signer:
         not_before=datetime.now(UTC) - timedelta(minutes=1),
         retired_at=None,
     )
-    producer = new_producer(kafka_bootstrap, client_id="catalog-tests")
+    producer = new_producer(kafka_admin, client_id="catalog-tests")
     await producer.start()
     try:
         await publish(producer, Envelope.wrap(record, source="identity", subject=kid))
@@ -95,10 +98,15 @@ async def signer(kafka_bootstrap: str) -> Signer:
 
 @pytest.fixture(scope="package")
 async def catalog(
-    kafka_bootstrap: str, database_url: str, signer: Signer
+    credentials_file: Callable[[str], str],
+    kafka_admin: KafkaAccess,
+    database_url: str,
+    signer: Signer,
 ) -> AsyncIterator[Catalog]:
     settings = CatalogSettings(
-        kafka_bootstrap_servers=kafka_bootstrap, database_url=database_url
+        kafka_credentials_file=credentials_file("catalog"),
+        database_url=database_url,
+        token_issuer=ISSUER,
     ).model_copy(update={"load_reference_when_empty": False})
     app = build(settings)
     async with app.router.lifespan_context(app):
@@ -116,7 +124,9 @@ async def catalog(
         await eventually(verifies)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as client:
-            yield Catalog(app=app, client=client, runtime=runtime, signer=signer)
+            yield Catalog(
+                app=app, client=client, runtime=runtime, signer=signer, observer=kafka_admin
+            )
 
 
 def unique_code(prefix: str = "t") -> str:

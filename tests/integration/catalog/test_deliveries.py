@@ -126,7 +126,7 @@ async def deliveries_of(
         return [r for r in records if header(r, "event-id") in wanted]
 
     records = await read_all(
-        catalog.runtime.settings.kafka_bootstrap_servers,
+        catalog.observer,
         Topic.CATALOG_DELIVERIES,
         until=lambda rs: len(mine(rs)) >= count,
     )
@@ -140,7 +140,7 @@ async def dead_letters_of(
         return [r for r in records if r.key is not None and r.key.decode() in keys]
 
     records = await read_all(
-        catalog.runtime.settings.kafka_bootstrap_servers,
+        catalog.observer,
         DLQ,
         until=lambda rs: len(mine(rs)) >= count,
     )
@@ -174,7 +174,7 @@ async def test_valid_deliveries_reach_the_clean_topic_once_and_bad_ones_the_dlq_
         "before_started": tampered(wrapped(report(ids.other, ids.published)), finished_at=earlier),
         "unknown_province": tampered(wrapped(report(ids.other, ids.published)), province="IR-99"),
     }
-    producer = new_producer(catalog.runtime.settings.kafka_bootstrap_servers, client_id="tests")
+    producer = new_producer(catalog.observer, client_id="tests")
     await producer.start()
     try:
         await publish(producer, first_envelope)
@@ -286,7 +286,7 @@ async def test_a_recorded_delivery_continues_the_trace_of_its_report(catalog: Ca
     configure_tracing("tests", processors=[SimpleSpanProcessor(InMemorySpanExporter())])
     ids = await seed(catalog)
     reported = report(ids.agency, ids.published)
-    producer = new_producer(catalog.runtime.settings.kafka_bootstrap_servers, client_id="tests")
+    producer = new_producer(catalog.observer, client_id="tests")
     await producer.start()
     try:
         with trace.get_tracer("tests").start_as_current_span("agency system") as span:

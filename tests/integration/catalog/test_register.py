@@ -126,7 +126,7 @@ async def test_every_change_is_kept_as_a_revision_and_announced_in_order(
         return [r.value for r in records if r.key == service_id.encode()]
 
     changes = await read_all(
-        catalog.runtime.settings.kafka_bootstrap_servers,
+        catalog.observer,
         Topic.CATALOG_CHANGES,
         until=lambda rs: len(mine(rs)) >= 4,
     )
@@ -275,14 +275,14 @@ async def test_a_projection_rebuilt_from_the_compacted_topics_alone_equals_the_d
                 state[record.key.decode()] = envelope.payload
         return state
 
-    bootstrap = catalog.runtime.settings.kafka_bootstrap_servers
+    kafka = catalog.observer
     service_records = await read_all(
-        bootstrap,
+        kafka,
         Topic.CATALOG_SERVICES,
         until=lambda rs: latest(rs, Topic.CATALOG_SERVICES) == services,
     )
     agency_records = await read_all(
-        bootstrap,
+        kafka,
         Topic.CATALOG_AGENCIES,
         until=lambda rs: latest(rs, Topic.CATALOG_AGENCIES) == agencies,
     )

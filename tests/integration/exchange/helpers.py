@@ -26,6 +26,7 @@ from shared.envelope import Envelope, Event
 from shared.events.catalog import AgencyRecorded
 from shared.events.identity import AgencyKeyPublished, IssuerKeyPublished
 from shared.kafka import new_producer, publish
+from shared.kafka_access import KafkaAccess
 
 ISSUER = "https://identity.exchange-tests"
 T = TypeVar("T")
@@ -123,9 +124,9 @@ def run_id() -> str:
     return uuid.uuid4().hex[:8]
 
 
-async def announce(bootstrap: str, *events: tuple[Event, str]) -> None:
+async def announce(kafka: KafkaAccess, *events: tuple[Event, str]) -> None:
     """Publish events (with their subjects) as the services that own them would."""
-    producer: AIOKafkaProducer = new_producer(bootstrap, client_id="exchange-tests")
+    producer: AIOKafkaProducer = new_producer(kafka, client_id="exchange-tests")
     await producer.start()
     try:
         for event, subject in events:
@@ -135,7 +136,7 @@ async def announce(bootstrap: str, *events: tuple[Event, str]) -> None:
 
 
 async def announce_world(
-    bootstrap: str, database_url: str, issuer: Issuer, *agencies: AgencySystem
+    kafka: KafkaAccess, database_url: str, issuer: Issuer, *agencies: AgencySystem
 ) -> None:
     """Announce the issuer and the agencies with their keys, and wait until the exchange
     has projected every agency and key: they travel on different topics and partitions,
@@ -143,7 +144,7 @@ async def announce_world(
     events: list[tuple[Event, str]] = [(issuer.record(), issuer.kid)]
     for agency in agencies:
         events += [(agency.recorded(), agency.code), (agency.key_published(), agency.kid)]
-    await announce(bootstrap, *events)
+    await announce(kafka, *events)
     connection = await asyncpg.connect(database_url)
     try:
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from services.exchange.client import (
     TimedOut,
 )
 from services.exchange.client.signing import generate_key, sign_event
+from services.exchange.settings import ExchangeSettings
 from shared.db import Pool, create_pool
 from shared.envelope import Envelope
 from shared.events.exchange import (
@@ -38,9 +39,11 @@ from shared.events.exchange import (
 )
 from shared.events.identity import AgencyKeyRevoked
 from shared.kafka import new_producer, publish
+from shared.kafka_access import KafkaAccess
 from shared.registry import UndecodableEvent, decode
 from shared.topics import Topic, dead_letter_of
 from tests.integration.exchange.helpers import (
+    ISSUER,
     AgencySystem,
     Issuer,
     announce,
@@ -59,7 +62,7 @@ CITIZEN = "7e" * 32
 
 @dataclass
 class World:
-    bootstrap: str
+    kafka: KafkaAccess
     http: httpx.AsyncClient
     pool: Pool
     issuer: Issuer
@@ -86,15 +89,28 @@ async def answer_badly(request: DataRequestForwarded) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-async def world(kafka_bootstrap: str, database_url: str) -> AsyncIterator[World]:
-    app = build()
+async def world(
+    kafka_admin: KafkaAccess,
+    kafka_as: Callable[[str], KafkaAccess],
+    credentials_file: Callable[[str], str],
+    database_url: str,
+) -> AsyncIterator[World]:
+    app = build(
+        ExchangeSettings(
+            kafka_credentials_file=credentials_file("exchange"),
+            database_url=database_url,
+            token_issuer=ISSUER,
+        )
+    )
+    # Agencies' systems reach the exchange as the one agency-side principal there is.
+    agencies = kafka_as("simulator")
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://exchange") as http:
             run = run_id()
             issuer = Issuer()
             consumer, provider = AgencySystem(f"ss-{run}"), AgencySystem(f"cr-{run}")
-            await announce_world(kafka_bootstrap, database_url, issuer, consumer, provider)
+            await announce_world(kafka_admin, database_url, issuer, consumer, provider)
             services = {
                 "vital": await register_data_service(http, issuer, provider, "vital-status"),
                 "slow": await register_data_service(
@@ -106,7 +122,7 @@ async def world(kafka_bootstrap: str, database_url: str) -> AsyncIterator[World]
             for name in ("vital", "slow", "broken"):
                 await grant(http, issuer, consumer, services[name])
             worker = ProviderWorker(
-                kafka_bootstrap,
+                agencies,
                 provider.code,
                 provider.key,
                 provider.kid,
@@ -119,11 +135,11 @@ async def world(kafka_bootstrap: str, database_url: str) -> AsyncIterator[World]
             worker_task = asyncio.create_task(worker.run())
             await asyncio.wait_for(worker.wait_ready(), 60)
             pool = await create_pool(database_url, "exchange", max_size=2)
-            client = ExchangeClient(kafka_bootstrap, consumer.code, consumer.key, consumer.kid)
+            client = ExchangeClient(agencies, consumer.code, consumer.key, consumer.kid)
             await client.start()
             try:
                 yield World(
-                    kafka_bootstrap,
+                    kafka_admin,
                     http,
                     pool,
                     issuer,
@@ -165,7 +181,7 @@ async def events_about(
         return found
 
     records = await read_all(
-        world.bootstrap, topic.value, until=lambda rs: len(about(rs)) >= count, timeout=30
+        world.kafka, topic.value, until=lambda rs: len(about(rs)) >= count, timeout=30
     )
     return about(records)
 
@@ -231,9 +247,7 @@ async def test_a_request_without_a_right_is_denied_with_the_reason(world: World)
 
 
 async def test_a_request_with_a_bad_signature_is_denied(world: World) -> None:
-    impostor = ExchangeClient(
-        world.bootstrap, world.consumer.code, generate_key(), world.consumer.kid
-    )
+    impostor = ExchangeClient(world.kafka, world.consumer.code, generate_key(), world.consumer.kid)
     async with impostor:
         with pytest.raises(Denied) as denied:
             await impostor.request(
@@ -313,12 +327,12 @@ async def test_an_answer_breaking_the_response_schema_fails(world: World) -> Non
 
 
 async def test_a_request_signed_with_a_revoked_key_is_denied(
-    world: World, kafka_bootstrap: str
+    world: World, kafka_admin: KafkaAccess
 ) -> None:
     agency = AgencySystem(world.consumer.code)
-    await announce(kafka_bootstrap, (agency.key_published(), agency.kid))
+    await announce(kafka_admin, (agency.key_published(), agency.kid))
     await announce(
-        kafka_bootstrap,
+        kafka_admin,
         (AgencyKeyRevoked(agency=agency.code, kid=agency.kid, reason="leaked"), agency.kid),
     )
 
@@ -329,7 +343,7 @@ async def test_a_request_signed_with_a_revoked_key_is_denied(
         return row is not None and row["revoked_at"] is not None
 
     await eventually(revoked)
-    async with ExchangeClient(kafka_bootstrap, agency.code, agency.key, agency.kid) as client:
+    async with ExchangeClient(kafka_admin, agency.code, agency.key, agency.kid) as client:
         with pytest.raises(Denied) as denied:
             await client.request(
                 world.services["vital"],
@@ -356,7 +370,7 @@ async def test_a_replayed_request_gets_exactly_one_outcome(world: World) -> None
     envelope = Envelope.wrap(request, source="tests", subject=world.consumer.code)
     again = Envelope.wrap(request, source="tests", subject=world.consumer.code)
     # The same event twice (a redelivery), and the same request in a new event (a replay).
-    producer = new_producer(world.bootstrap, client_id="replays")
+    producer = new_producer(world.kafka, client_id="replays")
     await producer.start()
     try:
         for each in (envelope, envelope, again):
@@ -495,7 +509,7 @@ async def test_an_answer_to_no_transaction_is_dead_lettered_and_the_rest_goes_on
     bogus = bogus.model_copy(
         update={"signature": sign_event(bogus, world.provider.key, world.provider.kid)}
     )
-    producer = new_producer(world.bootstrap, client_id="bogus-answers")
+    producer = new_producer(world.kafka, client_id="bogus-answers")
     await producer.start()
     try:
         await publish(
@@ -513,7 +527,7 @@ async def test_an_answer_to_no_transaction_is_dead_lettered_and_the_rest_goes_on
         return [r for r in records if str(bogus.transaction_id).encode() in (r.value or b"")]
 
     dead = await read_all(
-        world.bootstrap,
+        world.kafka,
         dead_letter_of(Topic.EXCHANGE_PROVIDER_RESPONSES),
         until=lambda rs: bool(ours(rs)),
     )
@@ -521,3 +535,38 @@ async def test_an_answer_to_no_transaction_is_dead_lettered_and_the_rest_goes_on
     reason = dict(record.headers).get("dlq-reason", b"").decode()
     assert "unknown_transaction" in reason
     assert await audit_of(world, bogus.transaction_id) == []
+
+
+async def test_a_key_record_cannot_move_a_known_kid_to_another_agency_or_key(
+    world: World,
+) -> None:
+    kid = world.provider.kid
+    # Another agency claims the provider's kid; then the provider's own code with a new key.
+    impostor = AgencySystem(f"ev-{run_id()}", kid=kid)
+    swapped = AgencySystem(world.provider.code, kid=kid)
+    await announce(
+        world.kafka,
+        (impostor.recorded(), impostor.code),
+        (impostor.key_published(), kid),
+        (swapped.key_published(), kid),
+    )
+
+    def ours(records: list[Any]) -> list[Any]:
+        return [r for r in records if r.key == kid.encode()]
+
+    dead = await read_all(
+        world.kafka,
+        dead_letter_of(Topic.IDENTITY_AGENCY_KEYS),
+        until=lambda rs: len(ours(rs)) >= 2,
+    )
+    reasons = [dict(r.headers).get("dlq-reason", b"").decode() for r in ours(dead)]
+    assert len(reasons) == 2
+    assert all("kid_taken" in reason for reason in reasons)
+    row = await world.pool.fetchrow("SELECT agency, jwk FROM agency_keys WHERE kid = $1", kid)
+    assert row["agency"] == world.provider.code
+    assert row["jwk"] == world.provider.key_published().jwk
+    # The provider still answers with its own key.
+    answer = await world.client.request(
+        world.services["vital"], "benefit-eligibility", {"citizen": CITIZEN}, citizen=CITIZEN
+    )
+    assert answer == {"alive": True}

@@ -17,6 +17,7 @@ from services.identity.bootstrap import build
 from services.identity.domain.citizens import national_id_check_digit, pseudonym
 from services.identity.settings import IdentitySettings
 from shared.db import apply_migrations
+from shared.kafka_access import KafkaAccess
 from shared.registry import decode
 from shared.topics import Topic
 from tests.integration.kafka_helpers import read_all
@@ -36,9 +37,10 @@ def new_mobile() -> str:
 
 
 @pytest.fixture(scope="module")
-def settings(kafka_bootstrap: str, database_url: str) -> IdentitySettings:
+def settings(credentials_file: Callable[[str], str], database_url: str) -> IdentitySettings:
     return IdentitySettings(
-        kafka_bootstrap_servers=kafka_bootstrap,
+        kafka_credentials_file=credentials_file("identity"),
+        sms_gateway_credentials_file=credentials_file("sms-gateway"),
         database_url=database_url,
         code_resend_seconds=0,
         citizen_max_failures=5,
@@ -95,7 +97,7 @@ async def register(http: httpx.AsyncClient, national_id: str, mobile: str) -> ht
     )
 
 
-async def codes_sent_to(bootstrap: str, mobile_e164: str, count: int) -> list[str]:
+async def codes_sent_to(kafka: KafkaAccess, mobile_e164: str, count: int) -> list[str]:
     """Every code the SMS topic carries for a mobile, oldest first, once `count` arrived."""
 
     def codes(records: list[Any]) -> list[str]:
@@ -109,27 +111,27 @@ async def codes_sent_to(bootstrap: str, mobile_e164: str, count: int) -> list[st
         return [code for _, code in sorted(found)]
 
     records = await read_all(
-        bootstrap, Topic.IDENTITY_SMS, until=lambda rs: len(codes(rs)) >= count, timeout=30
+        kafka, Topic.IDENTITY_SMS, until=lambda rs: len(codes(rs)) >= count, timeout=30
     )
     found = codes(records)
     assert len(found) >= count, f"{len(found)} of {count} codes arrived on identity.sms"
     return found
 
 
-async def code_sent_to(bootstrap: str, mobile_e164: str, after: int = 0) -> str:
+async def code_sent_to(kafka: KafkaAccess, mobile_e164: str, after: int = 0) -> str:
     """The newest code the SMS topic carries for a mobile (beyond `after` earlier ones)."""
-    return (await codes_sent_to(bootstrap, mobile_e164, after + 1))[-1]
+    return (await codes_sent_to(kafka, mobile_e164, after + 1))[-1]
 
 
 async def events_about(
-    bootstrap: str, topic: Topic, subject: str, until: Callable[[list[Any]], bool]
+    kafka: KafkaAccess, topic: Topic, subject: str, until: Callable[[list[Any]], bool]
 ) -> tuple[list[Any], list[bytes]]:
     """Decoded payloads on a topic whose envelope subject is `subject`, and their raw bytes."""
 
     def mine(records: list[Any]) -> list[Any]:
         return [r for r in records if r.key == subject.encode()]
 
-    records = await read_all(bootstrap, topic, until=lambda rs: until(mine(rs)), timeout=30)
+    records = await read_all(kafka, topic, until=lambda rs: until(mine(rs)), timeout=30)
     chosen = mine(records)
     return [decode(r.value, topic).payload for r in chosen], [r.value for r in chosen]
 

@@ -20,6 +20,7 @@ from shared.events.identity import (
     IssuerKeyPublished,
 )
 from shared.kafka import publish
+from shared.kafka_access import KafkaAccess
 from shared.registry import decode
 from shared.topics import Topic
 from tests.integration.identity.conftest import OPERATOR, events_about, eventually, unique
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.integration
 OPERATOR_HEADERS = {"authorization": f"Bearer {OPERATOR}"}
 
 
-async def recorded_agency(bootstrap: str, code: str, *, active: bool = True) -> None:
+async def recorded_agency(kafka: KafkaAccess, code: str, *, active: bool = True) -> None:
     agency = AgencyRecorded(
         code=code,
         name_fa="سازمان ثبت احوال کشور",
@@ -43,7 +44,7 @@ async def recorded_agency(bootstrap: str, code: str, *, active: bool = True) -> 
         active=active,
         revision=1,
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = AIOKafkaProducer(**kafka.client_options())
     await producer.start()
     try:
         await publish(producer, Envelope.wrap(agency, source="catalog", subject=code))
@@ -83,10 +84,10 @@ async def agency_token(http: httpx.AsyncClient, client: dict[str, str], scope: s
 
 
 async def test_operators_create_clients_that_get_tokens_scoped_to_what_they_hold(
-    client: httpx.AsyncClient, kafka_bootstrap: str, settings: IdentitySettings
+    client: httpx.AsyncClient, kafka_admin: KafkaAccess, settings: IdentitySettings
 ) -> None:
     agency = unique("civil-registration")
-    await recorded_agency(kafka_bootstrap, agency)
+    await recorded_agency(kafka_admin, agency)
     created = await new_client(client, agency, ["exchange:provide", "metrics:read"])
     assert created["client_id"].startswith(agency)
 
@@ -123,7 +124,7 @@ async def test_operators_create_clients_that_get_tokens_scoped_to_what_they_hold
     )
     assert (wrong.status_code, wrong.json()["code"]) == (401, "invalid_client")
     failures, _ = await events_about(
-        kafka_bootstrap, Topic.IDENTITY_AUTHENTICATIONS, agency, until=lambda rs: len(rs) >= 1
+        kafka_admin, Topic.IDENTITY_AUTHENTICATIONS, agency, until=lambda rs: len(rs) >= 1
     )
     assert failures == [
         AuthenticationFailed(
@@ -169,10 +170,10 @@ async def test_operator_endpoints_refuse_without_the_operator_secret_or_for_unkn
 
 
 async def test_agencies_register_rotate_and_revoke_their_signing_keys_on_the_topic(
-    client: httpx.AsyncClient, kafka_bootstrap: str
+    client: httpx.AsyncClient, kafka_admin: KafkaAccess
 ) -> None:
     agency = unique("tax")
-    await recorded_agency(kafka_bootstrap, agency)
+    await recorded_agency(kafka_admin, agency)
     created = await new_client(client, agency, ["exchange:request"])
     headers = {"authorization": f"Bearer {await agency_token(client, created)}"}
 
@@ -224,7 +225,7 @@ async def test_agencies_register_rotate_and_revoke_their_signing_keys_on_the_top
         return [r for r in records if r.key and r.key.decode() in kids]  # type: ignore[attr-defined]
 
     records = await read_all(
-        kafka_bootstrap, Topic.IDENTITY_AGENCY_KEYS, until=lambda rs: len(mine(rs)) >= 4
+        kafka_admin, Topic.IDENTITY_AGENCY_KEYS, until=lambda rs: len(mine(rs)) >= 4
     )
     # Each kid is one record key, so one partition: its records keep their order.
     by_kid: dict[str, list[object]] = {kid: [] for kid in kids}
@@ -243,10 +244,10 @@ async def test_agencies_register_rotate_and_revoke_their_signing_keys_on_the_top
 
 
 async def test_issuer_keys_rotate_without_refusing_tokens_already_issued(
-    client: httpx.AsyncClient, kafka_bootstrap: str
+    client: httpx.AsyncClient, kafka_admin: KafkaAccess
 ) -> None:
     agency = unique("post")
-    await recorded_agency(kafka_bootstrap, agency)
+    await recorded_agency(kafka_admin, agency)
     created = await new_client(client, agency, ["metrics:read"])
     before = await agency_token(client, created)
     rotated = await client.post("/operator/issuer-keys/rotate", headers=OPERATOR_HEADERS)
@@ -262,7 +263,7 @@ async def test_issuer_keys_rotate_without_refusing_tokens_already_issued(
     # The old key is announced as retiring, after the last token it signed expires.
     old_kid = pyjwt.get_unverified_header(before)["kid"]
     records, _ = await events_about(
-        kafka_bootstrap,
+        kafka_admin,
         Topic.IDENTITY_ISSUER_KEYS,
         old_kid,
         until=lambda rs: any(b'retired_at":null' not in r.value for r in rs),

@@ -22,6 +22,7 @@ from shared.events.identity import (
     CitizenLockedOut,
     CitizenRegistered,
 )
+from shared.kafka_access import KafkaAccess
 from shared.topics import Topic
 from tests.integration.identity.conftest import (
     citizen_of,
@@ -39,12 +40,12 @@ PERSIAN = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
 
 
 async def signed_in(
-    http: httpx.AsyncClient, bootstrap: str, national_id: str, mobile: str
+    http: httpx.AsyncClient, kafka: KafkaAccess, national_id: str, mobile: str
 ) -> dict[str, str]:
     assert (
         await http.post("/citizens/sign-in/code", json={"national_id": national_id})
     ).status_code == 202
-    code = await code_sent_to(bootstrap, normalise_mobile(mobile))
+    code = await code_sent_to(kafka, normalise_mobile(mobile))
     response = await http.post(
         "/citizens/sign-in", json={"national_id": national_id, "code": code, "channel": "web"}
     )
@@ -54,7 +55,7 @@ async def signed_in(
 
 
 async def test_register_sign_in_verify_refresh_and_revoke_end_to_end(
-    client: httpx.AsyncClient, kafka_bootstrap: str, settings: IdentitySettings
+    client: httpx.AsyncClient, kafka_admin: KafkaAccess, settings: IdentitySettings
 ) -> None:
     national_id, mobile = new_national_id(), new_mobile()
     typed_id = f"{national_id[:3]}-{national_id[3:9]}-{national_id[9]}".translate(PERSIAN)
@@ -66,7 +67,7 @@ async def test_register_sign_in_verify_refresh_and_revoke_end_to_end(
     sent = await client.post("/citizens/sign-in/code", json={"national_id": national_id})
     assert sent.status_code == 202
     assert sent.json()["sent_to"].endswith(mobile[-4:])
-    code = await code_sent_to(kafka_bootstrap, normalise_mobile(mobile))
+    code = await code_sent_to(kafka_admin, normalise_mobile(mobile))
     response = await client.post(
         "/citizens/sign-in",
         json={"national_id": national_id, "code": code.translate(PERSIAN), "channel": "mobile_app"},
@@ -123,11 +124,11 @@ async def test_register_sign_in_verify_refresh_and_revoke_end_to_end(
 
     # The events arrived, about the pseudonym only.
     registrations, raw_registrations = await events_about(
-        kafka_bootstrap, Topic.IDENTITY_CITIZENS, citizen, until=lambda rs: len(rs) >= 1
+        kafka_admin, Topic.IDENTITY_CITIZENS, citizen, until=lambda rs: len(rs) >= 1
     )
     assert registrations == [CitizenRegistered(citizen=citizen, province="IR-23", birth_year=1986)]
     authentications, raw_authentications = await events_about(
-        kafka_bootstrap,
+        kafka_admin,
         Topic.IDENTITY_AUTHENTICATIONS,
         citizen,
         until=lambda rs: len(rs) >= 1,
@@ -141,12 +142,12 @@ async def test_register_sign_in_verify_refresh_and_revoke_end_to_end(
 
 
 async def test_a_token_verifies_with_the_issuer_keys_read_from_the_topic(
-    client: httpx.AsyncClient, kafka_bootstrap: str, settings: IdentitySettings
+    client: httpx.AsyncClient, kafka_admin: KafkaAccess, settings: IdentitySettings
 ) -> None:
     national_id, mobile = new_national_id(), new_mobile()
     assert (await register(client, national_id, mobile)).status_code == 201
-    tokens = await signed_in(client, kafka_bootstrap, national_id, mobile)
-    keys = IssuerKeys(kafka_bootstrap, issuer=settings.issuer)
+    tokens = await signed_in(client, kafka_admin, national_id, mobile)
+    keys = IssuerKeys(kafka_admin, issuer=settings.issuer)
     follower = asyncio.create_task(keys.run())
     try:
         await asyncio.wait_for(keys.ready.wait(), timeout=30)
@@ -166,14 +167,14 @@ async def test_a_token_verifies_with_the_issuer_keys_read_from_the_topic(
 
 
 async def test_concurrent_wrong_codes_count_exactly_up_to_the_limit_and_lock_once(
-    client: httpx.AsyncClient, kafka_bootstrap: str, settings: IdentitySettings
+    client: httpx.AsyncClient, kafka_admin: KafkaAccess, settings: IdentitySettings
 ) -> None:
     national_id, mobile = new_national_id(), new_mobile()
     assert (await register(client, national_id, mobile)).status_code == 201
     assert (
         await client.post("/citizens/sign-in/code", json={"national_id": national_id})
     ).status_code == 202
-    code = await code_sent_to(kafka_bootstrap, normalise_mobile(mobile))
+    code = await code_sent_to(kafka_admin, normalise_mobile(mobile))
     wrong = f"{(int(code) + 1) % 10**6:06d}"
 
     attempts = [
@@ -201,7 +202,7 @@ async def test_concurrent_wrong_codes_count_exactly_up_to_the_limit_and_lock_onc
 
     citizen = citizen_of(national_id, settings)
     events, _ = await events_about(
-        kafka_bootstrap,
+        kafka_admin,
         Topic.IDENTITY_AUTHENTICATIONS,
         citizen,
         until=lambda rs: len(rs) >= 17,
@@ -216,14 +217,14 @@ async def test_concurrent_wrong_codes_count_exactly_up_to_the_limit_and_lock_onc
 
 
 async def test_the_right_code_sent_many_times_at_once_signs_in_exactly_once(
-    client: httpx.AsyncClient, kafka_bootstrap: str, settings: IdentitySettings
+    client: httpx.AsyncClient, kafka_admin: KafkaAccess, settings: IdentitySettings
 ) -> None:
     national_id, mobile = new_national_id(), new_mobile()
     assert (await register(client, national_id, mobile)).status_code == 201
     assert (
         await client.post("/citizens/sign-in/code", json={"national_id": national_id})
     ).status_code == 202
-    code = await code_sent_to(kafka_bootstrap, normalise_mobile(mobile))
+    code = await code_sent_to(kafka_admin, normalise_mobile(mobile))
 
     # As many as can fail without locking the citizen out.
     tries = settings.citizen_max_failures
@@ -238,7 +239,7 @@ async def test_the_right_code_sent_many_times_at_once_signs_in_exactly_once(
 
     citizen = citizen_of(national_id, settings)
     events, _ = await events_about(
-        kafka_bootstrap, Topic.IDENTITY_AUTHENTICATIONS, citizen, until=lambda rs: len(rs) >= tries
+        kafka_admin, Topic.IDENTITY_AUTHENTICATIONS, citizen, until=lambda rs: len(rs) >= tries
     )
     assert Counter(type(e).__name__ for e in events) == {
         "CitizenAuthenticated": 1,
@@ -247,7 +248,10 @@ async def test_the_right_code_sent_many_times_at_once_signs_in_exactly_once(
 
 
 async def test_codes_asked_for_at_once_leave_only_the_newest_open_and_it_signs_in(
-    client: httpx.AsyncClient, kafka_bootstrap: str, settings: IdentitySettings, database_url: str
+    client: httpx.AsyncClient,
+    kafka_admin: KafkaAccess,
+    settings: IdentitySettings,
+    database_url: str,
 ) -> None:
     national_id, mobile = new_national_id(), new_mobile()
     assert (await register(client, national_id, mobile)).status_code == 201
@@ -263,7 +267,7 @@ async def test_codes_asked_for_at_once_leave_only_the_newest_open_and_it_signs_i
     refused = [r for r in responses if r.status_code != 202]
     assert sent
     assert {(r.status_code, r.json()["code"]) for r in refused} <= {(429, "code_recently_sent")}
-    codes = await codes_sent_to(kafka_bootstrap, normalise_mobile(mobile), len(sent))
+    codes = await codes_sent_to(kafka_admin, normalise_mobile(mobile), len(sent))
 
     connection = await asyncpg.connect(database_url)
     try:
@@ -304,12 +308,12 @@ async def test_a_client_address_is_locked_after_too_many_failures_across_citizen
 
 
 async def test_citizens_read_their_own_sign_in_history_with_their_token(
-    client: httpx.AsyncClient, kafka_bootstrap: str
+    client: httpx.AsyncClient, kafka_admin: KafkaAccess
 ) -> None:
     national_id, mobile = new_national_id(), new_mobile()
     assert (await register(client, national_id, mobile)).status_code == 201
     await client.post("/citizens/sign-in", json={"national_id": national_id, "code": "000000"})
-    tokens = await signed_in(client, kafka_bootstrap, national_id, mobile)
+    tokens = await signed_in(client, kafka_admin, national_id, mobile)
     history = await client.get(
         "/citizens/me/sign-ins",
         headers={"authorization": f"Bearer {tokens['access_token']}", "user-agent": "test"},
@@ -403,11 +407,11 @@ async def test_bad_input_gets_a_4xx_problem_with_the_reason_in_persian_and_engli
 
 
 async def test_a_refresh_token_used_twice_at_once_rotates_once_and_revokes_the_session(
-    client: httpx.AsyncClient, kafka_bootstrap: str
+    client: httpx.AsyncClient, kafka_admin: KafkaAccess
 ) -> None:
     national_id, mobile = new_national_id(), new_mobile()
     assert (await register(client, national_id, mobile)).status_code == 201
-    tokens = await signed_in(client, kafka_bootstrap, national_id, mobile)
+    tokens = await signed_in(client, kafka_admin, national_id, mobile)
     form = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
     responses = await asyncio.gather(*(client.post("/oauth/token", data=form) for _ in range(6)))
     assert sorted(r.status_code for r in responses) == [200, 400, 400, 400, 400, 400]
@@ -422,7 +426,7 @@ async def test_a_refresh_token_used_twice_at_once_rotates_once_and_revokes_the_s
 
 async def test_concurrent_failures_from_one_address_lock_it_exactly_once(
     client_for: Callable[[str], httpx.AsyncClient],
-    kafka_bootstrap: str,
+    kafka_admin: KafkaAccess,
     settings: IdentitySettings,
 ) -> None:
     address = f"198.18.{int(time.time()) % 250}.{int(time.time() * 1000) % 250 + 1}"
@@ -439,7 +443,7 @@ async def test_concurrent_failures_from_one_address_lock_it_exactly_once(
     limit = settings.address_max_failures
     assert statuses == {404: limit - 1, 429: 2 * limit + 1}
     events, _ = await events_about(
-        kafka_bootstrap,
+        kafka_admin,
         Topic.IDENTITY_AUTHENTICATIONS,
         address,
         until=lambda rs: any(b"CitizenLockedOut" in r.value for r in rs),

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared.kafka import new_producer
+from shared.kafka_access import KafkaAccess
 from tests.integration.metrics.worker_process import WorkerProcess
 
 
 @pytest.fixture
-async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    producer = new_producer(kafka_bootstrap, client_id="metrics-tests")
+async def producer(kafka_admin: KafkaAccess) -> AsyncIterator[AIOKafkaProducer]:
+    producer = new_producer(kafka_admin, client_id="metrics-tests")
     await producer.start()
     yield producer
     await producer.stop()
@@ -26,9 +27,9 @@ def worker_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def worker(kafka_bootstrap: str, worker_logs: Path) -> Iterator[WorkerProcess]:
+def worker(kafka_as: Callable[[str], KafkaAccess], worker_logs: Path) -> Iterator[WorkerProcess]:
     """A worker of its own (own group, own tables), started; stopped after the test."""
-    process = WorkerProcess(kafka_bootstrap, worker_logs)
+    process = WorkerProcess(kafka_as("metrics-worker"), worker_logs)
     process.start()
     yield process
     process.stop()

@@ -10,7 +10,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaProducer
 from services.metrics.domain.windows import window_of
 from shared.events.exchange import FinalOutcome
 from shared.kafka import new_producer, publish
+from shared.kafka_access import KafkaAccess
 from shared.topics import Topic
 from tests.integration.metrics import events
 from tests.integration.metrics.worker_process import (
@@ -42,12 +43,14 @@ N_REFUSED = 3
 
 @pytest.fixture(scope="module")
 def platform(
-    kafka_bootstrap: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+    kafka_as: Callable[[str], KafkaAccess],
+    database_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ServiceProcess]:
     """A worker and the metrics service, both real processes, for this module."""
     logs = tmp_path_factory.mktemp("metrics-e2e")
-    worker = WorkerProcess(kafka_bootstrap, logs)
-    service = ServiceProcess(kafka_bootstrap, database_url, logs)
+    worker = WorkerProcess(kafka_as("metrics-worker"), logs)
+    service = ServiceProcess(kafka_as("metrics"), database_url, logs)
     worker.start()
     service.start()
     yield service
@@ -56,9 +59,9 @@ def platform(
 
 
 @pytest.fixture(scope="module")
-async def published(kafka_bootstrap: str, platform: ServiceProcess) -> None:
+async def published(kafka_admin: KafkaAccess, platform: ServiceProcess) -> None:
     """The module's events, published once, standing in for exchange, identity, catalog."""
-    producer: AIOKafkaProducer = new_producer(kafka_bootstrap, client_id="metrics-e2e")
+    producer: AIOKafkaProducer = new_producer(kafka_admin, client_id="metrics-e2e")
     await producer.start()
     try:
         for i in range(N_TRANSACTIONS):
@@ -102,10 +105,10 @@ async def _wait_api(
 
 
 async def test_events_become_figures_on_the_metrics_topics_and_in_the_api(
-    kafka_bootstrap: str, platform: ServiceProcess, published: None
+    kafka_admin: KafkaAccess, platform: ServiceProcess, published: None
 ) -> None:
     on_topic = await wait_for_values(
-        kafka_bootstrap,
+        kafka_admin,
         Topic.METRICS_EXCHANGE.value,
         {
             f"exchange.transactions|consumer={CONSUMER}|day:{DAY}": float(N_TRANSACTIONS),
@@ -157,7 +160,7 @@ async def test_events_become_figures_on_the_metrics_topics_and_in_the_api(
 
 
 async def test_the_stream_pushes_the_dashboard_again_when_a_figure_changes(
-    kafka_bootstrap: str, platform: ServiceProcess, published: None
+    kafka_admin: KafkaAccess, platform: ServiceProcess, published: None
 ) -> None:
     await _wait_api(
         platform, {("exchange.transactions", f"consumer={CONSUMER}", "all"): N_TRANSACTIONS}
@@ -167,7 +170,7 @@ async def test_the_stream_pushes_the_dashboard_again_when_a_figure_changes(
         httpx.AsyncClient(base_url=platform.url, timeout=None) as client,
         client.stream("GET", "/api/stream") as stream,
     ):
-        producer = new_producer(kafka_bootstrap, client_id="metrics-e2e-stream")
+        producer = new_producer(kafka_admin, client_id="metrics-e2e-stream")
         await producer.start()
         try:
             async for line in stream.aiter_lines():

@@ -14,19 +14,22 @@ from services.metrics.simulator import (
 )
 from shared.events.catalog import DeliveryReported
 from shared.kafka import new_producer
+from shared.kafka_access import KafkaAccess
 from shared.registry import decode
 from shared.topics import Topic
 from tests.integration.kafka_helpers import read_all
 
 
-async def test_simulated_deliveries_reach_catalog_delivery_reports(kafka_bootstrap: str) -> None:
+async def test_simulated_deliveries_reach_catalog_delivery_reports(
+    kafka_admin: KafkaAccess,
+) -> None:
     instance = f"simulator-test-{uuid.uuid4().hex[:8]}"
     settings = SimulatorSettings(
         PANJEREH_SIMULATOR_DELIVERIES_PER_SECOND=40.0,
         PANJEREH_SIMULATOR_INSTANCE=instance,
         PANJEREH_SIMULATOR_SEED=3,
     )
-    producer = new_producer(kafka_bootstrap, client_id=instance)
+    producer = new_producer(kafka_admin, client_id=instance)
     await producer.start()
     simulator = Simulator(
         settings,
@@ -42,7 +45,7 @@ async def test_simulated_deliveries_reach_catalog_delivery_reports(kafka_bootstr
     sent = simulator.sent.get("report_delivery", 0)
 
     records = await read_all(
-        kafka_bootstrap,
+        kafka_admin,
         Topic.CATALOG_DELIVERY_REPORTS.value,
         until=lambda rs: sum(1 for r in rs if instance.encode() in (r.value or b"")) >= sent,
     )

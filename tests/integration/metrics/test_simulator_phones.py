@@ -10,14 +10,15 @@ from services.metrics.actors import Phones
 from shared.envelope import Envelope
 from shared.events.identity import SmsRequested
 from shared.kafka import new_producer, publish
+from shared.kafka_access import KafkaAccess
 
 
-async def test_a_phone_receives_the_code_sent_to_its_mobile(kafka_bootstrap: str) -> None:
-    phones = Phones(kafka_bootstrap, f"phones-test-{uuid.uuid4().hex[:8]}")
+async def test_a_phone_receives_the_code_sent_to_its_mobile(kafka_admin: KafkaAccess) -> None:
+    phones = Phones(kafka_admin, f"phones-test-{uuid.uuid4().hex[:8]}")
     await asyncio.wait_for(phones.start(), 60)
     mobile = f"+9891{uuid.uuid4().int % 10**8:08d}"
     other = f"+9893{uuid.uuid4().int % 10**8:08d}"
-    producer = new_producer(kafka_bootstrap, client_id="phones-test")
+    producer = new_producer(kafka_admin, client_id="phones-test")
     await producer.start()
     try:
         code = phones.expect_code(mobile)

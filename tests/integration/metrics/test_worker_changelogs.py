@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import faust
 import pytest
@@ -10,23 +11,30 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from services.metrics.worker.changelogs import changelog_topics, ensure_changelog_topics
+from shared.kafka_access import KafkaAccess
+from shared.principals import METRICS_WORKER_APP_ID
 
 pytestmark = pytest.mark.integration
 
 
 async def test_changelog_topics_are_created_compacted_with_their_tables_partitions_once(
-    kafka_bootstrap: str,
+    kafka_admin: KafkaAccess, kafka_as: Callable[[str], KafkaAccess]
 ) -> None:
-    app = faust.App(f"changelogs-{uuid.uuid4().hex[:8]}", broker=f"kafka://{kafka_bootstrap}")
+    # As the worker's own principal: its ACLs must let it create its tables' topics.
+    worker = kafka_as("metrics-worker")
+    app = faust.App(
+        f"{METRICS_WORKER_APP_ID}-changelogs-{uuid.uuid4().hex[:8]}",
+        broker=f"kafka://{worker.bootstrap_servers}",
+    )
     app.Table("three", default=int, partitions=3)
     app.Table("six", default=int, partitions=6)
     wanted = changelog_topics(app)
     assert wanted == {f"{app.conf.id}-three-changelog": 3, f"{app.conf.id}-six-changelog": 6}
 
-    await ensure_changelog_topics(app, kafka_bootstrap)
-    await ensure_changelog_topics(app, kafka_bootstrap)  # a second worker's start: no error
+    await ensure_changelog_topics(app, worker)
+    await ensure_changelog_topics(app, worker)  # a second worker's start: no error
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_admin.client_options())
     await admin.start()
     try:
         described = await admin.describe_topics(list(wanted))

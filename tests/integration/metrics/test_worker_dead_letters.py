@@ -7,6 +7,7 @@ import uuid
 from aiokafka import AIOKafkaProducer
 
 from shared.kafka import publish
+from shared.kafka_access import KafkaAccess
 from shared.topics import Topic, dead_letter_of
 from tests.integration.kafka_helpers import header, read_all
 from tests.integration.metrics import events
@@ -14,7 +15,7 @@ from tests.integration.metrics.worker_process import WorkerProcess, wait_for_val
 
 
 async def test_malformed_records_are_dead_lettered_and_later_events_still_count(
-    kafka_bootstrap: str, producer: AIOKafkaProducer, worker: WorkerProcess
+    kafka_admin: KafkaAccess, producer: AIOKafkaProducer, worker: WorkerProcess
 ) -> None:
     consumer = events.unique_agency("dlq")
     key = f"bad-{uuid.uuid4()}".encode()
@@ -29,12 +30,12 @@ async def test_malformed_records_are_dead_lettered_and_later_events_still_count(
         await publish(producer, events.transaction(consumer))
 
     found = await wait_for_values(
-        kafka_bootstrap,
+        kafka_admin,
         Topic.METRICS_EXCHANGE.value,
         {f"exchange.transactions|consumer={consumer}|all_time:all": 3.0},
     )
     dead = await read_all(
-        kafka_bootstrap,
+        kafka_admin,
         dead_letter_of(Topic.EXCHANGE_TRANSACTIONS.value),
         until=lambda records: (
             sum(1 for r in records if r.key == key and header(r, "dlq-consumer") == worker.app_id)

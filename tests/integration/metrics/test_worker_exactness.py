@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from services.metrics.domain.windows import window_of
 from shared.envelope import Envelope
 from shared.kafka import publish
+from shared.kafka_access import KafkaAccess
 from shared.topics import Topic
 from tests.integration.metrics import events
 from tests.integration.metrics.worker_process import WorkerProcess, wait_for_values
@@ -35,10 +36,10 @@ async def _publish_all(producer: AIOKafkaProducer, envelopes: list[Envelope[Any]
         await asyncio.gather(*(publish(producer, e) for e in envelopes[start : start + 200]))
 
 
-async def _first_figure_after_now(bootstrap: str, key: str, above: float) -> float:
+async def _first_figure_after_now(kafka: KafkaAccess, key: str, above: float) -> float:
     """Wait until the worker publishes `key` with a value above `above`; return it."""
     consumer = AIOKafkaConsumer(
-        Topic.METRICS_EXCHANGE.value, bootstrap_servers=bootstrap, auto_offset_reset="latest"
+        Topic.METRICS_EXCHANGE.value, **kafka.client_options(), auto_offset_reset="latest"
     )
     await consumer.start()
     try:
@@ -53,7 +54,7 @@ async def _first_figure_after_now(bootstrap: str, key: str, above: float) -> flo
 
 
 async def test_counts_are_exact_after_sigkill_mid_stream_and_restart(
-    kafka_bootstrap: str, producer: AIOKafkaProducer, worker: WorkerProcess
+    kafka_admin: KafkaAccess, producer: AIOKafkaProducer, worker: WorkerProcess
 ) -> None:
     at = _unique_moment()
     day = window_of("day", at).label
@@ -81,13 +82,11 @@ async def test_counts_are_exact_after_sigkill_mid_stream_and_restart(
     total_key = f"exchange.transactions||minute:{minute}"
 
     await _publish_all(producer, first_half)
-    seen_at_first_kill = await _first_figure_after_now(kafka_bootstrap, total_key, 0)
+    seen_at_first_kill = await _first_figure_after_now(kafka_admin, total_key, 0)
     worker.kill()
     await _publish_all(producer, second_half)
     worker.start()
-    seen_at_second_kill = await _first_figure_after_now(
-        kafka_bootstrap, total_key, seen_at_first_kill
-    )
+    seen_at_second_kill = await _first_figure_after_now(kafka_admin, total_key, seen_at_first_kill)
     worker.kill()
     worker.start()
 
@@ -122,11 +121,9 @@ async def test_counts_are_exact_after_sigkill_mid_stream_and_restart(
         f"deliveries.digital_share|agency={agency}|day:{day}": 0.75,
     }
     found = {
-        **await wait_for_values(kafka_bootstrap, Topic.METRICS_EXCHANGE.value, expected_exchange),
-        **await wait_for_values(kafka_bootstrap, Topic.METRICS_IDENTITY.value, expected_identity),
-        **await wait_for_values(
-            kafka_bootstrap, Topic.METRICS_DELIVERIES.value, expected_deliveries
-        ),
+        **await wait_for_values(kafka_admin, Topic.METRICS_EXCHANGE.value, expected_exchange),
+        **await wait_for_values(kafka_admin, Topic.METRICS_IDENTITY.value, expected_identity),
+        **await wait_for_values(kafka_admin, Topic.METRICS_DELIVERIES.value, expected_deliveries),
     }
 
     assert 0 < seen_at_first_kill < N_TRANSACTIONS

@@ -15,6 +15,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from shared.kafka_access import KafkaAccess
+from shared.principals import METRICS_WORKER_APP_ID
 from tests.integration.kafka_helpers import partitions_of
 
 REPO = Path(__file__).resolve().parents[3]
@@ -61,16 +63,16 @@ class ModuleProcess:
 class WorkerProcess(ModuleProcess):
     """`python -m services.metrics.worker` with its own consumer group and tables."""
 
-    def __init__(self, bootstrap: str, log_dir: Path, *, app_id: str | None = None) -> None:
-        self.app_id = app_id or f"metrics-test-{uuid.uuid4().hex[:8]}"
+    def __init__(self, kafka: KafkaAccess, log_dir: Path, *, app_id: str | None = None) -> None:
+        self.app_id = app_id or f"{METRICS_WORKER_APP_ID}-test-{uuid.uuid4().hex[:8]}"
         super().__init__("services.metrics.worker", log_dir / f"{self.app_id}.log")
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.port = free_port()
 
     def start(self) -> None:
         self.run(
             {
-                "PANJEREH_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+                **self.kafka.environment(),
                 "PANJEREH_METRICS_WORKER_ID": self.app_id,
                 "PANJEREH_METRICS_WORKER_DATA_DIR": str(self.log_file.parent / self.app_id),
                 "PANJEREH_METRICS_WORKER_PORT": str(self.port),
@@ -85,14 +87,14 @@ class WorkerProcess(ModuleProcess):
         self.process.wait(timeout=30)
 
 
-async def latest_figures(bootstrap: str, topic: str) -> dict[str, dict[str, Any]]:
+async def latest_figures(kafka: KafkaAccess, topic: str) -> dict[str, dict[str, Any]]:
     """The latest value on a metrics topic per record key (what compaction keeps)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+        **kafka.client_options(), enable_auto_commit=False, isolation_level="read_committed"
     )
     await consumer.start()
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(await partitions_of(bootstrap, topic))]
+        tps = [TopicPartition(topic, p) for p in sorted(await partitions_of(kafka, topic))]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
@@ -109,7 +111,7 @@ async def latest_figures(bootstrap: str, topic: str) -> dict[str, dict[str, Any]
 
 
 async def wait_for_values(
-    bootstrap: str, topic: str, expected: dict[str, float], *, timeout: float = 90.0
+    kafka: KafkaAccess, topic: str, expected: dict[str, float], *, timeout: float = 90.0
 ) -> dict[str, float | None]:
     """Poll the topic until every key has its expected value, or time runs out.
 
@@ -118,7 +120,7 @@ async def wait_for_values(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        latest = await latest_figures(bootstrap, topic)
+        latest = await latest_figures(kafka, topic)
         found = {key: (latest[key]["value"] if key in latest else None) for key in expected}
         if found == expected or loop.time() > deadline:
             return found
@@ -128,17 +130,17 @@ async def wait_for_values(
 class ServiceProcess(ModuleProcess):
     """`python -m services.metrics` (the HTTP service) on a free port."""
 
-    def __init__(self, bootstrap: str, database_url: str, log_dir: Path) -> None:
+    def __init__(self, kafka: KafkaAccess, database_url: str, log_dir: Path) -> None:
         self.port = free_port()
         super().__init__("services.metrics", log_dir / f"metrics-service-{self.port}.log")
         self.url = f"http://127.0.0.1:{self.port}"
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.database_url = database_url
 
     def start(self) -> None:
         self.run(
             {
-                "PANJEREH_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+                **self.kafka.environment(),
                 "PANJEREH_DATABASE_URL": self.database_url,
                 "PANJEREH_METRICS_PORT": str(self.port),
             }

@@ -1,0 +1,130 @@
+"""How a process reaches the broker: where, as whom, and which authority it trusts.
+
+The broker accepts only SASL/SCRAM-SHA-512 over TLS. A process holds one `KafkaAccess`
+(its principal's name and secret, the platform CA that signed the broker's certificate)
+and builds every client from it, so no client can be made that skips authentication.
+
+The same facts travel as a librdkafka properties file (`panjereh credentials NAME`
+prints one), which kcat, librdkafka clients and `KafkaAccess.read` all understand.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+SECURITY_PROTOCOL = "SASL_SSL"
+MECHANISM = "SCRAM-SHA-512"
+
+
+class CredentialsError(ValueError):
+    """A credentials file or setting that cannot reach the broker as written."""
+
+
+@lru_cache(maxsize=16)
+def _ssl_context(ca_file: str) -> ssl.SSLContext:
+    # One context per CA file: loading the CA once serves every client of the process.
+    context = ssl.create_default_context(cafile=ca_file)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+@dataclass(frozen=True)
+class KafkaAccess:
+    """A principal's way to the broker. Immutable; `as_principal` derives another's."""
+
+    bootstrap_servers: str
+    username: str
+    password: str = field(repr=False)
+    ca_file: str
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for any aiokafka client (producer, consumer, admin)."""
+        return {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": SECURITY_PROTOCOL,
+            "sasl_mechanism": MECHANISM,
+            "sasl_plain_username": self.username,
+            "sasl_plain_password": self.password,
+            "ssl_context": self.ssl_context(),
+        }
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A TLS context that trusts only the platform CA and checks the broker's name."""
+        if not Path(self.ca_file).is_file():
+            raise CredentialsError(f"the platform CA file {self.ca_file} does not exist")
+        return _ssl_context(self.ca_file)
+
+    def librdkafka_config(self) -> dict[str, str]:
+        """The same access in librdkafka's terms (kcat, confluent-kafka)."""
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": SECURITY_PROTOCOL,
+            "sasl.mechanisms": MECHANISM,
+            "sasl.username": self.username,
+            "sasl.password": self.password,
+            "ssl.ca.location": self.ca_file,
+        }
+
+    def properties(self) -> str:
+        """A librdkafka properties file: `kcat -F FILE` reads it as it is."""
+        lines = [f"{key}={value}" for key, value in self.librdkafka_config().items()]
+        return "\n".join(lines) + "\n"
+
+    def environment(self) -> dict[str, str]:
+        """The `PANJEREH_KAFKA_*` variables that give a child process this access."""
+        return {
+            "PANJEREH_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "PANJEREH_KAFKA_USERNAME": self.username,
+            "PANJEREH_KAFKA_PASSWORD": self.password,
+            "PANJEREH_KAFKA_CA_FILE": self.ca_file,
+        }
+
+    def as_principal(self, username: str, password: str) -> KafkaAccess:
+        """The same broker and CA, as another principal."""
+        return replace(self, username=username, password=password)
+
+    @classmethod
+    def parse(cls, text: str) -> KafkaAccess:
+        """Read a librdkafka properties file's text (the keys `properties` writes)."""
+        values: dict[str, str] = {}
+        for number, raw in enumerate(text.splitlines(), start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            key, sep, value = line.partition("=")
+            if not sep:
+                raise CredentialsError(f"line {number} is not key=value")
+            values[key.strip()] = value.strip()
+        protocol = values.get("security.protocol", "").upper()
+        mechanism = values.get("sasl.mechanisms", values.get("sasl.mechanism", "")).upper()
+        if protocol != SECURITY_PROTOCOL or mechanism != MECHANISM:
+            raise CredentialsError(
+                f"the platform accepts only {SECURITY_PROTOCOL} with {MECHANISM}, "
+                f"not {protocol or 'no protocol'} with {mechanism or 'no mechanism'}"
+            )
+        missing = [
+            key
+            for key in ("bootstrap.servers", "sasl.username", "sasl.password", "ssl.ca.location")
+            if not values.get(key)
+        ]
+        if missing:
+            raise CredentialsError(f"the credentials lack {', '.join(missing)}")
+        return cls(
+            bootstrap_servers=values["bootstrap.servers"],
+            username=values["sasl.username"],
+            password=values["sasl.password"],
+            ca_file=values["ssl.ca.location"],
+        )
+
+    @classmethod
+    def read(cls, path: str | Path) -> KafkaAccess:
+        """Load a librdkafka properties file (as `panjereh credentials` prints it)."""
+        try:
+            text = Path(path).read_text("utf-8")
+        except OSError as error:
+            raise CredentialsError(f"cannot read the credentials file {path}: {error}") from None
+        return cls.parse(text)

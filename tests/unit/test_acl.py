@@ -1,0 +1,66 @@
+"""The ACLs derived from the registers: each principal may do its work and nothing else."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.acl import allowed, declared_bindings
+from shared.principals import PRINCIPALS, Principal, outbox_relay_id
+from shared.topics import TOPICS, Topic
+
+BINDINGS = declared_bindings()
+
+
+@pytest.mark.parametrize("principal", list(Principal), ids=str)
+def test_a_principal_may_write_only_what_it_produces_and_read_only_what_it_consumes(
+    principal: Principal,
+) -> None:
+    for spec in TOPICS:
+        assert allowed(BINDINGS, principal, spec.name, "write") == (principal in spec.producers)
+        assert allowed(BINDINGS, principal, spec.name, "read") == (principal in spec.consumers)
+        named = principal in spec.producers or principal in spec.consumers
+        assert allowed(BINDINGS, principal, spec.name, "describe") == named
+
+
+def test_only_the_sms_gateway_and_the_development_phones_read_one_time_codes() -> None:
+    readers = {p for p in Principal if allowed(BINDINGS, p, Topic.IDENTITY_SMS, "read")}
+    assert readers == {Principal.SMS_GATEWAY, Principal.SIMULATOR}
+    production = declared_bindings(development=False)
+    readers = {p for p in Principal if allowed(production, p, Topic.IDENTITY_SMS, "read")}
+    assert readers == {Principal.SMS_GATEWAY}
+
+
+def test_only_identity_writes_the_keys_every_service_trusts() -> None:
+    for topic in (Topic.IDENTITY_ISSUER_KEYS, Topic.IDENTITY_AGENCY_KEYS):
+        writers = {p for p in Principal if allowed(BINDINGS, p, topic, "write")}
+        assert writers == {Principal.IDENTITY}
+
+
+def test_development_only_principals_get_nothing_outside_development() -> None:
+    production = declared_bindings(development=False)
+    development_only = {spec.name for spec in PRINCIPALS if spec.development_only}
+    assert development_only == {Principal.SIMULATOR}
+    assert not [b for b in production if b.principal in development_only]
+    assert {b for b in BINDINGS if b.principal not in development_only} == production
+
+
+def test_each_outbox_relay_may_use_its_own_transactional_id_only() -> None:
+    for service in (Principal.IDENTITY, Principal.CATALOG, Principal.EXCHANGE, Principal.METRICS):
+        ids = {
+            b.resource_name
+            for b in BINDINGS
+            if b.principal == service and b.resource_type == "transactional_id"
+        }
+        assert ids == {outbox_relay_id(service)}
+
+
+def test_only_the_worker_owns_topics_beyond_the_register_and_no_one_may_create_others() -> None:
+    owners = {
+        b.principal for b in BINDINGS if b.resource_type == "topic" and b.pattern_type == "prefixed"
+    }
+    assert owners == {Principal.METRICS_WORKER}
+    assert not [b for b in BINDINGS if b.operation == "create"]
+
+
+def test_no_binding_names_the_super_user() -> None:
+    assert not [b for b in BINDINGS if b.principal == "admin"]
