@@ -184,6 +184,8 @@ class LocalPlatform:
             "PANJEREH_DATABASE_URL": self.database_url,
             "PANJEREH_HTTP_HOST": "127.0.0.1",
             "PANJEREH_IDENTITY_PORT": str(self.ports.identity),
+            # Identity's `iss`, and the one issuer every other service trusts.
+            "PANJEREH_IDENTITY_ISSUER": f"http://127.0.0.1:{self.ports.identity}",
             "PANJEREH_CATALOG_PORT": str(self.ports.catalog),
             "PANJEREH_EXCHANGE_PORT": str(self.ports.exchange),
             "PANJEREH_METRICS_PORT": str(self.ports.metrics),

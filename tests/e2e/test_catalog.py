@@ -38,7 +38,8 @@ from tests.slots import e2e_ports
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 PORTS = e2e_ports()
-ISSUER = "https://identity.catalog-e2e"
+# The issuer the platform's services trust: identity's own (the test stands in for it).
+ISSUER = f"http://127.0.0.1:{PORTS.identity}"
 
 
 @pytest.fixture(scope="module")
