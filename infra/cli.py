@@ -8,10 +8,12 @@ Commands (home: $PANJEREH_HOME or .data/dev; ports: PANJEREH_*_PORT, see infra/R
     logs        follow every log (-n lines of history)
     reset       down, then delete the home with all data
     infra up    only Kafka + PostgreSQL + topics + migrations
-    init        only topics + migrations, against running Kafka/PostgreSQL given by
-                PANJEREH_KAFKA_BOOTSTRAP_SERVERS / PANJEREH_DATABASE_URL (compose `init`)
+    init        only topics, database roles + migrations, against running Kafka/PostgreSQL
+                given by PANJEREH_KAFKA_BOOTSTRAP_SERVERS / PANJEREH_DATABASE_URL (an
+                administrator's DSN; roles' passwords: PANJEREH_<SERVICE>_DATABASE_PASSWORD)
+                (compose `init`), else the local platform's
     topics      list the declared topics
-    migrate     apply every service's migrations to PANJEREH_DATABASE_URL
+    migrate     database roles + every service's migrations (same database as `init`)
     asyncapi    print the AsyncAPI document of the platform's topics
     catalog load-reference
                 load the catalog's reference agencies and services (idempotent)
@@ -24,7 +26,7 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from infra.platform import LocalPlatform, PlatformError, Ports
 from infra.platform.paths import default_home
@@ -36,12 +38,28 @@ def _platform() -> LocalPlatform:
 
 
 def _targets() -> tuple[str, str]:
-    """Kafka and PostgreSQL to prepare: from the environment, else the local platform's."""
+    """Kafka and PostgreSQL to prepare: from the environment, else the local platform's.
+
+    The DSN is an administrator's: the local platform's superuser, or whatever
+    PANJEREH_DATABASE_URL names (compose gives its `init` the superuser's).
+    """
     local = _platform()
+    database_url = os.environ.get("PANJEREH_DATABASE_URL")
     return (
         os.environ.get("PANJEREH_KAFKA_BOOTSTRAP_SERVERS", local.kafka_bootstrap),
-        os.environ.get("PANJEREH_DATABASE_URL", local.database_url),
+        database_url if database_url is not None else local.admin_database_url,
     )
+
+
+def _database_passwords() -> Mapping[str, str | None]:
+    """The services' roles' passwords: PANJEREH_<SERVICE>_DATABASE_PASSWORD when the
+    database comes from the environment (a role not given keeps its password), else the
+    local platform home's."""
+    from shared.db import SERVICES
+
+    if "PANJEREH_DATABASE_URL" in os.environ:
+        return {s: os.environ.get(f"PANJEREH_{s.upper()}_DATABASE_PASSWORD") for s in SERVICES}
+    return _platform().postgres.passwords().services
 
 
 def _print_report(report: InitReport) -> None:
@@ -97,14 +115,15 @@ def cmd_infra_up(_: argparse.Namespace) -> int:
 
 def cmd_init(_: argparse.Namespace) -> int:
     bootstrap, database_url = _targets()
-    _print_report(asyncio.run(init_platform(bootstrap, database_url)))
+    passwords = _database_passwords()
+    _print_report(asyncio.run(init_platform(bootstrap, database_url, database_passwords=passwords)))
     return 0
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:
     database_url = _targets()[1]
     report = InitReport()
-    asyncio.run(apply_all_migrations(database_url, report))
+    asyncio.run(apply_all_migrations(database_url, report, _database_passwords()))
     _print_report(report)
     return 0
 
@@ -128,7 +147,8 @@ def cmd_asyncapi(_: argparse.Namespace) -> int:
 def cmd_catalog_load_reference(_: argparse.Namespace) -> int:
     from services.catalog.reference.__main__ import main as load_reference
 
-    os.environ.setdefault("PANJEREH_DATABASE_URL", _targets()[1])
+    # The catalog's own role: reference data belongs to the catalog like the rest.
+    os.environ.setdefault("PANJEREH_DATABASE_URL", _platform().database_url_for("catalog"))
     load_reference()
     return 0
 

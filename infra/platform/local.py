@@ -5,6 +5,7 @@ Everything a platform instance owns lives in its home directory:
     <home>/config/    generated Kafka properties
     <home>/kafka/     Kafka's KRaft log directory
     <home>/postgres/  the PostgreSQL cluster
+    <home>/secrets/   postgres.json: the database passwords (0600, generated on first start)
     <home>/logs/      <name>.log for every process
     <home>/run/       <name>.pid for every process we started (PostgreSQL keeps its own)
 
@@ -70,6 +71,11 @@ class ServiceProcess:
     module: str
     port_field: str
 
+    @property
+    def service(self) -> str:
+        """The service whose code it runs (`services.<service>...`): its database role."""
+        return self.module.split(".")[1]
+
     def args(self) -> tuple[str, ...]:
         """The command after the interpreter, as in docker-compose.yml."""
         return ("-m", self.module)
@@ -131,8 +137,25 @@ class LocalPlatform:
 
     @property
     def database_url(self) -> str:
-        """The application DSN, postgresql://panjereh@127.0.0.1:<port>/panjereh."""
-        return self.postgres.database_url
+        """Where the database is, postgresql://127.0.0.1:<port>/panjereh, with no role:
+        it cannot log in. Each process gets its own role's DSN (`env_for`)."""
+        return self.postgres.location_url
+
+    @property
+    def admin_database_url(self) -> str:
+        """The cluster superuser's DSN: `panjereh init`, migrations, operators' tools."""
+        return self.postgres.admin_url
+
+    def database_url_for(self, service_name: str) -> str:
+        """The DSN a process of `SERVICE_PROCESSES` runs with: its service's own role.
+
+        The metrics worker and the simulator hold no data of their own; they get the
+        metrics service's role, as in docker-compose.yml.
+        """
+        for process in SERVICE_PROCESSES:
+            if process.name == service_name:
+                return self.postgres.service_url(process.service)
+        raise ValueError(f"no process {service_name!r} in SERVICE_PROCESSES")
 
     def service_url(self, service: ServiceProcess) -> str:
         """Base URL of a service's HTTP server."""
@@ -154,6 +177,10 @@ class LocalPlatform:
             "PANJEREH_HOME": str(self.home),
             "PANJEREH_METRICS_WORKER_DATA_DIR": str(self.home / "metrics-worker"),
         }
+
+    def env_for(self, service: ServiceProcess) -> dict[str, str]:
+        """`env()` with the process's own database DSN (`database_url_for`)."""
+        return {**self.env(), "PANJEREH_DATABASE_URL": self.database_url_for(service.name)}
 
     def process(self, service: ServiceProcess) -> ManagedProcess:
         """The managed process for one row of the process table."""
@@ -202,8 +229,13 @@ class LocalPlatform:
         return self.init()
 
     def init(self) -> InitReport:
-        """Topics + migrations against the running infrastructure (same as `panjereh init`)."""
-        return run_coroutine(lambda: init_platform(self.kafka_bootstrap, self.database_url))
+        """Topics, roles + migrations on the running infrastructure (as `panjereh init`)."""
+        passwords = self.postgres.passwords().services
+        return run_coroutine(
+            lambda: init_platform(
+                self.kafka_bootstrap, self.admin_database_url, database_passwords=passwords
+            )
+        )
 
     def up(self) -> list[tuple[str, str]]:
         """Infrastructure, then every service and the worker; waits for each /health.
@@ -213,10 +245,9 @@ class LocalPlatform:
         """
         with self._locked():
             self._start_infrastructure()
-            child_env = {**os.environ, **self.env()}
             started = [(service, self.process(service)) for service in SERVICE_PROCESSES]
-            for _, proc in started:
-                proc.start(env=child_env, cwd=paths.REPO_ROOT)
+            for service, proc in started:
+                proc.start(env={**os.environ, **self.env_for(service)}, cwd=paths.REPO_ROOT)
         for service, proc in started:
             url = self.service_url(service) + "/health"
             wait_until(

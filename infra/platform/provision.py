@@ -1,4 +1,4 @@
-"""What `panjereh init` does: declared topics and every service's migrations.
+"""What `panjereh init` does: declared topics, database roles and every service's migrations.
 
 This is the one code path that prepares an already-running Kafka and PostgreSQL, used both
 by the local platform (`LocalPlatform.start_infrastructure`) and by the compose file's
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,21 +157,41 @@ async def ensure_coordinators(bootstrap: str, within: float = 60.0) -> None:
         await admin.close()
 
 
-async def apply_all_migrations(database_url: str, report: InitReport) -> None:
-    """Apply each service's migrations into its own schema (shared.db.apply_migrations)."""
+async def apply_all_migrations(
+    admin_url: str,
+    report: InitReport,
+    passwords: Mapping[str, str | None] | None = None,
+) -> None:
+    """Align every service's role and schema (`roles.ensure_roles`), then apply each
+    service's migrations into its own schema as its role (`shared.db.apply_migrations`).
+
+    `admin_url` is a superuser's DSN; `passwords` (service -> password) are set on the
+    services' roles; a service not named keeps its role's password.
+    """
+    from infra.platform.roles import ensure_roles
     from shared.db import SERVICES, apply_migrations
 
+    report.warnings += await ensure_roles(admin_url, passwords or {})
     for service in SERVICES:
-        report.migrations[service] = list(await apply_migrations(database_url, service))
+        report.migrations[service] = list(await apply_migrations(admin_url, service))
 
 
-async def init_platform(bootstrap: str, database_url: str, within: float = 60.0) -> InitReport:
-    """Create declared topics and apply every service's migrations. Idempotent.
+async def init_platform(
+    bootstrap: str,
+    database_url: str,
+    within: float = 60.0,
+    *,
+    database_passwords: Mapping[str, str | None] | None = None,
+) -> InitReport:
+    """Create declared topics, the services' database roles, and apply every service's
+    migrations. Idempotent.
 
-    Waits up to `within` seconds for the broker to answer (compose starts us early).
+    `database_url` is the administrator's (a superuser); `database_passwords` are the
+    services' roles' (see `apply_all_migrations`). Waits up to `within` seconds for the
+    broker to answer (compose starts us early).
     """
     report = InitReport()
     await ensure_topics(bootstrap, report, within)
     await ensure_coordinators(bootstrap, within)
-    await apply_all_migrations(database_url, report)
+    await apply_all_migrations(database_url, report, database_passwords)
     return report

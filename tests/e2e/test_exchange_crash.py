@@ -17,7 +17,7 @@ import subprocess
 import sys
 import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +50,16 @@ CITIZEN = "c1" * 32
 class ExchangeProcess:
     """`python -m services.exchange`, started and killed by this test alone."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, database_url: str) -> None:
         self.log_path = log_path
+        self.database_url = database_url
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = os.environ | {"PANJEREH_EXCHANGE_PORT": str(PORT)}
+        env = os.environ | {
+            "PANJEREH_EXCHANGE_PORT": str(PORT),
+            "PANJEREH_DATABASE_URL": self.database_url,
+        }
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services.exchange"], env=env, stdout=log, stderr=log
@@ -83,8 +87,10 @@ class ExchangeProcess:
 
 
 @pytest.fixture
-def exchange(tmp_path: Path, kafka_bootstrap: str, database_url: str) -> Iterator[ExchangeProcess]:
-    process = ExchangeProcess(tmp_path / "exchange.log")
+def exchange(
+    tmp_path: Path, kafka_bootstrap: str, database_urls: Mapping[str, str]
+) -> Iterator[ExchangeProcess]:
+    process = ExchangeProcess(tmp_path / "exchange.log", database_urls["exchange"])
     process.start()
     try:
         yield process
@@ -110,13 +116,16 @@ async def answer(request: DataRequestForwarded) -> dict[str, Any]:
 
 
 async def test_killing_the_exchange_mid_load_loses_and_doubles_nothing(
-    exchange: ExchangeProcess, http: httpx.AsyncClient, kafka_bootstrap: str, database_url: str
+    exchange: ExchangeProcess,
+    http: httpx.AsyncClient,
+    kafka_bootstrap: str,
+    database_urls: Mapping[str, str],
 ) -> None:
     await until_healthy(exchange)
     run = run_id()
     issuer = Issuer()
     consumer, provider = AgencySystem(f"e2e-ss-{run}"), AgencySystem(f"e2e-cr-{run}")
-    await announce_world(kafka_bootstrap, database_url, issuer, consumer, provider)
+    await announce_world(kafka_bootstrap, database_urls["exchange"], issuer, consumer, provider)
     data_service = await register_data_service(
         http, issuer, provider, "vital-status", timeout_ms=120_000
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -95,10 +95,10 @@ async def signer(kafka_bootstrap: str) -> Signer:
 
 @pytest.fixture(scope="package")
 async def catalog(
-    kafka_bootstrap: str, database_url: str, signer: Signer
+    kafka_bootstrap: str, database_urls: Mapping[str, str], signer: Signer
 ) -> AsyncIterator[Catalog]:
     settings = CatalogSettings(
-        kafka_bootstrap_servers=kafka_bootstrap, database_url=database_url
+        kafka_bootstrap_servers=kafka_bootstrap, database_url=database_urls["catalog"]
     ).model_copy(update={"load_reference_when_empty": False})
     app = build(settings)
     async with app.router.lifespan_context(app):

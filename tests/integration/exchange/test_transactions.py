@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from services.exchange.client import (
     TimedOut,
 )
 from services.exchange.client.signing import generate_key, sign_event
+from services.exchange.settings import ExchangeSettings
 from shared.db import Pool, create_pool
 from shared.envelope import Envelope
 from shared.events.exchange import (
@@ -86,8 +87,11 @@ async def answer_badly(request: DataRequestForwarded) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-async def world(kafka_bootstrap: str, database_url: str) -> AsyncIterator[World]:
-    app = build()
+async def world(kafka_bootstrap: str, database_urls: Mapping[str, str]) -> AsyncIterator[World]:
+    database_url = database_urls["exchange"]
+    app = build(
+        ExchangeSettings(kafka_bootstrap_servers=kafka_bootstrap, database_url=database_url)
+    )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://exchange") as http:

@@ -10,7 +10,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,12 +42,12 @@ N_REFUSED = 3
 
 @pytest.fixture(scope="module")
 def platform(
-    kafka_bootstrap: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
+    kafka_bootstrap: str, database_urls: Mapping[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServiceProcess]:
     """A worker and the metrics service, both real processes, for this module."""
     logs = tmp_path_factory.mktemp("metrics-e2e")
     worker = WorkerProcess(kafka_bootstrap, logs)
-    service = ServiceProcess(kafka_bootstrap, database_url, logs)
+    service = ServiceProcess(kafka_bootstrap, database_urls["metrics"], logs)
     worker.start()
     service.start()
     yield service
