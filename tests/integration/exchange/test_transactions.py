@@ -40,6 +40,7 @@ from shared.events.exchange import (
 from shared.events.identity import AgencyKeyRevoked
 from shared.kafka import new_producer, publish
 from shared.registry import UndecodableEvent, decode
+from shared.sealing import Sealer, is_sealed
 from shared.topics import Topic, dead_letter_of
 from tests.integration.exchange.helpers import (
     AgencySystem,
@@ -525,3 +526,17 @@ async def test_an_answer_to_no_transaction_is_dead_lettered_and_the_rest_goes_on
     reason = dict(record.headers).get("dlq-reason", b"").decode()
     assert "unknown_transaction" in reason
     assert await audit_of(world, bogus.transaction_id) == []
+
+
+async def test_the_signing_key_is_sealed_in_the_database(world: World) -> None:
+    published = (await world.http.get("/keys")).json()["keys"]
+    rows = await world.pool.fetch(
+        "SELECT kid, private_jwk, private_jwk::text AS raw FROM signing_keys"
+    )
+    assert {row["kid"] for row in rows} == {key["kid"] for key in published}
+    sealer = Sealer(ExchangeSettings().data_key_bytes)
+    for row in rows:
+        assert is_sealed(row["private_jwk"])
+        private = sealer.open(row["private_jwk"], binding=f"exchange.signing_keys:{row['kid']}")
+        assert private["d"] not in row["raw"]
+        assert '"d"' not in row["raw"]
