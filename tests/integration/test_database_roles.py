@@ -218,6 +218,17 @@ async def test_a_cluster_made_with_trust_moves_to_passwords_and_service_roles(
                 list(SERVICES),
             )
         }
+        strays = await connection.fetch(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p"
+            " WHERE p.pronamespace::regnamespace::text = ANY($1::text[])"
+            " AND pg_get_userbyid(p.proowner) <> p.pronamespace::regnamespace::text"
+            " AND pg_get_userbyid(p.proowner) <> 'exchange_audit'"
+            " UNION ALL SELECT t.oid::regtype::text FROM pg_type t"
+            " WHERE t.typnamespace::regnamespace::text = ANY($1::text[])"
+            " AND pg_get_userbyid(t.typowner) <> t.typnamespace::regnamespace::text"
+            " AND pg_get_userbyid(t.typowner) <> 'exchange_audit'",
+            list(SERVICES),
+        )
         audit = await connection.fetch(
             "SELECT pg_get_userbyid(relowner) FROM pg_class"
             " WHERE oid IN ('exchange.audit_log'::regclass, 'exchange.audit_head'::regclass)"
@@ -226,6 +237,7 @@ async def test_a_cluster_made_with_trust_moves_to_passwords_and_service_roles(
         await connection.close()
     assert owners == {(s, role_of(s)) for s in SERVICES} | {("exchange", "exchange_audit")}
     assert [row[0] for row in audit] == ["exchange_audit", "exchange_audit"]
+    assert [row[0] for row in strays] == []
 
     # The data is still there, and the service's own role reads it.
     identity = await asyncpg.connect(cluster.service_url("identity"))
