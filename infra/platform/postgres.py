@@ -282,7 +282,7 @@ class PostgresCluster:
             await conn.close()
 
     async def _leave_trust(self) -> None:
-        """Move a cluster made with `trust` to passwords (only its superuser can log in so far)."""
+        """Move a cluster made with `trust` to passwords, retiring the old single role."""
         import asyncpg
 
         conn = await asyncpg.connect(self.admin_url, timeout=10)

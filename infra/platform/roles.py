@@ -25,7 +25,6 @@ import hashlib
 import hmac
 import os
 from collections.abc import Mapping
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -55,17 +54,6 @@ def scram_verifier(password: str, *, salt: bytes | None = None) -> str:
         return base64.b64encode(raw).decode()
 
     return f"SCRAM-SHA-256${_SCRAM_ITERATIONS}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
-
-
-def with_login(dsn: str, user: str, password: str) -> str:
-    """`dsn` with its user and password replaced (host, port, database and options kept)."""
-    parts = urlsplit(dsn)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port else ""
-    credentials = f"{quote(user, safe='')}:{quote(password, safe='')}@"
-    return urlunsplit((parts.scheme, credentials + host + port, parts.path, parts.query, ""))
 
 
 def _identifier(name: str) -> str:
