@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
@@ -56,13 +57,20 @@ def admin_database_url(infrastructure: object) -> str:
     return url
 
 
+class _DatabaseUrls(dict[str, str]):
+    """Service -> DSN; shown without passwords when pytest prints a failing test's arguments."""
+
+    def __repr__(self) -> str:
+        return repr({service: re.sub(r":[^:@/]+@", ":***@", dsn) for service, dsn in self.items()})
+
+
 @pytest.fixture(scope="session")
 def database_urls(infrastructure: object) -> Mapping[str, str]:
     """Each service's DSN, with its own role: what a service under test runs with."""
     from shared.db import SERVICES
 
     postgres = infrastructure.postgres  # type: ignore[attr-defined]
-    return {service: postgres.service_url(service) for service in SERVICES}
+    return _DatabaseUrls({service: postgres.service_url(service) for service in SERVICES})
 
 
 @pytest.fixture
