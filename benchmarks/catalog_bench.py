@@ -334,7 +334,10 @@ def main() -> None:
         slot_home = REPO / ".data" / f"bench-{shift // 100}"
         platform = LocalPlatform(home=slot_home, ports=ports)
         platform.start_infrastructure()
-        args.bootstrap, args.database_url = platform.kafka_bootstrap, platform.database_url
+        args.bootstrap, args.database_url = (
+            platform.kafka_bootstrap,
+            platform.database_url_for("catalog"),
+        )
     try:
         asyncio.run(run(args))
     finally:

@@ -209,7 +209,7 @@ def main() -> None:
     else:
         platform = bench_platform()
         platform.start_infrastructure()
-        bootstrap, database_url = platform.kafka_bootstrap, platform.database_url
+        bootstrap, database_url = platform.kafka_bootstrap, platform.database_url_for("exchange")
     try:
         asyncio.run(run(arguments, bootstrap, database_url))
     finally:

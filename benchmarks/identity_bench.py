@@ -58,7 +58,7 @@ def infrastructure() -> tuple[str, str]:
     home = REPO / ".data" / ("test" if SLOT == 0 else f"test-{SLOT}")
     platform = LocalPlatform(home=home, ports=session_ports())
     platform.start_infrastructure()
-    return platform.kafka_bootstrap, platform.database_url
+    return platform.kafka_bootstrap, platform.database_url_for("identity")
 
 
 def progress(step: str) -> None:

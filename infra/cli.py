@@ -8,8 +8,10 @@ Commands (home: $PANJEREH_HOME or .data/dev; ports: PANJEREH_*_PORT, see infra/R
     logs        follow every log (-n lines of history)
     reset       down, then delete the home with all data
     infra up    only Kafka + PostgreSQL + topics + migrations
-    init        only topics, users, ACLs and migrations, against running Kafka/PostgreSQL
-                given by PANJEREH_KAFKA_* (as admin) / PANJEREH_DATABASE_URL (compose `init`)
+    init        only topics, users, ACLs, database roles and migrations, against running
+                Kafka/PostgreSQL given by PANJEREH_KAFKA_* (as admin) and PANJEREH_DATABASE_URL
+                (an administrator's DSN; roles' passwords: PANJEREH_<SERVICE>_DATABASE_PASSWORD)
+                (compose `init`), else the local platform's
     acl plan    what differs between the broker's users and ACLs and the registers
     acl apply   make the broker's users and ACLs equal to the registers (idempotent)
     credentials NAME
@@ -18,7 +20,7 @@ Commands (home: $PANJEREH_HOME or .data/dev; ports: PANJEREH_*_PORT, see infra/R
                 the compose broker's TLS material and configuration, written into DIR
                 (admin password from PANJEREH_KAFKA_PASSWORD_ADMIN)
     topics      list the declared topics
-    migrate     apply every service's migrations to PANJEREH_DATABASE_URL
+    migrate     database roles + every service's migrations (same database as `init`)
     asyncapi    print the AsyncAPI document of the platform's topics
     catalog load-reference
                 load the catalog's reference agencies and services (idempotent)
@@ -31,7 +33,7 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +69,7 @@ def _given_kafka() -> bool:
 
 @dataclass(frozen=True)
 class Targets:
-    """The Kafka (as admin) and PostgreSQL that `init` and its parts prepare."""
+    """The Kafka (as admin) and PostgreSQL (as an administrator) that `init` prepares."""
 
     admin: KafkaAccess
     passwords: Passwords
@@ -76,7 +78,11 @@ class Targets:
 
 
 def _targets() -> Targets:
-    """From the environment (compose), else the local platform's."""
+    """From the environment (compose), else the local platform's.
+
+    The DSN is an administrator's: the local platform's superuser, or whatever
+    PANJEREH_DATABASE_URL names (compose gives its `init` the superuser's).
+    """
     local = _platform()
     settings = PlatformSettings()
     passwords: Passwords
@@ -86,12 +92,24 @@ def _targets() -> Targets:
         admin, passwords = local.kafka_admin, local.kafka.passwords
     if admin.username != ADMIN:
         raise PlatformError(f"provisioning needs the {ADMIN} principal, not {admin.username}")
+    database_url = os.environ.get("PANJEREH_DATABASE_URL")
     return Targets(
         admin=admin,
         passwords=passwords,
-        database_url=os.environ.get("PANJEREH_DATABASE_URL", local.database_url),
+        database_url=database_url if database_url is not None else local.admin_database_url,
         development=settings.environment != "production",
     )
+
+
+def _database_passwords() -> Mapping[str, str | None]:
+    """The services' roles' passwords: PANJEREH_<SERVICE>_DATABASE_PASSWORD when the
+    database comes from the environment (a role not given keeps its password), else the
+    local platform home's."""
+    from shared.db import SERVICES
+
+    if "PANJEREH_DATABASE_URL" in os.environ:
+        return {s: os.environ.get(f"PANJEREH_{s.upper()}_DATABASE_PASSWORD") for s in SERVICES}
+    return _platform().postgres.passwords().services
 
 
 def _print_report(report: InitReport) -> None:
@@ -153,6 +171,7 @@ def cmd_init(_: argparse.Namespace) -> int:
             targets.database_url,
             targets.passwords,
             development=targets.development,
+            database_passwords=_database_passwords(),
         )
     )
     if not _given_kafka():
@@ -206,7 +225,7 @@ def cmd_kafka_config(args: argparse.Namespace) -> int:
 def cmd_migrate(_: argparse.Namespace) -> int:
     database_url = _targets().database_url
     report = InitReport()
-    asyncio.run(apply_all_migrations(database_url, report))
+    asyncio.run(apply_all_migrations(database_url, report, _database_passwords()))
     _print_report(report)
     return 0
 
@@ -230,7 +249,8 @@ def cmd_asyncapi(_: argparse.Namespace) -> int:
 def cmd_catalog_load_reference(_: argparse.Namespace) -> int:
     from services.catalog.reference.__main__ import main as load_reference
 
-    os.environ.setdefault("PANJEREH_DATABASE_URL", _targets().database_url)
+    # The catalog's own role: reference data belongs to the catalog like the rest.
+    os.environ.setdefault("PANJEREH_DATABASE_URL", _platform().database_url_for("catalog"))
     load_reference()
     return 0
 

@@ -1,9 +1,11 @@
 """PostgreSQL access: one pool per service, confined to the service's own schema.
 
-Migrations are plain SQL files applied in name order: first the platform's own (outbox
-and inbox, in `shared/migrations`), then the service's (`services/<name>/migrations`).
-Each runs in its own transaction with the service's schema as search_path; an advisory
-lock keeps two processes from migrating one schema at once.
+Each service logs in as its own role (`role_of`), which owns its schema's objects and may
+reach no other schema. Migrations are plain SQL files applied in name order: first the
+platform's own (outbox and inbox, in `shared/migrations`), then the service's
+(`services/<name>/migrations`). Each runs in its own transaction with the service's schema
+as search_path and, unless its first line is `ADMIN_MIGRATION`, as the service's role; an
+advisory lock keeps two processes from migrating one schema at once.
 """
 
 from __future__ import annotations
@@ -17,7 +19,27 @@ from asyncpg import Connection, Pool
 
 SERVICES = ("identity", "catalog", "exchange", "metrics")
 
-__all__ = ["SERVICES", "Connection", "Pool", "apply_migrations", "create_pool", "migrations_for"]
+#: First line of a migration that runs as the administrator, not as the service's role:
+#: one that hands objects to a role the service's own role may not become.
+ADMIN_MIGRATION = "-- migrate as: administrator"
+
+__all__ = [
+    "ADMIN_MIGRATION",
+    "SERVICES",
+    "Connection",
+    "Pool",
+    "apply_migrations",
+    "create_pool",
+    "migrations_for",
+    "role_of",
+]
+
+
+def role_of(service: str) -> str:
+    """The PostgreSQL role a service logs in as (and that owns its schema's objects)."""
+    if service not in SERVICES:
+        raise ValueError(f"unknown service {service!r}")
+    return service
 
 
 async def _init_connection(connection: asyncpg.Connection) -> None:
@@ -71,8 +93,13 @@ def migrations_for(service: str) -> list[tuple[str, str]]:
 
 
 async def apply_migrations(dsn: str, service: str) -> list[str]:
-    """Apply the service's pending migrations to its own schema; returns the names applied."""
-    schema = service
+    """Apply the service's pending migrations to its own schema; returns the names applied.
+
+    `dsn` is the administrator's: the service's role must exist (`panjereh init` makes
+    it); each migration becomes that role (`SET LOCAL ROLE`), so everything it creates
+    belongs to the service, except those marked `ADMIN_MIGRATION`.
+    """
+    schema, role = service, role_of(service)
     applied: list[str] = []
     connection: asyncpg.Connection = await asyncpg.connect(dsn)
     try:
@@ -81,11 +108,16 @@ async def apply_migrations(dsn: str, service: str) -> list[str]:
             "SELECT pg_advisory_lock(hashtext('panjereh-migrate-' || $1))", schema
         )
         try:
-            await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-            await connection.execute(
-                f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
-                " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
+            if not await connection.fetchval(
+                "SELECT 1 FROM pg_namespace WHERE nspname = $1", schema
+            ):
+                await connection.execute(f'CREATE SCHEMA "{schema}" AUTHORIZATION "{role}"')
+            async with connection.transaction():
+                await connection.execute(f'SET LOCAL ROLE "{role}"')
+                await connection.execute(
+                    f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations ('
+                    " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+                )
             done = {
                 row["name"]
                 for row in await connection.fetch(f'SELECT name FROM "{schema}".schema_migrations')
@@ -94,6 +126,8 @@ async def apply_migrations(dsn: str, service: str) -> list[str]:
                 if name in done:
                     continue
                 async with connection.transaction():
+                    if not sql.startswith(ADMIN_MIGRATION):
+                        await connection.execute(f'SET LOCAL ROLE "{role}"')
                     await connection.execute(f'SET LOCAL search_path TO "{schema}"')
                     await connection.execute(sql)
                     await connection.execute(

@@ -9,11 +9,15 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.kafka_access import CredentialsError, KafkaAccess
+from shared.sealing import parse_key
 
 Environment = Literal["development", "test", "production"]
 
 # Secrets that ship in examples and compose defaults; refused outside development.
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "panjereh", "password", "secret"})
+
+# base64 of b"panjereh-development-data-key-32": development and tests only.
+DEVELOPMENT_DATA_KEY = "cGFuamVyZWgtZGV2ZWxvcG1lbnQtZGF0YS1rZXktMzI="
 
 
 class PlatformSettings(BaseSettings):
@@ -41,14 +45,28 @@ class PlatformSettings(BaseSettings):
     trace_exporter: Literal["none", "console"] = Field(
         default="none", description="Where finished spans go; `console` prints them as JSON."
     )
+    data_key: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_DATA_KEY),
+        description="base64 of 32 random bytes: seals private signing keys at rest"
+        " (shared/sealing.py).",
+    )
+
+    #: Whether the process seals data with `data_key` (so production needs a real one).
+    uses_data_key: ClassVar[bool] = False
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> PlatformSettings:
+        parse_key(self.data_key.get_secret_value())  # a malformed key fails at start
         if self.environment == "production":
             password = urlsplit(self.database_url).password or ""
             if password.lower() in PLACEHOLDER_SECRETS:
                 raise ValueError(
                     "PANJEREH_DATABASE_URL needs a real password in production, not a placeholder"
+                )
+            if self.uses_data_key and self.data_key.get_secret_value() == DEVELOPMENT_DATA_KEY:
+                raise ValueError(
+                    "PANJEREH_DATA_KEY needs a real key in production (base64 of 32 random"
+                    " bytes), not the development key"
                 )
         return self
 
@@ -68,6 +86,10 @@ class PlatformSettings(BaseSettings):
             password=self.kafka_password.get_secret_value(),
             ca_file=self.kafka_ca_file,
         )
+
+    @property
+    def data_key_bytes(self) -> bytes:
+        return parse_key(self.data_key.get_secret_value())
 
 
 class ServiceSettings(PlatformSettings):

@@ -2,15 +2,19 @@
 
 Integration tests run against an isolated broker and database that the session starts
 in `.data/test` on their own ports, so they never touch a developer's running platform.
-Every test fails if anything logged an error it did not expect.
+A service a test runs logs in as its own database role (`database_urls`), as in
+production; only what sets the stage (migrations, scratch schemas, tampering on purpose)
+uses the superuser (`admin_database_url`). Every test fails if anything logged an error it
+did not expect.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -33,6 +37,8 @@ def infrastructure() -> Iterator[object]:
     platform = LocalPlatform(home=home, ports=session_ports())
     platform.start_infrastructure()
     os.environ["PANJEREH_KAFKA_BOOTSTRAP_SERVERS"] = platform.kafka_bootstrap
+    # Where the database is, with no role: what a test starts from the environment alone
+    # cannot log in, so every service must be handed its own role's DSN.
     os.environ["PANJEREH_DATABASE_URL"] = platform.database_url
     yield platform
     if os.environ.get("PANJEREH_TEST_KEEP_INFRA") != "1":
@@ -68,18 +74,35 @@ def kafka_as(infrastructure: object) -> Callable[[str], KafkaAccess]:
 
 
 @pytest.fixture(scope="session")
-def database_url(infrastructure: object) -> str:
-    url: str = infrastructure.database_url  # type: ignore[attr-defined]
+def admin_database_url(infrastructure: object) -> str:
+    """The cluster superuser's DSN: migrations, scratch schemas, tampering on purpose."""
+    url: str = infrastructure.admin_database_url  # type: ignore[attr-defined]
     return url
 
 
+class _DatabaseUrls(dict[str, str]):
+    """Service -> DSN; shown without passwords when pytest prints a failing test's arguments."""
+
+    def __repr__(self) -> str:
+        return repr({service: re.sub(r":[^:@/]+@", ":***@", dsn) for service, dsn in self.items()})
+
+
+@pytest.fixture(scope="session")
+def database_urls(infrastructure: object) -> Mapping[str, str]:
+    """Each service's DSN, with its own role: what a service under test runs with."""
+    from shared.db import SERVICES
+
+    postgres = infrastructure.postgres  # type: ignore[attr-defined]
+    return _DatabaseUrls({service: postgres.service_url(service) for service in SERVICES})
+
+
 @pytest.fixture
-async def scratch_schema(database_url: str) -> AsyncIterator[tuple[str, Pool]]:
+async def scratch_schema(admin_database_url: str) -> AsyncIterator[tuple[str, Pool]]:
     """A fresh schema with the platform's outbox and inbox tables, and a pool on it."""
     from shared.db import migrations_for
 
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    pool = await create_pool(database_url, schema, max_size=4)
+    pool = await create_pool(admin_database_url, schema, max_size=4)
     async with pool.acquire() as connection:
         await connection.execute(f'CREATE SCHEMA "{schema}"')
         for name, sql in migrations_for("identity"):

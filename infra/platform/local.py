@@ -9,6 +9,7 @@ Everything a platform instance owns lives in its home directory:
                       each principal's way to the broker, as librdkafka reads it
     <home>/kafka/     Kafka's KRaft log directory
     <home>/postgres/  the PostgreSQL cluster
+    <home>/secrets/   postgres.json: the database passwords (0600, generated on first start)
     <home>/logs/      <name>.log for every process
     <home>/run/       <name>.pid for every process we started (PostgreSQL keeps its own)
 
@@ -78,6 +79,11 @@ class ServiceProcess:
     port_field: str
     principal: Principal
 
+    @property
+    def service(self) -> str:
+        """The service whose code it runs (`services.<service>...`): its database role."""
+        return self.module.split(".")[1]
+
     def args(self) -> tuple[str, ...]:
         """The command after the interpreter, as in docker-compose.yml."""
         return ("-m", self.module)
@@ -141,8 +147,25 @@ class LocalPlatform:
 
     @property
     def database_url(self) -> str:
-        """The application DSN, postgresql://panjereh@127.0.0.1:<port>/panjereh."""
-        return self.postgres.database_url
+        """Where the database is, postgresql://127.0.0.1:<port>/panjereh, with no role:
+        it cannot log in. Each process gets its own role's DSN (`env_for`)."""
+        return self.postgres.location_url
+
+    @property
+    def admin_database_url(self) -> str:
+        """The cluster superuser's DSN: `panjereh init`, migrations, operators' tools."""
+        return self.postgres.admin_url
+
+    def database_url_for(self, service_name: str) -> str:
+        """The DSN a process of `SERVICE_PROCESSES` runs with: its service's own role.
+
+        The metrics worker and the simulator hold no data of their own; they get the
+        metrics service's role, as in docker-compose.yml.
+        """
+        for process in SERVICE_PROCESSES:
+            if process.name == service_name:
+                return self.postgres.service_url(process.service)
+        raise ValueError(f"no process {service_name!r} in SERVICE_PROCESSES")
 
     def kafka_access(self, principal: str) -> KafkaAccess:
         """How `principal` reaches this platform's broker (its password made on first use)."""
@@ -196,8 +219,9 @@ class LocalPlatform:
         }
 
     def env_for(self, service: ServiceProcess) -> dict[str, str]:
-        """`env()` plus what is this process's alone: its own Kafka credentials."""
-        env = self.env()
+        """`env()` plus what is this process's alone: its own database DSN and its own
+        Kafka credentials."""
+        env = {**self.env(), "PANJEREH_DATABASE_URL": self.database_url_for(service.name)}
         env["PANJEREH_KAFKA_CREDENTIALS_FILE"] = str(self.credentials_file(service.principal))
         if service.principal is Principal.IDENTITY:
             # The development SMS gateway runs inside identity, as its own principal.
@@ -253,14 +277,16 @@ class LocalPlatform:
         return self.init()
 
     def init(self) -> InitReport:
-        """Topics, users, ACLs and migrations against the running infrastructure (as
-        `panjereh init` does), then every principal's credentials file."""
+        """Topics, users, ACLs, database roles and migrations against the running
+        infrastructure (as `panjereh init` does), then every principal's credentials file."""
+        passwords = self.postgres.passwords().services
         report = run_coroutine(
             lambda: init_platform(
                 self.kafka_admin,
-                self.database_url,
+                self.admin_database_url,
                 self.kafka.passwords,
                 development=self.environment != "production",
+                database_passwords=passwords,
             )
         )
         self.write_credentials()

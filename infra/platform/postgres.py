@@ -1,28 +1,46 @@
 """A project-local PostgreSQL cluster: its own data directory, port and loopback-only TCP.
 
-The cluster is a developer/test cluster: `trust` authentication on 127.0.0.1 only, no
-Unix socket. PostgreSQL refuses to run as root, so when we are root (CI, containers) its
-programs run as the `postgres` system user, which must own the data directory and be
+The cluster is a developer/test cluster: password (SCRAM-SHA-256) authentication on
+127.0.0.1 only, no Unix socket. The superuser `postgres` and every service's role have
+passwords generated on first start and kept in the home (`credentials.py`); each service
+logs in as its own role (`service_url`), only `panjereh init` as the superuser
+(`admin_url`). A cluster made by an older release with `trust` is moved to passwords on
+its next start. PostgreSQL refuses to run as root, so when we are root (CI, containers)
+its programs run as the `postgres` system user, which must own the data directory and be
 able to reach it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
 import shutil
 import stat
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.platform import credentials
 from infra.platform.processes import PlatformError, port_open, run, run_coroutine, wait_until
+from infra.platform.roles import scram_verifier
+from shared.db import role_of
 
 HOST = "127.0.0.1"
 SYSTEM_USER = "postgres"
 SUPERUSER = "postgres"
-APP_ROLE = "panjereh"
 APP_DATABASE = "panjereh"
+#: The single superuser role older releases gave every service; retired on start.
+LEGACY_ROLE = "panjereh"
+
+#: Who may connect how: passwords, over loopback TCP only (there is no Unix socket).
+HBA = (
+    "# Panjereh local cluster (infra/platform/postgres.py): passwords, loopback TCP only\n"
+    "host all all 127.0.0.1/32 scram-sha-256\n"
+    "host all all ::1/128 scram-sha-256\n"
+)
 
 
 def bin_dir() -> Path:
@@ -89,13 +107,34 @@ class PostgresCluster:
         return self.home / "logs" / "postgres.log"
 
     @property
-    def database_url(self) -> str:
-        """The application's DSN (role and database `panjereh`)."""
-        return f"postgresql://{APP_ROLE}@{HOST}:{self.port}/{APP_DATABASE}"
+    def hba_file(self) -> Path:
+        return self.data_dir / "pg_hba.conf"
+
+    def passwords(self) -> credentials.DatabasePasswords:
+        """The home's database passwords (generated on first use)."""
+        return credentials.load_or_create(self.home)
+
+    @property
+    def location_url(self) -> str:
+        """Where the application database is, with no role: it cannot log in by itself."""
+        return f"postgresql://{HOST}:{self.port}/{APP_DATABASE}"
 
     @property
     def admin_url(self) -> str:
-        return f"postgresql://{SUPERUSER}@{HOST}:{self.port}/postgres"
+        """The superuser's DSN on the application database: for `panjereh init` only."""
+        return self._url(SUPERUSER, self.passwords().admin, APP_DATABASE)
+
+    def service_url(self, service: str) -> str:
+        """The DSN of a service's own role (`shared.db.role_of`) on the application database."""
+        return self._url(role_of(service), self.passwords().services[service], APP_DATABASE)
+
+    def _url(self, user: str, password: str, database: str) -> str:
+        return f"postgresql://{user}:{password}@{HOST}:{self.port}/{database}"
+
+    @property
+    def _maintenance_url(self) -> str:
+        """The superuser on the `postgres` database, which exists before ours does."""
+        return self._url(SUPERUSER, self.passwords().admin, "postgres")
 
     def _pg_ctl(self, *args: str, check: bool = True) -> int:
         command = [str(bin_dir() / "pg_ctl"), "-D", str(self.data_dir), *args]
@@ -135,20 +174,23 @@ class PostgresCluster:
         self._prepare_dirs()
         if (self.data_dir / "PG_VERSION").exists():
             return
-        run(
-            _wrap(
-                [
-                    str(bin_dir() / "initdb"),
-                    "-D",
-                    str(self.data_dir),
-                    "-U",
-                    SUPERUSER,
-                    "--auth=trust",
-                    "--encoding=UTF8",
-                    "--locale=C.UTF-8",
-                ]
+        with self._password_file() as password_file:
+            run(
+                _wrap(
+                    [
+                        str(bin_dir() / "initdb"),
+                        "-D",
+                        str(self.data_dir),
+                        "-U",
+                        SUPERUSER,
+                        "--auth=scram-sha-256",
+                        f"--pwfile={password_file}",
+                        "--encoding=UTF8",
+                        "--locale=C.UTF-8",
+                    ]
+                )
             )
-        )
+        self._write_hba()
         settings = (
             "\n# Panjereh local cluster (infra/platform/postgres.py)\n"
             f"listen_addresses = '{HOST}'\n"
@@ -161,8 +203,32 @@ class PostgresCluster:
         with (self.data_dir / "postgresql.conf").open("a") as conf:
             conf.write(settings)
 
+    @contextlib.contextmanager
+    def _password_file(self) -> Iterator[Path]:
+        """The superuser's password in a file only initdb's user can read, for its life."""
+        descriptor, name = tempfile.mkstemp(prefix="panjereh-initdb-")  # 0600
+        path = Path(name)
+        try:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(self.passwords().admin + "\n")
+            if _as_root():
+                user = pwd.getpwnam(SYSTEM_USER)
+                os.chown(path, user.pw_uid, user.pw_gid)
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
+
+    def _write_hba(self) -> None:
+        # Rewritten in place, so the file keeps its owner (the postgres user when root).
+        with self.hba_file.open("w") as hba:
+            hba.write(HBA)
+
     def start(self, timeout: float = 60.0) -> None:
-        """initdb if needed, start (unless running), wait for connections, ensure role+db."""
+        """initdb if needed, start (unless running), wait for connections, ensure the database.
+
+        A cluster an older release made with `trust` gets the superuser's password, its
+        `panjereh` superuser role retired and password authentication (reloaded live).
+        """
         if not self.running():
             self.init()
             if port_open(HOST, self.port):
@@ -190,12 +256,14 @@ class PostgresCluster:
             interval=0.3,
         )
         run_coroutine(self._ensure_app_database)
+        if self.hba_file.read_text() != HBA:
+            run_coroutine(self._leave_trust)
 
     async def _accepts(self) -> bool:
         import asyncpg
 
         try:
-            conn = await asyncpg.connect(self.admin_url, timeout=3)
+            conn = await asyncpg.connect(self._maintenance_url, timeout=3)
         except (TimeoutError, OSError, asyncpg.PostgresError):
             return False
         await conn.close()
@@ -204,14 +272,32 @@ class PostgresCluster:
     async def _ensure_app_database(self) -> None:
         import asyncpg
 
-        conn = await asyncpg.connect(self.admin_url, timeout=10)
+        conn = await asyncpg.connect(self._maintenance_url, timeout=10)
         try:
-            if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", APP_ROLE):
-                await conn.execute(f'CREATE ROLE "{APP_ROLE}" LOGIN SUPERUSER')
             if not await conn.fetchval(
                 "SELECT 1 FROM pg_database WHERE datname = $1", APP_DATABASE
             ):
-                await conn.execute(f'CREATE DATABASE "{APP_DATABASE}" OWNER "{APP_ROLE}"')
+                await conn.execute(f'CREATE DATABASE "{APP_DATABASE}" OWNER "{SUPERUSER}"')
+        finally:
+            await conn.close()
+
+    async def _leave_trust(self) -> None:
+        """Move a cluster made with `trust` to passwords, retiring the old single role."""
+        import asyncpg
+
+        conn = await asyncpg.connect(self.admin_url, timeout=10)
+        try:
+            # A verifier, never the password: the statement may end up in the server's log.
+            verifier = scram_verifier(self.passwords().admin)
+            await conn.execute(f"ALTER ROLE \"{SUPERUSER}\" PASSWORD '{verifier}'")
+            if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", LEGACY_ROLE):
+                # What it owned goes to the superuser; `panjereh init` then gives each
+                # service's schema to the service's role.
+                await conn.execute(f'REASSIGN OWNED BY "{LEGACY_ROLE}" TO "{SUPERUSER}"')
+                await conn.execute(f'DROP OWNED BY "{LEGACY_ROLE}"')
+                await conn.execute(f'DROP ROLE "{LEGACY_ROLE}"')
+            self._write_hba()
+            await conn.execute("SELECT pg_reload_conf()")
         finally:
             await conn.close()
 

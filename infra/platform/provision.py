@@ -1,4 +1,5 @@
-"""What `panjereh init` does: declared topics, users and ACLs, every service's migrations.
+"""What `panjereh init` does: declared topics, users and ACLs, database roles and every
+service's migrations.
 
 This is the one code path that prepares an already-running Kafka and PostgreSQL, used both
 by the local platform (`LocalPlatform.start_infrastructure`) and by the compose file's
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -167,12 +168,23 @@ async def ensure_coordinators(kafka: KafkaAccess, within: float = 60.0) -> None:
         await admin.close()
 
 
-async def apply_all_migrations(database_url: str, report: InitReport) -> None:
-    """Apply each service's migrations into its own schema (shared.db.apply_migrations)."""
+async def apply_all_migrations(
+    admin_url: str,
+    report: InitReport,
+    passwords: Mapping[str, str | None] | None = None,
+) -> None:
+    """Align every service's role and schema (`roles.ensure_roles`), then apply each
+    service's migrations into its own schema as its role (`shared.db.apply_migrations`).
+
+    `admin_url` is a superuser's DSN; `passwords` (service -> password) are set on the
+    services' roles; a service not named keeps its role's password.
+    """
+    from infra.platform.roles import ensure_roles
     from shared.db import SERVICES, apply_migrations
 
+    report.warnings += await ensure_roles(admin_url, passwords or {})
     for service in SERVICES:
-        report.migrations[service] = list(await apply_migrations(database_url, service))
+        report.migrations[service] = list(await apply_migrations(admin_url, service))
 
 
 async def ensure_access(
@@ -195,15 +207,19 @@ async def init_platform(
     *,
     development: bool = True,
     within: float = 60.0,
+    database_passwords: Mapping[str, str | None] | None = None,
 ) -> InitReport:
-    """Create declared topics, users and ACLs, and apply every service's migrations.
+    """Create declared topics, users and ACLs, the services' database roles, and apply
+    every service's migrations. Idempotent.
 
-    Idempotent. Works as the broker's super user (`admin`); waits up to `within` seconds
-    for the broker to answer (compose starts us early).
+    Works as the broker's super user (`admin`) and the database's administrator
+    (`database_url`, a superuser); `database_passwords` are the services' roles' (see
+    `apply_all_migrations`). Waits up to `within` seconds for the broker to answer
+    (compose starts us early).
     """
     report = InitReport()
     await ensure_topics(admin, report, within)
     await ensure_access(admin, passwords, report, development=development)
     await ensure_coordinators(admin, within)
-    await apply_all_migrations(database_url, report)
+    await apply_all_migrations(database_url, report, database_passwords)
     return report

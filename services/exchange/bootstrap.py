@@ -9,12 +9,14 @@ from typing import Any
 from fastapi import FastAPI
 from opentelemetry import context as otel_context
 
+from services.exchange import storage
 from services.exchange.handlers import HANDLERS, PROJECTION_HANDLERS, handle_batch, run_sweeper
 from services.exchange.http import router
 from services.exchange.settings import ExchangeSettings
 from shared.envelope import Envelope
 from shared.kafka import EventConsumer
 from shared.runtime import Runtime, create_app, dispatcher, serve
+from shared.sealing import Sealer
 from shared.topics import Topic
 
 # Requests and answers go to members of the service's consumer group of their own, which
@@ -52,6 +54,7 @@ def transaction_consumer(index: int) -> Callable[[Runtime], Coroutine[Any, Any, 
 
 def build(settings: ExchangeSettings | None = None) -> FastAPI:
     settings = settings or ExchangeSettings()
+    storage.seal_signing_keys_with(Sealer(settings.data_key_bytes))
     background: dict[str, Callable[[Runtime], Coroutine[Any, Any, None]]] = {
         "timeout-sweeper": run_sweeper
     }

@@ -11,6 +11,7 @@ from shared.settings import ServiceSettings
 
 class ExchangeSettings(ServiceSettings):
     service_name: ClassVar[str] = "exchange"
+    uses_data_key: ClassVar[bool] = True  # seals the exchange's private signing key
     http_port: int = Field(default=8003, validation_alias="PANJEREH_EXCHANGE_PORT")
     transaction_consumers: int = Field(
         default=2,

@@ -28,6 +28,7 @@ from shared.db import Connection, Pool
 from shared.events.catalog import AgencyRecorded
 from shared.events.exchange import AccessGranted, DataServiceRegistered
 from shared.events.identity import AgencyKeyPublished, AgencyKeyRevoked
+from shared.sealing import Sealer
 
 Record = Any  # an asyncpg Record: read by column name
 
@@ -294,47 +295,77 @@ async def revoke_right(
     return bool(done)
 
 
-# The exchange's own signing key.
+# The exchange's own signing key: its private half sealed with the data key, bound to its
+# kid (shared/sealing.py). The process learns the data key once, from its settings.
 
 _signing_key: tuple[str, Key] | None = None
+_sealer: Sealer | None = None
+
+
+def seal_signing_keys_with(sealer: Sealer) -> None:
+    """The data key this process seals and opens the exchange's signing keys with."""
+    global _sealer, _signing_key
+    _sealer, _signing_key = sealer, None
+
+
+def _sealing() -> Sealer:
+    if _sealer is None:
+        raise RuntimeError("no data key: call storage.seal_signing_keys_with() at start")
+    return _sealer
+
+
+def _signing_key_binding(kid: str) -> str:
+    return f"exchange.signing_keys:{kid}"
 
 
 async def signing_key(connection: Connection) -> tuple[str, Key]:
     """The exchange's signing key (kid, private key), created on first use and kept."""
     global _signing_key
     if _signing_key is None:
-        row = await connection.fetchrow(
-            "SELECT kid, private_jwk FROM signing_keys ORDER BY created_at DESC LIMIT 1"
-        )
-        if row is None:
-            row = await _create_signing_key(connection)
-        _signing_key = (row["kid"], import_key(row["private_jwk"]))
+        kid, private = await _load_signing_key(connection, _sealing())
+        _signing_key = (kid, import_key(private))
     return _signing_key
 
 
-async def _create_signing_key(connection: Connection) -> Record:
+async def _load_signing_key(connection: Connection, sealer: Sealer) -> tuple[str, dict[str, Any]]:
+    """The newest signing key, opened; made if there is none. Keys an older release
+    stored in the clear are sealed on the way."""
     async with connection.transaction():
         # Two processes starting together must not each make a key.
         await connection.execute("SELECT pg_advisory_xact_lock(hashtext('exchange-signing-key'))")
+        for row in await connection.fetch(
+            "SELECT kid, private_jwk FROM signing_keys WHERE NOT private_jwk ? 'sealed'"
+        ):
+            await connection.execute(
+                "UPDATE signing_keys SET private_jwk = $2 WHERE kid = $1",
+                row["kid"],
+                sealer.seal(row["private_jwk"], binding=_signing_key_binding(row["kid"])),
+            )
         row = await connection.fetchrow(
             "SELECT kid, private_jwk FROM signing_keys ORDER BY created_at DESC LIMIT 1"
         )
         if row is not None:
-            return row
+            kid: str = row["kid"]
+            return kid, sealer.open(row["private_jwk"], binding=_signing_key_binding(kid))
         key: ECKey = generate_key()
         kid = f"exchange-{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(4)}"
-        return await connection.fetchrow(
-            "INSERT INTO signing_keys (kid, private_jwk) VALUES ($1, $2)"
-            " RETURNING kid, private_jwk",
+        private = dict(key.as_dict(private=True))
+        await connection.execute(
+            "INSERT INTO signing_keys (kid, private_jwk) VALUES ($1, $2)",
             kid,
-            dict(key.as_dict(private=True)),
+            sealer.seal(private, binding=_signing_key_binding(kid)),
         )
+        return kid, private
 
 
 async def public_signing_keys(pool: Pool) -> list[tuple[str, dict[str, Any]]]:
-    """Every signing key of the exchange, public halves only (kid, private JWK to strip)."""
+    """Every signing key of the exchange, opened (kid, private JWK to strip)."""
+    sealer = _sealing()
     rows = await pool.fetch("SELECT kid, private_jwk FROM signing_keys ORDER BY created_at")
-    return [(row["kid"], row["private_jwk"]) for row in rows]
+    return [
+        (row["kid"], sealer.open(row["private_jwk"], binding=_signing_key_binding(row["kid"])))
+        for row in rows
+    ]
 
 
 # Transactions.

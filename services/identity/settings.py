@@ -20,6 +20,7 @@ def _env(name: str) -> AliasChoices:
 
 class IdentitySettings(ServiceSettings):
     service_name: ClassVar[str] = "identity"
+    uses_data_key: ClassVar[bool] = True  # seals the issuer's private keys
     http_port: int = Field(default=8001, validation_alias="PANJEREH_IDENTITY_PORT")
 
     issuer: str = Field(

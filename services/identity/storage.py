@@ -18,6 +18,7 @@ from services.identity.domain.codes import Counter, LockScope
 from services.identity.domain.tokens import SigningKey
 from shared.db import Connection
 from shared.outbox import Change
+from shared.sealing import Sealer
 
 
 @dataclass(frozen=True)
@@ -313,23 +314,52 @@ async def sign_ins(connection: Connection, citizen_id: str, limit: int) -> list[
 # Issuer keys ------------------------------------------------------------------------
 
 
-async def issuer_keys(connection: Connection) -> list[SigningKey]:
+# Private keys are sealed with the data key, bound to their kid (shared/sealing.py).
+
+
+def _issuer_key_binding(kid: str) -> str:
+    return f"identity.issuer_keys:{kid}"
+
+
+async def issuer_keys(connection: Connection, sealer: Sealer) -> list[SigningKey]:
+    """Every issuer key, private halves opened (rows sealed or, from older releases, not)."""
     rows = await connection.fetch(
         "SELECT kid, private_jwk, public_jwk, not_before, retired_at FROM issuer_keys"
         " ORDER BY not_before"
     )
-    return [SigningKey(**dict(row)) for row in rows]
+    keys = []
+    for row in rows:
+        fields = dict(row)
+        fields["private_jwk"] = sealer.open(
+            row["private_jwk"], binding=_issuer_key_binding(row["kid"])
+        )
+        keys.append(SigningKey(**fields))
+    return keys
 
 
-async def insert_issuer_key(connection: Connection, key: SigningKey) -> None:
+async def insert_issuer_key(connection: Connection, key: SigningKey, sealer: Sealer) -> None:
     await connection.execute(
         "INSERT INTO issuer_keys (kid, private_jwk, public_jwk, not_before)"
         " VALUES ($1, $2, $3, $4)",
         key.kid,
-        key.private_jwk,
+        sealer.seal(key.private_jwk, binding=_issuer_key_binding(key.kid)),
         key.public_jwk,
         key.not_before,
     )
+
+
+async def seal_plain_issuer_keys(connection: Connection, sealer: Sealer) -> int:
+    """Seal private keys that older releases stored in the clear; returns how many."""
+    rows = await connection.fetch(
+        "SELECT kid, private_jwk FROM issuer_keys WHERE NOT private_jwk ? 'sealed' FOR UPDATE"
+    )
+    for row in rows:
+        await connection.execute(
+            "UPDATE issuer_keys SET private_jwk = $2 WHERE kid = $1",
+            row["kid"],
+            sealer.seal(row["private_jwk"], binding=_issuer_key_binding(row["kid"])),
+        )
+    return len(rows)
 
 
 async def retire_issuer_key(connection: Connection, kid: str, retired_at: datetime) -> None:

@@ -225,7 +225,7 @@ async def test_the_compacted_topics_alone_rebuild_the_register(platform: LocalPl
     def matches(topic: Topic, want: dict[str, Any]) -> Callable[[list[Any]], bool]:
         return lambda records: latest(records, topic) == want
 
-    pool = await create_pool(platform.database_url, "catalog", max_size=1)
+    pool = await create_pool(platform.database_url_for("catalog"), "catalog", max_size=1)
     try:
 
         async def drained() -> bool:

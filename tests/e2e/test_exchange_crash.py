@@ -17,7 +17,7 @@ import subprocess
 import sys
 import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +52,10 @@ CITIZEN = "c1" * 32
 class ExchangeProcess:
     """`python -m services.exchange`, started and killed by this test alone."""
 
-    def __init__(self, log_path: Path, credentials_file: str) -> None:
+    def __init__(self, log_path: Path, credentials_file: str, database_url: str) -> None:
         self.log_path = log_path
         self.credentials_file = credentials_file
+        self.database_url = database_url
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -62,6 +63,7 @@ class ExchangeProcess:
             "PANJEREH_EXCHANGE_PORT": str(PORT),
             "PANJEREH_KAFKA_CREDENTIALS_FILE": self.credentials_file,
             "PANJEREH_TOKEN_ISSUER": ISSUER,
+            "PANJEREH_DATABASE_URL": self.database_url,
         }
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
@@ -91,9 +93,11 @@ class ExchangeProcess:
 
 @pytest.fixture
 def exchange(
-    tmp_path: Path, credentials_file: Callable[[str], str], database_url: str
+    tmp_path: Path, credentials_file: Callable[[str], str], database_urls: Mapping[str, str]
 ) -> Iterator[ExchangeProcess]:
-    process = ExchangeProcess(tmp_path / "exchange.log", credentials_file("exchange"))
+    process = ExchangeProcess(
+        tmp_path / "exchange.log", credentials_file("exchange"), database_urls["exchange"]
+    )
     process.start()
     try:
         yield process
@@ -123,14 +127,14 @@ async def test_killing_the_exchange_mid_load_loses_and_doubles_nothing(
     http: httpx.AsyncClient,
     kafka_admin: KafkaAccess,
     kafka_as: Callable[[str], KafkaAccess],
-    database_url: str,
+    database_urls: Mapping[str, str],
 ) -> None:
     agencies = kafka_as("simulator")
     await until_healthy(exchange)
     run = run_id()
     issuer = Issuer()
     consumer, provider = AgencySystem(f"e2e-ss-{run}"), AgencySystem(f"e2e-cr-{run}")
-    await announce_world(kafka_admin, database_url, issuer, consumer, provider)
+    await announce_world(kafka_admin, database_urls["exchange"], issuer, consumer, provider)
     data_service = await register_data_service(
         http, issuer, provider, "vital-status", timeout_ms=120_000
     )

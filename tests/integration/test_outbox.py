@@ -65,9 +65,15 @@ async def published_ids(kafka: KafkaAccess, expected: set[str]) -> Counter[str]:
 
 
 def start_relay(
-    kafka: KafkaAccess, schema: str, relay_id: str, failpoints: str = ""
+    kafka: KafkaAccess, schema: str, relay_id: str, database_url: str, failpoints: str = ""
 ) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **kafka.environment(), "PANJEREH_FAILPOINTS": failpoints}
+    """`python -m shared.outbox` on a schema; `database_url` must be able to reach it."""
+    env = {
+        **os.environ,
+        **kafka.environment(),
+        "PANJEREH_FAILPOINTS": failpoints,
+        "PANJEREH_DATABASE_URL": database_url,
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "shared.outbox", schema, "--relay-id", relay_id],
         cwd=REPO,
@@ -213,19 +219,21 @@ async def test_a_change_along_no_events_is_refused(scratch_schema: tuple[str, Po
 
 
 async def test_relay_killed_after_kafka_commit_does_not_publish_again_on_restart(
-    scratch_schema: tuple[str, Pool], kafka_admin: KafkaAccess
+    scratch_schema: tuple[str, Pool], kafka_admin: KafkaAccess, admin_database_url: str
 ) -> None:
     schema, pool = scratch_schema
     run = uuid.uuid4().hex
     relay_id = f"test-{run}"
     ids = await write_events(pool, run, range(30))
 
-    crashing = start_relay(kafka_admin, schema, relay_id, failpoints="outbox.after_kafka_commit")
+    crashing = start_relay(
+        kafka_admin, schema, relay_id, admin_database_url, failpoints="outbox.after_kafka_commit"
+    )
     assert await asyncio.to_thread(crashing.wait, 60) == -signal.SIGKILL
     # Kafka has the batch; Postgres was never told.
     assert await unpublished(pool) == 30
 
-    restarted = start_relay(kafka_admin, schema, relay_id)
+    restarted = start_relay(kafka_admin, schema, relay_id, admin_database_url)
     try:
         await wait_until_drained(pool)
     finally:
@@ -238,7 +246,7 @@ async def test_relay_killed_after_kafka_commit_does_not_publish_again_on_restart
 
 
 async def test_relay_killed_at_random_moments_loses_and_duplicates_nothing(
-    scratch_schema: tuple[str, Pool], kafka_admin: KafkaAccess
+    scratch_schema: tuple[str, Pool], kafka_admin: KafkaAccess, admin_database_url: str
 ) -> None:
     schema, pool = scratch_schema
     run = uuid.uuid4().hex
@@ -246,7 +254,7 @@ async def test_relay_killed_at_random_moments_loses_and_duplicates_nothing(
     chance = random.Random(run)
     ids: list[str] = []
     for round_number in range(5):
-        relay = start_relay(kafka_admin, schema, relay_id)
+        relay = start_relay(kafka_admin, schema, relay_id, admin_database_url)
         written = write_events(pool, run, range(round_number * 400, (round_number + 1) * 400))
         writer = asyncio.create_task(written)
         await asyncio.sleep(chance.uniform(0.5, 2.5))
@@ -254,7 +262,7 @@ async def test_relay_killed_at_random_moments_loses_and_duplicates_nothing(
         await asyncio.to_thread(relay.wait, 30)
         ids += await writer
 
-    final = start_relay(kafka_admin, schema, relay_id)
+    final = start_relay(kafka_admin, schema, relay_id, admin_database_url)
     try:
         await wait_until_drained(pool, timeout=120)
     finally:

@@ -1,4 +1,5 @@
-"""docker-compose.yml is valid and runs exactly what the local platform runs."""
+"""docker-compose.yml is valid, runs exactly what the local platform runs, and gives each
+service its own database role; only `init` is PostgreSQL's superuser."""
 
 from __future__ import annotations
 
@@ -6,14 +7,25 @@ import os
 import shutil
 import subprocess
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from infra.platform import SERVICE_PROCESSES, ServiceProcess
 from infra.platform.paths import REPO_ROOT, kafka_version
+from shared.db import SERVICES, role_of
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+
+#: What an operator must set: distinct values, so each DSN shows whose password it holds.
+SECRETS = {
+    "PANJEREH_POSTGRES_PASSWORD": "superuser-secret",
+    **{f"PANJEREH_{s.upper()}_DATABASE_PASSWORD": f"{s}-secret" for s in SERVICES},
+    "PANJEREH_DATA_KEY": "ZGF0YS1rZXktb2YtdGhlLWNvbXBvc2UtdGVzdC0zMmI=",
+}
+#: The processes that seal private keys, and so need the data key.
+SEALING = {"identity", "exchange"}
 
 
 def _compose_config(**extra_env: str) -> subprocess.CompletedProcess[str]:
@@ -34,16 +46,17 @@ def _compose_config(**extra_env: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    result = _compose_config(PANJEREH_POSTGRES_PASSWORD="not-a-secret")
+    result = _compose_config(**SECRETS)
     assert result.returncode == 0, result.stderr
     config: dict[str, Any] = yaml.safe_load(result.stdout)
     return config
 
 
-def test_secrets_are_required() -> None:
-    result = _compose_config()
+@pytest.mark.parametrize("missing", SECRETS)
+def test_secrets_are_required(missing: str) -> None:
+    result = _compose_config(**{k: v for k, v in SECRETS.items() if k != missing})
     assert result.returncode != 0
-    assert "PANJEREH_POSTGRES_PASSWORD" in result.stderr
+    assert missing in result.stderr
 
 
 def test_services_are_the_local_process_table(compose: dict[str, Any]) -> None:
@@ -75,3 +88,30 @@ def test_kafka_image_is_the_pinned_release(compose: dict[str, Any]) -> None:
     assert compose["services"]["postgres"]["image"].startswith("postgres:")
     for name in ("kafka", "postgres"):
         assert "healthcheck" in compose["services"][name]
+
+
+@pytest.mark.parametrize("process", SERVICE_PROCESSES, ids=lambda p: p.name)
+def test_each_process_logs_in_as_its_services_own_role(
+    compose: dict[str, Any], process: ServiceProcess
+) -> None:
+    environment = compose["services"][process.name]["environment"]
+    dsn = urlsplit(environment["PANJEREH_DATABASE_URL"])
+    assert dsn.username == role_of(process.service)
+    assert dsn.password == f"{process.service}-secret"
+    assert (dsn.hostname, dsn.port, dsn.path) == ("postgres", 5432, "/panjereh")
+    assert "superuser-secret" not in str(environment)
+    assert ("PANJEREH_DATA_KEY" in environment) == (process.name in SEALING)
+
+
+def test_only_init_is_the_superuser_and_sets_every_roles_password(
+    compose: dict[str, Any],
+) -> None:
+    environment = compose["services"]["init"]["environment"]
+    dsn = urlsplit(environment["PANJEREH_DATABASE_URL"])
+    assert (dsn.username, dsn.password) == ("postgres", "superuser-secret")
+    for service in SERVICES:
+        assert environment[f"PANJEREH_{service.upper()}_DATABASE_PASSWORD"] == f"{service}-secret"
+    postgres = compose["services"]["postgres"]["environment"]
+    assert postgres["POSTGRES_USER"] == "postgres"
+    assert postgres["POSTGRES_PASSWORD"] == "superuser-secret"
+    assert postgres["POSTGRES_HOST_AUTH_METHOD"] == "scram-sha-256"

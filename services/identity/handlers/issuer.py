@@ -1,9 +1,10 @@
 """The issuer's signing keys: creating, rotating, publishing, signing and verifying with them.
 
-Keys live in identity's schema; every change to a key is published as
-`IssuerKeyPublished` through the outbox in the same transaction. A process keeps the
-keys in memory and reloads them every few seconds, far more often than the time a new
-key is published ahead of signing, so every instance knows a key before any signs with it.
+Keys live in identity's schema, private halves sealed with the data key; every change to
+a key is published as `IssuerKeyPublished` through the outbox in the same transaction. A
+process keeps the keys in memory and reloads them every few seconds, far more often than
+the time a new key is published ahead of signing, so every instance knows a key before any
+signs with it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from shared.envelope import Envelope
 from shared.events.identity import IssuerKeyPublished
 from shared.logging import get_logger
 from shared.outbox import enqueue
+from shared.sealing import Sealer
 
 log = get_logger(__name__)
 
@@ -76,6 +78,7 @@ class KeyRing:
     def __init__(self, settings: IdentitySettings, pool: Pool) -> None:
         self._settings = settings
         self._pool = pool
+        self._sealer = Sealer(settings.data_key_bytes)
         self._keys: list[SigningKey] = []
         self._verifier = IssuerKeys(None, issuer=settings.issuer)
         self._loaded_at = float("-inf")
@@ -87,7 +90,7 @@ class KeyRing:
             async with self._reload_lock:
                 if time.monotonic() - self._loaded_at > RELOAD_SECONDS:
                     async with self._pool.acquire() as connection:
-                        self._take(await storage.issuer_keys(connection))
+                        self._take(await storage.issuer_keys(connection, self._sealer))
         return self._keys
 
     def _take(self, keys: list[SigningKey]) -> None:
@@ -134,10 +137,12 @@ class KeyRing:
             return self._verifier.verify(token, now.timestamp())
 
     async def ensure_key(self, now: datetime) -> None:
-        """Create and publish the first key if there is none."""
+        """Create and publish the first key if there is none; seal keys stored in the clear."""
         async with self._pool.acquire() as connection, connection.transaction():
             await connection.execute(_LOCK)
-            if not await storage.issuer_keys(connection):
+            if sealed := await storage.seal_plain_issuer_keys(connection, self._sealer):
+                log.info("issuer keys sealed", count=sealed)
+            if not await storage.issuer_keys(connection, self._sealer):
                 await self._add_key(connection, new_signing_key(now, now))
                 log.info("first issuer key created")
         self._loaded_at = float("-inf")
@@ -151,7 +156,7 @@ class KeyRing:
         lifetime = timedelta(days=self._settings.signing_key_days)
         async with self._pool.acquire() as connection, connection.transaction():
             await connection.execute(_LOCK)
-            keys = await storage.issuer_keys(connection)
+            keys = await storage.issuer_keys(connection, self._sealer)
             if not force and not rotation_due(keys, now, lifetime):
                 return None
             if not keys:
@@ -180,7 +185,7 @@ class KeyRing:
         return key.kid
 
     async def _add_key(self, connection: Connection, key: SigningKey) -> None:
-        await storage.insert_issuer_key(connection, key)
+        await storage.insert_issuer_key(connection, key, self._sealer)
         await enqueue(connection, self._envelope(key))
 
     def _envelope(self, key: SigningKey) -> Envelope[IssuerKeyPublished]:

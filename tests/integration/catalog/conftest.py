@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -100,12 +100,12 @@ async def signer(kafka_admin: KafkaAccess) -> Signer:
 async def catalog(
     credentials_file: Callable[[str], str],
     kafka_admin: KafkaAccess,
-    database_url: str,
+    database_urls: Mapping[str, str],
     signer: Signer,
 ) -> AsyncIterator[Catalog]:
     settings = CatalogSettings(
         kafka_credentials_file=credentials_file("catalog"),
-        database_url=database_url,
+        database_url=database_urls["catalog"],
         token_issuer=ISSUER,
     ).model_copy(update={"load_reference_when_empty": False})
     app = build(settings)

@@ -1,7 +1,8 @@
 """The audit log on the real database: append-only, and tampering is detected by the chain.
 
-Each test builds the exchange's tables in a schema of its own, so tampering here never
-touches the log other tests write.
+Each tampering test builds the exchange's tables in a schema of its own, as the superuser,
+so tampering here never touches the log other tests write. The exchange's own role is
+tried on the real log, each attempt in a transaction that is rolled back.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 
 import asyncpg
@@ -24,9 +25,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def audit_schema(database_url: str) -> AsyncIterator[tuple[str, Pool]]:
+async def audit_schema(admin_database_url: str) -> AsyncIterator[tuple[str, Pool]]:
     schema = f"audit_{uuid.uuid4().hex[:10]}"
-    pool = await create_pool(database_url, schema, max_size=2)
+    pool = await create_pool(admin_database_url, schema, max_size=2)
     async with pool.acquire() as connection:
         await connection.execute(f'CREATE SCHEMA "{schema}"')
         for _, sql in migrations_for("exchange"):
@@ -59,7 +60,7 @@ async def append(pool: Pool, count: int) -> None:
             await storage.append_audit(connection, entry, datetime.now(UTC))
 
 
-async def verify(schema: str) -> tuple[int, str]:
+async def verify(schema: str, database_url: str) -> tuple[int, str]:
     """Run `panjereh audit verify` as an operator would: its exit status and output."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -70,7 +71,7 @@ async def verify(schema: str) -> tuple[int, str]:
         "--schema",
         schema,
         stdout=asyncio.subprocess.PIPE,
-        env=os.environ.copy(),
+        env=os.environ | {"PANJEREH_DATABASE_URL": database_url},
     )
     out, _ = await process.communicate()
     assert process.returncode is not None
@@ -78,11 +79,11 @@ async def verify(schema: str) -> tuple[int, str]:
 
 
 async def test_an_untouched_log_verifies(
-    audit_schema: tuple[str, Pool],
+    audit_schema: tuple[str, Pool], admin_database_url: str
 ) -> None:
     schema, pool = audit_schema
     await append(pool, 5)
-    status, out = await verify(schema)
+    status, out = await verify(schema, admin_database_url)
     assert status == 0
     assert "5 records" in out
 
@@ -99,7 +100,7 @@ async def test_the_database_refuses_to_change_or_remove_audit_records(
 
 
 async def test_a_superusers_update_of_one_record_is_named_by_audit_verify(
-    audit_schema: tuple[str, Pool],
+    audit_schema: tuple[str, Pool], admin_database_url: str
 ) -> None:
     schema, pool = audit_schema
     await append(pool, 6)
@@ -108,13 +109,13 @@ async def test_a_superusers_update_of_one_record_is_named_by_audit_verify(
         await connection.execute("SET session_replication_role = replica")
         await connection.execute("UPDATE audit_log SET purpose = 'curiosity' WHERE seq = 4")
         await connection.execute("SET session_replication_role = origin")
-    status, out = await verify(schema)
+    status, out = await verify(schema, admin_database_url)
     assert status != 0
     assert "record 4" in out
 
 
 async def test_a_removed_record_is_named_by_audit_verify(
-    audit_schema: tuple[str, Pool],
+    audit_schema: tuple[str, Pool], admin_database_url: str
 ) -> None:
     schema, pool = audit_schema
     await append(pool, 5)
@@ -122,6 +123,111 @@ async def test_a_removed_record_is_named_by_audit_verify(
         await connection.execute("SET session_replication_role = replica")
         await connection.execute("DELETE FROM audit_log WHERE seq = 2")
         await connection.execute("SET session_replication_role = origin")
-    status, out = await verify(schema)
+    status, out = await verify(schema, admin_database_url)
     assert status != 0
     assert "record 2" in out
+
+
+# What the exchange's own role might try against the real log, to rewrite history or to
+# switch the guard off first. Each must be refused by PostgreSQL itself.
+ATTEMPTS_OF_THE_EXCHANGE_ROLE = {
+    "update": "UPDATE audit_log SET purpose = 'curiosity'",
+    "delete": "DELETE FROM audit_log",
+    "truncate": "TRUNCATE audit_log",
+    "upsert": "INSERT INTO audit_log SELECT * FROM audit_log ON CONFLICT (seq)"
+    " DO UPDATE SET purpose = 'curiosity'",
+    "drop table": "DROP TABLE audit_log",
+    "drop schema": "DROP SCHEMA exchange CASCADE",
+    "alter table": "ALTER TABLE audit_log ADD COLUMN note text",
+    "rename table": "ALTER TABLE audit_log RENAME TO audit_log_old",
+    "take ownership": "ALTER TABLE audit_log OWNER TO exchange",
+    "disable trigger": "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only",
+    "disable all triggers": "ALTER TABLE audit_log DISABLE TRIGGER ALL",
+    "replica-only trigger": "ALTER TABLE audit_log ENABLE REPLICA TRIGGER audit_log_append_only",
+    "drop trigger": "DROP TRIGGER audit_log_append_only ON audit_log",
+    "drop truncate trigger": "DROP TRIGGER audit_log_no_truncate ON audit_log",
+    "replace guard": "CREATE OR REPLACE FUNCTION audit_log_is_append_only() RETURNS trigger"
+    " LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
+    "drop guard": "DROP FUNCTION audit_log_is_append_only() CASCADE",
+    "own trigger": "CREATE TRIGGER sneak BEFORE INSERT ON audit_log FOR EACH ROW"
+    " EXECUTE FUNCTION audit_log_is_append_only()",
+    "replication role": "SET session_replication_role = replica",
+    "become the owner": "SET ROLE exchange_audit",
+    "delete the head": "DELETE FROM audit_head",
+    "truncate the head": "TRUNCATE audit_head",
+    "drop the head": "DROP TABLE audit_head",
+}
+
+
+async def rolled_back(connection: asyncpg.Connection, statement: str) -> None:
+    """Run a statement in a transaction that is rolled back whatever happens."""
+    transaction = connection.transaction()
+    await transaction.start()
+    try:
+        await connection.execute(statement)
+    finally:
+        await transaction.rollback()
+
+
+@pytest.mark.parametrize(
+    "statement", ATTEMPTS_OF_THE_EXCHANGE_ROLE.values(), ids=list(ATTEMPTS_OF_THE_EXCHANGE_ROLE)
+)
+async def test_the_exchange_role_cannot_rewrite_or_unguard_the_audit_log(
+    database_urls: Mapping[str, str], statement: str
+) -> None:
+    connection = await asyncpg.connect(database_urls["exchange"])
+    try:
+        await connection.execute("SET search_path TO exchange")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await rolled_back(connection, statement)
+        guards = await connection.fetch(
+            "SELECT tgname, tgenabled::text FROM pg_trigger"
+            " WHERE tgrelid = 'exchange.audit_log'::regclass ORDER BY tgname"
+        )
+    finally:
+        await connection.close()
+    assert [(g["tgname"], g["tgenabled"]) for g in guards] == [
+        ("audit_log_append_only", "O"),
+        ("audit_log_no_truncate", "O"),
+    ]
+
+
+async def test_the_exchange_role_appends_and_reads_the_audit_log(
+    database_urls: Mapping[str, str],
+) -> None:
+    pool = await create_pool(database_urls["exchange"], "exchange", max_size=1)
+    try:
+        async with pool.acquire() as connection:
+            transaction = connection.transaction()
+            await transaction.start()
+            try:
+                before = await storage.audit_head(connection)
+                entry = AuditEntry(
+                    transaction_id=uuid.uuid4(),
+                    kind="request",
+                    outcome="denied",
+                    consumer="social-security",
+                    provider=None,
+                    data_service="civil-registration.vital-status",
+                    purpose="benefit-eligibility",
+                    legal_basis=None,
+                    citizen=None,
+                    reason="no right",
+                    content_digest=None,
+                    signature=None,
+                )
+                seq = await storage.append_audit(connection, entry, datetime.now(UTC))
+                assert seq == before[0] + 1
+                assert (await storage.audit_head(connection))[0] == seq
+                assert [r["seq"] for r in await storage.audit_records(connection, seq - 1, 5)] == [
+                    seq
+                ]
+            finally:
+                await transaction.rollback()
+            roles = await connection.fetchrow(
+                "SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls FROM pg_roles"
+                " WHERE rolname = current_user"
+            )
+    finally:
+        await pool.close()
+    assert not any(roles.values())

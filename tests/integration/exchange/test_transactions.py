@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,7 @@ from shared.events.identity import AgencyKeyRevoked
 from shared.kafka import new_producer, publish
 from shared.kafka_access import KafkaAccess
 from shared.registry import UndecodableEvent, decode
+from shared.sealing import Sealer, is_sealed
 from shared.topics import Topic, dead_letter_of
 from tests.integration.exchange.helpers import (
     ISSUER,
@@ -93,8 +94,9 @@ async def world(
     kafka_admin: KafkaAccess,
     kafka_as: Callable[[str], KafkaAccess],
     credentials_file: Callable[[str], str],
-    database_url: str,
+    database_urls: Mapping[str, str],
 ) -> AsyncIterator[World]:
+    database_url = database_urls["exchange"]
     app = build(
         ExchangeSettings(
             kafka_credentials_file=credentials_file("exchange"),
@@ -570,3 +572,17 @@ async def test_a_key_record_cannot_move_a_known_kid_to_another_agency_or_key(
         world.services["vital"], "benefit-eligibility", {"citizen": CITIZEN}, citizen=CITIZEN
     )
     assert answer == {"alive": True}
+
+
+async def test_the_signing_key_is_sealed_in_the_database(world: World) -> None:
+    published = (await world.http.get("/keys")).json()["keys"]
+    rows = await world.pool.fetch(
+        "SELECT kid, private_jwk, private_jwk::text AS raw FROM signing_keys"
+    )
+    assert {row["kid"] for row in rows} == {key["kid"] for key in published}
+    sealer = Sealer(ExchangeSettings().data_key_bytes)
+    for row in rows:
+        assert is_sealed(row["private_jwk"])
+        private = sealer.open(row["private_jwk"], binding=f"exchange.signing_keys:{row['kid']}")
+        assert private["d"] not in row["raw"]
+        assert '"d"' not in row["raw"]

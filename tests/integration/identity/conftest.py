@@ -6,7 +6,7 @@ import asyncio
 import random
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -37,11 +37,13 @@ def new_mobile() -> str:
 
 
 @pytest.fixture(scope="module")
-def settings(credentials_file: Callable[[str], str], database_url: str) -> IdentitySettings:
+def settings(
+    credentials_file: Callable[[str], str], database_urls: Mapping[str, str]
+) -> IdentitySettings:
     return IdentitySettings(
         kafka_credentials_file=credentials_file("identity"),
         sms_gateway_credentials_file=credentials_file("sms-gateway"),
-        database_url=database_url,
+        database_url=database_urls["identity"],
         code_resend_seconds=0,
         citizen_max_failures=5,
         address_max_failures=6,
@@ -52,8 +54,8 @@ def settings(credentials_file: Callable[[str], str], database_url: str) -> Ident
 
 
 @pytest.fixture(scope="module")
-async def app(settings: IdentitySettings, database_url: str) -> AsyncIterator[FastAPI]:
-    await apply_migrations(database_url, "identity")
+async def app(settings: IdentitySettings, admin_database_url: str) -> AsyncIterator[FastAPI]:
+    await apply_migrations(admin_database_url, "identity")
     application = build(settings)
     async with application.router.lifespan_context(application):
         yield application

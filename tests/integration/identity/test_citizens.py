@@ -248,10 +248,7 @@ async def test_the_right_code_sent_many_times_at_once_signs_in_exactly_once(
 
 
 async def test_codes_asked_for_at_once_leave_only_the_newest_open_and_it_signs_in(
-    client: httpx.AsyncClient,
-    kafka_admin: KafkaAccess,
-    settings: IdentitySettings,
-    database_url: str,
+    client: httpx.AsyncClient, kafka_admin: KafkaAccess, settings: IdentitySettings
 ) -> None:
     national_id, mobile = new_national_id(), new_mobile()
     assert (await register(client, national_id, mobile)).status_code == 201
@@ -269,7 +266,7 @@ async def test_codes_asked_for_at_once_leave_only_the_newest_open_and_it_signs_i
     assert {(r.status_code, r.json()["code"]) for r in refused} <= {(429, "code_recently_sent")}
     codes = await codes_sent_to(kafka_admin, normalise_mobile(mobile), len(sent))
 
-    connection = await asyncpg.connect(database_url)
+    connection = await asyncpg.connect(settings.database_url)
     try:
         challenges = await connection.fetch(
             "SELECT id, code_hash, closed_at IS NULL AS open FROM identity.code_challenges"

@@ -10,7 +10,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,13 +44,13 @@ N_REFUSED = 3
 @pytest.fixture(scope="module")
 def platform(
     kafka_as: Callable[[str], KafkaAccess],
-    database_url: str,
+    database_urls: Mapping[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ServiceProcess]:
     """A worker and the metrics service, both real processes, for this module."""
     logs = tmp_path_factory.mktemp("metrics-e2e")
     worker = WorkerProcess(kafka_as("metrics-worker"), logs)
-    service = ServiceProcess(kafka_as("metrics"), database_url, logs)
+    service = ServiceProcess(kafka_as("metrics"), database_urls["metrics"], logs)
     worker.start()
     service.start()
     yield service

@@ -26,6 +26,7 @@ from services.identity.domain.tokens import (
     signing_key,
 )
 from services.identity.settings import IdentitySettings
+from shared.sealing import new_key
 
 NOW = datetime(2026, 3, 20, 8, 30, tzinfo=UTC)
 POLICY = AttemptPolicy(max_failures=3, window=timedelta(minutes=15), lockout=timedelta(minutes=15))
@@ -128,14 +129,24 @@ def test_unusable_keys_are_refused(jwk: dict[str, str]) -> None:
 
 
 def test_production_refuses_the_development_secrets() -> None:
+    data_key = new_key()
     with pytest.raises(ValueError, match="PSEUDONYM_KEY"):
         IdentitySettings(
             environment="production",
             database_url="postgresql://u:a-real-password@db/panjereh",
+            data_key=data_key,
+        )
+    with pytest.raises(ValueError, match="PANJEREH_DATA_KEY"):
+        IdentitySettings(
+            environment="production",
+            database_url="postgresql://u:a-real-password@db/panjereh",
+            PANJEREH_IDENTITY_PSEUDONYM_KEY="p" * 40,
+            PANJEREH_IDENTITY_OPERATOR_TOKEN="o" * 40,
         )
     accepted = IdentitySettings(
         environment="production",
         database_url="postgresql://u:a-real-password@db/panjereh",
+        data_key=data_key,
         PANJEREH_IDENTITY_PSEUDONYM_KEY="p" * 40,
         PANJEREH_IDENTITY_OPERATOR_TOKEN="o" * 40,
     )
