@@ -22,7 +22,8 @@ COPY services ./services
 COPY infra ./infra
 RUN pip install --no-deps . && rm -rf build
 
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin panjereh
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin panjereh \
+    && mkdir -p /var/lib/panjereh && chown panjereh /var/lib/panjereh
 USER panjereh
 
 ENV PANJEREH_ENVIRONMENT=production \

@@ -46,10 +46,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 stamp=.venv/.panjereh-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ clients/pyproject.toml -nt "$stamp" ]; then
     echo "bootstrap: installing the project into .venv"
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e '.[dev]'
+    # The agency side, a package of its own that agencies install.
+    .venv/bin/python -m pip install -q --no-deps -e clients
     touch "$stamp"
 fi
 

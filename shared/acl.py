@@ -6,6 +6,10 @@
 - A consumer of a topic may read and describe it, and read its declared groups.
 - A principal that owns a topic prefix (the metrics worker's tables) may do anything to
   the topics under it, creating them included.
+- Each agency's channel (the per-agency families of the register) gets literal bindings
+  made when the agency is registered: the agency's principal where the spec says
+  `Principal.AGENCY`, the platform's principals where it names them, on that agency's
+  topics alone; and the agency's consumer groups (those named after its principal).
 
 Every binding allows; nothing is denied explicitly, because the broker already refuses
 whatever no binding allows (`allow.everyone.if.no.acl.found=false`).
@@ -17,8 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from shared.principals import PRINCIPALS, Principal, PrincipalSpec
-from shared.topics import TOPICS, TopicSpec
+from shared.principals import PRINCIPALS, Principal, PrincipalSpec, agency_principal
+from shared.topics import TOPICS, TopicSpec, channel
 
 ResourceType = Literal["topic", "group", "transactional_id"]
 PatternType = Literal["literal", "prefixed"]
@@ -49,14 +53,41 @@ def _topic(principal: str, topic: str, *operations: Operation) -> Iterable[AclBi
         yield AclBinding(principal, "topic", topic, "literal", operation)
 
 
-def topic_bindings(spec: TopicSpec) -> set[AclBinding]:
-    """What the topic's declared producers and consumers may do on it."""
+def topic_bindings(spec: TopicSpec, agency: str | None = None) -> set[AclBinding]:
+    """What the topic's declared producers and consumers may do on it (for a per-agency
+    family, on `agency`'s topic of it)."""
+    if spec.per_agency != (agency is not None):
+        raise ValueError(f"{spec.name}: an agency is needed exactly for per-agency topics")
+    name = spec.name if agency is None else channel(spec.name, agency)
+
+    def who(principal: Principal) -> str:
+        if principal is Principal.AGENCY:
+            assert agency is not None
+            return agency_principal(agency)
+        return principal.value
+
     bindings: set[AclBinding] = set()
     for producer in spec.producers:
-        bindings.update(_topic(producer, spec.name, "write", "describe"))
+        bindings.update(_topic(who(producer), name, "write", "describe"))
     for consumer in spec.consumers:
-        bindings.update(_topic(consumer, spec.name, "read", "describe"))
+        bindings.update(_topic(who(consumer), name, "read", "describe"))
     return bindings
+
+
+def agency_bindings(
+    agency: str, *, active: bool = True, topics: Iterable[TopicSpec] = TOPICS
+) -> set[AclBinding]:
+    """The ACLs of an agency's channel. The platform's side stays while the channel exists
+    (what the exchange owes a revoked agency must still reach its topics); the agency's
+    own (its principal's, and its groups) only while the agency is active."""
+    principal = agency_principal(agency)
+    bindings = {AclBinding(principal, "group", principal, "prefixed", "read")}
+    for spec in topics:
+        if spec.per_agency:
+            bindings |= topic_bindings(spec, agency)
+    if active:
+        return bindings
+    return {binding for binding in bindings if binding.principal != principal}
 
 
 def principal_bindings(spec: PrincipalSpec) -> set[AclBinding]:
@@ -89,7 +120,8 @@ def declared_bindings(
     )
     bindings: set[AclBinding] = set()
     for topic in topics:
-        bindings |= topic_bindings(topic)
+        if not topic.per_agency:
+            bindings |= topic_bindings(topic)
     for principal in principals:
         bindings |= principal_bindings(principal)
     return {binding for binding in bindings if binding.principal not in excluded}

@@ -117,6 +117,16 @@ def _channel(spec: TopicSpec, messages: dict[str, Any]) -> dict[str, Any]:
     }
     if spec.dead_letter is not None:
         channel["x-dead-letter"] = spec.dead_letter
+    if spec.per_agency:
+        channel["parameters"] = {
+            "agency": {
+                "description": (
+                    "The agency's code: one topic per agency, made when the catalog registers "
+                    "it. `agency` among x-producers or x-consumers is that agency's principal "
+                    "(`agency-<code>`), and no other agency may read or write it."
+                )
+            }
+        }
     return channel
 
 

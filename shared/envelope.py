@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from shared.topics import Topic
+from shared.topics import Topic, channel
 
 
 class Event(BaseModel):
@@ -30,6 +30,20 @@ class Event(BaseModel):
     event_type: ClassVar[str]
     schema_version: ClassVar[int]
     topic: ClassVar[Topic]
+    #: For events on a per-agency topic: the field naming the agency whose channel it is.
+    agency_field: ClassVar[str | None] = None
+
+    def channel_agency(self) -> str | None:
+        """The agency whose channel this event travels on (None off the channels)."""
+        if self.agency_field is None:
+            return None
+        agency: str = getattr(self, self.agency_field)
+        return agency
+
+    def destination(self) -> str:
+        """The concrete topic this event is published to."""
+        agency = self.channel_agency()
+        return self.topic.value if agency is None else channel(self.topic, agency)
 
 
 P = TypeVar("P", bound=Event)
@@ -89,7 +103,13 @@ class Envelope(BaseModel, Generic[P]):
 
     @property
     def topic(self) -> Topic:
+        """The topic (or per-agency family) the payload's type travels on."""
         return type(self.payload).topic
+
+    @property
+    def destination(self) -> str:
+        """The concrete topic to publish to: for an agency's channel, that agency's."""
+        return self.payload.destination()
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()

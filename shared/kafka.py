@@ -26,7 +26,7 @@ from shared.envelope import Envelope
 from shared.kafka_access import KafkaAccess
 from shared.logging import get_logger
 from shared.registry import UndecodableEvent, decode
-from shared.topics import SPECS, Topic, dead_letter_of
+from shared.topics import SPECS, Topic, dead_letter_of, subscription_pattern
 from shared.tracing import consuming, context_from, producing, trace_headers
 
 log = get_logger(__name__)
@@ -124,12 +124,16 @@ async def publish(producer: AIOKafkaProducer, envelope: Envelope[Any]) -> None:
     For producers outside the platform's services (agencies' systems, tools, tests);
     services publish through their outbox instead.
     """
-    topic = envelope.topic.value
+    topic = envelope.destination
     with producing(topic, str(envelope.id)):
         headers = event_headers(envelope) + trace_headers()
         await producer.send_and_wait(
             topic, envelope.to_bytes(), key=envelope.key(), headers=headers
         )
+
+
+#: How often consumers refresh metadata: an agency's new channel is read within this.
+CHANNEL_DISCOVERY_MS = 5000
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,9 @@ class EventConsumer:
     each poll of a partition is handed over at once (for volume: one transaction, not
     one per event), and `handler` is the per-event fallback for a batch that fails.
     Records that cannot be decoded are dead-lettered with the reason and the original
-    bytes. Every consumed topic must declare a dead-letter topic.
+    bytes. Every consumed topic must declare a dead-letter topic. A per-agency family
+    among `topics` means every agency's topic of it: the consumer subscribes by pattern
+    and finds an agency's new channel within `CHANNEL_DISCOVERY_MS`.
     """
 
     def __init__(
@@ -176,6 +182,9 @@ class EventConsumer:
             raise ValueError(f"topics {missing} declare no dead-letter topic")
         self.group = group
         self._topics = [t.value for t in topics]
+        self._pattern: str | None = None
+        if any(SPECS[t].per_agency for t in topics):
+            self._pattern = subscription_pattern(self._topics)
         self._handler = handler
         self._batch = batch
         self._kafka = kafka
@@ -209,14 +218,17 @@ class EventConsumer:
 
     async def _consume(self) -> None:
         self._consumer = AIOKafkaConsumer(
-            *self._topics,
+            *(self._topics if self._pattern is None else ()),
             **self._kafka.client_options(),
             group_id=self.group,
             client_id=self.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
+            metadata_max_age_ms=CHANNEL_DISCOVERY_MS,
         )
+        if self._pattern is not None:
+            self._consumer.subscribe(pattern=self._pattern)
         self._dead_letters = new_producer(self._kafka, client_id=f"{self.group}-dlq")
         try:
             await self._dead_letters.start()

@@ -120,7 +120,7 @@ async def enqueue_many(
         parent = parents[index] if parents is not None else None
         row = (
             envelope.id,
-            envelope.topic.value,
+            envelope.destination,
             envelope.key(),
             envelope.to_bytes(),
             json.dumps(_outbox_headers(envelope, parent)),
@@ -154,7 +154,7 @@ def _outbox_headers(
 ) -> list[list[str]]:
     token = otel_context.attach(parent) if parent is not None else None
     try:
-        with producing(envelope.topic.value, str(envelope.id)):
+        with producing(envelope.destination, str(envelope.id)):
             headers = event_headers(envelope) + trace_headers()
     finally:
         if token is not None:

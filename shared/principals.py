@@ -24,10 +24,19 @@ class Principal(StrEnum):
     SMS_GATEWAY = "sms-gateway"
     SIMULATOR = "simulator"
     ANALYST = "analyst"
+    #: In a per-agency topic's spec: the agency whose channel it is. Not a user itself:
+    #: each agency connects as `agency_principal(code)`.
+    AGENCY = "agency"
 
 
 #: The super user `infra/` works as; never a service's principal, never in an ACL.
 ADMIN = "admin"
+AGENCY_PREFIX = "agency-"
+
+
+def agency_principal(code: str) -> str:
+    """The principal an agency's systems connect as; also the prefix of its groups."""
+    return f"{AGENCY_PREFIX}{code}"
 
 
 class PrincipalSpec(BaseModel):

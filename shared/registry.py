@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from shared.envelope import Envelope, Event, peek_kind
-from shared.topics import SPECS
+from shared.topics import SPECS, resolve
 
 E = TypeVar("E", bound=type[Event])
 
@@ -36,6 +36,8 @@ def event(cls: E) -> E:
         raise ValueError(f"event {key} is registered twice")
     if cls.topic not in SPECS:
         raise ValueError(f"event {key} travels on undeclared topic {cls.topic!r}")
+    if SPECS[cls.topic].per_agency != (cls.agency_field is not None):
+        raise ValueError(f"event {key}: agency_field is needed exactly on per-agency topics")
     _EVENTS[key] = cls
     return cls
 
@@ -81,15 +83,30 @@ def decode(value: bytes | None, topic: str | None = None) -> Envelope[Event]:
             f"no event {document.get('type')!r} version {document.get('schema_version')!r} "
             "is registered"
         ) from None
-    if topic is not None and cls.topic.value != topic:
+    if topic is not None and cls.topic.value != _declared_name(topic):
         raise UndecodableEvent(f"{cls.event_type} v{cls.schema_version} does not belong on {topic}")
     try:
-        return Envelope[cls].model_validate_json(value)  # type: ignore[valid-type]
+        envelope: Envelope[Event] = Envelope[cls].model_validate_json(value)  # type: ignore[valid-type]
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
         )
         raise UndecodableEvent(f"invalid {kind} v{version}: {problems}") from None
+    if topic is not None and envelope.destination != topic:
+        # On an agency's channel the channel says who sent it, not the record.
+        raise UndecodableEvent(
+            f"wrong_channel: {cls.event_type} names {envelope.payload.channel_agency()!r}"
+            f" but came on {topic}"
+        )
+    return envelope
+
+
+def _declared_name(topic: str) -> str:
+    """The declared name (a per-agency family's, for an agency's topic) of a topic."""
+    try:
+        return resolve(topic)[0].name
+    except KeyError:
+        return topic
 
 
 def _load() -> None:

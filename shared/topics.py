@@ -6,10 +6,19 @@ binds event types to these names, and the AsyncAPI document is generated from it
 Adding a topic means adding a `Topic` member and its `TopicSpec` here; nothing else
 names a topic by string. Each topic that carries events gets a dead-letter twin,
 `<name>.dlq`, declared with it.
+
+Some topics are one per agency: its channel. What is meant for one agency travels on
+topics only that agency may read, and what an agency sends, on topics only it (and the
+platform's gateways acting for it) may write: `agency.<code>.requests`, `.answers` and
+`.deliveries` in, `agency.<code>.forwarded` and `.outcomes` out. Their specs name the
+family (`agency.{agency}.requests`); the topics themselves are made, with their ACLs,
+when the catalog registers the agency. The platform learns who sent a record from the
+channel it came on, never from a field the sender filled in.
 """
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Literal
 
@@ -30,7 +39,6 @@ class Topic(StrEnum):
     CATALOG_AGENCIES = "catalog.agencies"
     CATALOG_SERVICES = "catalog.services"
     CATALOG_CHANGES = "catalog.changes"
-    CATALOG_DELIVERY_REPORTS = "catalog.delivery-reports"
     CATALOG_DELIVERIES = "catalog.deliveries"
 
     IDENTITY_CITIZENS = "identity.citizens"
@@ -41,16 +49,19 @@ class Topic(StrEnum):
 
     EXCHANGE_DATA_SERVICES = "exchange.data-services"
     EXCHANGE_ACCESS_RIGHTS = "exchange.access-rights"
-    EXCHANGE_REQUESTS = "exchange.requests"
-    EXCHANGE_PROVIDER_REQUESTS = "exchange.provider-requests"
-    EXCHANGE_PROVIDER_RESPONSES = "exchange.provider-responses"
-    EXCHANGE_CONSUMER_RESPONSES = "exchange.consumer-responses"
     EXCHANGE_TRANSACTIONS = "exchange.transactions"
 
     METRICS_EXCHANGE = "metrics.exchange"
     METRICS_IDENTITY = "metrics.identity"
     METRICS_ADOPTION = "metrics.adoption"
     METRICS_DELIVERIES = "metrics.deliveries"
+
+    # Each agency's channel: one topic of each family per agency (see `channel`).
+    AGENCY_REQUESTS = "agency.{agency}.requests"
+    AGENCY_ANSWERS = "agency.{agency}.answers"
+    AGENCY_DELIVERIES = "agency.{agency}.deliveries"
+    AGENCY_FORWARDED = "agency.{agency}.forwarded"
+    AGENCY_OUTCOMES = "agency.{agency}.outcomes"
 
 
 class TopicSpec(BaseModel):
@@ -81,6 +92,13 @@ class TopicSpec(BaseModel):
         default=False,
         description="Carries personal data in the clear: readable only by its named consumers.",
     )
+    per_agency: bool = Field(
+        default=False,
+        description=(
+            "A family of topics, one per agency (`{agency}` in the name is its code); "
+            "`Principal.AGENCY` among producers or consumers means that agency."
+        ),
+    )
 
     def broker_config(self) -> dict[str, str]:
         """Topic-level broker configuration for creating or altering this topic."""
@@ -102,11 +120,13 @@ def _with_dead_letter(spec: TopicSpec) -> tuple[TopicSpec, TopicSpec]:
         key="the original record's key",
         # Whoever consumes a topic refuses its records onto it (analysts, who only read,
         # refuse nothing); the platform team reads them as the admin, whom no ACL names.
+        # An agency may read why its own records were refused.
         producers=tuple(c for c in spec.consumers if c is not Principal.ANALYST),
-        consumers=(),
+        consumers=(Principal.AGENCY,) if spec.per_agency else (),
         partitions=1,
         retention_ms=30 * DAY_MS,
         sensitive=spec.sensitive,
+        per_agency=spec.per_agency,
     )
     return spec.model_copy(update={"dead_letter": twin.name}), twin
 
@@ -157,18 +177,6 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
         consumers=(),
         partitions=3,
         retention_ms=FOREVER,
-    ),
-    TopicSpec(
-        name=Topic.CATALOG_DELIVERY_REPORTS,
-        description=(
-            "Agencies report here every service request and its outcome, straight from "
-            "their systems or through the catalog's HTTP ingestion. Unvalidated: the "
-            "catalog checks each against the register."
-        ),
-        key="the reporting agency's code",
-        producers=(Principal.CATALOG, Principal.SIMULATOR),
-        consumers=(Principal.CATALOG,),
-        partitions=6,
     ),
     TopicSpec(
         name=Topic.CATALOG_DELIVERIES,
@@ -275,44 +283,6 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
         retention_ms=FOREVER,
     ),
     TopicSpec(
-        name=Topic.EXCHANGE_REQUESTS,
-        description="Signed data requests from consumer agencies' systems to the exchange.",
-        key="the consumer agency's code",
-        producers=(Principal.EXCHANGE, Principal.SIMULATOR),
-        consumers=(Principal.EXCHANGE,),
-        partitions=6,
-    ),
-    TopicSpec(
-        name=Topic.EXCHANGE_PROVIDER_REQUESTS,
-        description=(
-            "Requests the exchange authorised, routed to the provider; each provider reads "
-            "the records keyed with its own code."
-        ),
-        key="the provider agency's code",
-        producers=(Principal.EXCHANGE,),
-        consumers=(Principal.SIMULATOR,),
-        partitions=6,
-    ),
-    TopicSpec(
-        name=Topic.EXCHANGE_PROVIDER_RESPONSES,
-        description="Providers' signed answers and refusals.",
-        key="the transaction id",
-        producers=(Principal.SIMULATOR,),
-        consumers=(Principal.EXCHANGE,),
-        partitions=6,
-    ),
-    TopicSpec(
-        name=Topic.EXCHANGE_CONSUMER_RESPONSES,
-        description=(
-            "The final outcome of each request, delivered to the consumer that sent it: "
-            "answered, denied, refused, timed out or failed."
-        ),
-        key="the consumer agency's code",
-        producers=(Principal.EXCHANGE,),
-        consumers=(Principal.SIMULATOR,),
-        partitions=6,
-    ),
-    TopicSpec(
         name=Topic.EXCHANGE_TRANSACTIONS,
         description=(
             "Operational monitoring: one record per finished transaction (parties, data "
@@ -323,6 +293,68 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
         consumers=(Principal.METRICS_WORKER,),
         partitions=6,
         retention_ms=365 * DAY_MS,
+    ),
+    # Each agency's channel. In: what the agency sends (and what the platform's HTTP
+    # gateways received from it, authenticated by its token). Out: what only it may read.
+    TopicSpec(
+        name=Topic.AGENCY_REQUESTS,
+        description=(
+            "The agency's signed data requests to the exchange, as the consumer: from its "
+            "systems (exchange client) or through the exchange's HTTP gateway."
+        ),
+        key="the transaction id",
+        producers=(Principal.AGENCY, Principal.EXCHANGE),
+        consumers=(Principal.EXCHANGE,),
+        partitions=2,
+        per_agency=True,
+    ),
+    TopicSpec(
+        name=Topic.AGENCY_ANSWERS,
+        description="The agency's signed answers and refusals, as a data provider.",
+        key="the transaction id",
+        producers=(Principal.AGENCY,),
+        consumers=(Principal.EXCHANGE,),
+        partitions=2,
+        per_agency=True,
+    ),
+    TopicSpec(
+        name=Topic.AGENCY_DELIVERIES,
+        description=(
+            "Every service request the agency served and its outcome, from its systems or "
+            "through the catalog's HTTP ingestion. Unvalidated: the catalog checks each "
+            "against the register."
+        ),
+        key="the service id",
+        producers=(Principal.AGENCY, Principal.CATALOG),
+        consumers=(Principal.CATALOG,),
+        partitions=2,
+        per_agency=True,
+    ),
+    TopicSpec(
+        name=Topic.AGENCY_FORWARDED,
+        description=(
+            "Requests the exchange authorised for one of the agency's data services, "
+            "signed by the exchange, for the agency's systems to answer."
+        ),
+        key="the transaction id",
+        producers=(Principal.EXCHANGE,),
+        consumers=(Principal.AGENCY,),
+        partitions=2,
+        per_agency=True,
+        sensitive=True,
+    ),
+    TopicSpec(
+        name=Topic.AGENCY_OUTCOMES,
+        description=(
+            "The final outcome of each of the agency's requests, signed by the exchange: "
+            "answered (with the data), denied, refused, timed out or failed."
+        ),
+        key="the transaction id",
+        producers=(Principal.EXCHANGE,),
+        consumers=(Principal.AGENCY,),
+        partitions=2,
+        per_agency=True,
+        sensitive=True,
     ),
     # Metrics: the programme's figures, for analysts.
     *(
@@ -375,14 +407,64 @@ TOPICS: tuple[TopicSpec, ...] = (
 SPECS: dict[str, TopicSpec] = {spec.name: spec for spec in TOPICS}
 
 
+AGENCY_PLACEHOLDER = "{agency}"
+_AGENCY_CODE = r"[a-z][a-z0-9-]{1,39}"
+
+
+def channel(family: str, agency: str) -> str:
+    """The topic of `agency` in a per-agency family, e.g. `agency.tax.requests`."""
+    if not SPECS[family].per_agency:
+        raise ValueError(f"{family} is not a per-agency topic")
+    if not re.fullmatch(_AGENCY_CODE, agency):
+        raise ValueError(f"{agency!r} is not an agency code")
+    return family.replace(AGENCY_PLACEHOLDER, agency)
+
+
+def _family_regex(family: str) -> str:
+    before, after = family.split(AGENCY_PLACEHOLDER)
+    return re.escape(before) + f"({_AGENCY_CODE})" + re.escape(after)
+
+
+_FAMILIES = [(re.compile(_family_regex(spec.name)), spec) for spec in TOPICS if spec.per_agency]
+
+
+def resolve(topic: str) -> tuple[TopicSpec, str | None]:
+    """The spec a concrete topic name belongs to, and the agency whose channel it is.
+
+    KeyError for a topic no spec declares.
+    """
+    declared = SPECS.get(topic)
+    if declared is not None and not declared.per_agency:
+        return declared, None
+    for pattern, family in _FAMILIES:
+        match = pattern.fullmatch(topic)
+        if match is not None:
+            return family, match.group(1)
+    raise KeyError(topic)
+
+
+def subscription_pattern(topics: list[str]) -> str:
+    """A regular expression matching these topics, every agency's for a per-agency family."""
+    alternatives = [
+        _family_regex(name) if SPECS[name].per_agency else re.escape(name) for name in topics
+    ]
+    return "^(?:" + "|".join(alternatives) + ")$"
+
+
+def agency_topics(agency: str) -> list[TopicSpec]:
+    """Every per-agency family (dead-letter twins included); `channel` names them."""
+    return [spec for spec in TOPICS if spec.per_agency]
+
+
 def spec(topic: str) -> TopicSpec:
-    """The spec of a declared topic (dead-letter twins included)."""
-    return SPECS[topic]
+    """The spec of a declared topic (dead-letter twins and agencies' channels included)."""
+    return resolve(topic)[0]
 
 
 def dead_letter_of(topic: str) -> str:
-    """The dead-letter topic of a topic that carries events."""
-    target = SPECS[topic].dead_letter
+    """The dead-letter topic of a topic that carries events (of an agency's, its own)."""
+    declared, agency = resolve(topic)
+    target = declared.dead_letter
     if target is None:
         raise ValueError(f"topic {topic} has no dead-letter topic")
-    return target
+    return target if agency is None else channel(target, agency)

@@ -10,12 +10,14 @@ did not expect.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,6 +73,50 @@ def kafka_as(infrastructure: object) -> Callable[[str], KafkaAccess]:
         return kafka
 
     return access
+
+
+@pytest.fixture(scope="session")
+async def access_manager(infrastructure: object) -> AsyncIterator[object]:
+    """The access manager, as `panjereh up` runs it: every agency tests record in the
+    catalog gets its channel, principal and ACLs, as in production."""
+    from infra.access.manager import AccessManager
+
+    platform: Any = infrastructure
+    manager = AccessManager(
+        platform.kafka_admin,
+        platform.kafka.passwords,
+        development=True,
+        credentials_dir=platform.home / "credentials",
+        retry_seconds=0.5,
+    )
+    task = asyncio.create_task(manager.run(), name="access-manager")
+    await asyncio.wait_for(manager.ready.wait(), 120)
+    yield manager
+    await manager.stop()
+    await asyncio.wait({task}, timeout=10)
+
+
+@pytest.fixture(scope="session")
+def agency_kafka(
+    infrastructure: object, access_manager: object
+) -> Callable[[str], Awaitable[KafkaAccess]]:
+    """An agency's own access, once the access manager has issued it and its channel is
+    usable (the agency must be recorded on `catalog.agencies` first)."""
+    from shared.principals import agency_principal
+
+    folder: Path = infrastructure.home / "credentials"  # type: ignore[attr-defined]
+
+    async def issued(agency: str) -> KafkaAccess:
+        # The manager writes the file once the topics, the user and the ACLs exist.
+        path = folder / f"{agency_principal(agency)}.properties"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 90
+        while not path.exists():
+            assert loop.time() < deadline, f"no credentials issued to {agency}"
+            await asyncio.sleep(0.2)
+        return KafkaAccess.read(path)
+
+    return issued
 
 
 @pytest.fixture(scope="session")

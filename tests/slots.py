@@ -31,4 +31,5 @@ def e2e_ports() -> Ports:
         metrics=18004 + _SHIFT,
         metrics_worker=18014 + _SHIFT,
         simulator=18024 + _SHIFT,
+        access_manager=18005 + _SHIFT,
     )

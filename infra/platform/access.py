@@ -10,7 +10,7 @@ ACL or SCRAM calls).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,10 +31,10 @@ from confluent_kafka.admin._scram import (
 )
 
 from infra.platform.provision import Passwords
-from shared.acl import AclBinding, Operation, PatternType, declared_bindings
+from shared.acl import AclBinding, Operation, PatternType, agency_bindings, declared_bindings
 from shared.acl import ResourceType as AclResource
 from shared.kafka_access import KafkaAccess
-from shared.principals import ADMIN, PRINCIPALS
+from shared.principals import ADMIN, PRINCIPALS, agency_principal
 
 #: PBKDF2 rounds of each stored SCRAM credential: Kafka's minimum for SHA-512 is 4096.
 SCRAM_ITERATIONS = 8192
@@ -133,10 +133,12 @@ class BrokerAccess:
         self._client = AdminClient(config)
         self._passwords = passwords
 
-    def declared_users(self, development: bool) -> list[str]:
-        return sorted(
+    def declared_users(self, development: bool, agencies: Mapping[str, bool]) -> list[str]:
+        """The platform's principals, and every active agency's."""
+        platform = [
             spec.name.value for spec in PRINCIPALS if development or not spec.development_only
-        )
+        ]
+        return sorted(platform + [agency_principal(code) for code, on in agencies.items() if on])
 
     def users(self) -> set[str]:
         """The users the broker holds a SCRAM credential for (admin included)."""
@@ -162,11 +164,17 @@ class BrokerAccess:
         )
         return result
 
-    def plan(self, *, development: bool = True) -> AccessPlan:
-        """The difference between the registers and the cluster; changes nothing."""
-        wanted_users = set(self.declared_users(development))
+    def plan(
+        self, *, development: bool = True, agencies: Mapping[str, bool] | None = None
+    ) -> AccessPlan:
+        """The difference between the registers (and the agencies, code → active) and the
+        cluster; changes nothing."""
+        agencies = agencies or {}
+        wanted_users = set(self.declared_users(development, agencies))
         present_users = self.users() - {ADMIN}
         wanted = declared_bindings(development=development)
+        for code, active in agencies.items():
+            wanted |= agency_bindings(code, active=active)
         present = self.acls()
         ours = {key for binding in present if (key := _from_kafka(binding)) is not None}
         return AccessPlan(
@@ -180,18 +188,21 @@ class BrokerAccess:
             ],
         )
 
-    def apply(self, *, development: bool = True) -> AccessPlan:
-        """Make the cluster equal to the registers; returns what it changed."""
-        plan = self.plan(development=development)
-        if plan.users_to_create:
-            self._upsert_users(plan.users_to_create)
-        if plan.users_to_remove:
-            self.remove_users(plan.users_to_remove)
-        if plan.acls_to_add:
-            self._wait(self._client.create_acls([_to_kafka(b) for b in plan.acls_to_add]))
+    def apply(
+        self, *, development: bool = True, agencies: Mapping[str, bool] | None = None
+    ) -> AccessPlan:
+        """Make the cluster equal to the registers; returns what it changed. ACLs are
+        removed before users, so a revoked agency is refused from its next request."""
+        plan = self.plan(development=development, agencies=agencies)
         if plan.acls_to_remove:
             filters = [_exact_filter(binding) for binding in plan.acls_to_remove]
             self._wait(self._client.delete_acls(filters, request_timeout=_TIMEOUT))
+        if plan.users_to_remove:
+            self.remove_users(plan.users_to_remove)
+        if plan.users_to_create:
+            self._upsert_users(plan.users_to_create)
+        if plan.acls_to_add:
+            self._wait(self._client.create_acls([_to_kafka(b) for b in plan.acls_to_add]))
         return plan
 
     def set_password(self, user: str) -> None:

@@ -56,6 +56,7 @@ class Ports:
     metrics: int = 8004
     metrics_worker: int = 8014
     simulator: int = 8024
+    access_manager: int = 8005
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Ports:
@@ -72,17 +73,20 @@ class Ports:
 @dataclass(frozen=True)
 class ServiceProcess:
     """One of our processes: its name (also its compose service), Python module, the
-    field of `Ports` it listens on and the Kafka principal it connects as."""
+    field of `Ports` it listens on and the Kafka principal it connects as (the access
+    manager, which provisions the broker, as `admin`)."""
 
     name: str
     module: str
     port_field: str
-    principal: Principal
+    principal: str
 
     @property
-    def service(self) -> str:
-        """The service whose code it runs (`services.<service>...`): its database role."""
-        return self.module.split(".")[1]
+    def service(self) -> str | None:
+        """The service whose code it runs (`services.<service>...`): its database role.
+        None for a process of the platform's own (`infra.*`) that holds no data."""
+        parts = self.module.split(".")
+        return parts[1] if parts[0] == "services" else None
 
     def args(self) -> tuple[str, ...]:
         """The command after the interpreter, as in docker-compose.yml."""
@@ -91,6 +95,7 @@ class ServiceProcess:
 
 #: The process table: what `panjereh up` launches and what docker-compose.yml must run.
 SERVICE_PROCESSES: tuple[ServiceProcess, ...] = (
+    ServiceProcess("access-manager", "infra.access", "access_manager", ADMIN),
     ServiceProcess("identity", "services.identity", "identity", Principal.IDENTITY),
     ServiceProcess("catalog", "services.catalog", "catalog", Principal.CATALOG),
     ServiceProcess("exchange", "services.exchange", "exchange", Principal.EXCHANGE),
@@ -164,6 +169,8 @@ class LocalPlatform:
         """
         for process in SERVICE_PROCESSES:
             if process.name == service_name:
+                if process.service is None:
+                    return self.database_url  # no role: it cannot log in, and needs not
                 return self.postgres.service_url(process.service)
         raise ValueError(f"no process {service_name!r} in SERVICE_PROCESSES")
 
@@ -214,7 +221,10 @@ class LocalPlatform:
             "PANJEREH_METRICS_PORT": str(self.ports.metrics),
             "PANJEREH_METRICS_WORKER_PORT": str(self.ports.metrics_worker),
             "PANJEREH_SIMULATOR_PORT": str(self.ports.simulator),
+            "PANJEREH_ACCESS_MANAGER_PORT": str(self.ports.access_manager),
             "PANJEREH_HOME": str(self.home),
+            # Where the access manager leaves each agency's credentials file.
+            "PANJEREH_AGENCY_CREDENTIALS_DIR": str(self.home / "credentials"),
             "PANJEREH_METRICS_WORKER_DATA_DIR": str(self.home / "metrics-worker"),
         }
 
@@ -223,7 +233,7 @@ class LocalPlatform:
         Kafka credentials."""
         env = {**self.env(), "PANJEREH_DATABASE_URL": self.database_url_for(service.name)}
         env["PANJEREH_KAFKA_CREDENTIALS_FILE"] = str(self.credentials_file(service.principal))
-        if service.principal is Principal.IDENTITY:
+        if service.principal == Principal.IDENTITY:
             # The development SMS gateway runs inside identity, as its own principal.
             env["PANJEREH_IDENTITY_SMS_GATEWAY_CREDENTIALS_FILE"] = str(
                 self.credentials_file(Principal.SMS_GATEWAY)

@@ -66,8 +66,15 @@ async def _admin(kafka: KafkaAccess, within: float) -> Any:
             await asyncio.sleep(1)
 
 
-async def ensure_topics(kafka: KafkaAccess, report: InitReport, within: float = 60.0) -> None:
-    """Create every declared topic that is missing; align configs of existing ones.
+async def ensure_topics(
+    kafka: KafkaAccess,
+    report: InitReport,
+    within: float = 60.0,
+    *,
+    agencies: Iterable[str] = (),
+) -> None:
+    """Create every declared topic that is missing (and every channel topic of
+    `agencies`); align configs of existing ones.
 
     Config alignment is best effort (a warning, not a failure): a broker may forbid some
     changes, and existing data must never be put at risk by init.
@@ -75,22 +82,25 @@ async def ensure_topics(kafka: KafkaAccess, report: InitReport, within: float = 
     from aiokafka.admin import NewTopic
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-    from shared.topics import TOPICS
+    from shared.topics import TOPICS, channel
 
+    declared = {spec.name: spec for spec in TOPICS if not spec.per_agency}
+    for agency in agencies:
+        declared |= {channel(s.name, agency): s for s in TOPICS if s.per_agency}
     admin = await _admin(kafka, within)
     try:
         existing = set(await admin.list_topics())
-        missing = [spec for spec in TOPICS if spec.name not in existing]
+        missing = [name for name in declared if name not in existing]
         if missing:
             response = await admin.create_topics(
                 [
                     NewTopic(
-                        spec.name,
-                        spec.partitions,
+                        name,
+                        declared[name].partitions,
                         1,
-                        topic_configs=spec.broker_config(),
+                        topic_configs=declared[name].broker_config(),
                     )
-                    for spec in missing
+                    for name in missing
                 ],
                 timeout_ms=30000,
             )
@@ -99,10 +109,10 @@ async def ensure_topics(kafka: KafkaAccess, report: InitReport, within: float = 
                     report.topics_created.append(name)
                 elif code != _TOPIC_ALREADY_EXISTS:  # a concurrent init won the race
                     raise RuntimeError(f"cannot create topic {name}: error {code} {message}")
-        present = [spec for spec in TOPICS if spec not in missing]
+        present = [name for name in declared if name not in missing]
         if not present:
             return
-        wanted = {spec.name: spec.broker_config() for spec in present}
+        wanted = {name: declared[name].broker_config() for name in present}
         try:
             responses = await admin.describe_configs(
                 [ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted]
@@ -188,13 +198,19 @@ async def apply_all_migrations(
 
 
 async def ensure_access(
-    admin: KafkaAccess, passwords: Passwords, report: InitReport, *, development: bool
+    admin: KafkaAccess,
+    passwords: Passwords,
+    report: InitReport,
+    *,
+    development: bool,
+    agencies: Mapping[str, bool] | None = None,
 ) -> None:
-    """Make the broker's users and ACLs equal to the registers (infra/platform/access.py)."""
+    """Make the broker's users and ACLs equal to the registers and the agencies (code →
+    active) (infra/platform/access.py)."""
     from infra.platform.access import BrokerAccess
 
     def apply() -> list[str]:
-        plan = BrokerAccess(admin, passwords).apply(development=development)
+        plan = BrokerAccess(admin, passwords).apply(development=development, agencies=agencies)
         return [] if plan.empty else plan.lines()
 
     report.access.extend(await asyncio.to_thread(apply))
@@ -217,9 +233,14 @@ async def init_platform(
     `apply_all_migrations`). Waits up to `within` seconds for the broker to answer
     (compose starts us early).
     """
+    from infra.access.agencies import read_agencies
+
     report = InitReport()
     await ensure_topics(admin, report, within)
-    await ensure_access(admin, passwords, report, development=development)
+    # Agencies the catalog already recorded keep their channels, users and ACLs.
+    agencies = await read_agencies(admin)
+    await ensure_topics(admin, report, within, agencies=agencies)
+    await ensure_access(admin, passwords, report, development=development, agencies=agencies)
     await ensure_coordinators(admin, within)
     await apply_all_migrations(database_url, report, database_passwords)
     return report

@@ -351,7 +351,7 @@ async def _admit(
 
 
 async def _enqueue_report(connection: Connection, report: DeliveryReported) -> None:
-    await enqueue(connection, Envelope.wrap(report, source="catalog", subject=report.agency))
+    await enqueue(connection, Envelope.wrap(report, source="catalog", subject=report.service_id))
 
 
 @router.post(

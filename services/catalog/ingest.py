@@ -47,7 +47,7 @@ def delivery_consumer(pool: Pool, kafka: KafkaAccess) -> EventConsumer:
 
     return EventConsumer(
         group=GROUP,
-        topics=[Topic.CATALOG_DELIVERY_REPORTS],
+        topics=[Topic.AGENCY_DELIVERIES],
         handler=record_one,
         batch=record_batch,
         kafka=kafka,

@@ -23,7 +23,7 @@ from shared.topics import Topic
 # take each poll in one database transaction; several members overlap their waits. The
 # inbox is the same for all (same consumer name), so redeliveries stay harmless. The
 # runtime's own consumer keeps the projections (agencies, keys).
-TRANSACTION_TOPICS = (Topic.EXCHANGE_REQUESTS, Topic.EXCHANGE_PROVIDER_RESPONSES)
+TRANSACTION_TOPICS = (Topic.AGENCY_REQUESTS, Topic.AGENCY_ANSWERS)
 
 
 def transaction_consumer(index: int) -> Callable[[Runtime], Coroutine[Any, Any, None]]:

@@ -17,8 +17,8 @@ from typing import Any, Literal
 import jsonschema
 from pydantic import BaseModel
 
-from services.exchange.client.signing import SignatureInvalid, canonical, verify_event
 from shared.events.exchange import DataRequested
+from shared.signing import SignatureInvalid, canonical, verify_event
 
 GENESIS_HASH = "0" * 64
 

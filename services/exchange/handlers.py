@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.exchange import storage
-from services.exchange.client.signing import SignatureInvalid, key_id_of, sign_event, signed_content
 from services.exchange.domain import (
     AuditEntry,
     Authorised,
@@ -44,6 +43,7 @@ from shared.kafka import TRANSIENT_ERRORS, Rejected
 from shared.logging import get_logger
 from shared.outbox import enqueue_many
 from shared.runtime import Handlers, Runtime
+from shared.signing import SignatureInvalid, key_id_of, sign_event, signed_content
 
 log = get_logger(__name__)
 

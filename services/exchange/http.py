@@ -25,7 +25,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from services.exchange import messages as _messages  # noqa: F401 (registers the problem codes)
 from services.exchange import storage
-from services.exchange.client.signing import public_jwk
 from shared.auth import Principal
 from shared.envelope import Envelope
 from shared.events.exchange import (
@@ -37,6 +36,7 @@ from shared.events.exchange import (
 from shared.http import ProblemError
 from shared.outbox import enqueue
 from shared.runtime import Runtime, RuntimeDep, require_scopes
+from shared.signing import public_jwk
 from shared.vocabulary import AgencyCode, Localized
 
 router = APIRouter()

@@ -15,7 +15,6 @@ from typing import Any
 
 from joserfc.jwk import ECKey, Key, import_key
 
-from services.exchange.client.signing import generate_key
 from services.exchange.domain import (
     AccessRight,
     Agency,
@@ -29,6 +28,7 @@ from shared.events.catalog import AgencyRecorded
 from shared.events.exchange import AccessGranted, DataServiceRegistered
 from shared.events.identity import AgencyKeyPublished, AgencyKeyRevoked
 from shared.sealing import Sealer
+from shared.signing import generate_key
 
 Record = Any  # an asyncpg Record: read by column name
 

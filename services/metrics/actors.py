@@ -22,26 +22,29 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from joserfc.jwk import ECKey
-
-from services.exchange.client import (
+from panjereh_agency import (
     ExchangeClient,
     ExchangeError,
+    ExchangeKeys,
     ProviderWorker,
     RefuseRequest,
 )
-from services.exchange.client.signing import generate_key, public_jwk
+
 from shared.events.exchange import DataRequestForwarded
 from shared.events.identity import SmsRequested
 from shared.kafka import new_producer
 from shared.kafka_access import KafkaAccess
 from shared.logging import get_logger
 from shared.persian import to_ascii_digits
+from shared.principals import agency_principal
 from shared.registry import UndecodableEvent, decode
+from shared.signing import generate_key, public_jwk
 from shared.topics import Topic
 
 log = get_logger(__name__)
@@ -539,9 +542,26 @@ def data_service_terms() -> dict[str, Any]:
     }
 
 
+AgencyCredentials = Callable[[str], KafkaAccess]
+"""An agency's own access to the broker (its channel), by code; NotReady until issued."""
+
+
+def issued_credentials(folder: Path) -> AgencyCredentials:
+    """Credentials the platform issued agencies, as files `agency-<code>.properties`."""
+
+    def of(agency: str) -> KafkaAccess:
+        path = folder / f"{agency_principal(agency)}.properties"
+        if not path.exists():
+            raise NotReady(f"no credentials issued to {agency} yet")
+        return KafkaAccess.read(path)
+
+    return of
+
+
 class AgenciesOnTheExchange:
     """A provider (civil registration) answering vital-status requests and a consumer
-    (social security) asking them, each with its own ES256 key registered with identity."""
+    (social security) asking them, each with its own ES256 key registered with identity
+    and its own credentials, through the agency package."""
 
     ADAPTER = "request_data"
 
@@ -549,7 +569,7 @@ class AgenciesOnTheExchange:
         self,
         operator: Operator,
         exchange: httpx.AsyncClient,
-        kafka: KafkaAccess,
+        credentials: AgencyCredentials,
         readiness: Readiness,
         *,
         refuse_share: float = 0.05,
@@ -558,7 +578,7 @@ class AgenciesOnTheExchange:
     ) -> None:
         self._operator = operator
         self._exchange = exchange
-        self._kafka = kafka
+        self._credentials = credentials
         self._readiness = readiness
         self._refuse_share = refuse_share
         self._tasks = Tasks(concurrency)
@@ -584,11 +604,25 @@ class AgenciesOnTheExchange:
             return False
         if await step(self._grant) is None:
             return False
+        issued: dict[str, KafkaAccess] = {}
+        for agency in (PROVIDER, CONSUMER):
+            access = await step(functools.partial(self._issued, agency))
+            if access is None:
+                return False
+            issued[agency] = access
+        exchange_keys = ExchangeKeys(str(self._exchange.base_url))
         key, kid = self._keys[PROVIDER]
-        self._worker = ProviderWorker(self._kafka, PROVIDER, key, kid, {DATA_SERVICE: self._answer})
+        self._worker = ProviderWorker(
+            issued[PROVIDER],
+            PROVIDER,
+            key,
+            kid,
+            {DATA_SERVICE: self._answer},
+            exchange_keys=exchange_keys,
+        )
         self._worker_task = asyncio.create_task(self._worker.run(), name="simulator-provider")
         key, kid = self._keys[CONSUMER]
-        client = ExchangeClient(self._kafka, CONSUMER, key, kid)
+        client = ExchangeClient(issued[CONSUMER], CONSUMER, key, kid, exchange_keys=exchange_keys)
         if await step(lambda: self._start_client(client)) is None:
             return False
         self._client = client
@@ -657,6 +691,9 @@ class AgenciesOnTheExchange:
             201,
         )
         return True
+
+    async def _issued(self, agency: str) -> KafkaAccess:
+        return self._credentials(agency)
 
     async def _start_client(self, client: ExchangeClient) -> bool:
         await client.start()

@@ -6,8 +6,9 @@
 Every activity goes through the front door a real actor would use, behind one small
 adapter each:
 
-- deliveries: an agency's system reports each service delivery on
-  `catalog.delivery-reports`, where agencies may publish directly (wired, Kafka);
+- deliveries: an agency's system reports each service delivery on its own channel
+  (`agency.<code>.deliveries`) with the agency package's `DeliveryReporter`, as the
+  agency's own principal (wired, Kafka);
 - sign-ins: citizens register, receive their one-time code on their phone (the
   `identity.sms` topic the SMS gateway reads) and sign in through identity's HTTP API,
   and sometimes refresh their session (adapter `sign_in`);
@@ -35,28 +36,30 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import httpx
 import uvicorn
-from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from panjereh_agency import DeliveryReporter
 from pydantic import Field, SecretStr
 
 from services.identity.settings import DEVELOPMENT_OPERATOR_TOKEN
 from services.metrics.actors import (
     AgenciesOnTheExchange,
+    AgencyCredentials,
     CitizensAtTheWindow,
+    NotReady,
     Operator,
     Phones,
     Readiness,
+    issued_credentials,
     register_services,
 )
 from services.metrics.domain.reference import Reference, load_reference
-from shared.envelope import Envelope
 from shared.events.catalog import DeliveryReported, Outcome
-from shared.kafka import new_producer, publish
 from shared.logging import configure_logging, get_logger
 from shared.settings import PlatformSettings
 from shared.vocabulary import Channel
@@ -88,6 +91,11 @@ class SimulatorSettings(PlatformSettings):
         default="simulator",
         validation_alias="PANJEREH_SIMULATOR_INSTANCE",
         description="Named in the `source` of what it publishes.",
+    )
+    agency_credentials_dir: Path = Field(
+        default=Path(".data/dev/credentials"),
+        validation_alias="PANJEREH_AGENCY_CREDENTIALS_DIR",
+        description="Where the platform issued the simulated agencies' credentials files.",
     )
 
 
@@ -173,13 +181,41 @@ class Adapters:
         }
 
 
-def kafka_delivery_reports(
-    producer: AIOKafkaProducer,
+class Reporter(Protocol):
+    async def report(self, delivery: DeliveryReported) -> None: ...
+
+
+class Reporters(Protocol):
+    async def of(self, agency: str) -> Reporter: ...
+
+
+class AgencyReporters:
+    """Each simulated agency's delivery reporter (agency package), made once its
+    credentials are issued."""
+
+    def __init__(self, credentials: AgencyCredentials) -> None:
+        self._credentials = credentials
+        self._reporters: dict[str, DeliveryReporter] = {}
+
+    async def of(self, agency: str) -> Reporter:
+        reporter = self._reporters.get(agency)
+        if reporter is None:
+            reporter = DeliveryReporter(self._credentials(agency), agency)
+            await reporter.start()
+            self._reporters[agency] = reporter
+        return reporter
+
+    async def stop(self) -> None:
+        for reporter in self._reporters.values():
+            await reporter.stop()
+
+
+def channel_delivery_reports(
+    reporters: Reporters,
     reference: Reference,
-    source: str,
     services: Sequence[tuple[str, str]] = SERVICES,
 ) -> Action:
-    """Report deliveries of `services` on `catalog.delivery-reports`, as an agency's own
+    """Report deliveries of `services` on each agency's own delivery channel, as its own
     system does; nothing while `services` is empty (none registered yet)."""
 
     async def report(rng: random.Random, now: datetime) -> None:
@@ -187,7 +223,9 @@ def kafka_delivery_reports(
             return
         delivery = plan_delivery(rng, now, reference, services)
         try:
-            await publish(producer, Envelope.wrap(delivery, source=source, subject=delivery.agency))
+            await (await reporters.of(delivery.agency)).report(delivery)
+        except NotReady as waiting:
+            log.info("simulated delivery waits", reason=str(waiting))
         except Exception as error:  # the broker may be away a moment; the simulation goes on
             log.warning("simulated delivery not reported", error=repr(error)[:300])
 
@@ -273,13 +311,11 @@ def build(settings: SimulatorSettings | None = None) -> FastAPI:
             reference.adults_by_province,
             readiness,
         )
-        agencies = AgenciesOnTheExchange(operator, exchange, settings.kafka, readiness)
-        producer = new_producer(settings.kafka, client_id=settings.instance)
-        await producer.start()
+        credentials = issued_credentials(settings.agency_credentials_dir)
+        agencies = AgenciesOnTheExchange(operator, exchange, credentials, readiness)
+        reporters = AgencyReporters(credentials)
         adapters = Adapters(
-            report_delivery=kafka_delivery_reports(
-                producer, reference, settings.instance, registered
-            ),
+            report_delivery=channel_delivery_reports(reporters, reference, registered),
             sign_in=citizens.act,
             request_data=agencies.act,
             register_catalog=register_catalog,
@@ -297,7 +333,7 @@ def build(settings: SimulatorSettings | None = None) -> FastAPI:
             simulator.stop()
             await asyncio.gather(state["task"], *set_ups, return_exceptions=True)
             await asyncio.gather(citizens.stop(), agencies.stop(), return_exceptions=True)
-            await producer.stop()
+            await reporters.stop()
             for client in (identity, catalog, exchange):
                 await client.aclose()
 

@@ -236,7 +236,8 @@ class DeliveryReported(_Delivery):
 
     event_type = "DeliveryReported"
     schema_version = 1
-    topic = Topic.CATALOG_DELIVERY_REPORTS
+    topic = Topic.AGENCY_DELIVERIES
+    agency_field = "agency"
     model_config = ConfigDict(json_schema_extra={"examples": [_DELIVERY_EXAMPLE]})
 
 

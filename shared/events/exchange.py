@@ -123,7 +123,8 @@ class DataRequested(Event):
 
     event_type = "DataRequested"
     schema_version = 1
-    topic = Topic.EXCHANGE_REQUESTS
+    topic = Topic.AGENCY_REQUESTS
+    agency_field = "consumer"
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -155,7 +156,8 @@ class DataRequestForwarded(Event):
 
     event_type = "DataRequestForwarded"
     schema_version = 1
-    topic = Topic.EXCHANGE_PROVIDER_REQUESTS
+    topic = Topic.AGENCY_FORWARDED
+    agency_field = "provider"
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -191,7 +193,8 @@ class DataProvided(Event):
 
     event_type = "DataProvided"
     schema_version = 1
-    topic = Topic.EXCHANGE_PROVIDER_RESPONSES
+    topic = Topic.AGENCY_ANSWERS
+    agency_field = "provider"
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -217,7 +220,8 @@ class DataRefused(Event):
 
     event_type = "DataRefused"
     schema_version = 1
-    topic = Topic.EXCHANGE_PROVIDER_RESPONSES
+    topic = Topic.AGENCY_ANSWERS
+    agency_field = "provider"
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -243,7 +247,8 @@ class DataRequestCompleted(Event):
 
     event_type = "DataRequestCompleted"
     schema_version = 1
-    topic = Topic.EXCHANGE_CONSUMER_RESPONSES
+    topic = Topic.AGENCY_OUTCOMES
+    agency_field = "consumer"
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [

@@ -21,6 +21,7 @@ import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
+from panjereh_agency import DeliveryReporter
 
 from infra.platform import LocalPlatform
 from services.catalog import storage
@@ -30,8 +31,10 @@ from shared.envelope import Envelope
 from shared.events.catalog import DeliveryReported, delivery_event_id
 from shared.events.identity import IssuerKeyPublished
 from shared.kafka import new_producer, publish
+from shared.kafka_access import KafkaAccess
+from shared.principals import agency_principal
 from shared.registry import decode
-from shared.topics import Topic, dead_letter_of
+from shared.topics import Topic, channel, dead_letter_of
 from tests.integration.kafka_helpers import header, read_all
 from tests.slots import e2e_ports
 
@@ -181,17 +184,14 @@ async def test_an_agency_publishes_a_service_citizens_find_it_and_deliveries_flo
         finished_at=now - timedelta(minutes=2),
         outcome="completed",
     )
+    # Tax reports a delivery of education's service, on its own channel.
     refused = over_kafka.model_copy(update={"report_id": uuid.uuid4(), "agency": "tax"})
-    refused_envelope = Envelope.wrap(refused, source="tax", subject="tax")
-    producer = new_producer(platform.kafka_admin, client_id="catalog-e2e")
-    await producer.start()
-    try:
-        envelope = Envelope.wrap(over_kafka, source="education", subject="education")
-        await publish(producer, envelope)
-        await publish(producer, envelope)
-        await publish(producer, refused_envelope)
-    finally:
-        await producer.stop()
+    # Each agency's system, with the credentials the platform issued it.
+    async with DeliveryReporter(await issued(platform, "education"), "education") as education:
+        await education.report(over_kafka)
+        await education.report(over_kafka)
+    async with DeliveryReporter(await issued(platform, "tax"), "tax") as tax:
+        await tax.report(refused)
 
     wanted = {
         str(delivery_event_id(uuid.UUID(over_http["report_id"]))),
@@ -207,15 +207,25 @@ async def test_an_agency_publishes_a_service_citizens_find_it_and_deliveries_flo
     assert sorted(header(r, "event-id") or "" for r in mine(clean)) == sorted(wanted)
 
     def dead(records: list[Any]) -> list[Any]:
-        return [r for r in records if header(r, "event-id") == str(refused_envelope.id)]
+        return [r for r in records if str(refused.report_id).encode() in (r.value or b"")]
 
     dlq = await read_all(
         platform.kafka_admin,
-        dead_letter_of(Topic.CATALOG_DELIVERY_REPORTS),
+        dead_letter_of(channel(Topic.AGENCY_DELIVERIES, "tax")),
         until=lambda rs: len(dead(rs)) >= 1,
     )
     [letter] = dead(dlq)
     assert (header(letter, "dlq-reason") or "").startswith("wrong_agency")
+
+
+async def issued(platform: LocalPlatform, agency: str) -> KafkaAccess:
+    """The credentials the access manager issued a registered agency."""
+    path = platform.credentials_file(agency_principal(agency))
+    deadline = asyncio.get_running_loop().time() + 60
+    while not path.exists():
+        assert asyncio.get_running_loop().time() < deadline, f"nothing issued to {agency}"
+        await asyncio.sleep(0.5)
+    return KafkaAccess.read(path)
 
 
 async def test_the_compacted_topics_alone_rebuild_the_register(platform: LocalPlatform) -> None:

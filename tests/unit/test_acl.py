@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from shared.acl import allowed, declared_bindings
-from shared.principals import PRINCIPALS, Principal, outbox_relay_id
-from shared.topics import TOPICS, Topic
+from shared.acl import agency_bindings, allowed, declared_bindings
+from shared.principals import PRINCIPALS, Principal, agency_principal, outbox_relay_id
+from shared.topics import TOPICS, Topic, channel
 
 BINDINGS = declared_bindings()
+USERS = [p for p in Principal if p is not Principal.AGENCY]
+# Two agencies' channels, as the access manager makes them.
+WITH_AGENCIES = BINDINGS | agency_bindings("tax") | agency_bindings("education")
+
+
+def _user(principal: Principal, agency: str) -> str:
+    return agency_principal(agency) if principal is Principal.AGENCY else principal.value
 
 
 @pytest.mark.parametrize("principal", list(Principal), ids=str)
@@ -16,10 +23,34 @@ def test_a_principal_may_write_only_what_it_produces_and_read_only_what_it_consu
     principal: Principal,
 ) -> None:
     for spec in TOPICS:
-        assert allowed(BINDINGS, principal, spec.name, "write") == (principal in spec.producers)
-        assert allowed(BINDINGS, principal, spec.name, "read") == (principal in spec.consumers)
-        named = principal in spec.producers or principal in spec.consumers
-        assert allowed(BINDINGS, principal, spec.name, "describe") == named
+        name = channel(spec.name, "tax") if spec.per_agency else spec.name
+        user = _user(principal, "tax")
+        writes, reads = principal in spec.producers, principal in spec.consumers
+        assert allowed(WITH_AGENCIES, user, name, "write") == writes, name
+        assert allowed(WITH_AGENCIES, user, name, "read") == reads, name
+        assert allowed(WITH_AGENCIES, user, name, "describe") == (writes or reads), name
+
+
+def test_an_agency_may_do_nothing_on_another_agencys_channel() -> None:
+    for spec in TOPICS:
+        if spec.per_agency:
+            for operation in ("read", "write", "describe"):
+                education_topic = channel(spec.name, "education")
+                assert not allowed(WITH_AGENCIES, "agency-tax", education_topic, operation)
+
+
+def test_an_agency_may_touch_no_topic_of_the_platforms_own() -> None:
+    for spec in TOPICS:
+        if not spec.per_agency:
+            for operation in ("read", "write", "describe"):
+                assert not allowed(WITH_AGENCIES, "agency-tax", spec.name, operation)
+
+
+def test_a_revoked_agency_loses_its_own_access_and_the_platform_keeps_its_side() -> None:
+    active, revoked = agency_bindings("tax"), agency_bindings("tax", active=False)
+    assert {b.principal for b in active - revoked} == {"agency-tax"}
+    assert "agency-tax" not in {b.principal for b in revoked}
+    assert allowed(revoked, Principal.EXCHANGE, "agency.tax.outcomes", "write")
 
 
 def test_only_the_sms_gateway_and_the_development_phones_read_one_time_codes() -> None:

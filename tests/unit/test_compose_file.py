@@ -15,6 +15,7 @@ import yaml
 from infra.platform import SERVICE_PROCESSES, ServiceProcess
 from infra.platform.paths import REPO_ROOT, kafka_version
 from shared.db import SERVICES, role_of
+from shared.principals import ADMIN, PRINCIPALS
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 
@@ -23,6 +24,10 @@ SECRETS = {
     "PANJEREH_POSTGRES_PASSWORD": "superuser-secret",
     **{f"PANJEREH_{s.upper()}_DATABASE_PASSWORD": f"{s}-secret" for s in SERVICES},
     "PANJEREH_DATA_KEY": "ZGF0YS1rZXktb2YtdGhlLWNvbXBvc2UtdGVzdC0zMmI=",
+    **{
+        f"PANJEREH_KAFKA_PASSWORD_{name.upper().replace('-', '_')}": f"kafka-{name}-secret"
+        for name in (ADMIN, *(spec.name.value for spec in PRINCIPALS))
+    },
 }
 #: The processes that seal private keys, and so need the data key.
 SEALING = {"identity", "exchange"}
@@ -61,7 +66,7 @@ def test_secrets_are_required(missing: str) -> None:
 
 def test_services_are_the_local_process_table(compose: dict[str, Any]) -> None:
     ours = {p.name for p in SERVICE_PROCESSES}
-    assert set(compose["services"]) == ours | {"kafka", "postgres", "init"}
+    assert set(compose["services"]) == ours | {"kafka", "kafka-config", "postgres", "init"}
 
 
 @pytest.mark.parametrize("process", SERVICE_PROCESSES, ids=lambda p: p.name)
@@ -72,6 +77,28 @@ def test_commands_match_local(compose: dict[str, Any], process: ServiceProcess) 
     assert service["environment"]["PANJEREH_KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
     assert service["depends_on"]["init"]["condition"] == "service_completed_successfully"
     assert "build" in service
+
+
+@pytest.mark.parametrize("process", SERVICE_PROCESSES, ids=lambda p: p.name)
+def test_each_process_connects_to_kafka_as_its_own_principal_over_tls(
+    compose: dict[str, Any], process: ServiceProcess
+) -> None:
+    environment = compose["services"][process.name]["environment"]
+    assert environment["PANJEREH_KAFKA_USERNAME"] == process.principal
+    assert environment["PANJEREH_KAFKA_PASSWORD"] == f"kafka-{process.principal}-secret"
+    assert environment["PANJEREH_KAFKA_CA_FILE"] == "/tls/ca.pem"
+    others = {v for k, v in SECRETS.items() if k.startswith("PANJEREH_KAFKA_PASSWORD_")}
+    others.discard(f"kafka-{process.principal}-secret")
+    assert not [secret for secret in others if secret in str(environment)]
+
+
+def test_only_init_and_the_access_manager_are_the_brokers_admin(compose: dict[str, Any]) -> None:
+    admins = {
+        name
+        for name, service in compose["services"].items()
+        if service.get("environment", {}).get("PANJEREH_KAFKA_USERNAME") == ADMIN
+    }
+    assert admins == {"init", "access-manager"}
 
 
 def test_init_runs_panjereh_init_after_healthy_infrastructure(compose: dict[str, Any]) -> None:
@@ -90,12 +117,15 @@ def test_kafka_image_is_the_pinned_release(compose: dict[str, Any]) -> None:
         assert "healthcheck" in compose["services"][name]
 
 
-@pytest.mark.parametrize("process", SERVICE_PROCESSES, ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "process", [p for p in SERVICE_PROCESSES if p.service is not None], ids=lambda p: p.name
+)
 def test_each_process_logs_in_as_its_services_own_role(
     compose: dict[str, Any], process: ServiceProcess
 ) -> None:
     environment = compose["services"][process.name]["environment"]
     dsn = urlsplit(environment["PANJEREH_DATABASE_URL"])
+    assert process.service is not None
     assert dsn.username == role_of(process.service)
     assert dsn.password == f"{process.service}-secret"
     assert (dsn.hostname, dsn.port, dsn.path) == ("postgres", 5432, "/panjereh")

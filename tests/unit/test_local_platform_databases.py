@@ -18,18 +18,32 @@ def platform(tmp_path: Path) -> LocalPlatform:
     return LocalPlatform(tmp_path / "home", Ports(postgres=55999))
 
 
-@pytest.mark.parametrize("process", SERVICE_PROCESSES, ids=lambda p: p.name)
+SERVICES_PROCESSES = [p for p in SERVICE_PROCESSES if p.service is not None]
+# What `env_for` adds to `env()` besides the DSN: the process's own Kafka credentials.
+OWN_KAFKA = {"PANJEREH_KAFKA_CREDENTIALS_FILE", "PANJEREH_IDENTITY_SMS_GATEWAY_CREDENTIALS_FILE"}
+
+
+@pytest.mark.parametrize("process", SERVICES_PROCESSES, ids=lambda p: p.name)
 def test_each_process_gets_its_services_own_role(
     platform: LocalPlatform, process: ServiceProcess
 ) -> None:
+    assert process.service is not None
     env = platform.env_for(process)
     dsn = urlsplit(env["PANJEREH_DATABASE_URL"])
     assert dsn.username == role_of(process.service)
     assert dsn.password == platform.postgres.passwords().services[process.service]
     assert (dsn.hostname, dsn.port, dsn.path) == ("127.0.0.1", 55999, "/panjereh")
-    assert {k: v for k, v in env.items() if k != "PANJEREH_DATABASE_URL"} == {
-        k: v for k, v in platform.env().items() if k != "PANJEREH_DATABASE_URL"
+    mine = {"PANJEREH_DATABASE_URL", *OWN_KAFKA}
+    assert {k: v for k, v in env.items() if k not in mine} == {
+        k: v for k, v in platform.env().items() if k not in mine
     }
+
+
+def test_a_process_of_the_platforms_own_gets_no_database_role(platform: LocalPlatform) -> None:
+    (manager,) = [p for p in SERVICE_PROCESSES if p.service is None]
+    dsn = urlsplit(platform.env_for(manager)["PANJEREH_DATABASE_URL"])
+    assert dsn.username is None
+    assert dsn.password is None
 
 
 def test_every_role_has_a_password_of_its_own(platform: LocalPlatform) -> None:

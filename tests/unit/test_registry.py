@@ -9,9 +9,10 @@ import pytest
 
 from shared import registry
 from shared.envelope import Envelope, Event
+from shared.events.exchange import DataRequested
 from shared.events.platform import ServiceStarted
-from shared.registry import UndecodableEvent, decode
-from shared.topics import Topic, dead_letter_of
+from shared.registry import UndecodableEvent, decode, example_envelopes
+from shared.topics import Topic, channel, dead_letter_of
 
 
 def good_record() -> bytes:
@@ -72,4 +73,15 @@ def test_every_registered_event_has_examples_that_validate_and_round_trip() -> N
         examples = registry.example_envelopes(event)
         assert examples, f"{event.event_type} v{event.schema_version} documents no example"
         for example in examples:
-            assert decode(example.to_bytes(), event.topic.value) == example
+            # Read where it is published: an agency's channel for per-agency events.
+            assert decode(example.to_bytes(), example.destination) == example
+
+
+def test_an_event_on_an_agencys_channel_must_name_that_agency() -> None:
+    (example,) = example_envelopes(DataRequested)
+    own = channel(Topic.AGENCY_REQUESTS, example.payload.consumer)
+    assert decode(example.to_bytes(), own) == example
+    with pytest.raises(UndecodableEvent, match="wrong_channel"):
+        decode(example.to_bytes(), channel(Topic.AGENCY_REQUESTS, "someone-else"))
+    with pytest.raises(UndecodableEvent, match="does not belong"):
+        decode(example.to_bytes(), channel(Topic.AGENCY_ANSWERS, example.payload.consumer))

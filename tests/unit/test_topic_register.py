@@ -36,11 +36,9 @@ CODE: dict[Principal, tuple[str, ...]] = {
     Principal.EXCHANGE: ("services/exchange",),
     Principal.METRICS: ("services/metrics",),
     Principal.METRICS_WORKER: ("services/metrics/worker", "services/metrics/domain"),
-    Principal.SIMULATOR: (
-        "services/metrics/simulator.py",
-        "services/metrics/actors.py",
-        "services/exchange/client",
-    ),
+    Principal.SIMULATOR: ("services/metrics/simulator.py", "services/metrics/actors.py"),
+    # Every agency's system, through the agency package, on its own channel.
+    Principal.AGENCY: ("clients/panjereh_agency",),
 }
 # Code inside a folder above that belongs to another principal.
 CARVED_OUT = {
@@ -49,7 +47,6 @@ CARVED_OUT = {
     "services/metrics/domain",
     "services/metrics/simulator.py",
     "services/metrics/actors.py",
-    "services/exchange/client",
 }
 SERVICES = {Principal.IDENTITY, Principal.CATALOG, Principal.EXCHANGE, Principal.METRICS}
 
@@ -93,6 +90,10 @@ def touched_by_code(principal: Principal) -> set[str]:
     members, identifiers = _names(_files(principal))
     topics = {Topic[member].value for member in members}
     topics |= {cls.topic.value for cls in registry.registered() if cls.__name__ in identifiers}
+    if principal is Principal.SIMULATOR:
+        # Its simulated agencies act on their channels through the agency package, each
+        # as its own principal, never as the simulator.
+        topics -= {spec.name for spec in TOPICS if spec.per_agency}
     if principal in SERVICES:
         topics |= {topic.value for topic in RUNTIME_TOPICS}
         bootstrap = (REPO / "services" / principal.value / "bootstrap.py").read_text("utf-8")
@@ -121,7 +122,7 @@ def test_the_register_names_a_principal_on_exactly_the_topics_its_code_uses(
 def test_what_the_services_consume_is_declared_as_consumed() -> None:
     consumed: dict[Principal, set[Topic]] = {
         Principal.IDENTITY: set(consumed_topics(IDENTITY_HANDLERS)),
-        Principal.CATALOG: {Topic.CATALOG_DELIVERY_REPORTS, Topic.IDENTITY_ISSUER_KEYS},
+        Principal.CATALOG: {Topic.AGENCY_DELIVERIES, Topic.IDENTITY_ISSUER_KEYS},
         Principal.EXCHANGE: {
             *consumed_topics(PROJECTION_HANDLERS),
             *TRANSACTION_TOPICS,
@@ -143,7 +144,7 @@ def test_analysts_read_the_figures_and_nothing_else() -> None:
 
 
 def test_every_principal_of_the_register_is_a_declared_principal() -> None:
-    declared = {spec.name for spec in PRINCIPALS}
+    declared = {spec.name for spec in PRINCIPALS} | {Principal.AGENCY}
     assert declared == set(Principal)
     for spec in TOPICS:
         assert set(spec.producers) <= declared

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -65,6 +65,8 @@ class Catalog:
     signer: Signer
     # The tests read and write topics as the broker's admin, never as the catalog.
     observer: KafkaAccess
+    # Until the access manager has made a new agency's channel, nothing can travel on it.
+    channel_of: Callable[[str], Awaitable[KafkaAccess]]
 
 
 async def eventually(check: Callable[[], bool], timeout: float = 45) -> None:
@@ -102,6 +104,7 @@ async def catalog(
     kafka_admin: KafkaAccess,
     database_urls: Mapping[str, str],
     signer: Signer,
+    agency_kafka: Callable[[str], Awaitable[KafkaAccess]],
 ) -> AsyncIterator[Catalog]:
     settings = CatalogSettings(
         kafka_credentials_file=credentials_file("catalog"),
@@ -125,7 +128,12 @@ async def catalog(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as client:
             yield Catalog(
-                app=app, client=client, runtime=runtime, signer=signer, observer=kafka_admin
+                app=app,
+                client=client,
+                runtime=runtime,
+                signer=signer,
+                observer=kafka_admin,
+                channel_of=agency_kafka,
             )
 
 

@@ -4,6 +4,7 @@ goes on; the HTTP ingestion checks the same rules and queues through the outbox.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from dataclasses import dataclass
@@ -22,14 +23,17 @@ from shared.envelope import Envelope
 from shared.events.catalog import DeliveryRecorded, DeliveryReported, delivery_event_id
 from shared.kafka import new_producer, publish
 from shared.registry import decode
-from shared.topics import Topic, dead_letter_of
+from shared.topics import Topic, channel, dead_letter_of
 from shared.tracing import configure_tracing
 from tests.integration.catalog.conftest import Catalog, unique_code
 from tests.integration.kafka_helpers import header, read_all
 
 pytestmark = pytest.mark.integration
 
-DLQ = dead_letter_of(Topic.CATALOG_DELIVERY_REPORTS)
+
+def dead_letters(agency: str) -> str:
+    """Where the catalog refuses an agency's delivery reports: its own channel's twin."""
+    return dead_letter_of(channel(Topic.AGENCY_DELIVERIES, agency))
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,8 @@ async def seed(catalog: Catalog) -> Register:
                 await register.set_service_status(connection, service_id, "published", by=by)
             if status is not None:
                 await register.set_service_status(connection, service_id, status, by=by)
+    for code in (ids.agency, ids.other, ids.provincial):
+        await catalog.channel_of(code)
     return ids
 
 
@@ -108,7 +114,7 @@ def report(agency: str, service_id: str, **overrides: Any) -> DeliveryReported:
 
 
 def wrapped(payload: DeliveryReported) -> Envelope[DeliveryReported]:
-    return Envelope.wrap(payload, source=payload.agency, subject=payload.agency)
+    return Envelope.wrap(payload, source=payload.agency, subject=payload.service_id)
 
 
 def tampered(envelope: Envelope[DeliveryReported], **payload: str) -> bytes:
@@ -134,17 +140,19 @@ async def deliveries_of(
 
 
 async def dead_letters_of(
-    catalog: Catalog, keys: set[str], count: int
+    catalog: Catalog, agencies: set[str], count: int
 ) -> list[ConsumerRecord[bytes, bytes]]:
-    def mine(records: list[ConsumerRecord[bytes, bytes]]) -> list[ConsumerRecord[bytes, bytes]]:
-        return [r for r in records if r.key is not None and r.key.decode() in keys]
-
-    records = await read_all(
-        catalog.observer,
-        DLQ,
-        until=lambda rs: len(mine(rs)) >= count,
-    )
-    return mine(records)
+    """Every report refused on these agencies' dead-letter topics (this test's alone),
+    read until there are `count`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while True:
+        found: list[ConsumerRecord[bytes, bytes]] = []
+        for agency in sorted(agencies):
+            found += await read_all(catalog.observer, dead_letters(agency), timeout=5)
+        if len(found) >= count or loop.time() > deadline:
+            return found
+        await asyncio.sleep(0.5)
 
 
 @pytest.mark.timeout(120)
@@ -183,7 +191,7 @@ async def test_valid_deliveries_reach_the_clean_topic_once_and_bad_ones_the_dlq_
             await publish(producer, envelope)
         for value in raw.values():
             await producer.send_and_wait(
-                Topic.CATALOG_DELIVERY_REPORTS, value, key=ids.other.encode()
+                channel(Topic.AGENCY_DELIVERIES, ids.other), value, key=ids.published.encode()
             )
         await publish(producer, resent)
         await publish(producer, wrapped(second))  # after every bad one: ingestion goes on

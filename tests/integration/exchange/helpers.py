@@ -20,13 +20,13 @@ from aiokafka import AIOKafkaProducer
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from services.exchange.client.signing import generate_key, public_jwk
 from shared.auth import AUDIENCE
 from shared.envelope import Envelope, Event
 from shared.events.catalog import AgencyRecorded
 from shared.events.identity import AgencyKeyPublished, IssuerKeyPublished
 from shared.kafka import new_producer, publish
 from shared.kafka_access import KafkaAccess
+from shared.signing import generate_key, public_jwk
 
 ISSUER = "https://identity.exchange-tests"
 T = TypeVar("T")

@@ -10,24 +10,27 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-
-from services.exchange.bootstrap import build
-from services.exchange.client import (
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import TopicAuthorizationFailedError
+from panjereh_agency import (
     Denied,
     ExchangeClient,
+    ExchangeKeys,
     Failed,
     ProviderWorker,
     Refused,
     RefuseRequest,
     TimedOut,
 )
-from services.exchange.client.signing import generate_key, sign_event
+
+from services.exchange.bootstrap import build
 from services.exchange.settings import ExchangeSettings
 from shared.db import Pool, create_pool
 from shared.envelope import Envelope
@@ -42,7 +45,8 @@ from shared.kafka import new_producer, publish
 from shared.kafka_access import KafkaAccess
 from shared.registry import UndecodableEvent, decode
 from shared.sealing import Sealer, is_sealed
-from shared.topics import Topic, dead_letter_of
+from shared.signing import generate_key, sign_event
+from shared.topics import Topic, channel, dead_letter_of
 from tests.integration.exchange.helpers import (
     ISSUER,
     AgencySystem,
@@ -72,6 +76,13 @@ class World:
     client: ExchangeClient
     worker: ProviderWorker
     services: dict[str, str]
+    consumer_kafka: KafkaAccess
+    exchange_keys: ExchangeKeys
+
+    @property
+    def outcomes(self) -> str:
+        """The consumer agency's outcome channel."""
+        return channel(Topic.AGENCY_OUTCOMES, self.consumer.code)
 
 
 async def answer_vital_status(request: DataRequestForwarded) -> dict[str, Any]:
@@ -92,7 +103,7 @@ async def answer_badly(request: DataRequestForwarded) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 async def world(
     kafka_admin: KafkaAccess,
-    kafka_as: Callable[[str], KafkaAccess],
+    agency_kafka: Callable[[str], Awaitable[KafkaAccess]],
     credentials_file: Callable[[str], str],
     database_urls: Mapping[str, str],
 ) -> AsyncIterator[World]:
@@ -104,8 +115,6 @@ async def world(
             token_issuer=ISSUER,
         )
     )
-    # Agencies' systems reach the exchange as the one agency-side principal there is.
-    agencies = kafka_as("simulator")
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://exchange") as http:
@@ -113,6 +122,11 @@ async def world(
             issuer = Issuer()
             consumer, provider = AgencySystem(f"ss-{run}"), AgencySystem(f"cr-{run}")
             await announce_world(kafka_admin, database_url, issuer, consumer, provider)
+            # Each agency's system connects as itself, with what the platform issued it.
+            consumer_kafka = await agency_kafka(consumer.code)
+            provider_kafka = await agency_kafka(provider.code)
+            keys = (await http.get("/keys")).json()["keys"]
+            exchange_keys = ExchangeKeys(keys={key["kid"]: key for key in keys})
             services = {
                 "vital": await register_data_service(http, issuer, provider, "vital-status"),
                 "slow": await register_data_service(
@@ -124,7 +138,7 @@ async def world(
             for name in ("vital", "slow", "broken"):
                 await grant(http, issuer, consumer, services[name])
             worker = ProviderWorker(
-                agencies,
+                provider_kafka,
                 provider.code,
                 provider.key,
                 provider.kid,
@@ -133,11 +147,18 @@ async def world(
                     services["slow"]: answer_slowly,
                     services["broken"]: answer_badly,
                 },
+                exchange_keys=exchange_keys,
             )
             worker_task = asyncio.create_task(worker.run())
             await asyncio.wait_for(worker.wait_ready(), 60)
             pool = await create_pool(database_url, "exchange", max_size=2)
-            client = ExchangeClient(agencies, consumer.code, consumer.key, consumer.kid)
+            client = ExchangeClient(
+                consumer_kafka,
+                consumer.code,
+                consumer.key,
+                consumer.kid,
+                exchange_keys=exchange_keys,
+            )
             await client.start()
             try:
                 yield World(
@@ -150,6 +171,8 @@ async def world(
                     client,
                     worker,
                     services,
+                    consumer_kafka,
+                    exchange_keys,
                 )
             finally:
                 await client.stop()
@@ -166,16 +189,16 @@ async def audit_of(world: World, transaction_id: uuid.UUID) -> list[Any]:
 
 
 async def events_about(
-    world: World, topic: Topic, transaction_id: uuid.UUID, count: int = 1
+    world: World, topic_name: str, transaction_id: uuid.UUID, count: int = 1
 ) -> list[Any]:
-    """Every event on `topic` about one transaction (read until `count` are there)."""
+    """Every event on a topic about one transaction (read until `count` are there)."""
 
     def about(records: list[Any]) -> list[Any]:
         found = []
         for record in records:
             # Other tests put malformed records on shared topics on purpose: skip them.
             try:
-                payload = decode(record.value, topic).payload
+                payload = decode(record.value, topic_name).payload
             except UndecodableEvent:
                 continue
             if getattr(payload, "transaction_id", None) == transaction_id:
@@ -183,14 +206,14 @@ async def events_about(
         return found
 
     records = await read_all(
-        world.kafka, topic.value, until=lambda rs: len(about(rs)) >= count, timeout=30
+        world.kafka, topic_name, until=lambda rs: len(about(rs)) >= count, timeout=30
     )
     return about(records)
 
 
 async def finished(world: World, transaction_id: uuid.UUID) -> tuple[Any, Any]:
     """The transaction's single outcome and single monitoring record."""
-    (outcome,) = await events_about(world, Topic.EXCHANGE_CONSUMER_RESPONSES, transaction_id)
+    (outcome,) = await events_about(world, world.outcomes, transaction_id)
     (monitoring,) = await events_about(world, Topic.EXCHANGE_TRANSACTIONS, transaction_id)
     return outcome, monitoring
 
@@ -249,7 +272,14 @@ async def test_a_request_without_a_right_is_denied_with_the_reason(world: World)
 
 
 async def test_a_request_with_a_bad_signature_is_denied(world: World) -> None:
-    impostor = ExchangeClient(world.kafka, world.consumer.code, generate_key(), world.consumer.kid)
+    impostor = ExchangeClient(
+        world.consumer_kafka,
+        world.consumer.code,
+        generate_key(),
+        world.consumer.kid,
+        exchange_keys=world.exchange_keys,
+        instance="impostor",
+    )
     async with impostor:
         with pytest.raises(Denied) as denied:
             await impostor.request(
@@ -313,7 +343,7 @@ async def test_a_silent_provider_times_out_and_its_late_answer_changes_nothing(
         "SELECT status FROM transactions WHERE transaction_id = $1", transaction_id
     )
     assert row["status"] == "timed_out"
-    assert len(await events_about(world, Topic.EXCHANGE_CONSUMER_RESPONSES, transaction_id)) == 1
+    assert len(await events_about(world, world.outcomes, transaction_id)) == 1
 
 
 async def test_an_answer_breaking_the_response_schema_fails(world: World) -> None:
@@ -345,7 +375,14 @@ async def test_a_request_signed_with_a_revoked_key_is_denied(
         return row is not None and row["revoked_at"] is not None
 
     await eventually(revoked)
-    async with ExchangeClient(kafka_admin, agency.code, agency.key, agency.kid) as client:
+    async with ExchangeClient(
+        world.consumer_kafka,
+        agency.code,
+        agency.key,
+        agency.kid,
+        exchange_keys=world.exchange_keys,
+        instance="revoked-key",
+    ) as client:
         with pytest.raises(Denied) as denied:
             await client.request(
                 world.services["vital"],
@@ -382,7 +419,7 @@ async def test_a_replayed_request_gets_exactly_one_outcome(world: World) -> None
     outcome, _ = await finished(world, request.transaction_id)
     assert outcome.outcome == "answered"
     await asyncio.sleep(2)  # give any duplicate time to appear
-    outcomes = await events_about(world, Topic.EXCHANGE_CONSUMER_RESPONSES, request.transaction_id)
+    outcomes = await events_about(world, world.outcomes, request.transaction_id)
     assert len(outcomes) == 1
     assert len(await audit_of(world, request.transaction_id)) == 2
 
@@ -530,7 +567,7 @@ async def test_an_answer_to_no_transaction_is_dead_lettered_and_the_rest_goes_on
 
     dead = await read_all(
         world.kafka,
-        dead_letter_of(Topic.EXCHANGE_PROVIDER_RESPONSES),
+        dead_letter_of(channel(Topic.AGENCY_ANSWERS, world.provider.code)),
         until=lambda rs: bool(ours(rs)),
     )
     (record,) = ours(dead)
@@ -586,3 +623,130 @@ async def test_the_signing_key_is_sealed_in_the_database(world: World) -> None:
         private = sealer.open(row["private_jwk"], binding=f"exchange.signing_keys:{row['kid']}")
         assert private["d"] not in row["raw"]
         assert '"d"' not in row["raw"]
+
+
+@pytest.mark.allows_error_logs  # aiokafka logs the refused topic as an error
+async def test_an_agency_can_neither_write_nor_read_another_agencys_channel(
+    world: World,
+) -> None:
+    intruder = world.consumer_kafka
+    provider = world.provider.code
+    producer = AIOKafkaProducer(**intruder.client_options(), request_timeout_ms=5000)
+    await producer.start()
+    try:
+        with pytest.raises(TopicAuthorizationFailedError):
+            await asyncio.wait_for(
+                producer.send_and_wait(channel(Topic.AGENCY_ANSWERS, provider), b"forged"), 20
+            )
+        with pytest.raises(TopicAuthorizationFailedError):
+            await asyncio.wait_for(
+                producer.send_and_wait(Topic.IDENTITY_ISSUER_KEYS.value, b"forged"), 20
+            )
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(**intruder.client_options())
+    await consumer.start()
+    try:
+        visible = await consumer.topics()
+    finally:
+        await consumer.stop()
+    assert channel(Topic.AGENCY_FORWARDED, provider) not in visible
+    assert channel(Topic.AGENCY_OUTCOMES, world.consumer.code) in visible
+
+
+async def test_a_request_naming_another_agency_on_ones_own_channel_is_dead_lettered(
+    world: World,
+) -> None:
+    # The consumer writes, on its own request channel, a request that claims to come from
+    # the provider: the exchange believes the channel, not the field.
+    forged = DataRequested(
+        transaction_id=uuid.uuid4(),
+        consumer=world.provider.code,
+        data_service=world.services["vital"],
+        purpose="benefit-eligibility",
+        payload={"citizen": CITIZEN},
+        citizen=CITIZEN,
+        signature="-",
+    )
+    record = Envelope.wrap(forged, source="tests", subject=str(forged.transaction_id))
+    own_channel = channel(Topic.AGENCY_REQUESTS, world.consumer.code)
+    producer = new_producer(world.consumer_kafka, client_id="forgery")
+    await producer.start()
+    try:
+        await producer.send_and_wait(own_channel, record.to_bytes(), key=record.key())
+    finally:
+        await producer.stop()
+
+    def ours(records: list[Any]) -> list[Any]:
+        return [r for r in records if str(forged.transaction_id).encode() in (r.value or b"")]
+
+    dead = await read_all(world.kafka, dead_letter_of(own_channel), until=lambda rs: bool(ours(rs)))
+    (refused,) = ours(dead)
+    assert "wrong_channel" in dict(refused.headers)["dlq-reason"].decode()
+    assert await audit_of(world, forged.transaction_id) == []
+
+
+async def test_a_forwarded_request_the_exchange_did_not_sign_never_reaches_a_handler(
+    world: World,
+) -> None:
+    served_before = world.worker.answered + world.worker.refused
+    refused_before = world.worker.unsigned
+    unsigned = DataRequestForwarded(
+        transaction_id=uuid.uuid4(),
+        consumer=world.consumer.code,
+        provider=world.provider.code,
+        data_service=world.services["vital"],
+        purpose="benefit-eligibility",
+        payload={"citizen": CITIZEN},
+        citizen=CITIZEN,
+        deadline=datetime.now(UTC) + timedelta(minutes=1),
+        signature=sign_event({"forged": True}, world.consumer.key, world.consumer.kid),
+    )
+    # Written by someone with broker rights (the test, as admin), not by the exchange.
+    await announce(world.kafka, (unsigned, str(unsigned.transaction_id)))
+
+    async def refused() -> bool:
+        return world.worker.unsigned > refused_before
+
+    await eventually(refused)
+    assert world.worker.answered + world.worker.refused == served_before
+    forwarded = channel(Topic.AGENCY_FORWARDED, world.provider.code)
+    dead = await read_all(
+        world.kafka,
+        dead_letter_of(forwarded),
+        until=lambda rs: any(str(unsigned.transaction_id).encode() in (r.value or b"") for r in rs),
+    )
+    assert any(str(unsigned.transaction_id).encode() in (r.value or b"") for r in dead)
+
+
+async def test_an_outcome_that_arrives_while_the_client_is_down_is_delivered_when_it_returns(
+    world: World,
+) -> None:
+    delivered: list[DataRequestCompleted] = []
+
+    async def keep(outcome: DataRequestCompleted) -> None:
+        delivered.append(outcome)
+
+    def client() -> ExchangeClient:
+        return ExchangeClient(
+            world.consumer_kafka,
+            world.consumer.code,
+            world.consumer.key,
+            world.consumer.kid,
+            exchange_keys=world.exchange_keys,
+            on_outcome=keep,
+            instance="restarting",
+        )
+
+    async with client() as first:
+        transaction_id, _ = await first.send(
+            world.services["slow"], "benefit-eligibility", {"citizen": CITIZEN}, citizen=CITIZEN
+        )
+    # The client is down while the exchange answers (the slow service times out at 300 ms).
+    await finished(world, transaction_id)
+    async with client():
+
+        async def arrived() -> bool:
+            return any(o.transaction_id == transaction_id for o in delivered)
+
+        await eventually(arrived)

@@ -1,39 +1,55 @@
-"""The simulator reports deliveries on the catalog's intake topic, as agencies do."""
+"""The simulator reports deliveries on each agency's own channel, as the agency's system,
+with the credentials the platform issued that agency."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
 
+from services.metrics.actors import issued_credentials
 from services.metrics.domain.reference import load_reference
 from services.metrics.simulator import (
+    SERVICES,
     Adapters,
+    AgencyReporters,
     Simulator,
     SimulatorSettings,
-    kafka_delivery_reports,
+    channel_delivery_reports,
 )
+from shared.envelope import Envelope
 from shared.events.catalog import DeliveryReported
-from shared.kafka import new_producer
 from shared.kafka_access import KafkaAccess
 from shared.registry import decode
-from shared.topics import Topic
+from shared.topics import Topic, channel
+from tests.integration.exchange.helpers import AgencySystem, announce
 from tests.integration.kafka_helpers import read_all
 
 
-async def test_simulated_deliveries_reach_catalog_delivery_reports(
+async def test_simulated_deliveries_reach_each_agencys_delivery_channel(
     kafka_admin: KafkaAccess,
+    agency_kafka: Callable[[str], Awaitable[KafkaAccess]],
+    infrastructure: Any,
 ) -> None:
+    agencies = sorted({agency for agency, _ in SERVICES})
+    # The catalog records the agencies (here: as it would); the platform issues each its
+    # channel and credentials.
+    await announce(kafka_admin, *((AgencySystem(a).recorded(), a) for a in agencies))
+    for agency in agencies:
+        await agency_kafka(agency)
+    started = datetime.now(UTC)
     instance = f"simulator-test-{uuid.uuid4().hex[:8]}"
     settings = SimulatorSettings(
         PANJEREH_SIMULATOR_DELIVERIES_PER_SECOND=40.0,
         PANJEREH_SIMULATOR_INSTANCE=instance,
         PANJEREH_SIMULATOR_SEED=3,
     )
-    producer = new_producer(kafka_admin, client_id=instance)
-    await producer.start()
+    reporters = AgencyReporters(issued_credentials(infrastructure.home / "credentials"))
     simulator = Simulator(
         settings,
-        Adapters(report_delivery=kafka_delivery_reports(producer, load_reference(), instance)),
+        Adapters(report_delivery=channel_delivery_reports(reporters, load_reference())),
     )
     task = asyncio.create_task(simulator.run())
     try:
@@ -41,21 +57,22 @@ async def test_simulated_deliveries_reach_catalog_delivery_reports(
     finally:
         simulator.stop()
         await task
-        await producer.stop()
+        await reporters.stop()
     sent = simulator.sent.get("report_delivery", 0)
 
-    records = await read_all(
-        kafka_admin,
-        Topic.CATALOG_DELIVERY_REPORTS.value,
-        until=lambda rs: sum(1 for r in rs if instance.encode() in (r.value or b"")) >= sent,
-    )
-    mine = [r for r in records if instance.encode() in (r.value or b"")]
-    ours = [decode(r.value) for r in mine]
+    ours: list[Envelope[Any]] = []
+    for agency in agencies:
+        topic = channel(Topic.AGENCY_DELIVERIES, agency)
+        records = await read_all(kafka_admin, topic, timeout=10)
+        for record in records:
+            envelope = decode(record.value, topic)
+            if envelope.occurred_at >= started:
+                assert isinstance(envelope.payload, DeliveryReported)
+                assert record.key == envelope.payload.service_id.encode()
+                ours.append(envelope)
 
     assert sent > 0
     assert len(ours) == sent
     assert all(isinstance(e.payload, DeliveryReported) for e in ours)
-    assert {e.source for e in ours} == {instance}
-    # Keyed by the reporting agency, as the topic's spec says.
-    agencies = [e.payload.agency for e in ours if isinstance(e.payload, DeliveryReported)]
-    assert [r.key for r in mine] == [agency.encode() for agency in agencies]
+    # Each on its own agency's channel, sent as that agency.
+    assert {e.source for e in ours} <= set(agencies)

@@ -9,16 +9,6 @@ from typing import Any
 
 import pytest
 
-from services.exchange.client.signing import (
-    SignatureInvalid,
-    generate_key,
-    key_id_of,
-    public_jwk,
-    sign,
-    sign_event,
-    signed_content,
-    verify,
-)
 from services.exchange.domain import (
     GENESIS_HASH,
     AccessRight,
@@ -33,6 +23,16 @@ from services.exchange.domain import (
     schema_problem,
 )
 from shared.events.exchange import DataRequested
+from shared.signing import (
+    SignatureInvalid,
+    generate_key,
+    key_id_of,
+    public_jwk,
+    sign,
+    sign_event,
+    signed_content,
+    verify,
+)
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CITIZEN = "ab" * 32

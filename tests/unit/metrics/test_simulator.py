@@ -24,9 +24,10 @@ from services.metrics.simulator import (
     CHANNEL_WEIGHTS,
     SERVICES,
     Pace,
-    kafka_delivery_reports,
+    channel_delivery_reports,
     plan_delivery,
 )
+from shared.events.catalog import DeliveryReported
 
 NOW = datetime(2026, 1, 1, 9, tzinfo=UTC)
 
@@ -108,20 +109,24 @@ async def test_a_retried_step_gives_up_when_the_simulator_stops() -> None:
 
 
 async def test_no_delivery_is_reported_before_a_service_is_registered() -> None:
-    sent: list[bytes] = []
+    sent: list[DeliveryReported] = []
 
-    class Producer:
-        async def send_and_wait(self, topic: str, value: bytes, **_: object) -> None:
-            sent.append(value)
+    class Reporter:
+        async def report(self, delivery: DeliveryReported) -> None:
+            sent.append(delivery)
+
+    class Reporters:
+        async def of(self, agency: str) -> Reporter:
+            return Reporter()
 
     registered: list[tuple[str, str]] = []
-    report = kafka_delivery_reports(Producer(), load_reference(), "test", registered)
+    report = channel_delivery_reports(Reporters(), load_reference(), registered)
     await report(random.Random(1), NOW)
     assert sent == []
     registered.append(SERVICES[1])
     await report(random.Random(1), NOW)
     assert len(sent) == 1
-    assert SERVICES[1][1].encode() in sent[0]
+    assert sent[0].service_id == SERVICES[1][1]
 
 
 async def test_background_actions_past_the_limit_are_skipped() -> None:

@@ -1,29 +1,26 @@
-"""A consumer agency's side: sign a request, publish it, await its final outcome."""
+"""A consumer agency's side: sign a request, publish it on the agency's request channel,
+await its final outcome from the agency's outcome channel."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Self
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from joserfc.jwk import Key
 
-from services.exchange.client.signing import (
-    SignatureInvalid,
-    key_id_of,
-    sign_event,
-    verify_event,
-)
-from shared.envelope import Envelope
+from panjereh_agency.channel import ChannelReader
+from panjereh_agency.exchange_keys import ExchangeKeys
+from shared.envelope import Envelope, Event
 from shared.events.exchange import DataRequestCompleted, DataRequested
 from shared.kafka import new_producer, publish
 from shared.kafka_access import KafkaAccess
 from shared.logging import get_logger
-from shared.registry import UndecodableEvent, decode
+from shared.signing import sign_event
 from shared.topics import Topic
 
 log = get_logger(__name__)
@@ -62,13 +59,20 @@ _ERRORS: dict[str, type[ExchangeError]] = {
 }
 
 
+OutcomeHandler = Callable[[DataRequestCompleted], Awaitable[None]]
+
+
 class ExchangeClient:
     """A consumer agency's connection to the exchange.
 
-    Contract: `start()` (or `async with`) before `request`; outcomes are read from the
-    moment `start()` returns, so a request always finds its outcome. Many requests may be
-    awaited concurrently. `exchange_keys` (kid → public JWK), when given, makes the client
-    refuse outcomes the exchange did not sign.
+    Contract: `start()` (or `async with`) before `request`. Outcomes are read from the
+    agency's own channel in a consumer group of this `instance` of the agency's system:
+    an outcome is delivered even if it arrived while the instance was down, to the
+    request still awaiting it or else to `on_outcome` (outcomes of requests sent before a
+    restart). Several instances of one agency's system each read every outcome, so each
+    needs its own `instance` name, kept across restarts. Every outcome must carry the
+    exchange's signature; one that does not is dead-lettered, never delivered. Many
+    requests may be awaited concurrently.
     """
 
     def __init__(
@@ -78,47 +82,47 @@ class ExchangeClient:
         private_key: Key,
         kid: str,
         *,
-        exchange_keys: Mapping[str, dict[str, Any]] | None = None,
+        exchange_keys: ExchangeKeys,
+        on_outcome: OutcomeHandler | None = None,
+        instance: str = "main",
     ) -> None:
         self.agency = agency
         self._kafka = kafka
         self._key = private_key
         self._kid = kid
-        self._exchange_keys = dict(exchange_keys or {})
+        self._on_outcome = on_outcome
         self._waiting: dict[uuid.UUID, asyncio.Future[DataRequestCompleted]] = {}
         self._producer: AIOKafkaProducer | None = None
-        self._consumer: AIOKafkaConsumer | None = None
+        self._outcomes = ChannelReader(
+            kafka, agency, Topic.AGENCY_OUTCOMES, f"outcomes-{instance}", exchange_keys
+        )
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        """Connect; returns once the client reads its outcome channel."""
         self._producer = new_producer(self._kafka, client_id=f"exchange-client-{self.agency}")
         await self._producer.start()
-        self._consumer = AIOKafkaConsumer(
-            **self._kafka.client_options(),
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-            client_id=f"exchange-client-{self.agency}",
+        self._reader = asyncio.create_task(
+            self._outcomes.run(self._take), name=f"exchange-client-{self.agency}"
         )
-        await self._consumer.start()
-        topic = Topic.EXCHANGE_CONSUMER_RESPONSES.value
-        partitions = await self._producer.partitions_for(topic)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        self._consumer.assign(tps)
-        await self._consumer.seek_to_end(*tps)
-        for tp in tps:
-            # Resolve the position now: a lazy one could skip an outcome that lands first.
-            await self._consumer.position(tp)
-        self._reader = asyncio.create_task(self._read(), name=f"exchange-client-{self.agency}")
+        ready = asyncio.create_task(self._outcomes.ready.wait())
+        await asyncio.wait({ready, self._reader}, return_when=asyncio.FIRST_COMPLETED)
+        if self._reader.done():
+            ready.cancel()
+            self._reader.result()  # a reader that could not start says why
 
     async def stop(self) -> None:
+        await self._outcomes.stop()
         if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-        if self._consumer is not None:
-            await self._consumer.stop()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._reader, 10)
         if self._producer is not None:
             await self._producer.stop()
+
+    @property
+    def refused(self) -> int:
+        """Records on the outcome channel refused (unsigned, undecodable) so far."""
+        return self._outcomes.refused
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -163,7 +167,10 @@ class ExchangeClient:
         future: asyncio.Future[DataRequestCompleted] = asyncio.get_running_loop().create_future()
         self._waiting[request.transaction_id] = future
         envelope = Envelope.wrap(
-            request, source=self.agency, subject=self.agency, correlation_id=request.transaction_id
+            request,
+            source=self.agency,
+            subject=str(request.transaction_id),
+            correlation_id=request.transaction_id,
         )
         try:
             await publish(self._producer, envelope)
@@ -205,43 +212,13 @@ class ExchangeClient:
             return outcome.payload or {}
         raise _ERRORS[outcome.outcome](outcome.transaction_id, outcome.reason)
 
-    async def _read(self) -> None:
-        assert self._consumer is not None
-        mine = self.agency.encode()
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for record in records:
-                    if record.key != mine:
-                        continue
-                    self._take(record.value)
-
-    def _take(self, value: bytes | None) -> None:
-        try:
-            envelope = decode(value, Topic.EXCHANGE_CONSUMER_RESPONSES)
-        except UndecodableEvent as error:
-            log.warning("unreadable outcome skipped", reason=error.reason)
+    async def _take(self, event: Event) -> None:
+        if not isinstance(event, DataRequestCompleted):
             return
-        outcome = envelope.payload
-        if not isinstance(outcome, DataRequestCompleted):
-            return
-        future = self._waiting.get(outcome.transaction_id)
-        if future is None or future.done():
-            return
-        if self._exchange_keys and not self._signed_by_exchange(outcome):
-            log.warning(
-                "outcome not signed by the exchange skipped",
-                transaction_id=str(outcome.transaction_id),
-            )
-            return
-        future.set_result(outcome)
-
-    def _signed_by_exchange(self, outcome: DataRequestCompleted) -> bool:
-        try:
-            jwk = self._exchange_keys.get(key_id_of(outcome.signature))
-            if jwk is None:
-                return False
-            verify_event(outcome, jwk, "ES256")
-        except SignatureInvalid:
-            return False
-        return True
+        future = self._waiting.get(event.transaction_id)
+        if future is not None and not future.done():
+            future.set_result(event)
+        elif self._on_outcome is not None:
+            await self._on_outcome(event)
+        else:
+            log.info("outcome of a request no one awaits", transaction_id=str(event.transaction_id))

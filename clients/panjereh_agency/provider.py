@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaProducer
 from joserfc.jwk import Key
 
-from services.exchange.client.signing import sign_event
+from panjereh_agency.channel import ChannelReader
+from panjereh_agency.exchange_keys import ExchangeKeys
 from shared.envelope import Envelope, Event
 from shared.events.exchange import DataProvided, DataRefused, DataRequestForwarded
 from shared.kafka import new_producer, publish
 from shared.kafka_access import KafkaAccess
 from shared.logging import get_logger
-from shared.registry import UndecodableEvent, decode
+from shared.signing import sign_event
 from shared.topics import Topic
 
 log = get_logger(__name__)
@@ -34,14 +34,16 @@ class RefuseRequest(Exception):
 
 
 class ProviderWorker:
-    """Serves a provider agency's data services from `exchange.provider-requests`.
+    """Serves a provider agency's data services from its forwarded-requests channel.
 
-    Contract: `run()` blocks until `stop()`. Records keyed with this agency are handled
-    concurrently per batch; offsets are committed only after every answer of the batch is
-    acknowledged by the broker, so a crash means answering again (the exchange records a
-    second answer and changes nothing), never not answering. A request past its deadline
-    is skipped: the exchange has already timed it out. A handler that raises anything but
-    `RefuseRequest` leaves the request unanswered (logged), and the exchange times it out.
+    Contract: `run()` blocks until `stop()`. Only requests the exchange signed reach a
+    handler; others are dead-lettered with the reason. Requests are handled concurrently
+    per batch; offsets are committed only after every answer of the batch is acknowledged
+    by the broker, so a crash means answering again (the exchange records a second answer
+    and changes nothing), never not answering. Requests forwarded while the worker was
+    down are served when it comes back, unless past their deadline (the exchange has
+    timed them out). A handler that raises anything but `RefuseRequest` leaves the
+    request unanswered (logged), and the exchange times it out.
     """
 
     def __init__(
@@ -52,68 +54,42 @@ class ProviderWorker:
         kid: str,
         handlers: Mapping[str, RequestHandler],
         *,
-        group: str | None = None,
+        exchange_keys: ExchangeKeys,
     ) -> None:
         self.agency = agency
         self._kafka = kafka
         self._key = private_key
         self._kid = kid
         self._handlers = dict(handlers)
-        self._group = group or f"provider-{agency}"
-        self._stopping = asyncio.Event()
-        self._ready = asyncio.Event()
+        self._requests = ChannelReader(
+            kafka, agency, Topic.AGENCY_FORWARDED, "provider", exchange_keys
+        )
+        self._producer: AIOKafkaProducer | None = None
         self.answered = 0
         self.refused = 0
 
     async def wait_ready(self) -> None:
         """Returns once the worker holds its partitions and reads."""
-        await self._ready.wait()
+        await self._requests.ready.wait()
+
+    @property
+    def unsigned(self) -> int:
+        """Forwarded records refused because the exchange had not signed them."""
+        return self._requests.refused
 
     async def run(self) -> None:
-        producer = new_producer(self._kafka, client_id=f"provider-{self.agency}")
-        consumer = AIOKafkaConsumer(
-            Topic.EXCHANGE_PROVIDER_REQUESTS.value,
-            **self._kafka.client_options(),
-            group_id=self._group,
-            client_id=f"provider-{self.agency}",
-            enable_auto_commit=False,
-            auto_offset_reset="latest",
-            isolation_level="read_committed",
-        )
-        await producer.start()
-        await consumer.start()
+        self._producer = new_producer(self._kafka, client_id=f"provider-{self.agency}")
+        await self._producer.start()
         try:
-            mine = self.agency.encode()
-            while not self._stopping.is_set():
-                batches = await consumer.getmany(timeout_ms=200, max_records=500)
-                if not self._ready.is_set() and consumer.assignment():
-                    # Resolve where reading starts before saying ready: nothing forwarded
-                    # after this moment can be missed.
-                    for tp in consumer.assignment():
-                        await consumer.position(tp)
-                    self._ready.set()
-                records = [r for part in batches.values() for r in part if r.key == mine]
-                if records:
-                    await asyncio.gather(*(self._serve(producer, r) for r in records))
-                if batches:
-                    await consumer.commit({tp: part[-1].offset + 1 for tp, part in batches.items()})
+            await self._requests.run(self._serve)
         finally:
-            await consumer.stop()
-            await producer.stop()
+            await self._producer.stop()
 
     async def stop(self) -> None:
-        self._stopping.set()
+        await self._requests.stop()
 
-    async def _serve(
-        self, producer: AIOKafkaProducer, record: ConsumerRecord[bytes, bytes]
-    ) -> None:
-        try:
-            envelope = decode(record.value, Topic.EXCHANGE_PROVIDER_REQUESTS)
-        except UndecodableEvent as error:
-            log.warning("unreadable forwarded request skipped", reason=error.reason)
-            return
-        request = envelope.payload
-        if not isinstance(request, DataRequestForwarded) or request.provider != self.agency:
+    async def _serve(self, request: Event) -> None:
+        if not isinstance(request, DataRequestForwarded):
             return
         if request.deadline <= datetime.now(UTC):
             log.warning(
@@ -149,8 +125,9 @@ class ProviderWorker:
                 )
             )
             self.answered += 1
+        assert self._producer is not None
         await publish(
-            producer,
+            self._producer,
             Envelope.wrap(
                 answer,
                 source=self.agency,

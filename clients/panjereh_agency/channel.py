@@ -1,0 +1,122 @@
+"""Reading an agency's own channel: a consumer group, so nothing sent while it was down
+is lost, and only what the exchange signed is handed on.
+
+Each record is decoded with the platform's contracts and its signature checked against
+the exchange's keys. What fails either goes to the channel's dead-letter topic (which the
+agency itself may read) with the reason, and is never handed to the agency's code.
+Offsets are committed after the batch was handled, so a crash means seeing a record
+again, never missing one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+
+from panjereh_agency.exchange_keys import ExchangeKeys
+from shared.envelope import Event
+from shared.kafka import dead_letter_headers, new_producer
+from shared.kafka_access import KafkaAccess
+from shared.logging import get_logger
+from shared.principals import agency_principal
+from shared.registry import UndecodableEvent, decode
+from shared.signing import SignatureInvalid
+from shared.topics import channel, dead_letter_of
+
+log = get_logger(__name__)
+
+Take = Callable[[Event], Awaitable[None]]
+
+
+class ChannelReader:
+    """Reads `family`'s topic of `agency` in the group `agency-<code>-<role>`.
+
+    Contract: `run(take)` blocks until `stop()`; `take` gets each verified event, one
+    batch at a time, and may block. `ready` is set once the group holds the partitions.
+    """
+
+    def __init__(
+        self, kafka: KafkaAccess, agency: str, family: str, role: str, keys: ExchangeKeys
+    ) -> None:
+        self.agency = agency
+        self.topic = channel(family, agency)
+        self._kafka = kafka
+        self._group = f"{agency_principal(agency)}-{role}"
+        self._keys = keys
+        self._stopping = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.refused = 0
+
+    async def run(self, take: Take) -> None:
+        consumer = AIOKafkaConsumer(
+            self.topic,
+            **self._kafka.client_options(),
+            group_id=self._group,
+            client_id=self._group,
+            enable_auto_commit=False,
+            # A new deployment starts from what is kept: nothing sent to it is skipped.
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        dead_letters = new_producer(self._kafka, client_id=f"{self._group}-dlq")
+        await dead_letters.start()
+        await consumer.start()
+        try:
+            while not self._stopping.is_set():
+                batches = await consumer.getmany(timeout_ms=200, max_records=500)
+                if not self.ready.is_set() and consumer.assignment():
+                    for tp in consumer.assignment():
+                        await consumer.position(tp)
+                    self.ready.set()
+                events = []
+                for records in batches.values():
+                    for record in records:
+                        event = await self._checked(record, dead_letters)
+                        if event is not None:
+                            events.append(event)
+                if events:
+                    await asyncio.gather(*(take(event) for event in events))
+                if batches:
+                    await consumer.commit(
+                        {tp: records[-1].offset + 1 for tp, records in batches.items()}
+                    )
+        finally:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+            with contextlib.suppress(Exception):
+                await dead_letters.stop()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def _checked(
+        self, record: ConsumerRecord[bytes, bytes], dead_letters: AIOKafkaProducer
+    ) -> Event | None:
+        try:
+            envelope = decode(record.value, record.topic)
+            await self._keys.verify(envelope.payload)
+        except (UndecodableEvent, SignatureInvalid) as error:
+            reason = getattr(error, "reason", None) or f"not signed by the exchange: {error}"
+            await self._refuse(record, reason, dead_letters)
+            return None
+        return envelope.payload
+
+    async def _refuse(
+        self, record: ConsumerRecord[bytes, bytes], reason: str, dead_letters: AIOKafkaProducer
+    ) -> None:
+        self.refused += 1
+        log.warning("record refused", topic=record.topic, offset=record.offset, reason=reason)
+        headers = dead_letter_headers(
+            record.headers,
+            reason=reason,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            consumer=self._group,
+        )
+        await dead_letters.send_and_wait(
+            dead_letter_of(record.topic), record.value or b"", key=record.key, headers=headers
+        )

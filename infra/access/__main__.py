@@ -1,0 +1,82 @@
+"""`python -m infra.access`: the access manager as a process, with `/health`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from infra.access.manager import AccessManager
+from infra.platform.secrets import SecretStore
+from shared.logging import configure_logging
+from shared.principals import ADMIN
+from shared.settings import PlatformSettings
+
+
+class AccessManagerSettings(PlatformSettings):
+    http_port: int = Field(default=8005, validation_alias="PANJEREH_ACCESS_MANAGER_PORT")
+    home: Path = Field(
+        default=Path(".data/dev"),
+        validation_alias="PANJEREH_HOME",
+        description="Where agencies' secrets and credentials files are kept.",
+    )
+
+
+def build(settings: AccessManagerSettings) -> FastAPI:
+    admin = settings.kafka
+    if admin.username != ADMIN:
+        raise SystemExit(f"the access manager works as {ADMIN}, not {admin.username}")
+    manager = AccessManager(
+        admin,
+        SecretStore(settings.home / "secrets" / "kafka.json"),
+        development=settings.environment != "production",
+        credentials_dir=settings.home / "credentials",
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging("access-manager", settings)
+        task = asyncio.create_task(manager.run(), name="access-manager")
+        app.state.task = task
+        try:
+            yield
+        finally:
+            await manager.stop()
+            await asyncio.wait({task}, timeout=10)
+
+    app = FastAPI(title="Panjereh access manager", lifespan=lifespan)
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        running = not app.state.task.done()
+        healthy = running and manager.ready.is_set()
+        body = {
+            "service": "access-manager",
+            "status": "ok" if healthy else "failing",
+            "checks": {"reconciled": manager.ready.is_set(), "running": running},
+            "agencies": sum(manager.agencies.values()),
+        }
+        return JSONResponse(body, status_code=200 if healthy else 503)
+
+    return app
+
+
+def main() -> None:
+    settings = AccessManagerSettings()
+    uvicorn.run(
+        build(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

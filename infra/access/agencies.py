@@ -1,0 +1,63 @@
+"""What the catalog says of agencies, as the access manager needs it: code → active."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from shared.events.catalog import AgencyRecorded
+from shared.kafka_access import KafkaAccess
+from shared.logging import get_logger
+from shared.registry import UndecodableEvent, decode
+from shared.topics import Topic, spec
+
+log = get_logger(__name__)
+
+
+def take(agencies: dict[str, bool], records: Iterable[ConsumerRecord[bytes, bytes]]) -> bool:
+    """Fold records of `catalog.agencies` into `agencies`; whether anything changed."""
+    changed = False
+    for record in records:
+        try:
+            payload = decode(record.value, Topic.CATALOG_AGENCIES).payload
+        except UndecodableEvent as error:
+            log.warning("unreadable agency record skipped", reason=error.reason)
+            continue
+        if isinstance(payload, AgencyRecorded) and agencies.get(payload.code) != payload.active:
+            agencies[payload.code] = payload.active
+            changed = True
+    return changed
+
+
+async def agency_consumer(admin: KafkaAccess) -> tuple[AIOKafkaConsumer, list[TopicPartition]]:
+    """A started consumer at the start of every partition of `catalog.agencies`."""
+    consumer = AIOKafkaConsumer(
+        **admin.client_options(),
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        client_id=f"access-manager-{uuid.uuid4().hex[:6]}",
+    )
+    await consumer.start()
+    topic = Topic.CATALOG_AGENCIES.value
+    # The register declares its partitions; `panjereh init` made the topic so.
+    tps = [TopicPartition(topic, p) for p in range(spec(topic).partitions)]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    return consumer, tps
+
+
+async def read_agencies(admin: KafkaAccess) -> dict[str, bool]:
+    """Every agency the catalog has recorded, as of now (the topic read to its end)."""
+    consumer, tps = await agency_consumer(admin)
+    agencies: dict[str, bool] = {}
+    try:
+        ends = await consumer.end_offsets(tps)
+        while any([await consumer.position(tp) < ends[tp] for tp in tps]):
+            batch = await consumer.getmany(*tps, timeout_ms=500)
+            for records in batch.values():
+                take(agencies, records)
+    finally:
+        await consumer.stop()
+    return agencies

@@ -1,0 +1,109 @@
+"""The access manager: agencies' channels, principals and ACLs, kept equal to the catalog."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from pathlib import Path
+
+from infra.access.agencies import agency_consumer, take
+from infra.platform.provision import InitReport, ensure_access, ensure_topics
+from infra.platform.secrets import SecretStore
+from shared.kafka_access import KafkaAccess
+from shared.logging import get_logger
+from shared.principals import agency_principal
+
+log = get_logger(__name__)
+
+
+class AccessManager:
+    """Follows `catalog.agencies` and reconciles after each change.
+
+    Contract: `run()` blocks until `stop()`; `ready` is set after the first
+    reconciliation of everything the catalog had recorded at start. A reconciliation that
+    fails (the broker away) is retried; it is idempotent. Each active agency's
+    credentials file is written to `credentials_dir` (owner-only), and removed with it.
+    """
+
+    def __init__(
+        self,
+        admin: KafkaAccess,
+        passwords: SecretStore,
+        *,
+        development: bool,
+        credentials_dir: Path,
+        retry_seconds: float = 2.0,
+    ) -> None:
+        self._admin = admin
+        self._passwords = passwords
+        self._development = development
+        self._credentials_dir = credentials_dir
+        self._retry_seconds = retry_seconds
+        self._stopping = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.agencies: dict[str, bool] = {}
+
+    async def reconcile(self, agencies: Mapping[str, bool]) -> list[str]:
+        """Make topics, users, ACLs and credentials files match `agencies`; the changes."""
+        for code, active in agencies.items():
+            if not active:
+                # A reactivated agency gets a new secret, never the revoked one back.
+                self._passwords.remove(agency_principal(code))
+        report = InitReport()
+        await ensure_topics(self._admin, report, agencies=list(agencies))
+        await ensure_access(
+            self._admin,
+            self._passwords,
+            report,
+            development=self._development,
+            agencies=agencies,
+        )
+        self._write_credentials(agencies)
+        return report.lines()
+
+    def _write_credentials(self, agencies: Mapping[str, bool]) -> None:
+        self._credentials_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for code, active in agencies.items():
+            name = agency_principal(code)
+            path = self._credentials_dir / f"{name}.properties"
+            if not active:
+                path.unlink(missing_ok=True)
+                continue
+            access = self._admin.as_principal(name, self._passwords.get(name))
+            path.touch(mode=0o600)
+            path.chmod(0o600)
+            path.write_text(access.properties())
+
+    async def run(self) -> None:
+        consumer, tps = await agency_consumer(self._admin)
+        try:
+            ends = await consumer.end_offsets(tps)
+            pending = True
+            while not self._stopping.is_set():
+                batch = await consumer.getmany(*tps, timeout_ms=500)
+                for records in batch.values():
+                    pending |= take(self.agencies, records)
+                caught_up = all([await consumer.position(tp) >= ends[tp] for tp in tps])
+                if pending and caught_up:
+                    await self._reconcile_until_done()
+                    pending = False
+                    self.ready.set()
+        finally:
+            await consumer.stop()
+
+    async def _reconcile_until_done(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                changes = await self.reconcile(dict(self.agencies))
+            except Exception as error:  # the broker away, a race with init: try again
+                log.warning("access reconciliation failed, retrying", error=repr(error))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self._retry_seconds)
+                continue
+            for change in changes:
+                log.info("access changed", change=change)
+            return
+
+    async def stop(self) -> None:
+        self._stopping.set()
