@@ -115,6 +115,8 @@ def _channel(spec: TopicSpec, messages: dict[str, Any]) -> dict[str, Any]:
         "x-consumers": [principal.value for principal in spec.consumers],
         "x-internal": spec.internal,
     }
+    if spec.development_only:
+        channel["x-development-only"] = True
     if spec.dead_letter is not None:
         channel["x-dead-letter"] = spec.dead_letter
     return channel

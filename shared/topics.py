@@ -81,6 +81,11 @@ class TopicSpec(BaseModel):
         default=False,
         description="Carries personal data in the clear: readable only by its named consumers.",
     )
+    development_only: bool = Field(
+        default=False,
+        description="Exists only where the platform runs for development: outside it the "
+        "topic is not created and no ACL names it.",
+    )
 
     def broker_config(self) -> dict[str, str]:
         """Topic-level broker configuration for creating or altering this topic."""
@@ -107,6 +112,7 @@ def _with_dead_letter(spec: TopicSpec) -> tuple[TopicSpec, TopicSpec]:
         partitions=1,
         retention_ms=30 * DAY_MS,
         sensitive=spec.sensitive,
+        development_only=spec.development_only,
     )
     return spec.model_copy(update={"dead_letter": twin.name}), twin
 

@@ -66,8 +66,11 @@ async def _admin(kafka: KafkaAccess, within: float) -> Any:
             await asyncio.sleep(1)
 
 
-async def ensure_topics(kafka: KafkaAccess, report: InitReport, within: float = 60.0) -> None:
+async def ensure_topics(
+    kafka: KafkaAccess, report: InitReport, within: float = 60.0, *, development: bool = True
+) -> None:
     """Create every declared topic that is missing; align configs of existing ones.
+    Outside development, development-only topics are left out.
 
     Config alignment is best effort (a warning, not a failure): a broker may forbid some
     changes, and existing data must never be put at risk by init.
@@ -77,10 +80,11 @@ async def ensure_topics(kafka: KafkaAccess, report: InitReport, within: float = 
 
     from shared.topics import TOPICS
 
+    topics = [spec for spec in TOPICS if development or not spec.development_only]
     admin = await _admin(kafka, within)
     try:
         existing = set(await admin.list_topics())
-        missing = [spec for spec in TOPICS if spec.name not in existing]
+        missing = [spec for spec in topics if spec.name not in existing]
         if missing:
             response = await admin.create_topics(
                 [
@@ -99,7 +103,7 @@ async def ensure_topics(kafka: KafkaAccess, report: InitReport, within: float = 
                     report.topics_created.append(name)
                 elif code != _TOPIC_ALREADY_EXISTS:  # a concurrent init won the race
                     raise RuntimeError(f"cannot create topic {name}: error {code} {message}")
-        present = [spec for spec in TOPICS if spec not in missing]
+        present = [spec for spec in topics if spec not in missing]
         if not present:
             return
         wanted = {spec.name: spec.broker_config() for spec in present}
@@ -218,7 +222,7 @@ async def init_platform(
     (compose starts us early).
     """
     report = InitReport()
-    await ensure_topics(admin, report, within)
+    await ensure_topics(admin, report, within, development=development)
     await ensure_access(admin, passwords, report, development=development)
     await ensure_coordinators(admin, within)
     await apply_all_migrations(database_url, report, database_passwords)

@@ -36,12 +36,18 @@ def test_only_identity_writes_the_keys_every_service_trusts() -> None:
         assert writers == {Principal.IDENTITY}
 
 
-def test_development_only_principals_get_nothing_outside_development() -> None:
+def test_development_only_principals_and_topics_get_nothing_outside_development() -> None:
     production = declared_bindings(development=False)
     development_only = {spec.name for spec in PRINCIPALS if spec.development_only}
     assert development_only == {Principal.SIMULATOR}
+    topics = {spec.name for spec in TOPICS if spec.development_only}
     assert not [b for b in production if b.principal in development_only]
-    assert {b for b in BINDINGS if b.principal not in development_only} == production
+    assert {
+        b
+        for b in BINDINGS
+        if b.principal not in development_only
+        and not (b.resource_type == "topic" and b.resource_name in topics)
+    } == production
 
 
 def test_each_outbox_relay_may_use_its_own_transactional_id_only() -> None:
