@@ -52,6 +52,8 @@ class Topic(StrEnum):
     METRICS_ADOPTION = "metrics.adoption"
     METRICS_DELIVERIES = "metrics.deliveries"
 
+    DEVELOPMENT_PHONES = "development.phones"
+
 
 class TopicSpec(BaseModel):
     """What a topic is for, who writes and reads it, and how the broker keeps it."""
@@ -240,13 +242,13 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         name=Topic.IDENTITY_SMS,
         description=(
-            "Text messages for the SMS gateway to send (one-time sign-in codes). Carries the "
-            "mobile number in the clear, so only the gateway may read it; kept one day."
+            "Text messages for the SMS gateway to send (one-time sign-in codes). The mobile "
+            "number and the text are sealed to the gateway's public key, so only the gateway "
+            "opens them, and only the gateway may read the topic; kept one day."
         ),
         key="the message id",
         producers=(Principal.IDENTITY,),
-        # The simulator's phones read codes in development only (never in production).
-        consumers=(Principal.SMS_GATEWAY, Principal.SIMULATOR),
+        consumers=(Principal.SMS_GATEWAY,),
         partitions=3,
         retention_ms=1 * DAY_MS,
         internal=True,
@@ -351,6 +353,23 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
             (Topic.METRICS_ADOPTION, "the window's services, agencies and their maturity"),
             (Topic.METRICS_DELIVERIES, "service deliveries, channels and digital take-up"),
         )
+    ),
+    # Development only: what the development SMS gateway "delivers" to the simulated phones.
+    TopicSpec(
+        name=Topic.DEVELOPMENT_PHONES,
+        description=(
+            "Development only: each text message the development SMS gateway opened, as a "
+            "phone would show it (mobile and text in the clear), for the simulator's "
+            "citizens. Not created, and readable by no one, in production."
+        ),
+        key="the message id",
+        producers=(Principal.SMS_GATEWAY,),
+        consumers=(Principal.SIMULATOR,),
+        partitions=3,
+        retention_ms=1 * DAY_MS,
+        internal=True,
+        sensitive=True,
+        development_only=True,
     ),
 )
 

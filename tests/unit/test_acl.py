@@ -6,7 +6,7 @@ import pytest
 
 from shared.acl import allowed, declared_bindings
 from shared.principals import PRINCIPALS, Principal, outbox_relay_id
-from shared.topics import TOPICS, Topic
+from shared.topics import TOPICS, Topic, dead_letter_of
 
 BINDINGS = declared_bindings()
 
@@ -22,12 +22,22 @@ def test_a_principal_may_write_only_what_it_produces_and_read_only_what_it_consu
         assert allowed(BINDINGS, principal, spec.name, "describe") == named
 
 
-def test_only_the_sms_gateway_and_the_development_phones_read_one_time_codes() -> None:
-    readers = {p for p in Principal if allowed(BINDINGS, p, Topic.IDENTITY_SMS, "read")}
-    assert readers == {Principal.SMS_GATEWAY, Principal.SIMULATOR}
+def test_only_the_sms_gateway_reads_one_time_codes_in_every_environment() -> None:
     production = declared_bindings(development=False)
-    readers = {p for p in Principal if allowed(production, p, Topic.IDENTITY_SMS, "read")}
-    assert readers == {Principal.SMS_GATEWAY}
+    for bindings in (BINDINGS, production):
+        readers = {p for p in Principal if allowed(bindings, p, Topic.IDENTITY_SMS, "read")}
+        assert readers == {Principal.SMS_GATEWAY}
+
+
+def test_the_development_phones_read_what_the_gateway_delivers_in_development_only() -> None:
+    phones = Topic.DEVELOPMENT_PHONES
+    assert {p for p in Principal if allowed(BINDINGS, p, phones, "read")} == {Principal.SIMULATOR}
+    writers = {p for p in Principal if allowed(BINDINGS, p, phones, "write")}
+    assert writers == {Principal.SMS_GATEWAY}
+    production = declared_bindings(development=False)
+    development_only = {spec.name for spec in TOPICS if spec.development_only}
+    assert development_only == {phones.value, dead_letter_of(phones)}
+    assert not [b for b in production if b.resource_name in development_only]
 
 
 def test_only_identity_writes_the_keys_every_service_trusts() -> None:

@@ -23,6 +23,7 @@ SECRETS = {
     "PANJEREH_POSTGRES_PASSWORD": "superuser-secret",
     **{f"PANJEREH_{s.upper()}_DATABASE_PASSWORD": f"{s}-secret" for s in SERVICES},
     "PANJEREH_DATA_KEY": "ZGF0YS1rZXktb2YtdGhlLWNvbXBvc2UtdGVzdC0zMmI=",
+    "PANJEREH_IDENTITY_SMS_GATEWAY_PUBLIC_KEY": "c21zLWdhdGV3YXktb2YtdGhlLWNvbXBvc2UtdGVzdDI=",
 }
 #: The processes that seal private keys, and so need the data key.
 SEALING = {"identity", "exchange"}
