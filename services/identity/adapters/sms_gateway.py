@@ -149,8 +149,11 @@ async def _started_producer(kafka: KafkaAccess) -> AIOKafkaProducer:
         try:
             await producer.start()
             return producer
-        except (KafkaError, OSError) as error:
+        except BaseException as error:
+            # Stopped whatever happened, cancellation included: no connection outlives it.
             await producer.stop()
+            if not isinstance(error, KafkaError | OSError):
+                raise
             attempt += 1
             log.warning("sms gateway cannot reach the broker, retrying", error=repr(error))
             await asyncio.sleep(min(10.0, 0.5 * 2**attempt))
@@ -159,6 +162,7 @@ async def _started_producer(kafka: KafkaAccess) -> AIOKafkaProducer:
 async def run_development_gateway(settings: IdentitySettings, gateway: SmsGatewaySettings) -> None:
     """Consume `identity.sms` as the gateway's principal and group until cancelled."""
     kafka = gateway_access(settings)
+    key = gateway.opening_key
     phones = await _started_producer(kafka)
 
     async def deliver(envelope: Envelope[SmsDelivered]) -> None:
@@ -168,7 +172,7 @@ async def run_development_gateway(settings: IdentitySettings, gateway: SmsGatewa
         group=GROUP,
         topics=[Topic.IDENTITY_SMS],
         handler=deliver_message(
-            gateway.opening_key,
+            key,
             deliver,
             reveal_text=settings.environment == "development",
             now=lambda: datetime.now(UTC),
