@@ -114,13 +114,13 @@ def declared_bindings(
     development: bool = True,
 ) -> set[AclBinding]:
     """Every ACL the registers call for. Outside development, development-only principals
-    (the simulator) get none."""
+    (the simulator) get none, and development-only topics are named by none."""
     excluded = (
         set() if development else {spec.name.value for spec in principals if spec.development_only}
     )
     bindings: set[AclBinding] = set()
     for topic in topics:
-        if not topic.per_agency:
+        if not topic.per_agency and (development or not topic.development_only):
             bindings |= topic_bindings(topic)
     for principal in principals:
         bindings |= principal_bindings(principal)

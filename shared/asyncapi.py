@@ -67,7 +67,7 @@ PROGRESS_MESSAGE: dict[str, Any] = {
 }
 
 # The version of the event contracts as a whole; raise it when a topic or event changes.
-CONTRACTS_VERSION = "1.0.0"
+CONTRACTS_VERSION = "2.0.0"
 
 
 def message_name(event: type[Event]) -> str:
@@ -115,6 +115,8 @@ def _channel(spec: TopicSpec, messages: dict[str, Any]) -> dict[str, Any]:
         "x-consumers": [principal.value for principal in spec.consumers],
         "x-internal": spec.internal,
     }
+    if spec.development_only:
+        channel["x-development-only"] = True
     if spec.dead_letter is not None:
         channel["x-dead-letter"] = spec.dead_letter
     if spec.per_agency:

@@ -56,6 +56,8 @@ class Topic(StrEnum):
     METRICS_ADOPTION = "metrics.adoption"
     METRICS_DELIVERIES = "metrics.deliveries"
 
+    DEVELOPMENT_PHONES = "development.phones"
+
     # Each agency's channel: one topic of each family per agency (see `channel`).
     AGENCY_REQUESTS = "agency.{agency}.requests"
     AGENCY_ANSWERS = "agency.{agency}.answers"
@@ -99,6 +101,11 @@ class TopicSpec(BaseModel):
             "`Principal.AGENCY` among producers or consumers means that agency."
         ),
     )
+    development_only: bool = Field(
+        default=False,
+        description="Exists only where the platform runs for development: outside it the "
+        "topic is not created and no ACL names it.",
+    )
 
     def broker_config(self) -> dict[str, str]:
         """Topic-level broker configuration for creating or altering this topic."""
@@ -127,6 +134,7 @@ def _with_dead_letter(spec: TopicSpec) -> tuple[TopicSpec, TopicSpec]:
         retention_ms=30 * DAY_MS,
         sensitive=spec.sensitive,
         per_agency=spec.per_agency,
+        development_only=spec.development_only,
     )
     return spec.model_copy(update={"dead_letter": twin.name}), twin
 
@@ -242,13 +250,13 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         name=Topic.IDENTITY_SMS,
         description=(
-            "Text messages for the SMS gateway to send (one-time sign-in codes). Carries the "
-            "mobile number in the clear, so only the gateway may read it; kept one day."
+            "Text messages for the SMS gateway to send (one-time sign-in codes). The mobile "
+            "number and the text are sealed to the gateway's public key, so only the gateway "
+            "opens them, and only the gateway may read the topic; kept one day."
         ),
         key="the message id",
         producers=(Principal.IDENTITY,),
-        # The simulator's phones read codes in development only (never in production).
-        consumers=(Principal.SMS_GATEWAY, Principal.SIMULATOR),
+        consumers=(Principal.SMS_GATEWAY,),
         partitions=3,
         retention_ms=1 * DAY_MS,
         internal=True,
@@ -377,6 +385,23 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
             (Topic.METRICS_ADOPTION, "the window's services, agencies and their maturity"),
             (Topic.METRICS_DELIVERIES, "service deliveries, channels and digital take-up"),
         )
+    ),
+    # Development only: what the development SMS gateway "delivers" to the simulated phones.
+    TopicSpec(
+        name=Topic.DEVELOPMENT_PHONES,
+        description=(
+            "Development only: each text message the development SMS gateway opened, as a "
+            "phone would show it (mobile and text in the clear), for the simulator's "
+            "citizens. Not created, and readable by no one, in production."
+        ),
+        key="the message id",
+        producers=(Principal.SMS_GATEWAY,),
+        consumers=(Principal.SIMULATOR,),
+        partitions=3,
+        retention_ms=1 * DAY_MS,
+        internal=True,
+        sensitive=True,
+        development_only=True,
     ),
 )
 

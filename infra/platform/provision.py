@@ -72,9 +72,11 @@ async def ensure_topics(
     within: float = 60.0,
     *,
     agencies: Iterable[str] = (),
+    development: bool = True,
 ) -> None:
     """Create every declared topic that is missing (and every channel topic of
-    `agencies`); align configs of existing ones.
+    `agencies`); align configs of existing ones. Outside development, development-only
+    topics are left out.
 
     Config alignment is best effort (a warning, not a failure): a broker may forbid some
     changes, and existing data must never be put at risk by init.
@@ -84,7 +86,11 @@ async def ensure_topics(
 
     from shared.topics import TOPICS, channel
 
-    declared = {spec.name: spec for spec in TOPICS if not spec.per_agency}
+    declared = {
+        spec.name: spec
+        for spec in TOPICS
+        if not spec.per_agency and (development or not spec.development_only)
+    }
     for agency in agencies:
         declared |= {channel(s.name, agency): s for s in TOPICS if s.per_agency}
     admin = await _admin(kafka, within)
@@ -236,10 +242,10 @@ async def init_platform(
     from infra.access.agencies import read_agencies
 
     report = InitReport()
-    await ensure_topics(admin, report, within)
+    await ensure_topics(admin, report, within, development=development)
     # Agencies the catalog already recorded keep their channels, users and ACLs.
     agencies = await read_agencies(admin)
-    await ensure_topics(admin, report, within, agencies=agencies)
+    await ensure_topics(admin, report, within, agencies=agencies, development=development)
     await ensure_access(admin, passwords, report, development=development, agencies=agencies)
     await ensure_coordinators(admin, within)
     await apply_all_migrations(database_url, report, database_passwords)

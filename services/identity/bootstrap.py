@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 import services.identity.messages  # noqa: F401  (registers the service's messages)
 from services.identity.adapters.operator_check import OperatorCheck
-from services.identity.adapters.sms_gateway import run_development_gateway
+from services.identity.adapters.sms_gateway import SmsGatewaySettings, development_gateway
 from services.identity.domain.citizens import InvalidInput
 from services.identity.handlers import HANDLERS
 from services.identity.handlers.context import Identity, utc_now
@@ -18,7 +21,10 @@ from shared.runtime import Runtime, create_app, serve
 
 
 def build(
-    settings: IdentitySettings | None = None, *, operator_check: OperatorCheck | None = None
+    settings: IdentitySettings | None = None,
+    *,
+    operator_check: OperatorCheck | None = None,
+    sms_gateway: SmsGatewaySettings | None = None,
 ) -> FastAPI:
     settings = settings or IdentitySettings()
     identity = Identity(settings)
@@ -29,9 +35,12 @@ def build(
         identity.bind(runtime.pool)
         await identity.keys.keep_rotating(utc_now)
 
-    background = {"issuer-key-rotation": rotate_keys}
+    background: dict[str, Callable[[Runtime], Coroutine[Any, Any, None]]] = {
+        "issuer-key-rotation": rotate_keys
+    }
     if settings.sms_gateway == "log":
-        background["sms-gateway"] = run_development_gateway
+        # Its own settings, with the private key identity's settings never hold.
+        background["sms-gateway"] = development_gateway(sms_gateway or SmsGatewaySettings())
     app = create_app(
         settings,
         title="Panjereh identity",

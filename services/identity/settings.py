@@ -6,11 +6,15 @@ from typing import ClassVar, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 
+from shared.sealed_box import SealingKey
 from shared.settings import PLACEHOLDER_SECRETS, ServiceSettings
 
 DEVELOPMENT_PSEUDONYM_KEY = "development-pseudonym-key"
 DEVELOPMENT_OPERATOR_TOKEN = "development-operator-token"
 _DEVELOPMENT_SECRETS = PLACEHOLDER_SECRETS | {DEVELOPMENT_PSEUDONYM_KEY, DEVELOPMENT_OPERATOR_TOKEN}
+# The public half of the development SMS gateway's key pair (its private half is
+# DEVELOPMENT_SMS_GATEWAY_PRIVATE_KEY in adapters/sms_gateway.py): development and tests only.
+DEVELOPMENT_SMS_GATEWAY_PUBLIC_KEY = "R5Pa6I1W058v+zhTcKaqIf/Fq3I3e2vEnk2GlAokhS4="
 
 
 def _env(name: str) -> AliasChoices:
@@ -82,7 +86,15 @@ class IdentitySettings(ServiceSettings):
     sms_gateway: Literal["log", "off"] = Field(
         default="log",
         validation_alias=_env("sms_gateway"),
-        description="`log`: the development gateway that logs each message.",
+        description="`log`: the development gateway (development and tests only), which logs "
+        "each message and hands it to the simulated phones; `off`: a real gateway, outside "
+        "this process, reads `identity.sms`.",
+    )
+    sms_gateway_public_key: str = Field(
+        default=DEVELOPMENT_SMS_GATEWAY_PUBLIC_KEY,
+        validation_alias=_env("sms_gateway_public_key"),
+        description="The SMS gateway's X25519 public key (base64 of 32 bytes): the mobile "
+        "and the text of every text message are sealed to it.",
     )
 
     sms_gateway_credentials_file: str | None = Field(
@@ -93,6 +105,7 @@ class IdentitySettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _real_secrets_in_production(self) -> IdentitySettings:
+        SealingKey(self.sms_gateway_public_key)  # a malformed key fails at start
         if self.environment == "production":
             for name, secret in (
                 ("PANJEREH_IDENTITY_PSEUDONYM_KEY", self.pseudonym_key),
@@ -101,7 +114,22 @@ class IdentitySettings(ServiceSettings):
                 value = secret.get_secret_value()
                 if value.lower() in _DEVELOPMENT_SECRETS or len(value) < 32:
                     raise ValueError(f"{name} needs a real secret (32+ characters) in production")
+            if self.sms_gateway == "log":
+                raise ValueError(
+                    "PANJEREH_IDENTITY_SMS_GATEWAY=log runs the development SMS gateway, which "
+                    "hands every code to the simulated phones: refused in production (set it "
+                    "to `off` and run a real gateway)"
+                )
+            if self.sms_gateway_public_key.strip() == DEVELOPMENT_SMS_GATEWAY_PUBLIC_KEY:
+                raise ValueError(
+                    "PANJEREH_IDENTITY_SMS_GATEWAY_PUBLIC_KEY needs the real gateway's public "
+                    "key in production, not the development key"
+                )
         return self
+
+    @property
+    def sms_gateway_key(self) -> SealingKey:
+        return SealingKey(self.sms_gateway_public_key)
 
     @property
     def pseudonym_key_bytes(self) -> bytes:

@@ -2,8 +2,9 @@
 
 Each goes through the front door a real one would use: identity's, the catalog's and the
 exchange's public HTTP APIs, the exchange client library, and (for the phone that receives
-a one-time code) the `identity.sms` topic the SMS gateway reads. None of them reads a
-service's tables or calls anything internal.
+a one-time code) the development-only `development.phones` topic the development SMS
+gateway delivers to. None of them reads a service's tables, calls anything internal, or
+reads `identity.sms` (sealed to the gateway; no ACL lets the simulator read it).
 
 Every setup step retries with backoff until the service it needs is up; a failed action
 is logged as a warning and the simulation goes on. `Readiness` says, per adapter, whether
@@ -36,8 +37,8 @@ from panjereh_agency import (
     RefuseRequest,
 )
 
+from shared.events.development import SmsDelivered
 from shared.events.exchange import DataRequestForwarded
-from shared.events.identity import SmsRequested
 from shared.kafka import new_producer
 from shared.kafka_access import KafkaAccess
 from shared.logging import get_logger
@@ -296,7 +297,8 @@ def code_in(text: str) -> str | None:
 
 
 class Phones:
-    """The simulated citizens' phones: one-time codes read from `identity.sms`."""
+    """The simulated citizens' phones: one-time codes the development SMS gateway delivers
+    on `development.phones`."""
 
     def __init__(self, kafka: KafkaAccess, client_id: str) -> None:
         self._kafka = kafka
@@ -314,7 +316,7 @@ class Phones:
         )
         await consumer.start()
         try:
-            topic = Topic.IDENTITY_SMS.value
+            topic = Topic.DEVELOPMENT_PHONES.value
             # A producer waits for the topic's metadata, as the exchange client does.
             producer = new_producer(self._kafka, client_id=self._client_id)
             await producer.start()
@@ -362,11 +364,11 @@ class Phones:
 
     def _take(self, value: bytes | None) -> None:
         try:
-            message = decode(value, Topic.IDENTITY_SMS).payload
+            message = decode(value, Topic.DEVELOPMENT_PHONES).payload
         except UndecodableEvent as error:
             log.warning("unreadable text message skipped", reason=error.reason)
             return
-        if not isinstance(message, SmsRequested):
+        if not isinstance(message, SmsDelivered):
             return
         future = self._waiting.get(message.mobile)
         code = code_in(message.text)

@@ -10,7 +10,8 @@ adapter each:
   (`agency.<code>.deliveries`) with the agency package's `DeliveryReporter`, as the
   agency's own principal (wired, Kafka);
 - sign-ins: citizens register, receive their one-time code on their phone (the
-  `identity.sms` topic the SMS gateway reads) and sign in through identity's HTTP API,
+  development-only `development.phones` topic, where the development SMS gateway
+  delivers what it opened) and sign in through identity's HTTP API,
   and sometimes refresh their session (adapter `sign_in`);
 - exchange requests: a provider agency (civil registration) registers its key with
   identity and its data service with the exchange, an administrator grants the consumer

@@ -1,19 +1,22 @@
 """Events of identity: citizens, authentications, agencies' keys, and text messages.
 
-Events that leave identity never carry a plain national ID or mobile number, except on
-`identity.sms`, which only the SMS gateway may read. A citizen is their pseudonymous id.
+Events that leave identity never carry a plain national ID or mobile number: on
+`identity.sms` they are sealed to the SMS gateway's public key. A citizen is their
+pseudonymous id.
 """
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from shared.envelope import Event
 from shared.reference.provinces import ProvinceCode
 from shared.registry import event
+from shared.sealed_box import OpenError, OpeningKey, SealedBox, SealingKey
 from shared.topics import Topic
 from shared.vocabulary import AgencyCode, AuthenticationChannel, LevelOfAssurance, PseudonymousId
 
@@ -216,29 +219,82 @@ class IssuerKeyPublished(Event):
     )
 
 
+class SmsContent(BaseModel):
+    """What only the SMS gateway reads of a text message: to whom, and what it says."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+    mobile: str = Field(pattern=r"^\+989[0-9]{9}$", description="E.164, Iranian mobile.")
+    text: str = Field(min_length=1, max_length=480)
+
+
+def sms_binding(message_id: uuid.UUID) -> str:
+    """What a message's sealed content is bound to: it opens in this message alone."""
+    return f"{Topic.IDENTITY_SMS.value}:{message_id}"
+
+
 @event
 class SmsRequested(Event):
-    """A text message for the SMS gateway to send (a one-time code, for now)."""
+    """A text message for the SMS gateway to send (a one-time code, for now); the mobile
+    and the text are sealed to the gateway's public key (shared/sealed_box.py)."""
 
     event_type = "SmsRequested"
-    schema_version = 1
+    schema_version = 2
     topic = Topic.IDENTITY_SMS
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {
                     "message_id": "0d3c1a6e-4b7f-4c55-8f0e-2a9b6c1d3e4f",
-                    "mobile": "+989121234567",
-                    "text": "کد ورود شما به پنجره ملی خدمات: 482913\nYour Panjereh code: 482913",
                     "purpose": "one_time_code",
                     "expires_at": "2024-03-20T08:35:00Z",
+                    # Sealed to the development key pair: the development gateway opens it.
+                    "sealed": {
+                        "suite": "HPKE-Base-X25519-SHA256-AES256GCM",
+                        "recipient": "272857a8e073a2de",
+                        "ciphertext": (
+                            "NK+QRXxzxRUb0ZgbUllDukj1a1T1DOhZlhPEZC2nYhKZzzwF4eGWO8dWG6LJ3MDv"
+                            "EF7FaHk0QNsyV4rpN8+Xzec3QmyKq25JFzi+/tmfNFcHir92SCnai8cOSURO/1n7"
+                            "WX077sYGXsD2xnvupAoqPFZBKsBofZZdAbf6jh/wxUsK80inK4FHiLdyq2h3pXnD"
+                            "G/tukB3FIQs+wN7Gx2s3FXBC+cqKnOTQYkVMLYSk"
+                        ),
+                    },
                 }
             ]
         }
     )
 
     message_id: uuid.UUID
-    mobile: str = Field(pattern=r"^\+989[0-9]{9}$", description="E.164, Iranian mobile.")
-    text: str = Field(min_length=1, max_length=480)
     purpose: Literal["one_time_code"]
-    expires_at: AwareDatetime
+    expires_at: AwareDatetime = Field(description="After this, the gateway need not send it.")
+    sealed: SealedBox = Field(
+        description="An `SmsContent` (mobile and text) as JSON, sealed to the SMS gateway's "
+        "public key and bound to `identity.sms:<message_id>`."
+    )
+
+    @classmethod
+    def sealed_to(
+        cls,
+        gateway: SealingKey,
+        content: SmsContent,
+        *,
+        message_id: uuid.UUID,
+        purpose: Literal["one_time_code"],
+        expires_at: datetime,
+    ) -> SmsRequested:
+        """The message with `content` sealed to the gateway's key; only it can open it."""
+        plain = content.model_dump_json().encode()
+        return cls(
+            message_id=message_id,
+            purpose=purpose,
+            expires_at=expires_at,
+            sealed=gateway.seal(plain, binding=sms_binding(message_id)),
+        )
+
+    def open(self, gateway: OpeningKey) -> SmsContent:
+        """The sealed content; OpenError if this key cannot open it or it is not valid."""
+        plain = gateway.open(self.sealed, binding=sms_binding(self.message_id))
+        try:
+            return SmsContent.model_validate_json(plain)
+        except ValidationError as error:
+            raise OpenError(f"the sealed content of {self.message_id} is invalid") from error

@@ -141,6 +141,26 @@ async def test_an_agency_side_principal_cannot_publish_issuer_or_agency_keys(
     assert await _write_refused(agencies, Topic.IDENTITY_AGENCY_KEYS)
 
 
+@pytest.mark.allows_error_logs  # aiokafka logs the refused topic as an error
+async def test_the_simulator_reads_codes_only_as_the_gateway_delivers_them_in_development(
+    kafka_as: Callable[[str], KafkaAccess], credentials_file: Callable[[str], str]
+) -> None:
+    simulator = kafka_as(Principal.SIMULATOR)
+    assert Topic.IDENTITY_SMS.value not in await _visible_topics(simulator)
+    codes = kcat(
+        "-F", credentials_file(Principal.SIMULATOR), "-C", "-t", Topic.IDENTITY_SMS, "-o",
+        "beginning", "-e",
+    )  # fmt: skip
+    assert codes.returncode != 0
+    assert "authoriz" in (codes.stderr + codes.stdout).lower()
+    assert await _write_refused(simulator, Topic.DEVELOPMENT_PHONES)
+    assert not await _read_refused(simulator, Topic.DEVELOPMENT_PHONES)
+    # Identity seals the codes but may not read them back, nor hand them to the phones.
+    identity = kafka_as(Principal.IDENTITY)
+    assert await _read_refused(identity, Topic.IDENTITY_SMS)
+    assert await _write_refused(identity, Topic.DEVELOPMENT_PHONES)
+
+
 async def test_a_service_cannot_join_another_services_group(
     kafka_as: Callable[[str], KafkaAccess],
 ) -> None:

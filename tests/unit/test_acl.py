@@ -6,7 +6,7 @@ import pytest
 
 from shared.acl import agency_bindings, allowed, declared_bindings
 from shared.principals import PRINCIPALS, Principal, agency_principal, outbox_relay_id
-from shared.topics import TOPICS, Topic, channel
+from shared.topics import TOPICS, Topic, channel, dead_letter_of
 
 BINDINGS = declared_bindings()
 USERS = [p for p in Principal if p is not Principal.AGENCY]
@@ -53,12 +53,22 @@ def test_a_revoked_agency_loses_its_own_access_and_the_platform_keeps_its_side()
     assert allowed(revoked, Principal.EXCHANGE, "agency.tax.outcomes", "write")
 
 
-def test_only_the_sms_gateway_and_the_development_phones_read_one_time_codes() -> None:
-    readers = {p for p in Principal if allowed(BINDINGS, p, Topic.IDENTITY_SMS, "read")}
-    assert readers == {Principal.SMS_GATEWAY, Principal.SIMULATOR}
+def test_only_the_sms_gateway_reads_one_time_codes_in_every_environment() -> None:
     production = declared_bindings(development=False)
-    readers = {p for p in Principal if allowed(production, p, Topic.IDENTITY_SMS, "read")}
-    assert readers == {Principal.SMS_GATEWAY}
+    for bindings in (BINDINGS, production):
+        readers = {p for p in Principal if allowed(bindings, p, Topic.IDENTITY_SMS, "read")}
+        assert readers == {Principal.SMS_GATEWAY}
+
+
+def test_the_development_phones_read_what_the_gateway_delivers_in_development_only() -> None:
+    phones = Topic.DEVELOPMENT_PHONES
+    assert {p for p in Principal if allowed(BINDINGS, p, phones, "read")} == {Principal.SIMULATOR}
+    writers = {p for p in Principal if allowed(BINDINGS, p, phones, "write")}
+    assert writers == {Principal.SMS_GATEWAY}
+    production = declared_bindings(development=False)
+    development_only = {spec.name for spec in TOPICS if spec.development_only}
+    assert development_only == {phones.value, dead_letter_of(phones)}
+    assert not [b for b in production if b.resource_name in development_only]
 
 
 def test_only_identity_writes_the_keys_every_service_trusts() -> None:
@@ -67,12 +77,18 @@ def test_only_identity_writes_the_keys_every_service_trusts() -> None:
         assert writers == {Principal.IDENTITY}
 
 
-def test_development_only_principals_get_nothing_outside_development() -> None:
+def test_development_only_principals_and_topics_get_nothing_outside_development() -> None:
     production = declared_bindings(development=False)
     development_only = {spec.name for spec in PRINCIPALS if spec.development_only}
     assert development_only == {Principal.SIMULATOR}
+    topics = {spec.name for spec in TOPICS if spec.development_only}
     assert not [b for b in production if b.principal in development_only]
-    assert {b for b in BINDINGS if b.principal not in development_only} == production
+    assert {
+        b
+        for b in BINDINGS
+        if b.principal not in development_only
+        and not (b.resource_type == "topic" and b.resource_name in topics)
+    } == production
 
 
 def test_each_outbox_relay_may_use_its_own_transactional_id_only() -> None:

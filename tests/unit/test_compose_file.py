@@ -28,6 +28,7 @@ SECRETS = {
         f"PANJEREH_KAFKA_PASSWORD_{name.upper().replace('-', '_')}": f"kafka-{name}-secret"
         for name in (ADMIN, *(spec.name.value for spec in PRINCIPALS))
     },
+    "PANJEREH_IDENTITY_SMS_GATEWAY_PUBLIC_KEY": "c21zLWdhdGV3YXktb2YtdGhlLWNvbXBvc2UtdGVzdDI=",
 }
 #: The processes that seal private keys, and so need the data key.
 SEALING = {"identity", "exchange"}

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from services.exchange.settings import ExchangeSettings
 from services.identity.settings import IdentitySettings
 from services.metrics.settings import MetricsSettings
+from shared.sealed_box import new_key_pair
 from shared.sealing import Sealer, SealError, is_sealed, new_key, parse_key
 from shared.settings import DEVELOPMENT_DATA_KEY, PlatformSettings
 
@@ -95,6 +96,8 @@ def test_production_refuses_the_development_data_key_for_identity() -> None:
         environment="production",
         database_url=REAL_DSN,
         data_key=key,
+        sms_gateway="off",
+        sms_gateway_public_key=new_key_pair()[1],
         **secrets,  # type: ignore[arg-type]
     )
     assert accepted.data_key_bytes == base64.b64decode(key)

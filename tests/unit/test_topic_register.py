@@ -130,6 +130,7 @@ def test_what_the_services_consume_is_declared_as_consumed() -> None:
         },
         Principal.METRICS: set(consumed_topics(METRICS_HANDLERS)),
         Principal.SMS_GATEWAY: {Topic.IDENTITY_SMS},
+        Principal.SIMULATOR: {Topic.DEVELOPMENT_PHONES},
     }
     for principal, topics in consumed.items():
         for topic in topics:

@@ -45,6 +45,7 @@ from shared.events.identity import (
     CitizenLockedOut,
     CitizenRegistered,
     FailureReason,
+    SmsContent,
     SmsRequested,
 )
 from shared.http import ProblemError
@@ -196,10 +197,12 @@ async def _send_code(
     challenge_id = uuid.uuid4()
     code = new_code()
     expires_at = now + timedelta(seconds=settings.code_seconds)
-    message = SmsRequested(
+    message = SmsRequested.sealed_to(
+        identity.sms_gateway_key,
+        SmsContent(
+            mobile=state.record.mobile, text=sms_text(code, max(1, settings.code_seconds // 60))
+        ),
         message_id=uuid.uuid4(),
-        mobile=state.record.mobile,
-        text=sms_text(code, max(1, settings.code_seconds // 60)),
         purpose="one_time_code",
         expires_at=expires_at,
     )
@@ -220,7 +223,8 @@ async def _send_code(
 async def request_code(
     identity: Identity, national_id_text: str, client_address: str, now: datetime
 ) -> CodeSent:
-    """Send a sign-in code to the citizen's mobile (as `SmsRequested` on `identity.sms`).
+    """Send a sign-in code to the citizen's mobile (as `SmsRequested` on `identity.sms`,
+    sealed to the SMS gateway).
 
     Most requests collide with no other attempt of the same citizen: they are judged on a
     plain read and written by one statement that checks the citizen's state is still the

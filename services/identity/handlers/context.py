@@ -12,6 +12,7 @@ from services.identity.domain.codes import AttemptPolicy
 from services.identity.handlers.issuer import KeyRing
 from services.identity.settings import IdentitySettings
 from shared.db import Pool
+from shared.sealed_box import SealingKey
 
 SOURCE = "identity"
 
@@ -29,6 +30,11 @@ class Identity:
     hasher: PasswordHasher = field(default_factory=PasswordHasher)
     _pool: Pool | None = None
     _keys: KeyRing | None = None
+    # Text messages are sealed to it: identity itself cannot open them again.
+    sms_gateway_key: SealingKey = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sms_gateway_key = self.settings.sms_gateway_key
 
     def bind(self, pool: Pool) -> None:
         """Attach the running service's pool (the runtime creates it at start-up)."""

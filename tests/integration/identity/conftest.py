@@ -7,16 +7,19 @@ import random
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from services.identity.adapters.sms_gateway import SmsGatewaySettings
 from services.identity.bootstrap import build
 from services.identity.domain.citizens import national_id_check_digit, pseudonym
 from services.identity.settings import IdentitySettings
 from shared.db import apply_migrations
+from shared.events.identity import SmsContent, SmsRequested
 from shared.kafka_access import KafkaAccess
 from shared.registry import decode
 from shared.topics import Topic
@@ -99,25 +102,47 @@ async def register(http: httpx.AsyncClient, national_id: str, mobile: str) -> ht
     )
 
 
-async def codes_sent_to(kafka: KafkaAccess, mobile_e164: str, count: int) -> list[str]:
-    """Every code the SMS topic carries for a mobile, oldest first, once `count` arrived."""
+@dataclass(frozen=True)
+class SentSms:
+    """A text message as it lies on `identity.sms`, and what the gateway's key opens."""
 
-    def codes(records: list[Any]) -> list[str]:
+    value: bytes
+    message: SmsRequested
+    content: SmsContent
+
+    @property
+    def code(self) -> str:
+        match = re.search(r"code: (\d{6})", self.content.text)
+        assert match is not None, self.content.text
+        return match.group(1)
+
+
+async def sms_sent_to(kafka: KafkaAccess, mobile_e164: str, count: int) -> list[SentSms]:
+    """Every text message the SMS topic carries for a mobile, oldest first, once `count`
+    arrived, each opened with the (development) gateway's private key."""
+    gateway = SmsGatewaySettings().opening_key
+
+    def sent(records: list[Any]) -> list[SentSms]:
         found = []
         for record in records:
-            payload = decode(record.value, Topic.IDENTITY_SMS).payload
-            if getattr(payload, "mobile", None) == mobile_e164:
-                match = re.search(r"code: (\d{6})", payload.text)  # type: ignore[attr-defined]
-                assert match is not None
-                found.append((payload.expires_at, match.group(1)))  # type: ignore[attr-defined]
-        return [code for _, code in sorted(found)]
+            message = decode(record.value, Topic.IDENTITY_SMS).payload
+            assert isinstance(message, SmsRequested)
+            content = message.open(gateway)
+            if content.mobile == mobile_e164:
+                found.append(SentSms(record.value, message, content))
+        return sorted(found, key=lambda sms: sms.message.expires_at)
 
     records = await read_all(
-        kafka, Topic.IDENTITY_SMS, until=lambda rs: len(codes(rs)) >= count, timeout=30
+        kafka, Topic.IDENTITY_SMS, until=lambda rs: len(sent(rs)) >= count, timeout=30
     )
-    found = codes(records)
+    found = sent(records)
     assert len(found) >= count, f"{len(found)} of {count} codes arrived on identity.sms"
     return found
+
+
+async def codes_sent_to(kafka: KafkaAccess, mobile_e164: str, count: int) -> list[str]:
+    """Every code the SMS topic carries for a mobile, oldest first, once `count` arrived."""
+    return [sms.code for sms in await sms_sent_to(kafka, mobile_e164, count)]
 
 
 async def code_sent_to(kafka: KafkaAccess, mobile_e164: str, after: int = 0) -> str:

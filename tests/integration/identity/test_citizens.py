@@ -13,7 +13,7 @@ import jwt as pyjwt
 import pytest
 
 from services.identity.domain.citizens import normalise_mobile
-from services.identity.domain.codes import code_matches
+from services.identity.domain.codes import code_matches, sms_text
 from services.identity.settings import IdentitySettings
 from shared.auth import IssuerKeys
 from shared.events.identity import (
@@ -32,6 +32,7 @@ from tests.integration.identity.conftest import (
     new_mobile,
     new_national_id,
     register,
+    sms_sent_to,
 )
 
 pytestmark = pytest.mark.integration
@@ -52,6 +53,27 @@ async def signed_in(
     assert response.status_code == 200, response.text
     tokens: dict[str, str] = response.json()
     return tokens
+
+
+async def test_a_code_travels_sealed_to_the_sms_gateway_alone(
+    client: httpx.AsyncClient, kafka_admin: KafkaAccess, settings: IdentitySettings
+) -> None:
+    national_id, mobile = new_national_id(), new_mobile()
+    assert (await register(client, national_id, mobile)).status_code == 201
+    sent = await client.post("/citizens/sign-in/code", json={"national_id": national_id})
+    assert sent.status_code == 202, sent.text
+    e164 = normalise_mobile(mobile)
+    [sms] = await sms_sent_to(kafka_admin, e164, 1)
+    # The record on the topic holds neither the code nor the mobile, in any form.
+    for clear in (sms.code, sms.code.translate(PERSIAN), e164, e164[3:], mobile, national_id):
+        assert clear.encode() not in sms.value, clear
+    assert sms.message.sealed.recipient == settings.sms_gateway_key.key_id
+    # The gateway's private key opens it to the text identity wrote, with the live code.
+    assert sms.content.text == sms_text(sms.code, max(1, settings.code_seconds // 60))
+    signed = await client.post(
+        "/citizens/sign-in", json={"national_id": national_id, "code": sms.code}
+    )
+    assert signed.status_code == 200, signed.text
 
 
 async def test_register_sign_in_verify_refresh_and_revoke_end_to_end(

@@ -26,6 +26,7 @@ from services.identity.domain.tokens import (
     signing_key,
 )
 from services.identity.settings import IdentitySettings
+from shared.sealed_box import new_key_pair
 from shared.sealing import new_key
 
 NOW = datetime(2026, 3, 20, 8, 30, tzinfo=UTC)
@@ -149,5 +150,7 @@ def test_production_refuses_the_development_secrets() -> None:
         data_key=data_key,
         PANJEREH_IDENTITY_PSEUDONYM_KEY="p" * 40,
         PANJEREH_IDENTITY_OPERATOR_TOKEN="o" * 40,
+        PANJEREH_IDENTITY_SMS_GATEWAY="off",
+        PANJEREH_IDENTITY_SMS_GATEWAY_PUBLIC_KEY=new_key_pair()[1],
     )
     assert accepted.pseudonym_key_bytes == b"p" * 40
