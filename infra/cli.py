@@ -14,8 +14,10 @@ Commands (home: $PANJEREH_HOME or .data/dev; ports: PANJEREH_*_PORT, see infra/R
                 (compose `init`), else the local platform's
     acl plan    what differs between the broker's users and ACLs and the registers
     acl apply   make the broker's users and ACLs equal to the registers (idempotent)
-    credentials NAME
-                print NAME's librdkafka properties file (`kcat -F FILE ...` reads it)
+    credentials NAME [--rotate | --retire-previous]
+                print NAME's librdkafka properties file (`kcat -F FILE ...` reads it);
+                --rotate gives NAME a new secret while the old one still works,
+                --retire-previous ends the old one once its clients have switched
     kafka-config DIR
                 the compose broker's TLS material and configuration, written into DIR
                 (admin password from PANJEREH_KAFKA_PASSWORD_ADMIN)
@@ -195,16 +197,48 @@ def cmd_acl(args: argparse.Namespace) -> int:
 
 
 def cmd_credentials(args: argparse.Namespace) -> int:
-    from shared.principals import Principal
+    from shared.principals import AGENCY_PREFIX, PRINCIPALS
 
-    names = {principal.value for principal in Principal} | {ADMIN}
+    platform = _platform()
+    if args.rotate or args.retire_previous:
+        return _rotate(platform, args.name, retire=args.retire_previous)
+    if args.name.startswith(AGENCY_PREFIX):
+        # An agency's secret exists only once the access manager has issued it.
+        issued = platform.credentials_file(args.name)
+        if not issued.exists():
+            print(
+                f"panjereh: nothing issued to {args.name} (is the agency registered?)",
+                file=sys.stderr,
+            )
+            return 2
+        sys.stdout.write(issued.read_text("utf-8"))
+        return 0
+    names = {spec.name.value for spec in PRINCIPALS} | {ADMIN}
     if args.name not in names:
         print(
-            f"panjereh: no principal {args.name!r}; known: {', '.join(sorted(names))}",
+            f"panjereh: no principal {args.name!r}; known: {', '.join(sorted(names))}"
+            f" or {AGENCY_PREFIX}<code>",
             file=sys.stderr,
         )
         return 2
-    sys.stdout.write(_platform().kafka_access(args.name).properties())
+    sys.stdout.write(platform.kafka_access(args.name).properties())
+    return 0
+
+
+def _rotate(platform: LocalPlatform, name: str, *, retire: bool) -> int:
+    from infra.platform.access import BrokerAccess
+
+    access = BrokerAccess(platform.kafka_admin, platform.kafka.passwords)
+    if retire:
+        done = access.retire_previous(name, platform.kafka.passwords)
+        print(f"{name}: previous secret {'retired' if done else 'already gone'}")
+        return 0
+    mechanism = access.rotate(name, platform.kafka.passwords)
+    path = platform.credentials_file(name)
+    if path.exists() or not name.startswith("agency-"):
+        path.write_text(platform.kafka_access(name).properties())
+    print(f"{name}: new secret under {mechanism}; the old one works until --retire-previous")
+    sys.stdout.write(platform.kafka_access(name).properties())
     return 0
 
 
@@ -296,6 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
     acl.set_defaults(func=cmd_acl)
     credentials = sub.add_parser("credentials", help="a principal's librdkafka properties")
     credentials.add_argument("name", help="a principal: identity, analyst, ...")
+    credentials.add_argument("--rotate", action="store_true", help="issue a new secret")
+    credentials.add_argument(
+        "--retire-previous", action="store_true", help="end the secret a rotation replaced"
+    )
     credentials.set_defaults(func=cmd_credentials)
     kafka_config = sub.add_parser("kafka-config", help="a container broker's TLS and config")
     kafka_config.add_argument("directory", help="where the broker reads them (a volume)")

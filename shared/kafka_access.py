@@ -18,6 +18,9 @@ from typing import Any
 
 SECURITY_PROTOCOL = "SASL_SSL"
 MECHANISM = "SCRAM-SHA-512"
+#: The broker keeps one credential per SCRAM mechanism: rotating a secret puts the new
+#: one under the other mechanism, so old and new both work until the old is retired.
+MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
 
 
 class CredentialsError(ValueError):
@@ -40,13 +43,14 @@ class KafkaAccess:
     username: str
     password: str = field(repr=False)
     ca_file: str
+    mechanism: str = MECHANISM
 
     def client_options(self) -> dict[str, Any]:
         """Keyword arguments for any aiokafka client (producer, consumer, admin)."""
         return {
             "bootstrap_servers": self.bootstrap_servers,
             "security_protocol": SECURITY_PROTOCOL,
-            "sasl_mechanism": MECHANISM,
+            "sasl_mechanism": self.mechanism,
             "sasl_plain_username": self.username,
             "sasl_plain_password": self.password,
             "ssl_context": self.ssl_context(),
@@ -63,7 +67,7 @@ class KafkaAccess:
         return {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": SECURITY_PROTOCOL,
-            "sasl.mechanisms": MECHANISM,
+            "sasl.mechanisms": self.mechanism,
             "sasl.username": self.username,
             "sasl.password": self.password,
             "ssl.ca.location": self.ca_file,
@@ -101,9 +105,9 @@ class KafkaAccess:
             values[key.strip()] = value.strip()
         protocol = values.get("security.protocol", "").upper()
         mechanism = values.get("sasl.mechanisms", values.get("sasl.mechanism", "")).upper()
-        if protocol != SECURITY_PROTOCOL or mechanism != MECHANISM:
+        if protocol != SECURITY_PROTOCOL or mechanism not in MECHANISMS:
             raise CredentialsError(
-                f"the platform accepts only {SECURITY_PROTOCOL} with {MECHANISM}, "
+                f"the platform accepts only {SECURITY_PROTOCOL} with {' or '.join(MECHANISMS)}, "
                 f"not {protocol or 'no protocol'} with {mechanism or 'no mechanism'}"
             )
         missing = [
@@ -118,6 +122,7 @@ class KafkaAccess:
             username=values["sasl.username"],
             password=values["sasl.password"],
             ca_file=values["ssl.ca.location"],
+            mechanism=mechanism,
         )
 
     @classmethod

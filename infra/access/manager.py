@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from infra.access.agencies import agency_consumer, take
+from infra.platform.access import current_mechanism
 from infra.platform.provision import InitReport, ensure_access, ensure_topics
 from infra.platform.secrets import SecretStore
 from shared.kafka_access import KafkaAccess
@@ -70,7 +72,10 @@ class AccessManager:
             if not active:
                 path.unlink(missing_ok=True)
                 continue
-            access = self._admin.as_principal(name, self._passwords.get(name))
+            access = replace(
+                self._admin.as_principal(name, self._passwords.get(name)),
+                mechanism=current_mechanism(self._passwords, name),
+            )
             path.touch(mode=0o600)
             path.chmod(0o600)
             path.write_text(access.properties())

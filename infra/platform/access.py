@@ -31,14 +31,32 @@ from confluent_kafka.admin._scram import (
 )
 
 from infra.platform.provision import Passwords
+from infra.platform.secrets import SecretStore, new_secret
 from shared.acl import AclBinding, Operation, PatternType, agency_bindings, declared_bindings
 from shared.acl import ResourceType as AclResource
-from shared.kafka_access import KafkaAccess
+from shared.kafka_access import MECHANISM, MECHANISMS, KafkaAccess
 from shared.principals import ADMIN, PRINCIPALS, agency_principal
 
 #: PBKDF2 rounds of each stored SCRAM credential: Kafka's minimum for SHA-512 is 4096.
 SCRAM_ITERATIONS = 8192
 _TIMEOUT = 30.0
+
+_SCRAM: dict[str, ScramMechanism] = {
+    "SCRAM-SHA-512": ScramMechanism.SCRAM_SHA_512,
+    "SCRAM-SHA-256": ScramMechanism.SCRAM_SHA_256,
+}
+_MECHANISM_KEY = "{}#mechanism"
+
+
+def current_mechanism(store: SecretStore, name: str) -> str:
+    """The SCRAM mechanism a principal's current secret is kept under (SHA-512 until a
+    rotation moves it to the other one)."""
+    return store.peek(_MECHANISM_KEY.format(name)) or MECHANISM
+
+
+def _other(mechanism: str) -> str:
+    return next(m for m in MECHANISMS if m != mechanism)
+
 
 _RESOURCE_TYPES: dict[AclResource, ResourceType] = {
     "topic": ResourceType.TOPIC,
@@ -205,9 +223,38 @@ class BrokerAccess:
             self._wait(self._client.create_acls([_to_kafka(b) for b in plan.acls_to_add]))
         return plan
 
-    def set_password(self, user: str) -> None:
-        """(Re)write a user's SCRAM credential from the password kept in the home."""
-        self._upsert_users([user])
+    def rotate(self, user: str, store: SecretStore) -> str:
+        """Give `user` a new secret without a moment of refusal; the new mechanism.
+
+        The new secret goes under the other SCRAM mechanism, so the old one keeps working
+        for clients not yet switched; `retire_previous` ends it once they have.
+        """
+        if user not in self.users():
+            raise ValueError(f"{user} has no credential to rotate")
+        new = _other(current_mechanism(store, user))
+        password = new_secret()
+        upsert = UserScramCredentialUpsertion(
+            user, ScramCredentialInfo(_SCRAM[new], SCRAM_ITERATIONS), password.encode()
+        )
+        self._wait(self._client.alter_user_scram_credentials([upsert]))
+        store.put(user, password)
+        store.put(_MECHANISM_KEY.format(user), new)
+        return new
+
+    def retire_previous(self, user: str, store: SecretStore) -> bool:
+        """Remove the secret a rotation replaced; False if there was none."""
+        previous = _other(current_mechanism(store, user))
+        described = self._client.describe_user_scram_credentials([user], request_timeout=_TIMEOUT)
+        assert isinstance(described, dict)
+        mechanisms = {
+            info.mechanism
+            for info in described[user].result(timeout=_TIMEOUT).scram_credential_infos
+        }
+        if _SCRAM[previous] not in mechanisms:
+            return False
+        deletion = UserScramCredentialDeletion(user, _SCRAM[previous])
+        self._wait(self._client.alter_user_scram_credentials([deletion]))
+        return True
 
     def _upsert_users(self, users: Iterable[str]) -> None:
         info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)

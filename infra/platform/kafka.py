@@ -275,9 +275,11 @@ def broker_properties(
         "inter.broker.listener.name": "CLIENT",
         "listener.security.protocol.map": "CLIENT:SASL_SSL,CONTROLLER:SSL",
         # Clients: SCRAM over TLS. The node talks to itself on CLIENT as admin.
-        "sasl.enabled.mechanisms": MECHANISM,
+        # Both, so a principal's secret can be rotated without a moment of refusal.
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512,SCRAM-SHA-256",
         "sasl.mechanism.inter.broker.protocol": MECHANISM,
         f"listener.name.client.{MECHANISM.lower()}.sasl.jaas.config": jaas,
+        "listener.name.client.scram-sha-256.sasl.jaas.config": jaas,
         "ssl.keystore.type": "PEM",
         "ssl.keystore.location": str(tls.node_keystore),
         "ssl.truststore.type": "PEM",

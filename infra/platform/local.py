@@ -176,11 +176,14 @@ class LocalPlatform:
 
     def kafka_access(self, principal: str) -> KafkaAccess:
         """How `principal` reaches this platform's broker (its password made on first use)."""
+        from infra.platform.access import current_mechanism
+
         return KafkaAccess(
             bootstrap_servers=self.kafka_bootstrap,
             username=principal,
             password=self.kafka.passwords.get(principal),
             ca_file=str(self.kafka.tls.ca_file),
+            mechanism=current_mechanism(self.kafka.passwords, principal),
         )
 
     @property

@@ -16,7 +16,6 @@ from pydantic import Field
 
 from shared.envelope import Envelope, Event
 from shared.kafka import dead_letter_headers
-from shared.kafka_access import MECHANISM
 from shared.logging import get_logger, logging_dict_config
 from shared.principals import METRICS_WORKER_APP_ID
 from shared.registry import UndecodableEvent, decode
@@ -64,7 +63,7 @@ app = faust.App(
         username=kafka.username,
         password=kafka.password,
         ssl_context=kafka.ssl_context(),
-        mechanism=MECHANISM,
+        mechanism=kafka.mechanism,
     ),
     store="memory://",
     datadir=settings.data_dir,

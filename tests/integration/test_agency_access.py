@@ -1,0 +1,99 @@
+"""An agency's credentials through their life: issued when the catalog registers it,
+rotated without a moment of refusal, and cut off within seconds when it is deactivated."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from infra.platform.access import BrokerAccess
+from shared.kafka_access import KafkaAccess
+from shared.principals import agency_principal
+from shared.topics import Topic, channel
+from tests.integration.exchange.helpers import AgencySystem, announce, eventually
+
+pytestmark = pytest.mark.integration
+
+
+async def can_write(access: KafkaAccess, topic: str) -> bool:
+    """Whether `access` may publish on `topic` now (a fresh connection, so a fresh login)."""
+    producer = AIOKafkaProducer(**access.client_options(), request_timeout_ms=5000)
+    try:
+        await asyncio.wait_for(producer.start(), 15)
+        await asyncio.wait_for(producer.send_and_wait(topic, b"probe"), 15)
+    except (KafkaError, TimeoutError):
+        return False
+    finally:
+        await producer.stop()
+    return True
+
+
+@pytest.mark.allows_error_logs  # aiokafka logs the refused logins and topics as errors
+async def test_a_deactivated_agency_is_cut_off_within_seconds(
+    kafka_admin: KafkaAccess,
+    agency_kafka: Callable[[str], Awaitable[KafkaAccess]],
+    infrastructure: Any,
+) -> None:
+    agency = AgencySystem(f"rv-{uuid.uuid4().hex[:8]}")
+    await announce(kafka_admin, (agency.recorded(), agency.code))
+    access = await agency_kafka(agency.code)
+    requests = channel(Topic.AGENCY_REQUESTS, agency.code)
+    assert await can_write(access, requests)
+    # A producer connected before the deactivation, as a running system would be.
+    connected = AIOKafkaProducer(**access.client_options(), request_timeout_ms=5000)
+    await connected.start()
+    try:
+        await connected.send_and_wait(requests, b"before")
+        gone = agency.recorded().model_copy(update={"active": False, "revision": 2})
+        await announce(kafka_admin, (gone, agency.code))
+
+        async def refused() -> bool:
+            try:
+                await asyncio.wait_for(connected.send_and_wait(requests, b"after"), 10)
+            except (KafkaError, TimeoutError):
+                return True
+            return False
+
+        started = asyncio.get_running_loop().time()
+        await eventually(refused, timeout=30)
+        assert asyncio.get_running_loop().time() - started < 30
+    finally:
+        await connected.stop()
+    assert not await can_write(access, requests)
+    credentials = infrastructure.credentials_file(agency_principal(agency.code))
+    assert not credentials.exists()
+    users = BrokerAccess(kafka_admin, infrastructure.kafka.passwords).users()
+    assert agency_principal(agency.code) not in users
+
+
+@pytest.mark.allows_error_logs  # the old secret, once retired, is refused (logged)
+async def test_a_rotated_secret_works_beside_the_old_one_until_the_old_is_retired(
+    kafka_admin: KafkaAccess,
+    agency_kafka: Callable[[str], Awaitable[KafkaAccess]],
+    infrastructure: Any,
+) -> None:
+    agency = AgencySystem(f"rt-{uuid.uuid4().hex[:8]}")
+    await announce(kafka_admin, (agency.recorded(), agency.code))
+    old = await agency_kafka(agency.code)
+    requests = channel(Topic.AGENCY_REQUESTS, agency.code)
+    broker = BrokerAccess(kafka_admin, infrastructure.kafka.passwords)
+    principal = agency_principal(agency.code)
+
+    mechanism = broker.rotate(principal, infrastructure.kafka.passwords)
+    new = infrastructure.kafka_access(principal)
+    assert new.mechanism == mechanism != old.mechanism
+    assert new.password != old.password
+    # During the switch both work: clients move over one by one.
+    assert await can_write(new, requests)
+    assert await can_write(old, requests)
+
+    assert broker.retire_previous(principal, infrastructure.kafka.passwords)
+    assert await can_write(new, requests)
+    assert not await can_write(replace(old), requests)
