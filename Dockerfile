@@ -11,16 +11,19 @@ WORKDIR /app
 
 # Dependencies first (cached unless pyproject.toml changes), then the code.
 COPY pyproject.toml README.md* ./
-RUN mkdir -p shared services infra \
-    && touch shared/__init__.py services/__init__.py infra/__init__.py \
+RUN mkdir -p shared services infra simulator \
+    && touch shared/__init__.py services/__init__.py infra/__init__.py simulator/__init__.py \
     && pip install . \
     && pip uninstall -y panjereh \
-    && rm -rf shared services infra build
+    && rm -rf shared services infra simulator build
 
 COPY shared ./shared
 COPY services ./services
 COPY infra ./infra
-RUN pip install --no-deps . && rm -rf build
+COPY simulator ./simulator
+# The agency package: the simulator acts through it, as agencies' systems do.
+COPY clients ./clients
+RUN pip install --no-deps . ./clients && rm -rf build clients/build
 
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin panjereh \
     && mkdir -p /var/lib/panjereh && chown panjereh /var/lib/panjereh

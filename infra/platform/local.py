@@ -103,7 +103,7 @@ SERVICE_PROCESSES: tuple[ServiceProcess, ...] = (
     ServiceProcess(
         "metrics-worker", "services.metrics.worker", "metrics_worker", Principal.METRICS_WORKER
     ),
-    ServiceProcess("simulator", "services.metrics.simulator", "simulator", Principal.SIMULATOR),
+    ServiceProcess("simulator", "simulator", "simulator", Principal.SIMULATOR),
 )
 
 
@@ -164,8 +164,9 @@ class LocalPlatform:
     def database_url_for(self, service_name: str) -> str:
         """The DSN a process of `SERVICE_PROCESSES` runs with: its service's own role.
 
-        The metrics worker and the simulator hold no data of their own; they get the
-        metrics service's role, as in docker-compose.yml.
+        The metrics worker holds no data of its own; it gets the metrics service's role,
+        as in docker-compose.yml. The platform's own processes and the simulator, which
+        is not part of the platform, get none.
         """
         for process in SERVICE_PROCESSES:
             if process.name == service_name:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from infra.platform import SERVICE_PROCESSES, LocalPlatform
-from services.metrics.simulator import SERVICES
+from simulator.app import SERVICES
 from tests.kcat import kcat
 from tests.slots import e2e_ports
 

@@ -39,11 +39,13 @@ def test_each_process_gets_its_services_own_role(
     }
 
 
-def test_a_process_of_the_platforms_own_gets_no_database_role(platform: LocalPlatform) -> None:
-    (manager,) = [p for p in SERVICE_PROCESSES if p.service is None]
-    dsn = urlsplit(platform.env_for(manager)["PANJEREH_DATABASE_URL"])
-    assert dsn.username is None
-    assert dsn.password is None
+def test_a_process_outside_the_services_gets_no_database_role(platform: LocalPlatform) -> None:
+    outside = [p for p in SERVICE_PROCESSES if p.service is None]
+    assert {p.name for p in outside} == {"access-manager", "simulator"}
+    for process in outside:
+        dsn = urlsplit(platform.env_for(process)["PANJEREH_DATABASE_URL"])
+        assert dsn.username is None
+        assert dsn.password is None
 
 
 def test_every_role_has_a_password_of_its_own(platform: LocalPlatform) -> None:

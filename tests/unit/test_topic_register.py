@@ -36,7 +36,7 @@ CODE: dict[Principal, tuple[str, ...]] = {
     Principal.EXCHANGE: ("services/exchange",),
     Principal.METRICS: ("services/metrics",),
     Principal.METRICS_WORKER: ("services/metrics/worker", "services/metrics/domain"),
-    Principal.SIMULATOR: ("services/metrics/simulator.py", "services/metrics/actors.py"),
+    Principal.SIMULATOR: ("simulator",),
     # Every agency's system, through the agency package, on its own channel.
     Principal.AGENCY: ("clients/panjereh_agency",),
 }
@@ -45,8 +45,6 @@ CARVED_OUT = {
     "services/identity/adapters/sms_gateway.py",
     "services/metrics/worker",
     "services/metrics/domain",
-    "services/metrics/simulator.py",
-    "services/metrics/actors.py",
 }
 SERVICES = {Principal.IDENTITY, Principal.CATALOG, Principal.EXCHANGE, Principal.METRICS}
 

@@ -9,9 +9,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from services.metrics.actors import issued_credentials
 from services.metrics.domain.reference import load_reference
-from services.metrics.simulator import (
+from shared.envelope import Envelope
+from shared.events.catalog import DeliveryReported
+from shared.kafka_access import KafkaAccess
+from shared.registry import decode
+from shared.topics import Topic, channel
+from simulator.actors import issued_credentials
+from simulator.app import (
     SERVICES,
     Adapters,
     AgencyReporters,
@@ -19,11 +24,6 @@ from services.metrics.simulator import (
     SimulatorSettings,
     channel_delivery_reports,
 )
-from shared.envelope import Envelope
-from shared.events.catalog import DeliveryReported
-from shared.kafka_access import KafkaAccess
-from shared.registry import decode
-from shared.topics import Topic, channel
 from tests.integration.exchange.helpers import AgencySystem, announce
 from tests.integration.kafka_helpers import read_all
 

@@ -12,12 +12,12 @@ from datetime import UTC, datetime, timedelta
 
 from services.identity.adapters.sms_gateway import SmsGatewaySettings, run_development_gateway
 from services.identity.settings import IdentitySettings
-from services.metrics.actors import Phones
 from shared.envelope import Envelope
 from shared.events.identity import SmsContent, SmsRequested
 from shared.kafka import new_producer, publish
 from shared.kafka_access import KafkaAccess
 from shared.principals import Principal
+from simulator.actors import Phones
 
 
 async def test_a_phone_receives_the_code_sent_to_its_mobile(

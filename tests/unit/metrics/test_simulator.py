@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 
 from services.catalog.domain import ServiceEntry, owner_of
 from services.identity.domain.citizens import is_valid_national_id, normalise_mobile
-from services.metrics.actors import (
+from services.metrics.domain.reference import load_reference
+from shared.events.catalog import DeliveryReported
+from simulator.actors import (
     NotReady,
     Readiness,
     Tasks,
@@ -19,15 +21,13 @@ from services.metrics.actors import (
     retrying,
     service_entry,
 )
-from services.metrics.domain.reference import load_reference
-from services.metrics.simulator import (
+from simulator.app import (
     CHANNEL_WEIGHTS,
     SERVICES,
     Pace,
     channel_delivery_reports,
     plan_delivery,
 )
-from shared.events.catalog import DeliveryReported
 
 NOW = datetime(2026, 1, 1, 9, tzinfo=UTC)
 

@@ -1,6 +1,6 @@
 """Traffic simulator: agencies and citizens using the platform, so the dashboard moves.
 
-`python -m services.metrics.simulator` (started by `make up`). Rates are configurable
+`python -m simulator` (started by `make up`). Rates are configurable
 (`PANJEREH_SIMULATOR_*_PER_SECOND`); 0 turns an activity off.
 
 Every activity goes through the front door a real actor would use, behind one small
@@ -48,7 +48,12 @@ from panjereh_agency import DeliveryReporter
 from pydantic import Field, SecretStr
 
 from services.identity.settings import DEVELOPMENT_OPERATOR_TOKEN
-from services.metrics.actors import (
+from services.metrics.domain.reference import Reference, load_reference
+from shared.events.catalog import DeliveryReported, Outcome
+from shared.logging import configure_logging, get_logger
+from shared.settings import PlatformSettings
+from shared.vocabulary import Channel
+from simulator.actors import (
     AgenciesOnTheExchange,
     AgencyCredentials,
     CitizensAtTheWindow,
@@ -59,11 +64,6 @@ from services.metrics.actors import (
     issued_credentials,
     register_services,
 )
-from services.metrics.domain.reference import Reference, load_reference
-from shared.events.catalog import DeliveryReported, Outcome
-from shared.logging import configure_logging, get_logger
-from shared.settings import PlatformSettings
-from shared.vocabulary import Channel
 
 log = get_logger(__name__)
 
