@@ -145,12 +145,14 @@ async def fill_register(database_url: str, count: int, rng: random.Random) -> No
     pool = await create_pool(database_url, "catalog", max_size=2)
     try:
         await reference.load(pool)
-        existing = await pool.fetchval("SELECT count(*) FROM services WHERE service_id ~ 'bench-'")
-        if existing >= count:
+        rows = await pool.fetch("SELECT service_id FROM services WHERE service_id ~ 'bench-'")
+        existing = {row["service_id"] for row in rows}
+        if len(existing) >= count:
             return
-        services = generated_services(count, rng)
+        # An earlier, smaller run's services stay; only the missing ones are added.
+        services = [s for s in generated_services(count, rng) if s.service_id not in existing]
         started = time.perf_counter()
-        for start in range(0, count, 500):
+        for start in range(0, len(services), 500):
             async with pool.acquire() as connection, connection.transaction():
                 for entry in services[start : start + 500]:
                     await register.draft_service(connection, entry, by="operator:benchmark")
@@ -158,7 +160,7 @@ async def fill_register(database_url: str, count: int, rng: random.Random) -> No
                         connection, entry.service_id, "published", by="operator:benchmark"
                     )
         took = time.perf_counter() - started
-        print(f"register: {count} services drafted and published in {took:.1f} s")
+        print(f"register: {len(services)} services drafted and published in {took:.1f} s")
     finally:
         await pool.close()
 
