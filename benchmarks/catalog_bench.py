@@ -1,20 +1,25 @@
 """Catalog benchmark: search latency over 10,000 services, and delivery ingestion throughput.
 
     PANJEREH_TEST_SLOT=N .venv/bin/python benchmarks/catalog_bench.py [--services 10000]
-        [--deliveries 20000] [--queries 400]
+        [--deliveries 20000] [--queries 400] [--smoke]
 
 Starts its own Kafka and PostgreSQL (a platform home of its own, on ports shifted by the
-slot) unless `--bootstrap` and `--database-url` point at running ones. Then:
+slot, kept for the next run unless `--down`) with an access manager, unless `--home` and
+`--database-url` name a running platform and the catalog's role (see benchmarks/stage.py).
+The catalog runs as its own principal; each agency reports as itself. Then:
 
 1. Fills the register with generated services (reference agencies, titles and texts from
    the seed articles), written through the register itself (history and outbox included).
 2. Search: runs queries typed as citizens type them (Arabic letter forms, no ZWNJ,
    English), some with filters, through the HTTP API in-process; prints p50, p95, p99.
-3. Deliveries: produces N valid `DeliveryReported` to `catalog.delivery-reports` (a tenth
-   of them sent twice), then starts the catalog (one process: its consumer and outbox
-   relay) and times until every distinct report is a `DeliveryRecorded` on
+3. Deliveries: the reference agencies report N valid `DeliveryReported`, each on its own
+   channel `agency.<code>.deliveries` with the credentials the access manager issued it
+   (a tenth of them sent twice), then starts the catalog (one process: its consumer and
+   outbox relay) and times until every distinct report is a `DeliveryRecorded` on
    `catalog.deliveries`; prints events per second and the ratio to the floor of 3 million
    deliveries a day with a tenfold peak hour (≈ 347/s).
+
+`--smoke` runs every phase on a few dozen services and a few hundred reports, in seconds.
 """
 
 from __future__ import annotations
@@ -38,18 +43,22 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from infra.platform import LocalPlatform, Ports  # noqa: E402
+from panjereh_agency import DeliveryReporter  # noqa: E402
+
+from benchmarks.stage import Stage, add_arguments, close_stage, open_stage  # noqa: E402
 from services.catalog import reference, register  # noqa: E402
 from services.catalog.bootstrap import build  # noqa: E402
 from services.catalog.domain import ServiceEntry  # noqa: E402
 from services.catalog.http import router  # noqa: E402
 from services.catalog.settings import CatalogSettings  # noqa: E402
 from shared.db import create_pool  # noqa: E402
-from shared.envelope import Envelope  # noqa: E402
-from shared.events.catalog import DeliveryReported  # noqa: E402
-from shared.kafka import event_headers, new_producer  # noqa: E402
+from shared.events.catalog import DeliveryReported, delivery_event_id  # noqa: E402
+from shared.kafka import new_producer  # noqa: E402
+from shared.kafka_access import KafkaAccess  # noqa: E402
 from shared.logging import configure_logging  # noqa: E402
+from shared.principals import Principal  # noqa: E402
 from shared.reference.provinces import PROVINCES  # noqa: E402
+from shared.registry import decode  # noqa: E402
 from shared.runtime import create_app  # noqa: E402
 from shared.topics import Topic  # noqa: E402
 
@@ -136,12 +145,14 @@ async def fill_register(database_url: str, count: int, rng: random.Random) -> No
     pool = await create_pool(database_url, "catalog", max_size=2)
     try:
         await reference.load(pool)
-        existing = await pool.fetchval("SELECT count(*) FROM services WHERE service_id ~ 'bench-'")
-        if existing >= count:
+        rows = await pool.fetch("SELECT service_id FROM services WHERE service_id ~ 'bench-'")
+        existing = {row["service_id"] for row in rows}
+        if len(existing) >= count:
             return
-        services = generated_services(count, rng)
+        # An earlier, smaller run's services stay; only the missing ones are added.
+        services = [s for s in generated_services(count, rng) if s.service_id not in existing]
         started = time.perf_counter()
-        for start in range(0, count, 500):
+        for start in range(0, len(services), 500):
             async with pool.acquire() as connection, connection.transaction():
                 for entry in services[start : start + 500]:
                     await register.draft_service(connection, entry, by="operator:benchmark")
@@ -149,7 +160,7 @@ async def fill_register(database_url: str, count: int, rng: random.Random) -> No
                         connection, entry.service_id, "published", by="operator:benchmark"
                     )
         took = time.perf_counter() - started
-        print(f"register: {count} services drafted and published in {took:.1f} s")
+        print(f"register: {len(services)} services drafted and published in {took:.1f} s")
     finally:
         await pool.close()
 
@@ -182,53 +193,54 @@ async def bench_search(client: httpx.AsyncClient, queries: int, rng: random.Rand
     )
 
 
-async def produce_reports(bootstrap: str, count: int, rng: random.Random) -> set[uuid.UUID]:
-    """Valid reports for reference services, a tenth of them sent twice."""
+async def produce_reports(stage: Stage, count: int, rng: random.Random) -> set[uuid.UUID]:
+    """Valid reports for reference services, a tenth of them sent twice, each agency's on
+    its own channel with its own credentials."""
     services = [s for s in reference.reference_services() if s.status == "published"]
-    producer = new_producer(bootstrap, client_id="catalog-bench")
-    await producer.start()
-    ids: set[uuid.UUID] = set()
     now = datetime.now(UTC)
+    by_agency: dict[str, list[DeliveryReported]] = {}
+    for index in range(count):
+        service = services[index % len(services)]
+        report = DeliveryReported(
+            report_id=uuid.uuid4(),
+            agency=service.service_id.split(".")[0],
+            service_id=service.service_id,
+            channel=service.channels[0],
+            province=rng.choice(PROVINCES).code,
+            started_at=now - timedelta(minutes=5),
+            finished_at=now - timedelta(minutes=1),
+            outcome=rng.choice(["completed", "completed", "completed", "rejected"]),
+        )
+        copies = 2 if index % 10 == 0 else 1
+        by_agency.setdefault(report.agency, []).extend([report] * copies)
+    reporters = [
+        DeliveryReporter(await stage.agency_access(agency), agency) for agency in by_agency
+    ]
+    for reporter in reporters:
+        await reporter.start()
     try:
-        pending = []
-        for index in range(count):
-            service = services[index % len(services)]
-            report = DeliveryReported(
-                report_id=uuid.uuid4(),
-                agency=service.service_id.split(".")[0],
-                service_id=service.service_id,
-                channel=service.channels[0],
-                province=rng.choice(PROVINCES).code,
-                started_at=now - timedelta(minutes=5),
-                finished_at=now - timedelta(minutes=1),
-                outcome=rng.choice(["completed", "completed", "completed", "rejected"]),
-            )
-            ids.add(report.report_id)
-            copies = 2 if index % 10 == 0 else 1
-            for _ in range(copies):
-                envelope = Envelope.wrap(report, source=report.agency, subject=report.agency)
-                pending.append(
-                    await producer.send(
-                        Topic.CATALOG_DELIVERY_REPORTS,
-                        envelope.to_bytes(),
-                        key=envelope.key(),
-                        headers=event_headers(envelope),
-                    )
-                )
-        await asyncio.gather(*pending)
+        # Every agency at once, a few hundred reports in flight each, as busy systems send.
+        async def send_all(reporter: DeliveryReporter) -> None:
+            reports = by_agency[reporter.agency]
+            for start in range(0, len(reports), 500):
+                await asyncio.gather(*(reporter.report(r) for r in reports[start : start + 500]))
+
+        await asyncio.gather(*(send_all(reporter) for reporter in reporters))
     finally:
-        await producer.stop()
-    return ids
+        for reporter in reporters:
+            await reporter.stop()
+    return {report.report_id for reports in by_agency.values() for report in reports}
 
 
-async def count_recorded(bootstrap: str) -> int:
-    """DeliveryRecorded events on the clean topic, as a read_committed reader sees them."""
+async def count_recorded(observer: KafkaAccess, events: set[uuid.UUID]) -> int:
+    """DeliveryRecorded events among `events` on the clean topic, as a read_committed reader
+    sees them (the topic may hold others': a running platform's, an earlier run's)."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
+        **observer.client_options(), isolation_level="read_committed", enable_auto_commit=False
     )
     await consumer.start()
     try:
-        probe = new_producer(bootstrap, client_id="catalog-bench-probe")
+        probe = new_producer(observer, client_id="catalog-bench-probe")
         await probe.start()
         try:
             partitions = await probe.partitions_for(Topic.CATALOG_DELIVERIES)
@@ -241,21 +253,27 @@ async def count_recorded(bootstrap: str) -> int:
         seen = 0
         while any([await consumer.position(tp) < ends[tp] for tp in tps]):
             batch = await consumer.getmany(*tps, timeout_ms=500, max_records=5000)
-            seen += sum(len(records) for records in batch.values())
+            for records in batch.values():
+                seen += sum(decode(r.value, Topic.CATALOG_DELIVERIES).id in events for r in records)
         return seen
     finally:
         await consumer.stop()
 
 
-async def bench_deliveries(settings: CatalogSettings, count: int, rng: random.Random) -> None:
-    before = await count_recorded(settings.kafka_bootstrap_servers)
+async def bench_deliveries(
+    stage: Stage, settings: CatalogSettings, count: int, rng: random.Random
+) -> None:
     produced_at = time.perf_counter()
-    ids = await produce_reports(settings.kafka_bootstrap_servers, count, rng)
+    ids = await produce_reports(stage, count, rng)
     sent = count + (count + 9) // 10
     print(
         f"deliveries: {sent} reports ({len(ids)} distinct) produced to "
-        f"{Topic.CATALOG_DELIVERY_REPORTS} in {time.perf_counter() - produced_at:.1f} s"
+        f"agency.<code>.deliveries, each agency on its own, in "
+        f"{time.perf_counter() - produced_at:.1f} s"
     )
+    # Only this run's deliveries count: their event ids follow from the report ids.
+    events = {delivery_event_id(report_id) for report_id in ids}
+    ours = list(events)
     pool = await create_pool(settings.database_url, "catalog", max_size=2)
     topic = Topic.CATALOG_DELIVERIES.value
     app = build(settings)
@@ -263,23 +281,28 @@ async def bench_deliveries(settings: CatalogSettings, count: int, rng: random.Ra
         last_id = await pool.fetchval("SELECT coalesce(max(id), 0) FROM outbox")
         started = time.perf_counter()
         async with app.router.lifespan_context(app):
-            query = "SELECT count(*) FROM outbox WHERE topic = $1 AND id > $2"
+            query = (
+                "SELECT count(*) FROM outbox WHERE topic = $1 AND id > $2"
+                " AND event_id = ANY($3::uuid[])"
+            )
             published_query = query + " AND published_at IS NOT NULL"
             while True:
-                if await pool.fetchval(published_query, topic, last_id) >= len(ids):
+                if await pool.fetchval(published_query, topic, last_id, ours) >= len(ids):
                     break
                 await asyncio.sleep(0.2)
             took = time.perf_counter() - started
         # Steady state: from the first delivery recorded to the last one published.
         first, last = await pool.fetchrow(
-            "SELECT min(created_at), max(published_at) FROM outbox WHERE topic = $1 AND id > $2",
+            "SELECT min(created_at), max(published_at) FROM outbox"
+            " WHERE topic = $1 AND id > $2 AND event_id = ANY($3::uuid[])",
             topic,
             last_id,
+            ours,
         )
         steady = (last - first).total_seconds()
     finally:
         await pool.close()
-    recorded = await count_recorded(settings.kafka_bootstrap_servers) - before
+    recorded = await count_recorded(stage.admin, events)
     rate = len(ids) / steady
     print(
         f"deliveries: {len(ids)} distinct reports recorded and published on "
@@ -296,53 +319,52 @@ async def bench_deliveries(settings: CatalogSettings, count: int, rng: random.Ra
         raise SystemExit("the clean topic does not hold each distinct report exactly once")
 
 
-async def run(args: argparse.Namespace) -> None:
+async def run(args: argparse.Namespace, stage: Stage) -> None:
     rng = random.Random(1403)
+    assert stage.database_url is not None
     settings = CatalogSettings(
-        kafka_bootstrap_servers=args.bootstrap, database_url=args.database_url
+        kafka_credentials_file=str(stage.credentials_file(Principal.CATALOG)),
+        database_url=stage.database_url,
     ).model_copy(update={"load_reference_when_empty": False, "log_level": "WARNING"})
     configure_logging("catalog-bench", settings)
     await fill_register(settings.database_url, args.services, rng)
-    # The search phase runs the HTTP API and the relay only (no consumer), and waits until
-    # the register's announcements are published, so neither phase slows the other.
-    app = create_app(settings, title="catalog-bench", routers=[router], verifies_tokens=True)
-    async with app.router.lifespan_context(app):
-        pool = app.state.runtime.pool
-        while True:
-            if not await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"):
-                break
-            await asyncio.sleep(0.5)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as client:
-            await bench_search(client, args.queries, rng)
-    await bench_deliveries(settings, args.deliveries, rng)
+    async with stage.agencies():
+        # The search phase runs the HTTP API and the relay only (no consumer), and waits
+        # until the register's announcements are published (the access manager makes the
+        # agencies' channels from them), so neither phase slows the other.
+        app = create_app(settings, title="catalog-bench", routers=[router], verifies_tokens=True)
+        async with app.router.lifespan_context(app):
+            pool = app.state.runtime.pool
+            unpublished = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+            while True:
+                if not await pool.fetchval(unpublished):
+                    break
+                await asyncio.sleep(0.5)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as client:
+                await bench_search(client, args.queries, rng)
+        await bench_deliveries(stage, settings, args.deliveries, rng)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--services", type=int, default=10_000)
-    parser.add_argument("--deliveries", type=int, default=20_000)
-    parser.add_argument("--queries", type=int, default=400)
-    parser.add_argument("--bootstrap", default=None)
-    parser.add_argument("--database-url", default=None)
-    parser.add_argument("--keep", action="store_true", help="leave the infrastructure running")
+    parser.add_argument("--services", type=int, default=None, help="10,000 (smoke: 60)")
+    parser.add_argument("--deliveries", type=int, default=None, help="20,000 (smoke: 300)")
+    parser.add_argument("--queries", type=int, default=None, help="400 (smoke: 20)")
+    add_arguments(parser, database=True)
     args = parser.parse_args()
-    platform = None
-    if args.bootstrap is None or args.database_url is None:
-        shift = int(os.environ.get("PANJEREH_TEST_SLOT", "0")) * 100
-        ports = Ports(kafka=49092 + shift, kafka_controller=49093 + shift, postgres=55499 + shift)
-        slot_home = REPO / ".data" / f"bench-{shift // 100}"
-        platform = LocalPlatform(home=slot_home, ports=ports)
-        platform.start_infrastructure()
-        args.bootstrap, args.database_url = (
-            platform.kafka_bootstrap,
-            platform.database_url_for("catalog"),
-        )
+    for name, full, smoke in (
+        ("services", 10_000, 60),
+        ("deliveries", 20_000, 300),
+        ("queries", 400, 20),
+    ):
+        if getattr(args, name) is None:
+            setattr(args, name, smoke if args.smoke else full)
+    stage = open_stage(args, "catalog")
     try:
-        asyncio.run(run(args))
+        asyncio.run(run(args, stage))
     finally:
-        if platform is not None and not args.keep:
-            platform.down()
+        close_stage(stage, args)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,11 @@ hands (sign, Kafka, verify, authorise, audit, forward, answer, check, deliver).
     PANJEREH_TEST_SLOT=3 .venv/bin/python benchmarks/exchange_bench.py [--rates 100 500 1000]
 
 It starts its own Kafka and PostgreSQL under `.data/bench-<slot>` on ports of its slot
-(left running for the next run unless `--down`), or uses `--bootstrap/--database-url`.
+(left running for the next run unless `--down`) with an access manager, or uses the
+running platform of `--home` with the exchange's role `--database-url` (see
+benchmarks/stage.py). The exchange runs as its own principal; each agency connects with
+the credentials the access manager issued it, and trusts only what the exchange signed.
+`--smoke` offers a few requests at a low rate, to show the benchmark still works.
 The floor is the national average: 8 billion transactions a year ≈ 254 per second.
 """
 
@@ -32,10 +36,15 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from infra.platform import LocalPlatform, Ports
-from services.exchange.client import ExchangeClient, ProviderWorker
+from panjereh_agency import ExchangeClient, ExchangeKeys, ProviderWorker
+
+from benchmarks.stage import SHIFT, Stage, add_arguments, close_stage, open_stage
 from shared.events.exchange import DataRequestForwarded
+from shared.logging import configure_logging
+from shared.principals import Principal
+from shared.settings import PlatformSettings
 from tests.integration.exchange.helpers import (
+    ISSUER,
     AgencySystem,
     Issuer,
     announce_world,
@@ -46,15 +55,7 @@ from tests.integration.exchange.helpers import (
 )
 
 FLOOR_PER_SECOND = 8_000_000_000 / (365 * 24 * 3600)
-SLOT = int(os.environ.get("PANJEREH_TEST_SLOT", "0"))
-SHIFT = SLOT * 100
 CITIZEN = "be" * 32
-
-
-def bench_platform() -> LocalPlatform:
-    ports = Ports(kafka=49092 + SHIFT, kafka_controller=49093 + SHIFT, postgres=55449 + SHIFT)
-    home = Path(__file__).resolve().parent.parent / ".data" / f"bench-{SLOT}"
-    return LocalPlatform(home=home, ports=ports)
 
 
 async def answer_at_once(request: DataRequestForwarded) -> dict[str, Any]:
@@ -116,13 +117,18 @@ async def offered_load(
     }
 
 
-async def run(arguments: argparse.Namespace, bootstrap: str, database_url: str) -> None:
+async def run(arguments: argparse.Namespace, stage: Stage) -> None:
+    configure_logging("exchange-bench", PlatformSettings(log_level="WARNING"))
     port = arguments.port
+    database_url = stage.database_url
+    assert database_url is not None
     env = os.environ | {
-        "PANJEREH_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "PANJEREH_KAFKA_CREDENTIALS_FILE": str(stage.credentials_file(Principal.EXCHANGE)),
         "PANJEREH_DATABASE_URL": database_url,
         "PANJEREH_EXCHANGE_PORT": str(port),
         "PANJEREH_LOG_LEVEL": "WARNING",
+        # The benchmark stands in for identity: the exchange trusts its issuer alone.
+        "PANJEREH_TOKEN_ISSUER": ISSUER,
     }
     log = open(Path(arguments.log), "ab")  # noqa: SIM115, ASYNC230 (the child's log, for its life)
     profile = [arguments.profile] if arguments.profile else ["-m", "services.exchange"]
@@ -141,29 +147,49 @@ async def run(arguments: argparse.Namespace, bootstrap: str, database_url: str) 
             AgencySystem(f"bench-ss-{run_tag}"),
             AgencySystem(f"bench-cr-{run_tag}"),
         )
-        await announce_world(bootstrap, issuer, consumer, provider)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+        # The benchmark announces what the catalog and identity would, as the admin.
+        await announce_world(stage.admin, database_url, issuer, consumer, provider)
+        async with (
+            stage.agencies(),
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http,
+        ):
+            consumer_kafka = await stage.agency_access(consumer.code)
+            provider_kafka = await stage.agency_access(provider.code)
+            keys = (await http.get("/keys")).json()["keys"]
+            exchange_keys = ExchangeKeys(keys={key["kid"]: key for key in keys})
             data_service = await register_data_service(
                 http, issuer, provider, "vital-status", timeout_ms=60_000
             )
             await grant(http, issuer, consumer, data_service)
-        worker = ProviderWorker(
-            bootstrap, provider.code, provider.key, provider.kid, {data_service: answer_at_once}
-        )
-        worker_task = asyncio.create_task(worker.run())
-        await asyncio.wait_for(worker.wait_ready(), 60)
-        async with ExchangeClient(bootstrap, consumer.code, consumer.key, consumer.kid) as client:
-            await offered_load(client, data_service, 50, 100)  # warm-up, not reported
-            rows = []
-            for rate in arguments.rates:
-                count = max(1, int(rate * arguments.seconds))
-                started = time.perf_counter()
-                row = await offered_load(client, data_service, rate, count)
-                row["wall_s"] = time.perf_counter() - started
-                rows.append(row)
-                print(_line(row), flush=True)
-        await worker.stop()
-        await asyncio.wait_for(worker_task, 30)
+            worker = ProviderWorker(
+                provider_kafka,
+                provider.code,
+                provider.key,
+                provider.kid,
+                {data_service: answer_at_once},
+                exchange_keys=exchange_keys,
+            )
+            worker_task = asyncio.create_task(worker.run())
+            await asyncio.wait_for(worker.wait_ready(), 60)
+            async with ExchangeClient(
+                consumer_kafka,
+                consumer.code,
+                consumer.key,
+                consumer.kid,
+                exchange_keys=exchange_keys,
+            ) as client:
+                warm_rate, warm_count = (10, 10) if arguments.smoke else (50, 100)
+                await offered_load(client, data_service, warm_rate, warm_count)  # not reported
+                rows = []
+                for rate in arguments.rates:
+                    count = max(1, int(rate * arguments.seconds))
+                    started = time.perf_counter()
+                    row = await offered_load(client, data_service, rate, count)
+                    row["wall_s"] = time.perf_counter() - started
+                    rows.append(row)
+                    print(_line(row), flush=True)
+            await worker.stop()
+            await asyncio.wait_for(worker_task, 30)
     finally:
         exchange.send_signal(signal.SIGTERM)
         exchange.wait(timeout=30)
@@ -192,29 +218,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--rates", type=int, nargs="+", default=[100, 500, 1000])
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each offered load")
-    parser.add_argument("--bootstrap", default=None)
-    parser.add_argument("--database-url", default=None)
+    parser.add_argument(
+        "--rates", type=int, nargs="+", default=None, help="100 500 1000 (smoke: 20)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=None, help="length of each offered load: 10 (smoke: 2)"
+    )
     parser.add_argument("--port", type=int, default=18093 + SHIFT)
     parser.add_argument("--log", default="/dev/null", help="where the exchange's log goes")
     parser.add_argument("--profile", default=None, help="cProfile the exchange into this file")
-    parser.add_argument(
-        "--down", action="store_true", help="stop the benchmark's own infrastructure"
-    )
+    add_arguments(parser, database=True)
     arguments = parser.parse_args()
-    platform = None
-    if arguments.bootstrap and arguments.database_url:
-        bootstrap, database_url = arguments.bootstrap, arguments.database_url
-    else:
-        platform = bench_platform()
-        platform.start_infrastructure()
-        bootstrap, database_url = platform.kafka_bootstrap, platform.database_url_for("exchange")
+    if arguments.rates is None:
+        arguments.rates = [20] if arguments.smoke else [100, 500, 1000]
+    if arguments.seconds is None:
+        arguments.seconds = 2.0 if arguments.smoke else 10.0
+    stage = open_stage(arguments, "exchange")
     try:
-        asyncio.run(run(arguments, bootstrap, database_url))
+        asyncio.run(run(arguments, stage))
     finally:
-        if platform is not None and arguments.down:
-            platform.down()
+        close_stage(stage, arguments)
 
 
 if __name__ == "__main__":

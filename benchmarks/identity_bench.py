@@ -1,13 +1,17 @@
 """How many citizens identity signs in per second, and how many tokens a service verifies.
 
 Runs identity as one process, as deployed (uvicorn: its HTTP app, outbox relay and
-consumers), loaded over HTTP from this process, against a real Kafka and PostgreSQL:
-those named by PANJEREH_KAFKA_BOOTSTRAP_SERVERS and PANJEREH_DATABASE_URL, or else the
-test infrastructure of PANJEREH_TEST_SLOT, started if needed. Prints the figures and
-their ratio to the floor: the window serves 3 million people a day; with a tenfold peak
-hour that is 3e6 / 24 * 10 / 3600 ≈ 347 sign-ins a second.
+consumers; its own principal and database role), loaded over HTTP from this process,
+against a real Kafka and PostgreSQL: the benchmark's own (`.data/bench-<slot>`, started
+if need be) or the running platform of `--home` with identity's role `--database-url`
+(see benchmarks/stage.py). The benchmark stands in for the SMS gateway (its principal, its
+development key, which opens the sealed codes) and verifies tokens as a service would.
+Prints the figures and their ratio to the floor: the window serves 3 million people a day;
+with a tenfold peak hour that is 3e6 / 24 * 10 / 3600 ≈ 347 sign-ins a second.
 
     PANJEREH_TEST_SLOT=1 .venv/bin/python benchmarks/identity_bench.py --citizens 2000
+
+`--smoke` signs in a handful of citizens, to show the benchmark still works.
 """
 
 from __future__ import annotations
@@ -33,32 +37,20 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.stage import SHIFT, Stage, add_arguments, close_stage, open_stage  # noqa: E402
+from services.identity.adapters.sms_gateway import SmsGatewaySettings  # noqa: E402
 from services.identity.domain.citizens import national_id_check_digit  # noqa: E402
 from shared.auth import IssuerKeys  # noqa: E402
 from shared.db import apply_migrations  # noqa: E402
 from shared.events.identity import SmsRequested  # noqa: E402
+from shared.kafka_access import KafkaAccess  # noqa: E402
+from shared.principals import Principal  # noqa: E402
 from shared.registry import decode  # noqa: E402
 from shared.topics import Topic  # noqa: E402
 
 PEOPLE_A_DAY = 3_000_000
 PEAK_FACTOR = 10
 FLOOR_PER_SECOND = PEOPLE_A_DAY / 24 * PEAK_FACTOR / 3600
-
-
-def infrastructure() -> tuple[str, str]:
-    kafka, database = (
-        os.environ.get("PANJEREH_KAFKA_BOOTSTRAP_SERVERS"),
-        os.environ.get("PANJEREH_DATABASE_URL"),
-    )
-    if kafka and database:
-        return kafka, database
-    from infra.platform import LocalPlatform
-    from tests.slots import SLOT, session_ports
-
-    home = REPO / ".data" / ("test" if SLOT == 0 else f"test-{SLOT}")
-    platform = LocalPlatform(home=home, ports=session_ports())
-    platform.start_infrastructure()
-    return platform.kafka_bootstrap, platform.database_url_for("identity")
 
 
 def progress(step: str) -> None:
@@ -74,36 +66,41 @@ def national_ids(count: int) -> list[str]:
     return sorted(found)
 
 
-async def codes_from_topic(bootstrap: str, mobiles: set[str]) -> dict[str, str]:
-    """The codes the SMS topic carries for these mobiles (the newest per mobile)."""
+async def codes_from_topic(gateway: KafkaAccess, mobiles: set[str]) -> dict[str, str]:
+    """The codes the SMS topic carries for these mobiles (the newest per mobile), read and
+    opened as the SMS gateway does: its principal, its (development) private key."""
     from tests.integration.kafka_helpers import read_all
 
+    opening_key = SmsGatewaySettings().opening_key
     codes: dict[str, str] = {}
 
     def collect(records: list[Any]) -> bool:
         for record in records[collect.seen :]:  # type: ignore[attr-defined]
             payload = decode(record.value, Topic.IDENTITY_SMS).payload
-            if isinstance(payload, SmsRequested) and payload.mobile in mobiles:
-                match = re.search(r"code: (\d{6})", payload.text)
+            if not isinstance(payload, SmsRequested):
+                continue
+            content = payload.open(opening_key)
+            if content.mobile in mobiles:
+                match = re.search(r"code: (\d{6})", content.text)
                 if match:
-                    codes[payload.mobile] = match.group(1)
+                    codes[content.mobile] = match.group(1)
         collect.seen = len(records)  # type: ignore[attr-defined]
         progress(f"read {len(records)} messages, {len(codes)} codes")
         return len(codes) >= len(mobiles)
 
     collect.seen = 0  # type: ignore[attr-defined]
-    await read_all(bootstrap, Topic.IDENTITY_SMS, until=collect, timeout=120)
+    await read_all(gateway, Topic.IDENTITY_SMS, until=collect, timeout=120)
     return codes
 
 
 @contextlib.contextmanager
 def identity_process(
-    bootstrap: str, database: str, port: int
+    credentials_file: Path, database: str, port: int
 ) -> Iterator[tuple[str, psutil.Process]]:
     """Identity as it is deployed: its own process (uvicorn), here on `port`."""
     env = {
         **os.environ,
-        "PANJEREH_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "PANJEREH_KAFKA_CREDENTIALS_FILE": str(credentials_file),
         "PANJEREH_DATABASE_URL": database,
         "PANJEREH_IDENTITY_PORT": str(port),
         "PANJEREH_IDENTITY_ISSUER": f"http://127.0.0.1:{port}",
@@ -167,8 +164,11 @@ def expect(status: int, answers: list[tuple[int, Any]]) -> None:
     assert not wrong, f"{len(wrong)} answers were not {status}, e.g. {wrong[0]}"
 
 
-async def bench(citizens: int, concurrency: int, verifications: int, port: int) -> None:
-    bootstrap, database = infrastructure()
+async def bench(
+    stage: Stage, citizens: int, concurrency: int, verifications: int, port: int
+) -> None:
+    database = stage.database_url
+    assert database is not None
     await apply_migrations(database, "identity")
     people = national_ids(citizens)
     # One distinct mobile per person (none ending in 0000: the development operator check
@@ -177,7 +177,8 @@ async def bench(citizens: int, concurrency: int, verifications: int, port: int) 
     mobiles = {nid: f"+98913{(base + i) % 10**6:06d}1" for i, nid in enumerate(people)}
     progress("infrastructure ready")
     cpu: dict[str, float] = {}
-    with identity_process(bootstrap, database, port) as (url, service):
+    identity = stage.credentials_file(Principal.IDENTITY)
+    with identity_process(identity, database, port) as (url, service):
         progress("identity started")
         connector = aiohttp.TCPConnector(limit=concurrency)
         async with aiohttp.ClientSession(url, connector=connector) as http:
@@ -221,7 +222,8 @@ async def bench(citizens: int, concurrency: int, verifications: int, port: int) 
             )
             expect(202, answers)
             progress("codes requested")
-            codes = await codes_from_topic(bootstrap, set(mobiles.values()))
+            gateway = stage.access(Principal.SMS_GATEWAY)
+            codes = await codes_from_topic(gateway, set(mobiles.values()))
             assert len(codes) == len(people), f"only {len(codes)} codes arrived"
             signed_in_in, answers = await timed_posts(
                 http,
@@ -241,7 +243,8 @@ async def bench(citizens: int, concurrency: int, verifications: int, port: int) 
                 jwks = await answer.json()
 
     progress("identity stopped")
-    keys = IssuerKeys(bootstrap, issuer=url)
+    # Verified as a service verifies tokens: its own principal reads identity's keys.
+    keys = IssuerKeys(stage.access(Principal.CATALOG), issuer=url)
     follower = asyncio.create_task(keys.run())
     await asyncio.wait_for(keys.ready.wait(), 30)
     await keys.stop()
@@ -284,14 +287,29 @@ async def bench(citizens: int, concurrency: int, verifications: int, port: int) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
-    parser.add_argument("--citizens", type=int, default=1000)
+    parser.add_argument("--citizens", type=int, default=None, help="1000 (smoke: 20)")
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--verifications", type=int, default=5000)
-    parser.add_argument("--port", type=int, default=18901, help="identity's port")
+    parser.add_argument("--verifications", type=int, default=None, help="5000 (smoke: 200)")
+    parser.add_argument("--port", type=int, default=18901 + SHIFT, help="identity's port")
+    add_arguments(parser, database=True)
     arguments = parser.parse_args()
-    asyncio.run(
-        bench(arguments.citizens, arguments.concurrency, arguments.verifications, arguments.port)
-    )
+    if arguments.citizens is None:
+        arguments.citizens = 20 if arguments.smoke else 1000
+    if arguments.verifications is None:
+        arguments.verifications = 200 if arguments.smoke else 5000
+    stage = open_stage(arguments, "identity")
+    try:
+        asyncio.run(
+            bench(
+                stage,
+                arguments.citizens,
+                arguments.concurrency,
+                arguments.verifications,
+                arguments.port,
+            )
+        )
+    finally:
+        close_stage(stage, arguments)
 
 
 if __name__ == "__main__":

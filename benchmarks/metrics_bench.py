@@ -2,13 +2,19 @@
 
     PANJEREH_TEST_SLOT=4 .venv/bin/python benchmarks/metrics_bench.py [--events 10000]
 
-Starts (or reuses) the slot's Kafka, then, on `exchange.transactions`:
+Starts (or reuses) the benchmarks' Kafka of the slot (`.data/bench-<slot>`), or uses the
+running platform of `--home` (see benchmarks/stage.py). Each client connects as the
+principal whose part it plays: the producer as the exchange, the bare consumer and the
+worker as the metrics worker, the readers of the figures as an analyst. Then, on
+`exchange.transactions`:
 1. produces N transactions (one unique consumer agency, so their figure is this run's own);
 2. a bare aiokafka consumer reads those N records and only decodes them: records/s;
 3. a fresh Faust worker (its group's offsets set to where the N records start) aggregates
    them: records/s from "worker ready" to the figure reaching N on `metrics.exchange`;
 4. freshness: with the worker caught up, one event at a time, the time from the broker's
    acknowledgement to its figure being visible on `metrics.exchange`; p50 and p99.
+
+`--smoke` runs every step on a few hundred events, to show the benchmark still works.
 """
 
 from __future__ import annotations
@@ -29,13 +35,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from infra.platform import LocalPlatform  # noqa: E402
+from benchmarks.stage import Stage, add_arguments, close_stage, open_stage  # noqa: E402
 from shared.kafka import new_producer, publish  # noqa: E402
+from shared.kafka_access import KafkaAccess  # noqa: E402
+from shared.principals import METRICS_WORKER_APP_ID, Principal  # noqa: E402
 from shared.registry import decode  # noqa: E402
 from shared.topics import Topic  # noqa: E402
 from tests.integration.metrics import events  # noqa: E402
 from tests.integration.metrics.worker_process import WorkerProcess  # noqa: E402
-from tests.slots import SLOT, session_ports  # noqa: E402
 
 SOURCE = Topic.EXCHANGE_TRANSACTIONS.value
 WORKER_TOPICS = (
@@ -49,8 +56,8 @@ WORKER_TOPICS = (
 )
 
 
-async def end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+async def end_offsets(kafka: KafkaAccess, topics: list[str]) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(**kafka.client_options())
     await consumer.start()
     try:
         tps = [
@@ -69,8 +76,8 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     return consumer.partitions_for_topic(topic) or set()
 
 
-async def produce(bootstrap: str, consumer_code: str, count: int) -> None:
-    producer = new_producer(bootstrap, client_id="metrics-bench")
+async def produce(exchange: KafkaAccess, consumer_code: str, count: int) -> None:
+    producer = new_producer(exchange, client_id="metrics-bench")
     await producer.start()
     at = datetime(1985, 1, 1, tzinfo=UTC) + timedelta(minutes=uuid.uuid4().int % 500_000)
     try:
@@ -84,9 +91,11 @@ async def produce(bootstrap: str, consumer_code: str, count: int) -> None:
         await producer.stop()
 
 
-async def bare_decode_rate(bootstrap: str, starts: dict[TopicPartition, int], count: int) -> float:
+async def bare_decode_rate(
+    kafka: KafkaAccess, starts: dict[TopicPartition, int], count: int
+) -> float:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kafka.client_options(),
         enable_auto_commit=False,
         isolation_level="read_committed",
         max_poll_records=2000,
@@ -114,11 +123,9 @@ async def bare_decode_rate(bootstrap: str, starts: dict[TopicPartition, int], co
 
 
 async def commit_group_offsets(
-    bootstrap: str, group: str, offsets: dict[TopicPartition, int]
+    kafka: KafkaAccess, group: str, offsets: dict[TopicPartition, int]
 ) -> None:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign(list(offsets))
@@ -127,15 +134,20 @@ async def commit_group_offsets(
         await consumer.stop()
 
 
+def figures_follower(analyst: KafkaAccess) -> AIOKafkaConsumer:
+    """A reader of `metrics.exchange` from its end, as an analyst reads the figures."""
+    return AIOKafkaConsumer(
+        Topic.METRICS_EXCHANGE.value, **analyst.client_options(), auto_offset_reset="latest"
+    )
+
+
 async def wait_for_figure(
-    bootstrap: str, key: str, value: float, consumer: AIOKafkaConsumer | None = None
+    analyst: KafkaAccess, key: str, value: float, consumer: AIOKafkaConsumer | None = None
 ) -> float:
     """Follow metrics.exchange until `key` holds `value`; returns when it was seen."""
     own = consumer is None
     if consumer is None:
-        consumer = AIOKafkaConsumer(
-            Topic.METRICS_EXCHANGE.value, bootstrap_servers=bootstrap, auto_offset_reset="latest"
-        )
+        consumer = figures_follower(analyst)
         await consumer.start()
     try:
         while True:
@@ -161,13 +173,12 @@ async def wait_ready(worker: WorkerProcess) -> float:
     raise RuntimeError(f"the worker did not start:\n{worker.log_text()[-2000:]}")
 
 
-async def freshness(bootstrap: str, samples: int) -> list[float]:
+async def freshness(stage: Stage, samples: int) -> list[float]:
     code = events.unique_agency("fresh")
     key = f"exchange.transactions|consumer={code}|all_time:all"
-    producer = new_producer(bootstrap, client_id="metrics-bench-freshness")
-    follower = AIOKafkaConsumer(
-        Topic.METRICS_EXCHANGE.value, bootstrap_servers=bootstrap, auto_offset_reset="latest"
-    )
+    analyst = stage.access(Principal.ANALYST)
+    producer = new_producer(stage.access(Principal.EXCHANGE), client_id="metrics-bench-freshness")
+    follower = figures_follower(analyst)
     await producer.start()
     await follower.start()
     await follower.getmany(timeout_ms=500)  # join and position at the end before measuring
@@ -176,7 +187,7 @@ async def freshness(bootstrap: str, samples: int) -> list[float]:
         for i in range(samples):
             await publish(producer, events.transaction(code))
             acked = time.perf_counter()
-            seen = await wait_for_figure(bootstrap, key, i + 1, follower)
+            seen = await wait_for_figure(analyst, key, i + 1, follower)
             latencies.append(seen - acked)
     finally:
         await producer.stop()
@@ -189,48 +200,44 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=10_000)
-    parser.add_argument("--freshness-samples", type=int, default=50)
-    args = parser.parse_args()
-
-    # The same home and ports as the slot's test session: reused if it is already running.
-    platform = LocalPlatform(
-        home=REPO / ".data" / ("test" if SLOT == 0 else f"test-{SLOT}"), ports=session_ports()
+async def run(args: argparse.Namespace, stage: Stage) -> None:
+    worker_access = stage.access(Principal.METRICS_WORKER)
+    analyst = stage.access(Principal.ANALYST)
+    print(
+        f"broker {worker_access.bootstrap_servers}; "
+        f"{args.events} TransactionRecorded events on {SOURCE}"
     )
-    platform.start_infrastructure()
-    bootstrap = platform.kafka_bootstrap
-    print(f"broker {bootstrap}; {args.events} TransactionRecorded events on {SOURCE}")
 
     code = events.unique_agency("bench")
-    starts = await end_offsets(bootstrap, [t.value for t in WORKER_TOPICS])
-    await produce(bootstrap, code, args.events)
+    starts = await end_offsets(worker_access, [t.value for t in WORKER_TOPICS])
+    await produce(stage.access(Principal.EXCHANGE), code, args.events)
 
-    bare = await bare_decode_rate(bootstrap, starts, args.events)
+    bare = await bare_decode_rate(worker_access, starts, args.events)
 
     with tempfile.TemporaryDirectory() as logs:
-        worker = WorkerProcess(bootstrap, Path(logs))
+        worker = WorkerProcess(
+            worker_access,
+            Path(logs),
+            app_id=f"{METRICS_WORKER_APP_ID}-bench-{uuid.uuid4().hex[:8]}",
+        )
         # Start the worker's group where this run's records begin (and at the end of the
         # other topics it reads), so it aggregates exactly these N records.
-        await commit_group_offsets(bootstrap, worker.app_id, starts)
-        follower = AIOKafkaConsumer(
-            Topic.METRICS_EXCHANGE.value, bootstrap_servers=bootstrap, auto_offset_reset="latest"
-        )
+        await commit_group_offsets(worker_access, worker.app_id, starts)
+        follower = figures_follower(analyst)
         await follower.start()
         await follower.getmany(timeout_ms=500)
         worker.start()
         try:
             ready = await wait_ready(worker)
             done = await wait_for_figure(
-                bootstrap,
+                analyst,
                 f"exchange.transactions|consumer={code}|all_time:all",
                 float(args.events),
                 follower,
             )
             await follower.stop()
             faust_rate = args.events / (done - ready)
-            latencies = await freshness(bootstrap, args.freshness_samples)
+            latencies = await freshness(stage, args.freshness_samples)
         finally:
             worker.stop()
 
@@ -245,5 +252,22 @@ async def main() -> None:
     )
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--events", type=int, default=None, help="10,000 (smoke: 300)")
+    parser.add_argument("--freshness-samples", type=int, default=None, help="50 (smoke: 3)")
+    add_arguments(parser, database=False)
+    args = parser.parse_args()
+    if args.events is None:
+        args.events = 300 if args.smoke else 10_000
+    if args.freshness_samples is None:
+        args.freshness_samples = 3 if args.smoke else 50
+    stage = open_stage(args, None)
+    try:
+        asyncio.run(run(args, stage))
+    finally:
+        close_stage(stage, args)
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

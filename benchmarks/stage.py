@@ -1,0 +1,171 @@
+"""Where a benchmark runs, and as whom: the platform's broker and database, its principals,
+and the agencies it simulates.
+
+A benchmark either starts infrastructure of its own (Kafka and PostgreSQL in
+`.data/bench-<slot>`, on ports shifted by `PANJEREH_TEST_SLOT` × 100, with an access
+manager in the benchmark's process) or is given a running platform's home (`--home`):
+its `credentials/` folder holds every principal's librdkafka properties file, and that
+platform's access manager (which `panjereh up` runs, and the test session's fixture)
+issues the simulated agencies their credentials there.
+
+Every process and every client connects as the principal whose part it plays; only what
+merely observes (counting what landed on a topic) reads as the platform's admin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
+
+from infra.platform import LocalPlatform, Ports
+from infra.platform.secrets import SecretStore
+from shared.kafka_access import KafkaAccess
+from shared.principals import ADMIN, agency_principal
+
+REPO = Path(__file__).resolve().parent.parent
+SLOT = int(os.environ.get("PANJEREH_TEST_SLOT", "0"))
+SHIFT = SLOT * 100
+
+
+def bench_ports() -> Ports:
+    """The ports of the benchmarks' own infrastructure for this slot."""
+    return Ports(kafka=49092 + SHIFT, kafka_controller=49093 + SHIFT, postgres=55499 + SHIFT)
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, database: bool) -> None:
+    """The options every benchmark shares: a running platform to use, and `--smoke`."""
+    parser.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help="use the running platform whose home this is (its credentials and its access"
+        " manager) instead of starting the benchmark's own Kafka and PostgreSQL",
+    )
+    if database:
+        parser.add_argument(
+            "--database-url",
+            default=None,
+            help="with --home: the service's own database role's DSN",
+        )
+    parser.add_argument(
+        "--down", action="store_true", help="stop the benchmark's own infrastructure after"
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a few seconds' run of every phase, to show the benchmark still works;"
+        " its figures mean nothing",
+    )
+
+
+@dataclass
+class Stage:
+    """A running platform as a benchmark sees it.
+
+    Contract: `platform` is set only when the benchmark started the infrastructure itself
+    (and then it also runs the access manager: `agencies()`).
+    """
+
+    home: Path
+    platform: LocalPlatform | None
+    database_url: str | None = None
+
+    def credentials_file(self, principal: str) -> Path:
+        return self.home / "credentials" / f"{principal}.properties"
+
+    def access(self, principal: str) -> KafkaAccess:
+        """How `principal` reaches the broker, as the platform issued it."""
+        return KafkaAccess.read(self.credentials_file(principal))
+
+    @property
+    def admin(self) -> KafkaAccess:
+        return self.access(ADMIN)
+
+    @contextlib.asynccontextmanager
+    async def agencies(self) -> AsyncIterator[None]:
+        """While inside, agencies recorded on `catalog.agencies` get their channel and
+        credentials: from an access manager of the benchmark's own on its own
+        infrastructure, from the platform's on a given one."""
+        if self.platform is None:
+            yield
+            return
+        from infra.access.manager import AccessManager
+
+        manager = AccessManager(
+            self.admin,
+            SecretStore(self.home / "secrets" / "kafka.json"),
+            development=True,
+            credentials_dir=self.home / "credentials",
+            retry_seconds=0.5,
+        )
+        task = asyncio.create_task(manager.run(), name="access-manager")
+        ready = asyncio.create_task(manager.ready.wait())
+        await asyncio.wait({task, ready}, timeout=120, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            ready.cancel()
+            task.result()  # a manager that could not start says why
+        try:
+            yield
+        finally:
+            await manager.stop()
+            await asyncio.wait({task}, timeout=10)
+
+    async def agency_access(self, agency: str, wait_seconds: float = 90) -> KafkaAccess:
+        """An agency's own access, once the access manager has issued it (the agency must
+        be recorded on `catalog.agencies` first)."""
+        path = self.credentials_file(agency_principal(agency))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        while not path.exists():
+            if loop.time() > deadline:
+                raise SystemExit(
+                    f"no credentials issued to {agency} in {wait_seconds:.0f} s: is the platform's"
+                    " access manager running?"
+                )
+            await asyncio.sleep(0.2)
+        access = KafkaAccess.read(path)
+        # The file is written once the broker's controller has the agency's user; the
+        # broker may take a moment more to accept it (seen: a SCRAM failure right after).
+        while True:
+            probe = AIOKafkaProducer(**access.client_options(), client_id="bench-probe")
+            try:
+                await probe.start()
+                return access
+            except KafkaConnectionError:
+                if loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+            finally:
+                await probe.stop()
+
+
+def open_stage(arguments: argparse.Namespace, service: str | None) -> Stage:
+    """The platform named by `--home`, or the benchmark's own (started if need be).
+
+    `service` names the process whose database role the benchmark runs as (None: it
+    needs no database).
+    """
+    if arguments.home is not None:
+        url = getattr(arguments, "database_url", None)
+        if service is not None and not url:
+            raise SystemExit("--home needs --database-url: the service's own role's DSN")
+        return Stage(home=arguments.home.resolve(), platform=None, database_url=url)
+    platform = LocalPlatform(home=REPO / ".data" / f"bench-{SLOT}", ports=bench_ports())
+    platform.start_infrastructure()
+    url = platform.database_url_for(service) if service is not None else None
+    return Stage(home=platform.home, platform=platform, database_url=url)
+
+
+def close_stage(stage: Stage, arguments: argparse.Namespace) -> None:
+    """Stop the benchmark's own infrastructure if asked (`--down`); it is kept otherwise,
+    so the next run starts in seconds."""
+    if stage.platform is not None and arguments.down:
+        stage.platform.down()
