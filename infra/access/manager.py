@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +18,24 @@ from shared.logging import get_logger
 from shared.principals import agency_principal
 
 log = get_logger(__name__)
+
+
+def _await_login(access: KafkaAccess, within: float = 30.0) -> None:
+    """Block until `access` can log in (librdkafka: its refusals stay off our logs)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    config: dict[str, str | int | float | bool] = dict(access.librdkafka_config())
+    config["log_level"] = 0
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            AdminClient(config).list_topics(timeout=3)
+            return
+        except KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 class AccessManager:
@@ -61,10 +80,10 @@ class AccessManager:
             development=self._development,
             agencies=agencies,
         )
-        self._write_credentials(agencies)
+        await self._write_credentials(agencies)
         return report.lines()
 
-    def _write_credentials(self, agencies: Mapping[str, bool]) -> None:
+    async def _write_credentials(self, agencies: Mapping[str, bool]) -> None:
         self._credentials_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         for code, active in agencies.items():
             name = agency_principal(code)
@@ -76,6 +95,10 @@ class AccessManager:
                 self._admin.as_principal(name, self._passwords.get(name)),
                 mechanism=current_mechanism(self._passwords, name),
             )
+            if not path.exists():
+                # A new user reaches the broker's credential cache a moment after the
+                # controller accepted it: hand out nothing that would be refused.
+                await asyncio.to_thread(_await_login, access)
             path.touch(mode=0o600)
             path.chmod(0o600)
             path.write_text(access.properties())
