@@ -14,11 +14,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def kcat(*args: str, check: bool = False, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def kcat(
+    *args: str, check: bool = False, timeout: float = 60, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run kcat with `args`; the caller passes `-F FILE` (or deliberately no credentials)."""
     wrapped = REPO / ".venv" / "bin" / "kcat"
     program = str(wrapped) if wrapped.exists() else shutil.which("kcat")
     assert program, "kcat is not installed: run infra/bootstrap.sh"
     return subprocess.run(
-        [program, *args], capture_output=True, text=True, timeout=timeout, check=check
+        [program, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=check,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
     )

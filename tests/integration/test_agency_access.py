@@ -18,6 +18,7 @@ from shared.kafka_access import KafkaAccess
 from shared.principals import agency_principal
 from shared.topics import Topic, channel
 from tests.integration.exchange.helpers import AgencySystem, announce, eventually
+from tests.kcat import kcat
 
 pytestmark = pytest.mark.integration
 
@@ -97,3 +98,34 @@ async def test_a_rotated_secret_works_beside_the_old_one_until_the_old_is_retire
     assert broker.retire_previous(principal, infrastructure.kafka.passwords)
     assert await can_write(new, requests)
     assert not await can_write(replace(old), requests)
+
+
+async def test_kcat_with_an_agencys_file_can_touch_neither_another_channel_nor_the_keys(
+    kafka_admin: KafkaAccess,
+    agency_kafka: Callable[[str], Awaitable[KafkaAccess]],
+    infrastructure: Any,
+) -> None:
+    mine, other = (
+        AgencySystem(f"kc-{uuid.uuid4().hex[:8]}"),
+        AgencySystem(f"ko-{uuid.uuid4().hex[:8]}"),
+    )
+    await announce(kafka_admin, (mine.recorded(), mine.code), (other.recorded(), other.code))
+    await agency_kafka(mine.code)
+    await agency_kafka(other.code)
+    credentials = str(infrastructure.credentials_file(agency_principal(mine.code)))
+
+    listing = await asyncio.to_thread(kcat, "-F", credentials, "-L", "-m", "10")
+    assert listing.returncode == 0, listing.stderr
+    assert channel(Topic.AGENCY_OUTCOMES, mine.code) in listing.stdout
+    assert channel(Topic.AGENCY_OUTCOMES, other.code) not in listing.stdout
+
+    theirs = channel(Topic.AGENCY_OUTCOMES, other.code)
+    read = await asyncio.to_thread(
+        kcat, "-F", credentials, "-C", "-t", theirs, "-o", "beginning", "-e", timeout=60
+    )
+    assert read.returncode != 0
+    keys = await asyncio.to_thread(
+        kcat, "-F", credentials, "-P", "-t", Topic.IDENTITY_ISSUER_KEYS.value, stdin="forged"
+    )
+    assert keys.returncode != 0
+    assert "authoriz" in (keys.stderr + keys.stdout).lower()
