@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.events.catalog import AgencyRecorded
 from shared.kafka_access import KafkaAccess
@@ -16,7 +19,7 @@ from shared.topics import Topic, spec
 log = get_logger(__name__)
 
 
-def take(agencies: dict[str, bool], records: Iterable[ConsumerRecord[bytes, bytes]]) -> bool:
+def take(agencies: dict[str, bool], records: Iterable[Any]) -> bool:
     """Fold records of `catalog.agencies` into `agencies`; whether anything changed."""
     changed = False
     for record in records:
@@ -48,8 +51,9 @@ async def agency_consumer(admin: KafkaAccess) -> tuple[AIOKafkaConsumer, list[To
     return consumer, tps
 
 
-async def read_agencies(admin: KafkaAccess) -> dict[str, bool]:
+async def read_agencies(admin: KafkaAccess, within: float = 60.0) -> dict[str, bool]:
     """Every agency the catalog has recorded, as of now (the topic read to its end)."""
+    await asyncio.to_thread(_until_readable, admin, within)
     consumer, tps = await agency_consumer(admin)
     agencies: dict[str, bool] = {}
     try:
@@ -61,3 +65,31 @@ async def read_agencies(admin: KafkaAccess) -> dict[str, bool]:
     finally:
         await consumer.stop()
     return agencies
+
+
+def _until_readable(admin: KafkaAccess, within: float) -> None:
+    """Wait, quietly, until every partition of `catalog.agencies` answers for its offsets.
+
+    Right after a broker (re)starts its partitions answer "not the leader" for a moment,
+    which aiokafka's fetcher would log as an error on each retry; librdkafka asks here.
+    """
+    from confluent_kafka import Consumer, KafkaException
+    from confluent_kafka import TopicPartition as Partition
+
+    config: dict[str, str | int | float | bool] = dict(admin.librdkafka_config())
+    config |= {"group.id": f"access-manager-{uuid.uuid4().hex[:6]}", "log_level": 0}
+    consumer = Consumer(config)
+    topic = Topic.CATALOG_AGENCIES.value
+    deadline = time.monotonic() + within
+    try:
+        for partition in range(spec(topic).partitions):
+            while True:
+                try:
+                    consumer.get_watermark_offsets(Partition(topic, partition), timeout=5)
+                    break
+                except KafkaException:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.3)
+    finally:
+        consumer.close()

@@ -115,6 +115,8 @@ async def ensure_topics(
                     report.topics_created.append(name)
                 elif code != _TOPIC_ALREADY_EXISTS:  # a concurrent init won the race
                     raise RuntimeError(f"cannot create topic {name}: error {code} {message}")
+        # New topics, and every topic of a broker just restarted, wait for leaders.
+        await _until_led(admin, list(declared), within)
         present = [name for name in declared if name not in missing]
         if not present:
             return
@@ -142,6 +144,24 @@ async def ensure_topics(
             report.warnings.append(f"could not align topic configs: {exc!r}")
     finally:
         await admin.close()
+
+
+async def _until_led(admin: Any, topics: list[str], within: float) -> None:
+    """Wait until every partition of `topics` has a leader: a client that reads a topic
+    the moment it is created otherwise retries, logging an error each time."""
+    deadline = time.monotonic() + within
+    while True:
+        described = await admin.describe_topics(topics)
+        if all(
+            topic.get("error_code", 0) == 0
+            and topic["partitions"]
+            and all(partition["leader"] >= 0 for partition in topic["partitions"])
+            for topic in described
+        ):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"topics without a leader after {within} s: {topics}")
+        await asyncio.sleep(0.2)
 
 
 def _topic_errors(response: Any) -> Iterable[tuple[str, int, str | None]]:

@@ -137,14 +137,20 @@ class KeyRing:
             return self._verifier.verify(token, now.timestamp())
 
     async def ensure_key(self, now: datetime) -> None:
-        """Create and publish the first key if there is none; seal keys stored in the clear."""
+        """Create and publish the first key if there is none; seal keys stored in the clear;
+        publish every key again under the issuer of these settings."""
         async with self._pool.acquire() as connection, connection.transaction():
             await connection.execute(_LOCK)
             if sealed := await storage.seal_plain_issuer_keys(connection, self._sealer):
                 log.info("issuer keys sealed", count=sealed)
-            if not await storage.issuer_keys(connection, self._sealer):
+            keys = await storage.issuer_keys(connection, self._sealer)
+            if not keys:
                 await self._add_key(connection, new_signing_key(now, now))
                 log.info("first issuer key created")
+            # Services trust keys of the issuer pinned in their settings alone: republish
+            # every key under this issuer, so a renamed issuer's tokens stay verifiable.
+            for key in keys:
+                await enqueue(connection, self._envelope(key))
         self._loaded_at = float("-inf")
 
     async def rotate(self, now: datetime, *, force: bool = False) -> str | None:
