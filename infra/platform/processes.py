@@ -67,6 +67,8 @@ class ManagedProcess:
 
     def _matches(self, pid: int) -> bool:
         cmdline = proc_cmdline(pid)
+        if cmdline == [] and alive(pid):
+            return True  # alive but its argv unreadable this instant (just exec'd)
         # The executable may be spelled differently (symlinks); the arguments may not.
         if cmdline is None or tuple(cmdline[1:]) != self.command[1:]:
             return False
@@ -229,11 +231,15 @@ def wait_until(
 ) -> None:
     """Poll `ready` until true; raise PlatformError with the log's tail on timeout or death."""
     deadline = time.monotonic() + timeout
+    seen_dead = 0
     while True:
         if ready():
             return
         problem = None
-        if alive is not None and not alive():
+        # Dead only when seen so twice in a row: on a loaded machine a process can be
+        # unreadable in /proc for an instant.
+        seen_dead = seen_dead + 1 if alive is not None and not alive() else 0
+        if seen_dead >= 2:
             problem = f"{what}: the process exited"
         elif time.monotonic() > deadline:
             problem = f"{what}: not ready after {timeout:.0f} s"
