@@ -85,6 +85,7 @@ class AccessManager:
 
     async def _write_credentials(self, agencies: Mapping[str, bool]) -> None:
         self._credentials_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        issued: list[tuple[Path, KafkaAccess]] = []
         for code, active in agencies.items():
             name = agency_principal(code)
             path = self._credentials_dir / f"{name}.properties"
@@ -95,10 +96,14 @@ class AccessManager:
                 self._admin.as_principal(name, self._passwords.get(name)),
                 mechanism=current_mechanism(self._passwords, name),
             )
-            if not path.exists():
-                # A new user reaches the broker's credential cache a moment after the
-                # controller accepted it: hand out nothing that would be refused.
-                await asyncio.to_thread(_await_login, access)
+            issued.append((path, access))
+        new = [access for path, access in issued if not path.exists()]
+        if new:
+            # A new user reaches the broker's credential cache a moment after the
+            # controller accepted it, all of one batch together: once the last can log
+            # in, every one can. Hand out nothing that would be refused.
+            await asyncio.to_thread(_await_login, new[-1])
+        for path, access in issued:
             path.touch(mode=0o600)
             path.chmod(0o600)
             path.write_text(access.properties())

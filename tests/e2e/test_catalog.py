@@ -221,7 +221,8 @@ async def test_an_agency_publishes_a_service_citizens_find_it_and_deliveries_flo
 async def issued(platform: LocalPlatform, agency: str) -> KafkaAccess:
     """The credentials the access manager issued a registered agency."""
     path = platform.credentials_file(agency_principal(agency))
-    deadline = asyncio.get_running_loop().time() + 60
+    # At first start the access manager provisions every reference agency at once.
+    deadline = asyncio.get_running_loop().time() + 180
     while not path.exists():
         assert asyncio.get_running_loop().time() < deadline, f"nothing issued to {agency}"
         await asyncio.sleep(0.5)
