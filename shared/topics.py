@@ -476,11 +476,6 @@ def subscription_pattern(topics: list[str]) -> str:
     return "^(?:" + "|".join(alternatives) + ")$"
 
 
-def agency_topics(agency: str) -> list[TopicSpec]:
-    """Every per-agency family (dead-letter twins included); `channel` names them."""
-    return [spec for spec in TOPICS if spec.per_agency]
-
-
 def spec(topic: str) -> TopicSpec:
     """The spec of a declared topic (dead-letter twins and agencies' channels included)."""
     return resolve(topic)[0]

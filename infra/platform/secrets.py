@@ -74,7 +74,3 @@ class SecretStore:
     def remove(self, name: str) -> None:
         with self._locked() as values:
             values.pop(name, None)
-
-    def names(self) -> list[str]:
-        with self._locked() as values:
-            return sorted(values)
