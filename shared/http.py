@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.errors import DomainError
 from shared.logging import get_logger
 from shared.messages import MESSAGES, Language, message, preferred_language
 
@@ -93,6 +94,12 @@ def install_problem_handlers(app: FastAPI) -> None:
             request, error.status, error.code, error.detail, error.errors, error.headers
         )
 
+    async def on_domain_error(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, DomainError)
+        return problem_response(
+            request, error.status, error.code, error.detail, headers=error.headers
+        )
+
     async def on_invalid(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)
         errors = [
@@ -111,6 +118,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(request, 500, "internal_error")
 
     app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(DomainError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_invalid)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)

@@ -8,7 +8,7 @@ happens once, and counts stay exact.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from shared.db import Connection, Pool
 
@@ -27,6 +27,21 @@ async def first_delivery(connection: Connection, consumer: str, event_id: uuid.U
         event_id,
     )
     return bool(inserted)
+
+
+async def first_deliveries(
+    connection: Connection, consumer: str, event_ids: Sequence[uuid.UUID]
+) -> set[uuid.UUID]:
+    """`first_delivery` for a batch, in one statement: the ids not processed before."""
+    if not connection.is_in_transaction():
+        raise RuntimeError("the inbox must be written in the handler's transaction")
+    rows = await connection.fetch(
+        "INSERT INTO processed_events (consumer, event_id)"
+        " SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING RETURNING event_id",
+        consumer,
+        list(event_ids),
+    )
+    return {row["event_id"] for row in rows}
 
 
 async def handle_once(

@@ -11,24 +11,27 @@ import asyncio
 import gc
 import os
 import socket
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from opentelemetry import context as otel_context
 
 from shared.auth import IssuerKeys, Principal, require
-from shared.db import Pool, create_pool
+from shared.db import Connection, Pool, create_pool
 from shared.envelope import Envelope, Event
 from shared.events.platform import ServiceStarted
 from shared.http import install_problem_handlers
 from shared.inbox import handle_once
-from shared.kafka import EventConsumer
+from shared.kafka import EventConsumer, Rejected
+from shared.kafka_access import KafkaAccess
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay, enqueue
 from shared.settings import ServiceSettings
@@ -41,6 +44,30 @@ EventHandler = Callable[[Envelope[Any], Any], Awaitable[None]]
 """A handler gets the event and the connection of the transaction it must work in."""
 
 Handlers = Mapping[type[Event], Sequence[EventHandler]]
+
+BatchApply = Callable[
+    [Sequence[Envelope[Any]], Connection, Sequence[otel_context.Context]],
+    Awaitable[Mapping[uuid.UUID, str]],
+]
+"""A batch handler gets a poll's events, the transaction's connection and each event's
+trace context; it returns the events it refuses (envelope id → reason)."""
+
+Context = TypeVar("Context")
+
+
+@dataclass(frozen=True)
+class BatchHandling:
+    """Events that arrive at volume: each poll is handled at once, in one transaction.
+
+    The refused events go to their dead-letter topic with the reason and the rest commit.
+    A poll that keeps failing falls back to one event at a time, through the same handler.
+    `members` consumers share the service's group, so their waits on the database overlap.
+    """
+
+    topics: Sequence[Topic]
+    apply: BatchApply
+    members: int = 1
+    max_records: int = 500
 
 
 def release() -> str:
@@ -58,8 +85,11 @@ class Runtime:
     pool: Pool
     relay: OutboxRelay
     consumers: list[EventConsumer] = field(default_factory=list)
+    batch_consumers: list[EventConsumer] = field(default_factory=list)
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     issuer_keys: IssuerKeys | None = None
+    context: Any = None
+    """The service's own dependencies, made by its context factory at start."""
 
     def failed_tasks(self) -> list[str]:
         return [name for name, task in self.tasks.items() if task.done()]
@@ -88,19 +118,50 @@ def consumed_topics(handlers: Handlers) -> list[Topic]:
     return sorted({event.topic for event in handlers}, key=lambda topic: topic.value)
 
 
+def batch_consumer(
+    pool: Pool, group: str, batch: BatchHandling, kafka: KafkaAccess
+) -> EventConsumer:
+    """A consumer in the service's group that hands each poll to `batch.apply`."""
+
+    async def take_poll(
+        envelopes: Sequence[Envelope[Any]], parents: Sequence[otel_context.Context]
+    ) -> Mapping[uuid.UUID, str]:
+        async with pool.acquire() as connection, connection.transaction():
+            return await batch.apply(envelopes, connection, parents)
+
+    async def take_one(envelope: Envelope[Any]) -> None:
+        refused = await take_poll([envelope], [otel_context.get_current()])
+        if envelope.id in refused:
+            raise Rejected(refused[envelope.id])
+
+    return EventConsumer(
+        group=group,
+        topics=list(batch.topics),
+        handler=take_one,
+        batch=take_poll,
+        kafka=kafka,
+        max_records=batch.max_records,
+    )
+
+
 def create_app(
     settings: ServiceSettings,
     *,
     title: str,
     routers: Sequence[APIRouter] = (),
     handlers: Handlers | None = None,
+    batches: Mapping[str, BatchHandling] | None = None,
+    context: Callable[[Runtime], Any] | None = None,
     verifies_tokens: bool = False,
     background: Mapping[str, Callable[[Runtime], Coroutine[Any, Any, None]]] | None = None,
 ) -> FastAPI:
     """The service's ASGI app; its lifespan starts and stops everything the service runs.
 
-    `handlers` are the events the service consumes (one consumer group, named after the
-    service). `verifies_tokens` follows identity's issuer keys so routes can use
+    `handlers` are the events the service consumes one at a time (one consumer group,
+    named after the service, each event once through the inbox). `batches` are the events
+    it consumes a poll at a time (same group), by name. `context` makes the service's own
+    dependencies from the running runtime once at start; routes reach them with
+    `context_of`. `verifies_tokens` follows identity's issuer keys so routes can use
     `require_scopes`. `background` names long-running tasks of the service's own (each
     gets the runtime, runs until cancelled at shutdown, and makes `/health` fail if it
     stops early).
@@ -120,6 +181,8 @@ def create_app(
             kafka=settings.kafka,
         )
         runtime = Runtime(settings=settings, pool=pool, relay=relay)
+        if context is not None:
+            runtime.context = context(runtime)
         if handlers:
             runtime.consumers.append(
                 EventConsumer(
@@ -129,6 +192,12 @@ def create_app(
                     kafka=settings.kafka,
                 )
             )
+        for batch_name, batch in (batches or {}).items():
+            for member in range(batch.members):
+                consumer = batch_consumer(pool, name, batch, settings.kafka)
+                label = batch_name if batch.members == 1 else f"{batch_name}-{member}"
+                runtime.tasks[label] = asyncio.create_task(consumer.run(), name=label)
+                runtime.batch_consumers.append(consumer)
         if verifies_tokens:
             runtime.issuer_keys = IssuerKeys(settings.kafka, issuer=settings.token_issuer)
             runtime.tasks["issuer-keys"] = asyncio.create_task(
@@ -147,7 +216,7 @@ def create_app(
         try:
             yield
         finally:
-            for consumer in runtime.consumers:
+            for consumer in [*runtime.consumers, *runtime.batch_consumers]:
                 await consumer.stop()
             await relay.stop()
             if runtime.issuer_keys is not None:
@@ -185,6 +254,14 @@ async def _runtime_dependency(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(_runtime_dependency)]
+
+
+def context_of(request: Request, kind: type[Context]) -> Context:
+    """The service's context (made by its context factory), checked to be a `kind`."""
+    context = runtime_of(request).context
+    if not isinstance(context, kind):
+        raise RuntimeError(f"this service's context is not a {kind.__name__}")
+    return context
 
 
 def _issuer_keys_of(request: Request) -> IssuerKeys:

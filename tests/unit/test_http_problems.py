@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
+from shared.errors import Conflict, NotFound, TooManyAttempts
 from shared.http import PROBLEM_JSON, ProblemError, install_problem_handlers
 from shared.messages import MESSAGES, preferred_language, register_messages
 
@@ -24,6 +25,14 @@ def make_client() -> TestClient:
         if order.count > 10:
             raise ProblemError(409, "http_error", "too many")
         return {"count": order.count}
+
+    @app.get("/orders/{number}")
+    async def read(number: int) -> None:
+        if number == 1:
+            raise NotFound("not_found", "no order 1")
+        if number == 2:
+            raise Conflict("http_error", "order 2 is being changed")
+        raise TooManyAttempts("http_error", "slow down", headers={"retry-after": "30"})
 
     @app.get("/boom")
     async def boom() -> None:
@@ -105,3 +114,15 @@ def test_a_service_registers_its_own_messages_but_cannot_redefine_one() -> None:
         register_messages({"not_found": {"fa": "دیگر", "en": "other"}})
     with pytest.raises(ValueError, match="Persian and English"):
         register_messages({"half": {"en": "only English"}})
+
+
+def test_each_kind_of_domain_error_answers_with_its_status_code_and_reason() -> None:
+    client = make_client()
+    missing = client.get("/orders/1", headers={"accept-language": "en"})
+    assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
+    assert missing.json()["detail"] == "no order 1"
+    assert missing.headers["content-type"] == PROBLEM_JSON
+    assert client.get("/orders/2").status_code == 409
+    throttled = client.get("/orders/3")
+    assert throttled.status_code == 429
+    assert throttled.headers["retry-after"] == "30"
