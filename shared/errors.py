@@ -26,6 +26,12 @@ class DomainError(Exception):
         return f"{self.code}: {self.detail}" if self.detail else self.code
 
 
+class Malformed(DomainError):
+    """The request cannot be read as written (a parameter's syntax)."""
+
+    status = 400
+
+
 class Invalid(DomainError):
     """The input breaks a rule of the domain."""
 

@@ -2,14 +2,18 @@
 
 Each handler is a plain function of (event, connection) that runs inside the transaction
 the inbox opened for that event; `shared.runtime` consumes the topics these events travel
-on and calls the handlers. The service projects every figure the worker publishes.
+on and calls the handlers. A handler turns the event into a use case's arguments and
+calls it with the unit of work of that transaction. The service projects every figure
+the worker publishes.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from services.metrics import storage
+from services.metrics.domain.values import MetricValue
+from services.metrics.storage import MetricsStorage
+from services.metrics.use_cases import project_figure
 from shared.envelope import Envelope
 from shared.events.metrics import (
     AdoptionMetricUpdated,
@@ -21,13 +25,13 @@ from shared.events.metrics import (
 from shared.runtime import Handlers
 
 
-async def project_figure(envelope: Envelope[_MetricValue], connection: Any) -> None:
+async def on_figure_published(envelope: Envelope[_MetricValue], connection: Any) -> None:
     """Keep the figure's latest value (by the time the worker published it)."""
     figure = envelope.payload
-    await storage.upsert(
-        connection,
+    await project_figure(
+        MetricsStorage(connection),
         type(figure).topic.value,
-        storage.MetricValue(
+        MetricValue(
             key=figure.record_key(),
             metric=figure.metric,
             dimensions=dict(figure.dimensions),
@@ -43,8 +47,8 @@ async def project_figure(envelope: Envelope[_MetricValue], connection: Any) -> N
 
 
 HANDLERS: Handlers = {
-    ExchangeMetricUpdated: [project_figure],
-    IdentityMetricUpdated: [project_figure],
-    AdoptionMetricUpdated: [project_figure],
-    DeliveryMetricUpdated: [project_figure],
+    ExchangeMetricUpdated: [on_figure_published],
+    IdentityMetricUpdated: [on_figure_published],
+    AdoptionMetricUpdated: [on_figure_published],
+    DeliveryMetricUpdated: [on_figure_published],
 }

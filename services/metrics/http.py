@@ -13,46 +13,27 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from importlib import resources
 from string import Template
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sse_starlette.sse import EventSourceResponse
 
 from services.metrics import messages as _messages  # noqa: F401  (registers the codes)
-from services.metrics import storage
-from services.metrics.domain.dashboard import HEADLINE, SERIES, TABLE_METRICS, build_dashboard
+from services.metrics import use_cases
+from services.metrics.domain.queries import FigureQuery, parse_dimensions, parse_granularity
 from services.metrics.domain.reference import load_reference
+from services.metrics.storage import MetricsStorage
 from shared.db import Pool
-from shared.events.metrics import Granularity
 from shared.http import ProblemError
 from shared.runtime import RuntimeDep
+from shared.unit_of_work import transaction
 
 router = APIRouter()
 reference = load_reference()
 STREAM_INTERVAL_SECONDS = 1.0
 _STATIC = resources.files("services.metrics") / "static"
 _ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
-
-
-def _granularity(value: str | None) -> Granularity | None:
-    if value is None:
-        return None
-    if value not in get_args(Granularity):
-        raise ProblemError(400, "unknown_granularity", f"granularity {value!r}")
-    return value  # type: ignore[return-value]
-
-
-def _dimensions(text: str | None) -> dict[str, str] | None:
-    """`province=IR-15,channel=online` → a dict; '' means no dimensions (totals)."""
-    if text is None:
-        return None
-    if text == "":
-        return {}
-    pairs = [part.split("=", 1) for part in text.split(",")]
-    if any(len(pair) != 2 or not pair[0] for pair in pairs):
-        raise ProblemError(400, "invalid_dimensions", f"dimensions {text!r}")
-    return {name: value for name, value in pairs}
 
 
 @router.get("/api/metrics", tags=["figures"], summary="Current figures, filtered")
@@ -67,15 +48,16 @@ async def figures(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
-    values = await storage.current(
-        runtime.pool,
+    query = FigureQuery.parse(
         metric=metric,
         prefix=prefix,
-        granularity=_granularity(granularity),
+        granularity=granularity,
         window_label=window,
-        dimensions=_dimensions(dimensions),
+        dimensions=dimensions,
         limit=limit,
     )
+    async with transaction(runtime.pool, MetricsStorage) as work:
+        values = await use_cases.current_figures(work, query)
     return {"figures": [v.as_json() for v in values]}
 
 
@@ -87,15 +69,13 @@ async def figure_series(
     dimensions: str = "",
     limit: Annotated[int, Query(ge=1, le=10_000)] = 30,
 ) -> dict[str, Any]:
-    chosen = _granularity(granularity)
-    assert chosen is not None
-    values = await storage.series(
-        runtime.pool, metric, chosen, _dimensions(dimensions) or {}, limit
-    )
+    chosen, named = parse_granularity(granularity), parse_dimensions(dimensions)
+    async with transaction(runtime.pool, MetricsStorage) as work:
+        values = await use_cases.figure_series(work, metric, chosen, named, limit)
     return {
         "metric": metric,
         "granularity": chosen,
-        "dimensions": _dimensions(dimensions) or {},
+        "dimensions": named,
         "points": [
             {
                 "window_label": v.window_label,
@@ -110,13 +90,13 @@ async def figure_series(
 
 async def dashboard_data(pool: Pool) -> dict[str, Any]:
     """Everything the dashboard shows, from the projection."""
-    totals = await storage.latest_totals(pool, sorted({m for _, m, _ in HEADLINE}))
-    series = {
-        ident: await storage.series(pool, metric, granularity, {}, count)
-        for ident, metric, granularity, count in SERIES
-    }
-    breakdowns = await storage.by_one_dimension(pool, TABLE_METRICS)
-    return build_dashboard(totals, series, breakdowns, reference, datetime.now(UTC))
+    async with transaction(pool, MetricsStorage) as work:
+        return await use_cases.dashboard(work, reference, datetime.now(UTC))
+
+
+async def last_change(pool: Pool) -> datetime | None:
+    async with transaction(pool, MetricsStorage) as work:
+        return await use_cases.last_change(work)
 
 
 @router.get("/api/dashboard", tags=["dashboard"], summary="The dashboard's data")
@@ -130,7 +110,7 @@ async def dashboard_stream(request: Request, runtime: RuntimeDep) -> EventSource
         seen: datetime | None = None
         first = True
         while not await request.is_disconnected():
-            changed = await storage.last_change(runtime.pool)
+            changed = await last_change(runtime.pool)
             if first or changed != seen:
                 first, seen = False, changed
                 data = await dashboard_data(runtime.pool)

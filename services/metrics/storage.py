@@ -2,7 +2,8 @@
 
 The schema is created by `migrations/`; besides the service's tables it holds the outbox
 and the inbox every service keeps (`shared/migrations`). `metric_values` holds the latest
-value of every figure published on the metrics topics.
+value of every figure published on the metrics topics. `MetricsStorage` is the unit of
+work the use cases are given (`services.metrics.use_cases.MetricsWork`).
 """
 
 from __future__ import annotations
@@ -10,18 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from services.metrics.domain.queries import FigureQuery
 from services.metrics.domain.values import MetricValue
-from shared.db import Connection, Pool
-
-__all__ = [
-    "MetricValue",
-    "by_one_dimension",
-    "current",
-    "last_change",
-    "latest_totals",
-    "series",
-    "upsert",
-]
+from shared.unit_of_work import UnitOfWork
 
 
 def _row(record: Any) -> MetricValue:
@@ -45,106 +37,97 @@ _COLUMNS = (
 )
 
 
-async def upsert(connection: Connection, topic: str, value: MetricValue) -> None:
-    """Store a figure's latest value; an older publication never overwrites a newer one."""
-    await connection.execute(
-        """
-        INSERT INTO metric_values (key, topic, metric, dimensions, granularity, window_start,
-                                   window_end, window_label, value, unit, published_at)
-        VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11)
-        ON CONFLICT (key) DO UPDATE SET
-            value = EXCLUDED.value, unit = EXCLUDED.unit, published_at = EXCLUDED.published_at,
-            updated_at = clock_timestamp()
-        WHERE metric_values.published_at <= EXCLUDED.published_at
-        """,
-        value.key,
-        topic,
-        value.metric,
-        value.dimensions,
-        value.granularity,
-        value.window_start,
-        value.window_end,
-        value.window_label,
-        value.value,
-        value.unit,
-        value.published_at,
-    )
+class MetricsStorage(UnitOfWork):
+    """The projection of published figures, in the transaction of its connection."""
 
+    async def keep_latest(self, topic: str, value: MetricValue) -> None:
+        """Store a figure's latest value; an older publication never overwrites a newer one."""
+        await self.connection.execute(
+            """
+            INSERT INTO metric_values (key, topic, metric, dimensions, granularity, window_start,
+                                       window_end, window_label, value, unit, published_at)
+            VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11)
+            ON CONFLICT (key) DO UPDATE SET
+                value = EXCLUDED.value, unit = EXCLUDED.unit, published_at = EXCLUDED.published_at,
+                updated_at = clock_timestamp()
+            WHERE metric_values.published_at <= EXCLUDED.published_at
+            """,
+            value.key,
+            topic,
+            value.metric,
+            value.dimensions,
+            value.granularity,
+            value.window_start,
+            value.window_end,
+            value.window_label,
+            value.value,
+            value.unit,
+            value.published_at,
+        )
 
-async def current(
-    pool: Pool,
-    *,
-    metric: str | None = None,
-    prefix: str | None = None,
-    granularity: str | None = None,
-    window_label: str | None = None,
-    dimensions: dict[str, str] | None = None,
-    limit: int = 1000,
-) -> list[MetricValue]:
-    """Figures matching every given filter (dimensions match exactly), newest window first."""
-    clauses: list[str] = ["true"]
-    args: list[object] = []
-    for column, value in (
-        ("metric", metric),
-        ("granularity", granularity),
-        ("window_label", window_label),
-    ):
-        if value is not None:
-            args.append(value)
-            clauses.append(f"{column} = ${len(args)}")
-    if prefix is not None:
-        args.append(prefix + "%")
-        clauses.append(f"metric LIKE ${len(args)}")
-    if dimensions is not None:
-        args.append(dimensions)
-        clauses.append(f"dimensions = ${len(args)}::jsonb")
-    args.append(limit)
-    rows = await pool.fetch(
-        f"SELECT {_COLUMNS} FROM metric_values WHERE {' AND '.join(clauses)}"
-        f" ORDER BY window_start DESC NULLS FIRST, metric, key LIMIT ${len(args)}",
-        *args,
-    )
-    return [_row(r) for r in rows]
+    async def current(self, query: FigureQuery) -> list[MetricValue]:
+        """Figures matching every given filter (dimensions match exactly), newest window first."""
+        clauses: list[str] = ["true"]
+        args: list[object] = []
+        for column, value in (
+            ("metric", query.metric),
+            ("granularity", query.granularity),
+            ("window_label", query.window_label),
+        ):
+            if value is not None:
+                args.append(value)
+                clauses.append(f"{column} = ${len(args)}")
+        if query.prefix is not None:
+            args.append(query.prefix + "%")
+            clauses.append(f"metric LIKE ${len(args)}")
+        if query.dimensions is not None:
+            args.append(query.dimensions)
+            clauses.append(f"dimensions = ${len(args)}::jsonb")
+        args.append(query.limit)
+        rows = await self.connection.fetch(
+            f"SELECT {_COLUMNS} FROM metric_values WHERE {' AND '.join(clauses)}"
+            f" ORDER BY window_start DESC NULLS FIRST, metric, key LIMIT ${len(args)}",
+            *args,
+        )
+        return [_row(r) for r in rows]
 
+    async def series(
+        self, metric: str, granularity: str, dimensions: dict[str, str], limit: int
+    ) -> list[MetricValue]:
+        """The last `limit` windows of one figure, oldest first."""
+        rows = await self.connection.fetch(
+            f"SELECT {_COLUMNS} FROM metric_values WHERE metric = $1 AND granularity = $2"
+            " AND dimensions = $3::jsonb ORDER BY window_start DESC LIMIT $4",
+            metric,
+            granularity,
+            dimensions,
+            limit,
+        )
+        return list(reversed([_row(r) for r in rows]))
 
-async def series(
-    pool: Pool, metric: str, granularity: str, dimensions: dict[str, str], limit: int
-) -> list[MetricValue]:
-    """The last `limit` windows of one figure, oldest first."""
-    rows = await pool.fetch(
-        f"SELECT {_COLUMNS} FROM metric_values WHERE metric = $1 AND granularity = $2"
-        " AND dimensions = $3::jsonb ORDER BY window_start DESC LIMIT $4",
-        metric,
-        granularity,
-        dimensions,
-        limit,
-    )
-    return list(reversed([_row(r) for r in rows]))
+    async def by_one_dimension(self, metrics: list[str]) -> list[MetricValue]:
+        """All-time figures of these metrics broken down by exactly one dimension."""
+        rows = await self.connection.fetch(
+            f"SELECT {_COLUMNS} FROM metric_values WHERE metric = ANY($1::text[])"
+            " AND granularity = 'all_time'"
+            " AND (SELECT count(*) FROM jsonb_object_keys(dimensions)) = 1",
+            metrics,
+        )
+        return [_row(r) for r in rows]
 
+    async def latest_totals(self, metrics: list[str]) -> list[MetricValue]:
+        """For each metric and granularity, its dimensionless figure of the latest window."""
+        rows = await self.connection.fetch(
+            f"SELECT DISTINCT ON (metric, granularity) {_COLUMNS} FROM metric_values"
+            " WHERE metric = ANY($1::text[]) AND dimensions = '{}'::jsonb"
+            " ORDER BY metric, granularity, window_start DESC NULLS LAST",
+            metrics,
+        )
+        return [_row(r) for r in rows]
 
-async def by_one_dimension(pool: Pool, metrics: list[str]) -> list[MetricValue]:
-    """All-time figures of these metrics broken down by exactly one dimension."""
-    rows = await pool.fetch(
-        f"SELECT {_COLUMNS} FROM metric_values WHERE metric = ANY($1::text[])"
-        " AND granularity = 'all_time'"
-        " AND (SELECT count(*) FROM jsonb_object_keys(dimensions)) = 1",
-        metrics,
-    )
-    return [_row(r) for r in rows]
-
-
-async def latest_totals(pool: Pool, metrics: list[str]) -> list[MetricValue]:
-    """For each metric and granularity, its dimensionless figure of the latest window."""
-    rows = await pool.fetch(
-        f"SELECT DISTINCT ON (metric, granularity) {_COLUMNS} FROM metric_values"
-        " WHERE metric = ANY($1::text[]) AND dimensions = '{}'::jsonb"
-        " ORDER BY metric, granularity, window_start DESC NULLS LAST",
-        metrics,
-    )
-    return [_row(r) for r in rows]
-
-
-async def last_change(pool: Pool) -> datetime | None:
-    """When the projection last changed (for live updates)."""
-    changed: datetime | None = await pool.fetchval("SELECT max(updated_at) FROM metric_values")
-    return changed
+    async def last_change(self) -> datetime | None:
+        """When the projection last changed (for live updates)."""
+        changed: datetime | None = await self.connection.fetchval(
+            "SELECT max(updated_at) FROM metric_values"
+        )
+        return changed

@@ -1,11 +1,18 @@
-"""An in-memory stand-in for the worker's counters."""
+"""In-memory stand-ins: the worker's counters, and the service's unit of work."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import context as otel_context
 
 from services.metrics.domain.figures import Cell
+from services.metrics.domain.queries import FigureQuery
+from services.metrics.domain.values import MetricValue
+from shared.envelope import Envelope
 
 
 class FakeCounts:
@@ -24,3 +31,73 @@ class FakeCounts:
 
     def cells(self, metric: str) -> Iterable[Cell]:
         return [cell for cell in self.counts if cell.metric == metric]
+
+
+class FakeMetricsWork:
+    """The metrics service's unit of work in memory: the projection as a dict by key."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, MetricValue] = {}
+        self.topics: dict[str, str] = {}
+        self.published: list[Envelope[Any]] = []
+        self.changed_at: datetime | None = None
+
+    async def publish(
+        self,
+        envelopes: Sequence[Envelope[Any]],
+        parents: Sequence[otel_context.Context | None] | None = None,
+    ) -> None:
+        self.published.extend(envelopes)
+
+    async def keep_latest(self, topic: str, value: MetricValue) -> None:
+        known = self.values.get(value.key)
+        if known is None or known.published_at <= value.published_at:
+            self.values[value.key] = value
+            self.topics[value.key] = topic
+            self.changed_at = value.published_at
+
+    async def current(self, query: FigureQuery) -> list[MetricValue]:
+        chosen = [
+            value
+            for value in self.values.values()
+            if query.metric in (None, value.metric)
+            and (query.prefix is None or value.metric.startswith(query.prefix))
+            and query.granularity in (None, value.granularity)
+            and query.window_label in (None, value.window_label)
+            and (query.dimensions is None or value.dimensions == query.dimensions)
+        ]
+        chosen.sort(key=lambda v: (v.metric, v.key))
+        chosen.sort(key=lambda v: v.window_start or datetime.max.replace(tzinfo=UTC), reverse=True)
+        return chosen[: query.limit]
+
+    async def series(
+        self, metric: str, granularity: str, dimensions: dict[str, str], limit: int
+    ) -> list[MetricValue]:
+        windows = [
+            value
+            for value in self.values.values()
+            if (value.metric, value.granularity, value.dimensions)
+            == (metric, granularity, dimensions)
+            and value.window_start is not None
+        ]
+        windows.sort(key=lambda v: v.window_start or datetime.min)
+        return windows[-limit:]
+
+    async def by_one_dimension(self, metrics: list[str]) -> list[MetricValue]:
+        return [
+            value
+            for value in self.values.values()
+            if value.metric in metrics
+            and value.granularity == "all_time"
+            and len(value.dimensions) == 1
+        ]
+
+    async def latest_totals(self, metrics: list[str]) -> list[MetricValue]:
+        return [
+            value
+            for value in self.values.values()
+            if value.metric in metrics and value.dimensions == {}
+        ]
+
+    async def last_change(self) -> datetime | None:
+        return self.changed_at
