@@ -114,8 +114,14 @@ def dispatcher(
     return dispatch
 
 
-def consumed_topics(handlers: Handlers) -> list[Topic]:
-    return sorted({event.topic for event in handlers}, key=lambda topic: topic.value)
+def consumed_topics(
+    handlers: Handlers, batches: Mapping[str, BatchHandling] | None = None
+) -> list[Topic]:
+    """The topics a service consumes: its handlers' events' and its batches'."""
+    topics = {event.topic for event in handlers}
+    for batch in (batches or {}).values():
+        topics.update(batch.topics)
+    return sorted(topics, key=lambda topic: topic.value)
 
 
 def batch_consumer(
