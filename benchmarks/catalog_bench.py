@@ -46,11 +46,12 @@ sys.path.insert(0, str(REPO))
 from panjereh_agency import DeliveryReporter  # noqa: E402
 
 from benchmarks.stage import Stage, add_arguments, close_stage, open_stage  # noqa: E402
-from services.catalog import reference, register  # noqa: E402
+from services.catalog import reference, use_cases  # noqa: E402
 from services.catalog.bootstrap import build  # noqa: E402
-from services.catalog.domain import ServiceEntry  # noqa: E402
+from services.catalog.domain import Editor, ServiceEntry  # noqa: E402
 from services.catalog.http import router  # noqa: E402
 from services.catalog.settings import CatalogSettings  # noqa: E402
+from services.catalog.storage import CatalogStorage  # noqa: E402
 from shared.db import create_pool  # noqa: E402
 from shared.events.catalog import DeliveryReported, delivery_event_id  # noqa: E402
 from shared.kafka import new_producer  # noqa: E402
@@ -61,6 +62,7 @@ from shared.reference.provinces import PROVINCES  # noqa: E402
 from shared.registry import decode  # noqa: E402
 from shared.runtime import create_app  # noqa: E402
 from shared.topics import Topic  # noqa: E402
+from shared.unit_of_work import transaction  # noqa: E402
 
 FLOOR_PER_DAY = 3_000_000
 PEAK_FACTOR = 10
@@ -152,13 +154,12 @@ async def fill_register(database_url: str, count: int, rng: random.Random) -> No
         # An earlier, smaller run's services stay; only the missing ones are added.
         services = [s for s in generated_services(count, rng) if s.service_id not in existing]
         started = time.perf_counter()
+        editor = Editor("operator:benchmark", operator=True)
         for start in range(0, len(services), 500):
-            async with pool.acquire() as connection, connection.transaction():
+            async with transaction(pool, CatalogStorage) as work:
                 for entry in services[start : start + 500]:
-                    await register.draft_service(connection, entry, by="operator:benchmark")
-                    await register.set_service_status(
-                        connection, entry.service_id, "published", by="operator:benchmark"
-                    )
+                    await use_cases.draft_service(work, entry, editor)
+                    await use_cases.publish_service(work, entry.service_id, editor)
         took = time.perf_counter() - started
         print(f"register: {len(services)} services drafted and published in {took:.1f} s")
     finally:

@@ -1,4 +1,5 @@
-"""Wires the catalog service together: settings, HTTP routes and event handlers."""
+"""Wires the catalog service together: settings, HTTP routes, event handlers and the
+batch consumer of delivery reports."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from services.catalog import reference, storage
-from services.catalog.handlers import HANDLERS
+from services.catalog import reference
+from services.catalog.handlers import BATCHES, HANDLERS
 from services.catalog.http import router
-from services.catalog.ingest import ingest_deliveries
 from services.catalog.settings import CatalogSettings
+from services.catalog.storage import CatalogReads
 from shared.logging import get_logger
 from shared.runtime import Runtime, create_app, serve
 
@@ -25,7 +26,7 @@ async def load_reference_if_empty(runtime: Runtime) -> None:
     It stays alive (the runtime reports a background task that ended as a failure).
     """
     async with runtime.pool.acquire() as connection:
-        empty = await storage.count_register(connection) == 0
+        empty = await CatalogReads(connection).count_register() == 0
     if empty:
         loaded = await reference.load(runtime.pool)
         log.info("reference register loaded", summary="; ".join(loaded.lines()))
@@ -34,9 +35,7 @@ async def load_reference_if_empty(runtime: Runtime) -> None:
 
 def build(settings: CatalogSettings | None = None) -> FastAPI:
     settings = settings or CatalogSettings()
-    background: dict[str, Callable[[Runtime], Coroutine[Any, Any, None]]] = {
-        "delivery-ingestion": ingest_deliveries
-    }
+    background: dict[str, Callable[[Runtime], Coroutine[Any, Any, None]]] = {}
     if settings.environment == "development" and settings.load_reference_when_empty:
         background["reference-data"] = load_reference_if_empty
     return create_app(
@@ -44,6 +43,7 @@ def build(settings: CatalogSettings | None = None) -> FastAPI:
         title="Panjereh catalog",
         routers=[router],
         handlers=HANDLERS,
+        batches=BATCHES,
         verifies_tokens=True,
         background=background,
     )

@@ -3,21 +3,28 @@
 The register holds agencies and their services. Every change yields a new revision of the
 record, the names of the fields it set, and one change event; storage keeps the history
 and the outbox announces it. A service's life is draft → published → retired; a retired
-service is final (its deliveries are refused from then on).
+service is final (its deliveries are refused from then on). An agency's system changes
+its own services only; the window's operators keep the register of agencies. Refusals
+are `shared.errors` kinds with the catalog's codes (`messages.py`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from shared.errors import Conflict, DomainError, Forbidden, Invalid
 from shared.events.catalog import (
     AgencyRecorded,
     Audience,
+    DeliveryRecorded,
     DeliveryReported,
+    Outcome,
     ServiceRecorded,
     ServiceStatus,
 )
@@ -61,14 +68,6 @@ ChangeKind = Literal[
     "ServiceUpdated",
     "ServiceRetired",
 ]
-
-
-class RegisterError(Exception):
-    """A change the register refuses; `code` has Persian and English texts (messages.py)."""
-
-    def __init__(self, code: str, detail: str, *, status: int = 409) -> None:
-        super().__init__(detail)
-        self.code, self.detail, self.status = code, detail, status
 
 
 class AgencyEntry(BaseModel):
@@ -122,6 +121,54 @@ def owner_of(service_id: str) -> str:
     return service_id.split(".", 1)[0]
 
 
+class ListedService(ServiceEntry):
+    """A service as a list of the register gives it (the reference data): with its status."""
+
+    status: ServiceStatus = "published"
+
+
+@dataclass(frozen=True)
+class Editor:
+    """Who changes the register, and the name its history keeps for them (`changed_by`).
+
+    An agency's system changes its own services only. An operator keeps the register of
+    agencies, and may change any service (the reference data is loaded so).
+    """
+
+    name: str
+    agency: str | None = None
+    operator: bool = False
+
+    @classmethod
+    def of_agency(cls, agency: str | None, subject: str) -> Editor:
+        """An agency's system, as its token names it."""
+        return cls(f"agency:{agency}:{subject}", agency)
+
+    @classmethod
+    def of_operator(cls, agency: str | None, subject: str, operators: Collection[str]) -> Editor:
+        """A system asking to keep the register of agencies: an operator if `operators`
+        lists its agency."""
+        return cls(
+            f"operator:{agency}:{subject}",
+            agency,
+            operator=agency is not None and agency in operators,
+        )
+
+    def check_may_change(self, service_id: str) -> None:
+        """Forbidden `not_your_service` unless the service is this editor's to change."""
+        if self.operator:
+            return
+        if self.agency is None or self.agency != owner_of(service_id):
+            raise Forbidden(
+                "not_your_service", f"{service_id!r} does not belong to {self.agency!r}"
+            )
+
+    def check_operator(self) -> None:
+        """Forbidden `not_operator` unless this editor keeps the register of agencies."""
+        if not self.operator:
+            raise Forbidden("not_operator", f"{self.agency!r} is not an operator")
+
+
 def changed_fields(before: dict[str, Any] | None, after: dict[str, Any]) -> list[str]:
     """Fields of `after` whose value differs from `before` (all of them for a new record)."""
     skip = {"revision"}
@@ -134,11 +181,9 @@ def new_service(entry: ServiceEntry, agency: AgencyRecorded | None) -> ServiceRe
     """Revision 1 of a service, as a draft; refused for an unknown or inactive agency."""
     owner = owner_of(entry.service_id)
     if agency is None or agency.code != owner:
-        raise RegisterError(
-            "unknown_agency", f"agency {owner!r} is not in the register", status=422
-        )
+        raise Invalid("unknown_agency", f"agency {owner!r} is not in the register")
     if not agency.active:
-        raise RegisterError("agency_inactive", f"agency {owner!r} is not active")
+        raise Conflict("agency_inactive", f"agency {owner!r} is not active")
     content = entry.model_dump(exclude={"service_id"})
     return ServiceRecorded(
         service_id=entry.service_id,
@@ -154,7 +199,7 @@ def revise_service(
 ) -> tuple[ServiceRecorded, list[str]] | None:
     """The service with new content and its changed fields; None if nothing changes."""
     if current.status == "retired":
-        raise RegisterError("service_retired", f"{current.service_id} is retired")
+        raise Conflict("service_retired", f"{current.service_id} is retired")
     after = {**current.model_dump(), **content.model_dump()}
     changes = changed_fields(current.model_dump(), after)
     if not changes:
@@ -175,7 +220,7 @@ def move_service(
         "retired": set(),
     }
     if to not in allowed[current.status]:
-        raise RegisterError(
+        raise Conflict(
             "status_transition_refused",
             f"{current.service_id} cannot go from {current.status} to {to}",
         )
@@ -189,7 +234,7 @@ def revise_agency(
 ) -> tuple[AgencyRecorded, list[str]] | None:
     """The agency as entered, with its changed fields; None if nothing changes."""
     if entry.code != current.code:
-        raise RegisterError("invalid_change", "an agency's code cannot change", status=422)
+        raise Invalid("invalid_change", "an agency's code cannot change")
     changes = changed_fields(current.model_dump(), entry.model_dump())
     if not changes:
         return None
@@ -225,6 +270,52 @@ def folded_query(query: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
+class SearchQuery:
+    """A search of the window: text (any language, any letter forms) and filters."""
+
+    text: str = ""
+    agency: str | None = None
+    category: str | None = None
+    channel: str | None = None
+    maturity: int | None = None
+    min_maturity: int | None = None
+    province: str | None = None
+    limit: int = 20
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    service: ServiceRecorded
+    agency_name_fa: str
+    agency_name_en: str
+    rank: float
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    total: int
+    hits: list[SearchHit] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One change of a record, as history keeps it."""
+
+    revision: int
+    change: str
+    changed_fields: list[str]
+    changed_by: str
+    recorded_at: str
+    record: dict[str, Any]
+
+
+def in_window(service: ServiceRecorded | None) -> bool:
+    """Whether the window shows the service: a draft is its agency's alone."""
+    return service is not None and service.status != "draft"
+
+
+@dataclass(frozen=True)
 class ServiceView:
     """What the register knows that a delivery is checked against."""
 
@@ -245,6 +336,50 @@ class DeliveryProblem:
 
     def __str__(self) -> str:
         return f"{self.code}: {self.reason}"
+
+    def error(self) -> DomainError:
+        """The refusal of a report made directly: a report for another agency is forbidden,
+        any other problem makes the report invalid."""
+        kind = Forbidden if self.code == "not_your_service" else Invalid
+        return kind(self.code, self.reason)
+
+
+class DeliveryClaim(BaseModel):
+    """One delivery as an agency reports it (the fields of `DeliveryReported`), unchecked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    report_id: uuid.UUID
+    agency: str
+    service_id: str
+    channel: Channel
+    province: str
+    started_at: AwareDatetime
+    finished_at: AwareDatetime
+    outcome: Outcome
+    citizen: str | None = None
+
+
+def claimed_report(
+    claim: DeliveryClaim, reporter: str | None
+) -> DeliveryReported | DeliveryProblem:
+    """The claim as a report of `reporter`'s, or why it is refused before the register is
+    asked: another agency's delivery, or a report `DeliveryReported` does not admit."""
+    if reporter is None or claim.agency != reporter:
+        return DeliveryProblem(
+            "not_your_service", f"the token speaks for {reporter!r}, not {claim.agency!r}"
+        )
+    try:
+        return DeliveryReported.model_validate_json(claim.model_dump_json())
+    except ValidationError as error:
+        impossible = any("finished_at" in str(e.get("msg", "")) for e in error.errors())
+        code = "impossible_times" if impossible else "invalid_delivery"
+        return DeliveryProblem(code, "; ".join(str(e.get("msg", "")) for e in error.errors()))
+
+
+def recorded_delivery(report: DeliveryReported, service: ServiceView) -> DeliveryRecorded:
+    """A checked report as the catalog records it: with the service's maturity."""
+    return DeliveryRecorded(**report.model_dump(), maturity=service.maturity)
 
 
 def check_delivery(

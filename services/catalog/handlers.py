@@ -1,83 +1,44 @@
-"""Handlers of the events the catalog service consumes, by event type.
-
-Each handler is a plain function of (events, connection) that runs inside the transaction
-its consumer opened; it never publishes directly and never commits.
+"""The events the catalog consumes, each handed to its use case.
 
 Delivery reports come in volume (3 million a day, ten times that rate at the peak hour),
-so they are handled a batch at a time (`services.catalog.ingest` consumes them):
-one transaction, one lookup of the register and one insert per batch.
+so they are consumed a poll at a time (`BATCHES`): the runtime opens one transaction per
+poll, `record_deliveries` looks the register up once and inserts once, and the refused
+reports go to their channel's dead-letter topic with the reason. A redelivered poll
+changes nothing: recorded reports are deduplicated by report id.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry.context import Context
 
-from services.catalog import storage
-from services.catalog.domain import DeliveryProblem, check_delivery
+from services.catalog import use_cases
+from services.catalog.storage import CatalogStorage
 from shared.db import Connection
 from shared.envelope import Envelope
-from shared.events.catalog import DeliveryRecorded, DeliveryReported, delivery_event_id
-from shared.outbox import enqueue_many
-from shared.runtime import Handlers
-
-Refusal = tuple[Envelope[DeliveryReported], DeliveryProblem]
+from shared.runtime import BatchHandling, Handlers
+from shared.topics import Topic
 
 
 async def record_deliveries(
-    envelopes: Sequence[Envelope[Any]],
-    connection: Connection,
-    now: datetime | None = None,
-    parents: Mapping[uuid.UUID, Context] | None = None,
-) -> list[Refusal]:
-    """Check reported deliveries against the register; pass each report on once.
-
-    Returns the refused reports with their problem (the consumer dead-letters them to
-    `catalog.delivery-reports.dlq`). Each valid report becomes a `DeliveryRecorded` on
-    `catalog.deliveries` (through the outbox) whose envelope id is derived from the report
-    id; a report id seen before (in this batch, or ever) is skipped, however it arrived.
-    `parents` (by report envelope id) carry each report's trace on to its recorded event.
-    """
-    moment = now or datetime.now(UTC)
-    reports: list[Envelope[DeliveryReported]] = [
-        e for e in envelopes if isinstance(e.payload, DeliveryReported)
-    ]
-    views = await storage.service_views(connection, sorted({e.payload.service_id for e in reports}))
-    refused: list[Refusal] = []
-    valid: dict[uuid.UUID, tuple[Envelope[DeliveryReported], DeliveryRecorded]] = {}
-    for envelope in reports:
-        report = envelope.payload
-        view = views.get(report.service_id)
-        problem = check_delivery(report, view, moment)
-        if problem is not None:
-            refused.append((envelope, problem))
-        elif view is not None and report.report_id not in valid:
-            recorded = DeliveryRecorded(**report.model_dump(), maturity=view.maturity)
-            valid[report.report_id] = (envelope, recorded)
-    new = await storage.insert_deliveries(connection, [r for _, r in valid.values()])
-    fresh = [
-        (envelope, recorded) for envelope, recorded in valid.values() if recorded.report_id in new
-    ]
-    await enqueue_many(
-        connection,
-        [
-            Envelope.wrap(
-                recorded,
-                source="catalog",
-                subject=recorded.service_id,
-                correlation_id=envelope.correlation_id,
-                event_id=delivery_event_id(recorded.report_id),
-            )
-            for envelope, recorded in fresh
-        ],
-        [(parents or {}).get(envelope.id) for envelope, _ in fresh],
+    envelopes: Sequence[Envelope[Any]], connection: Connection, parents: Sequence[Context]
+) -> Mapping[uuid.UUID, str]:
+    """A poll of delivery reports recorded; the refused ones by envelope id, with why."""
+    # Each recorded delivery continues the trace of the report that caused it.
+    by_report = {e.id: parent for e, parent in zip(envelopes, parents, strict=True)}
+    refused = await use_cases.record_deliveries(
+        CatalogStorage(connection), envelopes, parents=by_report
     )
-    return refused
+    return {envelope.id: str(problem) for envelope, problem in refused}
 
 
-# Delivery reports are consumed by `services.catalog.ingest`, in batches, not through here.
 HANDLERS: Handlers = {}
+
+BATCHES: Mapping[str, BatchHandling] = {
+    "deliveries": BatchHandling(
+        topics=[Topic.AGENCY_DELIVERIES], apply=record_deliveries, max_records=1000
+    )
+}

@@ -24,7 +24,7 @@ from joserfc.jwk import ECKey
 from panjereh_agency import DeliveryReporter
 
 from infra.platform import LocalPlatform
-from services.catalog import storage
+from services.catalog.storage import CatalogReads
 from shared.auth import AUDIENCE
 from shared.db import create_pool
 from shared.envelope import Envelope
@@ -251,8 +251,9 @@ async def test_the_compacted_topics_alone_rebuild_the_register(platform: LocalPl
         for _ in range(5):
             assert await until(drained)
             async with pool.acquire() as connection:
-                services = {s.service_id: s for s in await storage.all_services(connection)}
-                agencies = {a.code: a for a in await storage.list_agencies(connection)}
+                reads = CatalogReads(connection)
+                services = {s.service_id: s for s in await reads.all_services()}
+                agencies = {a.code: a for a in await reads.list_agencies()}
             rebuilt_services = latest(
                 await read_all(
                     platform.kafka_admin,

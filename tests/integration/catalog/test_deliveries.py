@@ -17,14 +17,16 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from services.catalog import register
-from services.catalog.domain import AgencyEntry, ServiceEntry
+from services.catalog import use_cases
+from services.catalog.domain import AgencyEntry, Editor, ServiceEntry
+from services.catalog.storage import CatalogStorage
 from shared.envelope import Envelope
 from shared.events.catalog import DeliveryRecorded, DeliveryReported, delivery_event_id
 from shared.kafka import new_producer, publish
 from shared.registry import decode
 from shared.topics import Topic, channel, dead_letter_of
 from shared.tracing import configure_tracing
+from shared.unit_of_work import transaction
 from tests.integration.catalog.conftest import Catalog, unique_code
 from tests.integration.kafka_helpers import header, read_all
 
@@ -63,11 +65,11 @@ class Register:
 
 async def seed(catalog: Catalog) -> Register:
     ids = Register(agency=unique_code(), other=unique_code(), provincial=unique_code())
-    by = "operator:tests"
-    async with catalog.runtime.pool.acquire() as connection, connection.transaction():
+    editor = Editor("operator:tests", operator=True)
+    async with transaction(catalog.runtime.pool, CatalogStorage) as work:
         for code, province in ((ids.agency, None), (ids.other, None), (ids.provincial, "IR-15")):
             agency = AgencyEntry(code=code, name_fa="دستگاه", name_en="Agency", province=province)
-            await register.register_agency(connection, agency, by=by)
+            await use_cases.register_agency(work, agency, editor)
         statuses: list[tuple[str, Literal["published", "retired"] | None]] = [
             (ids.published, "published"),
             (ids.retired, "retired"),
@@ -86,11 +88,11 @@ async def seed(catalog: Catalog) -> Register:
                 channels=["online", "in_person"],
                 maturity=4,
             )
-            await register.draft_service(connection, entry, by=by)
-            if status == "retired":
-                await register.set_service_status(connection, service_id, "published", by=by)
+            await use_cases.draft_service(work, entry, editor)
             if status is not None:
-                await register.set_service_status(connection, service_id, status, by=by)
+                await use_cases.publish_service(work, service_id, editor)
+            if status == "retired":
+                await use_cases.retire_service(work, service_id, editor)
     for code in (ids.agency, ids.other, ids.provincial):
         await catalog.channel_of(code)
     return ids

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from services.catalog import reference, storage
+from services.catalog import reference
+from services.catalog.storage import CatalogReads
 from shared.envelope import Envelope
 from shared.events.catalog import AgencyRecorded, ServiceRecorded
 from shared.registry import decode
@@ -261,8 +262,9 @@ async def test_a_projection_rebuilt_from_the_compacted_topics_alone_equals_the_d
         await refresh()
 
     async with pool.acquire() as connection:
-        services = {s.service_id: s for s in await storage.all_services(connection)}
-        agencies = {a.code: a for a in await storage.list_agencies(connection)}
+        reads = CatalogReads(connection)
+        services = {s.service_id: s for s in await reads.all_services()}
+        agencies = {a.code: a for a in await reads.list_agencies()}
         # Other tests stand in for the catalog on the same broker; the rebuild takes the
         # records this catalog published, as a consumer of a real platform would see them.
         ours = {row["event_id"] for row in await connection.fetch("SELECT event_id FROM outbox")}

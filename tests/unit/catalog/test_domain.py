@@ -10,7 +10,6 @@ import pytest
 
 from services.catalog.domain import (
     AgencyEntry,
-    RegisterError,
     ServiceContent,
     ServiceEntry,
     ServiceView,
@@ -23,6 +22,7 @@ from services.catalog.domain import (
     revise_service,
     search_text,
 )
+from shared.errors import Conflict, Invalid
 from shared.events.catalog import DeliveryReported, ServiceRecorded
 
 NOW = datetime(2024, 6, 23, 9, 0, tzinfo=UTC)
@@ -58,11 +58,11 @@ def test_a_new_service_is_a_draft_at_revision_one_owned_by_its_id_prefix() -> No
 
 
 def test_a_service_of_an_unknown_or_inactive_agency_is_refused() -> None:
-    with pytest.raises(RegisterError) as unknown:
+    with pytest.raises(Invalid) as unknown:
         new_service(entry(service_id="tax.return"), AGENCY.recorded(1))
     assert unknown.value.code == "unknown_agency"
     inactive = AGENCY.model_copy(update={"active": False}).recorded(2)
-    with pytest.raises(RegisterError) as refused:
+    with pytest.raises(Conflict) as refused:
         new_service(entry(), inactive)
     assert refused.value.code == "agency_inactive"
 
@@ -77,7 +77,7 @@ def test_a_service_goes_draft_published_retired_and_never_back() -> None:
     retired = move_service(published[0], "retired")
     assert retired is not None
     assert retired[1] == "ServiceRetired"
-    with pytest.raises(RegisterError) as refused:
+    with pytest.raises(Conflict) as refused:
         move_service(retired[0], "published")
     assert refused.value.code == "status_transition_refused"
 
@@ -109,7 +109,7 @@ def test_a_retired_service_cannot_change() -> None:
     content = ServiceContent.model_validate(
         {k: v for k, v in retired.model_dump().items() if k in ServiceContent.model_fields}
     )
-    with pytest.raises(RegisterError) as refused:
+    with pytest.raises(Conflict) as refused:
         revise_service(retired, content)
     assert refused.value.code == "service_retired"
 
