@@ -5,19 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from argon2 import PasswordHasher
+from fastapi import FastAPI
 
 import services.identity.messages  # noqa: F401  (registers the service's messages)
-from services.identity.adapters.operator_check import OperatorCheck
+from services.identity.adapters.key_ring import KeyRing
+from services.identity.adapters.operator_check import DevelopmentOperatorCheck, OperatorCheck
 from services.identity.adapters.sms_gateway import SmsGatewaySettings, development_gateway
-from services.identity.domain.citizens import InvalidInput
 from services.identity.handlers import HANDLERS
-from services.identity.handlers.context import Identity, utc_now
-from services.identity.http import router
+from services.identity.http import IdentityContext, install_wait_details, router, utc_now
 from services.identity.settings import IdentitySettings
-from shared.http import problem_response
+from services.identity.use_cases.ports import Dependencies
 from shared.runtime import Runtime, create_app, serve
+from shared.sealing import Sealer
 
 
 def build(
@@ -27,13 +27,23 @@ def build(
     sms_gateway: SmsGatewaySettings | None = None,
 ) -> FastAPI:
     settings = settings or IdentitySettings()
-    identity = Identity(settings)
-    if operator_check is not None:
-        identity.operator_check = operator_check
+    check = operator_check or DevelopmentOperatorCheck()
+    hasher = PasswordHasher()
+
+    def context(runtime: Runtime) -> IdentityContext:
+        sealer = Sealer(settings.data_key_bytes)
+        keys = KeyRing(settings, runtime.pool, sealer)
+        deps = Dependencies(
+            settings=settings,
+            signer=keys,
+            operator_check=check,
+            hasher=hasher,
+            sms_gateway_key=settings.sms_gateway_key,
+        )
+        return IdentityContext(pool=runtime.pool, sealer=sealer, keys=keys, deps=deps)
 
     async def rotate_keys(runtime: Runtime) -> None:
-        identity.bind(runtime.pool)
-        await identity.keys.keep_rotating(utc_now)
+        await runtime.context.keys.keep_rotating(utc_now)
 
     background: dict[str, Callable[[Runtime], Coroutine[Any, Any, None]]] = {
         "issuer-key-rotation": rotate_keys
@@ -46,15 +56,10 @@ def build(
         title="Panjereh identity",
         routers=[router],
         handlers=HANDLERS,
+        context=context,
         background=background,
     )
-    app.state.identity = identity
-
-    async def on_invalid_input(request: Request, error: Exception) -> JSONResponse:
-        assert isinstance(error, InvalidInput)
-        return problem_response(request, 422, error.code, error.reason)
-
-    app.add_exception_handler(InvalidInput, on_invalid_input)
+    install_wait_details(app)
     return app
 
 

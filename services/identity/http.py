@@ -1,42 +1,88 @@
-"""The identity service's HTTP API: citizens, the token issuer, agencies and operators."""
+"""The identity service's HTTP API: citizens, the token issuer, agencies and operators.
+
+Each route parses the request, runs one use case with the service's storage and
+dependencies, and shapes the response. Domain errors are not caught here: `shared.http`
+turns each into its problem document.
+"""
 
 from __future__ import annotations
 
 import base64
 import hmac
 import json
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
 import jdatetime
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
+from services.identity.adapters.key_ring import KeyRing
+from services.identity.domain.attempts import MustWait
 from services.identity.domain.citizens import Calendar
-from services.identity.handlers import agencies, citizens, tokens
-from services.identity.handlers.context import Identity, utc_now
+from services.identity.storage import IdentityStatements, IdentityStorage, statements
+from services.identity.use_cases import agencies, citizens, tokens
+from services.identity.use_cases.ports import Dependencies
 from shared.auth import InvalidToken, Principal, bearer
-from shared.http import ProblemError
+from shared.db import Connection, Pool
+from shared.http import ProblemError, problem_response
 from shared.reference.provinces import ProvinceCode
-from shared.runtime import runtime_of
+from shared.runtime import context_of
+from shared.sealing import Sealer
+from shared.unit_of_work import transaction
 from shared.vocabulary import AuthenticationChannel
 
 router = APIRouter()
 
 
-async def identity_of(request: Request) -> Identity:
-    """The service's dependencies, bound to the running service's pool.
-
-    Async, as every dependency here: FastAPI runs plain functions in a thread pool.
-    """
-    identity: Identity = request.app.state.identity
-    identity.bind(runtime_of(request).pool)
-    return identity
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
-IdentityDep = Annotated[Identity, Depends(identity_of)]
+@dataclass(frozen=True)
+class IdentityContext:
+    """What routes work with, made once when the service starts (`bootstrap.context`)."""
+
+    pool: Pool
+    sealer: Sealer
+    keys: KeyRing
+    deps: Dependencies
+
+    def statements(self) -> AbstractAsyncContextManager[IdentityStatements]:
+        """Storage outside a transaction, for one use case (`use_cases.ports.Statements`)."""
+        return statements(self.pool, self.sealer)
+
+    def transaction(self) -> AbstractAsyncContextManager[IdentityStorage]:
+        """A unit of work in a new transaction (`use_cases.ports.IdentityWork`)."""
+        return transaction(self.pool, self._unit_of_work)
+
+    def _unit_of_work(self, connection: Connection) -> IdentityStorage:
+        return IdentityStorage(connection, self.sealer)
+
+
+async def identity_of(request: Request) -> IdentityContext:
+    # Async, as every dependency here: FastAPI runs plain functions in a thread pool.
+    return context_of(request, IdentityContext)
+
+
+IdentityDep = Annotated[IdentityContext, Depends(identity_of)]
+
+
+def install_wait_details(app: FastAPI) -> None:
+    """A refusal to try again before some time also says when, in `errors` (the problem
+    documents of `shared.http` carry no per-field list for domain errors)."""
+
+    async def on_must_wait(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, MustWait)
+        return problem_response(
+            request, error.status, error.code, error.detail, [error.retry], error.headers
+        )
+
+    app.add_exception_handler(MustWait, on_must_wait)
 
 
 def client_address(request: Request) -> str:
@@ -52,7 +98,9 @@ async def citizen_principal(request: Request, identity: IdentityDep) -> Principa
     session = principal.claims.get("sid")
     if principal.level_of_assurance is None or not isinstance(session, str):
         raise ProblemError(403, "not_a_citizen_token", "this needs a citizen's token")
-    if not await tokens.session_active(identity, session):
+    async with identity.statements() as work:
+        active = await tokens.session_active(work, session)
+    if not active:
         raise ProblemError(401, "unauthenticated", "the session was revoked")
     return principal
 
@@ -69,7 +117,7 @@ async def agency_principal(request: Request, identity: IdentityDep) -> Principal
 
 async def operator(request: Request, identity: IdentityDep) -> None:
     """Platform operators authenticate with the operator bearer secret."""
-    expected = identity.settings.operator_token.get_secret_value().encode()
+    expected = identity.deps.settings.operator_token.get_secret_value().encode()
     if not hmac.compare_digest(bearer(request).encode(), expected):
         raise ProblemError(401, "unauthenticated", "the operator secret is wrong")
 
@@ -80,9 +128,9 @@ async def operator(request: Request, identity: IdentityDep) -> None:
 @router.get("/.well-known/openid-configuration", tags=["issuer"])
 async def discovery(identity: IdentityDep) -> dict[str, Any]:
     """The issuer's discovery document (OpenID Connect Discovery 1.0 style)."""
-    base = identity.settings.issuer.rstrip("/")
+    base = identity.deps.settings.issuer.rstrip("/")
     return {
-        "issuer": identity.settings.issuer,
+        "issuer": identity.deps.settings.issuer,
         "jwks_uri": f"{base}/.well-known/jwks.json",
         "token_endpoint": f"{base}/oauth/token",
         "revocation_endpoint": f"{base}/oauth/revoke",
@@ -155,9 +203,10 @@ class RegisteredOut(BaseModel):
 @router.post("/citizens", status_code=201, tags=["citizens"], response_model=RegisteredOut)
 async def register(form: RegistrationIn, identity: IdentityDep) -> RegisteredOut:
     """Register a citizen; the operator check must say the mobile is theirs."""
-    citizen = await citizens.register(
-        identity, citizens.Registration(**form.model_dump()), utc_now()
-    )
+    async with identity.statements() as work:
+        citizen = await citizens.register(
+            work, identity.deps, citizens.Registration(**form.model_dump()), utc_now()
+        )
     return RegisteredOut(citizen=citizen)
 
 
@@ -174,9 +223,10 @@ class CodeSentOut(BaseModel):
 @router.post("/citizens/sign-in/code", status_code=202, tags=["citizens"])
 async def request_code(form: CodeRequestIn, request: Request, identity: IdentityDep) -> CodeSentOut:
     """Send a one-time sign-in code by SMS to the citizen's registered mobile."""
-    sent = await citizens.request_code(
-        identity, form.national_id, client_address(request), utc_now()
-    )
+    async with identity.statements() as work:
+        sent = await citizens.request_code(
+            work, identity.deps, form.national_id, client_address(request), utc_now()
+        )
     return CodeSentOut(
         sent_to=sent.sent_to,
         expires_at=sent.expires_at,
@@ -195,15 +245,17 @@ async def sign_in(form: SignInIn, request: Request, identity: IdentityDep) -> JS
     """Sign in with the one-time code: an access token (loa 2) and a refresh token."""
     if form.channel == "agency_system":
         raise ProblemError(422, "invalid_request", "citizens sign in on web, app or pishkhan")
-    response = await citizens.sign_in(
-        identity,
-        national_id_text=form.national_id,
-        code_text=form.code,
-        channel=form.channel,
-        client_address=client_address(request),
-        user_agent=request.headers.get("user-agent"),
-        now=utc_now(),
-    )
+    async with identity.statements() as work:
+        response = await citizens.sign_in(
+            work,
+            identity.deps,
+            national_id_text=form.national_id,
+            code_text=form.code,
+            channel=form.channel,
+            client_address=client_address(request),
+            user_agent=request.headers.get("user-agent"),
+            now=utc_now(),
+        )
     return JSONResponse(response.as_json(), headers={"cache-control": "no-store"})
 
 
@@ -224,7 +276,8 @@ async def my_sign_ins(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[SignInOut]:
     """The signed-in citizen's own sign-ins and failed attempts, newest first."""
-    rows = await citizens.sign_in_history(identity, principal.subject, limit)
+    async with identity.statements() as work:
+        rows = await citizens.sign_in_history(work, principal.subject, limit)
     return [SignInOut(**row, at_jalali=_jalali(row["at"])) for row in rows]
 
 
@@ -293,18 +346,21 @@ async def token(request: Request, identity: IdentityDep) -> JSONResponse:
         )
         if not credentials[0] or not credentials[1]:
             raise ProblemError(401, "invalid_client", "client_id and client_secret are needed")
-        response = await tokens.client_credentials(
-            identity,
-            client_id=credentials[0],
-            client_secret=credentials[1],
-            scope=form.get("scope"),
-            now=now,
-        )
+        async with identity.statements() as work:
+            response = await tokens.client_credentials(
+                work,
+                identity.deps,
+                client_id=credentials[0],
+                client_secret=credentials[1],
+                scope=form.get("scope"),
+                now=now,
+            )
     elif grant == "refresh_token":
         presented = form.get("refresh_token")
         if not presented:
             raise ProblemError(400, "invalid_request", "refresh_token is needed")
-        response = await tokens.refresh(identity, presented, now)
+        async with identity.statements() as work:
+            response = await tokens.refresh(work, identity.deps, presented, now)
     else:
         raise ProblemError(400, "unsupported_grant_type", f"grant_type {grant!r} is not supported")
     return JSONResponse(response.as_json(), headers={"cache-control": "no-store"})
@@ -317,7 +373,8 @@ async def revoke(request: Request, identity: IdentityDep) -> Response:
     presented = form.get("token")
     if not presented:
         raise ProblemError(400, "invalid_request", "token is needed")
-    await tokens.revoke(identity, presented, utc_now())
+    async with identity.statements() as work:
+        await tokens.revoke(work, identity.deps, presented, utc_now())
     return Response(status_code=200)
 
 
@@ -342,17 +399,18 @@ async def register_agency_key(
 ) -> dict[str, Any]:
     """Register a public key the agency's systems sign with; published on `identity.agency-keys`."""
     assert principal.agency is not None
-    published = await agencies.register_key(
-        identity,
-        agency=principal.agency,
-        registered_by=principal.subject,
-        jwk=form.jwk,
-        kid=form.kid,
-        not_before=form.not_before,
-        expires_at=form.expires_at,
-        replaces=form.replaces,
-        now=utc_now(),
-    )
+    async with identity.statements() as work:
+        published = await agencies.register_key(
+            work,
+            agency=principal.agency,
+            registered_by=principal.subject,
+            jwk=form.jwk,
+            kid=form.kid,
+            not_before=form.not_before,
+            expires_at=form.expires_at,
+            replaces=form.replaces,
+            now=utc_now(),
+        )
     return published.model_dump(mode="json")
 
 
@@ -361,7 +419,8 @@ async def list_agency_keys(
     identity: IdentityDep, principal: Annotated[Principal, Depends(agency_principal)]
 ) -> list[dict[str, Any]]:
     assert principal.agency is not None
-    rows = await agencies.keys_of(identity, principal.agency)
+    async with identity.statements() as work:
+        rows = await agencies.keys_of(work, principal.agency)
     return [_jsonable(row) for row in rows]
 
 
@@ -379,7 +438,8 @@ async def revoke_agency_key(
     """Revoke one of the agency's keys; published as `AgencyKeyRevoked`."""
     assert principal.agency is not None
     reason = form.reason if form else "revoked by the agency"
-    await agencies.revoke_key(identity, principal.agency, kid, reason, utc_now())
+    async with identity.transaction() as unit:
+        await agencies.revoke_key(unit, principal.agency, kid, reason, utc_now())
     return Response(status_code=204)
 
 
@@ -399,9 +459,10 @@ class ClientIn(BaseModel):
 )
 async def create_client(agency: str, form: ClientIn, identity: IdentityDep) -> JSONResponse:
     """New client credentials for an agency's system. The secret is shown this once."""
-    created = await agencies.create_client(
-        identity, agency=agency, name=form.name, scopes=form.scopes, now=utc_now()
-    )
+    async with identity.statements() as work:
+        created = await agencies.create_client(
+            work, identity.deps, agency=agency, name=form.name, scopes=form.scopes, now=utc_now()
+        )
     return JSONResponse(
         {
             "client_id": created.client_id,
@@ -418,7 +479,9 @@ async def create_client(agency: str, form: ClientIn, identity: IdentityDep) -> J
     "/operator/agencies/{agency}/clients", tags=["operators"], dependencies=[Depends(operator)]
 )
 async def list_clients(agency: str, identity: IdentityDep) -> list[dict[str, Any]]:
-    return [_jsonable(row) for row in await agencies.clients(identity, agency)]
+    async with identity.statements() as work:
+        rows = await agencies.clients(work, agency)
+    return [_jsonable(row) for row in rows]
 
 
 @router.delete(
@@ -428,7 +491,8 @@ async def list_clients(agency: str, identity: IdentityDep) -> list[dict[str, Any
     dependencies=[Depends(operator)],
 )
 async def revoke_client(agency: str, client_id: str, identity: IdentityDep) -> Response:
-    await agencies.revoke_client(identity, agency, client_id, utc_now())
+    async with identity.transaction() as unit:
+        await agencies.revoke_client(unit, agency, client_id, utc_now())
     return Response(status_code=204)
 
 

@@ -1,83 +1,46 @@
 """The identity service's storage: its own Postgres schema `identity`, reached with asyncpg.
 
 The schema is created by `migrations/`; besides the service's tables it holds the outbox
-and the inbox every service keeps (`shared/migrations`). Every function takes the
-connection of the caller's transaction; those that lock rows say so. The writes of a
-successful attempt are `Change`s, written by `shared.outbox.enqueue` with their event in
-one statement, guarded by the citizen's attempt version.
+and the inbox every service keeps (`shared/migrations`). `IdentityStorage` is the unit of
+work (one transaction); `IdentityStatements` works on a connection outside a transaction,
+one atomic statement per call, and opens an `IdentityStorage` on the same connection when
+a use case needs a transaction (the ports are in `use_cases/ports.py`).
+
+A citizen's successful attempt is written with its event by ONE statement
+(`shared.outbox.enqueue(..., along=Change)`) guarded by the citizen's attempt version:
+the fast path of every code request and sign-in, and the same write under the lock.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import date, datetime
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
+from services.identity.domain.attempts import (
+    AttemptState,
+    Challenge,
+    CitizenRecord,
+    NewChallenge,
+    NewCitizen,
+    SignInRecord,
+)
 from services.identity.domain.codes import Counter, LockScope
-from services.identity.domain.tokens import SigningKey
-from shared.db import Connection
-from shared.outbox import Change
+from services.identity.domain.tokens import AgencyClient, NewSession, RefreshToken, SigningKey
+from shared.db import Connection, Pool
+from shared.envelope import Envelope
+from shared.events.identity import CitizenAuthenticated, SmsRequested
+from shared.outbox import Change, enqueue
 from shared.sealing import Sealer
+from shared.unit_of_work import UnitOfWork
 
-
-@dataclass(frozen=True)
-class CitizenRecord:
-    citizen: str
-    mobile: str
-    birth_date: date
-    province: str
-
-
-async def insert_citizen(
-    connection: Connection,
-    *,
-    citizen: str,
-    mobile: str,
-    first_name: str,
-    last_name: str,
-    birth_date: date,
-    province: str,
-    now: datetime,
-) -> bool:
-    """Add a citizen; False if one with this pseudonym exists already."""
-    inserted = await connection.fetchval(
-        "INSERT INTO citizens (citizen, mobile, first_name, last_name, birth_date, province,"
-        " registered_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        " ON CONFLICT (citizen) DO NOTHING RETURNING true",
-        citizen,
-        mobile,
-        first_name,
-        last_name,
-        birth_date,
-        province,
-        now,
-    )
-    return bool(inserted)
+_ISSUER_KEYS_LOCK = "SELECT pg_advisory_xact_lock(hashtext('identity-issuer-keys'))"
+_SIGN_IN_COLUMNS = "citizen, at, client_address, channel, user_agent, outcome, reason"
 
 
 # A citizen's attempts ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Challenge:
-    id: uuid.UUID
-    code_hash: bytes
-    created_at: datetime
-    expires_at: datetime
-    attempts: int
-    open: bool
-
-
-@dataclass(frozen=True)
-class AttemptState:
-    """What judging a citizen's code request or sign-in needs, read in one round trip."""
-
-    record: CitizenRecord
-    version: int
-    citizen_counter: Counter | None
-    address_counter: Counter | None
-    newest_challenge: Challenge | None
 
 
 def _counter(row: Any, prefix: str) -> Counter | None:
@@ -88,18 +51,17 @@ def _counter(row: Any, prefix: str) -> Counter | None:
     )
 
 
-async def attempt_state(
+async def _attempt_state(
     connection: Connection, citizen_id: str, client_address: str, *, lock: bool
 ) -> AttemptState | None:
     """The citizen, their counter, the address's counter and their newest code; None if the
-    citizen is not registered.
+    citizen is not registered. One round trip either way (migration 0003).
 
     With `lock`, the citizen's row is locked to the end of the caller's transaction (and
     their `version` moved on): attempts judged under the lock are judged one after the
     other, and the citizen's counter and codes change only under it or by a write whose
-    version guard holds (`opening_challenge`, `successful_sign_in`). Without, a plain
-    read. The address's counter is only read here; it is locked when a failure is
-    counted against it (`lock_counter`). One round trip either way (migration 0003).
+    version guard holds. The address's counter is only read here; it is locked when a
+    failure is counted against it (`lock_counter`).
     """
     row = await connection.fetchrow(
         "SELECT * FROM lock_attempt_state($1, $2)"
@@ -129,57 +91,6 @@ async def attempt_state(
     )
 
 
-async def lock_counter(
-    connection: Connection, scope: LockScope, subject: str, now: datetime
-) -> Counter:
-    """A subject's counter, created if missing, locked FOR UPDATE."""
-    await connection.execute(
-        "INSERT INTO attempt_counters (scope, subject, window_started) VALUES ($1, $2, $3)"
-        " ON CONFLICT (scope, subject) DO NOTHING",
-        scope,
-        subject,
-        now,
-    )
-    row = await connection.fetchrow(
-        "SELECT failures, window_started, locked_until FROM attempt_counters"
-        " WHERE scope = $1 AND subject = $2 FOR UPDATE",
-        scope,
-        subject,
-    )
-    assert row is not None
-    return Counter(row["failures"], row["window_started"], row["locked_until"])
-
-
-async def peek_counter(connection: Connection, scope: LockScope, subject: str) -> Counter | None:
-    """A subject's counter as it is now, without locking it."""
-    row = await connection.fetchrow(
-        "SELECT failures, window_started, locked_until FROM attempt_counters"
-        " WHERE scope = $1 AND subject = $2",
-        scope,
-        subject,
-    )
-    return Counter(row["failures"], row["window_started"], row["locked_until"]) if row else None
-
-
-async def save_counter(
-    connection: Connection, scope: LockScope, subject: str, counter: Counter
-) -> None:
-    """Write a counter the caller holds the lock for (its own row, or its citizen's)."""
-    await connection.execute(
-        "INSERT INTO attempt_counters (scope, subject, failures, window_started, locked_until)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, subject) DO UPDATE"
-        " SET failures = $3, window_started = $4, locked_until = $5",
-        scope,
-        subject,
-        counter.failures,
-        counter.window_started,
-        counter.locked_until,
-    )
-
-
-# One-time codes ---------------------------------------------------------------------
-
-
 def _moved_on(citizen: str, version: str) -> str:
     """The guard of a write judged on `version`: it moves the citizen's version on, and
     finds no row (so nothing is written) if another attempt moved it first."""
@@ -189,132 +100,89 @@ def _moved_on(citizen: str, version: str) -> str:
     )
 
 
-def opening_challenge(
-    state: AttemptState,
-    *,
-    challenge_id: uuid.UUID,
-    code_hash: bytes,
-    now: datetime,
-    expires_at: datetime,
-) -> Change:
-    """A new code for the citizen; any code still open for them is closed (superseded).
-
-    Written with the event that sends the code (`shared.outbox.enqueue(..., along=...)`),
-    only if the citizen's attempts are still at `state.version`.
-    """
-    return Change(
-        _moved_on("$2", "$6") + ","
-        " superseded AS (UPDATE code_challenges SET closed_at = $4,"
-        " closed_because = 'superseded' WHERE citizen = $2 AND closed_at IS NULL"
-        " AND EXISTS (SELECT 1 FROM attempt)),"
-        " opened AS (INSERT INTO code_challenges (id, citizen, code_hash, created_at,"
-        " expires_at) SELECT $1, $2, $3, $4, $5 FROM attempt)",
-        (challenge_id, state.record.citizen, code_hash, now, expires_at, state.version),
-        guard="attempt",
+def _sign_in_values(record: SignInRecord) -> tuple[Any, ...]:
+    return (
+        record.citizen,
+        record.at,
+        record.client_address,
+        record.channel,
+        record.user_agent,
+        record.outcome,
+        record.reason,
     )
 
 
-async def count_attempt(connection: Connection, challenge_id: uuid.UUID) -> None:
-    await connection.execute(
-        "UPDATE code_challenges SET attempts = attempts + 1 WHERE id = $1", challenge_id
-    )
+class _OptimisticWrites:
+    """The guarded writes of `use_cases.ports.OptimisticWrites`: each ONE statement that
+    writes the change and its event, needing no transaction around it."""
 
+    async def _connection(self) -> Connection:
+        raise NotImplementedError
 
-async def close_challenge(
-    connection: Connection, challenge_id: uuid.UUID, now: datetime, because: str
-) -> None:
-    await connection.execute(
-        "UPDATE code_challenges SET closed_at = $2, closed_because = $3 WHERE id = $1",
-        challenge_id,
-        now,
-        because,
-    )
+    async def try_open_challenge(
+        self, state: AttemptState, challenge: NewChallenge, message: Envelope[SmsRequested]
+    ) -> bool:
+        return await enqueue(
+            await self._connection(),
+            message,
+            along=Change(
+                _moved_on("$2", "$6") + ","
+                " superseded AS (UPDATE code_challenges SET closed_at = $4,"
+                " closed_because = 'superseded' WHERE citizen = $2 AND closed_at IS NULL"
+                " AND EXISTS (SELECT 1 FROM attempt)),"
+                " opened AS (INSERT INTO code_challenges (id, citizen, code_hash, created_at,"
+                " expires_at) SELECT $1, $2, $3, $4, $5 FROM attempt)",
+                (
+                    challenge.id,
+                    state.record.citizen,
+                    challenge.code_hash,
+                    challenge.created_at,
+                    challenge.expires_at,
+                    state.version,
+                ),
+                guard="attempt",
+            ),
+        )
 
-
-# Sign-in history --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SignInRecord:
-    """One line of a citizen's sign-in history."""
-
-    citizen: str
-    at: datetime
-    client_address: str
-    channel: str
-    user_agent: str | None
-    outcome: str
-    reason: str | None
-
-    def values(self) -> tuple[Any, ...]:
-        return (
-            self.citizen,
-            self.at,
-            self.client_address,
-            self.channel,
-            self.user_agent,
-            self.outcome,
-            self.reason,
+    async def try_sign_in(
+        self,
+        state: AttemptState,
+        used_challenge: uuid.UUID,
+        session: NewSession,
+        record: SignInRecord,
+        event: Envelope[CitizenAuthenticated],
+    ) -> bool:
+        return await enqueue(
+            await self._connection(),
+            event,
+            along=Change(
+                _moved_on("$2", "$15") + ","
+                " used AS (UPDATE code_challenges SET closed_at = $12, closed_because = 'used'"
+                "  WHERE id = $1 AND EXISTS (SELECT 1 FROM attempt)),"
+                f" history AS (INSERT INTO sign_ins ({_SIGN_IN_COLUMNS})"
+                "  SELECT $2, $3, $4, $5, $6, $7, $8 FROM attempt),"
+                " family AS (INSERT INTO refresh_families"
+                "  (id, citizen, channel, level_of_assurance, created_at)"
+                "  SELECT $9, $2, $14, $10, $12 FROM attempt RETURNING id),"
+                " first_token AS (INSERT INTO refresh_tokens (token_hash, family_id, issued_at,"
+                "  expires_at) SELECT $11, id, $12, $13 FROM family)",
+                (
+                    used_challenge,
+                    *_sign_in_values(record),
+                    session.family_id,
+                    session.level_of_assurance,
+                    session.first_token_hash,
+                    session.created_at,
+                    session.expires_at,
+                    session.channel,
+                    state.version,
+                ),
+                guard="attempt",
+            ),
         )
 
 
-_SIGN_IN_COLUMNS = "citizen, at, client_address, channel, user_agent, outcome, reason"
-
-
-async def record_sign_in(connection: Connection, record: SignInRecord) -> None:
-    await connection.execute(
-        f"INSERT INTO sign_ins ({_SIGN_IN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        *record.values(),
-    )
-
-
-def successful_sign_in(
-    state: AttemptState, *, used_challenge: uuid.UUID, session: NewSession, record: SignInRecord
-) -> Change:
-    """Close the code that was used, open the session with its first refresh token and add
-    the history line: the whole write of a sign-in, written with its event
-    (`shared.outbox.enqueue(..., along=...)`), only if the citizen's attempts are still at
-    `state.version`."""
-    return Change(
-        _moved_on("$2", "$15") + ","
-        " used AS (UPDATE code_challenges SET closed_at = $12, closed_because = 'used'"
-        "  WHERE id = $1 AND EXISTS (SELECT 1 FROM attempt)),"
-        f" history AS (INSERT INTO sign_ins ({_SIGN_IN_COLUMNS})"
-        "  SELECT $2, $3, $4, $5, $6, $7, $8 FROM attempt),"
-        " family AS (INSERT INTO refresh_families"
-        "  (id, citizen, channel, level_of_assurance, created_at)"
-        "  SELECT $9, $2, $14, $10, $12 FROM attempt RETURNING id),"
-        " first_token AS (INSERT INTO refresh_tokens (token_hash, family_id, issued_at,"
-        "  expires_at) SELECT $11, id, $12, $13 FROM family)",
-        (
-            used_challenge,
-            *record.values(),
-            session.family_id,
-            session.level_of_assurance,
-            session.first_token_hash,
-            session.created_at,
-            session.expires_at,
-            session.channel,
-            state.version,
-        ),
-        guard="attempt",
-    )
-
-
-async def sign_ins(connection: Connection, citizen_id: str, limit: int) -> list[dict[str, Any]]:
-    rows = await connection.fetch(
-        "SELECT at, client_address, channel, user_agent, outcome, reason FROM sign_ins"
-        " WHERE citizen = $1 ORDER BY at DESC, id DESC LIMIT $2",
-        citizen_id,
-        limit,
-    )
-    return [dict(row) for row in rows]
-
-
-# Issuer keys ------------------------------------------------------------------------
-
-
-# Private keys are sealed with the data key, bound to their kid (shared/sealing.py).
+# Issuer keys: private halves sealed with the data key, bound to their kid -------------
 
 
 def _issuer_key_binding(kid: str) -> str:
@@ -337,17 +205,6 @@ async def issuer_keys(connection: Connection, sealer: Sealer) -> list[SigningKey
     return keys
 
 
-async def insert_issuer_key(connection: Connection, key: SigningKey, sealer: Sealer) -> None:
-    await connection.execute(
-        "INSERT INTO issuer_keys (kid, private_jwk, public_jwk, not_before)"
-        " VALUES ($1, $2, $3, $4)",
-        key.kid,
-        sealer.seal(key.private_jwk, binding=_issuer_key_binding(key.kid)),
-        key.public_jwk,
-        key.not_before,
-    )
-
-
 async def seal_plain_issuer_keys(connection: Connection, sealer: Sealer) -> int:
     """Seal private keys that older releases stored in the clear; returns how many."""
     rows = await connection.fetch(
@@ -362,240 +219,377 @@ async def seal_plain_issuer_keys(connection: Connection, sealer: Sealer) -> int:
     return len(rows)
 
 
-async def retire_issuer_key(connection: Connection, kid: str, retired_at: datetime) -> None:
-    await connection.execute(
-        "UPDATE issuer_keys SET retired_at = $2 WHERE kid = $1", kid, retired_at
-    )
+# The unit of work ----------------------------------------------------------------------
 
 
-# Refresh tokens ---------------------------------------------------------------------
+class IdentityStorage(_OptimisticWrites, UnitOfWork):
+    """One transaction of identity's storage (`use_cases.ports.IdentityWork`).
+
+    `sealer` opens and seals the issuer's private keys; only the issuer's methods need it.
+    """
+
+    def __init__(self, connection: Connection, sealer: Sealer | None = None) -> None:
+        super().__init__(connection)
+        self._sealer = sealer
+
+    async def _connection(self) -> Connection:
+        return self.connection
+
+    @property
+    def sealer(self) -> Sealer:
+        if self._sealer is None:
+            raise RuntimeError("this unit of work was made without the data key's sealer")
+        return self._sealer
+
+    # Citizens and their attempts.
+
+    async def insert_citizen(self, citizen: NewCitizen) -> bool:
+        inserted = await self.connection.fetchval(
+            "INSERT INTO citizens (citizen, mobile, first_name, last_name, birth_date, province,"
+            " registered_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            " ON CONFLICT (citizen) DO NOTHING RETURNING true",
+            citizen.citizen,
+            citizen.mobile,
+            citizen.first_name,
+            citizen.last_name,
+            citizen.birth_date,
+            citizen.province,
+            citizen.registered_at,
+        )
+        return bool(inserted)
+
+    async def lock_attempt_state(self, citizen: str, client_address: str) -> AttemptState | None:
+        return await _attempt_state(self.connection, citizen, client_address, lock=True)
+
+    async def peek_counter(self, scope: LockScope, subject: str) -> Counter | None:
+        row = await self.connection.fetchrow(
+            "SELECT failures, window_started, locked_until FROM attempt_counters"
+            " WHERE scope = $1 AND subject = $2",
+            scope,
+            subject,
+        )
+        if row is None:
+            return None
+        return Counter(row["failures"], row["window_started"], row["locked_until"])
+
+    async def lock_counter(self, scope: LockScope, subject: str, now: datetime) -> Counter:
+        await self.connection.execute(
+            "INSERT INTO attempt_counters (scope, subject, window_started) VALUES ($1, $2, $3)"
+            " ON CONFLICT (scope, subject) DO NOTHING",
+            scope,
+            subject,
+            now,
+        )
+        row = await self.connection.fetchrow(
+            "SELECT failures, window_started, locked_until FROM attempt_counters"
+            " WHERE scope = $1 AND subject = $2 FOR UPDATE",
+            scope,
+            subject,
+        )
+        assert row is not None
+        return Counter(row["failures"], row["window_started"], row["locked_until"])
+
+    async def save_counter(self, scope: LockScope, subject: str, counter: Counter) -> None:
+        await self.connection.execute(
+            "INSERT INTO attempt_counters (scope, subject, failures, window_started,"
+            " locked_until) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, subject) DO UPDATE"
+            " SET failures = $3, window_started = $4, locked_until = $5",
+            scope,
+            subject,
+            counter.failures,
+            counter.window_started,
+            counter.locked_until,
+        )
+
+    async def count_attempt(self, challenge_id: uuid.UUID) -> None:
+        await self.connection.execute(
+            "UPDATE code_challenges SET attempts = attempts + 1 WHERE id = $1", challenge_id
+        )
+
+    async def close_challenge(self, challenge_id: uuid.UUID, now: datetime, because: str) -> None:
+        await self.connection.execute(
+            "UPDATE code_challenges SET closed_at = $2, closed_because = $3 WHERE id = $1",
+            challenge_id,
+            now,
+            because,
+        )
+
+    async def record_sign_in(self, record: SignInRecord) -> None:
+        await self.connection.execute(
+            f"INSERT INTO sign_ins ({_SIGN_IN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            *_sign_in_values(record),
+        )
+
+    # Sessions.
+
+    async def lock_refresh_token(self, token_hash: bytes) -> RefreshToken | None:
+        row = await self.connection.fetchrow(
+            "SELECT t.token_hash, t.family_id, t.expires_at, t.rotated_at, f.citizen,"
+            " f.channel, f.level_of_assurance, f.revoked_at AS family_revoked_at"
+            " FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id"
+            " WHERE t.token_hash = $1 FOR UPDATE",
+            token_hash,
+        )
+        return RefreshToken(**dict(row)) if row else None
+
+    async def rotate_refresh_token(self, token_hash: bytes, now: datetime) -> None:
+        await self.connection.execute(
+            "UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1", token_hash, now
+        )
+
+    async def insert_refresh_token(
+        self, token_hash: bytes, family_id: uuid.UUID, now: datetime, expires_at: datetime
+    ) -> None:
+        await self.connection.execute(
+            "INSERT INTO refresh_tokens (token_hash, family_id, issued_at, expires_at)"
+            " VALUES ($1, $2, $3, $4)",
+            token_hash,
+            family_id,
+            now,
+            expires_at,
+        )
+
+    async def revoke_family(self, family_id: uuid.UUID, now: datetime, because: str) -> bool:
+        revoked = await self.connection.fetchval(
+            "UPDATE refresh_families SET revoked_at = $2, revoked_because = $3"
+            " WHERE id = $1 AND revoked_at IS NULL RETURNING true",
+            family_id,
+            now,
+            because,
+        )
+        return bool(revoked)
+
+    # Agencies.
+
+    async def upsert_agency(self, record: dict[str, Any]) -> None:
+        await self.connection.execute(
+            "INSERT INTO agencies (code, name_fa, name_en, ministry_fa, ministry_en, province,"
+            " active, revision, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())"
+            " ON CONFLICT (code) DO UPDATE SET name_fa = EXCLUDED.name_fa,"
+            " name_en = EXCLUDED.name_en, ministry_fa = EXCLUDED.ministry_fa,"
+            " ministry_en = EXCLUDED.ministry_en, province = EXCLUDED.province,"
+            " active = EXCLUDED.active, revision = EXCLUDED.revision, updated_at = now()"
+            " WHERE agencies.revision < EXCLUDED.revision",
+            record["code"],
+            record["name_fa"],
+            record["name_en"],
+            record["ministry_fa"],
+            record["ministry_en"],
+            record["province"],
+            record["active"],
+            record["revision"],
+        )
+
+    async def agency_active(self, code: str) -> bool:
+        row = await self.connection.fetchrow("SELECT * FROM agencies WHERE code = $1", code)
+        return row is not None and bool(row["active"])
+
+    async def insert_client(
+        self,
+        *,
+        client_id: str,
+        agency: str,
+        name: str,
+        secret_hash: str,
+        scopes: list[str],
+        now: datetime,
+    ) -> None:
+        await self.connection.execute(
+            "INSERT INTO agency_clients (client_id, agency, name, secret_hash, scopes,"
+            " created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            client_id,
+            agency,
+            name,
+            secret_hash,
+            scopes,
+            now,
+        )
+
+    async def revoke_client(self, agency: str, client_id: str, now: datetime) -> bool:
+        revoked = await self.connection.fetchval(
+            "UPDATE agency_clients SET revoked_at = coalesce(revoked_at, $3)"
+            " WHERE agency = $1 AND client_id = $2 RETURNING true",
+            agency,
+            client_id,
+            now,
+        )
+        return bool(revoked)
+
+    async def insert_agency_key(
+        self,
+        *,
+        kid: str,
+        agency: str,
+        algorithm: str,
+        jwk: dict[str, Any],
+        not_before: datetime,
+        expires_at: datetime | None,
+        registered_by: str,
+    ) -> bool:
+        inserted = await self.connection.fetchval(
+            "INSERT INTO agency_keys (kid, agency, algorithm, jwk, not_before, expires_at,"
+            " registered_by) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            " ON CONFLICT (kid) DO NOTHING RETURNING true",
+            kid,
+            agency,
+            algorithm,
+            jwk,
+            not_before,
+            expires_at,
+            registered_by,
+        )
+        return bool(inserted)
+
+    async def revoke_agency_key(
+        self, agency: str, kid: str, now: datetime, because: str
+    ) -> bool | None:
+        row = await self.connection.fetchrow(
+            "SELECT revoked_at FROM agency_keys WHERE agency = $1 AND kid = $2 FOR UPDATE",
+            agency,
+            kid,
+        )
+        if row is None:
+            return None
+        if row["revoked_at"] is not None:
+            return False
+        await self.connection.execute(
+            "UPDATE agency_keys SET revoked_at = $2, revoked_because = $3 WHERE kid = $1",
+            kid,
+            now,
+            because,
+        )
+        return True
+
+    # The issuer's keys.
+
+    async def lock_issuer_keys(self) -> None:
+        await self.connection.execute(_ISSUER_KEYS_LOCK)
+
+    async def issuer_keys(self) -> list[SigningKey]:
+        return await issuer_keys(self.connection, self.sealer)
+
+    async def insert_issuer_key(self, key: SigningKey) -> None:
+        await self.connection.execute(
+            "INSERT INTO issuer_keys (kid, private_jwk, public_jwk, not_before)"
+            " VALUES ($1, $2, $3, $4)",
+            key.kid,
+            self.sealer.seal(key.private_jwk, binding=_issuer_key_binding(key.kid)),
+            key.public_jwk,
+            key.not_before,
+        )
+
+    async def retire_issuer_key(self, kid: str, retired_at: datetime) -> None:
+        await self.connection.execute(
+            "UPDATE issuer_keys SET retired_at = $2 WHERE kid = $1", kid, retired_at
+        )
+
+    async def seal_plain_issuer_keys(self) -> int:
+        return await seal_plain_issuer_keys(self.connection, self.sealer)
 
 
-@dataclass(frozen=True)
-class NewSession:
-    """A sign-in session (refresh-token family) about to be stored, with its first token."""
-
-    family_id: uuid.UUID
-    citizen: str
-    channel: str
-    level_of_assurance: int
-    first_token_hash: bytes
-    created_at: datetime
-    expires_at: datetime
+# Outside a transaction -------------------------------------------------------------------
 
 
-async def insert_refresh_token(
-    connection: Connection,
-    *,
-    token_hash: bytes,
-    family_id: uuid.UUID,
-    now: datetime,
-    expires_at: datetime,
-) -> None:
-    await connection.execute(
-        "INSERT INTO refresh_tokens (token_hash, family_id, issued_at, expires_at)"
-        " VALUES ($1, $2, $3, $4)",
-        token_hash,
-        family_id,
-        now,
-        expires_at,
-    )
+class IdentityStatements(_OptimisticWrites):
+    """Identity's storage outside a transaction (`use_cases.ports.Statements`): each call
+    is one statement, atomic by itself.
+
+    A pooled connection is taken at the first call (so whatever a use case does before,
+    such as making the key ring ready, holds none) and kept for the calls that follow, a
+    transaction on it included; it goes back to the pool when that transaction ends, on
+    `release()`, or at the end of `statements()`.
+    """
+
+    def __init__(self, pool: Pool, sealer: Sealer | None = None) -> None:
+        self._pool = pool
+        self._sealer = sealer
+        self._held: Connection | None = None
+
+    async def _connection(self) -> Connection:
+        if self._held is None:
+            self._held = await self._pool.acquire()
+        return self._held
+
+    async def release(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            await self._pool.release(held)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[IdentityStorage]:
+        connection = await self._connection()
+        try:
+            async with connection.transaction():
+                yield IdentityStorage(connection, self._sealer)
+        finally:
+            await self.release()
+
+    async def attempt_state(self, citizen: str, client_address: str) -> AttemptState | None:
+        return await _attempt_state(await self._connection(), citizen, client_address, lock=False)
+
+    async def sign_ins(self, citizen: str, limit: int) -> list[dict[str, Any]]:
+        rows = await (await self._connection()).fetch(
+            "SELECT at, client_address, channel, user_agent, outcome, reason FROM sign_ins"
+            " WHERE citizen = $1 ORDER BY at DESC, id DESC LIMIT $2",
+            citizen,
+            limit,
+        )
+        return [dict(row) for row in rows]
+
+    async def family_revoked(self, family_id: uuid.UUID) -> bool:
+        revoked = await (await self._connection()).fetchval(
+            "SELECT revoked_at IS NOT NULL FROM refresh_families WHERE id = $1", family_id
+        )
+        return bool(revoked)
+
+    async def client(self, client_id: str) -> AgencyClient | None:
+        row = await (await self._connection()).fetchrow(
+            "SELECT c.client_id, c.agency, c.name, c.secret_hash, c.scopes, c.created_at,"
+            " c.revoked_at, a.active AS agency_active"
+            " FROM agency_clients c JOIN agencies a ON a.code = c.agency WHERE c.client_id = $1",
+            client_id,
+        )
+        if row is None:
+            return None
+        return AgencyClient(
+            client_id=row["client_id"],
+            agency=row["agency"],
+            secret_hash=row["secret_hash"],
+            scopes=frozenset(row["scopes"]),
+            revoked_at=row["revoked_at"],
+            agency_active=row["agency_active"],
+        )
+
+    async def update_client_secret(self, client_id: str, secret_hash: str) -> None:
+        """Store a rehashed secret (argon2 parameters raised since it was hashed)."""
+        await (await self._connection()).execute(
+            "UPDATE agency_clients SET secret_hash = $2 WHERE client_id = $1",
+            client_id,
+            secret_hash,
+        )
+
+    async def clients_of(self, agency: str) -> list[dict[str, Any]]:
+        rows = await (await self._connection()).fetch(
+            "SELECT client_id, agency, name, scopes, created_at, revoked_at FROM agency_clients"
+            " WHERE agency = $1 ORDER BY created_at",
+            agency,
+        )
+        return [dict(row) for row in rows]
+
+    async def agency_keys(self, agency: str) -> list[dict[str, Any]]:
+        rows = await (await self._connection()).fetch(
+            "SELECT kid, algorithm, jwk, not_before, expires_at, created_at, revoked_at,"
+            " revoked_because FROM agency_keys WHERE agency = $1 ORDER BY created_at",
+            agency,
+        )
+        return [dict(row) for row in rows]
 
 
-@dataclass(frozen=True)
-class RefreshToken:
-    token_hash: bytes
-    family_id: uuid.UUID
-    expires_at: datetime
-    rotated_at: datetime | None
-    citizen: str
-    channel: str
-    level_of_assurance: int
-    family_revoked_at: datetime | None
-
-
-async def lock_refresh_token(connection: Connection, token_hash: bytes) -> RefreshToken | None:
-    """The token and its family, both locked FOR UPDATE (one rotation at a time per family)."""
-    row = await connection.fetchrow(
-        "SELECT t.token_hash, t.family_id, t.expires_at, t.rotated_at, f.citizen, f.channel,"
-        " f.level_of_assurance, f.revoked_at AS family_revoked_at"
-        " FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id"
-        " WHERE t.token_hash = $1 FOR UPDATE",
-        token_hash,
-    )
-    return RefreshToken(**dict(row)) if row else None
-
-
-async def rotate_refresh_token(connection: Connection, token_hash: bytes, now: datetime) -> None:
-    await connection.execute(
-        "UPDATE refresh_tokens SET rotated_at = $2 WHERE token_hash = $1", token_hash, now
-    )
-
-
-async def revoke_family(
-    connection: Connection, family_id: uuid.UUID, now: datetime, because: str
-) -> bool:
-    """Revoke a sign-in session; False if it was revoked already."""
-    revoked = await connection.fetchval(
-        "UPDATE refresh_families SET revoked_at = $2, revoked_because = $3"
-        " WHERE id = $1 AND revoked_at IS NULL RETURNING true",
-        family_id,
-        now,
-        because,
-    )
-    return bool(revoked)
-
-
-async def family_revoked(connection: Connection, family_id: uuid.UUID) -> bool:
-    revoked = await connection.fetchval(
-        "SELECT revoked_at IS NOT NULL FROM refresh_families WHERE id = $1", family_id
-    )
-    return bool(revoked)
-
-
-# Agencies ---------------------------------------------------------------------------
-
-
-async def upsert_agency(connection: Connection, record: dict[str, Any]) -> None:
-    """Keep the newest revision of an agency; an older or equal one changes nothing."""
-    await connection.execute(
-        "INSERT INTO agencies (code, name_fa, name_en, ministry_fa, ministry_en, province,"
-        " active, revision, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())"
-        " ON CONFLICT (code) DO UPDATE SET name_fa = EXCLUDED.name_fa,"
-        " name_en = EXCLUDED.name_en, ministry_fa = EXCLUDED.ministry_fa,"
-        " ministry_en = EXCLUDED.ministry_en, province = EXCLUDED.province,"
-        " active = EXCLUDED.active, revision = EXCLUDED.revision, updated_at = now()"
-        " WHERE agencies.revision < EXCLUDED.revision",
-        record["code"],
-        record["name_fa"],
-        record["name_en"],
-        record["ministry_fa"],
-        record["ministry_en"],
-        record["province"],
-        record["active"],
-        record["revision"],
-    )
-
-
-async def agency(connection: Connection, code: str) -> dict[str, Any] | None:
-    row = await connection.fetchrow("SELECT * FROM agencies WHERE code = $1", code)
-    return dict(row) if row else None
-
-
-async def insert_client(
-    connection: Connection,
-    *,
-    client_id: str,
-    agency_code: str,
-    name: str,
-    secret_hash: str,
-    scopes: list[str],
-    now: datetime,
-) -> None:
-    await connection.execute(
-        "INSERT INTO agency_clients (client_id, agency, name, secret_hash, scopes, created_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6)",
-        client_id,
-        agency_code,
-        name,
-        secret_hash,
-        scopes,
-        now,
-    )
-
-
-async def client(connection: Connection, client_id: str) -> dict[str, Any] | None:
-    row = await connection.fetchrow(
-        "SELECT c.client_id, c.agency, c.name, c.secret_hash, c.scopes, c.created_at,"
-        " c.revoked_at, a.active AS agency_active"
-        " FROM agency_clients c JOIN agencies a ON a.code = c.agency WHERE c.client_id = $1",
-        client_id,
-    )
-    return dict(row) if row else None
-
-
-async def clients_of(connection: Connection, agency_code: str) -> list[dict[str, Any]]:
-    rows = await connection.fetch(
-        "SELECT client_id, agency, name, scopes, created_at, revoked_at FROM agency_clients"
-        " WHERE agency = $1 ORDER BY created_at",
-        agency_code,
-    )
-    return [dict(row) for row in rows]
-
-
-async def revoke_client(
-    connection: Connection, agency_code: str, client_id: str, now: datetime
-) -> bool:
-    revoked = await connection.fetchval(
-        "UPDATE agency_clients SET revoked_at = coalesce(revoked_at, $3)"
-        " WHERE agency = $1 AND client_id = $2 RETURNING true",
-        agency_code,
-        client_id,
-        now,
-    )
-    return bool(revoked)
-
-
-async def update_client_secret(connection: Connection, client_id: str, secret_hash: str) -> None:
-    """Store a rehashed secret (argon2 parameters raised since it was hashed)."""
-    await connection.execute(
-        "UPDATE agency_clients SET secret_hash = $2 WHERE client_id = $1", client_id, secret_hash
-    )
-
-
-async def insert_agency_key(
-    connection: Connection,
-    *,
-    kid: str,
-    agency_code: str,
-    algorithm: str,
-    jwk: dict[str, Any],
-    not_before: datetime,
-    expires_at: datetime | None,
-    registered_by: str,
-) -> bool:
-    """Register an agency's key; False if the kid is taken."""
-    inserted = await connection.fetchval(
-        "INSERT INTO agency_keys (kid, agency, algorithm, jwk, not_before, expires_at,"
-        " registered_by) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        " ON CONFLICT (kid) DO NOTHING RETURNING true",
-        kid,
-        agency_code,
-        algorithm,
-        jwk,
-        not_before,
-        expires_at,
-        registered_by,
-    )
-    return bool(inserted)
-
-
-async def revoke_agency_key(
-    connection: Connection, agency_code: str, kid: str, now: datetime, because: str
-) -> bool | None:
-    """Revoke a key of the agency: True if revoked now, False if it was already, None if unknown."""
-    row = await connection.fetchrow(
-        "SELECT revoked_at FROM agency_keys WHERE agency = $1 AND kid = $2 FOR UPDATE",
-        agency_code,
-        kid,
-    )
-    if row is None:
-        return None
-    if row["revoked_at"] is not None:
-        return False
-    await connection.execute(
-        "UPDATE agency_keys SET revoked_at = $2, revoked_because = $3 WHERE kid = $1",
-        kid,
-        now,
-        because,
-    )
-    return True
-
-
-async def agency_keys(connection: Connection, agency_code: str) -> list[dict[str, Any]]:
-    rows = await connection.fetch(
-        "SELECT kid, algorithm, jwk, not_before, expires_at, created_at, revoked_at,"
-        " revoked_because FROM agency_keys WHERE agency = $1 ORDER BY created_at",
-        agency_code,
-    )
-    return [dict(row) for row in rows]
+@asynccontextmanager
+async def statements(pool: Pool, sealer: Sealer | None = None) -> AsyncIterator[IdentityStatements]:
+    """Identity's storage outside a transaction, for one use case."""
+    work = IdentityStatements(pool, sealer)
+    try:
+        yield work
+    finally:
+        await work.release()

@@ -16,7 +16,7 @@ import pytest
 
 from services.exchange.bootstrap import TRANSACTION_TOPICS
 from services.exchange.handlers import PROJECTION_HANDLERS
-from services.identity.handlers.events import HANDLERS as IDENTITY_HANDLERS
+from services.identity.handlers import HANDLERS as IDENTITY_HANDLERS
 from services.metrics.handlers import HANDLERS as METRICS_HANDLERS
 from shared import registry
 from shared.principals import PRINCIPALS, Principal

@@ -16,6 +16,7 @@ from typing import Literal
 
 import jdatetime
 
+from shared.errors import Invalid
 from shared.persian import to_ascii_digits
 
 Calendar = Literal["jalali", "gregorian"]
@@ -24,12 +25,11 @@ Calendar = Literal["jalali", "gregorian"]
 _SEPARATORS = re.compile(r"[\s\-\u200c\u200e\u200f\u2010-\u2015\u2212_.]")
 
 
-class InvalidInput(ValueError):
+class InvalidInput(Invalid):
     """A value a citizen typed cannot be accepted; `code` names the problem, `reason` says why."""
 
     def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
+        super().__init__(code, reason)
         self.reason = reason
 
 

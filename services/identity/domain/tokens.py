@@ -17,9 +17,12 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
+
+from joserfc.jwk import ECKey
 
 from shared.auth import AUDIENCE, CLOCK_SKEW_SECONDS
+from shared.events.identity import IssuerKeyPublished
 
 AGENCY_SCOPES: frozenset[str] = frozenset(
     {
@@ -157,3 +160,75 @@ def rotation_due(keys: list[SigningKey], now: datetime, key_lifetime: timedelta)
         return True
     newest = max(keys, key=lambda k: k.not_before)
     return newest.not_before + key_lifetime <= now
+
+
+ALGORITHM: Literal["ES256"] = "ES256"
+
+
+def new_signing_key(now: datetime, not_before: datetime) -> SigningKey:
+    kid = f"identity-{now:%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
+    key = ECKey.generate_key(
+        "P-256", parameters={"kid": kid, "use": "sig", "alg": ALGORITHM}, private=True
+    )
+    return SigningKey(
+        kid=kid,
+        private_jwk=dict(key.as_dict(private=True)),
+        public_jwk=dict(key.as_dict(private=False)),
+        not_before=not_before,
+        retired_at=None,
+    )
+
+
+def published(key: SigningKey, issuer: str) -> IssuerKeyPublished:
+    """The event that tells every verifier of a key (new, or its retirement set)."""
+    return IssuerKeyPublished(
+        issuer=issuer,
+        kid=key.kid,
+        algorithm=ALGORITHM,
+        jwk=key.public_jwk,
+        not_before=key.not_before,
+        retired_at=key.retired_at,
+    )
+
+
+@dataclass(frozen=True)
+class NewSession:
+    """A sign-in session (refresh-token family) about to be stored, with its first token."""
+
+    family_id: uuid.UUID
+    citizen: str
+    channel: str
+    level_of_assurance: int
+    first_token_hash: bytes
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class RefreshToken:
+    """A stored refresh token with its session."""
+
+    token_hash: bytes
+    family_id: uuid.UUID
+    expires_at: datetime
+    rotated_at: datetime | None
+    citizen: str
+    channel: str
+    level_of_assurance: int
+    family_revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AgencyClient:
+    """An agency system's client credentials, as stored (the secret only as a hash)."""
+
+    client_id: str
+    agency: str
+    secret_hash: str
+    scopes: frozenset[str]
+    revoked_at: datetime | None
+    agency_active: bool
+
+    @property
+    def usable(self) -> bool:
+        return self.revoked_at is None and self.agency_active

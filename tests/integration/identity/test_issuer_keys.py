@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from services.identity import storage
-from services.identity.handlers.issuer import new_signing_key
+from services.identity.domain.tokens import new_signing_key
 from services.identity.settings import IdentitySettings
 from shared.db import Pool, create_pool, migrations_for
 from shared.sealing import Sealer, is_sealed

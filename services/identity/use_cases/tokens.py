@@ -10,21 +10,19 @@ from typing import Any
 
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from services.identity import storage
 from services.identity.domain.tokens import (
+    NewSession,
     agency_claims,
     citizen_claims,
     granted_scopes,
     hash_secret,
     new_refresh_token,
 )
-from services.identity.handlers.context import SOURCE, Identity
+from services.identity.use_cases.ports import SOURCE, Dependencies, SecretHasher, Statements
 from shared.auth import InvalidToken
-from shared.db import Connection
 from shared.envelope import Envelope
+from shared.errors import DomainError, NotAuthenticated
 from shared.events.identity import AuthenticationFailed
-from shared.http import ProblemError
-from shared.outbox import enqueue
 
 # Verified against when the client id is unknown, so that an unknown client takes as long
 # to refuse as a wrong secret.
@@ -32,6 +30,12 @@ _DUMMY_HASH = (
     "$argon2id$v=19$m=65536,t=3,p=4$88P7/BuoYkp2yrEkW2wjAw$"
     "fjvy+IKSj/AQ5+iaBswYfpSHIbuIWZqaNLT2kgByqrk"
 )
+
+
+class InvalidGrant(DomainError):
+    """OAuth's `invalid_grant` and `invalid_scope` (RFC 6749 §5.2) answer 400."""
+
+    status = 400
 
 
 @dataclass(frozen=True)
@@ -57,22 +61,8 @@ class TokenResponse:
         return body
 
 
-async def _issue_refresh(
-    identity: Identity, connection: Connection, family_id: uuid.UUID, now: datetime
-) -> str:
-    token = new_refresh_token()
-    await storage.insert_refresh_token(
-        connection,
-        token_hash=hash_secret(token),
-        family_id=family_id,
-        now=now,
-        expires_at=now + identity.refresh_lifetime,
-    )
-    return token
-
-
 def _citizen_access(
-    identity: Identity,
+    deps: Dependencies,
     *,
     citizen: str,
     level_of_assurance: int,
@@ -81,35 +71,35 @@ def _citizen_access(
     now: datetime,
 ) -> str:
     claims = citizen_claims(
-        issuer=identity.settings.issuer,
+        issuer=deps.settings.issuer,
         citizen=citizen,
         level_of_assurance=level_of_assurance,
         channel=channel,
         session=str(family_id),
         now=now,
-        lifetime=identity.access_lifetime,
+        lifetime=deps.access_lifetime,
     )
-    return identity.keys.sign(claims, now)
+    return deps.signer.sign(claims, now)
 
 
 def new_session(
-    identity: Identity, *, citizen: str, channel: str, level_of_assurance: int, now: datetime
-) -> tuple[storage.NewSession, TokenResponse]:
+    deps: Dependencies, *, citizen: str, channel: str, level_of_assurance: int, now: datetime
+) -> tuple[NewSession, TokenResponse]:
     """A new sign-in session (refresh-token family) and its first tokens; the caller stores
     the session in the transaction that signs the citizen in."""
     family_id = uuid.uuid4()
     refresh = new_refresh_token()
-    session = storage.NewSession(
+    session = NewSession(
         family_id=family_id,
         citizen=citizen,
         channel=channel,
         level_of_assurance=level_of_assurance,
         first_token_hash=hash_secret(refresh),
         created_at=now,
-        expires_at=now + identity.refresh_lifetime,
+        expires_at=now + deps.refresh_lifetime,
     )
     access = _citizen_access(
-        identity,
+        deps,
         citizen=citizen,
         level_of_assurance=level_of_assurance,
         channel=channel,
@@ -118,53 +108,56 @@ def new_session(
     )
     response = TokenResponse(
         access_token=access,
-        expires_in=identity.settings.access_token_seconds,
+        expires_in=deps.settings.access_token_seconds,
         refresh_token=refresh,
     )
     return session, response
 
 
-async def refresh(identity: Identity, token: str, now: datetime) -> TokenResponse:
+async def refresh(
+    statements: Statements, deps: Dependencies, token: str, now: datetime
+) -> TokenResponse:
     """Exchange a refresh token for new tokens; the old one is spent.
 
     A spent token presented again means it was stolen or replayed: its whole family (the
     session) is revoked, and whoever holds any of its tokens must sign in again.
     """
-    refusal: ProblemError | None = None
-    response: TokenResponse | None = None
-    await identity.keys.ready(now)
-    async with identity.pool.acquire() as connection, connection.transaction():
-        found = await storage.lock_refresh_token(connection, hash_secret(token))
+    refusal: InvalidGrant | None = None
+    await deps.signer.ready(now)
+    async with statements.transaction() as work:
+        found = await work.lock_refresh_token(hash_secret(token))
         if found is None or found.family_revoked_at is not None or found.expires_at <= now:
-            refusal = ProblemError(400, "invalid_grant", "the refresh token is not valid")
+            refusal = InvalidGrant("invalid_grant", "the refresh token is not valid")
         elif found.rotated_at is not None:
-            await storage.revoke_family(connection, found.family_id, now, "refresh token reused")
-            refusal = ProblemError(
-                400, "invalid_grant", "the refresh token was already used; the session is revoked"
+            await work.revoke_family(found.family_id, now, "refresh token reused")
+            refusal = InvalidGrant(
+                "invalid_grant", "the refresh token was already used; the session is revoked"
             )
         else:
-            await storage.rotate_refresh_token(connection, found.token_hash, now)
-            new_refresh = await _issue_refresh(identity, connection, found.family_id, now)
+            await work.rotate_refresh_token(found.token_hash, now)
+            new_refresh = new_refresh_token()
+            await work.insert_refresh_token(
+                hash_secret(new_refresh), found.family_id, now, now + deps.refresh_lifetime
+            )
             access = _citizen_access(
-                identity,
+                deps,
                 citizen=found.citizen,
                 level_of_assurance=found.level_of_assurance,
                 channel=found.channel,
                 family_id=found.family_id,
                 now=now,
             )
-            response = TokenResponse(
-                access_token=access,
-                expires_in=identity.settings.access_token_seconds,
-                refresh_token=new_refresh,
-            )
+    # Raised once the transaction committed: a reused token's session stays revoked.
     if refusal is not None:
         raise refusal
-    assert response is not None
-    return response
+    return TokenResponse(
+        access_token=access,
+        expires_in=deps.settings.access_token_seconds,
+        refresh_token=new_refresh,
+    )
 
 
-async def revoke(identity: Identity, token: str, now: datetime) -> None:
+async def revoke(statements: Statements, deps: Dependencies, token: str, now: datetime) -> None:
     """Revoke the session a refresh or access token belongs to (RFC 7009: unknown tokens are
     not an error).
 
@@ -172,13 +165,13 @@ async def revoke(identity: Identity, token: str, now: datetime) -> None:
     expire (minutes); what revocation ends is the session: no refresh, and identity's own
     endpoints refuse the session's access tokens at once.
     """
-    async with identity.pool.acquire() as connection, connection.transaction():
-        found = await storage.lock_refresh_token(connection, hash_secret(token))
+    async with statements.transaction() as work:
+        found = await work.lock_refresh_token(hash_secret(token))
         if found is not None:
-            await storage.revoke_family(connection, found.family_id, now, "revoked by the holder")
+            await work.revoke_family(found.family_id, now, "revoked by the holder")
             return
     try:
-        principal = await identity.keys.verify(token, now)
+        principal = await deps.signer.verify(token, now)
     except InvalidToken:
         return
     session = principal.claims.get("sid")
@@ -187,21 +180,21 @@ async def revoke(identity: Identity, token: str, now: datetime) -> None:
             family_id = uuid.UUID(session)
         except ValueError:
             return
-        async with identity.pool.acquire() as connection, connection.transaction():
-            await storage.revoke_family(connection, family_id, now, "revoked by the holder")
+        async with statements.transaction() as work:
+            await work.revoke_family(family_id, now, "revoked by the holder")
 
 
-async def session_active(identity: Identity, session: str) -> bool:
+async def session_active(statements: Statements, session: str) -> bool:
     try:
         family_id = uuid.UUID(session)
     except ValueError:
         return False
-    async with identity.pool.acquire() as connection:
-        return not await storage.family_revoked(connection, family_id)
+    return not await statements.family_revoked(family_id)
 
 
 async def client_credentials(
-    identity: Identity,
+    statements: Statements,
+    deps: Dependencies,
     *,
     client_id: str,
     client_secret: str,
@@ -209,53 +202,51 @@ async def client_credentials(
     now: datetime,
 ) -> TokenResponse:
     """An access token for an agency system that proves its client secret."""
-    async with identity.pool.acquire() as connection:
-        found = await storage.client(connection, client_id)
-    stored = found["secret_hash"] if found else _DUMMY_HASH
+    found = await statements.client(client_id)
+    await statements.release()
+    stored = found.secret_hash if found else _DUMMY_HASH
     # argon2 is slow on purpose; off the event loop, so other requests go on meanwhile.
-    valid = await asyncio.to_thread(_secret_matches, identity, stored, client_secret)
-    usable = found is not None and found["revoked_at"] is None and found["agency_active"]
-    if not (valid and usable and found is not None):
-        async with identity.pool.acquire() as connection, connection.transaction():
+    valid = await asyncio.to_thread(_secret_matches, deps.hasher, stored, client_secret)
+    if not (valid and found is not None and found.usable):
+        async with statements.transaction() as work:
             failed = AuthenticationFailed(
                 citizen=None,
                 channel="agency_system",
                 reason="invalid_client_credentials",
-                agency=found["agency"] if found else None,
+                agency=found.agency if found else None,
             )
-            subject = found["agency"] if found else "unknown-client"
-            await enqueue(connection, Envelope.wrap(failed, source=SOURCE, subject=subject))
-        raise ProblemError(
-            401,
+            subject = found.agency if found else "unknown-client"
+            await work.publish([Envelope.wrap(failed, source=SOURCE, subject=subject)])
+        raise NotAuthenticated(
             "invalid_client",
             "unknown client, wrong secret, or a revoked client",
             headers={"www-authenticate": 'Basic realm="panjereh"'},
         )
-    if identity.hasher.check_needs_rehash(stored):
-        new_hash = await asyncio.to_thread(identity.hasher.hash, client_secret)
-        async with identity.pool.acquire() as connection:
-            await storage.update_client_secret(connection, client_id, new_hash)
-    scopes = granted_scopes(frozenset(found["scopes"]), scope)
+    if deps.hasher.check_needs_rehash(stored):
+        new_hash = await asyncio.to_thread(deps.hasher.hash, client_secret)
+        await statements.update_client_secret(client_id, new_hash)
+        await statements.release()
+    scopes = granted_scopes(found.scopes, scope)
     if scopes is None:
-        raise ProblemError(400, "invalid_scope", "the client does not hold every scope requested")
-    await identity.keys.ready(now)
+        raise InvalidGrant("invalid_scope", "the client does not hold every scope requested")
+    await deps.signer.ready(now)
     claims = agency_claims(
-        issuer=identity.settings.issuer,
+        issuer=deps.settings.issuer,
         client_id=client_id,
-        agency=found["agency"],
+        agency=found.agency,
         scopes=scopes,
         now=now,
-        lifetime=identity.access_lifetime,
+        lifetime=deps.access_lifetime,
     )
     return TokenResponse(
-        access_token=identity.keys.sign(claims, now),
-        expires_in=identity.settings.access_token_seconds,
+        access_token=deps.signer.sign(claims, now),
+        expires_in=deps.settings.access_token_seconds,
         scope=" ".join(sorted(scopes)),
     )
 
 
-def _secret_matches(identity: Identity, stored: str, secret: str) -> bool:
+def _secret_matches(hasher: SecretHasher, stored: str, secret: str) -> bool:
     try:
-        return identity.hasher.verify(stored, secret)
+        return hasher.verify(stored, secret)
     except (VerificationError, InvalidHashError):
         return False

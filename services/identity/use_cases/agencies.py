@@ -1,0 +1,132 @@
+"""Agencies' use cases: client credentials (by operators) and signing keys (by agencies),
+and the projection of the catalog's register they depend on."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from services.identity.domain.agency_keys import accept_public_jwk, thumbprint
+from services.identity.domain.tokens import AGENCY_SCOPES
+from services.identity.use_cases.ports import SOURCE, Dependencies, IdentityWork, Statements
+from shared.envelope import Envelope
+from shared.errors import Conflict, Invalid, NotFound
+from shared.events.catalog import AgencyRecorded
+from shared.events.identity import AgencyKeyPublished, AgencyKeyRevoked
+
+
+async def project_agency(work: IdentityWork, agency: AgencyRecorded) -> None:
+    """Keep identity's projection of an agency at the newest revision seen."""
+    await work.upsert_agency(agency.model_dump(mode="python"))
+
+
+@dataclass(frozen=True)
+class NewClient:
+    client_id: str
+    client_secret: str
+    agency: str
+    scopes: list[str]
+
+
+async def create_client(
+    statements: Statements,
+    deps: Dependencies,
+    *,
+    agency: str,
+    name: str,
+    scopes: list[str],
+    now: datetime,
+) -> NewClient:
+    """New credentials for one of the agency's systems; the secret is returned only here."""
+    unknown = sorted(set(scopes) - AGENCY_SCOPES)
+    if unknown or not scopes:
+        raise Invalid(
+            "invalid_scope",
+            f"unknown scopes: {' '.join(unknown)}" if unknown else "name at least one scope",
+        )
+    client_id = f"{agency}.{secrets.token_hex(8)}"
+    secret = secrets.token_urlsafe(32)
+    secret_hash = await asyncio.to_thread(deps.hasher.hash, secret)
+    async with statements.transaction() as work:
+        if not await work.agency_active(agency):
+            raise NotFound("unknown_agency", f"no active agency {agency!r}")
+        await work.insert_client(
+            client_id=client_id,
+            agency=agency,
+            name=name,
+            secret_hash=secret_hash,
+            scopes=sorted(set(scopes)),
+            now=now,
+        )
+    return NewClient(client_id, secret, agency, sorted(set(scopes)))
+
+
+async def revoke_client(work: IdentityWork, agency: str, client_id: str, now: datetime) -> None:
+    if not await work.revoke_client(agency, client_id, now):
+        raise NotFound("unknown_client", f"no client {client_id!r} of {agency!r}")
+
+
+async def clients(statements: Statements, agency: str) -> list[dict[str, Any]]:
+    return await statements.clients_of(agency)
+
+
+async def register_key(
+    statements: Statements,
+    *,
+    agency: str,
+    registered_by: str,
+    jwk: dict[str, Any],
+    kid: str | None,
+    not_before: datetime | None,
+    expires_at: datetime | None,
+    replaces: str | None,
+    now: datetime,
+) -> AgencyKeyPublished:
+    """Register and publish an agency's public key; with `replaces`, revoke that key too
+    (rotation), in the same transaction."""
+    # The thumbprint is computed only once private members are refused.
+    accept_public_jwk(jwk, "probe")
+    chosen_kid = kid or f"{agency}-{thumbprint(jwk)}"
+    algorithm, public = accept_public_jwk(jwk, chosen_kid)
+    starts = not_before or now
+    if expires_at is not None and expires_at <= starts:
+        raise Invalid("invalid_key", "the key expires before it becomes valid")
+    published = AgencyKeyPublished(
+        agency=agency,
+        kid=chosen_kid,
+        algorithm=algorithm,
+        jwk=public,
+        not_before=starts,
+        expires_at=expires_at,
+    )
+    async with statements.transaction() as work:
+        if not await work.insert_agency_key(
+            kid=chosen_kid,
+            agency=agency,
+            algorithm=algorithm,
+            jwk=public,
+            not_before=starts,
+            expires_at=expires_at,
+            registered_by=registered_by,
+        ):
+            raise Conflict("key_exists", f"the key id {chosen_kid!r} is taken")
+        await work.publish([Envelope.wrap(published, source=SOURCE, subject=chosen_kid)])
+        if replaces is not None:
+            await revoke_key(work, agency, replaces, "rotated", now)
+    return published
+
+
+async def revoke_key(work: IdentityWork, agency: str, kid: str, reason: str, now: datetime) -> None:
+    revoked = await work.revoke_agency_key(agency, kid, now, reason)
+    if revoked is None:
+        raise NotFound("unknown_key", f"no key {kid!r} of {agency!r}")
+    if revoked:
+        event = AgencyKeyRevoked(agency=agency, kid=kid, reason=reason)
+        await work.publish([Envelope.wrap(event, source=SOURCE, subject=kid)])
+
+
+async def keys_of(statements: Statements, agency: str) -> list[dict[str, Any]]:
+    return await statements.agency_keys(agency)
