@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.exchange import storage
-from services.exchange.domain import ChainBreak, ChainCheck
+from services.exchange.domain.audit import ChainBreak, ChainCheck
 from shared.db import create_pool
 
 BATCH = 5000

@@ -1,4 +1,7 @@
-"""The exchange's problem codes, in Persian and English."""
+"""The exchange's problem codes, in Persian and English.
+
+The last three are the reasons its consumers dead-letter an event with, not HTTP problems.
+"""
 
 from __future__ import annotations
 
@@ -49,6 +52,18 @@ register_messages(
         "exchange_assurance_too_low": {
             "fa": "برای دیدن این گزارش باید با سطح اطمینان ۲ یا بالاتر وارد شوید.",
             "en": "Sign in with a level of assurance of 2 or more to see this report.",
+        },
+        "unknown_transaction": {
+            "fa": "پاسخ به تراکنشی است که هرگز ارسال نشده است.",
+            "en": "The answer is to a transaction that was never forwarded.",
+        },
+        "wrong_provider": {
+            "fa": "پاسخ از دستگاهی است که ارائه‌دهنده این تراکنش نیست.",
+            "en": "The answer comes from an agency that is not this transaction's provider.",
+        },
+        "kid_taken": {
+            "fa": "این شناسه کلید پیش‌تر به دستگاه یا کلید دیگری تعلق دارد.",
+            "en": "This key id already belongs to another agency or another key.",
         },
     }
 )

@@ -1,129 +1,422 @@
 """The exchange service's storage: its own Postgres schema `exchange`, reached with asyncpg.
 
 The schema is created by `migrations/`; besides the service's tables it holds the outbox
-and the inbox every service keeps (`shared/migrations`). Every function takes the
-connection of the caller's transaction: what they write commits with the caller's events.
+and the inbox every service keeps (`shared/migrations`). `ExchangeStorage` is the unit
+of work the use cases get (the port `use_cases.ports.ExchangeWork`): it reads and writes
+in its caller's transaction, so what it writes commits with the events it announces.
+The audit log's own functions stay at module level too: `panjereh audit verify` walks
+the chain on a bare connection (services/exchange/audit.py).
 """
 
 from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from joserfc.jwk import ECKey, Key, import_key
+from joserfc.jwk import ECKey, import_key
+from opentelemetry import context as otel_context
 
-from services.exchange.domain import (
-    AccessRight,
-    Agency,
-    AgencyKey,
-    AuditEntry,
-    DataService,
-    chain_hash,
-)
-from shared.db import Connection, Pool
+from services.exchange.domain.audit import AuditEntry, chain_hash
+from services.exchange.domain.authorisation import AgencyKey
+from services.exchange.domain.registers import AccessRight, Agency, DataService
+from services.exchange.domain.transaction import ExchangeSigner, Transaction
+from services.exchange.use_cases.ports import AnswerContext, RequestContext
+from shared.db import Connection
+from shared.envelope import Envelope
 from shared.events.catalog import AgencyRecorded
-from shared.events.exchange import AccessGranted, DataServiceRegistered
+from shared.events.exchange import (
+    AccessGranted,
+    DataRequestCompleted,
+    DataRequested,
+    DataServiceRegistered,
+)
 from shared.events.identity import AgencyKeyPublished, AgencyKeyRevoked
 from shared.sealing import Sealer
-from shared.signing import generate_key
+from shared.signing import generate_key, public_jwk
+from shared.unit_of_work import UnitOfWork
 
 Record = Any  # an asyncpg Record: read by column name
 
+NEW_TRANSACTION_COLUMNS = (
+    "transaction_id",
+    "consumer",
+    "provider",
+    "data_service",
+    "purpose",
+    "citizen",
+    "personal_data",
+    "status",
+    "reason",
+    "request_bytes",
+    "requested_at",
+    "forwarded_at",
+    "deadline",
+    "response_bytes",
+    "responded_at",
+    "completed_at",
+    "completion",
+)
+FINAL_COLUMNS = (
+    "status",
+    "reason",
+    "response_bytes",
+    "responded_at",
+    "completed_at",
+    "completion",
+)
+INSERT_TRANSACTION = (
+    f"INSERT INTO transactions ({', '.join(NEW_TRANSACTION_COLUMNS)})"
+    f" VALUES ({', '.join(f'${i}' for i in range(1, len(NEW_TRANSACTION_COLUMNS) + 1))})"
+)
+FINISH_TRANSACTION = (
+    "UPDATE transactions SET"
+    f" {', '.join(f'{name} = ${i}' for i, name in enumerate(FINAL_COLUMNS, 2))}"
+    " WHERE transaction_id = $1"
+)
 
-# Projections of other services' topics.
 
+class ExchangeStorage(UnitOfWork):
+    """The exchange's storage on one connection, inside its caller's transaction.
 
-async def record_agency(connection: Connection, agency: AgencyRecorded) -> None:
-    """Keep the agency's latest revision (a replayed older record changes nothing)."""
-    await connection.execute(
-        "INSERT INTO agencies (code, name_fa, name_en, active, exchange_connected_since,"
-        " revision) VALUES ($1, $2, $3, $4, $5, $6)"
-        " ON CONFLICT (code) DO UPDATE SET name_fa = excluded.name_fa,"
-        " name_en = excluded.name_en, active = excluded.active,"
-        " exchange_connected_since = excluded.exchange_connected_since,"
-        " revision = excluded.revision WHERE agencies.revision < excluded.revision",
-        agency.code,
-        agency.name_fa,
-        agency.name_en,
-        agency.active,
-        agency.exchange_connected_since,
-        agency.revision,
-    )
-
-
-async def record_agency_key(connection: Connection, key: AgencyKeyPublished) -> bool:
-    """Keep a published key; a key already revoked stays revoked.
-
-    A kid, once known, stays with its agency and its key: a record that would move it to
-    another agency or another key changes nothing and returns False. Its validity dates
-    may change; a revocation that arrived first gets its key filled in.
+    In bulk (see `gathered`), what transactions' use cases write (new and final
+    transactions, late answers, audit records, events) is kept until `flush`, which
+    writes each kind in one statement: a poll of requests and answers costs a handful of
+    statements however many transactions it holds. Otherwise each write goes at once.
+    Either way, reads see what this unit of work wrote before them.
     """
-    kept = await connection.fetchval(
-        "INSERT INTO agency_keys (kid, agency, algorithm, jwk, not_before, expires_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6)"
-        " ON CONFLICT (kid) DO UPDATE SET algorithm = excluded.algorithm, jwk = excluded.jwk,"
-        " not_before = excluded.not_before, expires_at = excluded.expires_at"
-        " WHERE agency_keys.agency = excluded.agency AND (agency_keys.jwk IS NULL"
-        " OR (agency_keys.algorithm = excluded.algorithm AND agency_keys.jwk = excluded.jwk))"
-        " RETURNING true",
-        key.kid,
-        key.agency,
-        key.algorithm,
-        key.jwk,
-        key.not_before,
-        key.expires_at,
-    )
-    return bool(kept)
+
+    def __init__(self, connection: Connection, *, bulk: bool = False) -> None:
+        super().__init__(connection)
+        self._bulk = bulk
+        self._opened: list[Transaction] = []
+        self._finished: list[Transaction] = []
+        self._late: list[Transaction] = []
+        self._events: list[Envelope[Any]] = []
+        self._parents: list[otel_context.Context | None] = []
+        self._audit: list[tuple[AuditEntry, datetime]] = []
+        # Each transaction as this unit of work last left it, for the reads that follow.
+        self._latest: dict[uuid.UUID, Transaction] = {}
+
+    # Projections of other services' topics.
+
+    async def record_agency(self, agency: AgencyRecorded) -> None:
+        await self.connection.execute(
+            "INSERT INTO agencies (code, name_fa, name_en, active, exchange_connected_since,"
+            " revision) VALUES ($1, $2, $3, $4, $5, $6)"
+            " ON CONFLICT (code) DO UPDATE SET name_fa = excluded.name_fa,"
+            " name_en = excluded.name_en, active = excluded.active,"
+            " exchange_connected_since = excluded.exchange_connected_since,"
+            " revision = excluded.revision WHERE agencies.revision < excluded.revision",
+            agency.code,
+            agency.name_fa,
+            agency.name_en,
+            agency.active,
+            agency.exchange_connected_since,
+            agency.revision,
+        )
+
+    async def record_agency_key(self, key: AgencyKeyPublished) -> bool:
+        # Validity dates may change; a revocation that arrived first gets its key filled in.
+        kept = await self.connection.fetchval(
+            "INSERT INTO agency_keys (kid, agency, algorithm, jwk, not_before, expires_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6)"
+            " ON CONFLICT (kid) DO UPDATE SET algorithm = excluded.algorithm,"
+            " jwk = excluded.jwk, not_before = excluded.not_before,"
+            " expires_at = excluded.expires_at"
+            " WHERE agency_keys.agency = excluded.agency AND (agency_keys.jwk IS NULL"
+            " OR (agency_keys.algorithm = excluded.algorithm AND agency_keys.jwk = excluded.jwk))"
+            " RETURNING true",
+            key.kid,
+            key.agency,
+            key.algorithm,
+            key.jwk,
+            key.not_before,
+            key.expires_at,
+        )
+        return bool(kept)
+
+    async def revoke_agency_key(self, revoked: AgencyKeyRevoked, at: datetime) -> bool:
+        kept = await self.connection.fetchval(
+            "INSERT INTO agency_keys (kid, agency, revoked_at, revoked_reason)"
+            " VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (kid) DO UPDATE SET revoked_at = LEAST(agency_keys.revoked_at,"
+            " excluded.revoked_at), revoked_reason = COALESCE(agency_keys.revoked_reason,"
+            " excluded.revoked_reason) WHERE agency_keys.agency = excluded.agency"
+            " RETURNING true",
+            revoked.kid,
+            revoked.agency,
+            at,
+            revoked.reason,
+        )
+        return bool(kept)
+
+    async def agency(self, code: str) -> Agency | None:
+        row = await self.connection.fetchrow(
+            "SELECT code, active FROM agencies WHERE code = $1", code
+        )
+        return None if row is None else Agency(row["code"], row["active"])
+
+    async def agency_names(self, codes: Sequence[str]) -> dict[str, tuple[str, str]]:
+        rows = await self.connection.fetch(
+            "SELECT code, name_fa, name_en FROM agencies WHERE code = ANY($1::text[])",
+            list(codes),
+        )
+        return {row["code"]: (row["name_fa"], row["name_en"]) for row in rows}
+
+    # Data services and access rights: the exchange's own registers.
+
+    async def data_service(self, data_service: str) -> DataService | None:
+        row = await self.connection.fetchrow(
+            "SELECT * FROM data_services WHERE data_service = $1", data_service
+        )
+        return None if row is None else _data_service(row)
+
+    async def data_services(self, provider: str | None) -> list[DataService]:
+        rows = await self.connection.fetch(
+            "SELECT * FROM data_services WHERE $1::text IS NULL OR provider = $1"
+            " ORDER BY data_service",
+            provider,
+        )
+        return [_data_service(row) for row in rows]
+
+    async def save_data_service(self, service: DataServiceRegistered) -> None:
+        await self.connection.execute(
+            "INSERT INTO data_services (data_service, version, provider, name_fa, name_en,"
+            " request_schema, response_schema, timeout_ms, purposes, personal_data, active)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            " ON CONFLICT (data_service) DO UPDATE SET version = excluded.version,"
+            " name_fa = excluded.name_fa, name_en = excluded.name_en,"
+            " request_schema = excluded.request_schema,"
+            " response_schema = excluded.response_schema, timeout_ms = excluded.timeout_ms,"
+            " purposes = excluded.purposes, personal_data = excluded.personal_data,"
+            " active = excluded.active, updated_at = now()",
+            service.data_service,
+            service.version,
+            service.provider,
+            service.name_fa,
+            service.name_en,
+            service.request_schema,
+            service.response_schema,
+            service.timeout_ms,
+            service.purposes,
+            service.personal_data,
+            service.active,
+        )
+
+    async def access_right(self, right_id: uuid.UUID) -> AccessRight | None:
+        row = await self.connection.fetchrow(
+            "SELECT * FROM access_rights WHERE right_id = $1", right_id
+        )
+        return None if row is None else _right(row)
+
+    async def save_right(self, right: AccessGranted) -> None:
+        await self.connection.execute(
+            "INSERT INTO access_rights (right_id, consumer, data_service, purposes,"
+            " legal_basis, valid_from, valid_until) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            right.right_id,
+            right.consumer,
+            right.data_service,
+            right.purposes,
+            right.legal_basis,
+            right.valid_from,
+            right.valid_until,
+        )
+
+    async def revoke_right(self, right_id: uuid.UUID, reason: str, at: datetime) -> bool:
+        done = await self.connection.fetchval(
+            "UPDATE access_rights SET revoked_at = $2, revoked_reason = $3"
+            " WHERE right_id = $1 AND revoked_at IS NULL RETURNING true",
+            right_id,
+            at,
+            reason,
+        )
+        return bool(done)
+
+    # The exchange's own signing keys.
+
+    async def signer(self) -> ExchangeSigner:
+        global _signer
+        if _signer is None:
+            kid, private = await _load_signing_key(self.connection, _sealing())
+            _signer = ExchangeSigner(kid, import_key(private))
+        return _signer
+
+    async def public_keys(self) -> list[tuple[str, dict[str, Any]]]:
+        sealer = _sealing()
+        rows = await self.connection.fetch(
+            "SELECT kid, private_jwk FROM signing_keys ORDER BY created_at"
+        )
+        return [
+            (
+                row["kid"],
+                public_jwk(
+                    import_key(
+                        sealer.open(row["private_jwk"], binding=_signing_key_binding(row["kid"]))
+                    )
+                ),
+            )
+            for row in rows
+        ]
+
+    # Transactions.
+
+    async def request_context(self, kid: str, request: DataRequested) -> RequestContext:
+        # One round trip for all of it: this runs for every request.
+        row = await self.connection.fetchrow(
+            "SELECT (SELECT to_jsonb(k) FROM agency_keys k WHERE kid = $1) AS key,"
+            " (SELECT to_jsonb(a) FROM agencies a WHERE code = $2) AS agency,"
+            " (SELECT to_jsonb(d) FROM data_services d WHERE data_service = $3) AS service,"
+            " (SELECT jsonb_agg(r ORDER BY r.valid_from) FROM access_rights r"
+            "  WHERE consumer = $2 AND data_service = $3) AS rights,"
+            " EXISTS (SELECT 1 FROM transactions WHERE transaction_id = $4) AS taken",
+            kid,
+            request.consumer,
+            request.data_service,
+            request.transaction_id,
+        )
+        agency = row["agency"]
+        return RequestContext(
+            taken=row["taken"] or request.transaction_id in self._latest,
+            key=None if row["key"] is None else _key_from(row["key"]),
+            consumer=None if agency is None else Agency(agency["code"], agency["active"]),
+            service=None if row["service"] is None else _data_service(row["service"]),
+            rights=[_right(right) for right in row["rights"] or []],
+        )
+
+    async def answer_context(self, transaction_id: uuid.UUID, kid: str) -> AnswerContext | None:
+        # One round trip, and the row lock that makes one final outcome.
+        row = await self.connection.fetchrow(
+            "SELECT t.*, to_jsonb(k) AS signing_key, d.response_schema FROM transactions t"
+            " LEFT JOIN agency_keys k ON k.kid = $2"
+            " LEFT JOIN data_services d ON d.data_service = t.data_service"
+            " WHERE t.transaction_id = $1 FOR UPDATE OF t",
+            transaction_id,
+            kid,
+        )
+        if row is None:
+            return None
+        return AnswerContext(
+            transaction=self._latest.get(transaction_id) or _transaction(row),
+            key=None if row["signing_key"] is None else _key_from(row["signing_key"]),
+            response_schema=row["response_schema"],
+        )
+
+    async def overdue_transactions(self, now: datetime, limit: int) -> list[Transaction]:
+        rows = await self.connection.fetch(
+            "SELECT * FROM transactions WHERE status = 'pending' AND deadline <= $1"
+            " ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED",
+            now,
+            limit,
+        )
+        return [_transaction(row) for row in rows]
+
+    async def transaction(self, transaction_id: uuid.UUID) -> Transaction | None:
+        if transaction_id in self._latest:
+            return self._latest[transaction_id]
+        row = await self.connection.fetchrow(
+            "SELECT * FROM transactions WHERE transaction_id = $1", transaction_id
+        )
+        return None if row is None else _transaction(row)
+
+    async def open_transaction(self, transaction: Transaction) -> None:
+        self._opened.append(transaction)
+        await self._wrote(transaction)
+
+    async def finish_transaction(self, transaction: Transaction) -> None:
+        self._finished.append(transaction)
+        await self._wrote(transaction)
+
+    async def note_late_response(self, transaction: Transaction) -> None:
+        self._late.append(transaction)
+        await self._wrote(transaction)
+
+    # The audit log and the outbox.
+
+    async def append_audit(self, entry: AuditEntry, at: datetime) -> None:
+        self._audit.append((entry, at))
+        await self._wrote()
+
+    async def publish(
+        self,
+        envelopes: Sequence[Envelope[Any]],
+        parents: Sequence[otel_context.Context | None] | None = None,
+    ) -> None:
+        # Each event's trace continues from the context it was published in, not the flush's.
+        self._events.extend(envelopes)
+        self._parents.extend(
+            parents if parents is not None else [otel_context.get_current()] * len(envelopes)
+        )
+        await self._wrote()
+
+    async def citizen_requests(self, citizen: str, limit: int) -> list[tuple[AuditEntry, datetime]]:
+        rows = await self.connection.fetch(
+            "SELECT * FROM (SELECT DISTINCT ON (transaction_id) * FROM audit_log"
+            " WHERE citizen = $1 AND kind <> 'late_response'"
+            " ORDER BY transaction_id, seq DESC) latest ORDER BY seq DESC LIMIT $2",
+            citizen,
+            limit,
+        )
+        return [(_audit_entry(row), row["recorded_at"]) for row in rows]
+
+    # Writing what was gathered.
+
+    async def _wrote(self, transaction: Transaction | None = None) -> None:
+        if transaction is not None:
+            self._latest[transaction.transaction_id] = transaction
+        if not self._bulk:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write what was gathered: transactions, the outbox, then the audit log, so the
+        chain's head stays locked only for the end of the transaction."""
+        opened, self._opened = self._opened, []
+        finished, self._finished = self._finished, []
+        late, self._late = self._late, []
+        events, self._events = self._events, []
+        parents, self._parents = self._parents, []
+        audit, self._audit = self._audit, []
+        if opened:
+            # A taken id fails the whole statement (unique key): the caller retries.
+            await self.connection.executemany(
+                INSERT_TRANSACTION, [_new_transaction_row(t) for t in opened]
+            )
+        if finished:
+            await self.connection.executemany(FINISH_TRANSACTION, [_final_row(t) for t in finished])
+        if late:
+            await self.connection.executemany(
+                "UPDATE transactions SET late_response_at = $2 WHERE transaction_id = $1",
+                [(t.transaction_id, t.late_response_at) for t in late],
+            )
+        await super().publish(events, parents)
+        await append_audits(self.connection, audit)
+
+    async def forget_deliveries(self, consumer: str, event_ids: Sequence[uuid.UUID]) -> None:
+        """Take events back out of the inbox (shared/inbox.py) in this transaction.
+
+        For the events a batch refuses: committed as processed, a redelivery after a crash
+        before their dead-lettering would be skipped instead of dead-lettered again.
+        """
+        await self.connection.execute(
+            "DELETE FROM processed_events WHERE consumer = $1 AND event_id = ANY($2::uuid[])",
+            consumer,
+            list(event_ids),
+        )
 
 
-async def revoke_agency_key(
-    connection: Connection, revoked: AgencyKeyRevoked, at: datetime
-) -> bool:
-    """Revoke a key (the earliest revocation wins); False if the kid is another agency's."""
-    kept = await connection.fetchval(
-        "INSERT INTO agency_keys (kid, agency, revoked_at, revoked_reason) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (kid) DO UPDATE SET revoked_at = LEAST(agency_keys.revoked_at,"
-        " excluded.revoked_at), revoked_reason = COALESCE(agency_keys.revoked_reason,"
-        " excluded.revoked_reason) WHERE agency_keys.agency = excluded.agency"
-        " RETURNING true",
-        revoked.kid,
-        revoked.agency,
-        at,
-        revoked.reason,
-    )
-    return bool(kept)
+@asynccontextmanager
+async def gathered(connection: Connection) -> AsyncIterator[ExchangeStorage]:
+    """A unit of work in bulk on the caller's transaction, flushed when the block ends
+    without an error (an error rolls the whole transaction back anyway)."""
+    work = ExchangeStorage(connection, bulk=True)
+    yield work
+    await work.flush()
 
 
-async def agency(connection: Connection, code: str) -> Agency | None:
-    row = await connection.fetchrow("SELECT code, active FROM agencies WHERE code = $1", code)
-    return None if row is None else Agency(row["code"], row["active"])
-
-
-async def agency_names(connection: Connection, codes: Sequence[str]) -> dict[str, tuple[str, str]]:
-    rows = await connection.fetch(
-        "SELECT code, name_fa, name_en FROM agencies WHERE code = ANY($1::text[])", list(codes)
-    )
-    return {row["code"]: (row["name_fa"], row["name_en"]) for row in rows}
-
-
-async def agency_key(connection: Connection, kid: str) -> AgencyKey | None:
-    row = await connection.fetchrow("SELECT * FROM agency_keys WHERE kid = $1", kid)
-    return None if row is None else _key_from(row)
-
-
-def _key_from(row: Any) -> AgencyKey:
-    return AgencyKey(
-        kid=row["kid"],
-        agency=row["agency"],
-        algorithm=row["algorithm"],
-        jwk=row["jwk"],
-        not_before=_moment(row["not_before"]),
-        expires_at=_moment(row["expires_at"]),
-        revoked_at=_moment(row["revoked_at"]),
-    )
+# Rows to domain values and back.
 
 
 def _moment(value: Any) -> datetime | None:
@@ -133,54 +426,16 @@ def _moment(value: Any) -> datetime | None:
     return datetime.fromisoformat(value)
 
 
-async def request_context(
-    connection: Connection,
-    kid: str,
-    consumer: str,
-    data_service_id: str,
-    transaction_id: uuid.UUID,
-) -> tuple[bool, AgencyKey | None, Agency | None, DataService | None, list[AccessRight]]:
-    """Everything a request's authorisation reads, and whether its id is taken: one trip."""
-    row = await connection.fetchrow(
-        "SELECT (SELECT to_jsonb(k) FROM agency_keys k WHERE kid = $1) AS key,"
-        " (SELECT to_jsonb(a) FROM agencies a WHERE code = $2) AS agency,"
-        " (SELECT to_jsonb(d) FROM data_services d WHERE data_service = $3) AS service,"
-        " (SELECT jsonb_agg(r ORDER BY r.valid_from) FROM access_rights r"
-        "  WHERE consumer = $2 AND data_service = $3) AS rights,"
-        " EXISTS (SELECT 1 FROM transactions WHERE transaction_id = $4) AS taken",
-        kid,
-        consumer,
-        data_service_id,
-        transaction_id,
+def _key_from(row: Record) -> AgencyKey:
+    return AgencyKey(
+        kid=row["kid"],
+        agency=row["agency"],
+        algorithm=row["algorithm"],
+        jwk=row["jwk"],
+        not_before=_moment(row["not_before"]),
+        expires_at=_moment(row["expires_at"]),
+        revoked_at=_moment(row["revoked_at"]),
     )
-    return (
-        row["taken"],
-        None if row["key"] is None else _key_from(row["key"]),
-        None if row["agency"] is None else Agency(row["agency"]["code"], row["agency"]["active"]),
-        None if row["service"] is None else _data_service(row["service"]),
-        [_right(right) for right in row["rights"] or []],
-    )
-
-
-async def answer_context(
-    connection: Connection, transaction_id: uuid.UUID, kid: str
-) -> tuple[Record, AgencyKey | None, dict[str, Any] | None]:
-    """A transaction (locked), the key an answer names and the response schema: one trip."""
-    row = await connection.fetchrow(
-        "SELECT t.*, to_jsonb(k) AS signing_key, d.response_schema FROM transactions t"
-        " LEFT JOIN agency_keys k ON k.kid = $2"
-        " LEFT JOIN data_services d ON d.data_service = t.data_service"
-        " WHERE t.transaction_id = $1 FOR UPDATE OF t",
-        transaction_id,
-        kid,
-    )
-    if row is None:
-        return None, None, None
-    key = None if row["signing_key"] is None else _key_from(row["signing_key"])
-    return row, key, row["response_schema"]
-
-
-# Data services and access rights: the exchange's own registers.
 
 
 def _data_service(row: Record) -> DataService:
@@ -194,45 +449,6 @@ def _data_service(row: Record) -> DataService:
         purposes=tuple(row["purposes"]),
         personal_data=row["personal_data"],
         active=row["active"],
-    )
-
-
-async def data_service(connection: Connection, data_service_id: str) -> DataService | None:
-    row = await connection.fetchrow(
-        "SELECT * FROM data_services WHERE data_service = $1", data_service_id
-    )
-    return None if row is None else _data_service(row)
-
-
-async def data_services(connection: Connection, provider: str | None) -> list[DataService]:
-    rows = await connection.fetch(
-        "SELECT * FROM data_services WHERE $1::text IS NULL OR provider = $1 ORDER BY data_service",
-        provider,
-    )
-    return [_data_service(row) for row in rows]
-
-
-async def save_data_service(connection: Connection, service: DataServiceRegistered) -> None:
-    await connection.execute(
-        "INSERT INTO data_services (data_service, version, provider, name_fa, name_en,"
-        " request_schema, response_schema, timeout_ms, purposes, personal_data, active)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        " ON CONFLICT (data_service) DO UPDATE SET version = excluded.version,"
-        " name_fa = excluded.name_fa, name_en = excluded.name_en,"
-        " request_schema = excluded.request_schema, response_schema = excluded.response_schema,"
-        " timeout_ms = excluded.timeout_ms, purposes = excluded.purposes,"
-        " personal_data = excluded.personal_data, active = excluded.active, updated_at = now()",
-        service.data_service,
-        service.version,
-        service.provider,
-        service.name_fa,
-        service.name_en,
-        service.request_schema,
-        service.response_schema,
-        service.timeout_ms,
-        service.purposes,
-        service.personal_data,
-        service.active,
     )
 
 
@@ -251,61 +467,64 @@ def _right(row: Record) -> AccessRight:
     )
 
 
-async def rights_of(
-    connection: Connection, consumer: str, data_service_id: str
-) -> list[AccessRight]:
-    rows = await connection.fetch(
-        "SELECT * FROM access_rights WHERE consumer = $1 AND data_service = $2 ORDER BY valid_from",
-        consumer,
-        data_service_id,
-    )
-    return [_right(row) for row in rows]
-
-
-async def access_right(connection: Connection, right_id: uuid.UUID) -> AccessRight | None:
-    row = await connection.fetchrow("SELECT * FROM access_rights WHERE right_id = $1", right_id)
-    return None if row is None else _right(row)
-
-
-async def save_right(connection: Connection, right: AccessGranted) -> None:
-    await connection.execute(
-        "INSERT INTO access_rights (right_id, consumer, data_service, purposes, legal_basis,"
-        " valid_from, valid_until) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        right.right_id,
-        right.consumer,
-        right.data_service,
-        right.purposes,
-        right.legal_basis,
-        right.valid_from,
-        right.valid_until,
+def _transaction(row: Record) -> Transaction:
+    completion = row["completion"]
+    return Transaction(
+        transaction_id=row["transaction_id"],
+        consumer=row["consumer"],
+        provider=row["provider"],
+        data_service=row["data_service"],
+        purpose=row["purpose"],
+        citizen=row["citizen"],
+        personal_data=row["personal_data"],
+        request_bytes=row["request_bytes"],
+        requested_at=row["requested_at"],
+        status=row["status"],
+        reason=row["reason"],
+        forwarded_at=row["forwarded_at"],
+        deadline=row["deadline"],
+        response_bytes=row["response_bytes"],
+        responded_at=row["responded_at"],
+        completed_at=row["completed_at"],
+        late_response_at=row["late_response_at"],
+        completion=None if completion is None else DataRequestCompleted.model_validate(completion),
     )
 
 
-async def revoke_right(
-    connection: Connection, right_id: uuid.UUID, reason: str, at: datetime
-) -> bool:
-    """Mark a right revoked; False if it does not exist or already was."""
-    done = await connection.fetchval(
-        "UPDATE access_rights SET revoked_at = $2, revoked_reason = $3"
-        " WHERE right_id = $1 AND revoked_at IS NULL RETURNING true",
-        right_id,
-        at,
-        reason,
+def _new_transaction_row(transaction: Transaction) -> tuple[Any, ...]:
+    return tuple(_column(transaction, name) for name in NEW_TRANSACTION_COLUMNS)
+
+
+def _final_row(transaction: Transaction) -> tuple[Any, ...]:
+    return (
+        transaction.transaction_id,
+        *(_column(transaction, name) for name in FINAL_COLUMNS),
     )
-    return bool(done)
+
+
+def _column(transaction: Transaction, name: str) -> Any:
+    if name == "completion":
+        completion = transaction.completion
+        return None if completion is None else completion.model_dump(mode="json")
+    return getattr(transaction, name)
+
+
+def _audit_entry(row: Record) -> AuditEntry:
+    return AuditEntry(**{name: row[name] for name in AuditEntry.__dataclass_fields__})
 
 
 # The exchange's own signing key: its private half sealed with the data key, bound to its
-# kid (shared/sealing.py). The process learns the data key once, from its settings.
+# kid (shared/sealing.py). The process learns the data key once, from its settings, and
+# keeps the key once loaded.
 
-_signing_key: tuple[str, Key] | None = None
+_signer: ExchangeSigner | None = None
 _sealer: Sealer | None = None
 
 
 def seal_signing_keys_with(sealer: Sealer) -> None:
     """The data key this process seals and opens the exchange's signing keys with."""
-    global _sealer, _signing_key
-    _sealer, _signing_key = sealer, None
+    global _sealer, _signer
+    _sealer, _signer = sealer, None
 
 
 def _sealing() -> Sealer:
@@ -316,15 +535,6 @@ def _sealing() -> Sealer:
 
 def _signing_key_binding(kid: str) -> str:
     return f"exchange.signing_keys:{kid}"
-
-
-async def signing_key(connection: Connection) -> tuple[str, Key]:
-    """The exchange's signing key (kid, private key), created on first use and kept."""
-    global _signing_key
-    if _signing_key is None:
-        kid, private = await _load_signing_key(connection, _sealing())
-        _signing_key = (kid, import_key(private))
-    return _signing_key
 
 
 async def _load_signing_key(connection: Connection, sealer: Sealer) -> tuple[str, dict[str, Any]]:
@@ -356,102 +566,6 @@ async def _load_signing_key(connection: Connection, sealer: Sealer) -> tuple[str
             sealer.seal(private, binding=_signing_key_binding(kid)),
         )
         return kid, private
-
-
-async def public_signing_keys(pool: Pool) -> list[tuple[str, dict[str, Any]]]:
-    """Every signing key of the exchange, opened (kid, private JWK to strip)."""
-    sealer = _sealing()
-    rows = await pool.fetch("SELECT kid, private_jwk FROM signing_keys ORDER BY created_at")
-    return [
-        (row["kid"], sealer.open(row["private_jwk"], binding=_signing_key_binding(row["kid"])))
-        for row in rows
-    ]
-
-
-# Transactions.
-
-
-TRANSACTION_COLUMNS = (
-    "transaction_id",
-    "consumer",
-    "provider",
-    "data_service",
-    "purpose",
-    "citizen",
-    "personal_data",
-    "status",
-    "reason",
-    "request_bytes",
-    "requested_at",
-    "forwarded_at",
-    "deadline",
-)
-COMPLETION_COLUMNS = (
-    "status",
-    "reason",
-    "response_bytes",
-    "responded_at",
-    "completed_at",
-    "completion",
-)
-
-
-async def insert_transactions(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Record new transactions at once; a taken id fails the whole call (unique key)."""
-    if not rows:
-        return
-    placeholders = ", ".join(f"${i}" for i in range(1, len(TRANSACTION_COLUMNS) + 1))
-    await connection.executemany(
-        f"INSERT INTO transactions ({', '.join(TRANSACTION_COLUMNS)}) VALUES ({placeholders})",
-        [tuple(row.get(name) for name in TRANSACTION_COLUMNS) for row in rows],
-    )
-
-
-async def complete_transactions(
-    connection: Connection, completions: Sequence[tuple[uuid.UUID, dict[str, Any]]]
-) -> None:
-    """Make transactions final: (id, {column: value for COMPLETION_COLUMNS}) each."""
-    if not completions:
-        return
-    assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(COMPLETION_COLUMNS, 2))
-    await connection.executemany(
-        f"UPDATE transactions SET {assignments} WHERE transaction_id = $1",
-        [(tid, *(values.get(name) for name in COMPLETION_COLUMNS)) for tid, values in completions],
-    )
-
-
-async def transaction_for_update(connection: Connection, transaction_id: uuid.UUID) -> Record:
-    return await connection.fetchrow(
-        "SELECT * FROM transactions WHERE transaction_id = $1 FOR UPDATE", transaction_id
-    )
-
-
-async def transaction(pool: Pool | Connection, transaction_id: uuid.UUID) -> Record:
-    return await pool.fetchrow(
-        "SELECT * FROM transactions WHERE transaction_id = $1", transaction_id
-    )
-
-
-async def complete_transaction(
-    connection: Connection, transaction_id: uuid.UUID, **values: Any
-) -> None:
-    assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(values, start=2))
-    await connection.execute(
-        f"UPDATE transactions SET {assignments} WHERE transaction_id = $1",
-        transaction_id,
-        *values.values(),
-    )
-
-
-async def overdue_transactions(connection: Connection, now: datetime, limit: int) -> list[Record]:
-    """Pending transactions past their deadline, locked; others' locks are skipped."""
-    rows: list[Record] = await connection.fetch(
-        "SELECT * FROM transactions WHERE status = 'pending' AND deadline <= $1"
-        " ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED",
-        now,
-        limit,
-    )
-    return rows
 
 
 # The audit log.
@@ -523,15 +637,3 @@ async def audit_records(connection: Connection, after: int, limit: int) -> list[
 async def audit_head(connection: Connection) -> tuple[int, str]:
     row = await connection.fetchrow("SELECT seq, hash FROM audit_head")
     return row["seq"], row["hash"]
-
-
-async def citizen_requests(connection: Connection, citizen: str, limit: int) -> list[Record]:
-    """The latest audit record of each transaction about a citizen, newest first."""
-    rows: list[Record] = await connection.fetch(
-        "SELECT * FROM (SELECT DISTINCT ON (transaction_id) * FROM audit_log"
-        " WHERE citizen = $1 AND kind <> 'late_response'"
-        " ORDER BY transaction_id, seq DESC) latest ORDER BY seq DESC LIMIT $2",
-        citizen,
-        limit,
-    )
-    return rows

@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 
 from services.exchange import storage
-from services.exchange.domain import AuditEntry
+from services.exchange.domain.audit import AuditEntry
 from shared.db import Pool, create_pool, migrations_for
 
 pytestmark = pytest.mark.integration

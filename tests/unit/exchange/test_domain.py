@@ -9,19 +9,15 @@ from typing import Any
 
 import pytest
 
-from services.exchange.domain import (
-    GENESIS_HASH,
-    AccessRight,
-    Agency,
+from services.exchange.domain.audit import GENESIS_HASH, chain_hash, first_break
+from services.exchange.domain.authorisation import (
     AgencyKey,
     Authorised,
-    DataService,
     Denied,
     authorise,
-    chain_hash,
-    first_break,
     schema_problem,
 )
+from services.exchange.domain.registers import AccessRight, Agency, DataService
 from shared.events.exchange import DataRequested
 from shared.signing import (
     SignatureInvalid,

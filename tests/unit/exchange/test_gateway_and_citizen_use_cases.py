@@ -1,0 +1,136 @@
+"""The gateway's and the citizens' use cases on a fake unit of work."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from services.exchange.use_cases.citizens import citizen_data_requests
+from services.exchange.use_cases.gateway import gateway_outcome, submit_request
+from services.exchange.use_cases.transactions import take_answer, take_request
+from shared.errors import Forbidden, NotFound
+from shared.events.exchange import DataRequested
+from tests.unit.exchange.world import CITIZEN, CONSUMER, LEGAL_BASIS, NOW, PROVIDER, world
+
+# The gateway.
+
+
+async def test_a_request_posted_to_the_gateway_enters_on_its_consumers_topic() -> None:
+    w = world()
+    request = w.consumer.request()
+
+    await submit_request(w.work, request, CONSUMER)
+
+    (envelope,) = w.work.published
+    assert isinstance(envelope.payload, DataRequested)
+    assert envelope.payload == request
+    assert envelope.subject == CONSUMER
+    assert envelope.correlation_id == request.transaction_id
+
+
+async def test_no_agency_posts_a_request_in_anothers_name() -> None:
+    w = world()
+
+    with pytest.raises(Forbidden) as error:
+        await submit_request(w.work, w.consumer.request(), PROVIDER)
+
+    assert error.value.code == "exchange_not_your_request"
+    assert error.value.detail == CONSUMER
+    assert not w.work.published
+
+
+async def test_a_request_posted_again_sends_nothing_new() -> None:
+    w = world()
+    request = w.consumer.request()
+    await take_request(w.work, request, now=NOW)
+    published = list(w.work.published)
+
+    await submit_request(w.work, request, CONSUMER)
+
+    assert w.work.published == published
+
+
+async def test_a_transaction_not_taken_yet_is_received_unless_it_must_exist() -> None:
+    w = world()
+    transaction_id = uuid.uuid4()
+
+    outcome = await gateway_outcome(w.work, transaction_id, CONSUMER, must_exist=False)
+    with pytest.raises(NotFound) as error:
+        await gateway_outcome(w.work, transaction_id, CONSUMER, must_exist=True)
+
+    assert (outcome.status, outcome.completion) == ("received", None)
+    assert error.value.code == "exchange_unknown_transaction"
+
+
+async def test_a_pending_transaction_has_no_outcome_yet() -> None:
+    w = world()
+    request = w.consumer.request()
+    await take_request(w.work, request, now=NOW)
+
+    outcome = await gateway_outcome(w.work, request.transaction_id, CONSUMER, must_exist=True)
+
+    assert (outcome.status, outcome.completion) == ("pending", None)
+
+
+async def test_a_final_transaction_gives_its_signed_outcome_to_its_consumer_only() -> None:
+    w = world()
+    request = w.consumer.request()
+    await take_request(w.work, request, now=NOW)
+    answered = await take_answer(
+        w.work, w.provider.provide(request.transaction_id, {"alive": True}), now=NOW
+    )
+
+    outcome = await gateway_outcome(w.work, request.transaction_id, CONSUMER, must_exist=False)
+    with pytest.raises(NotFound):
+        await gateway_outcome(w.work, request.transaction_id, PROVIDER, must_exist=False)
+
+    assert outcome.status == "answered"
+    assert outcome.completion == answered.completion
+    assert outcome.completion is not None
+    assert outcome.completion.payload == {"alive": True}
+
+
+# A citizen's view.
+
+
+@pytest.mark.parametrize("level", [None, 0, 1])
+async def test_a_citizen_below_assurance_level_two_sees_nothing(level: int | None) -> None:
+    w = world()
+
+    with pytest.raises(Forbidden) as error:
+        await citizen_data_requests(w.work, CITIZEN, level, 100)
+
+    assert error.value.code == "exchange_assurance_too_low"
+
+
+async def test_a_citizen_sees_who_asked_about_them_why_and_the_outcome_newest_first() -> None:
+    w = world()
+    answered, waiting = w.consumer.request(), w.consumer.request()
+    await take_request(w.work, answered, now=NOW)
+    await take_answer(
+        w.work,
+        w.provider.provide(answered.transaction_id, {"alive": True}),
+        now=NOW + timedelta(seconds=1),
+    )
+    await take_request(w.work, waiting, now=NOW + timedelta(seconds=2))
+    await take_request(w.work, w.consumer.request(citizen="cd" * 32), now=NOW)
+
+    seen = await citizen_data_requests(w.work, CITIZEN, 2, 100)
+
+    assert [(s.transaction_id, s.outcome) for s in seen] == [
+        (waiting.transaction_id, "pending"),
+        (answered.transaction_id, "answered"),
+    ]
+    latest = seen[0]
+    assert (latest.consumer, latest.consumer_name_en, latest.consumer_name_fa) == (
+        CONSUMER,
+        f"Agency {CONSUMER}",
+        f"دستگاه {CONSUMER}",
+    )
+    assert (latest.provider, latest.legal_basis) == (PROVIDER, LEGAL_BASIS)
+    assert latest.at == NOW + timedelta(seconds=2)
+    assert [s.transaction_id for s in await citizen_data_requests(w.work, CITIZEN, 2, 1)] == [
+        waiting.transaction_id
+    ]
