@@ -243,8 +243,6 @@ class SignInIn(BaseModel):
 @router.post("/citizens/sign-in", tags=["citizens"])
 async def sign_in(form: SignInIn, request: Request, identity: IdentityDep) -> JSONResponse:
     """Sign in with the one-time code: an access token (loa 2) and a refresh token."""
-    if form.channel == "agency_system":
-        raise ProblemError(422, "invalid_request", "citizens sign in on web, app or pishkhan")
     async with identity.statements() as work:
         response = await citizens.sign_in(
             work,

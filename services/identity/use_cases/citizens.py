@@ -273,6 +273,8 @@ async def sign_in(
     attempt is judged under the citizen's lock, so no more than the allowed number of
     guesses is ever counted.
     """
+    if channel == "agency_system":
+        raise Invalid("invalid_request", "citizens sign in on web, app or pishkhan")
     attempt = Attempt(
         citizen=pseudonym(normalise_national_id(national_id_text), deps.pseudonym_key),
         code=_typed_code(code_text),

@@ -386,6 +386,23 @@ async def test_a_code_that_is_not_six_digits_is_invalid_input(
     assert storage.published == []
 
 
+async def test_agency_systems_do_not_sign_in_as_citizens(
+    storage: FakeIdentity, deps: Dependencies
+) -> None:
+    with pytest.raises(Invalid) as refusal:
+        await citizens.sign_in(
+            storage,
+            deps,
+            national_id_text=national_id(),
+            code_text="123456",
+            channel="agency_system",
+            client_address=ADDRESS,
+            user_agent=None,
+            now=NOW,
+        )
+    assert (refusal.value.code, refusal.value.status) == ("invalid_request", 422)
+
+
 async def test_persian_digits_in_the_code_are_read_as_digits(
     storage: FakeIdentity, deps: Dependencies
 ) -> None:
