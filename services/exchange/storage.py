@@ -10,6 +10,7 @@ the chain on a bare connection (services/exchange/audit.py).
 
 from __future__ import annotations
 
+import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -487,7 +488,10 @@ def _transaction(row: Record) -> Transaction:
         responded_at=row["responded_at"],
         completed_at=row["completed_at"],
         late_response_at=row["late_response_at"],
-        completion=None if completion is None else DataRequestCompleted.model_validate(completion),
+        # Stored in its JSON form, read back as such (ids and times as strings).
+        completion=None
+        if completion is None
+        else DataRequestCompleted.model_validate_json(json.dumps(completion)),
     )
 
 
