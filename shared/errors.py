@@ -8,6 +8,8 @@ meets one dead-letters the event with the code and reason.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DomainError(Exception):
     """A request the rules refuse: `code` is stable, `detail` says why."""
@@ -15,10 +17,17 @@ class DomainError(Exception):
     status = 400
 
     def __init__(
-        self, code: str, detail: str | None = None, *, headers: dict[str, str] | None = None
+        self,
+        code: str,
+        detail: str | None = None,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail or code)
         self.code, self.detail = code, detail
+        # Details a client reads by machine (e.g. until when to wait), in the problem's `errors`.
+        self.errors = errors
         # Extra response headers, e.g. Retry-After on a 429 or WWW-Authenticate on a 401.
         self.headers = headers or {}
 

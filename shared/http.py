@@ -97,7 +97,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_domain_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, DomainError)
         return problem_response(
-            request, error.status, error.code, error.detail, headers=error.headers
+            request, error.status, error.code, error.detail, error.errors, error.headers
         )
 
     async def on_invalid(request: Request, error: Exception) -> JSONResponse:

@@ -13,7 +13,7 @@ from services.identity.adapters.key_ring import KeyRing
 from services.identity.adapters.operator_check import DevelopmentOperatorCheck, OperatorCheck
 from services.identity.adapters.sms_gateway import SmsGatewaySettings, development_gateway
 from services.identity.handlers import HANDLERS
-from services.identity.http import IdentityContext, install_wait_details, router, utc_now
+from services.identity.http import IdentityContext, router, utc_now
 from services.identity.settings import IdentitySettings
 from services.identity.use_cases.ports import Dependencies
 from shared.runtime import Runtime, create_app, serve
@@ -51,7 +51,7 @@ def build(
     if settings.sms_gateway == "log":
         # Its own settings, with the private key identity's settings never hold.
         background["sms-gateway"] = development_gateway(sms_gateway or SmsGatewaySettings())
-    app = create_app(
+    return create_app(
         settings,
         title="Panjereh identity",
         routers=[router],
@@ -59,8 +59,6 @@ def build(
         context=context,
         background=background,
     )
-    install_wait_details(app)
-    return app
 
 
 def main() -> None:

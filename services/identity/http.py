@@ -17,19 +17,18 @@ from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
 import jdatetime
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from services.identity.adapters.key_ring import KeyRing
-from services.identity.domain.attempts import MustWait
 from services.identity.domain.citizens import Calendar
 from services.identity.storage import IdentityStatements, IdentityStorage, statements
 from services.identity.use_cases import agencies, citizens, tokens
 from services.identity.use_cases.ports import Dependencies
 from shared.auth import InvalidToken, Principal, bearer
 from shared.db import Connection, Pool
-from shared.http import ProblemError, problem_response
+from shared.http import ProblemError
 from shared.reference.provinces import ProvinceCode
 from shared.runtime import context_of
 from shared.sealing import Sealer
@@ -70,19 +69,6 @@ async def identity_of(request: Request) -> IdentityContext:
 
 
 IdentityDep = Annotated[IdentityContext, Depends(identity_of)]
-
-
-def install_wait_details(app: FastAPI) -> None:
-    """A refusal to try again before some time also says when, in `errors` (the problem
-    documents of `shared.http` carry no per-field list for domain errors)."""
-
-    async def on_must_wait(request: Request, error: Exception) -> JSONResponse:
-        assert isinstance(error, MustWait)
-        return problem_response(
-            request, error.status, error.code, error.detail, [error.retry], error.headers
-        )
-
-    app.add_exception_handler(MustWait, on_must_wait)
 
 
 def client_address(request: Request) -> str:

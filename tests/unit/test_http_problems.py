@@ -32,7 +32,12 @@ def make_client() -> TestClient:
             raise NotFound("not_found", "no order 1")
         if number == 2:
             raise Conflict("http_error", "order 2 is being changed")
-        raise TooManyAttempts("http_error", "slow down", headers={"retry-after": "30"})
+        raise TooManyAttempts(
+            "http_error",
+            "slow down",
+            errors=[{"retry_after_seconds": 30}],
+            headers={"retry-after": "30"},
+        )
 
     @app.get("/boom")
     async def boom() -> None:
@@ -126,3 +131,4 @@ def test_each_kind_of_domain_error_answers_with_its_status_code_and_reason() -> 
     throttled = client.get("/orders/3")
     assert throttled.status_code == 429
     assert throttled.headers["retry-after"] == "30"
+    assert throttled.json()["errors"] == [{"retry_after_seconds": 30}]

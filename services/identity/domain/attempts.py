@@ -108,6 +108,7 @@ class MustWait(TooManyAttempts):
         super().__init__(
             code,
             retry_sentence(until, now),
+            errors=[self.retry],
             headers={"retry-after": str(self.retry["retry_after_seconds"])},
         )
 
