@@ -44,6 +44,22 @@ async def first_deliveries(
     return {row["event_id"] for row in rows}
 
 
+async def forget_deliveries(
+    connection: Connection, consumer: str, event_ids: Sequence[uuid.UUID]
+) -> None:
+    """Take events back out of the inbox, in the caller's transaction.
+
+    For the events a batch refuses: recorded as processed, a redelivery (the process died
+    before dead-lettering them) would be skipped instead of refused again.
+    """
+    if event_ids:
+        await connection.execute(
+            "DELETE FROM processed_events WHERE consumer = $1 AND event_id = ANY($2::uuid[])",
+            consumer,
+            list(event_ids),
+        )
+
+
 async def handle_once(
     pool: Pool,
     consumer: str,

@@ -24,7 +24,7 @@ from shared.errors import DomainError
 from shared.events.catalog import AgencyRecorded
 from shared.events.exchange import DataProvided, DataRefused, DataRequested
 from shared.events.identity import AgencyKeyPublished, AgencyKeyRevoked
-from shared.inbox import first_deliveries
+from shared.inbox import first_deliveries, forget_deliveries
 from shared.kafka import TRANSIENT_ERRORS, Rejected
 from shared.logging import get_logger
 from shared.runtime import BatchHandling, Handlers, Runtime
@@ -66,8 +66,7 @@ async def take_transactions(
                 refused[envelope.id] = str(refusal)
             finally:
                 otel_context.detach(token)
-        if refused:
-            await work.forget_deliveries(INBOX, list(refused))
+        await forget_deliveries(connection, INBOX, list(refused))
     return refused
 
 

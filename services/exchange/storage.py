@@ -395,18 +395,6 @@ class ExchangeStorage(UnitOfWork):
         await super().publish(events, parents)
         await append_audits(self.connection, audit)
 
-    async def forget_deliveries(self, consumer: str, event_ids: Sequence[uuid.UUID]) -> None:
-        """Take events back out of the inbox (shared/inbox.py) in this transaction.
-
-        For the events a batch refuses: committed as processed, a redelivery after a crash
-        before their dead-lettering would be skipped instead of dead-lettered again.
-        """
-        await self.connection.execute(
-            "DELETE FROM processed_events WHERE consumer = $1 AND event_id = ANY($2::uuid[])",
-            consumer,
-            list(event_ids),
-        )
-
 
 @asynccontextmanager
 async def gathered(connection: Connection) -> AsyncIterator[ExchangeStorage]:
