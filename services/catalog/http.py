@@ -36,7 +36,6 @@ from services.catalog.settings import CatalogSettings
 from services.catalog.storage import CatalogReads, CatalogStorage
 from shared.auth import Principal
 from shared.events.catalog import AgencyRecorded, ServiceRecorded
-from shared.http import ProblemError
 from shared.runtime import Runtime, RuntimeDep, require_scopes
 from shared.unit_of_work import transaction
 from shared.vocabulary import Channel
@@ -283,17 +282,6 @@ async def report_deliveries(
     """Valid reports are queued, refused ones listed with their reasons (422 if none passed)."""
     async with transaction(runtime.pool, CatalogStorage) as work:
         taken = await use_cases.report_deliveries(work, batch.reports, principal.agency)
-    refused = [
-        {
-            "index": refusal.index,
-            "report_id": str(refusal.report_id),
-            "code": refusal.problem.code,
-            "reason": refusal.problem.reason,
-        }
-        for refusal in taken.refused
-    ]
-    if not taken.accepted:
-        # Only a problem document lists every refusal; a domain error carries one reason.
-        raise ProblemError(422, "invalid_delivery", "no report was accepted", errors=refused)
     accepted = [str(report_id) for report_id in taken.accepted]
+    refused = [refusal.document() for refusal in taken.refused]
     return JSONResponse({"accepted": accepted, "refused": refused}, status_code=202)

@@ -396,6 +396,15 @@ class ClaimRefused:
     report_id: uuid.UUID
     problem: DeliveryProblem
 
+    def document(self) -> dict[str, Any]:
+        """As the answer lists it."""
+        return {
+            "index": self.index,
+            "report_id": str(self.report_id),
+            "code": self.problem.code,
+            "reason": self.problem.reason,
+        }
+
 
 @dataclass(frozen=True)
 class ClaimsTaken:
@@ -411,7 +420,10 @@ async def report_deliveries(
     reporter: str | None,
     now: datetime | None = None,
 ) -> ClaimsTaken:
-    """`report_delivery` for many reports: the valid ones are queued, the others listed."""
+    """`report_delivery` for many reports: the valid ones are queued, the others listed.
+
+    Invalid `invalid_delivery`, listing every refusal, if no report passes.
+    """
     moment = now or datetime.now(UTC)
     accepted: list[DeliveryReported] = []
     refused: list[ClaimRefused] = []
@@ -421,6 +433,9 @@ async def report_deliveries(
             refused.append(ClaimRefused(index, claim.report_id, admitted))
         else:
             accepted.append(admitted)
+    if not accepted:
+        errors = [refusal.document() for refusal in refused]
+        raise Invalid("invalid_delivery", "no report was accepted", errors=errors)
     await work.publish([_queued(report) for report in accepted])
     return ClaimsTaken([report.report_id for report in accepted], refused)
 

@@ -518,14 +518,21 @@ async def test_a_batch_queues_the_valid_reports_and_lists_the_refused_by_index()
     assert [e.payload.report_id for e in work.published[before:]] == [good.report_id]
 
 
-async def test_a_batch_with_nothing_valid_queues_nothing() -> None:
+async def test_a_batch_with_nothing_valid_is_invalid_and_lists_every_refusal() -> None:
     work = FakeCatalog()
     await register(work)
     await published(work)
     before = len(work.published)
-    taken = await use_cases.report_deliveries(work, [claim("education.none")], "education")
-    assert taken.accepted == []
-    assert len(taken.refused) == 1
+    unknown, foreign = claim("education.none"), claim(agency="tax")
+    with pytest.raises(Invalid) as refused:
+        await use_cases.report_deliveries(work, [unknown, foreign], "education", now=NOW)
+    assert refused.value.code == "invalid_delivery"
+    assert refused.value.detail == "no report was accepted"
+    assert refused.value.errors is not None
+    assert [(e["index"], e["report_id"], e["code"]) for e in refused.value.errors] == [
+        (0, str(unknown.report_id), "unknown_service"),
+        (1, str(foreign.report_id), "not_your_service"),
+    ]
     assert len(work.published) == before
 
 
