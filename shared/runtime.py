@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -330,7 +330,17 @@ def settle_garbage_collector() -> None:
     gc.set_threshold(YOUNG_GENERATION_THRESHOLD, 20, 20)
 
 
-def serve(app: FastAPI, settings: ServiceSettings) -> None:
+class Listens(Protocol):
+    """Where a process's HTTP app listens."""
+
+    @property
+    def http_host(self) -> str: ...
+
+    @property
+    def http_port(self) -> int: ...
+
+
+def serve(app: FastAPI, settings: Listens) -> None:
     """Run the app in the foreground until SIGTERM or SIGINT."""
     settle_garbage_collector()
     uvicorn.run(

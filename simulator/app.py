@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from panjereh_agency import DeliveryReporter
@@ -51,6 +50,7 @@ from services.identity.settings import DEVELOPMENT_OPERATOR_TOKEN
 from services.metrics.domain.reference import Reference, load_reference
 from shared.events.catalog import DeliveryReported, Outcome
 from shared.logging import configure_logging, get_logger
+from shared.runtime import serve
 from shared.settings import PlatformSettings
 from shared.vocabulary import Channel
 from simulator.actors import (
@@ -360,13 +360,7 @@ def build(settings: SimulatorSettings | None = None) -> FastAPI:
 
 def main() -> None:
     settings = SimulatorSettings()
-    uvicorn.run(
-        build(settings),
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,
-        access_log=False,
-    )
+    serve(build(settings), settings)
 
 
 if __name__ == "__main__":

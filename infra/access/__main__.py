@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import Field
@@ -16,6 +15,7 @@ from infra.access.manager import AccessManager
 from infra.platform.secrets import SecretStore
 from shared.logging import configure_logging
 from shared.principals import ADMIN
+from shared.runtime import serve
 from shared.settings import PlatformSettings
 
 
@@ -69,13 +69,7 @@ def build(settings: AccessManagerSettings) -> FastAPI:
 
 def main() -> None:
     settings = AccessManagerSettings()
-    uvicorn.run(
-        build(settings),
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,
-        access_log=False,
-    )
+    serve(build(settings), settings)
 
 
 if __name__ == "__main__":

@@ -31,18 +31,7 @@ async def on_figure_published(envelope: Envelope[_MetricValue], connection: Any)
     await project_figure(
         MetricsStorage(connection),
         type(figure).topic.value,
-        MetricValue(
-            key=figure.record_key(),
-            metric=figure.metric,
-            dimensions=dict(figure.dimensions),
-            granularity=figure.granularity,
-            window_start=figure.window_start,
-            window_end=figure.window_end,
-            window_label=figure.window_label,
-            value=figure.value,
-            unit=figure.unit,
-            published_at=envelope.occurred_at,
-        ),
+        MetricValue.published(figure, envelope.occurred_at),
     )
 
 

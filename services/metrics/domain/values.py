@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shared.events.metrics import _MetricValue
+
 
 @dataclass(frozen=True)
 class MetricValue:
@@ -21,6 +23,22 @@ class MetricValue:
     value: float
     unit: str
     published_at: datetime
+
+    @classmethod
+    def published(cls, figure: _MetricValue, at: datetime) -> MetricValue:
+        """The value a figure event carries, as published at `at`."""
+        return cls(
+            key=figure.record_key(),
+            metric=figure.metric,
+            dimensions=dict(figure.dimensions),
+            granularity=figure.granularity,
+            window_start=figure.window_start,
+            window_end=figure.window_end,
+            window_label=figure.window_label,
+            value=figure.value,
+            unit=figure.unit,
+            published_at=at,
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {
