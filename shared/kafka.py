@@ -118,6 +118,41 @@ def new_producer(
     )
 
 
+async def dead_letter(
+    producer: AIOKafkaProducer,
+    record: ConsumerRecord[bytes, bytes],
+    reason: str,
+    consumer: str,
+    retry: RetryPolicy | None = None,
+) -> str:
+    """Send a record, as it came, to its topic's dead-letter topic with the reason.
+
+    Retries until the broker has it: the caller must not commit the record's offset
+    before it is safe there. Returns the dead-letter topic.
+    """
+    target = dead_letter_of(record.topic)
+    headers = dead_letter_headers(
+        record.headers,
+        reason=reason,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        consumer=consumer,
+    )
+    policy = retry or RetryPolicy()
+    attempt = 0
+    while True:
+        try:
+            await producer.send_and_wait(
+                target, record.value or b"", key=record.key, headers=headers
+            )
+            return target
+        except KafkaError as error:
+            attempt += 1
+            log.warning("dead-letter publish failed, retrying", error=repr(error))
+            await asyncio.sleep(policy.delay(attempt))
+
+
 async def publish(producer: AIOKafkaProducer, envelope: Envelope[Any]) -> None:
     """Publish one event straight to its topic and wait for the broker's acknowledgement.
 
@@ -358,26 +393,6 @@ class EventConsumer:
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
         assert self._dead_letters is not None
-        target = dead_letter_of(record.topic)
-        headers = dead_letter_headers(
-            record.headers,
-            reason=reason,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            consumer=self.group,
-        )
-        attempt = 0
-        while True:
-            try:
-                await self._dead_letters.send_and_wait(
-                    target, record.value or b"", key=record.key, headers=headers
-                )
-                break
-            except KafkaError as error:
-                # The record must not be committed before it is safe on the DLQ.
-                attempt += 1
-                log.warning("dead-letter publish failed, retrying", error=repr(error))
-                await asyncio.sleep(self._retry.delay(attempt))
+        target = await dead_letter(self._dead_letters, record, reason, self.group, self._retry)
         self.dead_lettered += 1
         log.warning("event dead-lettered", reason=reason, dead_letter_topic=target)

@@ -18,13 +18,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from panjereh_agency.exchange_keys import ExchangeKeys
 from shared.envelope import Event
-from shared.kafka import dead_letter_headers, new_producer
+from shared.kafka import dead_letter, new_producer
 from shared.kafka_access import KafkaAccess
 from shared.logging import get_logger
 from shared.principals import agency_principal
 from shared.registry import UndecodableEvent, decode
 from shared.signing import SignatureInvalid
-from shared.topics import channel, dead_letter_of
+from shared.topics import channel
 
 log = get_logger(__name__)
 
@@ -109,14 +109,4 @@ class ChannelReader:
     ) -> None:
         self.refused += 1
         log.warning("record refused", topic=record.topic, offset=record.offset, reason=reason)
-        headers = dead_letter_headers(
-            record.headers,
-            reason=reason,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            consumer=self._group,
-        )
-        await dead_letters.send_and_wait(
-            dead_letter_of(record.topic), record.value or b"", key=record.key, headers=headers
-        )
+        await dead_letter(dead_letters, record, reason, self._group)
