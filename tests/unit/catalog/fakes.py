@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from opentelemetry import context as otel_context
-
 from services.catalog.domain import (
     Revision,
     SearchHit,
@@ -24,21 +22,20 @@ from services.catalog.domain import (
     folded_query,
     search_text,
 )
-from shared.envelope import Envelope
 from shared.events.catalog import AgencyRecorded, DeliveryRecorded, ServiceRecorded
+from tests.unit.fake_outbox import FakeOutbox
 
 
-class FakeCatalog:
+class FakeCatalog(FakeOutbox):
     """The register, its history, its deliveries and its outbox, in memory."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.agencies: dict[str, AgencyRecorded] = {}
         self.services: dict[str, ServiceRecorded] = {}
         self.agency_revisions: dict[str, list[Revision]] = {}
         self.service_revisions: dict[str, list[Revision]] = {}
         self.deliveries: dict[uuid.UUID, DeliveryRecorded] = {}
-        self.published: list[Envelope[Any]] = []
-        self.parents: list[otel_context.Context | None] = []
 
     # -- reads --------------------------------------------------------------------------
 
@@ -136,18 +133,10 @@ class FakeCatalog:
         self.deliveries.update({d.report_id: d for d in deliveries if d.report_id in new})
         return new
 
-    async def publish(
-        self,
-        envelopes: Sequence[Envelope[Any]],
-        parents: Sequence[otel_context.Context | None] | None = None,
-    ) -> None:
-        self.published.extend(envelopes)
-        self.parents.extend(parents if parents is not None else [None] * len(envelopes))
-
     # -- what tests look at -------------------------------------------------------------
 
     def payloads(self) -> list[Any]:
-        return [envelope.payload for envelope in self.published]
+        return self.events()
 
     def event_types(self) -> list[str]:
         return [envelope.type for envelope in self.published]

@@ -13,29 +13,26 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from opentelemetry import context as otel_context
-
 from services.exchange.domain.audit import AuditEntry
 from services.exchange.domain.authorisation import AgencyKey
 from services.exchange.domain.registers import AccessRight, Agency, DataService
 from services.exchange.domain.transaction import ExchangeSigner, Transaction
 from services.exchange.use_cases.ports import AnswerContext, RequestContext
-from shared.envelope import Envelope
 from shared.events.catalog import AgencyRecorded
 from shared.events.exchange import AccessGranted, DataRequested, DataServiceRegistered
 from shared.events.identity import AgencyKeyPublished, AgencyKeyRevoked
 from shared.signing import generate_key, public_jwk
+from tests.unit.fake_outbox import FakeOutbox
 
 
 @dataclass
-class FakeExchangeWork:
+class FakeExchangeWork(FakeOutbox):
     agencies: dict[str, AgencyRecorded] = field(default_factory=dict)
     keys: dict[str, AgencyKey] = field(default_factory=dict)
     services: dict[str, DataService] = field(default_factory=dict)
     rights: dict[uuid.UUID, AccessRight] = field(default_factory=dict)
     transactions: dict[uuid.UUID, Transaction] = field(default_factory=dict)
     audit: list[tuple[AuditEntry, datetime]] = field(default_factory=list)
-    published: list[Envelope[Any]] = field(default_factory=list)
     signing_keys: list[ExchangeSigner] = field(default_factory=list)
 
     # Registers and projections.
@@ -204,17 +201,6 @@ class FakeExchangeWork:
             latest.values(), key=lambda record: self.audit.index(record), reverse=True
         )
         return newest_first[:limit]
-
-    async def publish(
-        self,
-        envelopes: Sequence[Envelope[Any]],
-        parents: Sequence[otel_context.Context | None] | None = None,
-    ) -> None:
-        self.published.extend(envelopes)
-
-    def events(self, kind: type[Any]) -> list[Any]:
-        """The payloads published of one event type, in order."""
-        return [e.payload for e in self.published if isinstance(e.payload, kind)]
 
     def audit_of(self, transaction_id: uuid.UUID) -> list[tuple[str, str, str | None]]:
         """(kind, outcome, reason) of a transaction's audit records, in order."""

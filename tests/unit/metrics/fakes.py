@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
-
-from opentelemetry import context as otel_context
 
 from services.metrics.domain.figures import Cell
 from services.metrics.domain.queries import FigureQuery
 from services.metrics.domain.values import MetricValue
-from shared.envelope import Envelope
+from tests.unit.fake_outbox import FakeOutbox
 
 
 class FakeCounts:
@@ -33,21 +30,14 @@ class FakeCounts:
         return [cell for cell in self.counts if cell.metric == metric]
 
 
-class FakeMetricsWork:
+class FakeMetricsWork(FakeOutbox):
     """The metrics service's unit of work in memory: the projection as a dict by key."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.values: dict[str, MetricValue] = {}
         self.topics: dict[str, str] = {}
-        self.published: list[Envelope[Any]] = []
         self.changed_at: datetime | None = None
-
-    async def publish(
-        self,
-        envelopes: Sequence[Envelope[Any]],
-        parents: Sequence[otel_context.Context | None] | None = None,
-    ) -> None:
-        self.published.extend(envelopes)
 
     async def keep_latest(self, topic: str, value: MetricValue) -> None:
         known = self.values.get(value.key)
