@@ -18,15 +18,7 @@ async def first_delivery(connection: Connection, consumer: str, event_id: uuid.U
 
     Must run inside the transaction that applies the event's effects.
     """
-    if not connection.is_in_transaction():
-        raise RuntimeError("the inbox must be written in the handler's transaction")
-    inserted = await connection.fetchval(
-        "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2)"
-        " ON CONFLICT DO NOTHING RETURNING true",
-        consumer,
-        event_id,
-    )
-    return bool(inserted)
+    return event_id in await first_deliveries(connection, consumer, [event_id])
 
 
 async def first_deliveries(
