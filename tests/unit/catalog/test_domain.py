@@ -11,7 +11,6 @@ import pytest
 from services.catalog.domain import (
     AgencyEntry,
     ServiceContent,
-    ServiceEntry,
     ServiceView,
     changed_fields,
     check_delivery,
@@ -24,6 +23,7 @@ from services.catalog.domain import (
 )
 from shared.errors import Conflict, Invalid
 from shared.events.catalog import DeliveryReported, ServiceRecorded
+from tests.unit.catalog.builders import service
 
 NOW = datetime(2024, 6, 23, 9, 0, tzinfo=UTC)
 
@@ -32,24 +32,8 @@ AGENCY = AgencyEntry(
 )
 
 
-def entry(**overrides: Any) -> ServiceEntry:
-    values: dict[str, Any] = {
-        "service_id": "education.report-card",
-        "title_fa": "مشاهده کارنامه دانش‌آموز",
-        "title_en": "View a pupil's report card",
-        "description_fa": "والدین کارنامه را می‌بینند.",
-        "description_en": "Parents see the report card.",
-        "category": "education",
-        "audiences": ["citizens"],
-        "channels": ["online"],
-        "maturity": 5,
-    }
-    values.update(overrides)
-    return ServiceEntry.model_validate(values)
-
-
 def drafted() -> ServiceRecorded:
-    return new_service(entry(), AGENCY.recorded(1))
+    return new_service(service(), AGENCY.recorded(1))
 
 
 def test_a_new_service_is_a_draft_at_revision_one_owned_by_its_id_prefix() -> None:
@@ -59,11 +43,11 @@ def test_a_new_service_is_a_draft_at_revision_one_owned_by_its_id_prefix() -> No
 
 def test_a_service_of_an_unknown_or_inactive_agency_is_refused() -> None:
     with pytest.raises(Invalid) as unknown:
-        new_service(entry(service_id="tax.return"), AGENCY.recorded(1))
+        new_service(service("tax.return"), AGENCY.recorded(1))
     assert unknown.value.code == "unknown_agency"
     inactive = AGENCY.model_copy(update={"active": False}).recorded(2)
     with pytest.raises(Conflict) as refused:
-        new_service(entry(), inactive)
+        new_service(service(), inactive)
     assert refused.value.code == "agency_inactive"
 
 

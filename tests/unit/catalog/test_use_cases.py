@@ -18,7 +18,6 @@ from services.catalog.domain import (
     ListedService,
     SearchQuery,
     ServiceContent,
-    ServiceEntry,
 )
 from shared.envelope import Envelope
 from shared.errors import Conflict, Forbidden, Invalid, NotFound
@@ -34,6 +33,7 @@ from shared.events.catalog import (
     ServiceUpdated,
     delivery_event_id,
 )
+from tests.unit.catalog.builders import content, service
 from tests.unit.catalog.fakes import FakeCatalog
 
 NOW = datetime(2024, 6, 23, 9, 0, tzinfo=UTC)
@@ -46,25 +46,6 @@ def agency(code: str = "education", **overrides: Any) -> AgencyEntry:
     values: dict[str, Any] = {"code": code, "name_fa": "وزارت آموزش و پرورش", "name_en": code}
     values.update(overrides)
     return AgencyEntry.model_validate(values)
-
-
-def content(**overrides: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "title_fa": "مشاهده کارنامه دانش‌آموز",
-        "title_en": "View a pupil's report card",
-        "description_fa": "والدین کارنامه را می‌بینند.",
-        "description_en": "Parents see the report card.",
-        "category": "education",
-        "audiences": ["citizens"],
-        "channels": ["online"],
-        "maturity": 5,
-    }
-    values.update(overrides)
-    return values
-
-
-def service(service_id: str = "education.report-card", **overrides: Any) -> ServiceEntry:
-    return ServiceEntry.model_validate({"service_id": service_id, **content(**overrides)})
 
 
 async def register(work: FakeCatalog, *codes: str, **overrides: Any) -> None:

@@ -154,43 +154,50 @@ async def test_a_granted_right_is_kept_and_announced_and_lets_requests_through()
     assert transaction.status == "pending"
 
 
-async def test_a_right_that_ends_before_it_begins_is_refused() -> None:
+@pytest.mark.parametrize(
+    ("changes", "refusal", "code", "detail"),
+    [
+        pytest.param(
+            {"valid_until": NOW - timedelta(days=2)},
+            Invalid,
+            "exchange_invalid_period",
+            None,
+            id="a right that ends before it begins is refused",
+        ),
+        pytest.param(
+            {"data_service": "nowhere.nothing"},
+            NotFound,
+            "exchange_unknown_data_service",
+            "nowhere.nothing",
+            id="a right to an unknown data service is not found",
+        ),
+        pytest.param(
+            {"purposes": [PURPOSE, "tax-audit", "curiosity"]},
+            Invalid,
+            "exchange_purpose_not_served",
+            "curiosity, tax-audit",
+            id="a right for purposes the data service does not serve names them",
+        ),
+        pytest.param(
+            {"consumer": "nobody"},
+            Invalid,
+            "exchange_unknown_agency",
+            "nobody",
+            id="a right for an unknown agency is refused",
+        ),
+    ],
+)
+async def test_a_right_on_terms_the_register_cannot_honour_is_refused_and_not_granted(
+    changes: dict[str, Any], refusal: type[DomainError], code: str, detail: str | None
+) -> None:
     w = world()
 
-    with pytest.raises(Invalid) as error:
-        await grant_access(w.work, right_terms(valid_until=NOW - timedelta(days=2)))
+    with pytest.raises(refusal) as error:
+        await grant_access(w.work, right_terms(**changes))
 
-    assert code_of(error) == "exchange_invalid_period"
-
-
-async def test_a_right_to_an_unknown_data_service_is_not_found() -> None:
-    w = world()
-
-    with pytest.raises(NotFound) as error:
-        await grant_access(w.work, right_terms(data_service="nowhere.nothing"))
-
-    assert code_of(error) == "exchange_unknown_data_service"
-    assert error.value.detail == "nowhere.nothing"
-
-
-async def test_a_right_for_purposes_the_data_service_does_not_serve_names_them() -> None:
-    w = world()
-
-    with pytest.raises(Invalid) as error:
-        await grant_access(w.work, right_terms(purposes=[PURPOSE, "tax-audit", "curiosity"]))
-
-    assert code_of(error) == "exchange_purpose_not_served"
-    assert error.value.detail == "curiosity, tax-audit"
-
-
-async def test_a_right_for_an_unknown_agency_is_refused() -> None:
-    w = world()
-
-    with pytest.raises(Invalid) as error:
-        await grant_access(w.work, right_terms(consumer="nobody"))
-
-    assert code_of(error) == "exchange_unknown_agency"
-    assert error.value.detail == "nobody"
+    assert code_of(error) == code
+    if detail is not None:
+        assert error.value.detail == detail
     assert list(w.work.rights) == [RIGHT.right_id]
 
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from services.exchange.domain.audit import digest
-from services.exchange.domain.transaction import TIMED_OUT, payload_size
+from services.exchange.domain.transaction import TIMED_OUT, Transaction, payload_size
 from services.exchange.use_cases.transactions import take_answer, take_request, time_out_overdue
 from shared.errors import DomainError, Forbidden, NotFound
 from shared.events.exchange import (
@@ -48,6 +48,13 @@ def refused_with(error: pytest.ExceptionInfo[DomainError], code: str) -> str:
     assert error.value.code == code
     assert code in MESSAGES
     return str(error.value)
+
+
+def forwarded_in(work: FakeExchangeWork) -> Transaction:
+    """A pending transaction already stored, as the exchange left it after forwarding."""
+    transaction = pending()
+    work.transactions[transaction.transaction_id] = transaction
+    return transaction
 
 
 # A request.
@@ -167,8 +174,7 @@ async def test_a_request_reusing_a_taken_transaction_id_changes_nothing() -> Non
 
 async def test_a_valid_answer_completes_the_transaction_as_answered() -> None:
     w = world()
-    forwarded = pending()
-    w.work.transactions[forwarded.transaction_id] = forwarded
+    forwarded = forwarded_in(w.work)
 
     answered = await take_answer(
         w.work, w.provider.provide(forwarded.transaction_id, {"alive": True}), now=LATER
@@ -193,8 +199,7 @@ async def test_a_valid_answer_completes_the_transaction_as_answered() -> None:
 
 async def test_a_providers_refusal_reaches_the_consumer_with_its_reason() -> None:
     w = world()
-    forwarded = pending()
-    w.work.transactions[forwarded.transaction_id] = forwarded
+    forwarded = forwarded_in(w.work)
 
     refused = await take_answer(
         w.work, w.provider.refuse(forwarded.transaction_id, "under judicial seal"), now=LATER
@@ -210,8 +215,7 @@ async def test_a_providers_refusal_reaches_the_consumer_with_its_reason() -> Non
 
 async def test_an_answer_breaking_the_response_schema_fails_without_its_payload() -> None:
     w = world()
-    forwarded = pending()
-    w.work.transactions[forwarded.transaction_id] = forwarded
+    forwarded = forwarded_in(w.work)
 
     failed = await take_answer(
         w.work, w.provider.provide(forwarded.transaction_id, {"alive": "perhaps"}), now=LATER
@@ -258,8 +262,7 @@ async def test_an_answer_to_a_transaction_never_forwarded_is_refused_as_unknown(
 
 async def test_an_answer_from_another_provider_than_the_transactions_is_refused() -> None:
     w = world()
-    forwarded = pending()
-    w.work.transactions[forwarded.transaction_id] = forwarded
+    forwarded = forwarded_in(w.work)
     stranger = Signer("education")
 
     with pytest.raises(Forbidden) as error:
@@ -275,8 +278,7 @@ async def test_an_answer_from_another_provider_than_the_transactions_is_refused(
 
 async def test_an_answer_after_the_deadline_times_the_transaction_out_and_is_ignored() -> None:
     w = world()
-    forwarded = pending()
-    w.work.transactions[forwarded.transaction_id] = forwarded
+    forwarded = forwarded_in(w.work)
     late = NOW + timedelta(seconds=6)
 
     after = await take_answer(
@@ -294,8 +296,7 @@ async def test_an_answer_after_the_deadline_times_the_transaction_out_and_is_ign
 
 async def test_an_answer_to_a_final_transaction_changes_nothing_but_the_audit_log() -> None:
     w = world()
-    forwarded = pending()
-    w.work.transactions[forwarded.transaction_id] = forwarded
+    forwarded = forwarded_in(w.work)
     first = await take_answer(
         w.work, w.provider.provide(forwarded.transaction_id, {"alive": True}), now=LATER
     )
@@ -363,8 +364,7 @@ async def test_the_sweeper_takes_at_most_its_limit_the_earliest_deadlines_first(
 
 async def test_with_nothing_overdue_the_sweeper_writes_nothing() -> None:
     w = world()
-    waiting = pending()
-    w.work.transactions[waiting.transaction_id] = waiting
+    forwarded_in(w.work)
 
     assert await time_out_overdue(w.work, now=NOW) == 0
     assert not w.work.published

@@ -10,7 +10,7 @@ import pytest
 from joserfc.jwk import ECKey
 
 from services.identity.domain.agency_keys import thumbprint
-from services.identity.domain.tokens import new_signing_key
+from services.identity.domain.tokens import SigningKey, new_signing_key
 from services.identity.settings import IdentitySettings
 from services.identity.use_cases import agencies, issuer
 from services.identity.use_cases.ports import Dependencies
@@ -43,6 +43,24 @@ async def project(storage: FakeIdentity, record: AgencyRecorded) -> None:
         await agencies.project_agency(work, record)
 
 
+async def new_client(
+    storage: FakeIdentity,
+    deps: Dependencies,
+    *,
+    name: str = "x",
+    scopes: list[str] | None = None,
+) -> agencies.NewClient:
+    """A client the education agency asks for, allowed to write to the catalog by default."""
+    return await agencies.create_client(
+        storage,
+        deps,
+        agency="education",
+        name=name,
+        scopes=["catalog:write"] if scopes is None else scopes,
+        now=NOW,
+    )
+
+
 def public_jwk() -> dict[str, Any]:
     return dict(ECKey.generate_key("P-256", private=True).as_dict(private=False))
 
@@ -65,9 +83,7 @@ async def test_a_new_client_of_an_active_agency_gets_a_secret_stored_only_hashed
     storage: FakeIdentity, deps: Dependencies
 ) -> None:
     await project(storage, agency(1))
-    created = await agencies.create_client(
-        storage, deps, agency="education", name="records", scopes=["catalog:write"], now=NOW
-    )
+    created = await new_client(storage, deps, name="records")
     assert created.client_id.startswith("education.")
     assert created.scopes == ["catalog:write"]
     stored = storage.state.clients[created.client_id]
@@ -83,9 +99,7 @@ async def test_a_client_with_unknown_or_no_scopes_is_invalid(
     await project(storage, agency(1))
     for scopes, detail in ((["catalog:write", "root"], "unknown scopes: root"), ([], "at least")):
         with pytest.raises(Invalid, match=detail) as refusal:
-            await agencies.create_client(
-                storage, deps, agency="education", name="x", scopes=scopes, now=NOW
-            )
+            await new_client(storage, deps, scopes=scopes)
         assert refusal.value.code == "invalid_scope"
     assert storage.state.clients == {}
 
@@ -94,23 +108,17 @@ async def test_no_client_for_an_unknown_or_inactive_agency(
     storage: FakeIdentity, deps: Dependencies
 ) -> None:
     with pytest.raises(NotFound, match="unknown_agency"):
-        await agencies.create_client(
-            storage, deps, agency="education", name="x", scopes=["catalog:write"], now=NOW
-        )
+        await new_client(storage, deps)
     await project(storage, agency(1, active=False))
     with pytest.raises(NotFound, match="unknown_agency"):
-        await agencies.create_client(
-            storage, deps, agency="education", name="x", scopes=["catalog:write"], now=NOW
-        )
+        await new_client(storage, deps)
 
 
 async def test_revoking_a_client_another_agency_owns_is_not_found(
     storage: FakeIdentity, deps: Dependencies
 ) -> None:
     await project(storage, agency(1))
-    created = await agencies.create_client(
-        storage, deps, agency="education", name="x", scopes=["catalog:write"], now=NOW
-    )
+    created = await new_client(storage, deps)
     with pytest.raises(NotFound, match="unknown_client"):
         async with storage.transaction() as work:
             await agencies.revoke_client(work, "health", created.client_id, NOW)
@@ -192,6 +200,13 @@ async def test_a_key_is_revoked_and_announced_once(storage: FakeIdentity) -> Non
 # The issuer's keys ------------------------------------------------------------------
 
 
+async def a_stored_signing_key(storage: FakeIdentity) -> SigningKey:
+    """An issuer key made and valid from NOW, already in storage."""
+    key = new_signing_key(NOW, NOW)
+    await storage.insert_issuer_key(key)
+    return key
+
+
 async def test_the_first_key_is_created_and_published(
     storage: FakeIdentity, settings: IdentitySettings
 ) -> None:
@@ -206,8 +221,7 @@ async def test_the_first_key_is_created_and_published(
 async def test_existing_keys_are_published_again_under_the_current_issuer(
     storage: FakeIdentity, settings: IdentitySettings
 ) -> None:
-    old = new_signing_key(NOW, NOW)
-    await storage.insert_issuer_key(old)
+    old = await a_stored_signing_key(storage)
     async with storage.transaction() as work:
         await issuer.ensure_key(work, settings, NOW)
     assert list(storage.state.issuer_keys) == [old.kid]
@@ -218,7 +232,7 @@ async def test_existing_keys_are_published_again_under_the_current_issuer(
 async def test_no_rotation_before_the_newest_key_is_old_enough(
     storage: FakeIdentity, settings: IdentitySettings
 ) -> None:
-    await storage.insert_issuer_key(new_signing_key(NOW, NOW))
+    await a_stored_signing_key(storage)
     async with storage.transaction() as work:
         assert await issuer.rotate(work, settings, NOW + timedelta(days=1)) is None
     assert storage.published == []
@@ -227,8 +241,7 @@ async def test_no_rotation_before_the_newest_key_is_old_enough(
 async def test_a_rotation_publishes_a_successor_and_retires_the_old_key_after_its_tokens(
     storage: FakeIdentity, settings: IdentitySettings
 ) -> None:
-    old = new_signing_key(NOW, NOW)
-    await storage.insert_issuer_key(old)
+    old = await a_stored_signing_key(storage)
     async with storage.transaction() as work:
         new = await issuer.rotate(work, settings, NOW, force=True)
     assert new is not None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -61,6 +61,37 @@ async def sign_in(
 
 def wrong(code: str) -> str:
     return f"{(int(code) + 1) % 1_000_000:06d}"
+
+
+async def registered_with_code(storage: FakeIdentity, deps: Dependencies) -> tuple[str, str]:
+    """A registered citizen who has asked for a code: their pseudonym and the code sent."""
+    citizen = await registered(storage, deps)
+    await ask_code(storage, deps)
+    [code] = codes_sent(storage)
+    return citizen, code
+
+
+async def registered_after_a_wrong_code(
+    storage: FakeIdentity, deps: Dependencies
+) -> tuple[str, str]:
+    """A citizen with a code who has already failed once with a wrong one."""
+    citizen, code = await registered_with_code(storage, deps)
+    with pytest.raises(NotAuthenticated):
+        await sign_in(storage, deps, wrong(code))
+    return citizen, code
+
+
+def lock_out(storage: FakeIdentity, citizen: str, until: datetime) -> None:
+    storage.state.counters[("citizen", citizen)] = Counter(0, until, until)
+
+
+def collide_between_read_and_write(storage: FakeIdentity, citizen: str) -> None:
+    """Another attempt of the same citizen lands between the use case's read and its write."""
+
+    def another_attempt() -> None:
+        storage.state.versions[citizen] += 1
+
+    storage.between_read_and_write = another_attempt
 
 
 # Registration -----------------------------------------------------------------------
@@ -192,11 +223,7 @@ async def test_a_code_request_that_collides_with_another_attempt_is_decided_unde
 ) -> None:
     citizen = await registered(storage, deps)
     transactions = storage.transactions
-
-    def another_attempt() -> None:
-        storage.state.versions[citizen] += 1
-
-    storage.between_read_and_write = another_attempt
+    collide_between_read_and_write(storage, citizen)
     await ask_code(storage, deps)
     assert storage.transactions == transactions + 1
     assert len(storage.payloads(SmsRequested)) == 1
@@ -205,8 +232,7 @@ async def test_a_code_request_that_collides_with_another_attempt_is_decided_unde
 
 async def test_a_locked_out_citizen_gets_no_code(storage: FakeIdentity, deps: Dependencies) -> None:
     citizen = await registered(storage, deps)
-    until = NOW + timedelta(minutes=10)
-    storage.state.counters[("citizen", citizen)] = Counter(0, until, until)
+    lock_out(storage, citizen, until=NOW + timedelta(minutes=10))
     with pytest.raises(MustWait) as refusal:
         await ask_code(storage, deps)
     assert refusal.value.code == "locked_out"
@@ -220,9 +246,7 @@ async def test_a_locked_out_citizen_gets_no_code(storage: FakeIdentity, deps: De
 async def test_the_right_code_signs_in_on_the_optimistic_path(
     storage: FakeIdentity, deps: Dependencies, signer: FakeSigner
 ) -> None:
-    citizen = await registered(storage, deps)
-    await ask_code(storage, deps)
-    [code] = codes_sent(storage)
+    citizen, code = await registered_with_code(storage, deps)
     transactions = storage.transactions
     tokens = await sign_in(storage, deps, code, at=timedelta(seconds=30))
     assert storage.transactions == transactions, "the common case needs no transaction"
@@ -243,9 +267,7 @@ async def test_the_right_code_signs_in_on_the_optimistic_path(
 async def test_a_wrong_code_is_refused_and_the_failure_is_recorded(
     storage: FakeIdentity, deps: Dependencies
 ) -> None:
-    citizen = await registered(storage, deps)
-    await ask_code(storage, deps)
-    [code] = codes_sent(storage)
+    citizen, code = await registered_with_code(storage, deps)
     with pytest.raises(NotAuthenticated) as refusal:
         await sign_in(storage, deps, wrong(code))
     assert (refusal.value.code, refusal.value.status) == ("wrong_code", 401)
@@ -262,9 +284,7 @@ async def test_a_wrong_code_is_refused_and_the_failure_is_recorded(
 async def test_a_code_guessed_at_too_often_is_closed(
     storage: FakeIdentity, deps: Dependencies
 ) -> None:
-    await registered(storage, deps)
-    await ask_code(storage, deps)
-    [code] = codes_sent(storage)
+    _, code = await registered_with_code(storage, deps)
     for _ in range(deps.settings.code_attempts):
         with pytest.raises(NotAuthenticated, match="wrong_code"):
             await sign_in(storage, deps, wrong(code))
@@ -278,9 +298,7 @@ async def test_a_code_guessed_at_too_often_is_closed(
 async def test_an_expired_code_is_closed_and_refused(
     storage: FakeIdentity, deps: Dependencies
 ) -> None:
-    await registered(storage, deps)
-    await ask_code(storage, deps)
-    [code] = codes_sent(storage)
+    _, code = await registered_with_code(storage, deps)
     late = timedelta(seconds=deps.settings.code_seconds)
     with pytest.raises(NotAuthenticated) as refusal:
         await sign_in(storage, deps, code, at=late)
@@ -317,11 +335,8 @@ async def test_the_citizens_last_allowed_failure_locks_them_out(
 async def test_a_locked_out_citizen_is_refused_even_with_the_right_code(
     storage: FakeIdentity, deps: Dependencies
 ) -> None:
-    citizen = await registered(storage, deps)
-    await ask_code(storage, deps)
-    [code] = codes_sent(storage)
-    until = NOW + timedelta(minutes=5)
-    storage.state.counters[("citizen", citizen)] = Counter(0, until, until)
+    citizen, code = await registered_with_code(storage, deps)
+    lock_out(storage, citizen, until=NOW + timedelta(minutes=5))
     with pytest.raises(MustWait) as refusal:
         await sign_in(storage, deps, code)
     assert refusal.value.code == "locked_out"
@@ -345,11 +360,7 @@ async def test_signing_in_with_an_unregistered_id_is_not_found_and_counts_agains
 async def test_a_success_after_failures_starts_the_citizens_window_afresh(
     storage: FakeIdentity, deps: Dependencies
 ) -> None:
-    citizen = await registered(storage, deps)
-    await ask_code(storage, deps)
-    [code] = codes_sent(storage)
-    with pytest.raises(NotAuthenticated):
-        await sign_in(storage, deps, wrong(code))
+    citizen, code = await registered_after_a_wrong_code(storage, deps)
     transactions = storage.transactions
     await sign_in(storage, deps, code, at=timedelta(seconds=5))
     assert storage.transactions == transactions + 1, "clearing failures takes the lock"
@@ -362,14 +373,8 @@ async def test_a_success_after_failures_starts_the_citizens_window_afresh(
 async def test_a_sign_in_that_collides_with_another_attempt_is_decided_under_the_lock(
     storage: FakeIdentity, deps: Dependencies
 ) -> None:
-    citizen = await registered(storage, deps)
-    await ask_code(storage, deps)
-    [code] = codes_sent(storage)
-
-    def another_attempt() -> None:
-        storage.state.versions[citizen] += 1
-
-    storage.between_read_and_write = another_attempt
+    citizen, code = await registered_with_code(storage, deps)
+    collide_between_read_and_write(storage, citizen)
     transactions = storage.transactions
     await sign_in(storage, deps, code)
     assert storage.transactions == transactions + 1
@@ -406,9 +411,7 @@ async def test_agency_systems_do_not_sign_in_as_citizens(
 async def test_persian_digits_in_the_code_are_read_as_digits(
     storage: FakeIdentity, deps: Dependencies
 ) -> None:
-    await registered(storage, deps)
-    await ask_code(storage, deps)
-    [code] = codes_sent(storage)
+    _, code = await registered_with_code(storage, deps)
     persian = code.translate(str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹"))
     assert (await sign_in(storage, deps, persian)).refresh_token
 
@@ -419,11 +422,7 @@ async def test_persian_digits_in_the_code_are_read_as_digits(
 async def test_the_sign_in_history_is_the_citizens_own_newest_first(
     storage: FakeIdentity, deps: Dependencies
 ) -> None:
-    citizen = await registered(storage, deps)
-    await ask_code(storage, deps)
-    [code] = codes_sent(storage)
-    with pytest.raises(NotAuthenticated):
-        await sign_in(storage, deps, wrong(code))
+    citizen, code = await registered_after_a_wrong_code(storage, deps)
     await sign_in(storage, deps, code, at=timedelta(seconds=1))
     history = await citizens.sign_in_history(storage, citizen, 10)
     assert [h["outcome"] for h in history] == ["succeeded", "failed"]

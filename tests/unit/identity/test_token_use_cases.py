@@ -137,18 +137,30 @@ async def agency_with_client(
     return created
 
 
+async def token_for(
+    storage: FakeIdentity,
+    deps: Dependencies,
+    client: agencies.NewClient,
+    *,
+    secret: str | None = None,
+    scope: str | None = None,
+) -> tokens.TokenResponse:
+    """The client-credentials grant for a client, with its own secret unless told otherwise."""
+    return await tokens.client_credentials(
+        storage,
+        deps,
+        client_id=client.client_id,
+        client_secret=client.client_secret if secret is None else secret,
+        scope=scope,
+        now=NOW,
+    )
+
+
 async def test_a_client_that_proves_its_secret_gets_a_token_with_its_scopes(
     storage: FakeIdentity, deps: Dependencies, signer: FakeSigner
 ) -> None:
     client = await agency_with_client(storage, deps)
-    response = await tokens.client_credentials(
-        storage,
-        deps,
-        client_id=client.client_id,
-        client_secret=client.client_secret,
-        scope=None,
-        now=NOW,
-    )
+    response = await token_for(storage, deps, client)
     assert response.scope == "catalog:write exchange:request"
     assert response.refresh_token is None
     claims = signer.signed[response.access_token]
@@ -159,24 +171,10 @@ async def test_a_client_may_ask_for_fewer_scopes_but_not_more(
     storage: FakeIdentity, deps: Dependencies
 ) -> None:
     client = await agency_with_client(storage, deps)
-    fewer = await tokens.client_credentials(
-        storage,
-        deps,
-        client_id=client.client_id,
-        client_secret=client.client_secret,
-        scope="exchange:request",
-        now=NOW,
-    )
+    fewer = await token_for(storage, deps, client, scope="exchange:request")
     assert fewer.scope == "exchange:request"
     with pytest.raises(tokens.InvalidGrant) as refusal:
-        await tokens.client_credentials(
-            storage,
-            deps,
-            client_id=client.client_id,
-            client_secret=client.client_secret,
-            scope="exchange:admin",
-            now=NOW,
-        )
+        await token_for(storage, deps, client, scope="exchange:admin")
     assert (refusal.value.code, refusal.value.status) == ("invalid_scope", 400)
 
 
@@ -185,9 +183,7 @@ async def test_a_wrong_secret_is_refused_and_announced(
 ) -> None:
     client = await agency_with_client(storage, deps)
     with pytest.raises(NotAuthenticated) as refusal:
-        await tokens.client_credentials(
-            storage, deps, client_id=client.client_id, client_secret="guess", scope=None, now=NOW
-        )
+        await token_for(storage, deps, client, secret="guess")
     assert (refusal.value.code, refusal.value.status) == ("invalid_client", 401)
     assert refusal.value.headers == {"www-authenticate": 'Basic realm="panjereh"'}
     [failed] = storage.payloads(AuthenticationFailed)
@@ -215,26 +211,12 @@ async def test_a_revoked_client_or_inactive_agency_is_refused(
 ) -> None:
     client = await agency_with_client(storage, deps, active=False)
     with pytest.raises(NotAuthenticated):
-        await tokens.client_credentials(
-            storage,
-            deps,
-            client_id=client.client_id,
-            client_secret=client.client_secret,
-            scope=None,
-            now=NOW,
-        )
+        await token_for(storage, deps, client)
     storage.state.agencies["education"]["active"] = True
     async with storage.transaction() as work:
         await agencies.revoke_client(work, "education", client.client_id, NOW)
     with pytest.raises(NotAuthenticated):
-        await tokens.client_credentials(
-            storage,
-            deps,
-            client_id=client.client_id,
-            client_secret=client.client_secret,
-            scope=None,
-            now=NOW,
-        )
+        await token_for(storage, deps, client)
 
 
 async def test_a_secret_hashed_with_old_parameters_is_hashed_again(
@@ -244,12 +226,5 @@ async def test_a_secret_hashed_with_old_parameters_is_hashed_again(
     stored = storage.state.clients[client.client_id]
     assert stored["secret_hash"] == f"v1:{client.client_secret}"
     hasher.version = 2
-    await tokens.client_credentials(
-        storage,
-        deps,
-        client_id=client.client_id,
-        client_secret=client.client_secret,
-        scope=None,
-        now=NOW,
-    )
+    await token_for(storage, deps, client)
     assert stored["secret_hash"] == f"v2:{client.client_secret}"
