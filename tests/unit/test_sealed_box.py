@@ -16,6 +16,12 @@ def pair() -> tuple[SealingKey, OpeningKey]:
     return SealingKey(public), OpeningKey(private)
 
 
+def sealed_for_message_1() -> tuple[SealedBox, OpeningKey]:
+    """TEXT sealed to a new key for message-1, and the key that opens it."""
+    sealing, opening = pair()
+    return sealing.seal(TEXT, binding="message-1"), opening
+
+
 def altered(box: SealedBox, index: int) -> SealedBox:
     raw = bytearray(base64.b64decode(box.ciphertext))
     raw[index] ^= 0x01
@@ -56,23 +62,20 @@ def test_another_key_claiming_the_recipients_id_still_does_not_open_it() -> None
 
 @pytest.mark.parametrize("index", [0, 31, 32, 40, -1], ids=lambda i: f"byte {i}")
 def test_a_tampered_box_does_not_open(index: int) -> None:
-    sealing, opening = pair()
-    box = sealing.seal(TEXT, binding="message-1")
+    box, opening = sealed_for_message_1()
     with pytest.raises(OpenError, match="does not open"):
         opening.open(altered(box, index), binding="message-1")
 
 
 def test_a_truncated_or_garbled_box_does_not_open() -> None:
-    sealing, opening = pair()
-    box = sealing.seal(TEXT, binding="message-1")
+    box, opening = sealed_for_message_1()
     for ciphertext in (box.ciphertext[:40], "AAAA", "not base64!"):
         with pytest.raises(OpenError):
             opening.open(box.model_copy(update={"ciphertext": ciphertext}), binding="message-1")
 
 
 def test_a_box_moved_to_another_message_does_not_open() -> None:
-    sealing, opening = pair()
-    box = sealing.seal(TEXT, binding="message-1")
+    box, opening = sealed_for_message_1()
     with pytest.raises(OpenError, match="message-2 does not open"):
         opening.open(box, binding="message-2")
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.catalog.domain import ServiceEntry
+
+NOW = datetime(2024, 6, 23, 9, 0, tzinfo=UTC)
 
 
 def content(**overrides: Any) -> dict[str, Any]:
@@ -24,3 +28,19 @@ def content(**overrides: Any) -> dict[str, Any]:
 
 def service(service_id: str = "education.report-card", **overrides: Any) -> ServiceEntry:
     return ServiceEntry.model_validate({"service_id": service_id, **content(**overrides)})
+
+
+def delivery(service_id: str = "education.report-card", **overrides: Any) -> dict[str, Any]:
+    """The fields of a completed delivery of the report card online, just before NOW."""
+    values: dict[str, Any] = {
+        "report_id": uuid.uuid4(),
+        "agency": "education",
+        "service_id": service_id,
+        "channel": "online",
+        "province": "IR-15",
+        "started_at": NOW - timedelta(minutes=3),
+        "finished_at": NOW - timedelta(minutes=1),
+        "outcome": "completed",
+    }
+    values.update(overrides)
+    return values

@@ -116,17 +116,13 @@ class FakeCatalog(FakeOutbox):
         self, record: AgencyRecorded, change: str, fields: Sequence[str], by: str
     ) -> None:
         self.agencies[record.code] = record
-        self.agency_revisions.setdefault(record.code, []).append(
-            _revision(record.revision, change, fields, by, record.model_dump(mode="json"))
-        )
+        _add_revision(self.agency_revisions, record.code, record, change, fields, by)
 
     async def write_service(
         self, record: ServiceRecorded, change: str, fields: Sequence[str], by: str
     ) -> None:
         self.services[record.service_id] = record
-        self.service_revisions.setdefault(record.service_id, []).append(
-            _revision(record.revision, change, fields, by, record.model_dump(mode="json"))
-        )
+        _add_revision(self.service_revisions, record.service_id, record, change, fields, by)
 
     async def insert_deliveries(self, deliveries: Sequence[DeliveryRecorded]) -> set[uuid.UUID]:
         new = {d.report_id for d in deliveries if d.report_id not in self.deliveries}
@@ -142,14 +138,22 @@ class FakeCatalog(FakeOutbox):
         return [envelope.type for envelope in self.published]
 
 
-def _revision(
-    revision: int, change: str, fields: Sequence[str], by: str, record: dict[str, Any]
-) -> Revision:
-    return Revision(
-        revision=revision,
-        change=change,
-        changed_fields=list(fields),
-        changed_by=by,
-        recorded_at=datetime.now(UTC).isoformat(),
-        record=record,
+def _add_revision(
+    revisions: dict[str, list[Revision]],
+    key: str,
+    record: AgencyRecorded | ServiceRecorded,
+    change: str,
+    fields: Sequence[str],
+    by: str,
+) -> None:
+    """Appends the revision a write leaves, as the register's history table keeps it."""
+    revisions.setdefault(key, []).append(
+        Revision(
+            revision=record.revision,
+            change=change,
+            changed_fields=list(fields),
+            changed_by=by,
+            recorded_at=datetime.now(UTC).isoformat(),
+            record=record.model_dump(mode="json"),
+        )
     )

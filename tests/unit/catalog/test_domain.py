@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -23,9 +22,7 @@ from services.catalog.domain import (
 )
 from shared.errors import Conflict, Invalid
 from shared.events.catalog import DeliveryReported, ServiceRecorded
-from tests.unit.catalog.builders import service
-
-NOW = datetime(2024, 6, 23, 9, 0, tzinfo=UTC)
+from tests.unit.catalog.builders import NOW, delivery, service
 
 AGENCY = AgencyEntry(
     code="education", name_fa="وزارت آموزش و پرورش", name_en="Ministry of Education"
@@ -119,18 +116,7 @@ def test_stored_text_and_query_fold_alike_whatever_letter_forms_and_zwnj() -> No
 
 
 def report(**overrides: Any) -> DeliveryReported:
-    values: dict[str, Any] = {
-        "report_id": uuid.uuid4(),
-        "agency": "education",
-        "service_id": "education.report-card",
-        "channel": "online",
-        "province": "IR-15",
-        "started_at": NOW - timedelta(minutes=2),
-        "finished_at": NOW - timedelta(minutes=1),
-        "outcome": "completed",
-    }
-    values.update(overrides)
-    return DeliveryReported(**values)
+    return DeliveryReported(**delivery(**overrides))
 
 
 VIEW = ServiceView(

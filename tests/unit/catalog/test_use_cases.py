@@ -3,8 +3,7 @@ announces, what it returns, and what it refuses with which code."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -33,10 +32,9 @@ from shared.events.catalog import (
     ServiceUpdated,
     delivery_event_id,
 )
-from tests.unit.catalog.builders import content, service
+from tests.unit.catalog.builders import NOW, content, delivery, service
 from tests.unit.catalog.fakes import FakeCatalog
 
-NOW = datetime(2024, 6, 23, 9, 0, tzinfo=UTC)
 OPERATOR = Editor.of_operator("ito", "console", operators={"ito"})
 EDUCATION = Editor.of_agency("education", "school-system")
 TAX = Editor.of_agency("tax", "tax-system")
@@ -56,6 +54,20 @@ async def register(work: FakeCatalog, *codes: str, **overrides: Any) -> None:
 async def published(work: FakeCatalog, service_id: str = "education.report-card") -> None:
     await use_cases.draft_service(work, service(service_id), OPERATOR)
     await use_cases.publish_service(work, service_id, OPERATOR)
+
+
+async def with_education_registered() -> FakeCatalog:
+    """A catalog with the education agency registered and no service yet."""
+    work = FakeCatalog()
+    await register(work)
+    return work
+
+
+async def with_the_report_card_published() -> FakeCatalog:
+    """A catalog with the education agency and its report card published."""
+    work = await with_education_registered()
+    await published(work)
+    return work
 
 
 # -- agencies ---------------------------------------------------------------------------
@@ -82,8 +94,7 @@ async def test_registering_an_agency_records_revision_one_and_announces_state_an
 
 
 async def test_registering_an_agency_twice_is_a_conflict() -> None:
-    work = FakeCatalog()
-    await register(work)
+    work = await with_education_registered()
     with pytest.raises(Conflict) as refused:
         await use_cases.register_agency(work, agency(), OPERATOR)
     assert refused.value.code == "agency_exists"
@@ -102,8 +113,7 @@ async def test_only_an_operator_registers_an_agency() -> None:
 
 
 async def test_updating_an_agency_makes_a_revision_naming_the_changed_fields() -> None:
-    work = FakeCatalog()
-    await register(work)
+    work = await with_education_registered()
     connected = agency(window_connected_since=NOW.date())
     record, changed = await use_cases.update_agency(work, "education", connected, OPERATOR)
     assert changed
@@ -117,8 +127,7 @@ async def test_updating_an_agency_makes_a_revision_naming_the_changed_fields() -
 
 
 async def test_updating_an_agency_to_what_it_is_changes_and_announces_nothing() -> None:
-    work = FakeCatalog()
-    await register(work)
+    work = await with_education_registered()
     record, changed = await use_cases.update_agency(work, "education", agency(), OPERATOR)
     assert not changed
     assert record.revision == 1
@@ -163,8 +172,7 @@ async def test_putting_an_agency_creates_it_then_leaves_it_then_brings_it_to_the
 
 
 async def test_an_agency_drafts_its_own_service_at_revision_one() -> None:
-    work = FakeCatalog()
-    await register(work)
+    work = await with_education_registered()
     record = await use_cases.draft_service(work, service(), EDUCATION)
     assert (record.status, record.revision, record.agency) == ("draft", 1, "education")
     assert work.services["education.report-card"] == record
@@ -186,16 +194,14 @@ async def test_an_agency_may_not_draft_another_agencys_service() -> None:
 
 
 async def test_an_editor_without_an_agency_changes_no_service() -> None:
-    work = FakeCatalog()
-    await register(work)
+    work = await with_education_registered()
     with pytest.raises(Forbidden) as refused:
         await use_cases.draft_service(work, service(), Editor.of_agency(None, "anyone"))
     assert refused.value.code == "not_your_service"
 
 
 async def test_drafting_an_existing_service_is_a_conflict() -> None:
-    work = FakeCatalog()
-    await register(work)
+    work = await with_education_registered()
     await use_cases.draft_service(work, service(), EDUCATION)
     with pytest.raises(Conflict) as refused:
         await use_cases.draft_service(work, service(title_en="Another"), EDUCATION)
@@ -218,8 +224,7 @@ async def test_an_inactive_agency_drafts_no_service() -> None:
 
 
 async def test_updating_a_service_names_the_fields_it_changed() -> None:
-    work = FakeCatalog()
-    await register(work)
+    work = await with_education_registered()
     await use_cases.draft_service(work, service(), EDUCATION)
     new = ServiceContent.model_validate(content(maturity=4, channels=["online", "pishkhan"]))
     record = await use_cases.update_service(work, "education.report-card", new, EDUCATION)
@@ -230,8 +235,7 @@ async def test_updating_a_service_names_the_fields_it_changed() -> None:
 
 
 async def test_updating_a_service_to_what_it_is_changes_nothing() -> None:
-    work = FakeCatalog()
-    await register(work)
+    work = await with_education_registered()
     await use_cases.draft_service(work, service(), EDUCATION)
     same = ServiceContent.model_validate(content())
     record = await use_cases.update_service(work, "education.report-card", same, EDUCATION)
@@ -247,8 +251,7 @@ async def test_updating_an_unknown_service_is_not_found() -> None:
 
 
 async def test_an_agency_may_not_update_another_agencys_service() -> None:
-    work = FakeCatalog()
-    await register(work)
+    work = await with_education_registered()
     await use_cases.draft_service(work, service(), EDUCATION)
     with pytest.raises(Forbidden) as refused:
         await use_cases.update_service(
@@ -258,8 +261,7 @@ async def test_an_agency_may_not_update_another_agencys_service() -> None:
 
 
 async def test_a_retired_service_cannot_be_updated() -> None:
-    work = FakeCatalog()
-    await register(work)
+    work = await with_education_registered()
     await use_cases.draft_service(work, service(), EDUCATION)
     await use_cases.retire_service(work, "education.report-card", EDUCATION)
     new = ServiceContent.model_validate(content(maturity=3))
@@ -269,8 +271,7 @@ async def test_a_retired_service_cannot_be_updated() -> None:
 
 
 async def test_publishing_a_draft_puts_it_in_the_window_and_names_only_its_status() -> None:
-    work = FakeCatalog()
-    await register(work)
+    work = await with_education_registered()
     await use_cases.draft_service(work, service(), EDUCATION)
     record = await use_cases.publish_service(work, "education.report-card", EDUCATION)
     assert (record.status, record.revision) == ("published", 2)
@@ -281,9 +282,7 @@ async def test_publishing_a_draft_puts_it_in_the_window_and_names_only_its_statu
 
 
 async def test_publishing_a_published_service_again_changes_nothing() -> None:
-    work = FakeCatalog()
-    await register(work)
-    await published(work)
+    work = await with_the_report_card_published()
     before = len(work.published)
     record = await use_cases.publish_service(work, "education.report-card", EDUCATION)
     assert record.revision == 2
@@ -291,9 +290,7 @@ async def test_publishing_a_published_service_again_changes_nothing() -> None:
 
 
 async def test_a_retired_service_is_final() -> None:
-    work = FakeCatalog()
-    await register(work)
-    await published(work)
+    work = await with_the_report_card_published()
     record = await use_cases.retire_service(work, "education.report-card", EDUCATION)
     assert (record.status, record.revision) == ("retired", 3)
     assert isinstance(work.payloads()[-1], ServiceRetired)
@@ -303,9 +300,7 @@ async def test_a_retired_service_is_final() -> None:
 
 
 async def test_moving_an_unknown_service_is_not_found_and_another_agencys_forbidden() -> None:
-    work = FakeCatalog()
-    await register(work)
-    await published(work)
+    work = await with_the_report_card_published()
     with pytest.raises(NotFound):
         await use_cases.retire_service(work, "education.none", EDUCATION)
     with pytest.raises(Forbidden) as refused:
@@ -338,9 +333,7 @@ async def test_loading_a_list_creates_what_is_missing_and_leaves_the_rest() -> N
 
 
 async def test_search_finds_published_services_only() -> None:
-    work = FakeCatalog()
-    await register(work)
-    await published(work)
+    work = await with_the_report_card_published()
     await use_cases.draft_service(work, service("education.enrolment"), EDUCATION)
     found = await use_cases.search_services(work, SearchQuery(text="کارنامه"))
     assert found.total == 1
@@ -348,17 +341,14 @@ async def test_search_finds_published_services_only() -> None:
 
 
 async def test_a_service_page_shows_a_published_service_with_its_agency() -> None:
-    work = FakeCatalog()
-    await register(work)
-    await published(work)
+    work = await with_the_report_card_published()
     page = await use_cases.read_service(work, "education.report-card")
     assert page.service.status == "published"
     assert page.agency.code == "education"
 
 
 async def test_a_draft_or_unknown_service_is_not_in_the_window() -> None:
-    work = FakeCatalog()
-    await register(work)
+    work = await with_education_registered()
     await use_cases.draft_service(work, service(), EDUCATION)
     for service_id in ("education.report-card", "education.none"):
         with pytest.raises(NotFound) as refused:
@@ -369,9 +359,7 @@ async def test_a_draft_or_unknown_service_is_not_in_the_window() -> None:
 
 
 async def test_a_service_history_lists_every_revision_in_order() -> None:
-    work = FakeCatalog()
-    await register(work)
-    await published(work)
+    work = await with_the_report_card_published()
     revisions = await use_cases.read_service_history(work, "education.report-card")
     assert [(r.revision, r.change) for r in revisions] == [
         (1, "ServiceDrafted"),
@@ -380,9 +368,7 @@ async def test_a_service_history_lists_every_revision_in_order() -> None:
 
 
 async def test_an_agency_page_lists_its_published_services() -> None:
-    work = FakeCatalog()
-    await register(work)
-    await published(work)
+    work = await with_the_report_card_published()
     await use_cases.draft_service(work, service("education.enrolment"), EDUCATION)
     page = await use_cases.read_agency(work, "education")
     assert page.agency.code == "education"
@@ -399,8 +385,7 @@ async def test_an_unknown_agency_has_no_page_and_no_history() -> None:
 
 
 async def test_an_agency_history_lists_every_revision() -> None:
-    work = FakeCatalog()
-    await register(work)
+    work = await with_education_registered()
     await use_cases.update_agency(work, "education", agency(active=False), OPERATOR)
     revisions = await use_cases.read_agency_history(work, "education")
     assert [(r.revision, r.change) for r in revisions] == [
@@ -422,24 +407,11 @@ async def test_a_province_lists_national_agencies_and_its_own() -> None:
 
 
 def claim(service_id: str = "education.report-card", **overrides: Any) -> DeliveryClaim:
-    values: dict[str, Any] = {
-        "report_id": uuid.uuid4(),
-        "agency": "education",
-        "service_id": service_id,
-        "channel": "online",
-        "province": "IR-15",
-        "started_at": NOW - timedelta(minutes=3),
-        "finished_at": NOW - timedelta(minutes=1),
-        "outcome": "completed",
-    }
-    values.update(overrides)
-    return DeliveryClaim.model_validate(values)
+    return DeliveryClaim.model_validate(delivery(service_id, **overrides))
 
 
 async def test_a_valid_report_is_queued_for_recording_on_the_agencys_channel() -> None:
-    work = FakeCatalog()
-    await register(work)
-    await published(work)
+    work = await with_the_report_card_published()
     before = len(work.published)
     made = claim()
     report = await use_cases.report_delivery(work, made, "education", now=NOW)
@@ -451,9 +423,7 @@ async def test_a_valid_report_is_queued_for_recording_on_the_agencys_channel() -
 
 
 async def test_a_report_for_another_agency_is_forbidden() -> None:
-    work = FakeCatalog()
-    await register(work)
-    await published(work)
+    work = await with_the_report_card_published()
     before = len(work.published)
     with pytest.raises(Forbidden) as refused:
         await use_cases.report_delivery(work, claim(), "tax", now=NOW)
@@ -463,9 +433,7 @@ async def test_a_report_for_another_agency_is_forbidden() -> None:
 
 
 async def test_a_report_finished_before_it_started_is_invalid_for_its_times() -> None:
-    work = FakeCatalog()
-    await register(work)
-    await published(work)
+    work = await with_the_report_card_published()
     backwards = claim(finished_at=NOW - timedelta(hours=2))
     with pytest.raises(Invalid) as refused:
         await use_cases.report_delivery(work, backwards, "education", now=NOW)
@@ -473,8 +441,7 @@ async def test_a_report_finished_before_it_started_is_invalid_for_its_times() ->
 
 
 async def test_a_report_the_register_refuses_is_invalid_with_the_problem_code() -> None:
-    work = FakeCatalog()
-    await register(work)
+    work = await with_education_registered()
     await use_cases.draft_service(work, service(), EDUCATION)
     with pytest.raises(Invalid) as unknown:
         await use_cases.report_delivery(work, claim("education.none"), "education", now=NOW)
@@ -485,9 +452,7 @@ async def test_a_report_the_register_refuses_is_invalid_with_the_problem_code() 
 
 
 async def test_a_batch_queues_the_valid_reports_and_lists_the_refused_by_index() -> None:
-    work = FakeCatalog()
-    await register(work)
-    await published(work)
+    work = await with_the_report_card_published()
     before = len(work.published)
     good, bad, other = claim(), claim("education.none"), claim(agency="tax")
     taken = await use_cases.report_deliveries(work, [good, bad, other], "education", now=NOW)
@@ -500,9 +465,7 @@ async def test_a_batch_queues_the_valid_reports_and_lists_the_refused_by_index()
 
 
 async def test_a_batch_with_nothing_valid_is_invalid_and_lists_every_refusal() -> None:
-    work = FakeCatalog()
-    await register(work)
-    await published(work)
+    work = await with_the_report_card_published()
     before = len(work.published)
     unknown, foreign = claim("education.none"), claim(agency="tax")
     with pytest.raises(Invalid) as refused:
@@ -523,9 +486,7 @@ def reported(service_id: str = "education.report-card", **overrides: Any) -> Env
 
 
 async def test_recorded_deliveries_carry_the_maturity_and_an_id_derived_from_the_report() -> None:
-    work = FakeCatalog()
-    await register(work)
-    await published(work)
+    work = await with_the_report_card_published()
     before = len(work.published)
     envelope = reported()
     refused = await use_cases.record_deliveries(work, [envelope], now=NOW)
@@ -540,9 +501,7 @@ async def test_recorded_deliveries_carry_the_maturity_and_an_id_derived_from_the
 
 
 async def test_refused_deliveries_come_back_with_their_problem_and_are_not_recorded() -> None:
-    work = FakeCatalog()
-    await register(work)
-    await published(work)
+    work = await with_the_report_card_published()
     before = len(work.published)
     wrong_channel = reported(channel="pishkhan")
     future = reported(finished_at=NOW + timedelta(days=1))
@@ -556,9 +515,7 @@ async def test_refused_deliveries_come_back_with_their_problem_and_are_not_recor
 
 
 async def test_a_report_is_recorded_once_however_often_it_arrives() -> None:
-    work = FakeCatalog()
-    await register(work)
-    await published(work)
+    work = await with_the_report_card_published()
     before = len(work.published)
     envelope = reported()
     resent = Envelope.wrap(envelope.payload, source="education", subject=envelope.subject)
@@ -569,9 +526,7 @@ async def test_a_report_is_recorded_once_however_often_it_arrives() -> None:
 
 
 async def test_each_recorded_delivery_continues_its_reports_trace() -> None:
-    work = FakeCatalog()
-    await register(work)
-    await published(work)
+    work = await with_the_report_card_published()
     before = len(work.parents)
     first, second = reported(), reported()
     trace = Context({"trace": "first"})
@@ -580,8 +535,7 @@ async def test_each_recorded_delivery_continues_its_reports_trace() -> None:
 
 
 async def test_events_other_than_delivery_reports_are_ignored() -> None:
-    work = FakeCatalog()
-    await register(work)
+    work = await with_education_registered()
     record = AgencyRecorded(**agency().model_dump(), revision=1)
     stray = Envelope.wrap(record, source="catalog", subject="education")
     assert await use_cases.record_deliveries(work, [stray], now=NOW) == []
