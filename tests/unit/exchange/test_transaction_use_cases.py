@@ -26,6 +26,7 @@ from tests.unit.exchange.world import (
     NOW,
     PROVIDER,
     Signer,
+    ended,
     pending,
     world,
 )
@@ -101,20 +102,17 @@ async def test_a_request_without_a_right_is_denied_and_its_outcome_announced_at_
 
     transaction = await take_request(w.work, request, now=NOW)
 
-    assert transaction is not None
-    assert transaction.status == "denied"
-    assert transaction.reason is not None
-    assert transaction.reason.startswith("no_access_right")
+    denied = ended(transaction, "denied", "no_access_right")
     assert not w.work.events(DataRequestForwarded)
     (completed,) = w.work.events(DataRequestCompleted)
-    assert (completed.outcome, completed.reason) == ("denied", transaction.reason)
+    assert (completed.outcome, completed.reason) == ("denied", denied.reason)
     assert await exchange_verifies(w.work, completed)
-    assert transaction.completion == completed
+    assert denied.completion == completed
     (monitoring,) = w.work.events(TransactionRecorded)
     assert monitoring.outcome == "denied"
     assert monitoring.provider_ms is None
     assert [e.subject for e in w.work.published] == [CONSUMER, str(request.transaction_id)]
-    assert w.work.audit_of(request.transaction_id) == [("request", "denied", transaction.reason)]
+    assert w.work.audit_of(request.transaction_id) == [("request", "denied", denied.reason)]
 
 
 async def test_a_request_whose_signature_names_no_key_is_denied_as_a_bad_signature() -> None:
@@ -123,10 +121,7 @@ async def test_a_request_whose_signature_names_no_key_is_denied_as_a_bad_signatu
 
     transaction = await take_request(w.work, request, now=NOW)
 
-    assert transaction is not None
-    assert transaction.status == "denied"
-    assert transaction.reason is not None
-    assert transaction.reason.startswith("bad_signature")
+    ended(transaction, "denied", "bad_signature")
 
 
 async def test_a_request_signed_with_another_key_is_denied_as_a_bad_signature() -> None:
@@ -135,9 +130,7 @@ async def test_a_request_signed_with_another_key_is_denied_as_a_bad_signature() 
 
     transaction = await take_request(w.work, impostor.request(), now=NOW)
 
-    assert transaction is not None
-    assert transaction.reason is not None
-    assert transaction.reason.startswith("bad_signature")
+    ended(transaction, "denied", "bad_signature")
 
 
 async def test_a_request_for_an_unknown_data_service_is_denied_without_a_provider() -> None:
@@ -146,11 +139,9 @@ async def test_a_request_for_an_unknown_data_service_is_denied_without_a_provide
 
     transaction = await take_request(w.work, request, now=NOW)
 
-    assert transaction is not None
-    assert transaction.reason is not None
-    assert transaction.reason.startswith("unknown_data_service")
-    assert transaction.provider is None
-    assert transaction.personal_data is False
+    denied = ended(transaction, "denied", "unknown_data_service")
+    assert denied.provider is None
+    assert denied.personal_data is False
     (completed,) = w.work.events(DataRequestCompleted)
     assert completed.provider is None
 
@@ -221,9 +212,7 @@ async def test_an_answer_breaking_the_response_schema_fails_without_its_payload(
         w.work, w.provider.provide(forwarded.transaction_id, {"alive": "perhaps"}), now=LATER
     )
 
-    assert failed.status == "failed"
-    assert failed.reason is not None
-    assert failed.reason.startswith("invalid_answer: alive:")
+    ended(failed, "failed", "invalid_answer: alive:")
     (completed,) = w.work.events(DataRequestCompleted)
     assert completed.payload is None
     assert failed.response_bytes == 0
@@ -241,9 +230,7 @@ async def test_an_answer_or_refusal_with_a_bad_signature_fails() -> None:
     second = await take_answer(w.work, impostor.refuse(refused.transaction_id, "no"), now=LATER)
 
     for failed in (first, second):
-        assert failed.status == "failed"
-        assert failed.reason is not None
-        assert failed.reason.startswith("bad_signature")
+        ended(failed, "failed", "bad_signature")
 
 
 async def test_an_answer_to_a_transaction_never_forwarded_is_refused_as_unknown() -> None:

@@ -27,6 +27,15 @@ PURPOSE = "benefit-eligibility"
 LEGAL_BASIS = "National Data and Information Law, art. 5"
 
 
+def ended(transaction: Transaction | None, status: str, reason: str) -> Transaction:
+    """The transaction, once checked that it ended with `status` for a reason starting `reason`."""
+    assert transaction is not None
+    assert transaction.status == status
+    assert transaction.reason is not None
+    assert transaction.reason.startswith(reason)
+    return transaction
+
+
 @dataclass
 class Signer:
     """An agency's system and the key it signs with."""
