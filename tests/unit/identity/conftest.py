@@ -10,8 +10,9 @@ import pytest
 from services.identity.adapters.sms_gateway import SmsGatewaySettings
 from services.identity.domain.citizens import national_id_check_digit, pseudonym
 from services.identity.settings import IdentitySettings
-from services.identity.use_cases import citizens
+from services.identity.use_cases import agencies, citizens
 from services.identity.use_cases.ports import Dependencies
+from shared.events.catalog import AgencyRecorded
 from shared.events.identity import SmsRequested
 from tests.unit.identity.fakes import FakeHasher, FakeIdentity, FakeOperatorCheck, FakeSigner
 
@@ -86,6 +87,32 @@ async def registered(storage: FakeIdentity, deps: Dependencies, national: str | 
         province="IR-23",
     )
     return await citizens.register(storage, deps, form, NOW)
+
+
+def agency(
+    revision: int, *, active: bool = True, name: str = "Ministry of Education"
+) -> AgencyRecorded:
+    """The education agency as the catalog records it, at one revision."""
+    return AgencyRecorded.model_validate(
+        {
+            "code": "education",
+            "name_fa": "وزارت آموزش و پرورش",
+            "name_en": name,
+            "ministry_fa": None,
+            "ministry_en": None,
+            "province": None,
+            "window_connected_since": None,
+            "exchange_connected_since": None,
+            "active": active,
+            "revision": revision,
+        }
+    )
+
+
+async def project(storage: FakeIdentity, record: AgencyRecorded) -> None:
+    """Identity's projection of the catalog's agencies takes in one record."""
+    async with storage.transaction() as work:
+        await agencies.project_agency(work, record)
 
 
 def codes_sent(storage: FakeIdentity) -> list[str]:

@@ -15,32 +15,9 @@ from services.identity.settings import IdentitySettings
 from services.identity.use_cases import agencies, issuer
 from services.identity.use_cases.ports import Dependencies
 from shared.errors import Conflict, Invalid, NotFound
-from shared.events.catalog import AgencyRecorded
 from shared.events.identity import AgencyKeyPublished, AgencyKeyRevoked, IssuerKeyPublished
-from tests.unit.identity.conftest import NOW
+from tests.unit.identity.conftest import NOW, agency, project
 from tests.unit.identity.fakes import FakeIdentity
-
-
-def agency(revision: int, *, active: bool = True, name: str = "Ministry of Education") -> Any:
-    return AgencyRecorded.model_validate(
-        {
-            "code": "education",
-            "name_fa": "وزارت آموزش و پرورش",
-            "name_en": name,
-            "ministry_fa": None,
-            "ministry_en": None,
-            "province": None,
-            "window_connected_since": None,
-            "exchange_connected_since": None,
-            "active": active,
-            "revision": revision,
-        }
-    )
-
-
-async def project(storage: FakeIdentity, record: AgencyRecorded) -> None:
-    async with storage.transaction() as work:
-        await agencies.project_agency(work, record)
 
 
 async def new_client(

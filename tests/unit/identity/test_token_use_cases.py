@@ -10,9 +10,8 @@ from services.identity.domain.tokens import hash_secret
 from services.identity.use_cases import agencies, tokens
 from services.identity.use_cases.ports import Dependencies
 from shared.errors import NotAuthenticated
-from shared.events.catalog import AgencyRecorded
 from shared.events.identity import AuthenticationFailed
-from tests.unit.identity.conftest import NOW
+from tests.unit.identity.conftest import NOW, agency, project
 from tests.unit.identity.fakes import FakeHasher, FakeIdentity, FakeSigner, Family
 
 
@@ -109,22 +108,7 @@ async def test_a_malformed_session_id_is_not_an_active_session(storage: FakeIden
 async def agency_with_client(
     storage: FakeIdentity, deps: Dependencies, *, active: bool = True
 ) -> agencies.NewClient:
-    record = AgencyRecorded.model_validate(
-        {
-            "code": "education",
-            "name_fa": "وزارت آموزش و پرورش",
-            "name_en": "Ministry of Education",
-            "ministry_fa": None,
-            "ministry_en": None,
-            "province": None,
-            "window_connected_since": None,
-            "exchange_connected_since": None,
-            "active": True,
-            "revision": 1,
-        }
-    )
-    async with storage.transaction() as work:
-        await agencies.project_agency(work, record)
+    await project(storage, agency(1))
     created = await agencies.create_client(
         storage,
         deps,
