@@ -45,7 +45,7 @@ sys.path.insert(0, str(REPO))
 
 from panjereh_agency import DeliveryReporter  # noqa: E402
 
-from benchmarks.stage import Stage, add_arguments, close_stage, open_stage  # noqa: E402
+from benchmarks.stage import Stage, add_arguments, fill_sizes, run_on_stage  # noqa: E402
 from services.catalog import reference, use_cases  # noqa: E402
 from services.catalog.bootstrap import build  # noqa: E402
 from services.catalog.domain import Editor, ServiceEntry  # noqa: E402
@@ -354,18 +354,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=None, help="400 (smoke: 20)")
     add_arguments(parser, database=True)
     args = parser.parse_args()
-    for name, full, smoke in (
-        ("services", 10_000, 60),
-        ("deliveries", 20_000, 300),
-        ("queries", 400, 20),
-    ):
-        if getattr(args, name) is None:
-            setattr(args, name, smoke if args.smoke else full)
-    stage = open_stage(args, "catalog")
-    try:
-        asyncio.run(run(args, stage))
-    finally:
-        close_stage(stage, args)
+    fill_sizes(args, services=(10_000, 60), deliveries=(20_000, 300), queries=(400, 20))
+    run_on_stage(args, "catalog", lambda stage: run(args, stage))
 
 
 if __name__ == "__main__":

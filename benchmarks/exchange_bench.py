@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from panjereh_agency import ExchangeClient, ExchangeKeys, ProviderWorker
 
-from benchmarks.stage import SHIFT, Stage, add_arguments, close_stage, open_stage
+from benchmarks.stage import SHIFT, Stage, add_arguments, fill_sizes, run_on_stage
 from shared.events.exchange import DataRequestForwarded
 from shared.logging import configure_logging
 from shared.principals import Principal
@@ -229,15 +229,8 @@ def main() -> None:
     parser.add_argument("--profile", default=None, help="cProfile the exchange into this file")
     add_arguments(parser, database=True)
     arguments = parser.parse_args()
-    if arguments.rates is None:
-        arguments.rates = [20] if arguments.smoke else [100, 500, 1000]
-    if arguments.seconds is None:
-        arguments.seconds = 2.0 if arguments.smoke else 10.0
-    stage = open_stage(arguments, "exchange")
-    try:
-        asyncio.run(run(arguments, stage))
-    finally:
-        close_stage(stage, arguments)
+    fill_sizes(arguments, rates=([100, 500, 1000], [20]), seconds=(10.0, 2.0))
+    run_on_stage(arguments, "exchange", lambda stage: run(arguments, stage))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.stage import SHIFT, Stage, add_arguments, close_stage, open_stage  # noqa: E402
+from benchmarks.stage import SHIFT, Stage, add_arguments, fill_sizes, run_on_stage  # noqa: E402
 from services.identity.adapters.sms_gateway import SmsGatewaySettings  # noqa: E402
 from services.identity.domain.citizens import national_id_check_digit  # noqa: E402
 from shared.auth import IssuerKeys  # noqa: E402
@@ -293,23 +293,18 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=18901 + SHIFT, help="identity's port")
     add_arguments(parser, database=True)
     arguments = parser.parse_args()
-    if arguments.citizens is None:
-        arguments.citizens = 20 if arguments.smoke else 1000
-    if arguments.verifications is None:
-        arguments.verifications = 200 if arguments.smoke else 5000
-    stage = open_stage(arguments, "identity")
-    try:
-        asyncio.run(
-            bench(
-                stage,
-                arguments.citizens,
-                arguments.concurrency,
-                arguments.verifications,
-                arguments.port,
-            )
-        )
-    finally:
-        close_stage(stage, arguments)
+    fill_sizes(arguments, citizens=(1000, 20), verifications=(5000, 200))
+    run_on_stage(
+        arguments,
+        "identity",
+        lambda stage: bench(
+            stage,
+            arguments.citizens,
+            arguments.concurrency,
+            arguments.verifications,
+            arguments.port,
+        ),
+    )
 
 
 if __name__ == "__main__":

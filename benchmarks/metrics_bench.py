@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.stage import Stage, add_arguments, close_stage, open_stage  # noqa: E402
+from benchmarks.stage import Stage, add_arguments, fill_sizes, run_on_stage  # noqa: E402
 from shared.kafka import new_producer, publish  # noqa: E402
 from shared.kafka_access import KafkaAccess  # noqa: E402
 from shared.principals import METRICS_WORKER_APP_ID, Principal  # noqa: E402
@@ -258,15 +258,8 @@ def main() -> None:
     parser.add_argument("--freshness-samples", type=int, default=None, help="50 (smoke: 3)")
     add_arguments(parser, database=False)
     args = parser.parse_args()
-    if args.events is None:
-        args.events = 300 if args.smoke else 10_000
-    if args.freshness_samples is None:
-        args.freshness_samples = 3 if args.smoke else 50
-    stage = open_stage(args, None)
-    try:
-        asyncio.run(run(args, stage))
-    finally:
-        close_stage(stage, args)
+    fill_sizes(args, events=(10_000, 300), freshness_samples=(50, 3))
+    run_on_stage(args, None, lambda stage: run(args, stage))
 
 
 if __name__ == "__main__":

@@ -18,9 +18,10 @@ import argparse
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
@@ -162,6 +163,26 @@ def open_stage(arguments: argparse.Namespace, service: str | None) -> Stage:
     platform.start_infrastructure()
     url = platform.database_url_for(service) if service is not None else None
     return Stage(home=platform.home, platform=platform, database_url=url)
+
+
+def fill_sizes(arguments: argparse.Namespace, **sizes: tuple[Any, Any]) -> None:
+    """Each size the command line left out: (a full run's, a smoke run's)."""
+    for name, (full, smoke) in sizes.items():
+        if getattr(arguments, name) is None:
+            setattr(arguments, name, smoke if arguments.smoke else full)
+
+
+def run_on_stage(
+    arguments: argparse.Namespace,
+    service: str | None,
+    bench: Callable[[Stage], Coroutine[Any, Any, None]],
+) -> None:
+    """Run a benchmark on its stage (see `open_stage`), closed afterwards as asked."""
+    stage = open_stage(arguments, service)
+    try:
+        asyncio.run(bench(stage))
+    finally:
+        close_stage(stage, arguments)
 
 
 def close_stage(stage: Stage, arguments: argparse.Namespace) -> None:
