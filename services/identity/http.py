@@ -386,13 +386,9 @@ async def register_agency_key(
     async with identity.statements() as work:
         published = await agencies.register_key(
             work,
+            agencies.KeyRequest(**form.model_dump()),
             agency=principal.agency,
             registered_by=principal.subject,
-            jwk=form.jwk,
-            kid=form.kid,
-            not_before=form.not_before,
-            expires_at=form.expires_at,
-            replaces=form.replaces,
             now=utc_now(),
         )
     return published.model_dump(mode="json")

@@ -31,7 +31,7 @@ from services.identity.domain.codes import Counter, LockScope
 from services.identity.domain.tokens import AgencyClient, NewSession, RefreshToken, SigningKey
 from shared.db import Connection, Pool
 from shared.envelope import Envelope
-from shared.events.identity import CitizenAuthenticated, SmsRequested
+from shared.events.identity import AgencyKeyPublished, CitizenAuthenticated, SmsRequested
 from shared.outbox import Change, enqueue
 from shared.sealing import Sealer
 from shared.unit_of_work import UnitOfWork
@@ -415,27 +415,17 @@ class IdentityStorage(_OptimisticWrites, UnitOfWork):
         )
         return bool(revoked)
 
-    async def insert_agency_key(
-        self,
-        *,
-        kid: str,
-        agency: str,
-        algorithm: str,
-        jwk: dict[str, Any],
-        not_before: datetime,
-        expires_at: datetime | None,
-        registered_by: str,
-    ) -> bool:
+    async def insert_agency_key(self, key: AgencyKeyPublished, registered_by: str) -> bool:
         inserted = await self.connection.fetchval(
             "INSERT INTO agency_keys (kid, agency, algorithm, jwk, not_before, expires_at,"
             " registered_by) VALUES ($1, $2, $3, $4, $5, $6, $7)"
             " ON CONFLICT (kid) DO NOTHING RETURNING true",
-            kid,
-            agency,
-            algorithm,
-            jwk,
-            not_before,
-            expires_at,
+            key.kid,
+            key.agency,
+            key.algorithm,
+            key.jwk,
+            key.not_before,
+            key.expires_at,
             registered_by,
         )
         return bool(inserted)

@@ -73,26 +73,28 @@ async def clients(statements: Statements, agency: str) -> list[dict[str, Any]]:
     return await statements.clients_of(agency)
 
 
+@dataclass(frozen=True)
+class KeyRequest:
+    """An agency's public key as its system submits it."""
+
+    jwk: dict[str, Any]
+    kid: str | None = None
+    not_before: datetime | None = None
+    expires_at: datetime | None = None
+    replaces: str | None = None
+
+
 async def register_key(
-    statements: Statements,
-    *,
-    agency: str,
-    registered_by: str,
-    jwk: dict[str, Any],
-    kid: str | None,
-    not_before: datetime | None,
-    expires_at: datetime | None,
-    replaces: str | None,
-    now: datetime,
+    statements: Statements, request: KeyRequest, *, agency: str, registered_by: str, now: datetime
 ) -> AgencyKeyPublished:
     """Register and publish an agency's public key; with `replaces`, revoke that key too
     (rotation), in the same transaction."""
     # The thumbprint is computed only once private members are refused.
-    accept_public_jwk(jwk, "probe")
-    chosen_kid = kid or f"{agency}-{thumbprint(jwk)}"
-    algorithm, public = accept_public_jwk(jwk, chosen_kid)
-    starts = not_before or now
-    if expires_at is not None and expires_at <= starts:
+    accept_public_jwk(request.jwk, "probe")
+    chosen_kid = request.kid or f"{agency}-{thumbprint(request.jwk)}"
+    algorithm, public = accept_public_jwk(request.jwk, chosen_kid)
+    starts = request.not_before or now
+    if request.expires_at is not None and request.expires_at <= starts:
         raise Invalid("invalid_key", "the key expires before it becomes valid")
     published = AgencyKeyPublished(
         agency=agency,
@@ -100,22 +102,14 @@ async def register_key(
         algorithm=algorithm,
         jwk=public,
         not_before=starts,
-        expires_at=expires_at,
+        expires_at=request.expires_at,
     )
     async with statements.transaction() as work:
-        if not await work.insert_agency_key(
-            kid=chosen_kid,
-            agency=agency,
-            algorithm=algorithm,
-            jwk=public,
-            not_before=starts,
-            expires_at=expires_at,
-            registered_by=registered_by,
-        ):
+        if not await work.insert_agency_key(published, registered_by):
             raise Conflict("key_exists", f"the key id {chosen_kid!r} is taken")
         await work.publish([Envelope.wrap(published, source=SOURCE, subject=chosen_kid)])
-        if replaces is not None:
-            await revoke_key(work, agency, replaces, "rotated", now)
+        if request.replaces is not None:
+            await revoke_key(work, agency, request.replaces, "rotated", now)
     return published
 
 

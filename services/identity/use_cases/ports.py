@@ -33,7 +33,7 @@ from services.identity.domain.tokens import (
 from services.identity.settings import IdentitySettings
 from shared.auth import Principal
 from shared.envelope import Envelope
-from shared.events.identity import CitizenAuthenticated, SmsRequested
+from shared.events.identity import AgencyKeyPublished, CitizenAuthenticated, SmsRequested
 from shared.sealed_box import SealingKey
 from shared.unit_of_work import Publisher
 
@@ -131,17 +131,7 @@ class IdentityWork(OptimisticWrites, Publisher, Protocol):
         """False if the agency has no such client."""
         ...
 
-    async def insert_agency_key(
-        self,
-        *,
-        kid: str,
-        agency: str,
-        algorithm: str,
-        jwk: dict[str, Any],
-        not_before: datetime,
-        expires_at: datetime | None,
-        registered_by: str,
-    ) -> bool:
+    async def insert_agency_key(self, key: AgencyKeyPublished, registered_by: str) -> bool:
         """False if the kid is taken."""
         ...
 

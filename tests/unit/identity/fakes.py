@@ -26,7 +26,7 @@ from services.identity.domain.codes import Counter, LockScope
 from services.identity.domain.tokens import AgencyClient, NewSession, RefreshToken, SigningKey
 from shared.auth import InvalidToken, Principal
 from shared.envelope import Envelope
-from shared.events.identity import CitizenAuthenticated, SmsRequested
+from shared.events.identity import AgencyKeyPublished, CitizenAuthenticated, SmsRequested
 
 
 @dataclass
@@ -337,26 +337,11 @@ class FakeIdentity:
         found["revoked_at"] = found["revoked_at"] or now
         return True
 
-    async def insert_agency_key(
-        self,
-        *,
-        kid: str,
-        agency: str,
-        algorithm: str,
-        jwk: dict[str, Any],
-        not_before: datetime,
-        expires_at: datetime | None,
-        registered_by: str,
-    ) -> bool:
-        if kid in self.state.agency_keys:
+    async def insert_agency_key(self, key: AgencyKeyPublished, registered_by: str) -> bool:
+        if key.kid in self.state.agency_keys:
             return False
-        self.state.agency_keys[kid] = {
-            "kid": kid,
-            "agency": agency,
-            "algorithm": algorithm,
-            "jwk": jwk,
-            "not_before": not_before,
-            "expires_at": expires_at,
+        self.state.agency_keys[key.kid] = {
+            **key.model_dump(),
             "registered_by": registered_by,
             "revoked_at": None,
             "revoked_because": None,

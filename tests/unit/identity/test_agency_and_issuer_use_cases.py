@@ -108,15 +108,12 @@ async def test_revoking_a_client_another_agency_owns_is_not_found(
 
 
 async def register(storage: FakeIdentity, jwk: dict[str, Any], **given: Any) -> AgencyKeyPublished:
-    fields: dict[str, Any] = {
-        "kid": None,
-        "not_before": None,
-        "expires_at": None,
-        "replaces": None,
-        **given,
-    }
     return await agencies.register_key(
-        storage, agency="education", registered_by="education.client", jwk=jwk, now=NOW, **fields
+        storage,
+        agencies.KeyRequest(jwk, **given),
+        agency="education",
+        registered_by="education.client",
+        now=NOW,
     )
 
 
