@@ -28,7 +28,13 @@ from services.identity.domain.attempts import (
     SignInRecord,
 )
 from services.identity.domain.codes import Counter, LockScope
-from services.identity.domain.tokens import AgencyClient, NewSession, RefreshToken, SigningKey
+from services.identity.domain.tokens import (
+    AgencyClient,
+    ClientRegistration,
+    NewSession,
+    RefreshToken,
+    SigningKey,
+)
 from shared.db import Connection, Pool
 from shared.envelope import Envelope
 from shared.events.identity import AgencyKeyPublished, CitizenAuthenticated, SmsRequested
@@ -384,25 +390,16 @@ class IdentityStorage(_OptimisticWrites, UnitOfWork):
         row = await self.connection.fetchrow("SELECT * FROM agencies WHERE code = $1", code)
         return row is not None and bool(row["active"])
 
-    async def insert_client(
-        self,
-        *,
-        client_id: str,
-        agency: str,
-        name: str,
-        secret_hash: str,
-        scopes: list[str],
-        now: datetime,
-    ) -> None:
+    async def insert_client(self, client: ClientRegistration) -> None:
         await self.connection.execute(
             "INSERT INTO agency_clients (client_id, agency, name, secret_hash, scopes,"
             " created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            client_id,
-            agency,
-            name,
-            secret_hash,
-            scopes,
-            now,
+            client.client_id,
+            client.agency,
+            client.name,
+            client.secret_hash,
+            client.scopes,
+            client.created_at,
         )
 
     async def revoke_client(self, agency: str, client_id: str, now: datetime) -> bool:

@@ -219,6 +219,19 @@ class RefreshToken:
 
 
 @dataclass(frozen=True)
+class ClientRegistration:
+    """New client credentials of an agency's system, as they are stored (the secret only
+    as a hash)."""
+
+    client_id: str
+    agency: str
+    name: str
+    secret_hash: str
+    scopes: list[str]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class AgencyClient:
     """An agency system's client credentials, as stored (the secret only as a hash)."""
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from services.identity.domain.agency_keys import accept_public_jwk, thumbprint
-from services.identity.domain.tokens import AGENCY_SCOPES
+from services.identity.domain.tokens import AGENCY_SCOPES, ClientRegistration
 from services.identity.use_cases.ports import SOURCE, Dependencies, IdentityWork, Statements
 from shared.envelope import Envelope
 from shared.errors import Conflict, Invalid, NotFound
@@ -54,12 +54,7 @@ async def create_client(
         if not await work.agency_active(agency):
             raise NotFound("unknown_agency", f"no active agency {agency!r}")
         await work.insert_client(
-            client_id=client_id,
-            agency=agency,
-            name=name,
-            secret_hash=secret_hash,
-            scopes=sorted(set(scopes)),
-            now=now,
+            ClientRegistration(client_id, agency, name, secret_hash, sorted(set(scopes)), now)
         )
     return NewClient(client_id, secret, agency, sorted(set(scopes)))
 

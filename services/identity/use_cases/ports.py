@@ -26,6 +26,7 @@ from services.identity.domain.attempts import (
 from services.identity.domain.codes import AttemptPolicy, Counter, LockScope
 from services.identity.domain.tokens import (
     AgencyClient,
+    ClientRegistration,
     NewSession,
     RefreshToken,
     SigningKey,
@@ -116,16 +117,7 @@ class IdentityWork(OptimisticWrites, Publisher, Protocol):
         """False if the agency is unknown or inactive."""
         ...
 
-    async def insert_client(
-        self,
-        *,
-        client_id: str,
-        agency: str,
-        name: str,
-        secret_hash: str,
-        scopes: list[str],
-        now: datetime,
-    ) -> None: ...
+    async def insert_client(self, client: ClientRegistration) -> None: ...
 
     async def revoke_client(self, agency: str, client_id: str, now: datetime) -> bool:
         """False if the agency has no such client."""

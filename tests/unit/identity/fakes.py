@@ -8,7 +8,7 @@ import copy
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +23,13 @@ from services.identity.domain.attempts import (
     SignInRecord,
 )
 from services.identity.domain.codes import Counter, LockScope
-from services.identity.domain.tokens import AgencyClient, NewSession, RefreshToken, SigningKey
+from services.identity.domain.tokens import (
+    AgencyClient,
+    ClientRegistration,
+    NewSession,
+    RefreshToken,
+    SigningKey,
+)
 from shared.auth import InvalidToken, Principal
 from shared.envelope import Envelope
 from shared.events.identity import AgencyKeyPublished, CitizenAuthenticated, SmsRequested
@@ -310,25 +316,8 @@ class FakeIdentity:
         found = self.state.agencies.get(code)
         return found is not None and bool(found["active"])
 
-    async def insert_client(
-        self,
-        *,
-        client_id: str,
-        agency: str,
-        name: str,
-        secret_hash: str,
-        scopes: list[str],
-        now: datetime,
-    ) -> None:
-        self.state.clients[client_id] = {
-            "client_id": client_id,
-            "agency": agency,
-            "name": name,
-            "secret_hash": secret_hash,
-            "scopes": scopes,
-            "created_at": now,
-            "revoked_at": None,
-        }
+    async def insert_client(self, client: ClientRegistration) -> None:
+        self.state.clients[client.client_id] = {**asdict(client), "revoked_at": None}
 
     async def revoke_client(self, agency: str, client_id: str, now: datetime) -> bool:
         found = self.state.clients.get(client_id)
