@@ -16,6 +16,12 @@ class DomainError(Exception):
 
     status = 400
 
+    def __init_subclass__(cls, *, status: int | None = None, **kwargs: Any) -> None:
+        # Each kind names its HTTP status where it is declared; a subclass keeps its kind's.
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+
     def __init__(
         self,
         code: str,
@@ -35,55 +41,37 @@ class DomainError(Exception):
         return f"{self.code}: {self.detail}" if self.detail else self.code
 
 
-class Malformed(DomainError):
+class Malformed(DomainError, status=400):
     """The request cannot be read as written (a parameter's syntax)."""
 
-    status = 400
 
-
-class Invalid(DomainError):
+class Invalid(DomainError, status=422):
     """The input breaks a rule of the domain."""
 
-    status = 422
 
-
-class NotAuthenticated(DomainError):
+class NotAuthenticated(DomainError, status=401):
     """The caller did not prove who they are."""
 
-    status = 401
 
-
-class Forbidden(DomainError):
+class Forbidden(DomainError, status=403):
     """The caller may not do this."""
 
-    status = 403
 
-
-class NotFound(DomainError):
+class NotFound(DomainError, status=404):
     """What the request names does not exist."""
 
-    status = 404
 
-
-class Conflict(DomainError):
+class Conflict(DomainError, status=409):
     """The request contradicts the current state."""
 
-    status = 409
 
-
-class Gone(DomainError):
+class Gone(DomainError, status=410):
     """What the request names existed but no longer may be used."""
 
-    status = 410
 
-
-class TooManyAttempts(DomainError):
+class TooManyAttempts(DomainError, status=429):
     """The caller must wait before trying again."""
 
-    status = 429
 
-
-class Unavailable(DomainError):
+class Unavailable(DomainError, status=503):
     """Something the use case depends on cannot answer now."""
-
-    status = 503

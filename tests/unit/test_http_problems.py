@@ -132,3 +132,10 @@ def test_each_kind_of_domain_error_answers_with_its_status_code_and_reason() -> 
     assert throttled.status_code == 429
     assert throttled.headers["retry-after"] == "30"
     assert throttled.json()["errors"] == [{"retry_after_seconds": 30}]
+
+
+def test_a_refinement_of_a_kind_of_domain_error_keeps_its_status() -> None:
+    class LockedOut(TooManyAttempts):
+        pass
+
+    assert (LockedOut.status, TooManyAttempts.status, NotFound.status) == (429, 429, 404)

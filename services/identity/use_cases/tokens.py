@@ -32,10 +32,8 @@ _DUMMY_HASH = (
 )
 
 
-class InvalidGrant(DomainError):
+class InvalidGrant(DomainError, status=400):
     """OAuth's `invalid_grant` and `invalid_scope` (RFC 6749 §5.2) answer 400."""
-
-    status = 400
 
 
 @dataclass(frozen=True)
