@@ -7,18 +7,16 @@ reason, on the channel's dead-letter topic, which the agency may read.
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Self
-
 from aiokafka import AIOKafkaProducer
 
+from panjereh_agency.lifecycle import Started
 from shared.envelope import Envelope
 from shared.events.catalog import DeliveryReported
 from shared.kafka import new_producer, publish
 from shared.kafka_access import KafkaAccess
 
 
-class DeliveryReporter:
+class DeliveryReporter(Started):
     """Publishes an agency's `DeliveryReported` events. Contract: `start()` (or `async
     with`) first; `report` returns once the broker has the report (safe to send again)."""
 
@@ -34,18 +32,6 @@ class DeliveryReporter:
     async def stop(self) -> None:
         if self._producer is not None:
             await self._producer.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def report(self, delivery: DeliveryReported) -> None:
         """Send one report; it must be this agency's (its channel would refuse it)."""

@@ -7,14 +7,14 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from joserfc.jwk import Key
 
 from panjereh_agency.channel import ChannelReader
 from panjereh_agency.exchange_keys import ExchangeKeys
+from panjereh_agency.lifecycle import Started
 from shared.envelope import Envelope, Event
 from shared.events.exchange import DataRequestCompleted, DataRequested
 from shared.kafka import new_producer, publish
@@ -62,7 +62,7 @@ _ERRORS: dict[str, type[ExchangeError]] = {
 OutcomeHandler = Callable[[DataRequestCompleted], Awaitable[None]]
 
 
-class ExchangeClient:
+class ExchangeClient(Started):
     """A consumer agency's connection to the exchange.
 
     Contract: `start()` (or `async with`) before `request`. Outcomes are read from the
@@ -123,18 +123,6 @@ class ExchangeClient:
     def refused(self) -> int:
         """Records on the outcome channel refused (unsigned, undecodable) so far."""
         return self._outcomes.refused
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     def sign(self, request: DataRequested) -> DataRequested:
         """The request with this agency's signature over it."""
