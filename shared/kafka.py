@@ -312,15 +312,21 @@ class EventConsumer:
                 structlog.contextvars.bound_contextvars(
                     event_id=str(envelope.id), event_type=envelope.type
                 ),
-                consuming(
-                    record.headers,
-                    topic=record.topic,
-                    partition=record.partition,
-                    offset=record.offset,
-                    group=self.group,
-                ),
+                self._consuming(record),
             ):
                 await self._handle(record, envelope)
+
+    def _consuming(
+        self, record: ConsumerRecord[bytes, bytes]
+    ) -> contextlib.AbstractContextManager[Any]:
+        """The span of handling this record, continuing the trace it carries."""
+        return consuming(
+            record.headers,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            group=self.group,
+        )
 
     async def _process_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         """A poll's records through the batch handler, in one go.
@@ -354,13 +360,7 @@ class EventConsumer:
                 if failures >= self._retry.attempts or isinstance(error, Rejected):
                     log.warning("batch keeps failing; one event at a time", error=repr(error))
                     for record, envelope in decoded:
-                        with consuming(
-                            record.headers,
-                            topic=record.topic,
-                            partition=record.partition,
-                            offset=record.offset,
-                            group=self.group,
-                        ):
+                        with self._consuming(record):
                             await self._handle(record, envelope)
                     return
                 log.warning("batch failed, retrying", error=repr(error), attempt=failures)
