@@ -84,18 +84,17 @@ class MetricsStorage(UnitOfWork):
             args.append(query.dimensions)
             clauses.append(f"dimensions = ${len(args)}::jsonb")
         args.append(query.limit)
-        rows = await self.connection.fetch(
+        return await self._values(
             f"SELECT {_COLUMNS} FROM metric_values WHERE {' AND '.join(clauses)}"
             f" ORDER BY window_start DESC NULLS FIRST, metric, key LIMIT ${len(args)}",
             *args,
         )
-        return [_row(r) for r in rows]
 
     async def series(
         self, metric: str, granularity: str, dimensions: dict[str, str], limit: int
     ) -> list[MetricValue]:
         """The last `limit` windows of one figure, oldest first."""
-        rows = await self.connection.fetch(
+        newest_first = await self._values(
             f"SELECT {_COLUMNS} FROM metric_values WHERE metric = $1 AND granularity = $2"
             " AND dimensions = $3::jsonb ORDER BY window_start DESC LIMIT $4",
             metric,
@@ -103,27 +102,28 @@ class MetricsStorage(UnitOfWork):
             dimensions,
             limit,
         )
-        return list(reversed([_row(r) for r in rows]))
+        return list(reversed(newest_first))
 
     async def by_one_dimension(self, metrics: list[str]) -> list[MetricValue]:
         """All-time figures of these metrics broken down by exactly one dimension."""
-        rows = await self.connection.fetch(
+        return await self._values(
             f"SELECT {_COLUMNS} FROM metric_values WHERE metric = ANY($1::text[])"
             " AND granularity = 'all_time'"
             " AND (SELECT count(*) FROM jsonb_object_keys(dimensions)) = 1",
             metrics,
         )
-        return [_row(r) for r in rows]
 
     async def latest_totals(self, metrics: list[str]) -> list[MetricValue]:
         """For each metric and granularity, its dimensionless figure of the latest window."""
-        rows = await self.connection.fetch(
+        return await self._values(
             f"SELECT DISTINCT ON (metric, granularity) {_COLUMNS} FROM metric_values"
             " WHERE metric = ANY($1::text[]) AND dimensions = '{}'::jsonb"
             " ORDER BY metric, granularity, window_start DESC NULLS LAST",
             metrics,
         )
-        return [_row(r) for r in rows]
+
+    async def _values(self, query: str, *args: object) -> list[MetricValue]:
+        return [_row(record) for record in await self.connection.fetch(query, *args)]
 
     async def last_change(self) -> datetime | None:
         """When the projection last changed (for live updates)."""
