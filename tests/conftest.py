@@ -14,14 +14,13 @@ import asyncio
 import logging
 import os
 import re
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shared.db import Pool, create_pool
+from shared.db import Pool
 from shared.kafka_access import KafkaAccess
 from shared.logging import configure_logging
 from shared.settings import PlatformSettings
@@ -145,21 +144,16 @@ def database_urls(infrastructure: object) -> Mapping[str, str]:
 @pytest.fixture
 async def scratch_schema(admin_database_url: str) -> AsyncIterator[tuple[str, Pool]]:
     """A fresh schema with the platform's outbox and inbox tables, and a pool on it."""
-    from shared.db import migrations_for
+    from tests.schemas import migrated_schema
 
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    pool = await create_pool(admin_database_url, schema, max_size=4)
-    async with pool.acquire() as connection:
-        await connection.execute(f'CREATE SCHEMA "{schema}"')
-        for name, sql in migrations_for("identity"):
-            if name.startswith("shared/"):
-                await connection.execute(sql)
-    try:
-        yield schema, pool
-    finally:
-        async with pool.acquire() as connection:
-            await connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await pool.close()
+    async with migrated_schema(
+        admin_database_url,
+        "t",
+        "identity",
+        max_size=4,
+        migration_wanted=lambda name: name.startswith("shared/"),
+    ) as schema_and_pool:
+        yield schema_and_pool
 
 
 @pytest.fixture(autouse=True)

@@ -19,25 +19,16 @@ import pytest
 
 from services.exchange import storage
 from services.exchange.domain.audit import AuditEntry
-from shared.db import Pool, create_pool, migrations_for
+from shared.db import Pool, create_pool
+from tests.schemas import migrated_schema
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 async def audit_schema(admin_database_url: str) -> AsyncIterator[tuple[str, Pool]]:
-    schema = f"audit_{uuid.uuid4().hex[:10]}"
-    pool = await create_pool(admin_database_url, schema, max_size=2)
-    async with pool.acquire() as connection:
-        await connection.execute(f'CREATE SCHEMA "{schema}"')
-        for _, sql in migrations_for("exchange"):
-            await connection.execute(sql)
-    try:
-        yield schema, pool
-    finally:
-        async with pool.acquire() as connection:
-            await connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await pool.close()
+    async with migrated_schema(admin_database_url, "audit", "exchange") as schema_and_pool:
+        yield schema_and_pool
 
 
 async def append(pool: Pool, count: int) -> None:
@@ -99,33 +90,27 @@ async def test_the_database_refuses_to_change_or_remove_audit_records(
         await pool.execute("DELETE FROM audit_log WHERE seq = 2")
 
 
-async def test_a_superusers_update_of_one_record_is_named_by_audit_verify(
-    audit_schema: tuple[str, Pool], admin_database_url: str
+@pytest.mark.parametrize(
+    ("tampering", "named"),
+    [
+        ("UPDATE audit_log SET purpose = 'curiosity' WHERE seq = 4", "record 4"),
+        ("DELETE FROM audit_log WHERE seq = 2", "record 2"),
+    ],
+    ids=["an updated record", "a removed record"],
+)
+async def test_a_superusers_tampering_with_one_record_is_named_by_audit_verify(
+    audit_schema: tuple[str, Pool], admin_database_url: str, tampering: str, named: str
 ) -> None:
     schema, pool = audit_schema
     await append(pool, 6)
     async with pool.acquire() as connection:
         # A superuser can switch the guard off; the chain must still tell.
         await connection.execute("SET session_replication_role = replica")
-        await connection.execute("UPDATE audit_log SET purpose = 'curiosity' WHERE seq = 4")
+        await connection.execute(tampering)
         await connection.execute("SET session_replication_role = origin")
     status, out = await verify(schema, admin_database_url)
     assert status != 0
-    assert "record 4" in out
-
-
-async def test_a_removed_record_is_named_by_audit_verify(
-    audit_schema: tuple[str, Pool], admin_database_url: str
-) -> None:
-    schema, pool = audit_schema
-    await append(pool, 5)
-    async with pool.acquire() as connection:
-        await connection.execute("SET session_replication_role = replica")
-        await connection.execute("DELETE FROM audit_log WHERE seq = 2")
-        await connection.execute("SET session_replication_role = origin")
-    status, out = await verify(schema, admin_database_url)
-    assert status != 0
-    assert "record 2" in out
+    assert named in out
 
 
 # What the exchange's own role might try against the real log, to rewrite history or to

@@ -4,7 +4,6 @@ older releases still load, and are sealed when the service starts."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -15,9 +14,10 @@ from fastapi import FastAPI
 from services.identity import storage
 from services.identity.domain.tokens import new_signing_key
 from services.identity.settings import IdentitySettings
-from shared.db import Pool, create_pool, migrations_for
+from shared.db import Pool
 from shared.sealing import Sealer, is_sealed
 from tests.integration.identity.conftest import eventually
+from tests.schemas import migrated_schema
 
 pytestmark = pytest.mark.integration
 
@@ -50,18 +50,8 @@ async def test_issuer_keys_hold_no_private_key_in_clear(
 @pytest.fixture
 async def identity_tables(admin_database_url: str) -> AsyncIterator[Pool]:
     """Identity's tables in a schema of their own, so a planted key never signs anything."""
-    schema = f"keys_{uuid.uuid4().hex[:10]}"
-    pool = await create_pool(admin_database_url, schema, max_size=2)
-    async with pool.acquire() as connection:
-        await connection.execute(f'CREATE SCHEMA "{schema}"')
-        for _, sql in migrations_for("identity"):
-            await connection.execute(sql)
-    try:
+    async with migrated_schema(admin_database_url, "keys", "identity") as (_, pool):
         yield pool
-    finally:
-        async with pool.acquire() as connection:
-            await connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await pool.close()
 
 
 async def test_a_key_stored_in_clear_by_an_older_release_loads_and_is_sealed(
