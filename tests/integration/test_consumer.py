@@ -20,7 +20,15 @@ from opentelemetry import context as otel_context
 from shared.db import Pool
 from shared.envelope import Envelope
 from shared.events.platform import ServiceStarted
-from shared.kafka import EventConsumer, Rejected, RetryPolicy, Transient, new_producer, publish
+from shared.kafka import (
+    BatchHandler,
+    EventConsumer,
+    Rejected,
+    RetryPolicy,
+    Transient,
+    new_producer,
+    publish,
+)
 from shared.kafka_access import KafkaAccess
 from shared.runtime import dispatcher
 from shared.topics import Topic, dead_letter_of
@@ -30,6 +38,7 @@ pytestmark = pytest.mark.integration
 
 TOPIC = Topic.PLATFORM_LIFECYCLE
 DLQ = dead_letter_of(TOPIC)
+FAST_RETRY = RetryPolicy(attempts=3, first_delay=0.05, max_delay=0.2)
 
 
 def started(run: str, label: str) -> Envelope[ServiceStarted]:
@@ -49,14 +58,16 @@ async def producer(kafka: KafkaAccess) -> AsyncIterator[AIOKafkaProducer]:
 
 @asynccontextmanager
 async def consuming(
-    kafka: KafkaAccess, handler: Callable[[Envelope[Any]], Awaitable[None]], group: str
+    kafka: KafkaAccess,
+    handler: Callable[[Envelope[Any]], Awaitable[None]],
+    group: str,
+    *,
+    batch: BatchHandler | None = None,
+    retry: RetryPolicy | None = FAST_RETRY,
 ) -> AsyncIterator[EventConsumer]:
+    """`group` consuming the topic with `handler` (and `batch`, if given) until the block ends."""
     consumer = EventConsumer(
-        group=group,
-        topics=[TOPIC],
-        handler=handler,
-        kafka=kafka,
-        retry=RetryPolicy(attempts=3, first_delay=0.05, max_delay=0.2),
+        group=group, topics=[TOPIC], handler=handler, kafka=kafka, retry=retry, batch=batch
     )
     task = asyncio.create_task(consumer.run())
     try:
@@ -254,19 +265,8 @@ async def test_a_batch_handler_refuses_single_events_and_the_rest_is_handled_tog
     async def one_by_one(envelope: Envelope[Any]) -> None:
         raise AssertionError("a batch that succeeds is never taken apart")
 
-    consumer = EventConsumer(
-        group=group,
-        topics=[TOPIC],
-        handler=one_by_one,
-        batch=batch,
-        kafka=kafka_admin,
-    )
-    task = asyncio.create_task(consumer.run())
-    try:
+    async with consuming(kafka_admin, one_by_one, group, batch=batch, retry=None):
         await eventually(lambda: taken == ["a", "b", "c"])
-    finally:
-        await consumer.stop()
-        await asyncio.wait_for(task, timeout=30)
     [dead] = await dead_letters_of(kafka_admin, group, run, 1)
     assert header(dead, "dlq-reason") == "not in the register"
     assert header(dead, "event-id") == str(events[1].id)
@@ -295,18 +295,7 @@ async def test_a_failing_batch_is_taken_apart_so_one_bad_event_fails_alone(
                 raise Rejected("poison")
             handled.append(envelope.payload.instance)
 
-    consumer = EventConsumer(
-        group=group,
-        topics=[TOPIC],
-        handler=one_by_one,
-        batch=batch,
-        kafka=kafka_admin,
-    )
-    task = asyncio.create_task(consumer.run())
-    try:
+    async with consuming(kafka_admin, one_by_one, group, batch=batch, retry=None):
         await eventually(lambda: handled == ["a", "b"])
-    finally:
-        await consumer.stop()
-        await asyncio.wait_for(task, timeout=30)
     [dead] = await dead_letters_of(kafka_admin, group, run, 1)
     assert header(dead, "dlq-reason") == "poison"
