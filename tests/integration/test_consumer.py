@@ -33,6 +33,7 @@ from shared.kafka_access import KafkaAccess
 from shared.runtime import dispatcher
 from shared.topics import Topic, dead_letter_of
 from tests.integration.kafka_helpers import header, read_all
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -56,6 +57,13 @@ async def producer(kafka: KafkaAccess) -> AsyncIterator[AIOKafkaProducer]:
         await p.stop()
 
 
+async def publish_all(kafka: KafkaAccess, envelopes: Sequence[Envelope[Any]]) -> None:
+    """Publish `envelopes` on the topic, in order."""
+    async with producer(kafka) as p:
+        for envelope in envelopes:
+            await publish(p, envelope)
+
+
 @asynccontextmanager
 async def consuming(
     kafka: KafkaAccess,
@@ -75,14 +83,6 @@ async def consuming(
     finally:
         await consumer.stop()
         await asyncio.wait_for(task, timeout=30)
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 45) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        assert loop.time() < deadline, "timed out waiting"
-        await asyncio.sleep(0.1)
 
 
 async def dead_letters_of(kafka: KafkaAccess, group: str, run: str, count: int) -> list[Any]:
@@ -132,9 +132,7 @@ async def test_an_event_the_handler_rejects_is_dead_lettered_with_its_reason(
 ) -> None:
     run, group = uuid.uuid4().hex, f"test-{uuid.uuid4().hex}"
     refused, accepted = started(run, "refused"), started(run, "accepted")
-    async with producer(kafka_admin) as p:
-        await publish(p, refused)
-        await publish(p, accepted)
+    await publish_all(kafka_admin, [refused, accepted])
     handled: list[str] = []
 
     async def handler(envelope: Envelope[Any]) -> None:
@@ -153,8 +151,7 @@ async def test_an_event_the_handler_rejects_is_dead_lettered_with_its_reason(
 
 async def test_a_transient_failure_is_retried_until_it_passes(kafka_admin: KafkaAccess) -> None:
     run, group = uuid.uuid4().hex, f"test-{uuid.uuid4().hex}"
-    async with producer(kafka_admin) as p:
-        await publish(p, started(run, "flaky"))
+    await publish_all(kafka_admin, [started(run, "flaky")])
     attempts: list[int] = []
 
     async def handler(envelope: Envelope[Any]) -> None:
@@ -174,8 +171,7 @@ async def test_a_failing_handler_is_dead_lettered_after_its_retries(
     kafka_admin: KafkaAccess,
 ) -> None:
     run, group = uuid.uuid4().hex, f"test-{uuid.uuid4().hex}"
-    async with producer(kafka_admin) as p:
-        await publish(p, started(run, "buggy"))
+    await publish_all(kafka_admin, [started(run, "buggy")])
     attempts: list[int] = []
 
     async def handler(envelope: Envelope[Any]) -> None:
@@ -196,10 +192,8 @@ async def test_a_redelivered_event_changes_nothing(
     await pool.execute("CREATE TABLE starts (service text PRIMARY KEY, count int NOT NULL)")
     run, group = uuid.uuid4().hex, f"test-{uuid.uuid4().hex}"
     once, last = started(run, "once"), started(run, "last")
-    async with producer(kafka_admin) as p:
-        for _ in range(3):  # the same event, delivered three times
-            await publish(p, once)
-        await publish(p, last)
+    # The same event, delivered three times.
+    await publish_all(kafka_admin, [once, once, once, last])
 
     async def count_start(envelope: Envelope[Any], connection: Any) -> None:
         if envelope.subject == run:
@@ -249,9 +243,7 @@ async def test_a_batch_handler_refuses_single_events_and_the_rest_is_handled_tog
 ) -> None:
     run, group = uuid.uuid4().hex, f"test-{uuid.uuid4().hex}"
     events = [started(run, label) for label in ("a", "refused", "b", "c")]
-    async with producer(kafka_admin) as p:
-        for envelope in events:
-            await publish(p, envelope)
+    await publish_all(kafka_admin, events)
     taken: list[str] = []
 
     async def batch(
@@ -277,9 +269,7 @@ async def test_a_failing_batch_is_taken_apart_so_one_bad_event_fails_alone(
 ) -> None:
     run, group = uuid.uuid4().hex, f"test-{uuid.uuid4().hex}"
     events = [started(run, label) for label in ("a", "poison", "b")]
-    async with producer(kafka_admin) as p:
-        for envelope in events:
-            await publish(p, envelope)
+    await publish_all(kafka_admin, events)
     handled: list[str] = []
 
     async def batch(

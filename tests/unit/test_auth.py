@@ -5,50 +5,30 @@ which name dependencies local to the test, as objects.
 """
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import pytest
 from fastapi import Depends, FastAPI, Request
 from fastapi.testclient import TestClient
-from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from shared.auth import AUDIENCE, InvalidToken, IssuerKeys, Principal, require
+from shared.auth import InvalidToken, IssuerKeys, Principal, require
 from shared.events.identity import IssuerKeyPublished
 from shared.http import install_problem_handlers
+from tests.tokens import access_claims, new_issuer_key, signed
 
 ISSUER = "https://identity.test"
 
 
 def new_key(kid: str) -> tuple[ECKey, IssuerKeyPublished]:
-    key = ECKey.generate_key("P-256", parameters={"kid": kid})
-    record = IssuerKeyPublished(
-        issuer=ISSUER,
-        kid=kid,
-        algorithm="ES256",
-        jwk=key.as_dict(private=False),
-        not_before=datetime.now(UTC) - timedelta(minutes=1),
-        retired_at=None,
-    )
-    return key, record
+    return new_issuer_key(ISSUER, kid)
 
 
 def token(key: ECKey, **overrides: Any) -> str:
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": "client-1",
-        "agency": "education",
-        "scope": "catalog:write catalog:deliveries",
-        "iat": now,
-        "exp": now + 300,
-        "jti": "t1",
-    }
-    claims.update(overrides)
-    header = {"alg": "ES256", "kid": key.kid}
-    return jwt.encode(header, {k: v for k, v in claims.items() if v is not None}, key)
+    claims = access_claims(ISSUER, "client-1", "catalog:write catalog:deliveries", seconds=300)
+    claims |= {"agency": "education", "jti": "t1"} | overrides
+    return signed(key, {k: v for k, v in claims.items() if v is not None})
 
 
 @pytest.fixture

@@ -6,28 +6,22 @@ identity would, so the service verifies them exactly as in production.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from services.catalog.bootstrap import build
 from services.catalog.settings import CatalogSettings
-from shared.auth import AUDIENCE, InvalidToken
-from shared.envelope import Envelope
-from shared.events.identity import IssuerKeyPublished
-from shared.kafka import new_producer, publish
+from shared.auth import InvalidToken
 from shared.kafka_access import KafkaAccess
 from shared.runtime import Runtime
+from tests.polling import eventually
+from tests.tokens import access_claims, new_issuer_key, publish_issuer_key, signed
 
 ISSUER = "https://identity.catalog-tests"
 
@@ -39,19 +33,10 @@ class Signer:
     key: ECKey
 
     def token(self, agency: str | None, scope: str, subject: str = "client-1") -> str:
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "sub": subject,
-            "scope": scope,
-            "iat": now,
-            "exp": now + 600,
-            "jti": uuid.uuid4().hex,
-        }
+        claims = access_claims(ISSUER, subject, scope, seconds=600)
         if agency is not None:
             claims["agency"] = agency
-        return jwt.encode({"alg": "ES256", "kid": self.key.kid}, claims, self.key)
+        return signed(self.key, claims)
 
     def headers(self, agency: str | None, scope: str) -> dict[str, str]:
         return {"authorization": f"Bearer {self.token(agency, scope)}"}
@@ -69,32 +54,10 @@ class Catalog:
     channel_of: Callable[[str], Awaitable[KafkaAccess]]
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 45) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        assert loop.time() < deadline, "timed out waiting"
-        await asyncio.sleep(0.1)
-
-
 @pytest.fixture(scope="session")
 async def signer(kafka_admin: KafkaAccess) -> Signer:
-    kid = f"catalog-tests-{uuid.uuid4().hex[:8]}"
-    key = ECKey.generate_key("P-256", parameters={"kid": kid})
-    record = IssuerKeyPublished(
-        issuer=ISSUER,
-        kid=kid,
-        algorithm="ES256",
-        jwk=key.as_dict(private=False),
-        not_before=datetime.now(UTC) - timedelta(minutes=1),
-        retired_at=None,
-    )
-    producer = new_producer(kafka_admin, client_id="catalog-tests")
-    await producer.start()
-    try:
-        await publish(producer, Envelope.wrap(record, source="identity", subject=kid))
-    finally:
-        await producer.stop()
+    key, record = new_issuer_key(ISSUER, f"catalog-tests-{uuid.uuid4().hex[:8]}")
+    await publish_issuer_key(kafka_admin, record, client_id="catalog-tests")
     return Signer(key)
 
 

@@ -14,8 +14,9 @@ from shared.envelope import Envelope
 from shared.events.catalog import AgencyRecorded, ServiceRecorded
 from shared.registry import decode
 from shared.topics import Topic
-from tests.integration.catalog.conftest import Catalog, eventually, unique_code
+from tests.integration.catalog.conftest import Catalog, unique_code
 from tests.integration.kafka_helpers import read_all
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 

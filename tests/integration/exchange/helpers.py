@@ -7,7 +7,6 @@ agency keys, the token issuer's key) by publishing their events straight to Kafk
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,13 +19,13 @@ from aiokafka import AIOKafkaProducer
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from shared.auth import AUDIENCE
 from shared.envelope import Envelope, Event
 from shared.events.catalog import AgencyRecorded
 from shared.events.identity import AgencyKeyPublished, IssuerKeyPublished
 from shared.kafka import new_producer, publish
 from shared.kafka_access import KafkaAccess
 from shared.signing import generate_key, public_jwk
+from tests.tokens import access_claims
 
 ISSUER = "https://identity.exchange-tests"
 T = TypeVar("T")
@@ -64,16 +63,7 @@ class Issuer:
     def token(
         self, subject: str, *, agency: str | None = None, scope: str = "", loa: int | None = None
     ) -> str:
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "sub": subject,
-            "scope": scope,
-            "iat": now,
-            "exp": now + 3600,
-            "jti": uuid.uuid4().hex,
-        }
+        claims = access_claims(ISSUER, subject, scope, seconds=3600)
         if agency is not None:
             claims["agency"] = agency
         if loa is not None:

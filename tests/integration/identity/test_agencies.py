@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import httpx
 import jwt as pyjwt
@@ -177,36 +178,23 @@ async def test_agencies_register_rotate_and_revoke_their_signing_keys_on_the_top
     created = await new_client(client, agency, ["exchange:request"])
     headers = {"authorization": f"Bearer {await agency_token(client, created)}"}
 
+    async def add_key(jwk: dict[str, Any], **fields: str) -> httpx.Response:
+        return await client.post("/agency-keys", json={"jwk": jwk, **fields}, headers=headers)
+
     first = ECKey.generate_key("P-256")
-    registered = await client.post(
-        "/agency-keys",
-        json={"jwk": first.as_dict(private=False), "kid": f"{agency}-2026-1"},
-        headers=headers,
-    )
+    registered = await add_key(first.as_dict(private=False), kid=f"{agency}-2026-1")
     assert registered.status_code == 201, registered.text
     assert registered.json()["algorithm"] == "ES256"
 
     second = OKPKey.generate_key("Ed25519")
-    rotated = await client.post(
-        "/agency-keys",
-        json={"jwk": second.as_dict(private=False), "replaces": f"{agency}-2026-1"},
-        headers=headers,
-    )
+    rotated = await add_key(second.as_dict(private=False), replaces=f"{agency}-2026-1")
     assert rotated.status_code == 201, rotated.text
     second_kid = rotated.json()["kid"]
     assert rotated.json()["algorithm"] == "EdDSA"
 
-    private = await client.post(
-        "/agency-keys",
-        json={"jwk": ECKey.generate_key("P-256").as_dict(private=True)},
-        headers=headers,
-    )
+    private = await add_key(ECKey.generate_key("P-256").as_dict(private=True))
     assert (private.status_code, private.json()["code"]) == (422, "private_key_sent")
-    taken = await client.post(
-        "/agency-keys",
-        json={"jwk": first.as_dict(private=False), "kid": f"{agency}-2026-1"},
-        headers=headers,
-    )
+    taken = await add_key(first.as_dict(private=False), kid=f"{agency}-2026-1")
     assert taken.status_code == 409
     revoked = await client.post(
         f"/agency-keys/{second_kid}/revoke", json={"reason": "compromised"}, headers=headers

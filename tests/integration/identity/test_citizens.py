@@ -40,6 +40,13 @@ pytestmark = pytest.mark.integration
 PERSIAN = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
 
 
+async def a_registered_citizen(http: httpx.AsyncClient) -> tuple[str, str]:
+    """A citizen newly registered with a fresh national id and mobile: those two."""
+    national_id, mobile = new_national_id(), new_mobile()
+    assert (await register(http, national_id, mobile)).status_code == 201
+    return national_id, mobile
+
+
 async def code_asked_for(
     http: httpx.AsyncClient, kafka: KafkaAccess, national_id: str, mobile: str
 ) -> str:
@@ -65,8 +72,7 @@ async def signed_in(
 async def test_a_code_travels_sealed_to_the_sms_gateway_alone(
     client: httpx.AsyncClient, kafka_admin: KafkaAccess, settings: IdentitySettings
 ) -> None:
-    national_id, mobile = new_national_id(), new_mobile()
-    assert (await register(client, national_id, mobile)).status_code == 201
+    national_id, mobile = await a_registered_citizen(client)
     sent = await client.post("/citizens/sign-in/code", json={"national_id": national_id})
     assert sent.status_code == 202, sent.text
     e164 = normalise_mobile(mobile)
@@ -173,8 +179,7 @@ async def test_register_sign_in_verify_refresh_and_revoke_end_to_end(
 async def test_a_token_verifies_with_the_issuer_keys_read_from_the_topic(
     client: httpx.AsyncClient, kafka_admin: KafkaAccess, settings: IdentitySettings
 ) -> None:
-    national_id, mobile = new_national_id(), new_mobile()
-    assert (await register(client, national_id, mobile)).status_code == 201
+    national_id, mobile = await a_registered_citizen(client)
     tokens = await signed_in(client, kafka_admin, national_id, mobile)
     keys = IssuerKeys(kafka_admin, issuer=settings.issuer)
     follower = asyncio.create_task(keys.run())
@@ -198,8 +203,7 @@ async def test_a_token_verifies_with_the_issuer_keys_read_from_the_topic(
 async def test_concurrent_wrong_codes_count_exactly_up_to_the_limit_and_lock_once(
     client: httpx.AsyncClient, kafka_admin: KafkaAccess, settings: IdentitySettings
 ) -> None:
-    national_id, mobile = new_national_id(), new_mobile()
-    assert (await register(client, national_id, mobile)).status_code == 201
+    national_id, mobile = await a_registered_citizen(client)
     code = await code_asked_for(client, kafka_admin, national_id, mobile)
     wrong = f"{(int(code) + 1) % 10**6:06d}"
 
@@ -245,8 +249,7 @@ async def test_concurrent_wrong_codes_count_exactly_up_to_the_limit_and_lock_onc
 async def test_the_right_code_sent_many_times_at_once_signs_in_exactly_once(
     client: httpx.AsyncClient, kafka_admin: KafkaAccess, settings: IdentitySettings
 ) -> None:
-    national_id, mobile = new_national_id(), new_mobile()
-    assert (await register(client, national_id, mobile)).status_code == 201
+    national_id, mobile = await a_registered_citizen(client)
     code = await code_asked_for(client, kafka_admin, national_id, mobile)
 
     # As many as can fail without locking the citizen out.
@@ -273,8 +276,7 @@ async def test_the_right_code_sent_many_times_at_once_signs_in_exactly_once(
 async def test_codes_asked_for_at_once_leave_only_the_newest_open_and_it_signs_in(
     client: httpx.AsyncClient, kafka_admin: KafkaAccess, settings: IdentitySettings
 ) -> None:
-    national_id, mobile = new_national_id(), new_mobile()
-    assert (await register(client, national_id, mobile)).status_code == 201
+    national_id, mobile = await a_registered_citizen(client)
     responses = await asyncio.gather(
         *(
             client.post("/citizens/sign-in/code", json={"national_id": national_id})
@@ -330,8 +332,7 @@ async def test_a_client_address_is_locked_after_too_many_failures_across_citizen
 async def test_citizens_read_their_own_sign_in_history_with_their_token(
     client: httpx.AsyncClient, kafka_admin: KafkaAccess
 ) -> None:
-    national_id, mobile = new_national_id(), new_mobile()
-    assert (await register(client, national_id, mobile)).status_code == 201
+    national_id, mobile = await a_registered_citizen(client)
     await client.post("/citizens/sign-in", json={"national_id": national_id, "code": "000000"})
     tokens = await signed_in(client, kafka_admin, national_id, mobile)
     history = await client.get(
@@ -429,8 +430,7 @@ async def test_bad_input_gets_a_4xx_problem_with_the_reason_in_persian_and_engli
 async def test_a_refresh_token_used_twice_at_once_rotates_once_and_revokes_the_session(
     client: httpx.AsyncClient, kafka_admin: KafkaAccess
 ) -> None:
-    national_id, mobile = new_national_id(), new_mobile()
-    assert (await register(client, national_id, mobile)).status_code == 201
+    national_id, mobile = await a_registered_citizen(client)
     tokens = await signed_in(client, kafka_admin, national_id, mobile)
     form = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
     responses = await asyncio.gather(*(client.post("/oauth/token", data=form) for _ in range(6)))
