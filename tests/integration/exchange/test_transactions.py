@@ -218,6 +218,51 @@ async def finished(world: World, transaction_id: uuid.UUID) -> tuple[Any, Any]:
     return outcome, monitoring
 
 
+async def ended_as(world: World, transaction_id: uuid.UUID, outcome: str) -> tuple[Any, Any]:
+    """The transaction's single outcome and monitoring record, both asserted to be `outcome`."""
+    delivered, monitoring = await finished(world, transaction_id)
+    assert delivered.outcome == outcome
+    assert monitoring.outcome == outcome
+    return delivered, monitoring
+
+
+async def ask_about_the_citizen(
+    client: ExchangeClient, data_service: str, **payload: Any
+) -> dict[str, Any]:
+    """`client` asks `data_service` about CITIZEN for benefit eligibility: the answer."""
+    return await client.request(
+        data_service, "benefit-eligibility", {"citizen": CITIZEN, **payload}, citizen=CITIZEN
+    )
+
+
+def client_on_the_consumers_channel(
+    world: World, agency: str, key: Any, kid: str, *, instance: str, **options: Any
+) -> ExchangeClient:
+    """A client of its own on the consumer's channel, signing as `agency` with `key`/`kid`."""
+    return ExchangeClient(
+        world.consumer_kafka,
+        agency,
+        key,
+        kid,
+        exchange_keys=world.exchange_keys,
+        instance=instance,
+        **options,
+    )
+
+
+def unsigned_request(world: World, consumer: str) -> DataRequested:
+    """A request about CITIZEN to the vital-status service in `consumer`'s name, unsigned."""
+    return DataRequested(
+        transaction_id=uuid.uuid4(),
+        consumer=consumer,
+        data_service=world.services["vital"],
+        purpose="benefit-eligibility",
+        payload={"citizen": CITIZEN},
+        citizen=CITIZEN,
+        signature="-",
+    )
+
+
 async def test_an_answered_request_returns_the_answer_with_its_audit_and_monitoring(
     world: World,
 ) -> None:
@@ -227,10 +272,8 @@ async def test_an_answered_request_returns_the_answer_with_its_audit_and_monitor
     outcome = await asyncio.wait_for(future, 30)
     assert ExchangeClient.result_of(outcome) == {"alive": True}
 
-    delivered, monitoring = await finished(world, transaction_id)
-    assert delivered.outcome == "answered"
+    delivered, monitoring = await ended_as(world, transaction_id, "answered")
     assert delivered.consumer == world.consumer.code
-    assert monitoring.outcome == "answered"
     assert monitoring.provider == world.provider.code
     assert monitoring.request_bytes > 0
     assert monitoring.response_bytes > 0
@@ -247,24 +290,15 @@ async def test_an_answered_request_returns_the_answer_with_its_audit_and_monitor
 
 
 async def test_request_answers_with_the_payload_through_the_client(world: World) -> None:
-    answer = await world.client.request(
-        world.services["vital"], "benefit-eligibility", {"citizen": CITIZEN}, citizen=CITIZEN
-    )
+    answer = await ask_about_the_citizen(world.client, world.services["vital"])
     assert answer == {"alive": True}
 
 
 async def test_a_request_without_a_right_is_denied_with_the_reason(world: World) -> None:
     with pytest.raises(Denied) as denied:
-        await world.client.request(
-            world.services["unrighted"],
-            "benefit-eligibility",
-            {"citizen": CITIZEN},
-            citizen=CITIZEN,
-        )
+        await ask_about_the_citizen(world.client, world.services["unrighted"])
     assert denied.value.reason.startswith("no_access_right")
-    outcome, monitoring = await finished(world, denied.value.transaction_id)
-    assert outcome.outcome == "denied"
-    assert monitoring.outcome == "denied"
+    _, monitoring = await ended_as(world, denied.value.transaction_id, "denied")
     assert monitoring.provider_ms is None
     audit = await audit_of(world, denied.value.transaction_id)
     assert [(r["kind"], r["outcome"]) for r in audit] == [("request", "denied")]
@@ -272,26 +306,14 @@ async def test_a_request_without_a_right_is_denied_with_the_reason(world: World)
 
 
 async def test_a_request_with_a_bad_signature_is_denied(world: World) -> None:
-    impostor = ExchangeClient(
-        world.consumer_kafka,
-        world.consumer.code,
-        generate_key(),
-        world.consumer.kid,
-        exchange_keys=world.exchange_keys,
-        instance="impostor",
+    impostor = client_on_the_consumers_channel(
+        world, world.consumer.code, generate_key(), world.consumer.kid, instance="impostor"
     )
     async with impostor:
         with pytest.raises(Denied) as denied:
-            await impostor.request(
-                world.services["vital"],
-                "benefit-eligibility",
-                {"citizen": CITIZEN},
-                citizen=CITIZEN,
-            )
+            await ask_about_the_citizen(impostor, world.services["vital"])
     assert denied.value.reason.startswith("bad_signature")
-    outcome, monitoring = await finished(world, denied.value.transaction_id)
-    assert outcome.outcome == "denied"
-    assert monitoring.outcome == "denied"
+    await ended_as(world, denied.value.transaction_id, "denied")
     (record,) = await audit_of(world, denied.value.transaction_id)
     assert record["outcome"] == "denied"
     assert record["reason"].startswith("bad_signature")
@@ -299,16 +321,9 @@ async def test_a_request_with_a_bad_signature_is_denied(world: World) -> None:
 
 async def test_a_providers_refusal_reaches_the_consumer_with_its_reason(world: World) -> None:
     with pytest.raises(Refused) as refused:
-        await world.client.request(
-            world.services["vital"],
-            "benefit-eligibility",
-            {"citizen": CITIZEN, "sealed": True},
-            citizen=CITIZEN,
-        )
+        await ask_about_the_citizen(world.client, world.services["vital"], sealed=True)
     assert "record under judicial seal" in refused.value.reason
-    outcome, monitoring = await finished(world, refused.value.transaction_id)
-    assert outcome.outcome == "refused"
-    assert monitoring.outcome == "refused"
+    await ended_as(world, refused.value.transaction_id, "refused")
     audit = await audit_of(world, refused.value.transaction_id)
     assert [(r["kind"], r["outcome"]) for r in audit] == [
         ("request", "forwarded"),
@@ -320,14 +335,10 @@ async def test_a_silent_provider_times_out_and_its_late_answer_changes_nothing(
     world: World,
 ) -> None:
     with pytest.raises(TimedOut) as timed_out:
-        await world.client.request(
-            world.services["slow"], "benefit-eligibility", {"citizen": CITIZEN}, citizen=CITIZEN
-        )
+        await ask_about_the_citizen(world.client, world.services["slow"])
     transaction_id = timed_out.value.transaction_id
     assert timed_out.value.reason.startswith("timed_out")
-    outcome, monitoring = await finished(world, transaction_id)
-    assert outcome.outcome == "timed_out"
-    assert monitoring.outcome == "timed_out"
+    await ended_as(world, transaction_id, "timed_out")
 
     async def late_answer_recorded() -> list[Any] | None:
         audit = await audit_of(world, transaction_id)
@@ -348,14 +359,10 @@ async def test_a_silent_provider_times_out_and_its_late_answer_changes_nothing(
 
 async def test_an_answer_breaking_the_response_schema_fails(world: World) -> None:
     with pytest.raises(Failed) as failed:
-        await world.client.request(
-            world.services["broken"], "benefit-eligibility", {"citizen": CITIZEN}, citizen=CITIZEN
-        )
+        await ask_about_the_citizen(world.client, world.services["broken"])
     assert failed.value.reason.startswith("invalid_answer")
-    outcome, monitoring = await finished(world, failed.value.transaction_id)
-    assert outcome.outcome == "failed"
+    outcome, _ = await ended_as(world, failed.value.transaction_id, "failed")
     assert outcome.payload is None
-    assert monitoring.outcome == "failed"
 
 
 async def test_a_request_signed_with_a_revoked_key_is_denied(
@@ -375,34 +382,16 @@ async def test_a_request_signed_with_a_revoked_key_is_denied(
         return row is not None and row["revoked_at"] is not None
 
     await eventually(revoked)
-    async with ExchangeClient(
-        world.consumer_kafka,
-        agency.code,
-        agency.key,
-        agency.kid,
-        exchange_keys=world.exchange_keys,
-        instance="revoked-key",
+    async with client_on_the_consumers_channel(
+        world, agency.code, agency.key, agency.kid, instance="revoked-key"
     ) as client:
         with pytest.raises(Denied) as denied:
-            await client.request(
-                world.services["vital"],
-                "benefit-eligibility",
-                {"citizen": CITIZEN},
-                citizen=CITIZEN,
-            )
+            await ask_about_the_citizen(client, world.services["vital"])
     assert denied.value.reason.startswith("key_revoked")
 
 
 async def test_a_replayed_request_gets_exactly_one_outcome(world: World) -> None:
-    request = DataRequested(
-        transaction_id=uuid.uuid4(),
-        consumer=world.consumer.code,
-        data_service=world.services["vital"],
-        purpose="benefit-eligibility",
-        payload={"citizen": CITIZEN},
-        citizen=CITIZEN,
-        signature="-",
-    )
+    request = unsigned_request(world, world.consumer.code)
     request = request.model_copy(
         update={"signature": sign_event(request, world.consumer.key, world.consumer.kid)}
     )
@@ -447,17 +436,7 @@ async def test_a_citizen_sees_which_agencies_asked_about_them_and_why(world: Wor
 async def test_the_http_gateway_answers_a_signed_request_after_the_same_checks(
     world: World,
 ) -> None:
-    request = world.client.sign(
-        DataRequested(
-            transaction_id=uuid.uuid4(),
-            consumer=world.consumer.code,
-            data_service=world.services["vital"],
-            purpose="benefit-eligibility",
-            payload={"citizen": CITIZEN},
-            citizen=CITIZEN,
-            signature="-",
-        )
-    )
+    request = world.client.sign(unsigned_request(world, world.consumer.code))
     headers = world.issuer.headers(
         "ss-system", agency=world.consumer.code, scope="exchange:request"
     )
@@ -499,9 +478,7 @@ async def test_a_revoked_right_denies_later_requests(world: World) -> None:
     )
     assert again.status_code == 409
     with pytest.raises(Denied) as denied:
-        await world.client.request(
-            data_service, "benefit-eligibility", {"citizen": CITIZEN}, citizen=CITIZEN
-        )
+        await ask_about_the_citizen(world.client, data_service)
     assert denied.value.reason.startswith("no_access_right")
 
 
@@ -557,9 +534,7 @@ async def test_an_answer_to_no_transaction_is_dead_lettered_and_the_rest_goes_on
         )
     finally:
         await producer.stop()
-    answer = await world.client.request(
-        world.services["vital"], "benefit-eligibility", {"citizen": CITIZEN}, citizen=CITIZEN
-    )
+    answer = await ask_about_the_citizen(world.client, world.services["vital"])
     assert answer == {"alive": True}
 
     def ours(records: list[Any]) -> list[Any]:
@@ -605,9 +580,7 @@ async def test_a_key_record_cannot_move_a_known_kid_to_another_agency_or_key(
     assert row["agency"] == world.provider.code
     assert row["jwk"] == world.provider.key_published().jwk
     # The provider still answers with its own key.
-    answer = await world.client.request(
-        world.services["vital"], "benefit-eligibility", {"citizen": CITIZEN}, citizen=CITIZEN
-    )
+    answer = await ask_about_the_citizen(world.client, world.services["vital"])
     assert answer == {"alive": True}
 
 
@@ -659,15 +632,7 @@ async def test_a_request_naming_another_agency_on_ones_own_channel_is_dead_lette
 ) -> None:
     # The consumer writes, on its own request channel, a request that claims to come from
     # the provider: the exchange believes the channel, not the field.
-    forged = DataRequested(
-        transaction_id=uuid.uuid4(),
-        consumer=world.provider.code,
-        data_service=world.services["vital"],
-        purpose="benefit-eligibility",
-        payload={"citizen": CITIZEN},
-        citizen=CITIZEN,
-        signature="-",
-    )
+    forged = unsigned_request(world, world.provider.code)
     record = Envelope.wrap(forged, source="tests", subject=str(forged.transaction_id))
     own_channel = channel(Topic.AGENCY_REQUESTS, world.consumer.code)
     producer = new_producer(world.consumer_kafka, client_id="forgery")
@@ -728,14 +693,13 @@ async def test_an_outcome_that_arrives_while_the_client_is_down_is_delivered_whe
         delivered.append(outcome)
 
     def client() -> ExchangeClient:
-        return ExchangeClient(
-            world.consumer_kafka,
+        return client_on_the_consumers_channel(
+            world,
             world.consumer.code,
             world.consumer.key,
             world.consumer.kid,
-            exchange_keys=world.exchange_keys,
-            on_outcome=keep,
             instance="restarting",
+            on_outcome=keep,
         )
 
     async with client() as first:
