@@ -5,10 +5,7 @@ The platform is brought up as `panjereh up` runs it, in a home and on ports of i
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import jwt as pyjwt
@@ -16,6 +13,7 @@ import pytest
 
 from infra.platform import LocalPlatform
 from services.identity.domain.citizens import normalise_mobile
+from tests.e2e.running import platform_up
 from tests.integration.identity.conftest import code_sent_to, new_mobile, new_national_id
 from tests.slots import e2e_ports
 
@@ -26,16 +24,8 @@ PORTS = e2e_ports()
 
 @pytest.fixture(scope="module")
 def platform() -> Iterator[LocalPlatform]:
-    # Not pytest's tmp_path: PostgreSQL (run as `postgres` when we are root) must enter it.
-    path = Path(tempfile.mkdtemp(prefix="panjereh-e2e-identity-"))
-    path.chmod(0o755)
-    running = LocalPlatform(path, PORTS)
-    try:
-        running.up()
+    with platform_up("panjereh-e2e-identity-") as running:
         yield running
-    finally:
-        running.down()
-        shutil.rmtree(path, ignore_errors=True)
 
 
 async def test_a_citizen_registers_receives_a_code_signs_in_and_the_token_verifies(
