@@ -8,35 +8,29 @@ over HTTP and Kafka, and the compacted topics alone rebuild the register.
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from joserfc import jwt
 from joserfc.jwk import ECKey
 from panjereh_agency import DeliveryReporter
 
 from infra.platform import LocalPlatform
 from services.catalog.storage import CatalogReads
-from shared.auth import AUDIENCE
 from shared.db import create_pool
-from shared.envelope import Envelope
 from shared.events.catalog import DeliveryReported, delivery_event_id
-from shared.events.identity import IssuerKeyPublished
-from shared.kafka import new_producer, publish
 from shared.kafka_access import KafkaAccess
 from shared.principals import agency_principal
 from shared.registry import decode
 from shared.topics import Topic, channel, dead_letter_of
+from tests.e2e.running import platform_up
 from tests.integration.kafka_helpers import header, read_all
 from tests.slots import e2e_ports
+from tests.tokens import access_claims, new_issuer_key, publish_issuer_key, signed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -47,37 +41,15 @@ ISSUER = f"http://127.0.0.1:{PORTS.identity}"
 
 @pytest.fixture(scope="module")
 def platform() -> Iterator[LocalPlatform]:
-    # Not pytest's tmp_path: PostgreSQL (run as `postgres` when we are root) must enter it.
-    path = Path(tempfile.mkdtemp(prefix="panjereh-catalog-e2e-"))
-    path.chmod(0o755)
-    running = LocalPlatform(path, PORTS, environment="development")
-    try:
-        running.up()
+    with platform_up("panjereh-catalog-e2e-", environment="development") as running:
         yield running
-    finally:
-        running.down()
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 async def key(platform: LocalPlatform) -> ECKey:
     """A token-signing key published on `identity.issuer-keys`, as identity would."""
-    kid = f"catalog-e2e-{uuid.uuid4().hex[:8]}"
-    signing = ECKey.generate_key("P-256", parameters={"kid": kid})
-    record = IssuerKeyPublished(
-        issuer=ISSUER,
-        kid=kid,
-        algorithm="ES256",
-        jwk=signing.as_dict(private=False),
-        not_before=datetime.now(UTC) - timedelta(minutes=1),
-        retired_at=None,
-    )
-    producer = new_producer(platform.kafka_admin, client_id="catalog-e2e")
-    await producer.start()
-    try:
-        await publish(producer, Envelope.wrap(record, source="identity", subject=kid))
-    finally:
-        await producer.stop()
+    signing, record = new_issuer_key(ISSUER, f"catalog-e2e-{uuid.uuid4().hex[:8]}")
+    await publish_issuer_key(platform.kafka_admin, record, client_id="catalog-e2e")
     return signing
 
 
@@ -89,18 +61,8 @@ async def client(platform: LocalPlatform) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def bearer(key: ECKey, agency: str, scope: str) -> dict[str, str]:
-    now = int(time.time())
-    claims = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": f"{agency}-system",
-        "agency": agency,
-        "scope": scope,
-        "iat": now,
-        "exp": now + 600,
-        "jti": uuid.uuid4().hex,
-    }
-    return {"authorization": f"Bearer {jwt.encode({'alg': 'ES256', 'kid': key.kid}, claims, key)}"}
+    claims = access_claims(ISSUER, f"{agency}-system", scope, seconds=600) | {"agency": agency}
+    return {"authorization": f"Bearer {signed(key, claims)}"}
 
 
 async def until(check: Any, timeout: float = 60) -> Any:
@@ -230,11 +192,16 @@ async def issued(platform: LocalPlatform, agency: str) -> KafkaAccess:
 
 
 async def test_the_compacted_topics_alone_rebuild_the_register(platform: LocalPlatform) -> None:
-    def latest(records: list[Any], topic: Topic) -> dict[str, Any]:
-        return {r.key.decode(): decode(r.value, topic).payload for r in records}
+    async def rebuilt_from(topic: Topic, want: dict[str, Any]) -> dict[str, Any]:
+        """The topic's latest value by key, read until it equals `want` or 20 s have passed."""
 
-    def matches(topic: Topic, want: dict[str, Any]) -> Callable[[list[Any]], bool]:
-        return lambda records: latest(records, topic) == want
+        def latest(records: list[Any]) -> dict[str, Any]:
+            return {r.key.decode(): decode(r.value, topic).payload for r in records}
+
+        records = await read_all(
+            platform.kafka_admin, topic, until=lambda rs: latest(rs) == want, timeout=20
+        )
+        return latest(records)
 
     pool = await create_pool(platform.database_url_for("catalog"), "catalog", max_size=1)
     try:
@@ -254,24 +221,8 @@ async def test_the_compacted_topics_alone_rebuild_the_register(platform: LocalPl
                 reads = CatalogReads(connection)
                 services = {s.service_id: s for s in await reads.all_services()}
                 agencies = {a.code: a for a in await reads.list_agencies()}
-            rebuilt_services = latest(
-                await read_all(
-                    platform.kafka_admin,
-                    Topic.CATALOG_SERVICES,
-                    until=matches(Topic.CATALOG_SERVICES, services),
-                    timeout=20,
-                ),
-                Topic.CATALOG_SERVICES,
-            )
-            rebuilt_agencies = latest(
-                await read_all(
-                    platform.kafka_admin,
-                    Topic.CATALOG_AGENCIES,
-                    until=matches(Topic.CATALOG_AGENCIES, agencies),
-                    timeout=20,
-                ),
-                Topic.CATALOG_AGENCIES,
-            )
+            rebuilt_services = await rebuilt_from(Topic.CATALOG_SERVICES, services)
+            rebuilt_agencies = await rebuilt_from(Topic.CATALOG_AGENCIES, agencies)
             if rebuilt_services == services and rebuilt_agencies == agencies:
                 break
     finally:
