@@ -9,18 +9,16 @@ citizens identity authenticated, exchange transactions answered.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from infra.platform import SERVICE_PROCESSES, LocalPlatform
 from simulator.app import SERVICES
+from tests.e2e.running import platform_up
 from tests.kcat import kcat
 from tests.slots import e2e_ports
 
@@ -31,10 +29,6 @@ PORTS = e2e_ports()
 
 @pytest.fixture(scope="module")
 def platform() -> Iterator[LocalPlatform]:
-    # Not pytest's tmp_path: its parent is mode 0700, and PostgreSQL (run as the
-    # `postgres` user when we are root) must be able to enter the home.
-    home = Path(tempfile.mkdtemp(prefix="panjereh-e2e-sim-"))
-    home.chmod(0o755)
     rates = {
         "PANJEREH_SIMULATOR_DELIVERIES_PER_SECOND": "10",
         "PANJEREH_SIMULATOR_SIGN_INS_PER_SECOND": "2",
@@ -43,13 +37,8 @@ def platform() -> Iterator[LocalPlatform]:
     with pytest.MonkeyPatch.context() as patch:
         for name, value in rates.items():
             patch.setenv(name, value)
-        running = LocalPlatform(home, PORTS)
-        try:
-            running.up()
+        with platform_up("panjereh-e2e-sim-") as running:
             yield running
-        finally:
-            running.down()
-            shutil.rmtree(home, ignore_errors=True)
 
 
 def _records(platform: LocalPlatform, topic: str) -> list[dict[str, Any]]:
