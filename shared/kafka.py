@@ -272,16 +272,23 @@ class EventConsumer:
                 batches = await self._consumer.getmany(
                     timeout_ms=500, max_records=self._max_records
                 )
+                if self._batch is not None and batches:
+                    # The whole poll, every partition, in one batch and one commit: a
+                    # poll costs one database transaction and one round trip to the
+                    # group's coordinator, however many agencies' channels it spans.
+                    await self._process_batch(
+                        [record for records in batches.values() for record in records]
+                    )
+                    await self._commit(
+                        {tp: records[-1].offset + 1 for tp, records in batches.items()}
+                    )
+                    continue
                 for tp, records in batches.items():
-                    if self._batch is not None:
-                        await self._process_batch(records)
-                        await self._commit(tp, records[-1].offset + 1)
-                        continue
                     for record in records:
                         await self._process(record)
                         if self._stopping.is_set():
                             break
-                    await self._commit(tp, record.offset + 1)
+                    await self._commit({tp: record.offset + 1})
         finally:
             await self._consumer.stop()
             await self._dead_letters.stop()
@@ -290,14 +297,17 @@ class EventConsumer:
         """Finish the record in hand, commit it, and return from `run()`."""
         self._stopping.set()
 
-    async def _commit(self, tp: TopicPartition, next_offset: int) -> None:
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         assert self._consumer is not None
         try:
-            await self._consumer.commit({tp: next_offset})
+            await self._consumer.commit(offsets)
         except CommitFailedError:
-            # The partition moved to another member; it will redeliver, and the inbox
+            # A partition moved to another member; it will redeliver, and the inbox
             # makes that harmless.
-            log.warning("commit refused after a rebalance", partition=tp.partition)
+            log.warning(
+                "commit refused after a rebalance",
+                partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in offsets),
+            )
 
     async def _process(self, record: ConsumerRecord[bytes, bytes]) -> None:
         with structlog.contextvars.bound_contextvars(

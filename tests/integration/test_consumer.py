@@ -14,7 +14,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 from opentelemetry import context as otel_context
 
 from shared.db import Pool
@@ -32,7 +33,7 @@ from shared.kafka import (
 from shared.kafka_access import KafkaAccess
 from shared.runtime import dispatcher
 from shared.topics import Topic, dead_letter_of
-from tests.integration.kafka_helpers import header, read_all
+from tests.integration.kafka_helpers import header, partitions_of, read_all
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -289,3 +290,64 @@ async def test_a_failing_batch_is_taken_apart_so_one_bad_event_fails_alone(
         await eventually(lambda: handled == ["a", "b"])
     [dead] = await dead_letters_of(kafka_admin, group, run, 1)
     assert header(dead, "dlq-reason") == "poison"
+
+
+async def test_a_poll_across_partitions_is_one_batch_and_one_commit(
+    kafka_admin: KafkaAccess,
+) -> None:
+    run, group = uuid.uuid4().hex, f"test-{uuid.uuid4().hex}"
+    partitions = sorted(await partitions_of(kafka_admin, TOPIC))
+    tps = [TopicPartition(TOPIC, p) for p in partitions]
+    # One subject (the record key) for each partition, so the poll spans all of them.
+    subjects: dict[int, str] = {}
+    for n in range(1000):
+        subject = f"{run}-{n}"
+        subjects.setdefault(DefaultPartitioner()(subject.encode(), partitions, partitions), subject)
+    assert sorted(subjects) == partitions
+    # The group starts where the topic ends now, so its first poll is this test's events.
+    starter = AIOKafkaConsumer(**kafka_admin.client_options(), group_id=group)
+    await starter.start()
+    try:
+        starter.assign(tps)
+        await starter.commit(await starter.end_offsets(tps))
+    finally:
+        await starter.stop()
+    await publish_all(kafka_admin, [started(subject, "a") for subject in subjects.values()])
+    polls: list[set[str]] = []
+
+    async def batch(
+        envelopes: Sequence[Envelope[Any]], _: Sequence[otel_context.Context]
+    ) -> dict[uuid.UUID, str]:
+        polls.append({e.subject for e in envelopes})
+        return {}
+
+    async def one_by_one(envelope: Envelope[Any]) -> None:
+        raise AssertionError("a batch that succeeds is never taken apart")
+
+    async with consuming(kafka_admin, one_by_one, group, batch=batch, retry=None) as consumer:
+        await eventually(lambda: set().union(*polls) == set(subjects.values()))
+        assert polls == [set(subjects.values())]
+        ends = await _end_offsets(kafka_admin, tps)
+        await eventually(lambda: consumer.handled == len(subjects))
+    assert await _committed(kafka_admin, group, tps) == ends
+
+
+async def _end_offsets(kafka: KafkaAccess, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    reader = AIOKafkaConsumer(**kafka.client_options())
+    await reader.start()
+    try:
+        ends: dict[TopicPartition, int] = await reader.end_offsets(tps)
+        return ends
+    finally:
+        await reader.stop()
+
+
+async def _committed(
+    kafka: KafkaAccess, group: str, tps: list[TopicPartition]
+) -> dict[TopicPartition, int | None]:
+    reader = AIOKafkaConsumer(**kafka.client_options(), group_id=group)
+    await reader.start()
+    try:
+        return {tp: await reader.committed(tp) for tp in tps}
+    finally:
+        await reader.stop()
