@@ -55,6 +55,7 @@ async def take_transactions(
     fresh = await first_deliveries(connection, INBOX, [envelope.id for envelope in envelopes])
     refused: dict[uuid.UUID, str] = {}
     async with gathered(connection) as work:
+        await work.read_ahead([envelope.payload for envelope in envelopes if envelope.id in fresh])
         for envelope, parent in zip(envelopes, parents, strict=True):
             if envelope.id not in fresh:
                 continue

@@ -22,7 +22,7 @@ from joserfc.jwk import ECKey, import_key
 from opentelemetry import context as otel_context
 
 from services.exchange.domain.audit import AuditEntry, chain_hash
-from services.exchange.domain.authorisation import AgencyKey
+from services.exchange.domain.authorisation import AgencyKey, signing_kid
 from services.exchange.domain.registers import AccessRight, Agency, DataService
 from services.exchange.domain.transaction import ExchangeSigner, Transaction
 from services.exchange.use_cases.ports import AnswerContext, RequestContext
@@ -31,6 +31,8 @@ from shared.envelope import Envelope
 from shared.events.catalog import AgencyRecorded
 from shared.events.exchange import (
     AccessGranted,
+    DataProvided,
+    DataRefused,
     DataRequestCompleted,
     DataRequested,
     DataServiceRegistered,
@@ -80,6 +82,25 @@ FINISH_TRANSACTION = (
 )
 
 
+# What authorising a request reads, for each row of `r` (kid, consumer, data_service,
+# transaction_id): in one statement, because it runs for every request.
+REQUEST_CONTEXT = (
+    "SELECT (SELECT to_jsonb(k) FROM agency_keys k WHERE k.kid = r.kid) AS key,"
+    " (SELECT to_jsonb(a) FROM agencies a WHERE a.code = r.consumer) AS agency,"
+    " (SELECT to_jsonb(d) FROM data_services d WHERE d.data_service = r.data_service) AS service,"
+    " (SELECT jsonb_agg(x ORDER BY x.valid_from) FROM access_rights x"
+    "  WHERE x.consumer = r.consumer AND x.data_service = r.data_service) AS rights,"
+    " EXISTS (SELECT 1 FROM transactions t WHERE t.transaction_id = r.transaction_id) AS taken"
+)
+# What checking an answer reads, for each row of `r` (transaction_id, kid) joined to its
+# transaction `t`.
+ANSWER_CONTEXT = "SELECT t.*, to_jsonb(k) AS signing_key, d.response_schema, r.kid AS asked_kid"
+ANSWER_CONTEXT_JOINS = (
+    "LEFT JOIN agency_keys k ON k.kid = r.kid"
+    " LEFT JOIN data_services d ON d.data_service = t.data_service"
+)
+
+
 class ExchangeStorage(UnitOfWork):
     """The exchange's storage on one connection, inside its caller's transaction.
 
@@ -101,6 +122,9 @@ class ExchangeStorage(UnitOfWork):
         self._audit: list[tuple[AuditEntry, datetime]] = []
         # Each transaction as this unit of work last left it, for the reads that follow.
         self._latest: dict[uuid.UUID, Transaction] = {}
+        # What `read_ahead` read, by what each context is asked for (None: no such row).
+        self._request_rows: dict[tuple[str, str, str, uuid.UUID], Record] = {}
+        self._answer_rows: dict[tuple[uuid.UUID, str], Record | None] = {}
 
     # Projections of other services' topics.
 
@@ -265,20 +289,43 @@ class ExchangeStorage(UnitOfWork):
 
     # Transactions.
 
+    async def read_ahead(self, events: Sequence[object]) -> None:
+        """Read what a poll's requests and answers need, in one statement for each kind
+        instead of one per event: `request_context` and `answer_context` then answer
+        from what was read. The answers' transactions are locked here, in id order."""
+        requests = [event for event in events if isinstance(event, DataRequested)]
+        answers = [event for event in events if isinstance(event, DataProvided | DataRefused)]
+        if requests:
+            asked = [_request_key(request) for request in requests]
+            rows = await self.connection.fetch(
+                f"{REQUEST_CONTEXT} FROM unnest($1::text[], $2::text[], $3::text[],"
+                " $4::uuid[]) WITH ORDINALITY AS r(kid, consumer, data_service, transaction_id, i)"
+                " ORDER BY r.i",
+                *(list(column) for column in zip(*asked, strict=True)),
+            )
+            self._request_rows.update(zip(asked, rows, strict=True))
+        if answers:
+            keys = [_answer_key(answer) for answer in answers]
+            rows = await self.connection.fetch(
+                f"{ANSWER_CONTEXT} FROM unnest($1::uuid[], $2::text[]) AS r(transaction_id, kid)"
+                " JOIN transactions t USING (transaction_id)"
+                f" {ANSWER_CONTEXT_JOINS} ORDER BY t.transaction_id FOR UPDATE OF t",
+                *(list(column) for column in zip(*keys, strict=True)),
+            )
+            self._answer_rows.update(dict.fromkeys(keys))
+            self._answer_rows.update(
+                ((row["transaction_id"], row["asked_kid"]), row) for row in rows
+            )
+
     async def request_context(self, kid: str, request: DataRequested) -> RequestContext:
-        # One round trip for all of it: this runs for every request.
-        row = await self.connection.fetchrow(
-            "SELECT (SELECT to_jsonb(k) FROM agency_keys k WHERE kid = $1) AS key,"
-            " (SELECT to_jsonb(a) FROM agencies a WHERE code = $2) AS agency,"
-            " (SELECT to_jsonb(d) FROM data_services d WHERE data_service = $3) AS service,"
-            " (SELECT jsonb_agg(r ORDER BY r.valid_from) FROM access_rights r"
-            "  WHERE consumer = $2 AND data_service = $3) AS rights,"
-            " EXISTS (SELECT 1 FROM transactions WHERE transaction_id = $4) AS taken",
-            kid,
-            request.consumer,
-            request.data_service,
-            request.transaction_id,
-        )
+        key = _request_key(request)
+        row = self._request_rows.get(key)
+        if row is None:
+            row = await self.connection.fetchrow(
+                f"{REQUEST_CONTEXT} FROM (VALUES ($1::text, $2::text, $3::text, $4::uuid))"
+                " AS r(kid, consumer, data_service, transaction_id)",
+                *key,
+            )
         agency = row["agency"]
         return RequestContext(
             taken=row["taken"] or request.transaction_id in self._latest,
@@ -289,15 +336,17 @@ class ExchangeStorage(UnitOfWork):
         )
 
     async def answer_context(self, transaction_id: uuid.UUID, kid: str) -> AnswerContext | None:
-        # One round trip, and the row lock that makes one final outcome.
-        row = await self.connection.fetchrow(
-            "SELECT t.*, to_jsonb(k) AS signing_key, d.response_schema FROM transactions t"
-            " LEFT JOIN agency_keys k ON k.kid = $2"
-            " LEFT JOIN data_services d ON d.data_service = t.data_service"
-            " WHERE t.transaction_id = $1 FOR UPDATE OF t",
-            transaction_id,
-            kid,
-        )
+        if (transaction_id, kid) in self._answer_rows:
+            row = self._answer_rows[(transaction_id, kid)]
+        else:
+            # One round trip, and the row lock that makes one final outcome.
+            row = await self.connection.fetchrow(
+                f"{ANSWER_CONTEXT} FROM (VALUES ($1::uuid, $2::text)) AS r(transaction_id, kid)"
+                f" JOIN transactions t USING (transaction_id) {ANSWER_CONTEXT_JOINS}"
+                " FOR UPDATE OF t",
+                transaction_id,
+                kid,
+            )
         if row is None:
             return None
         return AnswerContext(
@@ -413,6 +462,16 @@ def _moment(value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     return datetime.fromisoformat(value)
+
+
+def _request_key(request: DataRequested) -> tuple[str, str, str, uuid.UUID]:
+    kid, _ = signing_kid(request.signature)
+    return kid, request.consumer, request.data_service, request.transaction_id
+
+
+def _answer_key(answer: DataProvided | DataRefused) -> tuple[uuid.UUID, str]:
+    kid, _ = signing_kid(answer.signature)
+    return answer.transaction_id, kid
 
 
 def _key_from(row: Record) -> AgencyKey:
