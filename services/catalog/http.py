@@ -14,7 +14,6 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-import jdatetime
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -36,6 +35,7 @@ from services.catalog.settings import CatalogSettings
 from services.catalog.storage import CatalogReads, CatalogStorage
 from shared.auth import Principal
 from shared.events.catalog import AgencyRecorded, ServiceRecorded
+from shared.jalali import jalali_date
 from shared.runtime import Runtime, RuntimeDep, require_scopes
 from shared.unit_of_work import transaction
 from shared.vocabulary import Channel
@@ -47,7 +47,7 @@ Reporter = Annotated[Principal, Depends(require_scopes("catalog:deliveries"))]
 
 
 def _jalali(day: date | None) -> str | None:
-    return jdatetime.date.fromgregorian(date=day).strftime("%Y/%m/%d") if day else None
+    return jalali_date(day) if day else None
 
 
 def _agency_page(agency: AgencyRecorded) -> dict[str, Any]:

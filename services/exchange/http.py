@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC
 from typing import Annotated, Any
 
-import jdatetime
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -29,6 +27,7 @@ from services.exchange.use_cases import citizens, gateway, registers
 from shared.auth import Principal
 from shared.events.exchange import DataRequested
 from shared.http import ProblemError
+from shared.jalali import jalali_moment
 from shared.runtime import Runtime, RuntimeDep, require_scopes
 from shared.unit_of_work import transaction
 
@@ -139,9 +138,7 @@ async def my_data_requests(
                 "legal_basis": request.legal_basis,
                 "outcome": request.outcome,
                 "at": request.at.isoformat(),
-                "at_jalali": jdatetime.datetime.fromgregorian(
-                    datetime=request.at.astimezone(UTC)
-                ).strftime("%Y/%m/%d %H:%M"),
+                "at_jalali": jalali_moment(request.at, seconds=False),
             }
             for request in seen
         ],

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
-import jdatetime
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field
@@ -29,6 +28,7 @@ from services.identity.use_cases.ports import Dependencies
 from shared.auth import InvalidToken, Principal, bearer
 from shared.db import Connection, Pool
 from shared.http import ProblemError
+from shared.jalali import jalali_moment
 from shared.reference.provinces import ProvinceCode
 from shared.runtime import context_of
 from shared.sealing import Sealer
@@ -216,7 +216,7 @@ async def request_code(form: CodeRequestIn, request: Request, identity: Identity
     return CodeSentOut(
         sent_to=sent.sent_to,
         expires_at=sent.expires_at,
-        expires_at_jalali=_jalali(sent.expires_at),
+        expires_at_jalali=jalali_moment(sent.expires_at),
     )
 
 
@@ -262,7 +262,7 @@ async def my_sign_ins(
     """The signed-in citizen's own sign-ins and failed attempts, newest first."""
     async with identity.statements() as work:
         rows = await citizens.sign_in_history(work, principal.subject, limit)
-    return [SignInOut(**row, at_jalali=_jalali(row["at"])) for row in rows]
+    return [SignInOut(**row, at_jalali=jalali_moment(row["at"])) for row in rows]
 
 
 # OAuth ---------------------------------------------------------------------------------
@@ -481,11 +481,6 @@ async def rotate_issuer_key(identity: IdentityDep) -> dict[str, Any]:
     """Publish a new signing key now; it signs after the publish-ahead delay."""
     kid = await identity.keys.rotate(utc_now(), force=True)
     return {"kid": kid}
-
-
-def _jalali(moment: datetime) -> str:
-    local = moment.astimezone(UTC)
-    return str(jdatetime.datetime.fromgregorian(datetime=local).strftime("%Y/%m/%d %H:%M:%S"))
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:

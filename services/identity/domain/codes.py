@@ -12,17 +12,14 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Literal
 
-import jdatetime
+from shared.jalali import jalali_moment
 
 CODE_DIGITS = 6
 
 LockScope = Literal["citizen", "client_address"]
-
-# Iran has kept UTC+03:30 all year since 2022; users read times on Tehran's clock.
-_TEHRAN = timezone(timedelta(hours=3, minutes=30), "IRST")
 
 
 def new_code() -> str:
@@ -99,11 +96,10 @@ def record_failure(counter: Counter, policy: AttemptPolicy, now: datetime) -> Af
 def retry_description(until: datetime, now: datetime) -> dict[str, object]:
     """When a locked subject may try again, for the problem document the citizen reads."""
     seconds = max(1, int((until - now).total_seconds() + 0.999))
-    jalali = jdatetime.datetime.fromgregorian(datetime=until.astimezone(_TEHRAN))
     return {
         "retry_after_seconds": seconds,
         "locked_until": until.isoformat(),
-        "locked_until_jalali": jalali.strftime("%Y/%m/%d %H:%M:%S"),
+        "locked_until_jalali": jalali_moment(until),
     }
 
 
