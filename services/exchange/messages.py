@@ -18,8 +18,16 @@ register_messages(
             "en": "An agency registers only its own data services.",
         },
         "exchange_invalid_schema": {
-            "fa": "طرح‌واره JSON سرویس داده نامعتبر است.",
-            "en": "The data service's JSON schema is invalid.",
+            "fa": (
+                "طرح‌واره JSON سرویس داده نامعتبر است یا چیزی دارد که مرکز تبادل اجرا نمی‌کند: "
+                "عبارت باقاعده‌ای که RE2 نمی‌پذیرد، ارجاع به بیرون یا ارجاع بازگشتی، "
+                "یا اندازه و عمقی بیش از حد."
+            ),
+            "en": (
+                "The data service's JSON schema is invalid, or holds what the exchange does "
+                "not run: a regular expression RE2 cannot run, a reference outside the schema "
+                "or back to itself, or too great a size or depth."
+            ),
         },
         "exchange_unknown_data_service": {
             "fa": "چنین سرویس داده‌ای در مرکز تبادل ثبت نشده است.",

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import jsonschema
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from services.exchange.domain.schemas import schema_refusal
 from shared.vocabulary import AgencyCode, Localized
 
 
@@ -82,13 +82,12 @@ class DataServiceTerms(BaseModel):
         return agency is not None and self.data_service.startswith(f"{agency}.")
 
     def schema_problem(self) -> str | None:
-        """The first of the two JSON schemas that is not a valid schema, and why."""
+        """The first of the two JSON schemas that the exchange will not run, and why: not
+        a valid schema, or not safe to run on payloads (`schemas.schema_refusal`)."""
         for name in ("request_schema", "response_schema"):
-            schema = getattr(self, name)
-            try:
-                jsonschema.validators.validator_for(schema).check_schema(schema)
-            except jsonschema.exceptions.SchemaError as error:
-                return f"{name}: {error.message}"
+            refusal = schema_refusal(getattr(self, name))
+            if refusal is not None:
+                return f"{name}: {refusal}"
         return None
 
 
