@@ -5,7 +5,7 @@ raises a `shared.errors.DomainError`; none knows HTTP, SQL or Kafka.
 
 - `transactions`: take_request, take_answer, time_out_overdue.
 - `registers`: register_data_service, data_services, grant_access, revoke_access,
-  public_keys, record_agency, record_agency_key, revoke_agency_key.
+  signing_key, public_keys, record_agency, record_agency_key, revoke_agency_key.
 - `gateway`: submit_request, gateway_outcome.
 - `citizens`: citizen_data_requests.
 """

@@ -69,6 +69,17 @@ async def revoke_access(
     return revoked
 
 
+async def signing_key(work: ExchangeWork) -> str:
+    """The kid the exchange signs with, its first key made if it has none.
+
+    The exchange calls this at start, in a transaction of its own. A first key made
+    inside a poll's transaction would sign what other polls commit meanwhile; if that
+    poll then failed, or the process died before it committed, those records would carry
+    a key that `/keys` never lists, and no agency could ever check them.
+    """
+    return (await work.signer()).kid
+
+
 async def public_keys(work: ExchangeWork) -> list[tuple[str, dict[str, Any]]]:
     """The exchange's public signing keys (kid, JWK), its first key made if it has none."""
     await work.signer()

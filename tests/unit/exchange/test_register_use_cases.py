@@ -18,6 +18,7 @@ from services.exchange.use_cases.registers import (
     register_data_service,
     revoke_access,
     revoke_agency_key,
+    signing_key,
 )
 from services.exchange.use_cases.transactions import take_request
 from shared.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
@@ -249,6 +250,16 @@ async def test_the_public_keys_are_the_signing_keys_made_on_first_use_without_pr
     assert keys == [(signer.kid, public_jwk(signer.key))]
     assert all("d" not in jwk for _, jwk in keys)
     assert await public_keys(w.work) == keys
+
+
+async def test_the_signing_key_is_the_one_signed_with_and_listed() -> None:
+    w = world()
+
+    kid = await signing_key(w.work)
+
+    assert kid == (await w.work.signer()).kid
+    assert [listed for listed, _ in await public_keys(w.work)] == [kid]
+    assert await signing_key(w.work) == kid
 
 
 # Agencies and their keys, projected.
