@@ -67,7 +67,7 @@ PROGRESS_MESSAGE: dict[str, Any] = {
 }
 
 # The version of the event contracts as a whole; raise it when a topic or event changes.
-CONTRACTS_VERSION = "2.0.0"
+CONTRACTS_VERSION = "2.1.0"
 
 
 def message_name(event: type[Event]) -> str:

@@ -89,12 +89,38 @@ async def list_data_services(
 async def grant_access(
     body: AccessRightIn,
     runtime: RuntimeDep,
+    principal: Annotated[Principal, Depends(require_scopes("exchange:admin"))],
+) -> dict[str, Any]:
+    """Grant a consumer agency a right to a data service, for purposes, in a period; the
+    caller (its token's subject) is recorded as the grantor."""
+    async with transaction(runtime.pool, ExchangeStorage) as work:
+        granted = await registers.grant_access(work, body, principal.subject)
+    return granted.model_dump(mode="json")
+
+
+@router.get("/access-rights/{right_id}", tags=["access rights"])
+async def access_right(
+    right_id: uuid.UUID,
+    runtime: RuntimeDep,
     _: Annotated[Principal, Depends(require_scopes("exchange:admin"))],
 ) -> dict[str, Any]:
-    """Grant a consumer agency a right to a data service, for purposes, in a period."""
+    """A right as the register holds it: its terms, who granted it, and whether, why and
+    by whom it was revoked."""
     async with transaction(runtime.pool, ExchangeStorage) as work:
-        granted = await registers.grant_access(work, body)
-    return granted.model_dump(mode="json")
+        right = await registers.access_right(work, right_id)
+    return {
+        "right_id": str(right.right_id),
+        "consumer": right.consumer,
+        "data_service": right.data_service,
+        "purposes": list(right.purposes),
+        "legal_basis": right.legal_basis,
+        "valid_from": right.valid_from.isoformat(),
+        "valid_until": None if right.valid_until is None else right.valid_until.isoformat(),
+        "granted_by": right.granted_by,
+        "revoked_at": None if right.revoked_at is None else right.revoked_at.isoformat(),
+        "revoked_reason": right.revoked_reason,
+        "revoked_by": right.revoked_by,
+    }
 
 
 @router.post("/access-rights/{right_id}/revocation", tags=["access rights"])
@@ -102,11 +128,12 @@ async def revoke_access(
     right_id: uuid.UUID,
     body: RevocationIn,
     runtime: RuntimeDep,
-    _: Annotated[Principal, Depends(require_scopes("exchange:admin"))],
+    principal: Annotated[Principal, Depends(require_scopes("exchange:admin"))],
 ) -> dict[str, Any]:
-    """End a right before its term; requests after this are denied."""
+    """End a right before its term; requests after this are denied. The caller (its
+    token's subject) is recorded as who revoked it."""
     async with transaction(runtime.pool, ExchangeStorage) as work:
-        revoked = await registers.revoke_access(work, right_id, body.reason)
+        revoked = await registers.revoke_access(work, right_id, body.reason, principal.subject)
     return revoked.model_dump(mode="json")
 
 

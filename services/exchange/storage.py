@@ -31,6 +31,7 @@ from shared.envelope import Envelope
 from shared.events.catalog import AgencyRecorded
 from shared.events.exchange import (
     AccessGranted,
+    AccessRevoked,
     DataProvided,
     DataRefused,
     DataRequestCompleted,
@@ -241,7 +242,8 @@ class ExchangeStorage(UnitOfWork):
     async def save_right(self, right: AccessGranted) -> None:
         await self.connection.execute(
             "INSERT INTO access_rights (right_id, consumer, data_service, purposes,"
-            " legal_basis, valid_from, valid_until) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            " legal_basis, valid_from, valid_until, granted_by)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             right.right_id,
             right.consumer,
             right.data_service,
@@ -249,15 +251,17 @@ class ExchangeStorage(UnitOfWork):
             right.legal_basis,
             right.valid_from,
             right.valid_until,
+            right.granted_by,
         )
 
-    async def revoke_right(self, right_id: uuid.UUID, reason: str, at: datetime) -> bool:
+    async def revoke_right(self, revoked: AccessRevoked, at: datetime) -> bool:
         done = await self.connection.fetchval(
-            "UPDATE access_rights SET revoked_at = $2, revoked_reason = $3"
+            "UPDATE access_rights SET revoked_at = $2, revoked_reason = $3, revoked_by = $4"
             " WHERE right_id = $1 AND revoked_at IS NULL RETURNING true",
-            right_id,
+            revoked.right_id,
             at,
-            reason,
+            revoked.reason,
+            revoked.revoked_by,
         )
         return bool(done)
 
@@ -512,6 +516,9 @@ def _right(row: Record) -> AccessRight:
         valid_from=valid_from,
         valid_until=_moment(row["valid_until"]),
         revoked_at=_moment(row["revoked_at"]),
+        granted_by=row["granted_by"],
+        revoked_by=row["revoked_by"],
+        revoked_reason=row["revoked_reason"],
     )
 
 

@@ -9,7 +9,7 @@ JSON of the other fields) is defined with the exchange client library.
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, ConfigDict, Field
 
@@ -66,28 +66,58 @@ class DataServiceRegistered(Event):
     active: bool
 
 
+_RIGHT_EXAMPLE: dict[str, Any] = {
+    "right_id": "0a9b8c7d-6e5f-4a3b-9c2d-1e0f9a8b7c6d",
+    "consumer": "social-security",
+    "data_service": "civil-registration.vital-status",
+    "purposes": ["benefit-eligibility"],
+    "legal_basis": "National Data and Information Law, art. 5",
+    "valid_from": "2024-03-20T00:00:00Z",
+    "valid_until": None,
+}
+_GRANTOR = "platform-operator.5f0c2a9e71d4b386"
+Actor = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        description="Who did it: the subject of the token it was done with (for an agency "
+        "system's token, its client id).",
+    ),
+]
+
+
 @event
 class AccessGranted(Event):
-    """A consumer agency may call a data service, for these purposes, in this period."""
+    """A consumer agency may call a data service, for these purposes, in this period;
+    granted by `granted_by`."""
+
+    event_type = "AccessGranted"
+    schema_version = 2
+    topic = Topic.EXCHANGE_ACCESS_RIGHTS
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [_RIGHT_EXAMPLE | {"granted_by": _GRANTOR}]}
+    )
+
+    right_id: uuid.UUID
+    consumer: AgencyCode
+    data_service: DataServiceId
+    purposes: list[str] = Field(min_length=1)
+    legal_basis: str = Field(min_length=1)
+    valid_from: AwareDatetime
+    valid_until: AwareDatetime | None
+    granted_by: Actor
+
+
+@event
+class AccessGrantedV1(Event):
+    """A right as version 1 recorded it, before grants named who made them: still
+    readable from the compacted register."""
 
     event_type = "AccessGranted"
     schema_version = 1
     topic = Topic.EXCHANGE_ACCESS_RIGHTS
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "right_id": "0a9b8c7d-6e5f-4a3b-9c2d-1e0f9a8b7c6d",
-                    "consumer": "social-security",
-                    "data_service": "civil-registration.vital-status",
-                    "purposes": ["benefit-eligibility"],
-                    "legal_basis": "National Data and Information Law, art. 5",
-                    "valid_from": "2024-03-20T00:00:00Z",
-                    "valid_until": None,
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [_RIGHT_EXAMPLE]})
 
     right_id: uuid.UUID
     consumer: AgencyCode
@@ -100,7 +130,31 @@ class AccessGranted(Event):
 
 @event
 class AccessRevoked(Event):
-    """A right ends before its term."""
+    """A right ends before its term; revoked by `revoked_by`."""
+
+    event_type = "AccessRevoked"
+    schema_version = 2
+    topic = Topic.EXCHANGE_ACCESS_RIGHTS
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "right_id": "0a9b8c7d-6e5f-4a3b-9c2d-1e0f9a8b7c6d",
+                    "reason": "agreement ended",
+                    "revoked_by": _GRANTOR,
+                }
+            ]
+        }
+    )
+
+    right_id: uuid.UUID
+    reason: str = Field(min_length=1)
+    revoked_by: Actor
+
+
+@event
+class AccessRevokedV1(Event):
+    """A revocation as version 1 recorded it, before revocations named who made them."""
 
     event_type = "AccessRevoked"
     schema_version = 1

@@ -51,6 +51,11 @@ class AccessRight:
     valid_from: datetime
     valid_until: datetime | None
     revoked_at: datetime | None
+    # Who granted and who revoked it (token subjects); None for rights granted before
+    # the exchange recorded it.
+    granted_by: str | None = None
+    revoked_by: str | None = None
+    revoked_reason: str | None = None
 
     def allows(self, purpose: str, at: datetime) -> bool:
         return (

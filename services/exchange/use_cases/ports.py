@@ -17,7 +17,12 @@ from services.exchange.domain.authorisation import AgencyKey
 from services.exchange.domain.registers import AccessRight, Agency, DataService
 from services.exchange.domain.transaction import ExchangeSigner, Transaction
 from shared.events.catalog import AgencyRecorded
-from shared.events.exchange import AccessGranted, DataRequested, DataServiceRegistered
+from shared.events.exchange import (
+    AccessGranted,
+    AccessRevoked,
+    DataRequested,
+    DataServiceRegistered,
+)
 from shared.events.identity import AgencyKeyPublished, AgencyKeyRevoked
 from shared.unit_of_work import Publisher
 
@@ -80,8 +85,8 @@ class ExchangeWork(Publisher, Protocol):
 
     async def save_right(self, right: AccessGranted) -> None: ...
 
-    async def revoke_right(self, right_id: uuid.UUID, reason: str, at: datetime) -> bool:
-        """Mark a right revoked; False if it does not exist or already was."""
+    async def revoke_right(self, revoked: AccessRevoked, at: datetime) -> bool:
+        """Mark a right revoked, why and by whom; False if it does not exist or already was."""
         ...
 
     async def signer(self) -> ExchangeSigner:

@@ -7,7 +7,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from services.exchange.domain.registers import AccessTerms, DataService, DataServiceTerms
+from services.exchange.domain.registers import (
+    AccessRight,
+    AccessTerms,
+    DataService,
+    DataServiceTerms,
+)
 from services.exchange.use_cases.ports import SOURCE, ExchangeWork
 from shared.envelope import Envelope
 from shared.errors import Conflict, Forbidden, Invalid, NotFound
@@ -38,8 +43,9 @@ async def data_services(work: ExchangeWork, provider: str | None = None) -> list
     return await work.data_services(provider)
 
 
-async def grant_access(work: ExchangeWork, terms: AccessTerms) -> AccessGranted:
-    """Grant a consumer agency a right to a data service, for purposes, in a period."""
+async def grant_access(work: ExchangeWork, terms: AccessTerms, granted_by: str) -> AccessGranted:
+    """Grant a consumer agency a right to a data service, for purposes, in a period;
+    `granted_by` (the grantor's token subject) is kept with it and announced."""
     if not terms.period_is_valid():
         raise Invalid("exchange_invalid_period")
     service = await work.data_service(terms.data_service)
@@ -50,23 +56,38 @@ async def grant_access(work: ExchangeWork, terms: AccessTerms) -> AccessGranted:
         raise Invalid("exchange_purpose_not_served", ", ".join(unserved))
     if await work.agency(terms.consumer) is None:
         raise Invalid("exchange_unknown_agency", terms.consumer)
-    granted = AccessGranted(right_id=uuid.uuid4(), **terms.model_dump())
+    granted = AccessGranted(right_id=uuid.uuid4(), granted_by=granted_by, **terms.model_dump())
     await work.save_right(granted)
     await work.publish([Envelope.wrap(granted, source=SOURCE, subject=str(granted.right_id))])
     return granted
 
 
 async def revoke_access(
-    work: ExchangeWork, right_id: uuid.UUID, reason: str, *, now: datetime | None = None
+    work: ExchangeWork,
+    right_id: uuid.UUID,
+    reason: str,
+    revoked_by: str,
+    *,
+    now: datetime | None = None,
 ) -> AccessRevoked:
-    """End a right before its term; requests after this are denied."""
+    """End a right before its term; requests after this are denied. `revoked_by` (the
+    token subject) is kept with it and announced."""
     if await work.access_right(right_id) is None:
         raise NotFound("exchange_unknown_right", str(right_id))
-    if not await work.revoke_right(right_id, reason, now or datetime.now(UTC)):
+    revoked = AccessRevoked(right_id=right_id, reason=reason, revoked_by=revoked_by)
+    if not await work.revoke_right(revoked, now or datetime.now(UTC)):
         raise Conflict("exchange_right_already_revoked", str(right_id))
-    revoked = AccessRevoked(right_id=right_id, reason=reason)
     await work.publish([Envelope.wrap(revoked, source=SOURCE, subject=str(right_id))])
     return revoked
+
+
+async def access_right(work: ExchangeWork, right_id: uuid.UUID) -> AccessRight:
+    """A right as the register holds it: its terms, who granted it, whether (and by
+    whom) it was revoked."""
+    right = await work.access_right(right_id)
+    if right is None:
+        raise NotFound("exchange_unknown_right", str(right_id))
+    return right
 
 
 async def signing_key(work: ExchangeWork) -> str:

@@ -473,6 +473,7 @@ async def test_a_revoked_right_denies_later_requests(world: World) -> None:
         f"/access-rights/{right_id}/revocation", json={"reason": "agreement ended"}, headers=admin
     )
     assert response.status_code == 200, response.text
+    assert response.json()["revoked_by"] == "exchange-admin"
     again = await world.http.post(
         f"/access-rights/{right_id}/revocation", json={"reason": "again"}, headers=admin
     )
@@ -480,6 +481,43 @@ async def test_a_revoked_right_denies_later_requests(world: World) -> None:
     with pytest.raises(Denied) as denied:
         await ask_about_the_citizen(world.client, data_service)
     assert denied.value.reason.startswith("no_access_right")
+
+
+async def test_grants_and_revocations_record_who_made_them(world: World) -> None:
+    data_service = await register_data_service(
+        world.http, world.issuer, world.provider, f"attributed-{run_id()}"
+    )
+    right_id = await grant(world.http, world.issuer, world.consumer, data_service)
+    operator = world.issuer.headers("operator-on-duty", scope="exchange:admin")
+    response = await world.http.post(
+        f"/access-rights/{right_id}/revocation", json={"reason": "audit finding"}, headers=operator
+    )
+    assert response.status_code == 200, response.text
+
+    response = await world.http.get(f"/access-rights/{right_id}", headers=operator)
+    assert response.status_code == 200, response.text
+    right = response.json()
+    assert (right["granted_by"], right["revoked_by"], right["revoked_reason"]) == (
+        "exchange-admin",
+        "operator-on-duty",
+        "audit finding",
+    )
+    unscoped = world.issuer.headers("x", agency=world.consumer.code, scope="exchange:request")
+    assert (await world.http.get(f"/access-rights/{right_id}", headers=unscoped)).status_code == 403
+    records = await read_all(
+        world.kafka,
+        Topic.EXCHANGE_ACCESS_RIGHTS.value,
+        until=lambda found: len(_about(found, right_id)) >= 2,
+    )
+    granted, revoked = _about(records, right_id)
+    assert (granted.schema_version, granted.payload.granted_by) == (2, "exchange-admin")
+    assert (revoked.schema_version, revoked.payload.revoked_by) == (2, "operator-on-duty")
+
+
+def _about(records: list[Any], right_id: str) -> list[Envelope[Any]]:
+    """The access-rights register's events about one right, in order."""
+    envelopes = [decode(record.value) for record in records]
+    return [e for e in envelopes if str(getattr(e.payload, "right_id", "")) == right_id]
 
 
 async def test_the_admin_api_refuses_what_no_one_may_register(world: World) -> None:

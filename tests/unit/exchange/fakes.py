@@ -19,7 +19,12 @@ from services.exchange.domain.registers import AccessRight, Agency, DataService
 from services.exchange.domain.transaction import ExchangeSigner, Transaction
 from services.exchange.use_cases.ports import AnswerContext, RequestContext
 from shared.events.catalog import AgencyRecorded
-from shared.events.exchange import AccessGranted, DataRequested, DataServiceRegistered
+from shared.events.exchange import (
+    AccessGranted,
+    AccessRevoked,
+    DataRequested,
+    DataServiceRegistered,
+)
 from shared.events.identity import AgencyKeyPublished, AgencyKeyRevoked
 from shared.signing import generate_key, public_jwk
 from tests.unit.fake_outbox import FakeOutbox
@@ -120,13 +125,16 @@ class FakeExchangeWork(FakeOutbox):
             valid_from=right.valid_from,
             valid_until=right.valid_until,
             revoked_at=None,
+            granted_by=right.granted_by,
         )
 
-    async def revoke_right(self, right_id: uuid.UUID, reason: str, at: datetime) -> bool:
-        right = self.rights.get(right_id)
+    async def revoke_right(self, revoked: AccessRevoked, at: datetime) -> bool:
+        right = self.rights.get(revoked.right_id)
         if right is None or right.revoked_at is not None:
             return False
-        self.rights[right_id] = replace(right, revoked_at=at)
+        self.rights[revoked.right_id] = replace(
+            right, revoked_at=at, revoked_by=revoked.revoked_by, revoked_reason=revoked.reason
+        )
         return True
 
     async def signer(self) -> ExchangeSigner:

@@ -10,6 +10,7 @@ import pytest
 
 from services.exchange.domain.registers import AccessTerms, DataServiceTerms
 from services.exchange.use_cases.registers import (
+    access_right,
     data_services,
     grant_access,
     public_keys,
@@ -38,6 +39,8 @@ from tests.unit.exchange.world import (
     recorded,
     world,
 )
+
+OPERATOR = "platform-operator.5f0c2a9e71d4b386"
 
 
 def code_of(error: pytest.ExceptionInfo[DomainError]) -> str:
@@ -145,7 +148,7 @@ async def test_a_granted_right_is_kept_and_announced_and_lets_requests_through()
     w = world()
     w.work.rights.clear()
 
-    granted = await grant_access(w.work, right_terms())
+    granted = await grant_access(w.work, right_terms(), OPERATOR)
 
     assert w.work.rights[granted.right_id].legal_basis == LEGAL_BASIS
     (envelope,) = w.work.published
@@ -195,7 +198,7 @@ async def test_a_right_on_terms_the_register_cannot_honour_is_refused_and_not_gr
     w = world()
 
     with pytest.raises(refusal) as error:
-        await grant_access(w.work, right_terms(**changes))
+        await grant_access(w.work, right_terms(**changes), OPERATOR)
 
     assert code_of(error) == code
     if detail is not None:
@@ -206,9 +209,11 @@ async def test_a_right_on_terms_the_register_cannot_honour_is_refused_and_not_gr
 async def test_a_revoked_right_is_announced_and_denies_later_requests() -> None:
     w = world()
 
-    revoked = await revoke_access(w.work, RIGHT.right_id, "agreement ended", now=NOW)
+    revoked = await revoke_access(w.work, RIGHT.right_id, "agreement ended", OPERATOR, now=NOW)
 
-    assert revoked == AccessRevoked(right_id=RIGHT.right_id, reason="agreement ended")
+    assert revoked == AccessRevoked(
+        right_id=RIGHT.right_id, reason="agreement ended", revoked_by=OPERATOR
+    )
     assert w.work.rights[RIGHT.right_id].revoked_at == NOW
     (envelope,) = w.work.published
     assert envelope.subject == str(RIGHT.right_id)
@@ -219,21 +224,60 @@ async def test_revoking_a_right_that_does_not_exist_is_not_found() -> None:
     w = world()
 
     with pytest.raises(NotFound) as error:
-        await revoke_access(w.work, uuid.uuid4(), "why not")
+        await revoke_access(w.work, uuid.uuid4(), "why not", OPERATOR)
 
     assert code_of(error) == "exchange_unknown_right"
 
 
 async def test_a_right_is_revoked_only_once() -> None:
     w = world()
-    await revoke_access(w.work, RIGHT.right_id, "agreement ended", now=NOW)
+    await revoke_access(w.work, RIGHT.right_id, "agreement ended", OPERATOR, now=NOW)
 
     with pytest.raises(Conflict) as error:
-        await revoke_access(w.work, RIGHT.right_id, "again", now=NOW + timedelta(hours=1))
+        await revoke_access(
+            w.work, RIGHT.right_id, "again", "someone-else", now=NOW + timedelta(hours=1)
+        )
 
     assert code_of(error) == "exchange_right_already_revoked"
     assert w.work.rights[RIGHT.right_id].revoked_at == NOW
+    assert w.work.rights[RIGHT.right_id].revoked_by == OPERATOR
     assert len(w.work.published) == 1
+
+
+async def test_a_grant_records_and_announces_who_made_it() -> None:
+    w = world()
+
+    granted = await grant_access(w.work, right_terms(), OPERATOR)
+
+    assert granted.granted_by == OPERATOR
+    assert (await access_right(w.work, granted.right_id)).granted_by == OPERATOR
+    (envelope,) = w.work.published
+    assert isinstance(envelope.payload, AccessGranted)
+    assert envelope.payload.granted_by == OPERATOR
+    assert envelope.schema_version == 2
+
+
+async def test_a_revocation_records_and_announces_who_made_it_and_why() -> None:
+    w = world()
+
+    await revoke_access(w.work, RIGHT.right_id, "agreement ended", OPERATOR, now=NOW)
+
+    right = await access_right(w.work, RIGHT.right_id)
+    assert (right.revoked_at, right.revoked_by, right.revoked_reason) == (
+        NOW,
+        OPERATOR,
+        "agreement ended",
+    )
+    (envelope,) = w.work.published
+    assert isinstance(envelope.payload, AccessRevoked)
+    assert envelope.payload.revoked_by == OPERATOR
+
+
+async def test_a_right_the_register_does_not_hold_is_not_found() -> None:
+    with pytest.raises(NotFound) as error:
+        await access_right(world().work, uuid.uuid4())
+
+    assert code_of(error) == "exchange_unknown_right"
 
 
 # The exchange's own keys.
