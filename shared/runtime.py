@@ -30,6 +30,7 @@ from shared.envelope import Envelope, Event
 from shared.events.platform import ServiceStarted
 from shared.http import install_problem_handlers
 from shared.inbox import handle_once
+from shared.input_guard import InputGuard, InputLimits
 from shared.kafka import EventConsumer, Rejected
 from shared.kafka_access import KafkaAccess
 from shared.logging import configure_logging, get_logger
@@ -160,6 +161,7 @@ def create_app(
     context: Callable[[Runtime], Any] | None = None,
     verifies_tokens: bool = False,
     background: Mapping[str, Callable[[Runtime], Coroutine[Any, Any, None]]] | None = None,
+    limits: InputLimits | None = None,
 ) -> FastAPI:
     """The service's ASGI app; its lifespan starts and stops everything the service runs.
 
@@ -170,7 +172,7 @@ def create_app(
     `context_of`. `verifies_tokens` follows identity's issuer keys so routes can use
     `require_scopes`. `background` names long-running tasks of the service's own (each
     gets the runtime, runs until cancelled at shutdown, and makes `/health` fail if it
-    stops early).
+    stops early). Every route's input is bounded by `limits` (sizes, characters, numbers).
     """
     name = settings.service_name
 
@@ -242,6 +244,7 @@ def create_app(
         telemetry={"operation_spans": False},
     )
     install_problem_handlers(app)
+    app.add_middleware(InputGuard, limits=limits or InputLimits())
     app.include_router(_health_router(name))
     for router in routers:
         app.include_router(router)
