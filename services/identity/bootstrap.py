@@ -9,9 +9,11 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 
 import services.identity.messages  # noqa: F401  (registers the service's messages)
+from services.identity.adapters.hashing import BoundedHasher, HashingGate
 from services.identity.adapters.key_ring import KeyRing
 from services.identity.adapters.operator_check import DevelopmentOperatorCheck, OperatorCheck
 from services.identity.adapters.sms_gateway import SmsGatewaySettings, development_gateway
+from services.identity.domain.networks import parse_networks
 from services.identity.handlers import HANDLERS
 from services.identity.http import IdentityContext, router, utc_now
 from services.identity.settings import IdentitySettings
@@ -28,7 +30,9 @@ def build(
 ) -> FastAPI:
     settings = settings or IdentitySettings()
     check = operator_check or DevelopmentOperatorCheck()
-    hasher = PasswordHasher()
+    hasher = BoundedHasher(PasswordHasher(), settings.hashing_concurrency)
+    hashing = HashingGate(settings.hashing_concurrency)
+    proxies = parse_networks(settings.trusted_proxies)
 
     def context(runtime: Runtime) -> IdentityContext:
         sealer = Sealer(settings.data_key_bytes)
@@ -40,7 +44,14 @@ def build(
             hasher=hasher,
             sms_gateway_key=settings.sms_gateway_key,
         )
-        return IdentityContext(pool=runtime.pool, sealer=sealer, keys=keys, deps=deps)
+        return IdentityContext(
+            pool=runtime.pool,
+            sealer=sealer,
+            keys=keys,
+            deps=deps,
+            hashing=hashing,
+            proxies=proxies,
+        )
 
     async def rotate_keys(runtime: Runtime) -> None:
         await runtime.context.keys.keep_rotating(utc_now)

@@ -20,9 +20,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
+from services.identity.adapters.hashing import HashingGate
 from services.identity.adapters.key_ring import KeyRing
 from services.identity.domain.citizens import Calendar
-from services.identity.domain.tokens import AGENCY_SCOPES
+from services.identity.domain.networks import Network
+from services.identity.domain.networks import client_address as resolve_client
 from services.identity.storage import IdentityStatements, IdentityStorage, statements
 from services.identity.use_cases import agencies, citizens, tokens
 from services.identity.use_cases.ports import Dependencies
@@ -51,6 +53,10 @@ class IdentityContext:
     sealer: Sealer
     keys: KeyRing
     deps: Dependencies
+    # Client-credential checks hash (argon2, 64 MiB each): at most this many at once.
+    hashing: HashingGate
+    # The platform's own reverse proxies, whose X-Forwarded-For is believed.
+    proxies: tuple[Network, ...] = ()
 
     def statements(self) -> AbstractAsyncContextManager[IdentityStatements]:
         """Storage outside a transaction, for one use case (`use_cases.ports.Statements`)."""
@@ -72,8 +78,10 @@ async def identity_of(request: Request) -> IdentityContext:
 IdentityDep = Annotated[IdentityContext, Depends(identity_of)]
 
 
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+def client_address(request: Request, identity: IdentityContext) -> str:
+    """The client's address: the peer, or what our trusted proxies say the client was."""
+    peer = request.client.host if request.client else "unknown"
+    return resolve_client(peer, request.headers.get("x-forwarded-for"), identity.proxies)
 
 
 async def citizen_principal(request: Request, identity: IdentityDep) -> Principal:
@@ -143,7 +151,16 @@ async def discovery(identity: IdentityDep) -> dict[str, Any]:
             "agency",
             "scope",
         ],
-        "scopes_supported": sorted(AGENCY_SCOPES),
+        "scopes_supported": sorted(
+            [
+                "catalog:write",
+                "catalog:deliveries",
+                "exchange:request",
+                "exchange:provide",
+                "exchange:admin",
+                "metrics:read",
+            ]
+        ),
         "x_citizen_sign_in": {
             "code_endpoint": f"{base}/citizens/sign-in/code",
             "sign_in_endpoint": f"{base}/citizens/sign-in",
@@ -179,11 +196,16 @@ class RegisteredOut(BaseModel):
 
 
 @router.post("/citizens", status_code=201, tags=["citizens"], response_model=RegisteredOut)
-async def register(form: RegistrationIn, identity: IdentityDep) -> RegisteredOut:
-    """Register a citizen; the operator check must say the mobile is theirs."""
+async def register(form: RegistrationIn, request: Request, identity: IdentityDep) -> RegisteredOut:
+    """Register a citizen; the operator check must say the mobile is theirs. A national ID
+    registered already is answered the same (so nobody learns who is registered)."""
     async with identity.statements() as work:
         citizen = await citizens.register(
-            work, identity.deps, citizens.Registration(**form.model_dump()), utc_now()
+            work,
+            identity.deps,
+            citizens.Registration(**form.model_dump()),
+            client_address(request, identity),
+            utc_now(),
         )
     return RegisteredOut(citizen=citizen)
 
@@ -203,7 +225,7 @@ async def request_code(form: CodeRequestIn, request: Request, identity: Identity
     """Send a one-time sign-in code by SMS to the citizen's registered mobile."""
     async with identity.statements() as work:
         sent = await citizens.request_code(
-            work, identity.deps, form.national_id, client_address(request), utc_now()
+            work, identity.deps, form.national_id, client_address(request, identity), utc_now()
         )
     return CodeSentOut(
         sent_to=sent.sent_to,
@@ -228,7 +250,7 @@ async def sign_in(form: SignInIn, request: Request, identity: IdentityDep) -> JS
             national_id_text=form.national_id,
             code_text=form.code,
             channel=form.channel,
-            client_address=client_address(request),
+            client_address=client_address(request, identity),
             user_agent=request.headers.get("user-agent"),
             now=utc_now(),
         )
@@ -322,7 +344,7 @@ async def token(request: Request, identity: IdentityDep) -> JSONResponse:
         )
         if not credentials[0] or not credentials[1]:
             raise ProblemError(401, "invalid_client", "client_id and client_secret are needed")
-        async with identity.statements() as work:
+        async with identity.hashing.admitted(), identity.statements() as work:
             response = await tokens.client_credentials(
                 work,
                 identity.deps,
@@ -373,11 +395,15 @@ async def register_agency_key(
     identity: IdentityDep,
     principal: Annotated[Principal, Depends(agency_principal)],
 ) -> dict[str, Any]:
-    """Register a public key the agency's systems sign with (needs `identity:agency-keys`);
-    published on `identity.agency-keys`."""
+    """Register a public key the agency's systems sign with; published on `identity.agency-keys`."""
+    assert principal.agency is not None
     async with identity.statements() as work:
         published = await agencies.register_key(
-            work, agencies.KeyRequest(**form.model_dump()), keeper=principal, now=utc_now()
+            work,
+            agencies.KeyRequest(**form.model_dump()),
+            agency=principal.agency,
+            registered_by=principal.subject,
+            now=utc_now(),
         )
     return published.model_dump(mode="json")
 
@@ -403,11 +429,11 @@ async def revoke_agency_key(
     principal: Annotated[Principal, Depends(agency_principal)],
     form: RevocationIn | None = None,
 ) -> Response:
-    """Revoke one of the agency's keys (needs `identity:agency-keys`); published as
-    `AgencyKeyRevoked`."""
+    """Revoke one of the agency's keys; published as `AgencyKeyRevoked`."""
+    assert principal.agency is not None
     reason = form.reason if form else "revoked by the agency"
     async with identity.transaction() as unit:
-        await agencies.revoke_own_key(unit, principal, kid, reason, utc_now())
+        await agencies.revoke_key(unit, principal.agency, kid, reason, utc_now())
     return Response(status_code=204)
 
 

@@ -30,6 +30,16 @@ register_messages(
             "fa": "این کد ملی پیش‌تر ثبت‌نام شده است؛ وارد شوید.",
             "en": "This national ID is already registered; sign in instead.",
         },
+        "too_many_requests": {
+            "fa": "درخواست‌ها از این شماره، کد ملی یا شبکه بیش از اندازه است؛ "
+            "پس از زمان گفته‌شده دوباره تلاش کنید.",
+            "en": "Too many requests for this mobile, national ID or network; "
+            "try again after the time given.",
+        },
+        "hashing_busy": {
+            "fa": "اکنون درخواست‌های ورود سامانه‌ها بسیار است؛ چند لحظه دیگر دوباره تلاش کنید.",
+            "en": "Too many agency systems are signing in right now; try again in a moment.",
+        },
         "not_registered": {
             "fa": "با این کد ملی ثبت‌نامی نیست؛ نخست ثبت‌نام کنید.",
             "en": "No one is registered with this national ID; register first.",

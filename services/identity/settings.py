@@ -48,18 +48,6 @@ class IdentitySettings(ServiceSettings):
     refresh_token_days: int = Field(
         default=30, validation_alias=_env("refresh_token_days"), ge=1, le=365
     )
-    operator_agencies: frozenset[str] = Field(
-        default=frozenset({"ito"}),
-        validation_alias=AliasChoices(
-            "PANJEREH_IDENTITY_OPERATOR_AGENCIES",
-            "PANJEREH_CATALOG_OPERATOR_AGENCIES",
-            "operator_agencies",
-        ),
-        description="The platform operator's agencies (by default the Information Technology "
-        "Organization, which runs the platform): only their clients may hold the operator's "
-        "scopes (`exchange:admin`). The catalog's operator setting is read when identity has "
-        "none of its own, so one setting names the operator everywhere.",
-    )
     code_seconds: int = Field(default=120, validation_alias=_env("code_seconds"), ge=30, le=900)
     code_attempts: int = Field(
         default=3,
@@ -83,6 +71,64 @@ class IdentitySettings(ServiceSettings):
         default=900, validation_alias=_env("failure_window_seconds"), ge=1
     )
     lockout_seconds: int = Field(default=900, validation_alias=_env("lockout_seconds"), ge=1)
+    # Abuse limits, per instance, in fixed windows (services/identity/README.md has the
+    # table). 0 turns one off. Network: the client's IPv4 /24 or IPv6 /64.
+    registrations_per_national_id_per_hour: int = Field(
+        default=5, validation_alias=_env("registrations_per_national_id_per_hour"), ge=0
+    )
+    registrations_per_mobile_per_hour: int = Field(
+        default=5, validation_alias=_env("registrations_per_mobile_per_hour"), ge=0
+    )
+    registrations_per_network_per_hour: int = Field(
+        default=60, validation_alias=_env("registrations_per_network_per_hour"), ge=0
+    )
+    registrations_per_minute: int = Field(
+        default=60_000, validation_alias=_env("registrations_per_minute"), ge=0
+    )
+    code_sends_per_national_id_per_hour: int = Field(
+        default=10, validation_alias=_env("code_sends_per_national_id_per_hour"), ge=0
+    )
+    code_sends_per_mobile_per_hour: int = Field(
+        default=10, validation_alias=_env("code_sends_per_mobile_per_hour"), ge=0
+    )
+    code_sends_per_network_per_hour: int = Field(
+        default=600, validation_alias=_env("code_sends_per_network_per_hour"), ge=0
+    )
+    code_sends_per_minute: int = Field(
+        default=60_000, validation_alias=_env("code_sends_per_minute"), ge=0
+    )
+    sign_ins_per_national_id_and_network_per_hour: int = Field(
+        default=30,
+        validation_alias=_env("sign_ins_per_national_id_and_network_per_hour"),
+        ge=0,
+    )
+    sign_ins_per_network_per_hour: int = Field(
+        default=1200, validation_alias=_env("sign_ins_per_network_per_hour"), ge=0
+    )
+    sign_ins_per_minute: int = Field(
+        default=60_000, validation_alias=_env("sign_ins_per_minute"), ge=0
+    )
+    trusted_proxies: str = Field(
+        default="",
+        validation_alias=_env("trusted_proxies"),
+        description="The platform's own reverse proxies (CIDRs, comma-separated): from these "
+        "peers the client is the rightmost untrusted X-Forwarded-For hop. Empty: the peer.",
+    )
+    unlimited_networks: str | None = Field(
+        default=None,
+        validation_alias=_env("unlimited_networks"),
+        description="Networks (CIDRs, comma-separated) the per-network limits and lockouts "
+        "spare, e.g. pishkhan offices behind one address. Unset: loopback in development "
+        "and test (the simulator and benchmarks), none in production.",
+    )
+    hashing_concurrency: int = Field(
+        default=4,
+        validation_alias=_env("hashing_concurrency"),
+        ge=1,
+        le=64,
+        description="Client secrets hashed at once at most (argon2, 64 MiB each); a token "
+        "request beyond it is refused at once with 429.",
+    )
     signing_key_days: int = Field(
         default=30,
         validation_alias=_env("signing_key_days"),

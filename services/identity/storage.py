@@ -58,15 +58,16 @@ def _counter(row: Any, prefix: str) -> Counter | None:
 
 
 async def _attempt_state(
-    connection: Connection, citizen_id: str, client_address: str, *, lock: bool
+    connection: Connection, citizen_id: str, network: str, *, lock: bool
 ) -> AttemptState | None:
-    """The citizen, their counter, the address's counter and their newest code; None if the
-    citizen is not registered. One round trip either way (migration 0003).
+    """The citizen, their counter on the client's network, the network's counter and their
+    newest code; None if the citizen is not registered. One round trip either way
+    (migrations 0003 and 0004).
 
     With `lock`, the citizen's row is locked to the end of the caller's transaction (and
     their `version` moved on): attempts judged under the lock are judged one after the
     other, and the citizen's counter and codes change only under it or by a write whose
-    version guard holds. The address's counter is only read here; it is locked when a
+    version guard holds. The network's counter is only read here; it is locked when a
     failure is counted against it (`lock_counter`).
     """
     row = await connection.fetchrow(
@@ -74,7 +75,7 @@ async def _attempt_state(
         if lock
         else "SELECT * FROM attempt_state($1, $2)",
         citizen_id,
-        client_address,
+        network,
     )
     if row is None:
         return None
@@ -264,8 +265,8 @@ class IdentityStorage(_OptimisticWrites, UnitOfWork):
         )
         return bool(inserted)
 
-    async def lock_attempt_state(self, citizen: str, client_address: str) -> AttemptState | None:
-        return await _attempt_state(self.connection, citizen, client_address, lock=True)
+    async def lock_attempt_state(self, citizen: str, network: str) -> AttemptState | None:
+        return await _attempt_state(self.connection, citizen, network, lock=True)
 
     async def peek_counter(self, scope: LockScope, subject: str) -> Counter | None:
         row = await self.connection.fetchrow(
@@ -511,8 +512,8 @@ class IdentityStatements(_OptimisticWrites):
         finally:
             await self.release()
 
-    async def attempt_state(self, citizen: str, client_address: str) -> AttemptState | None:
-        return await _attempt_state(await self._connection(), citizen, client_address, lock=False)
+    async def attempt_state(self, citizen: str, network: str) -> AttemptState | None:
+        return await _attempt_state(await self._connection(), citizen, network, lock=False)
 
     async def sign_ins(self, citizen: str, limit: int) -> list[dict[str, Any]]:
         rows = await (await self._connection()).fetch(

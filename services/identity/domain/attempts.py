@@ -79,19 +79,47 @@ class AttemptState:
 Counters = dict[tuple[LockScope, str], Counter]
 
 
+def citizen_on_network(citizen: str, network: str) -> str:
+    """The subject of a citizen's failure counter: the citizen on one client network.
+
+    A citizen is locked out only on the network the failures came from, so whoever fails
+    on purpose elsewhere cannot lock the citizen out of their own phone or pishkhan.
+    Guessing across many networks stays bounded by the code itself (a few guesses each)
+    and by how many codes a national ID may be sent an hour. `attempt_state` in the
+    migrations builds the same subject.
+    """
+    return f"{citizen} {network}"
+
+
 def counters(
-    state: AttemptState | None, client_address: str, now: datetime, address: Counter | None = None
+    state: AttemptState | None,
+    network: str,
+    now: datetime,
+    address: Counter | None = None,
+    *,
+    count_network: bool = True,
 ) -> Counters:
-    """The counters an attempt is judged by: the citizen's and the address's, fresh ones
-    where none is stored; for an unregistered citizen, the address's alone (`address`, as
-    read apart)."""
+    """The counters an attempt is judged by: the citizen's on this network and the
+    network's, fresh ones where none is stored; for an unregistered citizen, the network's
+    alone (`address`, as read apart). An unlimited network has no counter of its own."""
     fresh = Counter(0, now, None)
-    if state is None:
-        return {("client_address", client_address): address or fresh}
-    return {
-        ("citizen", state.record.citizen): state.citizen_counter or fresh,
-        ("client_address", client_address): state.address_counter or fresh,
-    }
+    judged: Counters = {}
+    if state is not None:
+        judged[("citizen", citizen_on_network(state.record.citizen, network))] = (
+            state.citizen_counter or fresh
+        )
+    if count_network:
+        network_counter = state.address_counter if state is not None else address
+        judged[("client_address", network)] = network_counter or fresh
+    return judged
+
+
+def citizen_counter(judged: Counters) -> tuple[str, Counter] | None:
+    """The citizen's own counter among those an attempt is judged by, with its subject."""
+    for (scope, subject), counter in judged.items():
+        if scope == "citizen":
+            return subject, counter
+    return None
 
 
 def latest_lock(judged: Counters, now: datetime) -> datetime | None:
@@ -103,8 +131,12 @@ def latest_lock(judged: Counters, now: datetime) -> datetime | None:
 class MustWait(TooManyAttempts):
     """Refused until `until`: the problem says when, in words and in `errors`."""
 
-    def __init__(self, code: str, until: datetime, now: datetime) -> None:
+    def __init__(
+        self, code: str, until: datetime, now: datetime, *, limit: str | None = None
+    ) -> None:
         self.retry: dict[str, Any] = retry_description(until, now)
+        if limit is not None:
+            self.retry["limit"] = limit  # which limit refused, for the client to read
         super().__init__(
             code,
             retry_sentence(until, now),

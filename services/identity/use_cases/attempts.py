@@ -22,9 +22,10 @@ Result = TypeVar("Result")
 async def optimistically(
     statements: Statements,
     citizen: str,
-    client_address: str,
+    network: str,
     now: datetime,
     *,
+    count_network: bool,
     plain: Callable[[OptimisticWrites, AttemptState, Counters], Awaitable[Result | None]],
     locked: Callable[
         [IdentityWork, AttemptState | None, Counters], Awaitable[Result | DomainError]
@@ -32,25 +33,29 @@ async def optimistically(
 ) -> Result:
     """Try the optimistic write, else take the lock and decide again.
 
-    `plain` judges a registered citizen on a plain read and writes with one guarded
-    statement; it returns None if it will not decide (a refusal is always decided under
-    the lock) or could not write (another attempt moved the citizen's state on). `locked`
-    decides in a transaction, holding the citizen's lock: it returns a refusal rather than
-    raising it, so what the refusal wrote (counters, history, events) commits first.
+    `network` is the client's (`domain.networks.client_network`); `count_network` is
+    False for a network the limits spare. `plain` judges a registered citizen on a plain
+    read and writes with one guarded statement; it returns None if it will not decide (a
+    refusal is always decided under the lock) or could not write (another attempt moved the
+    citizen's state on). `locked` decides in a transaction, holding the citizen's lock: it
+    returns a refusal rather than raising it, so what the refusal wrote (counters, history,
+    events) commits first.
     """
-    state = await statements.attempt_state(citizen, client_address)
+    state = await statements.attempt_state(citizen, network)
     if state is not None:
-        done = await plain(statements, state, counters(state, client_address, now))
+        judged = counters(state, network, now, count_network=count_network)
+        done = await plain(statements, state, judged)
         if done is not None:
             return done
     async with statements.transaction() as work:
-        state = await work.lock_attempt_state(citizen, client_address)
+        state = await work.lock_attempt_state(citizen, network)
         address = None
-        if state is None:
-            # Many citizens share an address (an office, a pishkhan, a carrier's NAT): its
+        if state is None and count_network:
+            # Many citizens share a network (an office, a pishkhan, a carrier's NAT): its
             # counter is locked only when a failure is counted, so successes never queue.
-            address = await work.peek_counter("client_address", client_address)
-        outcome = await locked(work, state, counters(state, client_address, now, address))
+            address = await work.peek_counter("client_address", network)
+        judged = counters(state, network, now, address, count_network=count_network)
+        outcome = await locked(work, state, judged)
     if isinstance(outcome, DomainError):
         raise outcome
     return outcome

@@ -21,6 +21,7 @@ from services.identity.domain.attempts import (
     MustWait,
     NewChallenge,
     NewCitizen,
+    citizen_counter,
     code_refusal,
     judge_code,
     latest_lock,
@@ -43,6 +44,7 @@ from services.identity.domain.codes import (
     record_failure,
     sms_text,
 )
+from services.identity.domain.networks import client_network
 from services.identity.use_cases.attempts import optimistically
 from services.identity.use_cases.ports import (
     SOURCE,
@@ -54,7 +56,6 @@ from services.identity.use_cases.ports import (
 from services.identity.use_cases.tokens import TokenResponse, new_session
 from shared.envelope import Envelope
 from shared.errors import (
-    Conflict,
     DomainError,
     Invalid,
     NotAuthenticated,
@@ -90,12 +91,24 @@ class Registration:
 
 
 async def register(
-    statements: Statements, deps: Dependencies, form: Registration, now: datetime
+    statements: Statements,
+    deps: Dependencies,
+    form: Registration,
+    client_address: str,
+    now: datetime,
 ) -> str:
-    """Register a citizen whose mobile the operator check says is theirs; their pseudonym."""
+    """Register a citizen whose mobile the operator check says is theirs; their pseudonym.
+
+    A national ID registered already is answered exactly as a new one (its pseudonym is
+    the same either way): a refusal would tell anyone holding a national ID and its
+    owner's mobile whether that person uses the platform. Registering again changes
+    nothing; codes still go to the mobile registered first.
+    """
     national_id = normalise_national_id(form.national_id)
     mobile = normalise_mobile(form.mobile)
     born = parse_birth_date(form.birth_date, form.calendar, now.date())
+    # Charged before the operator check: every registration costs a call to the regulator.
+    deps.limits.registration(national_id, mobile, client_address, now)
     try:
         owned = await deps.operator_check.mobile_belongs_to(national_id, mobile)
     except OperatorCheckUnavailable as error:
@@ -120,8 +133,6 @@ async def register(
                 citizen=citizen, province=form.province, birth_year=born.gregorian.year
             )
             await work.publish([Envelope.wrap(event, source=SOURCE, subject=citizen)])
-    if not added:
-        raise Conflict("already_registered", "this national ID is already registered")
     return citizen
 
 
@@ -142,12 +153,22 @@ async def request_code(
     sealed to the SMS gateway)."""
     citizen = pseudonym(normalise_national_id(national_id_text), deps.pseudonym_key)
     resend_after = timedelta(seconds=deps.settings.code_resend_seconds)
+    deps.limits.code_request(client_address, now)
+    charged = False
+
+    def charge(state: AttemptState) -> None:
+        # Once per request, though a collision may bring it to the send twice.
+        nonlocal charged
+        if not charged:
+            deps.limits.code_send(citizen, state.record.mobile, client_address, now)
+            charged = True
 
     async def plain(
         writes: OptimisticWrites, state: AttemptState, judged: Counters
     ) -> CodeSent | None:
         if code_refusal(state, judged, resend_after, now) is not None:
             return None
+        charge(state)
         return await _send_code(writes, deps, state, now)
 
     async def locked(
@@ -157,6 +178,7 @@ async def request_code(
             refusal = code_refusal(state, judged, resend_after, now)
             if refusal is not None:
                 return refusal
+            charge(state)
             sent = await _send_code(work, deps, state, now)
             assert sent is not None, "the citizen's lock keeps their state as read"
             return sent
@@ -171,7 +193,13 @@ async def request_code(
         return NotFound("not_registered", "no citizen has this national ID")
 
     return await optimistically(
-        statements, citizen, client_address, now, plain=plain, locked=locked
+        statements,
+        citizen,
+        client_network(client_address),
+        now,
+        count_network=not deps.limits.unlimited(client_address),
+        plain=plain,
+        locked=locked,
     )
 
 
@@ -249,6 +277,11 @@ async def _count_failures(
     return max(locks, default=None)
 
 
+def _failures_to_clear(judged: Counters) -> bool:
+    own = citizen_counter(judged)
+    return own is not None and own[1].failures > 0
+
+
 def _typed_code(text: str) -> str:
     code = to_ascii_digits(text).strip()
     if len(code) != CODE_DIGITS or not (code.isascii() and code.isdigit()):
@@ -297,7 +330,7 @@ async def sign_in(
         if (
             latest_lock(judged, now) is not None
             or judge_code(state.newest_challenge, matches, allowed, now) != "matches"
-            or judged[("citizen", attempt.citizen)].failures
+            or _failures_to_clear(judged)
         ):
             return None
         return await _signed_in(writes, deps, attempt, state)
@@ -309,8 +342,15 @@ async def sign_in(
 
     # Signing happens inside the transaction: the keys must not need another connection.
     await deps.signer.ready(now)
+    deps.limits.sign_in(attempt.citizen, client_address, now)
     return await optimistically(
-        statements, attempt.citizen, client_address, now, plain=plain, locked=locked
+        statements,
+        attempt.citizen,
+        client_network(client_address),
+        now,
+        count_network=not deps.limits.unlimited(client_address),
+        plain=plain,
+        locked=locked,
     )
 
 
@@ -373,11 +413,11 @@ async def _judged_sign_in(
             now,
         )
         if verdict == "matches":
-            citizen_counter = judged[("citizen", citizen)]
-            if citizen_counter.failures:
-                # A success starts the citizen's window afresh.
-                cleared = Counter(0, now, citizen_counter.locked_until)
-                await work.save_counter("citizen", citizen, cleared)
+            own = citizen_counter(judged)
+            if own is not None and own[1].failures:
+                # A success starts the citizen's window on this network afresh.
+                subject, counter = own
+                await work.save_counter("citizen", subject, Counter(0, now, counter.locked_until))
             tokens = await _signed_in(work, deps, attempt, state)
             assert tokens is not None, "the citizen's lock keeps their state as read"
             return tokens

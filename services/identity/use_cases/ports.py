@@ -14,6 +14,7 @@ import uuid
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any, Protocol
 
 from services.identity.adapters.operator_check import OperatorCheck
@@ -32,6 +33,7 @@ from services.identity.domain.tokens import (
     SigningKey,
 )
 from services.identity.settings import IdentitySettings
+from services.identity.use_cases.limits import AbuseLimits
 from shared.auth import Principal
 from shared.envelope import Envelope
 from shared.events.identity import AgencyKeyPublished, CitizenAuthenticated, SmsRequested
@@ -72,7 +74,7 @@ class IdentityWork(OptimisticWrites, Publisher, Protocol):
         """False if the citizen is registered already."""
         ...
 
-    async def lock_attempt_state(self, citizen: str, client_address: str) -> AttemptState | None:
+    async def lock_attempt_state(self, citizen: str, network: str) -> AttemptState | None:
         """As `Statements.attempt_state`, with the citizen's row locked to the end of the
         transaction and their version moved on; None if not registered."""
         ...
@@ -161,9 +163,9 @@ class Statements(OptimisticWrites, Protocol):
         takes one again."""
         ...
 
-    async def attempt_state(self, citizen: str, client_address: str) -> AttemptState | None:
-        """The citizen, their counter, the address's counter and their newest code, by a
-        plain read; None if the citizen is not registered."""
+    async def attempt_state(self, citizen: str, network: str) -> AttemptState | None:
+        """The citizen, their counter on this client network, the network's counter and
+        their newest code, by a plain read; None if the citizen is not registered."""
         ...
 
     async def sign_ins(self, citizen: str, limit: int) -> list[dict[str, Any]]: ...
@@ -215,6 +217,11 @@ class Dependencies:
     hasher: SecretHasher
     # Text messages are sealed to it: identity itself cannot open them again.
     sms_gateway_key: SealingKey = field(repr=False)
+
+    @cached_property
+    def limits(self) -> AbuseLimits:
+        """The abuse limits and their counters, one set per service (made on first use)."""
+        return AbuseLimits(self.settings)
 
     @property
     def pseudonym_key(self) -> bytes:

@@ -14,6 +14,7 @@ import pytest
 
 from services.identity.domain.citizens import normalise_mobile
 from services.identity.domain.codes import code_matches, sms_text
+from services.identity.domain.networks import client_network
 from services.identity.settings import IdentitySettings
 from shared.auth import IssuerKeys
 from shared.events.identity import (
@@ -315,7 +316,7 @@ async def test_codes_asked_for_at_once_leave_only_the_newest_open_and_it_signs_i
 async def test_a_client_address_is_locked_after_too_many_failures_across_citizens(
     client_for: Callable[[str], httpx.AsyncClient], settings: IdentitySettings
 ) -> None:
-    address = f"192.0.2.{int(time.time() * 1000) % 250 + 1}"
+    address = f"192.0.{int(time.time() * 1000) % 250}.1"
     async with client_for(address) as http:
         statuses = []
         for _ in range(settings.address_max_failures + 2):
@@ -462,10 +463,11 @@ async def test_concurrent_failures_from_one_address_lock_it_exactly_once(
     statuses = Counter(r.status_code for r in responses)
     limit = settings.address_max_failures
     assert statuses == {404: limit - 1, 429: 2 * limit + 1}
+    # The lockout is the network's (its /24), and is keyed by it.
     events, _ = await events_about(
         kafka_admin,
         Topic.IDENTITY_AUTHENTICATIONS,
-        address,
+        client_network(address),
         until=lambda rs: any(b"CitizenLockedOut" in r.value for r in rs),
     )
     lockouts = [e for e in events if isinstance(e, CitizenLockedOut)]

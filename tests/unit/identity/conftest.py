@@ -18,6 +18,7 @@ from tests.unit.identity.fakes import FakeHasher, FakeIdentity, FakeOperatorChec
 
 NOW = datetime(2026, 3, 20, 8, 30, tzinfo=UTC)
 ADDRESS = "10.1.2.3"
+NETWORK = "10.1.2.0/24"  # what limits and lockouts count ADDRESS under
 MOBILE = "09121234567"
 
 
@@ -86,7 +87,7 @@ async def registered(storage: FakeIdentity, deps: Dependencies, national: str | 
         calendar=None,
         province="IR-23",
     )
-    return await citizens.register(storage, deps, form, NOW)
+    return await citizens.register(storage, deps, form, ADDRESS, NOW)
 
 
 def agency(

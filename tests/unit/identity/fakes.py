@@ -21,6 +21,7 @@ from services.identity.domain.attempts import (
     NewChallenge,
     NewCitizen,
     SignInRecord,
+    citizen_on_network,
 )
 from services.identity.domain.codes import Counter, LockScope
 from services.identity.domain.tokens import (
@@ -116,7 +117,7 @@ class FakeIdentity:
     async def release(self) -> None:
         pass
 
-    async def attempt_state(self, citizen: str, client_address: str) -> AttemptState | None:
+    async def attempt_state(self, citizen: str, network: str) -> AttemptState | None:
         found = self.state.citizens.get(citizen)
         if found is None:
             return None
@@ -137,8 +138,10 @@ class FakeIdentity:
         return AttemptState(
             record=CitizenRecord(found.citizen, found.mobile, found.birth_date, found.province),
             version=self.state.versions[citizen],
-            citizen_counter=self.state.counters.get(("citizen", citizen)),
-            address_counter=self.state.counters.get(("client_address", client_address)),
+            citizen_counter=self.state.counters.get(
+                ("citizen", citizen_on_network(citizen, network))
+            ),
+            address_counter=self.state.counters.get(("client_address", network)),
             newest_challenge=newest,
         )
 
@@ -251,11 +254,11 @@ class FakeIdentity:
         self.state.versions[citizen.citizen] = 0
         return True
 
-    async def lock_attempt_state(self, citizen: str, client_address: str) -> AttemptState | None:
+    async def lock_attempt_state(self, citizen: str, network: str) -> AttemptState | None:
         if citizen not in self.state.citizens:
             return None
         self.state.versions[citizen] += 1
-        return await self.attempt_state(citizen, client_address)
+        return await self.attempt_state(citizen, network)
 
     async def peek_counter(self, scope: LockScope, subject: str) -> Counter | None:
         return self.state.counters.get((scope, subject))
