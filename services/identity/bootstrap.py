@@ -10,9 +10,18 @@ from fastapi import FastAPI
 
 import services.identity.messages  # noqa: F401  (registers the service's messages)
 from services.identity.adapters.hashing import BoundedHasher, HashingGate
+from services.identity.adapters.http_client import PartnerSettings
 from services.identity.adapters.key_ring import KeyRing
-from services.identity.adapters.operator_check import DevelopmentOperatorCheck, OperatorCheck
-from services.identity.adapters.sms_gateway import SmsGatewaySettings, development_gateway
+from services.identity.adapters.operator_check import (
+    DevelopmentOperatorCheck,
+    HttpOperatorCheck,
+    OperatorCheck,
+)
+from services.identity.adapters.sms_gateway import (
+    SmsGatewaySettings,
+    development_gateway,
+    provider_gateway,
+)
 from services.identity.domain.networks import parse_networks
 from services.identity.handlers import HANDLERS
 from services.identity.http import IdentityContext, router, utc_now
@@ -22,6 +31,22 @@ from shared.runtime import Runtime, create_app, serve
 from shared.sealing import Sealer
 
 
+def chosen_operator_check(settings: IdentitySettings) -> OperatorCheck:
+    """The check the settings name (production refuses the development one)."""
+    if settings.operator_check == "development":
+        return DevelopmentOperatorCheck()
+    assert settings.operator_check_url is not None  # the settings refuse http without it
+    token = settings.operator_check_token
+    return HttpOperatorCheck.at(
+        PartnerSettings(
+            url=settings.operator_check_url,
+            token=token.get_secret_value() if token else None,
+            timeout_seconds=settings.operator_check_timeout_seconds,
+            retries=settings.operator_check_retries,
+        )
+    )
+
+
 def build(
     settings: IdentitySettings | None = None,
     *,
@@ -29,7 +54,7 @@ def build(
     sms_gateway: SmsGatewaySettings | None = None,
 ) -> FastAPI:
     settings = settings or IdentitySettings()
-    check = operator_check or DevelopmentOperatorCheck()
+    check = operator_check or chosen_operator_check(settings)
     hasher = BoundedHasher(PasswordHasher(), settings.hashing_concurrency)
     hashing = HashingGate(settings.hashing_concurrency)
     proxies = parse_networks(settings.trusted_proxies)
@@ -62,6 +87,8 @@ def build(
     if settings.sms_gateway == "log":
         # Its own settings, with the private key identity's settings never hold.
         background["sms-gateway"] = development_gateway(sms_gateway or SmsGatewaySettings())
+    elif settings.sms_gateway == "http":
+        background["sms-gateway"] = provider_gateway(sms_gateway or SmsGatewaySettings())
     return create_app(
         settings,
         title="Panjereh identity",

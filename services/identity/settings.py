@@ -141,12 +141,33 @@ class IdentitySettings(ServiceSettings):
         ge=0,
         description="A new signing key is published this long before it signs.",
     )
-    sms_gateway: Literal["log", "off"] = Field(
+    sms_gateway: Literal["log", "http", "off"] = Field(
         default="log",
         validation_alias=_env("sms_gateway"),
         description="`log`: the development gateway (development and tests only), which logs "
-        "each message and hands it to the simulated phones; `off`: a real gateway, outside "
-        "this process, reads `identity.sms`.",
+        "each message and hands it to the simulated phones; `http`: the real gateway, beside "
+        "identity, sending through the SMS provider's HTTP service (its settings are "
+        "`PANJEREH_SMS_GATEWAY_*`); `off`: a gateway outside this process reads `identity.sms`.",
+    )
+    operator_check: Literal["development", "http"] = Field(
+        default="development",
+        validation_alias=_env("operator_check"),
+        description="Who says a mobile is the national ID holder's: `development` (any mobile "
+        "not ending in 0000; development and tests only) or `http`, the regulator's service.",
+    )
+    operator_check_url: str | None = Field(
+        default=None,
+        validation_alias=_env("operator_check_url"),
+        description="The regulator's check (contract in adapters/operator_check.py).",
+    )
+    operator_check_token: SecretStr | None = Field(
+        default=None, validation_alias=_env("operator_check_token")
+    )
+    operator_check_timeout_seconds: float = Field(
+        default=2.0, gt=0, validation_alias=_env("operator_check_timeout_seconds")
+    )
+    operator_check_retries: int = Field(
+        default=2, ge=0, validation_alias=_env("operator_check_retries")
     )
     sms_gateway_public_key: str = Field(
         default=DEVELOPMENT_SMS_GATEWAY_PUBLIC_KEY,
@@ -172,6 +193,12 @@ class IdentitySettings(ServiceSettings):
                 value = secret.get_secret_value()
                 if value.lower() in _DEVELOPMENT_SECRETS or len(value) < 32:
                     raise ValueError(f"{name} needs a real secret (32+ characters) in production")
+            if self.operator_check == "development":
+                raise ValueError(
+                    "PANJEREH_IDENTITY_OPERATOR_CHECK=development says any mobile not ending "
+                    "in 0000 belongs to whoever asks: refused in production (set it to `http` "
+                    "and PANJEREH_IDENTITY_OPERATOR_CHECK_URL to the regulator's check)"
+                )
             if self.sms_gateway == "log":
                 raise ValueError(
                     "PANJEREH_IDENTITY_SMS_GATEWAY=log runs the development SMS gateway, which "
@@ -183,6 +210,14 @@ class IdentitySettings(ServiceSettings):
                     "PANJEREH_IDENTITY_SMS_GATEWAY_PUBLIC_KEY needs the real gateway's public "
                     "key in production, not the development key"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _operator_check_has_an_address(self) -> IdentitySettings:
+        if self.operator_check == "http" and not self.operator_check_url:
+            raise ValueError(
+                "PANJEREH_IDENTITY_OPERATOR_CHECK=http needs PANJEREH_IDENTITY_OPERATOR_CHECK_URL"
+            )
         return self
 
     @property

@@ -29,6 +29,7 @@ SECRETS = {
         for name in (ADMIN, *(spec.name.value for spec in PRINCIPALS))
     },
     "PANJEREH_IDENTITY_SMS_GATEWAY_PUBLIC_KEY": "c21zLWdhdGV3YXktb2YtdGhlLWNvbXBvc2UtdGVzdDI=",
+    "PANJEREH_IDENTITY_OPERATOR_CHECK_URL": "https://regulator.example/mobile-ownership",
 }
 #: The processes that seal private keys, and so need the data key.
 SEALING = {"identity", "exchange"}

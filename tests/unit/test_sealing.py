@@ -98,6 +98,8 @@ def test_production_refuses_the_development_data_key_for_identity() -> None:
         data_key=key,
         sms_gateway="off",
         sms_gateway_public_key=new_key_pair()[1],
+        operator_check="http",
+        operator_check_url="https://regulator.example/check",
         **secrets,  # type: ignore[arg-type]
     )
     assert accepted.data_key_bytes == base64.b64decode(key)

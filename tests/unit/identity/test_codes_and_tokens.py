@@ -152,5 +152,7 @@ def test_production_refuses_the_development_secrets() -> None:
         PANJEREH_IDENTITY_OPERATOR_TOKEN="o" * 40,
         PANJEREH_IDENTITY_SMS_GATEWAY="off",
         PANJEREH_IDENTITY_SMS_GATEWAY_PUBLIC_KEY=new_key_pair()[1],
+        PANJEREH_IDENTITY_OPERATOR_CHECK="http",
+        PANJEREH_IDENTITY_OPERATOR_CHECK_URL="https://regulator.example/check",
     )
     assert accepted.pseudonym_key_bytes == b"p" * 40

@@ -109,6 +109,8 @@ def production_identity(**overrides: str) -> IdentitySettings:
         "operator_token": "o" * 40,
         "sms_gateway": "off",
         "sms_gateway_public_key": new_key_pair()[1],
+        "operator_check": "http",
+        "operator_check_url": "https://regulator.example/check",
         **overrides,
     }
     return IdentitySettings(**settings)  # type: ignore[arg-type]
