@@ -652,7 +652,7 @@ class AgenciesOnTheExchange:
             return True
         key = generate_key()
         kid = f"{agency}-simulator-{uuid.uuid4().hex[:8]}"
-        token = await self._operator.agency_token(agency, ["exchange:request", "exchange:provide"])
+        token = await self._operator.agency_token(agency, ["identity:agency-keys"])
         expect(
             await self._operator.identity.post(
                 "/agency-keys",

@@ -25,6 +25,7 @@ from services.identity.adapters.key_ring import KeyRing
 from services.identity.domain.citizens import Calendar
 from services.identity.domain.networks import Network
 from services.identity.domain.networks import client_address as resolve_client
+from services.identity.domain.tokens import AGENCY_SCOPES
 from services.identity.storage import IdentityStatements, IdentityStorage, statements
 from services.identity.use_cases import agencies, citizens, tokens
 from services.identity.use_cases.ports import Dependencies
@@ -151,16 +152,7 @@ async def discovery(identity: IdentityDep) -> dict[str, Any]:
             "agency",
             "scope",
         ],
-        "scopes_supported": sorted(
-            [
-                "catalog:write",
-                "catalog:deliveries",
-                "exchange:request",
-                "exchange:provide",
-                "exchange:admin",
-                "metrics:read",
-            ]
-        ),
+        "scopes_supported": sorted(AGENCY_SCOPES),
         "x_citizen_sign_in": {
             "code_endpoint": f"{base}/citizens/sign-in/code",
             "sign_in_endpoint": f"{base}/citizens/sign-in",
@@ -395,15 +387,11 @@ async def register_agency_key(
     identity: IdentityDep,
     principal: Annotated[Principal, Depends(agency_principal)],
 ) -> dict[str, Any]:
-    """Register a public key the agency's systems sign with; published on `identity.agency-keys`."""
-    assert principal.agency is not None
+    """Register a public key the agency's systems sign with (needs `identity:agency-keys`);
+    published on `identity.agency-keys`."""
     async with identity.statements() as work:
         published = await agencies.register_key(
-            work,
-            agencies.KeyRequest(**form.model_dump()),
-            agency=principal.agency,
-            registered_by=principal.subject,
-            now=utc_now(),
+            work, agencies.KeyRequest(**form.model_dump()), keeper=principal, now=utc_now()
         )
     return published.model_dump(mode="json")
 
@@ -429,11 +417,11 @@ async def revoke_agency_key(
     principal: Annotated[Principal, Depends(agency_principal)],
     form: RevocationIn | None = None,
 ) -> Response:
-    """Revoke one of the agency's keys; published as `AgencyKeyRevoked`."""
-    assert principal.agency is not None
+    """Revoke one of the agency's keys (needs `identity:agency-keys`); published as
+    `AgencyKeyRevoked`."""
     reason = form.reason if form else "revoked by the agency"
     async with identity.transaction() as unit:
-        await agencies.revoke_key(unit, principal.agency, kid, reason, utc_now())
+        await agencies.revoke_own_key(unit, principal, kid, reason, utc_now())
     return Response(status_code=204)
 
 

@@ -48,6 +48,18 @@ class IdentitySettings(ServiceSettings):
     refresh_token_days: int = Field(
         default=30, validation_alias=_env("refresh_token_days"), ge=1, le=365
     )
+    operator_agencies: frozenset[str] = Field(
+        default=frozenset({"ito"}),
+        validation_alias=AliasChoices(
+            "PANJEREH_IDENTITY_OPERATOR_AGENCIES",
+            "PANJEREH_CATALOG_OPERATOR_AGENCIES",
+            "operator_agencies",
+        ),
+        description="The platform operator's agencies (by default the Information Technology "
+        "Organization, which runs the platform): only their clients may hold the operator's "
+        "scopes (`exchange:admin`). The catalog's operator setting is read when identity has "
+        "none of its own, so one setting names the operator everywhere.",
+    )
     code_seconds: int = Field(default=120, validation_alias=_env("code_seconds"), ge=30, le=900)
     code_attempts: int = Field(
         default=3,

@@ -24,17 +24,33 @@ from joserfc.jwk import ECKey
 from shared.auth import AUDIENCE, CLOCK_SKEW_SECONDS
 from shared.events.identity import IssuerKeyPublished
 
+AGENCY_KEYS_SCOPE = "identity:agency-keys"
+"""Registering and revoking the keys of the token's own agency."""
+
+OPERATOR_SCOPES: frozenset[str] = frozenset({"exchange:admin"})
+"""What only the platform operator's systems may do: granting and revoking access rights
+between every agency."""
+
 AGENCY_SCOPES: frozenset[str] = frozenset(
     {
         "catalog:write",
         "catalog:deliveries",
         "exchange:request",
         "exchange:provide",
-        "exchange:admin",
         "metrics:read",
+        AGENCY_KEYS_SCOPE,
+        *OPERATOR_SCOPES,
     }
 )
 """What an agency system may be allowed to do; each client holds a subset."""
+
+
+def scopes_beyond_agency(
+    scopes: frozenset[str], agency: str, operator_agencies: frozenset[str]
+) -> frozenset[str]:
+    """The operator's scopes among `scopes`, which a client of `agency` may not hold
+    unless it is one of the platform operator's agencies."""
+    return frozenset() if agency in operator_agencies else scopes & OPERATOR_SCOPES
 
 
 def _registered_claims(

@@ -1,5 +1,10 @@
 """Agencies' use cases: client credentials (by operators) and signing keys (by agencies),
-and the projection of the catalog's register they depend on."""
+and the projection of the catalog's register they depend on.
+
+The operator's scopes (`exchange:admin`) are given only to clients of the platform
+operator's agencies; an agency's keys are registered and revoked only by its own systems
+holding `identity:agency-keys`.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,16 @@ from datetime import datetime
 from typing import Any
 
 from services.identity.domain.agency_keys import accept_public_jwk, thumbprint
-from services.identity.domain.tokens import AGENCY_SCOPES, ClientRegistration
+from services.identity.domain.tokens import (
+    AGENCY_KEYS_SCOPE,
+    AGENCY_SCOPES,
+    ClientRegistration,
+    scopes_beyond_agency,
+)
 from services.identity.use_cases.ports import SOURCE, Dependencies, IdentityWork, Statements
+from shared.auth import Principal
 from shared.envelope import Envelope
-from shared.errors import Conflict, Invalid, NotFound
+from shared.errors import Conflict, Forbidden, Invalid, NotFound
 from shared.events.catalog import AgencyRecorded
 from shared.events.identity import AgencyKeyPublished, AgencyKeyRevoked
 
@@ -47,6 +58,14 @@ async def create_client(
             "invalid_scope",
             f"unknown scopes: {' '.join(unknown)}" if unknown else "name at least one scope",
         )
+    operators_only = scopes_beyond_agency(
+        frozenset(scopes), agency, deps.settings.operator_agencies
+    )
+    if operators_only:
+        raise Invalid(
+            "invalid_scope",
+            f"only the platform operator's clients may hold {' '.join(sorted(operators_only))}",
+        )
     client_id = f"{agency}.{secrets.token_hex(8)}"
     secret = secrets.token_urlsafe(32)
     secret_hash = await asyncio.to_thread(deps.hasher.hash, secret)
@@ -79,11 +98,22 @@ class KeyRequest:
     replaces: str | None = None
 
 
+def key_keeper(principal: Principal) -> str:
+    """The agency whose keys this token's system may register and revoke: its own, and
+    only with `identity:agency-keys`. Forbidden otherwise."""
+    if principal.agency is None:
+        raise Forbidden("not_an_agency_token", "this needs an agency system's token")
+    if not principal.has(AGENCY_KEYS_SCOPE):
+        raise Forbidden("forbidden", f"missing scope: {AGENCY_KEYS_SCOPE}")
+    return principal.agency
+
+
 async def register_key(
-    statements: Statements, request: KeyRequest, *, agency: str, registered_by: str, now: datetime
+    statements: Statements, request: KeyRequest, *, keeper: Principal, now: datetime
 ) -> AgencyKeyPublished:
-    """Register and publish an agency's public key; with `replaces`, revoke that key too
-    (rotation), in the same transaction."""
+    """Register and publish a public key of the keeper's agency; with `replaces`, revoke
+    that key too (rotation), in the same transaction."""
+    agency = key_keeper(keeper)
     # The thumbprint is computed only once private members are refused.
     accept_public_jwk(request.jwk, "probe")
     chosen_kid = request.kid or f"{agency}-{thumbprint(request.jwk)}"
@@ -100,12 +130,19 @@ async def register_key(
         expires_at=request.expires_at,
     )
     async with statements.transaction() as work:
-        if not await work.insert_agency_key(published, registered_by):
+        if not await work.insert_agency_key(published, keeper.subject):
             raise Conflict("key_exists", f"the key id {chosen_kid!r} is taken")
         await work.publish([Envelope.wrap(published, source=SOURCE, subject=chosen_kid)])
         if request.replaces is not None:
             await revoke_key(work, agency, request.replaces, "rotated", now)
     return published
+
+
+async def revoke_own_key(
+    work: IdentityWork, keeper: Principal, kid: str, reason: str, now: datetime
+) -> None:
+    """Revoke a key of the keeper's agency; published as `AgencyKeyRevoked`."""
+    await revoke_key(work, key_keeper(keeper), kid, reason, now)
 
 
 async def revoke_key(work: IdentityWork, agency: str, kid: str, reason: str, now: datetime) -> None:

@@ -17,6 +17,7 @@ from services.identity.domain.tokens import (
     granted_scopes,
     hash_secret,
     new_refresh_token,
+    scopes_beyond_agency,
 )
 from services.identity.use_cases.ports import SOURCE, Dependencies, SecretHasher, Statements
 from shared.auth import InvalidToken
@@ -224,7 +225,12 @@ async def client_credentials(
         new_hash = await asyncio.to_thread(deps.hasher.hash, client_secret)
         await statements.update_client_secret(client_id, new_hash)
         await statements.release()
-    scopes = granted_scopes(found.scopes, scope)
+    # Clients given an operator's scope before only the operator could hold one keep the
+    # rest of their scopes, never that one.
+    held = found.scopes - scopes_beyond_agency(
+        found.scopes, found.agency, deps.settings.operator_agencies
+    )
+    scopes = granted_scopes(held, scope)
     if scopes is None:
         raise InvalidGrant("invalid_scope", "the client does not hold every scope requested")
     await deps.signer.ready(now)

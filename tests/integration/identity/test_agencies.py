@@ -175,7 +175,7 @@ async def test_agencies_register_rotate_and_revoke_their_signing_keys_on_the_top
 ) -> None:
     agency = unique("tax")
     await recorded_agency(kafka_admin, agency)
-    created = await new_client(client, agency, ["exchange:request"])
+    created = await new_client(client, agency, ["identity:agency-keys"])
     headers = {"authorization": f"Bearer {await agency_token(client, created)}"}
 
     async def add_key(jwk: dict[str, Any], **fields: str) -> httpx.Response:
@@ -229,6 +229,48 @@ async def test_agencies_register_rotate_and_revoke_their_signing_keys_on_the_top
 
     citizen_token = await client.get("/agency-keys", headers={"authorization": "Bearer x.y.z"})
     assert citizen_token.status_code == 401
+
+
+async def test_an_agency_system_without_the_keys_scope_may_not_register_or_revoke_keys(
+    client: httpx.AsyncClient, kafka_admin: KafkaAccess
+) -> None:
+    agency = unique("customs")
+    await recorded_agency(kafka_admin, agency)
+    keeper = await new_client(client, agency, ["identity:agency-keys"])
+    exchanging = await new_client(client, agency, ["exchange:request", "exchange:provide"])
+    keeper_headers = {"authorization": f"Bearer {await agency_token(client, keeper)}"}
+    headers = {"authorization": f"Bearer {await agency_token(client, exchanging)}"}
+    jwk = ECKey.generate_key("P-256").as_dict(private=False)
+
+    refused = await client.post("/agency-keys", json={"jwk": jwk}, headers=headers)
+    assert (refused.status_code, refused.json()["code"]) == (403, "forbidden")
+    registered = await client.post("/agency-keys", json={"jwk": jwk}, headers=keeper_headers)
+    assert registered.status_code == 201, registered.text
+    kid = registered.json()["kid"]
+    not_revoked = await client.post(f"/agency-keys/{kid}/revoke", headers=headers)
+    assert (not_revoked.status_code, not_revoked.json()["code"]) == (403, "forbidden")
+    listed = (await client.get("/agency-keys", headers=keeper_headers)).json()
+    assert [(k["kid"], k["revoked_at"]) for k in listed] == [(kid, None)]
+
+
+async def test_only_the_platform_operators_clients_may_hold_exchange_admin(
+    client: httpx.AsyncClient, kafka_admin: KafkaAccess, settings: IdentitySettings
+) -> None:
+    agency = unique("health")
+    await recorded_agency(kafka_admin, agency)
+    await new_client(client, agency, ["metrics:read"])  # the agency reached the projection
+    refused = await client.post(
+        f"/operator/agencies/{agency}/clients",
+        json={"name": "rights console", "scopes": ["exchange:admin"]},
+        headers=OPERATOR_HEADERS,
+    )
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_scope")
+
+    operator = sorted(settings.operator_agencies)[0]
+    await recorded_agency(kafka_admin, operator)
+    console = await new_client(client, operator, ["exchange:admin"])
+    token = await agency_token(client, console, scope="exchange:admin")
+    assert pyjwt.decode(token, options={"verify_signature": False})["scope"] == "exchange:admin"
 
 
 async def test_issuer_keys_rotate_without_refusing_tokens_already_issued(

@@ -12,12 +12,13 @@ from joserfc.jwk import ECKey
 from services.identity.domain.agency_keys import thumbprint
 from services.identity.domain.tokens import SigningKey, new_signing_key
 from services.identity.settings import IdentitySettings
-from services.identity.use_cases import agencies, issuer
+from services.identity.use_cases import agencies, issuer, tokens
 from services.identity.use_cases.ports import Dependencies
-from shared.errors import Conflict, Invalid, NotFound
+from shared.auth import Principal
+from shared.errors import Conflict, Forbidden, Invalid, NotFound
 from shared.events.identity import AgencyKeyPublished, AgencyKeyRevoked, IssuerKeyPublished
 from tests.unit.identity.conftest import NOW, agency, project
-from tests.unit.identity.fakes import FakeIdentity
+from tests.unit.identity.fakes import FakeIdentity, FakeSigner
 
 
 async def new_client(
@@ -107,13 +108,26 @@ async def test_revoking_a_client_another_agency_owns_is_not_found(
 # Agencies' keys ---------------------------------------------------------------------
 
 
-async def register(storage: FakeIdentity, jwk: dict[str, Any], **given: Any) -> AgencyKeyPublished:
+def system_of(agency: str, *scopes: str) -> Principal:
+    """A verified token of one of the agency's systems, holding `scopes`."""
+    return Principal(
+        subject=f"{agency}.client",
+        agency=agency,
+        scopes=frozenset(scopes),
+        level_of_assurance=None,
+        token_id="t1",
+        claims={},
+    )
+
+
+KEEPER = system_of("education", "identity:agency-keys")
+
+
+async def register(
+    storage: FakeIdentity, jwk: dict[str, Any], keeper: Principal = KEEPER, **given: Any
+) -> AgencyKeyPublished:
     return await agencies.register_key(
-        storage,
-        agencies.KeyRequest(jwk, **given),
-        agency="education",
-        registered_by="education.client",
-        now=NOW,
+        storage, agencies.KeyRequest(jwk, **given), keeper=keeper, now=NOW
     )
 
 
@@ -169,6 +183,80 @@ async def test_a_key_is_revoked_and_announced_once(storage: FakeIdentity) -> Non
     with pytest.raises(NotFound, match="unknown_key"):
         async with storage.transaction() as work:
             await agencies.revoke_key(work, "health", "k1", "lost", NOW)
+
+
+async def test_an_agency_system_without_the_keys_scope_registers_and_revokes_no_key(
+    storage: FakeIdentity,
+) -> None:
+    exchanging = system_of("education", "exchange:request", "exchange:provide")
+    with pytest.raises(Forbidden, match="identity:agency-keys") as refusal:
+        await register(storage, public_jwk(), keeper=exchanging, kid="k1")
+    assert refusal.value.status == 403
+    await register(storage, public_jwk(), kid="k1")
+    with pytest.raises(Forbidden, match="identity:agency-keys"):
+        async with storage.transaction() as work:
+            await agencies.revoke_own_key(work, exchanging, "k1", "lost", NOW)
+    assert storage.state.agency_keys["k1"]["revoked_at"] is None
+    assert len(storage.published) == 1
+
+
+async def test_an_agency_system_revokes_only_its_own_agencys_keys(storage: FakeIdentity) -> None:
+    await register(storage, public_jwk(), kid="k1")
+    other = system_of("health", "identity:agency-keys")
+    with pytest.raises(NotFound, match="unknown_key"):
+        async with storage.transaction() as work:
+            await agencies.revoke_own_key(work, other, "k1", "lost", NOW)
+    async with storage.transaction() as work:
+        await agencies.revoke_own_key(work, KEEPER, "k1", "lost", NOW)
+    assert [r.kid for r in storage.payloads(AgencyKeyRevoked)] == ["k1"]
+
+
+# The operator's scopes --------------------------------------------------------------
+
+
+async def test_exchange_admin_is_given_to_the_platform_operators_clients_alone(
+    storage: FakeIdentity, deps: Dependencies
+) -> None:
+    await project(storage, agency(1))
+    with pytest.raises(Invalid, match="exchange:admin") as refusal:
+        await new_client(storage, deps, scopes=["exchange:request", "exchange:admin"])
+    assert refusal.value.code == "invalid_scope"
+    assert storage.state.clients == {}
+    operator = next(iter(deps.settings.operator_agencies))
+    await project(storage, agency(1).model_copy(update={"code": operator}))
+    created = await agencies.create_client(
+        storage, deps, agency=operator, name="console", scopes=["exchange:admin"], now=NOW
+    )
+    assert created.scopes == ["exchange:admin"]
+
+
+async def test_a_client_given_exchange_admin_outside_the_operator_is_never_issued_it(
+    storage: FakeIdentity, deps: Dependencies, signer: FakeSigner
+) -> None:
+    await project(storage, agency(1))
+    client = await new_client(storage, deps, scopes=["catalog:write", "exchange:request"])
+    # As a client created before only the operator's could hold it would be stored.
+    storage.state.clients[client.client_id]["scopes"] = [
+        "catalog:write",
+        "exchange:admin",
+        "exchange:request",
+    ]
+
+    async def token(scope: str | None = None) -> tokens.TokenResponse:
+        return await tokens.client_credentials(
+            storage,
+            deps,
+            client_id=client.client_id,
+            client_secret=client.client_secret,
+            scope=scope,
+            now=NOW,
+        )
+
+    response = await token()
+    assert response.scope == "catalog:write exchange:request"
+    assert "exchange:admin" not in signer.signed[response.access_token]["scope"]
+    with pytest.raises(tokens.InvalidGrant, match="invalid_scope"):
+        await token("exchange:admin")
 
 
 # The issuer's keys ------------------------------------------------------------------
