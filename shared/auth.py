@@ -1,13 +1,16 @@
 """Verifying identity's access tokens in any service, without calling identity.
 
-Identity publishes its token-signing public keys on `identity.issuer-keys`. Every service
-that needs authorisation runs an `IssuerKeys` projection (it reads that compacted topic
-from the start and follows it) and verifies bearer tokens locally.
+Identity publishes its token-signing public keys on `identity.issuer-keys`, and the
+citizens' sessions that ended early on `identity.sessions`. Every service that needs
+authorisation runs an `IssuerKeys` projection (it reads the keys from the start, the
+revocations of the last hour, and follows both) and verifies bearer tokens locally: a token
+of a revoked session is refused within seconds of the revocation.
 
 The token contract (identity issues tokens to it, every service relies on it):
 - `iss`: identity's issuer; `aud`: "panjereh"; `exp`, `iat`, `nbf`; `jti`.
 - Citizens: `sub` is the pseudonymous id, `loa` the level of assurance (1 to 3),
-  `acr` = "loa<N>".
+  `acr` = "loa<N>", `sid` the session.
+- An access token lives at most `LONGEST_ACCESS_TOKEN_SECONDS`.
 - Agency systems: `sub` is the client id, `agency` the agency code, `scope` the
   space-separated scopes granted (e.g. "catalog:write catalog:deliveries").
 """
@@ -30,18 +33,25 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, import_key
 
-from shared.events.identity import IssuerKeyPublished
+from shared.events.identity import IssuerKeyPublished, SessionRevoked
 from shared.http import ProblemError
 from shared.kafka_access import KafkaAccess
 from shared.logging import get_logger
 from shared.registry import UndecodableEvent, decode
-from shared.topics import Topic
+from shared.topics import Topic, spec
 
 log = get_logger(__name__)
 
 AUDIENCE = "panjereh"
 ALGORITHMS = ("EdDSA", "ES256", "RS256")
 CLOCK_SKEW_SECONDS = 30
+LONGEST_ACCESS_TOKEN_SECONDS = 3600
+"""Identity issues no access token that lives longer: how far back revocations matter."""
+
+FOLLOWED_TOPICS = (Topic.IDENTITY_ISSUER_KEYS, Topic.IDENTITY_SESSIONS)
+"""What a service that verifies tokens reads of identity's topics."""
+
+READY_WAIT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -60,23 +70,64 @@ class Principal:
 
 
 class InvalidToken(Exception):
-    """The token is missing, malformed, unsigned by a known key, expired or not for us."""
+    """The token is missing, malformed, unsigned by a known key, expired, of a revoked
+    session or not for us."""
+
+
+@dataclass
+class RevokedSessions:
+    """The sessions identity revoked whose access tokens may still be unexpired.
+
+    Bounded: a session is forgotten once its last access token has expired (with the
+    clock skew verifiers allow), so what is kept is about an hour of revocations.
+    """
+
+    _until: dict[str, float] = field(default_factory=dict)
+    _next_sweep: float = 0.0
+
+    def apply(self, revoked: SessionRevoked) -> None:
+        forget_after = revoked.tokens_expire_by.timestamp() + CLOCK_SKEW_SECONDS
+        session = str(revoked.session)
+        self._until[session] = max(forget_after, self._until.get(session, 0.0))
+
+    def revoked(self, session: str, now: float) -> bool:
+        return self._until.get(session, 0.0) >= now
+
+    def forget_expired(self, now: float) -> None:
+        # Once a minute is enough: an expired entry refuses only tokens that have expired.
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + 60
+        for session in [s for s, until in self._until.items() if until < now]:
+            del self._until[session]
+
+    def __len__(self) -> int:
+        return len(self._until)
 
 
 @dataclass
 class IssuerKeys:
-    """A projection of identity's token-signing keys, built from `identity.issuer-keys`.
+    """A projection of identity's token-signing keys (`identity.issuer-keys`) and of the
+    sessions it revoked (`identity.sessions`).
 
-    Contract: `run()` reads the topic from its start and then follows it until `stop()`;
-    `ready` is set once everything present at start-up has been read, so a service does
-    not refuse valid tokens merely because it has not caught up. `verify` never blocks.
+    Contract: `run()` reads the keys from their start and the revocations that may still
+    matter (the last `LONGEST_ACCESS_TOKEN_SECONDS` and the skew), then follows both until
+    `stop()`; `ready` is set once everything present at start-up has been read, so a
+    service neither refuses valid tokens nor accepts a revoked session's merely because it
+    has not caught up (`require` waits for it). `verify` never blocks. Given no Kafka
+    access, the keys are given by hand (`apply`) and the projection is ready at once.
     """
 
     kafka: KafkaAccess | None
     issuer: str
     _keys: dict[str, IssuerKeyPublished] = field(default_factory=dict)
+    revoked_sessions: RevokedSessions = field(default_factory=RevokedSessions)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        if self.kafka is None:
+            self.ready.set()
 
     def apply(self, key: IssuerKeyPublished) -> bool:
         """Take in one key record (the latest record per kid wins); False if refused.
@@ -112,6 +163,9 @@ class IssuerKeys:
             raise InvalidToken(f"bad signature: {error}") from None
         claims = decoded.claims
         _check_registered_claims(claims, moment, self.issuer)
+        session = claims.get("sid")
+        if isinstance(session, str) and self.revoked_sessions.revoked(session, moment):
+            raise InvalidToken("the token's session was revoked")
         scope = claims.get("scope", "")
         loa = claims.get("loa")
         return Principal(
@@ -134,15 +188,22 @@ class IssuerKeys:
         )
         await consumer.start()
         try:
-            tp = TopicPartition(Topic.IDENTITY_ISSUER_KEYS, 0)
-            consumer.assign([tp])
-            await consumer.seek_to_beginning(tp)
-            caught_up_at = (await consumer.end_offsets([tp]))[tp]
+            keys = TopicPartition(Topic.IDENTITY_ISSUER_KEYS, 0)
+            sessions = [
+                TopicPartition(Topic.IDENTITY_SESSIONS, partition)
+                for partition in range(spec(Topic.IDENTITY_SESSIONS).partitions)
+            ]
+            consumer.assign([keys, *sessions])
+            await consumer.seek_to_beginning(keys)
+            await _seek_to_revocations_that_may_matter(consumer, sessions)
+            caught_up_at = await consumer.end_offsets([keys, *sessions])
             while not self._stopping.is_set():
-                batch = await consumer.getmany(tp, timeout_ms=500)
-                for record in batch.get(tp, []):
-                    self._take(record.value)
-                if not self.ready.is_set() and await consumer.position(tp) >= caught_up_at:
+                batch = await consumer.getmany(timeout_ms=500)
+                for partition, records in batch.items():
+                    for record in records:
+                        self._take(partition.topic, record.value)
+                self.revoked_sessions.forget_expired(time.time())
+                if not self.ready.is_set() and await _reached(consumer, caught_up_at):
                     self.ready.set()
         finally:
             await consumer.stop()
@@ -150,15 +211,43 @@ class IssuerKeys:
     async def stop(self) -> None:
         self._stopping.set()
 
-    def _take(self, value: bytes | None) -> None:
+    def apply_revocation(self, revoked: SessionRevoked) -> None:
+        """Refuse the session's tokens from now on."""
+        self.revoked_sessions.apply(revoked)
+
+    def _take(self, topic: str, value: bytes | None) -> None:
         try:
-            envelope = decode(value, Topic.IDENTITY_ISSUER_KEYS)
+            envelope = decode(value, topic)
         except UndecodableEvent as error:
             # A key we cannot read is a key we do not trust: skip it, say so.
-            log.warning("unreadable issuer key record skipped", reason=error.reason)
+            log.warning("unreadable identity record skipped", topic=topic, reason=error.reason)
             return
         if isinstance(envelope.payload, IssuerKeyPublished):
             self.apply(envelope.payload)
+        elif isinstance(envelope.payload, SessionRevoked):
+            self.apply_revocation(envelope.payload)
+
+
+async def _seek_to_revocations_that_may_matter(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+) -> None:
+    """Position each partition at the first revocation published within the lifetime of
+    the longest-lived access token: anything older refuses only expired tokens."""
+    since_ms = int((time.time() - LONGEST_ACCESS_TOKEN_SECONDS - CLOCK_SKEW_SECONDS) * 1000)
+    found = await consumer.offsets_for_times({partition: since_ms for partition in partitions})
+    for partition in partitions:
+        offset = found.get(partition)
+        if offset is None:
+            await consumer.seek_to_end(partition)
+        else:
+            consumer.seek(partition, offset.offset)
+
+
+async def _reached(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> bool:
+    for partition, offset in offsets.items():
+        if await consumer.position(partition) < offset:
+            return False
+    return True
 
 
 def _unverified_header(token: str) -> dict[str, Any]:
@@ -206,8 +295,21 @@ def require(
 
     async def dependency(request: Request) -> Principal:
         token = bearer(request)
+        projection = keys(request)
+        if not projection.ready.is_set():
+            # Just after start: verified before catching up, a token could pass whose
+            # session was revoked moments ago.
+            try:
+                await asyncio.wait_for(projection.ready.wait(), READY_WAIT_SECONDS)
+            except TimeoutError:
+                raise ProblemError(
+                    503,
+                    "unavailable",
+                    "identity's keys and revocations are not read yet",
+                    headers={"retry-after": "1"},
+                ) from None
         try:
-            principal = keys(request).verify(token)
+            principal = projection.verify(token)
         except InvalidToken as error:
             raise ProblemError(401, "unauthenticated", str(error)) from None
         missing = [scope for scope in scopes if not principal.has(scope)]

@@ -46,7 +46,19 @@ class IdentitySettings(ServiceSettings):
         default=300, validation_alias=_env("access_token_seconds"), ge=30, le=3600
     )
     refresh_token_days: int = Field(
-        default=30, validation_alias=_env("refresh_token_days"), ge=1, le=365
+        default=30,
+        validation_alias=_env("refresh_token_days"),
+        ge=1,
+        le=365,
+        description="A session unused this long ends: each refresh token expires after it.",
+    )
+    session_lifetime_hours: int = Field(
+        default=7 * 24,
+        validation_alias=_env("session_lifetime_hours"),
+        ge=1,
+        le=90 * 24,
+        description="A session ends this long after its sign-in, however often it was "
+        "refreshed: no refresh or access token of it outlives that.",
     )
     operator_agencies: frozenset[str] = Field(
         default=frozenset({"ito"}),

@@ -332,7 +332,8 @@ class IdentityStorage(_OptimisticWrites, UnitOfWork):
     async def lock_refresh_token(self, token_hash: bytes) -> RefreshToken | None:
         row = await self.connection.fetchrow(
             "SELECT t.token_hash, t.family_id, t.expires_at, t.rotated_at, f.citizen,"
-            " f.channel, f.level_of_assurance, f.revoked_at AS family_revoked_at"
+            " f.channel, f.level_of_assurance, f.revoked_at AS family_revoked_at,"
+            " f.created_at AS session_started_at"
             " FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id"
             " WHERE t.token_hash = $1 FOR UPDATE",
             token_hash,

@@ -1,4 +1,4 @@
-"""Events of identity: citizens, authentications, agencies' keys, and text messages.
+"""Events of identity: citizens, authentications, sessions, agencies' keys, text messages.
 
 Events that leave identity never carry a plain national ID or mobile number: on
 `identity.sms` they are sealed to the SMS gateway's public key. A citizen is their
@@ -216,6 +216,34 @@ class IssuerKeyPublished(Event):
     not_before: AwareDatetime
     retired_at: AwareDatetime | None = Field(
         description="After this, tokens signed with the key are refused; None while in use."
+    )
+
+
+@event
+class SessionRevoked(Event):
+    """A citizen's sign-in session ended before its time (signed out, or its refresh token
+    was replayed): every service refuses the session's access tokens (`sid`) from now on."""
+
+    event_type = "SessionRevoked"
+    schema_version = 1
+    topic = Topic.IDENTITY_SESSIONS
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "session": "6f1c2a3b-9d4e-4f5a-8b7c-0d1e2f3a4b5c",
+                    "reason": "signed_out",
+                    "tokens_expire_by": "2024-03-20T08:35:00Z",
+                }
+            ]
+        }
+    )
+
+    session: uuid.UUID = Field(description="The session: the `sid` of its access tokens.")
+    reason: Literal["signed_out", "refresh_token_reused"]
+    tokens_expire_by: AwareDatetime = Field(
+        description="No access token of the session is valid after this (plus the verifiers' "
+        "clock skew): from then on a verifier need not remember the session."
     )
 
 

@@ -4,18 +4,29 @@ No `from __future__ import annotations` here: FastAPI must see the route annotat
 which name dependencies local to the test, as objects.
 """
 
+import asyncio
 import time
+import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from types import SimpleNamespace
+from typing import Annotated, Any, cast
 
 import pytest
 from fastapi import Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 from joserfc.jwk import ECKey
 
-from shared.auth import InvalidToken, IssuerKeys, Principal, require
-from shared.events.identity import IssuerKeyPublished
-from shared.http import install_problem_handlers
+from shared.auth import (
+    CLOCK_SKEW_SECONDS,
+    InvalidToken,
+    IssuerKeys,
+    Principal,
+    RevokedSessions,
+    require,
+)
+from shared.events.identity import IssuerKeyPublished, SessionRevoked
+from shared.http import ProblemError, install_problem_handlers
+from shared.kafka_access import KafkaAccess
 from tests.tokens import access_claims, new_issuer_key, signed
 
 ISSUER = "https://identity.test"
@@ -132,3 +143,62 @@ def test_a_key_published_for_another_issuer_is_ignored_and_its_tokens_refused() 
         projection.verify(token(key, iss="https://attacker.example"))
     with pytest.raises(InvalidToken, match="not signed by a key identity published"):
         projection.verify(token(key))
+
+
+def revocation(session: uuid.UUID, expire_by: float) -> SessionRevoked:
+    return SessionRevoked(
+        session=session,
+        reason="signed_out",
+        tokens_expire_by=datetime.fromtimestamp(expire_by, UTC),
+    )
+
+
+def test_a_token_of_a_revoked_session_is_refused_and_other_sessions_are_not(
+    keys: tuple[ECKey, IssuerKeys],
+) -> None:
+    key, projection = keys
+    revoked, other = uuid.uuid4(), uuid.uuid4()
+    projection.verify(token(key, sid=str(revoked)))
+    projection.apply_revocation(revocation(revoked, time.time() + 300))
+    with pytest.raises(InvalidToken, match="session was revoked"):
+        projection.verify(token(key, sid=str(revoked)))
+    assert projection.verify(token(key, sid=str(other))).subject == "client-1"
+
+
+def test_revoked_sessions_are_forgotten_once_their_last_tokens_expired() -> None:
+    sessions = RevokedSessions()
+    now = time.time()
+    old, recent = uuid.uuid4(), uuid.uuid4()
+    sessions.apply(revocation(old, now - CLOCK_SKEW_SECONDS - 1))
+    sessions.apply(revocation(recent, now + 300))
+    assert not sessions.revoked(str(old), now)
+    sessions.forget_expired(now)
+    assert len(sessions) == 1
+    assert sessions.revoked(str(recent), now)
+    # Kept while a token of it could still pass the clock skew, and not a moment longer.
+    assert sessions.revoked(str(recent), now + 300 + CLOCK_SKEW_SECONDS)
+    sessions.forget_expired(now + 300 + CLOCK_SKEW_SECONDS + 61)
+    assert len(sessions) == 0
+
+
+async def test_the_dependency_waits_for_a_following_projection_to_catch_up() -> None:
+    key, record = new_key("k1")
+    projection = IssuerKeys(cast(KafkaAccess, object()), issuer=ISSUER)
+    projection.apply(record)
+    revoked = uuid.uuid4()
+    dependency = require(lambda _: projection)
+    request = cast(
+        Request,
+        SimpleNamespace(headers={"authorization": f"Bearer {token(key, sid=str(revoked))}"}),
+    )
+
+    async def catch_up() -> None:
+        await asyncio.sleep(0.05)
+        projection.apply_revocation(revocation(revoked, time.time() + 300))
+        projection.ready.set()
+
+    catching_up = asyncio.create_task(catch_up())
+    with pytest.raises(ProblemError) as refusal:
+        await dependency(request)
+    await catching_up
+    assert (refusal.value.status, refusal.value.detail) == (401, "the token's session was revoked")

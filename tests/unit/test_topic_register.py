@@ -19,6 +19,7 @@ from services.exchange.handlers import PROJECTION_HANDLERS
 from services.identity.handlers import HANDLERS as IDENTITY_HANDLERS
 from services.metrics.handlers import HANDLERS as METRICS_HANDLERS
 from shared import registry
+from shared.auth import FOLLOWED_TOPICS
 from shared.principals import PRINCIPALS, Principal
 from shared.runtime import consumed_topics
 from shared.topics import TOPICS, Topic
@@ -96,7 +97,7 @@ def touched_by_code(principal: Principal) -> set[str]:
         topics |= {topic.value for topic in RUNTIME_TOPICS}
         bootstrap = (REPO / "services" / principal.value / "bootstrap.py").read_text("utf-8")
         if "verifies_tokens=True" in bootstrap:
-            topics.add(Topic.IDENTITY_ISSUER_KEYS.value)
+            topics |= {topic.value for topic in FOLLOWED_TOPICS}
     return topics
 
 
@@ -120,11 +121,11 @@ def test_the_register_names_a_principal_on_exactly_the_topics_its_code_uses(
 def test_what_the_services_consume_is_declared_as_consumed() -> None:
     consumed: dict[Principal, set[Topic]] = {
         Principal.IDENTITY: set(consumed_topics(IDENTITY_HANDLERS)),
-        Principal.CATALOG: {Topic.AGENCY_DELIVERIES, Topic.IDENTITY_ISSUER_KEYS},
+        Principal.CATALOG: {Topic.AGENCY_DELIVERIES, *FOLLOWED_TOPICS},
         Principal.EXCHANGE: {
             *consumed_topics(PROJECTION_HANDLERS),
             *TRANSACTION_TOPICS,
-            Topic.IDENTITY_ISSUER_KEYS,
+            *FOLLOWED_TOPICS,
         },
         Principal.METRICS: set(consumed_topics(METRICS_HANDLERS)),
         Principal.SMS_GATEWAY: {Topic.IDENTITY_SMS},

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from joserfc.jwk import ECKey
 
 from shared.auth import AUDIENCE, CLOCK_SKEW_SECONDS
-from shared.events.identity import IssuerKeyPublished
+from shared.events.identity import IssuerKeyPublished, SessionRevoked
 
 AGENCY_KEYS_SCOPE = "identity:agency-keys"
 """Registering and revoking the keys of the token's own agency."""
@@ -208,6 +208,40 @@ def published(key: SigningKey, issuer: str) -> IssuerKeyPublished:
 
 
 @dataclass(frozen=True)
+class SessionLifetimes:
+    """How long a citizen's session and its tokens live.
+
+    `idle`: a refresh token expires this long after it was issued, so an unused session
+    ends. `absolute`: the session ends this long after its sign-in, however often it was
+    refreshed; no token of it, refresh or access, outlives that.
+    """
+
+    access: timedelta
+    idle: timedelta
+    absolute: timedelta
+
+    def ends_at(self, started_at: datetime) -> datetime:
+        return started_at + self.absolute
+
+    def refresh_token_expiry(self, started_at: datetime, now: datetime) -> datetime:
+        return min(now + self.idle, self.ends_at(started_at))
+
+    def access_token_lifetime(self, started_at: datetime, now: datetime) -> timedelta:
+        return min(self.access, self.ends_at(started_at) - now)
+
+
+SessionEnd = Literal["signed_out", "refresh_token_reused"]
+
+
+def session_revoked(
+    session: uuid.UUID, reason: SessionEnd, now: datetime, access_lifetime: timedelta
+) -> SessionRevoked:
+    """The event that tells every verifier to refuse the session's tokens from now on;
+    they may forget it once its last access token (issued at the latest now) expired."""
+    return SessionRevoked(session=session, reason=reason, tokens_expire_by=now + access_lifetime)
+
+
+@dataclass(frozen=True)
 class NewSession:
     """A sign-in session (refresh-token family) about to be stored, with its first token."""
 
@@ -232,6 +266,7 @@ class RefreshToken:
     channel: str
     level_of_assurance: int
     family_revoked_at: datetime | None
+    session_started_at: datetime
 
 
 @dataclass(frozen=True)

@@ -1,25 +1,40 @@
-"""Token use cases: sessions with rotating refresh tokens, revocation, client credentials."""
+"""Token use cases: sessions with rotating refresh tokens, revocation, client credentials.
+
+A session ends when it has been unused for the refresh tokens' lifetime, when it reaches
+its absolute lifetime (no token of it outlives that, however often it was refreshed), or
+when it is revoked: revocation is published (`SessionRevoked`), and every service that
+verifies tokens refuses the session's access tokens from then on.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from services.identity.domain.tokens import (
     NewSession,
+    SessionEnd,
+    SessionLifetimes,
     agency_claims,
     citizen_claims,
     granted_scopes,
     hash_secret,
     new_refresh_token,
     scopes_beyond_agency,
+    session_revoked,
 )
-from services.identity.use_cases.ports import SOURCE, Dependencies, SecretHasher, Statements
+from services.identity.use_cases.ports import (
+    SOURCE,
+    Dependencies,
+    IdentityWork,
+    SecretHasher,
+    Statements,
+)
 from shared.auth import InvalidToken
 from shared.envelope import Envelope
 from shared.errors import DomainError, NotAuthenticated
@@ -60,6 +75,14 @@ class TokenResponse:
         return body
 
 
+def session_lifetimes(deps: Dependencies) -> SessionLifetimes:
+    return SessionLifetimes(
+        access=deps.access_lifetime,
+        idle=deps.refresh_lifetime,
+        absolute=timedelta(hours=deps.settings.session_lifetime_hours),
+    )
+
+
 def _citizen_access(
     deps: Dependencies,
     *,
@@ -68,6 +91,7 @@ def _citizen_access(
     channel: str,
     family_id: uuid.UUID,
     now: datetime,
+    lifetime: timedelta,
 ) -> str:
     claims = citizen_claims(
         issuer=deps.settings.issuer,
@@ -76,7 +100,7 @@ def _citizen_access(
         channel=channel,
         session=str(family_id),
         now=now,
-        lifetime=deps.access_lifetime,
+        lifetime=lifetime,
     )
     return deps.signer.sign(claims, now)
 
@@ -88,6 +112,7 @@ def new_session(
     the session in the transaction that signs the citizen in."""
     family_id = uuid.uuid4()
     refresh = new_refresh_token()
+    lifetimes = session_lifetimes(deps)
     session = NewSession(
         family_id=family_id,
         citizen=citizen,
@@ -95,8 +120,9 @@ def new_session(
         level_of_assurance=level_of_assurance,
         first_token_hash=hash_secret(refresh),
         created_at=now,
-        expires_at=now + deps.refresh_lifetime,
+        expires_at=lifetimes.refresh_token_expiry(now, now),
     )
+    access_lifetime = lifetimes.access_token_lifetime(now, now)
     access = _citizen_access(
         deps,
         citizen=citizen,
@@ -104,10 +130,11 @@ def new_session(
         channel=channel,
         family_id=family_id,
         now=now,
+        lifetime=access_lifetime,
     )
     response = TokenResponse(
         access_token=access,
-        expires_in=deps.settings.access_token_seconds,
+        expires_in=int(access_lifetime.total_seconds()),
         refresh_token=refresh,
     )
     return session, response
@@ -119,25 +146,35 @@ async def refresh(
     """Exchange a refresh token for new tokens; the old one is spent.
 
     A spent token presented again means it was stolen or replayed: its whole family (the
-    session) is revoked, and whoever holds any of its tokens must sign in again.
+    session) is revoked, and whoever holds any of its tokens must sign in again. Neither
+    the new refresh token nor the access token outlives the session's absolute lifetime.
     """
     refusal: InvalidGrant | None = None
+    lifetimes = session_lifetimes(deps)
     await deps.signer.ready(now)
     async with statements.transaction() as work:
         found = await work.lock_refresh_token(hash_secret(token))
         if found is None or found.family_revoked_at is not None or found.expires_at <= now:
             refusal = InvalidGrant("invalid_grant", "the refresh token is not valid")
         elif found.rotated_at is not None:
-            await work.revoke_family(found.family_id, now, "refresh token reused")
+            await end_session(work, deps, found.family_id, "refresh_token_reused", now)
             refusal = InvalidGrant(
                 "invalid_grant", "the refresh token was already used; the session is revoked"
+            )
+        elif lifetimes.ends_at(found.session_started_at) <= now:
+            refusal = InvalidGrant(
+                "invalid_grant", "the session reached its absolute lifetime; sign in again"
             )
         else:
             await work.rotate_refresh_token(found.token_hash, now)
             new_refresh = new_refresh_token()
             await work.insert_refresh_token(
-                hash_secret(new_refresh), found.family_id, now, now + deps.refresh_lifetime
+                hash_secret(new_refresh),
+                found.family_id,
+                now,
+                lifetimes.refresh_token_expiry(found.session_started_at, now),
             )
+            access_lifetime = lifetimes.access_token_lifetime(found.session_started_at, now)
             access = _citizen_access(
                 deps,
                 citizen=found.citizen,
@@ -145,29 +182,48 @@ async def refresh(
                 channel=found.channel,
                 family_id=found.family_id,
                 now=now,
+                lifetime=access_lifetime,
             )
     # Raised once the transaction committed: a reused token's session stays revoked.
     if refusal is not None:
         raise refusal
     return TokenResponse(
         access_token=access,
-        expires_in=deps.settings.access_token_seconds,
+        expires_in=int(access_lifetime.total_seconds()),
         refresh_token=new_refresh,
     )
+
+
+_REVOKED_BECAUSE: dict[SessionEnd, str] = {
+    "signed_out": "revoked by the holder",
+    "refresh_token_reused": "refresh token reused",
+}
+
+
+async def end_session(
+    work: IdentityWork, deps: Dependencies, session: uuid.UUID, reason: SessionEnd, now: datetime
+) -> bool:
+    """Revoke a session and publish it, in the same transaction, so that every service
+    refuses its access tokens too; False (and nothing published) if it was revoked
+    already or is unknown. Whatever ends a session early goes through here."""
+    if not await work.revoke_family(session, now, _REVOKED_BECAUSE[reason]):
+        return False
+    event = session_revoked(session, reason, now, deps.access_lifetime)
+    await work.publish([Envelope.wrap(event, source=SOURCE, subject=str(session))])
+    return True
 
 
 async def revoke(statements: Statements, deps: Dependencies, token: str, now: datetime) -> None:
     """Revoke the session a refresh or access token belongs to (RFC 7009: unknown tokens are
     not an error).
 
-    Access tokens are verified by every service on its own and stay valid until they
-    expire (minutes); what revocation ends is the session: no refresh, and identity's own
-    endpoints refuse the session's access tokens at once.
+    What revocation ends is the session: no refresh, identity's own endpoints refuse its
+    access tokens at once, and every other service within seconds (`SessionRevoked`).
     """
     async with statements.transaction() as work:
         found = await work.lock_refresh_token(hash_secret(token))
         if found is not None:
-            await work.revoke_family(found.family_id, now, "revoked by the holder")
+            await end_session(work, deps, found.family_id, "signed_out", now)
             return
     try:
         principal = await deps.signer.verify(token, now)
@@ -180,7 +236,7 @@ async def revoke(statements: Statements, deps: Dependencies, token: str, now: da
         except ValueError:
             return
         async with statements.transaction() as work:
-            await work.revoke_family(family_id, now, "revoked by the holder")
+            await end_session(work, deps, family_id, "signed_out", now)
 
 
 async def session_active(statements: Statements, session: str) -> bool:

@@ -293,6 +293,7 @@ class FakeIdentity:
             channel=family.channel,
             level_of_assurance=family.level_of_assurance,
             family_revoked_at=family.revoked_at,
+            session_started_at=family.created_at,
         )
 
     async def rotate_refresh_token(self, token_hash: bytes, now: datetime) -> None:

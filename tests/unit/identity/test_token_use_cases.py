@@ -10,7 +10,7 @@ from services.identity.domain.tokens import hash_secret
 from services.identity.use_cases import agencies, tokens
 from services.identity.use_cases.ports import Dependencies
 from shared.errors import NotAuthenticated
-from shared.events.identity import AuthenticationFailed
+from shared.events.identity import AuthenticationFailed, SessionRevoked
 from tests.unit.identity.conftest import NOW, agency, project
 from tests.unit.identity.fakes import FakeHasher, FakeIdentity, FakeSigner, Family
 
@@ -212,3 +212,79 @@ async def test_a_secret_hashed_with_old_parameters_is_hashed_again(
     hasher.version = 2
     await token_for(storage, deps, client)
     assert stored["secret_hash"] == f"v2:{client.client_secret}"
+
+
+# Sessions: absolute lifetime and revocation ------------------------------------------
+
+
+async def test_refreshing_never_extends_a_session_past_its_absolute_lifetime(
+    storage: FakeIdentity, deps: Dependencies, signer: FakeSigner
+) -> None:
+    absolute = timedelta(hours=deps.settings.session_lifetime_hours)
+    response = await session(storage, deps)
+    # Refreshed every day, as an app in daily use would: each refresh keeps it alive...
+    moment = NOW
+    while moment + timedelta(days=1) < NOW + absolute:
+        moment += timedelta(days=1)
+        assert response.refresh_token is not None
+        response = await tokens.refresh(storage, deps, response.refresh_token, moment)
+        new_token = storage.state.tokens[hash_secret(response.refresh_token or "")]
+        assert new_token.expires_at <= NOW + absolute
+        assert signer.signed[response.access_token]["exp"] <= (NOW + absolute).timestamp()
+    # ...until the session is as old as its absolute lifetime: then it ends.
+    assert response.refresh_token is not None
+    with pytest.raises(tokens.InvalidGrant) as refusal:
+        await tokens.refresh(storage, deps, response.refresh_token, NOW + absolute)
+    assert refusal.value.code == "invalid_grant"
+
+
+async def test_the_last_access_token_of_a_session_expires_with_the_session(
+    storage: FakeIdentity, deps: Dependencies, signer: FakeSigner
+) -> None:
+    ends = NOW + timedelta(hours=deps.settings.session_lifetime_hours)
+    first = await session(storage, deps)
+    assert first.refresh_token is not None
+    shortly_before = ends - timedelta(seconds=60)
+    # A refresh token issued before this release may outlive the session: still refused.
+    storage.state.tokens[hash_secret(first.refresh_token)].expires_at = ends + timedelta(days=9)
+    last = await tokens.refresh(storage, deps, first.refresh_token, shortly_before)
+    assert last.expires_in == 60
+    assert signer.signed[last.access_token]["exp"] == int(ends.timestamp())
+    assert storage.state.tokens[hash_secret(last.refresh_token or "")].expires_at == ends
+
+
+async def test_a_session_whose_absolute_lifetime_passed_is_refused_even_with_a_long_lived_token(
+    storage: FakeIdentity, deps: Dependencies
+) -> None:
+    ends = NOW + timedelta(hours=deps.settings.session_lifetime_hours)
+    first = await session(storage, deps)
+    assert first.refresh_token is not None
+    storage.state.tokens[hash_secret(first.refresh_token)].expires_at = ends + timedelta(days=9)
+    with pytest.raises(tokens.InvalidGrant, match="absolute lifetime"):
+        await tokens.refresh(storage, deps, first.refresh_token, ends)
+
+
+async def test_revoking_a_session_publishes_it_once_for_every_verifier(
+    storage: FakeIdentity, deps: Dependencies, signer: FakeSigner
+) -> None:
+    first = await session(storage, deps)
+    assert first.refresh_token is not None
+    sid = signer.signed[first.access_token]["sid"]
+    await tokens.revoke(storage, deps, first.refresh_token, NOW)
+    await tokens.revoke(storage, deps, first.access_token, NOW)
+    [envelope] = [e for e in storage.published if isinstance(e.payload, SessionRevoked)]
+    assert envelope.subject == sid
+    assert (str(envelope.payload.session), envelope.payload.reason) == (sid, "signed_out")
+    assert envelope.payload.tokens_expire_by == NOW + deps.access_lifetime
+
+
+async def test_a_replayed_refresh_token_publishes_its_sessions_revocation(
+    storage: FakeIdentity, deps: Dependencies
+) -> None:
+    first = await session(storage, deps)
+    assert first.refresh_token is not None
+    await tokens.refresh(storage, deps, first.refresh_token, NOW)
+    with pytest.raises(tokens.InvalidGrant):
+        await tokens.refresh(storage, deps, first.refresh_token, NOW)
+    [revoked] = storage.payloads(SessionRevoked)
+    assert revoked.reason == "refresh_token_reused"
