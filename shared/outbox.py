@@ -29,7 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, ProducerFenced
 from aiokafka.partitioner import DefaultPartitioner
 from opentelemetry import context as otel_context
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,6 +40,8 @@ from shared.failpoints import failpoint
 from shared.kafka import event_headers, new_producer
 from shared.kafka_access import KafkaAccess
 from shared.logging import configure_logging, get_logger
+from shared.outbox_parking import park, refused_for_size
+from shared.record_limits import EventTooLarge, oversize
 from shared.settings import PlatformSettings
 from shared.topics import Topic
 from shared.tracing import producing, trace_headers
@@ -118,13 +120,18 @@ async def enqueue_many(
     columns: tuple[list[Any], ...] = ([], [], [], [], [])
     for index, envelope in enumerate(envelopes):
         parent = parents[index] if parents is not None else None
+        headers = _outbox_headers(envelope, parent)
         row = (
             envelope.id,
             envelope.destination,
             envelope.key(),
             envelope.to_bytes(),
-            json.dumps(_outbox_headers(envelope, parent)),
+            json.dumps(headers),
         )
+        # Refused here, in the transaction that causes it, never stuck in the outbox.
+        too_large = oversize(row[1], row[2], row[3], [(n, v.encode()) for n, v in headers])
+        if too_large is not None:
+            raise EventTooLarge(envelope.type, too_large)
         for column, value in zip(columns, row, strict=True):
             column.append(value)
     change = along or Change("")
@@ -245,6 +252,12 @@ class OutboxRelay:
                 " WHERE published_at IS NULL ORDER BY id LIMIT $1",
                 self._batch_size,
             )
+        # A row too large for its topic (enqueued before its limit was checked, or under a
+        # larger one) would fail every retry of the batch: parked, the rest go on.
+        too_large = refused_for_size(rows)
+        if too_large:
+            await park(self._pool, self.relay_id, too_large)
+            rows = [row for row in rows if row["id"] not in too_large]
         if not rows:
             return 0
         ids = [row["id"] for row in rows]
@@ -262,16 +275,36 @@ class OutboxRelay:
                 deliveries.append(
                     await self._producer.send(PROGRESS_TOPIC, marker, key=self.relay_id.encode())
                 )
+        except Exception:
+            await self._park_refused_for_size(rows, deliveries)
+            raise
         finally:
             # A failed transaction fails every delivery in it; the transaction's own error
             # is the one that matters, so the deliveries' errors are read and dropped.
             for delivery in deliveries:
                 delivery.add_done_callback(_read_outcome)
+        parked = await self._park_refused_for_size(rows, deliveries)
+        ids = [row_id for row_id in ids if row_id not in parked]
         self._unstamped = ids
         failpoint("outbox.after_kafka_commit")
         await self._stamp(ids)
         self.published += len(ids)
         return len(ids)
+
+    async def _park_refused_for_size(
+        self, rows: Sequence[Any], deliveries: Sequence[asyncio.Future[Any]]
+    ) -> set[int]:
+        """Park the rows whose records the broker refused as too large (its topic's limit
+        may be lower than declared); returns their ids. Other failures are retried."""
+        refused = {
+            row["id"]: f"the broker refused it: {delivery.exception()!r}"
+            for row, delivery in zip(rows, deliveries, strict=False)
+            if delivery.done()
+            and not delivery.cancelled()
+            and isinstance(delivery.exception(), MessageSizeTooLargeError)
+        }
+        await park(self._pool, self.relay_id, refused)
+        return set(refused)
 
     async def prune_published(self, chunk: int = 1000) -> int:
         """Delete rows published longer ago than `keep_published`; returns how many.

@@ -28,6 +28,11 @@ from shared.principals import Principal
 
 DAY_MS = 24 * 60 * 60 * 1000
 FOREVER = None
+#: An event topic's largest record. Its dead-letter twin takes a little more, so that a
+#: refused record of the largest size still fits with the reason in its headers; both stay
+#: within a producer's default request size (1 MiB).
+MAX_RECORD_BYTES = 1_000_000
+DEAD_LETTER_MAX_RECORD_BYTES = 1024 * 1024
 
 
 class Topic(StrEnum):
@@ -46,7 +51,6 @@ class Topic(StrEnum):
     IDENTITY_AGENCY_KEYS = "identity.agency-keys"
     IDENTITY_ISSUER_KEYS = "identity.issuer-keys"
     IDENTITY_SMS = "identity.sms"
-    IDENTITY_SESSIONS = "identity.sessions"
 
     EXCHANGE_DATA_SERVICES = "exchange.data-services"
     EXCHANGE_ACCESS_RIGHTS = "exchange.access-rights"
@@ -107,6 +111,11 @@ class TopicSpec(BaseModel):
         description="Exists only where the platform runs for development: outside it the "
         "topic is not created and no ACL names it.",
     )
+    max_record_bytes: int = Field(
+        default=MAX_RECORD_BYTES,
+        description="The largest record (as a batch of one, headers included) the broker "
+        "takes; services refuse a larger event before it reaches their outbox.",
+    )
 
     def broker_config(self) -> dict[str, str]:
         """Topic-level broker configuration for creating or altering this topic."""
@@ -114,6 +123,7 @@ class TopicSpec(BaseModel):
             "cleanup.policy": self.cleanup_policy,
             "retention.ms": str(self.retention_ms if self.retention_ms is not None else -1),
             "min.insync.replicas": "1",
+            "max.message.bytes": str(self.max_record_bytes),
         }
 
 
@@ -136,6 +146,7 @@ def _with_dead_letter(spec: TopicSpec) -> tuple[TopicSpec, TopicSpec]:
         sensitive=spec.sensitive,
         per_agency=spec.per_agency,
         development_only=spec.development_only,
+        max_record_bytes=DEAD_LETTER_MAX_RECORD_BYTES,
     )
     return spec.model_copy(update={"dead_letter": twin.name}), twin
 
@@ -247,20 +258,6 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
         partitions=1,
         cleanup_policy="compact",
         retention_ms=FOREVER,
-    ),
-    TopicSpec(
-        name=Topic.IDENTITY_SESSIONS,
-        description=(
-            "Citizens' sessions that ended before their time (signed out, or a refresh "
-            "token replayed). Every service that verifies tokens follows it and refuses "
-            "the session's access tokens within seconds; a record matters only until the "
-            "session's last access token expires (at most an hour), so a day is kept."
-        ),
-        key="the session id (the tokens' `sid`)",
-        producers=(Principal.IDENTITY,),
-        consumers=(Principal.CATALOG, Principal.EXCHANGE),
-        partitions=3,
-        retention_ms=1 * DAY_MS,
     ),
     TopicSpec(
         name=Topic.IDENTITY_SMS,
