@@ -51,6 +51,7 @@ class Topic(StrEnum):
     IDENTITY_AGENCY_KEYS = "identity.agency-keys"
     IDENTITY_ISSUER_KEYS = "identity.issuer-keys"
     IDENTITY_SMS = "identity.sms"
+    IDENTITY_SESSIONS = "identity.sessions"
 
     EXCHANGE_DATA_SERVICES = "exchange.data-services"
     EXCHANGE_ACCESS_RIGHTS = "exchange.access-rights"
@@ -258,6 +259,20 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
         partitions=1,
         cleanup_policy="compact",
         retention_ms=FOREVER,
+    ),
+    TopicSpec(
+        name=Topic.IDENTITY_SESSIONS,
+        description=(
+            "Citizens' sessions that ended before their time (signed out, or a refresh "
+            "token replayed). Every service that verifies tokens follows it and refuses "
+            "the session's access tokens within seconds; a record matters only until the "
+            "session's last access token expires (at most an hour), so a day is kept."
+        ),
+        key="the session id (the tokens' `sid`)",
+        producers=(Principal.IDENTITY,),
+        consumers=(Principal.CATALOG, Principal.EXCHANGE),
+        partitions=3,
+        retention_ms=1 * DAY_MS,
     ),
     TopicSpec(
         name=Topic.IDENTITY_SMS,
