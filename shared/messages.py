@@ -44,6 +44,35 @@ MESSAGES: dict[str, dict[Language, str]] = {
         "fa": "سرویس اکنون در دسترس نیست.",
         "en": "The service is not available right now.",
     },
+    # Bounds on what a request may carry (shared.input_guard), and on the events it causes.
+    "request_too_large": {
+        "fa": "بدنه درخواست از اندازه مجاز بزرگ‌تر است.",
+        "en": "The request body is larger than allowed.",
+    },
+    "uri_too_long": {
+        "fa": "نشانی یا پرس‌وجوی درخواست از اندازه مجاز بلندتر است.",
+        "en": "The request's address or query string is longer than allowed.",
+    },
+    "headers_too_large": {
+        "fa": "سرآیندهای درخواست از اندازه یا شمار مجاز بیشترند.",
+        "en": "The request's headers are larger or more numerous than allowed.",
+    },
+    "invalid_characters": {
+        "fa": "درخواست نویسه‌ای ناپذیرفتنی دارد: نویسه تهی (NUL)، نیم‌جفت جایگزین "
+        "یا بایت‌هایی که UTF-8 نیستند.",
+        "en": "The request holds a character that is not accepted: a NUL, an unpaired "
+        "surrogate, or bytes that are not UTF-8.",
+    },
+    "inexact_number": {
+        "fa": "عددی در درخواست هست که JSON آن را دقیق نمی‌رساند "
+        "(صحیحِ بیرون از ±(2^53−1)، NaN یا بی‌نهایت).",
+        "en": "The request holds a number JSON does not carry exactly (an integer beyond "
+        "±(2^53−1), NaN or infinity).",
+    },
+    "event_too_large": {
+        "fa": "رویدادی که این درخواست پدید می‌آورد از بیشینه اندازه رکورد موضوع آن بزرگ‌تر است.",
+        "en": "The event this request would cause is larger than its topic's maximum record size.",
+    },
 }
 
 

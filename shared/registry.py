@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from shared import exact_json
 from shared.envelope import Envelope, Event, peek_kind
 from shared.topics import SPECS, resolve
 
@@ -68,9 +69,12 @@ def decode(value: bytes | None, topic: str | None = None) -> Envelope[Event]:
     if value is None:
         raise UndecodableEvent("the record has no value")
     try:
-        document = json.loads(value)
+        document = exact_json.parse(value)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise UndecodableEvent(f"the value is not JSON: {error}") from None
+    except exact_json.InexactJson as error:
+        # Refused before any handler: canonical JSON, signatures and jsonb would fail later.
+        raise UndecodableEvent(f"the value is not exact JSON: {error.reason}") from None
     if not isinstance(document, dict):
         raise UndecodableEvent("the value is not a JSON object")
     try:

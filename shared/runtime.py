@@ -8,6 +8,7 @@ running process, so that no service repeats the plumbing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import os
 import socket
@@ -30,11 +31,13 @@ from shared.envelope import Envelope, Event
 from shared.events.platform import ServiceStarted
 from shared.http import install_problem_handlers
 from shared.inbox import handle_once
+from shared.input_guard import InputGuard, InputLimits
 from shared.kafka import EventConsumer, Rejected
 from shared.kafka_access import KafkaAccess
 from shared.logging import configure_logging, get_logger
 from shared.outbox import OutboxRelay, enqueue
 from shared.settings import ServiceSettings
+from shared.supervision import RestartPolicy, TaskHealth, supervise
 from shared.topics import Topic
 from shared.tracing import configure_tracing
 
@@ -87,12 +90,18 @@ class Runtime:
     consumers: list[EventConsumer] = field(default_factory=list)
     batch_consumers: list[EventConsumer] = field(default_factory=list)
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    supervised: dict[str, TaskHealth] = field(default_factory=dict)
+    """The service's own background tasks, restarted when they fail, by name."""
     issuer_keys: IssuerKeys | None = None
     context: Any = None
     """The service's own dependencies, made by its context factory at start."""
 
     def failed_tasks(self) -> list[str]:
         return [name for name, task in self.tasks.items() if task.done()]
+
+    def failing_background(self) -> list[str]:
+        """Background tasks that failed and are being restarted, not yet recovered."""
+        return [name for name, health in self.supervised.items() if health.failing]
 
 
 def dispatcher(
@@ -160,6 +169,8 @@ def create_app(
     context: Callable[[Runtime], Any] | None = None,
     verifies_tokens: bool = False,
     background: Mapping[str, Callable[[Runtime], Coroutine[Any, Any, None]]] | None = None,
+    restarts: RestartPolicy | None = None,
+    limits: InputLimits | None = None,
 ) -> FastAPI:
     """The service's ASGI app; its lifespan starts and stops everything the service runs.
 
@@ -169,8 +180,9 @@ def create_app(
     dependencies from the running runtime once at start; routes reach them with
     `context_of`. `verifies_tokens` follows identity's issuer keys so routes can use
     `require_scopes`. `background` names long-running tasks of the service's own (each
-    gets the runtime, runs until cancelled at shutdown, and makes `/health` fail if it
-    stops early).
+    gets the runtime and runs until cancelled at shutdown); one that fails or ends is
+    restarted with backoff (`restarts`), and `/health` says degraded until it recovers.
+    Every route's input is bounded by `limits` (sizes, characters, numbers).
     """
     name = settings.service_name
 
@@ -217,7 +229,10 @@ def create_app(
                 consumer.run(), name=consumer.group
             )
         for task_name, work in (background or {}).items():
-            runtime.tasks[task_name] = asyncio.create_task(work(runtime), name=task_name)
+            health = runtime.supervised[task_name] = TaskHealth(task_name)
+            runtime.tasks[task_name] = asyncio.create_task(
+                supervise(health, functools.partial(work, runtime), restarts), name=task_name
+            )
         log.info("service started", port=settings.http_port)
         try:
             yield
@@ -242,6 +257,7 @@ def create_app(
         telemetry={"operation_spans": False},
     )
     install_problem_handlers(app)
+    app.add_middleware(InputGuard, limits=limits or InputLimits())
     app.include_router(_health_router(name))
     for router in routers:
         app.include_router(router)
@@ -294,12 +310,21 @@ def _health_router(service: str) -> APIRouter:
             checks["database"] = "ok"
         except Exception as error:  # any failure here is exactly what health reports
             checks["database"] = f"failing: {error!r}"
+        stopped = runtime.failed_tasks()
         for task in runtime.tasks:
-            checks[task] = "stopped" if task in runtime.failed_tasks() else "running"
-        healthy = all(value in ("ok", "running") for value in checks.values())
+            if task in runtime.supervised:
+                checks[task] = runtime.supervised[task].describe()
+            else:
+                checks[task] = "stopped" if task in stopped else "running"
+        status = "ok"
+        if runtime.failing_background():
+            # The service answers, but some of its work is not being done: not healthy.
+            status = "degraded"
+        if checks["database"] != "ok" or any(task not in runtime.supervised for task in stopped):
+            status = "failing"
         return JSONResponse(
-            {"service": service, "status": "ok" if healthy else "failing", "checks": checks},
-            status_code=200 if healthy else 503,
+            {"service": service, "status": status, "checks": checks},
+            status_code=200 if status == "ok" else 503,
         )
 
     return router

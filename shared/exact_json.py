@@ -1,0 +1,134 @@
+"""JSON that every reader reads the same: the checks for bodies and events alike.
+
+JSON numbers are doubles to most of the world: an integer beyond ±(2^53−1) silently
+changes in a JavaScript client, and NaN or Infinity are not JSON at all (Python's parser
+takes them; canonical JSON and PostgreSQL's jsonb do not). PostgreSQL cannot store a NUL
+character in text, and an unpaired UTF-16 surrogate (`"\\ud800"`) is no character: it
+cannot even be encoded as UTF-8. Such a document is refused where it enters, with the
+reason, instead of failing later, deep inside whoever stores or signs it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Literal
+
+MAX_EXACT_INTEGER = 2**53 - 1
+MAX_DEPTH = 64
+"""Deeper nesting is refused: no document of the platform comes near it, and the parser's
+recursion would otherwise end in a RecursionError."""
+
+# Only a document containing one of these can hold what is refused below: an escape (a
+# NUL or a surrogate is only ever written escaped in valid JSON), a run of 16 digits (an
+# integer beyond 2^53, or a float overflowing to infinity), a number with an exponent of
+# three digits, a non-finite constant, or many brackets (deep nesting). Every other
+# document is parsed once, by the plain parser.
+_SUSPECT = re.compile(rb"\\u|[0-9]{16}|[:\[,]\s*-?[0-9][0-9.]*[eE]\+?[0-9]{3}|NaN|Infinity")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+Kind = Literal["number", "character", "depth"]
+
+
+class InexactJson(ValueError):
+    """A JSON document holding what JSON cannot carry exactly; `reason` says what and where,
+    `kind` which of the refused things it is."""
+
+    def __init__(self, reason: str, kind: Kind) -> None:
+        super().__init__(reason)
+        self.reason, self.kind = reason, kind
+
+
+def _exact_integer(digits: str) -> int:
+    # Checked on the text first: int() of thousands of digits is slow, then refused anyway.
+    if len(digits.lstrip("-")) > 16 or abs(value := int(digits)) > MAX_EXACT_INTEGER:
+        raise InexactJson(f"the integer {_shown(digits)} is beyond ±(2^53−1)", "number")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise InexactJson(f"the number {_shown(text)} is beyond what a double holds", "number")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise InexactJson(f"{name} is not a JSON number", "number")
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= 24 else f"{text[:20]}… ({len(text)} characters)"
+
+
+def loads(document: bytes | str) -> Any:
+    """`json.loads`, refusing with InexactJson what JSON does not carry exactly.
+
+    Raises InexactJson (integers beyond ±(2^53−1), NaN, Infinity, numbers overflowing a
+    double, a NUL or an unpaired surrogate in a string or key, nesting deeper than
+    `MAX_DEPTH`) or json.JSONDecodeError / UnicodeDecodeError for what is not JSON.
+    """
+    try:
+        value = json.loads(
+            document,
+            parse_int=_exact_integer,
+            parse_float=_finite_float,
+            parse_constant=_no_constant,
+        )
+    except RecursionError:
+        raise InexactJson(
+            f"the document is nested deeper than {MAX_DEPTH} levels", "depth"
+        ) from None
+    check_strings_and_depth(value)
+    return value
+
+
+def _suspect(document: bytes) -> bool:
+    return _SUSPECT.search(document) is not None or (
+        document.count(b"[") + document.count(b"{") > MAX_DEPTH
+    )
+
+
+def parse(document: bytes) -> Any:
+    """`loads`, at the plain parser's cost for a document with nothing suspect in it."""
+    return loads(document) if _suspect(document) else json.loads(document)
+
+
+def check(document: bytes) -> None:
+    """Raise InexactJson if `document` holds what JSON does not carry exactly.
+
+    Cheap for the usual document (one scan for anything suspect); what is not JSON at all
+    passes, for its reader to refuse in its own words.
+    """
+    if not _suspect(document):
+        return
+    try:
+        loads(document)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return
+
+
+def check_strings_and_depth(value: Any) -> None:
+    """Raise InexactJson for a NUL or a lone surrogate in any string, or too deep a nesting."""
+    pending: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while pending:
+        item, where, depth = pending.pop()
+        if depth >= MAX_DEPTH and isinstance(item, dict | list):
+            raise InexactJson(f"the document is nested deeper than {MAX_DEPTH} levels", "depth")
+        if isinstance(item, str):
+            _check_text(item, where)
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                inside = f"{where}.{key}" if where else key
+                _check_text(key, f"a key in {where or 'the document'}")
+                pending.append((inner, inside, depth + 1))
+        elif isinstance(item, list):
+            pending.extend((inner, f"{where}[{i}]", depth + 1) for i, inner in enumerate(item))
+
+
+def _check_text(text: str, where: str) -> None:
+    found = _UNSTORABLE.search(text)
+    if found is not None:
+        what = "a NUL character" if found.group() == "\x00" else "an unpaired surrogate"
+        raise InexactJson(f"{where or 'the document'} holds {what}", "character")
