@@ -49,6 +49,7 @@ from pydantic import Field, SecretStr
 from services.identity.settings import DEVELOPMENT_OPERATOR_TOKEN
 from services.metrics.domain.reference import Reference, load_reference
 from shared.events.catalog import DeliveryReported, Outcome
+from shared.input_guard import InputGuard
 from shared.logging import configure_logging, get_logger
 from shared.runtime import serve
 from shared.settings import PlatformSettings
@@ -339,6 +340,7 @@ def build(settings: SimulatorSettings | None = None) -> FastAPI:
                 await client.aclose()
 
     app = FastAPI(title="Panjereh traffic simulator", lifespan=lifespan)
+    app.add_middleware(InputGuard)
 
     @app.get("/health")
     async def health() -> JSONResponse:

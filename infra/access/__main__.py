@@ -13,6 +13,7 @@ from pydantic import Field
 
 from infra.access.manager import AccessManager
 from infra.platform.secrets import SecretStore
+from shared.input_guard import InputGuard
 from shared.logging import configure_logging
 from shared.principals import ADMIN
 from shared.runtime import serve
@@ -51,6 +52,7 @@ def build(settings: AccessManagerSettings) -> FastAPI:
             await asyncio.wait({task}, timeout=10)
 
     app = FastAPI(title="Panjereh access manager", lifespan=lifespan)
+    app.add_middleware(InputGuard)
 
     @app.get("/health")
     async def health() -> JSONResponse:
