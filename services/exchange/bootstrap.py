@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -15,6 +16,7 @@ from services.exchange.handlers import (
     BATCHES,
     HANDLERS,
     TRANSACTION_TOPICS,
+    payload_retention,
     run_sweeper,
 )
 from services.exchange.http import router
@@ -45,7 +47,12 @@ def build(settings: ExchangeSettings | None = None) -> FastAPI:
         handlers=HANDLERS,
         batches=batches,
         verifies_tokens=True,
-        background={"timeout-sweeper": run_sweeper},
+        background={
+            "timeout-sweeper": run_sweeper,
+            "payload-retention": payload_retention(
+                timedelta(seconds=settings.payload_retention_seconds)
+            ),
+        },
     )
     app.router.lifespan_context = _signing_key_first(settings, app.router.lifespan_context)
     return app

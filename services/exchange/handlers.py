@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -29,6 +29,7 @@ from shared.kafka import TRANSIENT_ERRORS, Rejected
 from shared.logging import get_logger
 from shared.runtime import BatchHandling, Handlers, Runtime
 from shared.topics import Topic
+from shared.unit_of_work import transaction
 
 log = get_logger(__name__)
 
@@ -37,6 +38,7 @@ log = get_logger(__name__)
 INBOX = "exchange"
 TRANSACTION_TOPICS = (Topic.AGENCY_REQUESTS, Topic.AGENCY_ANSWERS)
 SWEEP_INTERVAL_SECONDS = 0.25
+RETENTION_INTERVAL_SECONDS = 30.0
 
 
 # Requests and answers, a poll at a time.
@@ -134,6 +136,36 @@ async def sweep_timeouts(
         gathered(connection) as work,
     ):
         return await transactions.time_out_overdue(work, now=now, limit=limit)
+
+
+async def forget_delivered_payloads(
+    pool: Pool,
+    retention: timedelta,
+    now: datetime | None = None,
+    limit: int = transactions.RETENTION_BATCH,
+) -> int:
+    """One bounded batch of delivered payloads past retention reduced to their digests,
+    in one database transaction; returns how many."""
+    async with transaction(pool, ExchangeStorage) as work:
+        return await transactions.forget_delivered_payloads(work, retention, now=now, limit=limit)
+
+
+def payload_retention(retention: timedelta) -> Callable[[Runtime], Coroutine[Any, Any, None]]:
+    """The background task that keeps answered payloads no longer than `retention` after
+    delivery: batch after batch while there is a backlog, then a pass every
+    RETENTION_INTERVAL_SECONDS."""
+
+    async def run_payload_retention(runtime: Runtime) -> None:
+        while True:
+            try:
+                removed = await forget_delivered_payloads(runtime.pool, retention)
+            except TRANSIENT_ERRORS as error:
+                log.warning("payload retention pass failed, retrying", error=repr(error))
+                removed = 0
+            if removed < transactions.RETENTION_BATCH:
+                await asyncio.sleep(RETENTION_INTERVAL_SECONDS)
+
+    return run_payload_retention
 
 
 async def run_sweeper(runtime: Runtime) -> None:

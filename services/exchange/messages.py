@@ -57,6 +57,16 @@ register_messages(
             "fa": "چنین تراکنشی یافت نشد.",
             "en": "No such transaction was found.",
         },
+        "exchange_payload_removed": {
+            "fa": (
+                "پاسخ این تراکنش تحویل شده و دوره نگهداری آن گذشته است؛ "
+                "از آن فقط چکیده‌اش نگه داشته می‌شود."
+            ),
+            "en": (
+                "This transaction's answer was delivered and its retention period has "
+                "passed; only its digest is kept."
+            ),
+        },
         "exchange_assurance_too_low": {
             "fa": "برای دیدن این گزارش باید با سطح اطمینان ۲ یا بالاتر وارد شوید.",
             "en": "Sign in with a level of assurance of 2 or more to see this report.",

@@ -20,3 +20,11 @@ class ExchangeSettings(ServiceSettings):
         description="Members of the consumer group that handle requests and answers.",
         validation_alias="PANJEREH_EXCHANGE_TRANSACTION_CONSUMERS",
     )
+    payload_retention_seconds: float = Field(
+        default=24 * 60 * 60,
+        ge=0,
+        le=90 * 24 * 60 * 60,
+        description="How long an answered payload is kept after its outcome was delivered "
+        "(published to the consumer); then only its digest stays.",
+        validation_alias="PANJEREH_EXCHANGE_PAYLOAD_RETENTION_SECONDS",
+    )

@@ -24,7 +24,7 @@ from opentelemetry import context as otel_context
 from services.exchange.domain.audit import AuditEntry, chain_hash
 from services.exchange.domain.authorisation import AgencyKey, signing_kid
 from services.exchange.domain.registers import AccessRight, Agency, DataService
-from services.exchange.domain.transaction import ExchangeSigner, Transaction
+from services.exchange.domain.transaction import ExchangeSigner, Transaction, digest_payload
 from services.exchange.use_cases.ports import AnswerContext, RequestContext
 from shared.db import Connection
 from shared.envelope import Envelope
@@ -63,6 +63,8 @@ NEW_TRANSACTION_COLUMNS = (
     "responded_at",
     "completed_at",
     "completion",
+    "payload_digest",
+    "completion_event_id",
 )
 FINAL_COLUMNS = (
     "status",
@@ -71,6 +73,8 @@ FINAL_COLUMNS = (
     "responded_at",
     "completed_at",
     "completion",
+    "payload_digest",
+    "completion_event_id",
 )
 INSERT_TRANSACTION = (
     f"INSERT INTO transactions ({', '.join(NEW_TRANSACTION_COLUMNS)})"
@@ -99,6 +103,26 @@ ANSWER_CONTEXT = "SELECT t.*, to_jsonb(k) AS signing_key, d.response_schema, r.k
 ANSWER_CONTEXT_JOINS = (
     "LEFT JOIN agency_keys k ON k.kid = r.kid"
     " LEFT JOIN data_services d ON d.data_service = t.data_service"
+)
+# Answered payloads delivered before $1: their outcome's event is published (its outbox
+# row stamped before $1, or already deleted), oldest first, up to $2, locked. An outcome
+# stored before digests were kept brings its payload, to be digested on the way.
+PAYLOADS_DUE = (
+    "SELECT t.transaction_id, t.payload_digest,"
+    " CASE WHEN t.payload_digest IS NULL THEN t.completion -> 'payload' END AS payload"
+    " FROM transactions t"
+    " WHERE t.status = 'answered' AND t.payload_removed_at IS NULL AND t.completed_at < $1"
+    " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = t.completion_event_id"
+    "  AND (o.published_at IS NULL OR o.published_at >= $1))"
+    " ORDER BY t.completed_at LIMIT $2 FOR UPDATE OF t SKIP LOCKED"
+)
+# The payload goes from the stored outcome; its digest stays.
+REMOVE_PAYLOADS = (
+    "UPDATE transactions t"
+    " SET completion = jsonb_set(t.completion, '{payload}', 'null'::jsonb),"
+    " payload_digest = x.digest, payload_removed_at = $3"
+    " FROM unnest($1::uuid[], $2::text[]) AS x(transaction_id, digest)"
+    " WHERE t.transaction_id = x.transaction_id"
 )
 
 
@@ -388,6 +412,19 @@ class ExchangeStorage(UnitOfWork):
         self._late.append(transaction)
         await self._wrote(transaction)
 
+    async def forget_payloads(
+        self, *, delivered_before: datetime, now: datetime, limit: int
+    ) -> int:
+        due = await self.connection.fetch(PAYLOADS_DUE, delivered_before, limit)
+        if due:
+            await self.connection.execute(
+                REMOVE_PAYLOADS,
+                [row["transaction_id"] for row in due],
+                [row["payload_digest"] or digest_payload(row["payload"]) for row in due],
+                now,
+            )
+        return len(due)
+
     # The audit log and the outbox.
 
     async def append_audit(self, entry: AuditEntry, at: datetime) -> None:
@@ -409,7 +446,7 @@ class ExchangeStorage(UnitOfWork):
     async def citizen_requests(self, citizen: str, limit: int) -> list[tuple[AuditEntry, datetime]]:
         rows = await self.connection.fetch(
             "SELECT * FROM (SELECT DISTINCT ON (transaction_id) * FROM audit_log"
-            " WHERE citizen = $1 AND kind <> 'late_response'"
+            " WHERE citizen = $1 AND kind <> 'late_response' AND outcome <> 'unverified'"
             " ORDER BY transaction_id, seq DESC) latest ORDER BY seq DESC LIMIT $2",
             citizen,
             limit,
@@ -433,13 +470,32 @@ class ExchangeStorage(UnitOfWork):
         events, self._events = self._events, []
         parents, self._parents = self._parents, []
         audit, self._audit = self._audit, []
+        # Each outcome's event id, so that retention can tell when it was delivered.
+        outcomes = {
+            envelope.payload.transaction_id: envelope.id
+            for envelope in events
+            if isinstance(envelope.payload, DataRequestCompleted)
+        }
         if opened:
             # A taken id fails the whole statement (unique key): the caller retries.
             await self.connection.executemany(
-                INSERT_TRANSACTION, [_new_transaction_row(t) for t in opened]
+                INSERT_TRANSACTION, [_new_transaction_row(t, outcomes) for t in opened]
             )
         if finished:
-            await self.connection.executemany(FINISH_TRANSACTION, [_final_row(t) for t in finished])
+            await self.connection.executemany(
+                FINISH_TRANSACTION, [_final_row(t, outcomes) for t in finished]
+            )
+        written = {t.transaction_id for t in (*opened, *finished)}
+        unwritten = {tid: eid for tid, eid in outcomes.items() if tid not in written}
+        if unwritten:
+            # Written one at a time (not in bulk), the transaction went before its events.
+            await self.connection.execute(
+                "UPDATE transactions SET completion_event_id = x.event_id"
+                " FROM unnest($1::uuid[], $2::uuid[]) AS x(transaction_id, event_id)"
+                " WHERE transactions.transaction_id = x.transaction_id",
+                list(unwritten),
+                list(unwritten.values()),
+            )
         if late:
             await self.connection.executemany(
                 "UPDATE transactions SET late_response_at = $2 WHERE transaction_id = $1",
@@ -542,6 +598,8 @@ def _transaction(row: Record) -> Transaction:
         responded_at=row["responded_at"],
         completed_at=row["completed_at"],
         late_response_at=row["late_response_at"],
+        payload_digest=row["payload_digest"],
+        payload_removed_at=row["payload_removed_at"],
         # Stored in its JSON form, read back as such (ids and times as strings).
         completion=None
         if completion is None
@@ -549,18 +607,22 @@ def _transaction(row: Record) -> Transaction:
     )
 
 
-def _new_transaction_row(transaction: Transaction) -> tuple[Any, ...]:
-    return tuple(_column(transaction, name) for name in NEW_TRANSACTION_COLUMNS)
+def _new_transaction_row(
+    transaction: Transaction, outcomes: dict[uuid.UUID, uuid.UUID]
+) -> tuple[Any, ...]:
+    return tuple(_column(transaction, name, outcomes) for name in NEW_TRANSACTION_COLUMNS)
 
 
-def _final_row(transaction: Transaction) -> tuple[Any, ...]:
+def _final_row(transaction: Transaction, outcomes: dict[uuid.UUID, uuid.UUID]) -> tuple[Any, ...]:
     return (
         transaction.transaction_id,
-        *(_column(transaction, name) for name in FINAL_COLUMNS),
+        *(_column(transaction, name, outcomes) for name in FINAL_COLUMNS),
     )
 
 
-def _column(transaction: Transaction, name: str) -> Any:
+def _column(transaction: Transaction, name: str, outcomes: dict[uuid.UUID, uuid.UUID]) -> Any:
+    if name == "completion_event_id":
+        return outcomes.get(transaction.transaction_id)
     if name == "completion":
         completion = transaction.completion
         return None if completion is None else completion.model_dump(mode="json")

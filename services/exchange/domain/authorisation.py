@@ -43,9 +43,14 @@ class Authorised:
 
 @dataclass(frozen=True)
 class Denied:
-    """The request is refused by the exchange itself; `reason` says why (`code: detail`)."""
+    """The request is refused by the exchange itself; `reason` says why (`code: detail`).
+
+    `verified` is False when its signature did not hold: then nothing it says (whose data,
+    for what) is known to be its sender's, and none of it is recorded as fact.
+    """
 
     reason: str
+    verified: bool = True
 
 
 def signing_kid(signature: str) -> tuple[str, str | None]:
@@ -114,7 +119,7 @@ def authorise(
     """
     problem = signature_problem(request, request.consumer, key, kid, now, unreadable=unreadable)
     if problem is not None:
-        return Denied(problem)
+        return Denied(problem, verified=False)
     if consumer is None:
         return Denied(f"unknown_agency: {request.consumer} is not in the register")
     if not consumer.active:

@@ -37,6 +37,9 @@ Answer = DataProvided | DataRefused
 Announcement = DataRequestForwarded | DataRequestCompleted | TransactionRecorded
 
 TIMED_OUT = "timed_out: the provider did not answer before the deadline"
+# The audit outcome of a message whose signature did not hold: what it claims is not
+# known to be its sender's.
+UNVERIFIED = "unverified"
 
 Signed = TypeVar("Signed", DataRequestForwarded, DataRequestCompleted)
 
@@ -50,6 +53,11 @@ class ExchangeSigner:
 
     def sign(self, event: Signed) -> Signed:
         return event.model_copy(update={"signature": sign_event(event, self.key, self.kid)})
+
+
+def digest_payload(payload: Mapping[str, Any]) -> str:
+    """What stays of a payload once it is no longer kept: SHA-256 of its canonical JSON."""
+    return digest(canonical(dict(payload)))
 
 
 def payload_size(payload: Mapping[str, Any] | None) -> int:
@@ -89,6 +97,10 @@ class Transaction:
     completed_at: datetime | None = None
     late_response_at: datetime | None = None
     completion: DataRequestCompleted | None = None
+    # What stays of an answered payload once it has been delivered and kept for the
+    # retention period: its digest (SHA-256 of its canonical JSON), and when it went.
+    payload_digest: str | None = None
+    payload_removed_at: datetime | None = None
 
     @property
     def final(self) -> bool:
@@ -111,21 +123,32 @@ class Transaction:
         now: datetime,
         signer: ExchangeSigner,
     ) -> Step:
-        """A consumer's request becomes a transaction: forwarded to its provider, or denied."""
+        """A consumer's request becomes a transaction: forwarded to its provider, or denied.
+
+        A request whose signature did not hold is recorded as unverified: denied, without
+        the citizen it names (it may name anyone), so that it is never shown as a request
+        about them. Its consumer is the agency whose channel it came on.
+        """
+        unverified = isinstance(decision, Denied) and not decision.verified
         received = cls(
             transaction_id=request.transaction_id,
             consumer=request.consumer,
             provider=None if service is None else service.provider,
             data_service=request.data_service,
             purpose=request.purpose,
-            citizen=request.citizen,
+            citizen=None if unverified else request.citizen,
             personal_data=request.citizen is not None if service is None else service.personal_data,
             request_bytes=payload_size(request.payload),
             requested_at=now,
         )
         if isinstance(decision, Denied):
             denied, events = received._complete("denied", now, signer, reason=decision.reason)
-            audit = received._audit("request", "denied", reason=decision.reason, message=request)
+            audit = received._audit(
+                "request",
+                UNVERIFIED if unverified else "denied",
+                reason=decision.reason,
+                message=request,
+            )
             return Step(denied, audit, now, events)
         forwarded = replace(received, forwarded_at=now, deadline=decision.deadline)
         onward = DataRequestForwarded(
@@ -168,8 +191,17 @@ class Transaction:
         final, events = self._complete("timed_out", now, signer, reason=TIMED_OUT)
         return Step(final, self._audit("timeout", "timed_out", reason=TIMED_OUT), now, events)
 
-    def ignore_late_answer(self, answer: Answer, now: datetime) -> Step:
-        """An answer to a final transaction changes nothing; the audit log keeps it."""
+    def ignore_late_answer(
+        self, answer: Answer, now: datetime, *, signature_problem: str | None
+    ) -> Step:
+        """An answer to a final transaction changes nothing; the audit log keeps it, as
+        the provider's once its signature held, as unverified (and not noted on the
+        transaction) when it did not."""
+        if signature_problem is not None:
+            audit = self._audit(
+                "late_response", UNVERIFIED, reason=signature_problem, message=answer
+            )
+            return Step(self, audit, now)
         noted = replace(self, late_response_at=now)
         reason = f"already {self.status}"
         return Step(
@@ -207,6 +239,7 @@ class Transaction:
             responded_at=responded_at,
             completed_at=now,
             completion=completion,
+            payload_digest=None if payload is None else digest_payload(payload),
         )
         return final, (completion, final._monitoring(outcome, now))
 

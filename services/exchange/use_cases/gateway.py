@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from services.exchange.use_cases.ports import SOURCE, ExchangeWork
 from shared.envelope import Envelope
-from shared.errors import Forbidden, NotFound
+from shared.errors import Forbidden, Gone, NotFound
 from shared.events.exchange import DataRequestCompleted, DataRequested
 
 
@@ -43,7 +43,8 @@ async def gateway_outcome(
     work: ExchangeWork, transaction_id: uuid.UUID, agency: str | None, *, must_exist: bool
 ) -> GatewayOutcome:
     """The outcome of one of the caller's agency's transactions. Another agency's is
-    NotFound, as is one not recorded yet when it `must_exist`."""
+    NotFound, as is one not recorded yet when it `must_exist`; Gone once its payload was
+    delivered and its retention period passed (only its digest is kept)."""
     transaction = await work.transaction(transaction_id)
     if transaction is None:
         if must_exist:
@@ -51,4 +52,10 @@ async def gateway_outcome(
         return GatewayOutcome("received")
     if transaction.consumer != agency:
         raise NotFound("exchange_unknown_transaction", str(transaction_id))
+    if transaction.payload_removed_at is not None:
+        # Delivered, and kept its retention period: the signed outcome went with its payload.
+        raise Gone(
+            "exchange_payload_removed",
+            f"{transaction.status}; payload sha256 {transaction.payload_digest}",
+        )
     return GatewayOutcome(transaction.status, transaction.completion)

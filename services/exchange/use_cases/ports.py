@@ -128,6 +128,14 @@ class ExchangeWork(Publisher, Protocol):
         """Record when an answer came for a transaction already final."""
         ...
 
+    async def forget_payloads(
+        self, *, delivered_before: datetime, now: datetime, limit: int
+    ) -> int:
+        """Remove the payload from up to `limit` answered transactions whose outcome was
+        delivered (published to the consumer) before `delivered_before`, oldest first,
+        keeping its digest; returns how many. Others' locks are skipped."""
+        ...
+
     # The audit log.
 
     async def append_audit(self, entry: AuditEntry, at: datetime) -> None:
@@ -135,6 +143,6 @@ class ExchangeWork(Publisher, Protocol):
         ...
 
     async def citizen_requests(self, citizen: str, limit: int) -> list[tuple[AuditEntry, datetime]]:
-        """The latest record of each transaction about a citizen (late answers aside), with
-        when it was recorded, newest first."""
+        """The latest record of each transaction about a citizen (late answers and
+        unverified records aside), with when it was recorded, newest first."""
         ...

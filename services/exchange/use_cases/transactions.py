@@ -1,4 +1,5 @@
-"""A transaction's use cases: a request taken, an answer taken, overdue ones timed out.
+"""A transaction's use cases: a request taken, an answer taken, overdue ones timed out,
+delivered payloads forgotten after their retention period.
 
 Each step is decided by the `Transaction` (services/exchange/domain/transaction.py) and
 stored with its audit record and its events in the caller's unit of work: the state
@@ -9,7 +10,7 @@ poll's worth gathered into a few statements) is the storage's business.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.exchange.domain.authorisation import authorise, signature_problem, signing_kid
@@ -23,6 +24,7 @@ from shared.logging import get_logger
 log = get_logger(__name__)
 
 SWEEP_BATCH = 500
+RETENTION_BATCH = 500
 
 
 async def take_request(
@@ -77,19 +79,22 @@ async def take_answer(
     transaction, signer = context.transaction, await work.signer()
     if not transaction.answered_by(answer.provider):
         raise Forbidden("wrong_provider", f"{answer.provider} is not this transaction's provider")
+    # Checked before anything about the answer is recorded, late or not.
+    problem = signature_problem(
+        answer, answer.provider, context.key, kid, now, unreadable=unreadable
+    )
     if transaction.overdue(now):
         # Past its deadline before the sweeper got to it: the deadline decides, not the race.
         transaction = await _finish(work, transaction.time_out(now, signer))
     if transaction.final:
-        late = transaction.ignore_late_answer(answer, now)
-        await work.note_late_response(late.transaction)
+        late = transaction.ignore_late_answer(answer, now, signature_problem=problem)
+        if problem is None:
+            await work.note_late_response(late.transaction)
         await _record(work, late)
         return late.transaction
     step = transaction.take_answer(
         answer,
-        signature_problem=signature_problem(
-            answer, answer.provider, context.key, kid, now, unreadable=unreadable
-        ),
+        signature_problem=problem,
         response_schema=context.response_schema,
         now=now,
         signer=signer,
@@ -108,6 +113,19 @@ async def time_out_overdue(
         for transaction in overdue:
             await _finish(work, transaction.time_out(now, signer))
     return len(overdue)
+
+
+async def forget_delivered_payloads(
+    work: ExchangeWork,
+    retention: timedelta,
+    *,
+    now: datetime | None = None,
+    limit: int = RETENTION_BATCH,
+) -> int:
+    """Keep only the digest of up to `limit` answered payloads delivered (published to
+    their consumer) more than `retention` ago; returns how many went."""
+    now = now or datetime.now(UTC)
+    return await work.forget_payloads(delivered_before=now - retention, now=now, limit=limit)
 
 
 async def _finish(work: ExchangeWork, step: Step) -> Transaction:

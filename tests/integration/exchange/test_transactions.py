@@ -31,6 +31,8 @@ from panjereh_agency import (
 )
 
 from services.exchange.bootstrap import build
+from services.exchange.domain.audit import digest
+from services.exchange.handlers import forget_delivered_payloads
 from services.exchange.settings import ExchangeSettings
 from shared.db import Pool, create_pool
 from shared.envelope import Envelope
@@ -45,7 +47,7 @@ from shared.kafka import new_producer, publish
 from shared.kafka_access import KafkaAccess
 from shared.registry import UndecodableEvent, decode
 from shared.sealing import Sealer, is_sealed
-from shared.signing import generate_key, sign_event
+from shared.signing import canonical, generate_key, sign_event
 from shared.topics import Topic, channel, dead_letter_of
 from tests.integration.exchange.helpers import (
     ISSUER,
@@ -305,18 +307,33 @@ async def test_a_request_without_a_right_is_denied_with_the_reason(world: World)
     assert audit[0]["reason"].startswith("no_access_right")
 
 
-async def test_a_request_with_a_bad_signature_is_denied(world: World) -> None:
+async def test_a_request_with_a_bad_signature_is_denied_and_recorded_as_unverified(
+    world: World,
+) -> None:
+    citizen = uuid.uuid4().hex * 2
     impostor = client_on_the_consumers_channel(
         world, world.consumer.code, generate_key(), world.consumer.kid, instance="impostor"
     )
     async with impostor:
         with pytest.raises(Denied) as denied:
-            await ask_about_the_citizen(impostor, world.services["vital"])
+            await impostor.request(
+                world.services["vital"], "curiosity", {"citizen": citizen}, citizen=citizen
+            )
     assert denied.value.reason.startswith("bad_signature")
     await ended_as(world, denied.value.transaction_id, "denied")
     (record,) = await audit_of(world, denied.value.transaction_id)
-    assert record["outcome"] == "denied"
+    assert (record["outcome"], record["citizen"]) == ("unverified", None)
     assert record["reason"].startswith("bad_signature")
+    row = await world.pool.fetchrow(
+        "SELECT citizen FROM transactions WHERE transaction_id = $1", denied.value.transaction_id
+    )
+    assert row["citizen"] is None
+    # The citizen it named sees nothing: nobody is known to have asked about them.
+    response = await world.http.get(
+        "/citizens/me/data-requests", headers=world.issuer.headers(citizen, loa=2)
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["requests"] == []
 
 
 async def test_a_providers_refusal_reaches_the_consumer_with_its_reason(world: World) -> None:
@@ -518,6 +535,76 @@ def _about(records: list[Any], right_id: str) -> list[Envelope[Any]]:
     """The access-rights register's events about one right, in order."""
     envelopes = [decode(record.value) for record in records]
     return [e for e in envelopes if str(getattr(e.payload, "right_id", "")) == right_id]
+
+
+async def test_a_delivered_payload_is_kept_for_its_retention_period_then_only_its_digest(
+    world: World,
+) -> None:
+    transaction_id, future = await world.client.send(
+        world.services["vital"], "benefit-eligibility", {"citizen": CITIZEN}, citizen=CITIZEN
+    )
+    await asyncio.wait_for(future, 30)
+    headers = world.issuer.headers(
+        "ss-system", agency=world.consumer.code, scope="exchange:request"
+    )
+    path = f"/gateway/requests/{transaction_id}"
+
+    async def delivered() -> bool:
+        row = await world.pool.fetchrow(
+            "SELECT o.published_at FROM transactions t JOIN outbox o"
+            " ON o.event_id = t.completion_event_id WHERE t.transaction_id = $1",
+            transaction_id,
+        )
+        return row is not None and row["published_at"] is not None
+
+    await eventually(delivered)
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    # Within the period it stays.
+    await forget_delivered_payloads(world.pool, timedelta(hours=1), now=later)
+    assert (await world.http.get(path, headers=headers)).json()["payload"] == {"alive": True}
+
+    while await forget_delivered_payloads(world.pool, timedelta(0), now=later):
+        pass
+
+    row = await world.pool.fetchrow(
+        "SELECT completion, payload_digest, payload_removed_at FROM transactions"
+        " WHERE transaction_id = $1",
+        transaction_id,
+    )
+    assert row["completion"]["payload"] is None
+    assert row["completion"]["outcome"] == "answered"
+    assert row["payload_digest"] == digest(canonical({"alive": True}))
+    assert row["payload_removed_at"] is not None
+    response = await world.http.get(path, headers=headers)
+    assert response.status_code == 410
+    assert response.json()["code"] == "exchange_payload_removed"
+
+
+async def test_a_payload_not_yet_delivered_is_kept_past_its_retention_period(
+    world: World,
+) -> None:
+    transaction_id, future = await world.client.send(
+        world.services["vital"], "benefit-eligibility", {"citizen": CITIZEN}, citizen=CITIZEN
+    )
+    await asyncio.wait_for(future, 30)
+    # As if its outcome's event were still waiting in the outbox for the relay.
+    await world.pool.execute(
+        "UPDATE outbox SET published_at = now() + interval '1 day' WHERE event_id ="
+        " (SELECT completion_event_id FROM transactions WHERE transaction_id = $1)",
+        transaction_id,
+    )
+
+    while await forget_delivered_payloads(
+        world.pool, timedelta(0), now=datetime.now(UTC) + timedelta(seconds=1)
+    ):
+        pass
+
+    row = await world.pool.fetchrow(
+        "SELECT completion, payload_removed_at FROM transactions WHERE transaction_id = $1",
+        transaction_id,
+    )
+    assert row["completion"]["payload"] == {"alive": True}
+    assert row["payload_removed_at"] is None
 
 
 async def test_the_admin_api_refuses_what_no_one_may_register(world: World) -> None:

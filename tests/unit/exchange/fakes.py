@@ -195,6 +195,30 @@ class FakeExchangeWork(FakeOutbox):
     async def note_late_response(self, transaction: Transaction) -> None:
         self.transactions[transaction.transaction_id] = transaction
 
+    async def forget_payloads(
+        self, *, delivered_before: datetime, now: datetime, limit: int
+    ) -> int:
+        # Every outcome here counts as delivered when it completed (the fake publishes at once).
+        due = sorted(
+            (
+                t
+                for t in self.transactions.values()
+                if t.status == "answered"
+                and t.payload_removed_at is None
+                and t.completed_at is not None
+                and t.completed_at < delivered_before
+            ),
+            key=lambda t: t.completed_at or now,
+        )[:limit]
+        for t in due:
+            assert t.completion is not None
+            self.transactions[t.transaction_id] = replace(
+                t,
+                completion=t.completion.model_copy(update={"payload": None}),
+                payload_removed_at=now,
+            )
+        return len(due)
+
     # The audit log and the outbox.
 
     async def append_audit(self, entry: AuditEntry, at: datetime) -> None:
@@ -203,7 +227,11 @@ class FakeExchangeWork(FakeOutbox):
     async def citizen_requests(self, citizen: str, limit: int) -> list[tuple[AuditEntry, datetime]]:
         latest: dict[uuid.UUID, tuple[AuditEntry, datetime]] = {}
         for entry, at in self.audit:
-            if entry.citizen == citizen and entry.kind != "late_response":
+            if (
+                entry.citizen == citizen
+                and entry.kind != "late_response"
+                and entry.outcome != "unverified"
+            ):
                 latest[entry.transaction_id] = (entry, at)
         newest_first = sorted(
             latest.values(), key=lambda record: self.audit.index(record), reverse=True

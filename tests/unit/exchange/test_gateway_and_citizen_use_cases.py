@@ -9,8 +9,12 @@ import pytest
 
 from services.exchange.use_cases.citizens import citizen_data_requests
 from services.exchange.use_cases.gateway import gateway_outcome, submit_request
-from services.exchange.use_cases.transactions import take_answer, take_request
-from shared.errors import Forbidden, NotFound
+from services.exchange.use_cases.transactions import (
+    forget_delivered_payloads,
+    take_answer,
+    take_request,
+)
+from shared.errors import Forbidden, Gone, NotFound
 from shared.events.exchange import DataRequested
 from tests.unit.exchange.world import CITIZEN, CONSUMER, LEGAL_BASIS, NOW, PROVIDER, world
 
@@ -134,3 +138,32 @@ async def test_a_citizen_sees_who_asked_about_them_why_and_the_outcome_newest_fi
     assert [s.transaction_id for s in await citizen_data_requests(w.work, CITIZEN, 2, 1)] == [
         waiting.transaction_id
     ]
+
+
+async def test_a_request_whose_signature_does_not_hold_never_shows_in_the_citizens_view() -> None:
+    w = world()
+    genuine = w.consumer.request()
+    await take_request(w.work, genuine, now=NOW)
+    # Anyone can name any citizen in a record they cannot sign.
+    forged = w.consumer.request().model_copy(update={"purpose": "curiosity"})
+    await take_request(w.work, forged, now=NOW + timedelta(seconds=1))
+
+    seen = await citizen_data_requests(w.work, CITIZEN, 2, 100)
+
+    assert [s.transaction_id for s in seen] == [genuine.transaction_id]
+
+
+async def test_an_outcome_whose_payload_is_no_longer_kept_is_gone_with_its_digest() -> None:
+    w = world()
+    request = w.consumer.request()
+    await take_request(w.work, request, now=NOW)
+    answered = await take_answer(
+        w.work, w.provider.provide(request.transaction_id, {"alive": True}), now=NOW
+    )
+    await forget_delivered_payloads(w.work, timedelta(hours=1), now=NOW + timedelta(hours=2))
+
+    with pytest.raises(Gone) as error:
+        await gateway_outcome(w.work, request.transaction_id, CONSUMER, must_exist=True)
+
+    assert error.value.code == "exchange_payload_removed"
+    assert error.value.detail == f"answered; payload sha256 {answered.payload_digest}"

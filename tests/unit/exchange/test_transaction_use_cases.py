@@ -9,7 +9,12 @@ import pytest
 
 from services.exchange.domain.audit import digest
 from services.exchange.domain.transaction import TIMED_OUT, Transaction, payload_size
-from services.exchange.use_cases.transactions import take_answer, take_request, time_out_overdue
+from services.exchange.use_cases.transactions import (
+    forget_delivered_payloads,
+    take_answer,
+    take_request,
+    time_out_overdue,
+)
 from shared.errors import DomainError, Forbidden, NotFound
 from shared.events.exchange import (
     DataRequestCompleted,
@@ -17,7 +22,14 @@ from shared.events.exchange import (
     TransactionRecorded,
 )
 from shared.messages import MESSAGES
-from shared.signing import SignatureInvalid, generate_key, public_jwk, signed_content, verify_event
+from shared.signing import (
+    SignatureInvalid,
+    canonical,
+    generate_key,
+    public_jwk,
+    signed_content,
+    verify_event,
+)
 from tests.unit.exchange.fakes import FakeExchangeWork
 from tests.unit.exchange.world import (
     CITIZEN,
@@ -356,3 +368,109 @@ async def test_with_nothing_overdue_the_sweeper_writes_nothing() -> None:
     assert await time_out_overdue(w.work, now=NOW) == 0
     assert not w.work.published
     assert not w.work.audit
+
+
+# What is kept of requests whose signature does not hold, and of answered payloads.
+
+
+async def test_an_unsigned_request_is_recorded_as_unverified_without_its_citizen() -> None:
+    w = world()
+    forged = w.consumer.request().model_copy(update={"purpose": "curiosity"})
+
+    transaction = ended(await take_request(w.work, forged, now=NOW), "denied", "bad_signature")
+
+    assert transaction.citizen is None
+    (record, _) = w.work.audit[-1]
+    assert (record.kind, record.outcome, record.citizen) == ("request", "unverified", None)
+    assert record.reason is not None
+    assert record.reason.startswith("bad_signature")
+    # What was received stays provable by its digest; the consumer is told it was denied.
+    assert record.content_digest == digest(signed_content(forged))
+    (completed,) = w.work.events(DataRequestCompleted)
+    assert completed.outcome == "denied"
+
+
+async def test_a_denied_request_whose_signature_holds_keeps_its_citizen() -> None:
+    w = world()
+
+    await take_request(w.work, w.consumer.request(data_service="nowhere.nothing"), now=NOW)
+
+    (record, _) = w.work.audit[-1]
+    assert (record.outcome, record.citizen) == ("denied", CITIZEN)
+
+
+async def test_a_late_answer_whose_signature_does_not_hold_is_audited_as_unverified_only() -> None:
+    w = world()
+    forwarded = forwarded_in(w.work)
+    first = await take_answer(
+        w.work, w.provider.provide(forwarded.transaction_id, {"alive": True}), now=LATER
+    )
+    impostor = Signer(PROVIDER, key=generate_key(), kid=w.provider.kid)
+
+    again = await take_answer(
+        w.work, impostor.refuse(forwarded.transaction_id, "changed my mind"), now=LATER
+    )
+
+    assert again.late_response_at is None
+    assert again.completion == first.completion
+    kind, outcome, reason = w.work.audit_of(forwarded.transaction_id)[-1]
+    assert (kind, outcome) == ("late_response", "unverified")
+    assert reason is not None
+    assert reason.startswith("bad_signature")
+
+
+async def test_an_answered_payload_keeps_its_digest_with_the_outcome() -> None:
+    w = world()
+    forwarded = forwarded_in(w.work)
+
+    answered = await take_answer(
+        w.work, w.provider.provide(forwarded.transaction_id, {"alive": True}), now=LATER
+    )
+
+    assert answered.payload_digest == digest(canonical({"alive": True}))
+    assert answered.payload_removed_at is None
+
+
+async def test_a_delivered_payload_past_retention_leaves_only_its_digest() -> None:
+    w = world()
+    forwarded = forwarded_in(w.work)
+    recent = pending(deadline=NOW + timedelta(hours=3))
+    w.work.transactions[recent.transaction_id] = recent
+    old = await take_answer(
+        w.work, w.provider.provide(forwarded.transaction_id, {"alive": True}), now=LATER
+    )
+    await take_answer(
+        w.work,
+        w.provider.provide(recent.transaction_id, {"alive": False}),
+        now=LATER + timedelta(hours=2),
+    )
+
+    removed = await forget_delivered_payloads(
+        w.work, timedelta(hours=1), now=LATER + timedelta(hours=2)
+    )
+
+    assert removed == 1
+    after = w.work.transactions[forwarded.transaction_id]
+    assert after.completion is not None
+    assert after.completion.payload is None
+    assert after.payload_digest == old.payload_digest
+    assert after.payload_removed_at == LATER + timedelta(hours=2)
+    kept = w.work.transactions[recent.transaction_id]
+    assert kept.completion is not None
+    assert kept.completion.payload == {"alive": False}
+
+
+async def test_the_retention_pass_takes_at_most_its_limit() -> None:
+    w = world()
+    for _ in range(3):
+        transaction = forwarded_in(w.work)
+        await take_answer(
+            w.work, w.provider.provide(transaction.transaction_id, {"alive": True}), now=LATER
+        )
+
+    first = await forget_delivered_payloads(
+        w.work, timedelta(0), now=LATER + timedelta(seconds=1), limit=2
+    )
+    rest = await forget_delivered_payloads(w.work, timedelta(0), now=LATER + timedelta(seconds=1))
+
+    assert (first, rest) == (2, 1)
