@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -70,6 +70,11 @@ ChangeKind = Literal[
 ]
 
 
+# The window shows every date in the Jalali calendar too, which begins on 622-03-21 and
+# which the calendar library carries up to the end of Jalali year 9377 (9999-03-19).
+ConnectionDate = Annotated[date, Field(ge=date(622, 3, 21), le=date(9999, 3, 19))]
+
+
 class AgencyEntry(BaseModel):
     """An agency as an operator enters it (everything but the revision)."""
 
@@ -81,8 +86,8 @@ class AgencyEntry(BaseModel):
     ministry_fa: Localized | None = None
     ministry_en: Localized | None = None
     province: ProvinceCode | None = Field(default=None, description="None: national scope.")
-    window_connected_since: date | None = None
-    exchange_connected_since: date | None = None
+    window_connected_since: ConnectionDate | None = None
+    exchange_connected_since: ConnectionDate | None = None
     active: bool = True
 
     def recorded(self, revision: int) -> AgencyRecorded:

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from services.catalog.domain import (
     AgencyEntry,
@@ -165,3 +166,15 @@ def test_a_delivery_finished_before_it_started_cannot_even_be_built() -> None:
 
 def test_a_clock_a_little_ahead_is_not_the_future() -> None:
     assert check_delivery(report(finished_at=NOW + timedelta(minutes=1)), VIEW, NOW) is None
+
+
+@pytest.mark.parametrize("connected", ["0136-02-09", "9999-12-31"])
+def test_a_connection_date_the_jalali_calendar_cannot_show_is_refused_at_entry(
+    connected: str,
+) -> None:
+    # The agency's page shows the date in Jalali; outside that calendar it would fail
+    # only after the agency was recorded.
+    with pytest.raises(ValidationError):
+        AgencyEntry.model_validate(
+            {**AGENCY.model_dump(mode="json"), "window_connected_since": connected}
+        )
