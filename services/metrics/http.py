@@ -125,7 +125,12 @@ async def home() -> RedirectResponse:
     return RedirectResponse("/dashboard")
 
 
-@router.get("/dashboard", tags=["dashboard"], summary="The live dashboard (HTML)")
+@router.get(
+    "/dashboard",
+    tags=["dashboard"],
+    summary="The live dashboard (HTML)",
+    response_class=HTMLResponse,
+)
 async def dashboard_page(runtime: RuntimeDep, lang: Literal["fa", "en"] = "fa") -> HTMLResponse:
     data = await dashboard_data(runtime.pool)
     # Embedded as JSON in a script element: `<` is escaped so no text can close it.
