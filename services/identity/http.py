@@ -356,7 +356,7 @@ async def token(request: Request, identity: IdentityDep) -> JSONResponse:
     return JSONResponse(response.as_json(), headers={"cache-control": "no-store"})
 
 
-@router.post("/oauth/revoke", tags=["issuer"], openapi_extra=_FORM_BODY)
+@router.post("/oauth/revoke", tags=["issuer"], openapi_extra=_FORM_BODY, response_class=Response)
 async def revoke(request: Request, identity: IdentityDep) -> Response:
     """Revocation (RFC 7009): ends the session of a refresh or access token; always 200."""
     form = await _form(request)
