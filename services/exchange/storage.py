@@ -22,7 +22,11 @@ from joserfc.jwk import ECKey, import_key
 from opentelemetry import context as otel_context
 
 from services.exchange.domain.audit import AuditEntry, chain_hash
-from services.exchange.domain.authorisation import AgencyKey, signing_kid
+from services.exchange.domain.authorisation import (
+    SIGNATURE_PROBLEM_CODES,
+    AgencyKey,
+    signing_kid,
+)
 from services.exchange.domain.registers import AccessRight, Agency, DataService
 from services.exchange.domain.transaction import ExchangeSigner, Transaction, digest_payload
 from services.exchange.use_cases.ports import AnswerContext, RequestContext
@@ -447,9 +451,13 @@ class ExchangeStorage(UnitOfWork):
         rows = await self.connection.fetch(
             "SELECT * FROM (SELECT DISTINCT ON (transaction_id) * FROM audit_log"
             " WHERE citizen = $1 AND kind <> 'late_response' AND outcome <> 'unverified'"
+            # Unsigned requests recorded as denied before they were recorded as unverified.
+            " AND NOT (kind = 'request' AND outcome = 'denied'"
+            "  AND coalesce(split_part(reason, ':', 1), '') = ANY($3::text[]))"
             " ORDER BY transaction_id, seq DESC) latest ORDER BY seq DESC LIMIT $2",
             citizen,
             limit,
+            list(SIGNATURE_PROBLEM_CODES),
         )
         return [(_audit_entry(row), row["recorded_at"]) for row in rows]
 

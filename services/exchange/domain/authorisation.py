@@ -53,6 +53,19 @@ class Denied:
     verified: bool = True
 
 
+# The codes `signature_problem` (and `signing_kid`) give their reasons. A request denied
+# for one of them is a claim nobody is known to have made: audit records written before
+# such requests were recorded as unverified are told apart by this.
+SIGNATURE_PROBLEM_CODES = (
+    "bad_signature",
+    "unknown_key",
+    "wrong_key",
+    "key_revoked",
+    "key_not_yet_valid",
+    "key_expired",
+)
+
+
 def signing_kid(signature: str) -> tuple[str, str | None]:
     """The key id a signature names, or ("", why it cannot be read)."""
     try:

@@ -31,9 +31,10 @@ from panjereh_agency import (
 )
 
 from services.exchange.bootstrap import build
-from services.exchange.domain.audit import digest
+from services.exchange.domain.audit import AuditEntry, digest
 from services.exchange.handlers import forget_delivered_payloads
 from services.exchange.settings import ExchangeSettings
+from services.exchange.storage import append_audit
 from shared.db import Pool, create_pool
 from shared.envelope import Envelope
 from shared.events.exchange import (
@@ -448,6 +449,36 @@ async def test_a_citizen_sees_which_agencies_asked_about_them_and_why(world: Wor
     assert entry["legal_basis"] is None or "Law" in entry["legal_basis"]
     assert entry["outcome"] == "answered"
     assert entry["at_jalali"].startswith("14")
+
+
+async def test_an_unsigned_request_denied_before_this_release_stays_out_of_the_view(
+    world: World,
+) -> None:
+    citizen = uuid.uuid4().hex * 2
+    # What the exchange used to record for a request whose signature did not hold.
+    recorded = AuditEntry(
+        transaction_id=uuid.uuid4(),
+        kind="request",
+        outcome="denied",
+        consumer=world.consumer.code,
+        provider=world.provider.code,
+        data_service=world.services["vital"],
+        purpose="curiosity",
+        legal_basis=None,
+        citizen=citizen,
+        reason="unknown_key: no key forged-1 is published",
+        content_digest=None,
+        signature=None,
+    )
+    async with world.pool.acquire() as connection, connection.transaction():
+        await append_audit(connection, recorded, datetime.now(UTC))
+
+    response = await world.http.get(
+        "/citizens/me/data-requests", headers=world.issuer.headers(citizen, loa=2)
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["requests"] == []
 
 
 async def test_the_http_gateway_answers_a_signed_request_after_the_same_checks(

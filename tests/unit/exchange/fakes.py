@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from services.exchange.domain.audit import AuditEntry
-from services.exchange.domain.authorisation import AgencyKey
+from services.exchange.domain.authorisation import SIGNATURE_PROBLEM_CODES, AgencyKey
 from services.exchange.domain.registers import AccessRight, Agency, DataService
 from services.exchange.domain.transaction import ExchangeSigner, Transaction
 from services.exchange.use_cases.ports import AnswerContext, RequestContext
@@ -28,6 +28,14 @@ from shared.events.exchange import (
 from shared.events.identity import AgencyKeyPublished, AgencyKeyRevoked
 from shared.signing import generate_key, public_jwk
 from tests.unit.fake_outbox import FakeOutbox
+
+
+def _unsigned_before_it_was_told_apart(entry: AuditEntry) -> bool:
+    return (
+        entry.kind == "request"
+        and entry.outcome == "denied"
+        and (entry.reason or "").split(":")[0] in SIGNATURE_PROBLEM_CODES
+    )
 
 
 @dataclass
@@ -231,6 +239,7 @@ class FakeExchangeWork(FakeOutbox):
                 entry.citizen == citizen
                 and entry.kind != "late_response"
                 and entry.outcome != "unverified"
+                and not _unsigned_before_it_was_told_apart(entry)
             ):
                 latest[entry.transaction_id] = (entry, at)
         newest_first = sorted(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
+from services.exchange.domain.audit import AuditEntry
 from services.exchange.use_cases.citizens import citizen_data_requests
 from services.exchange.use_cases.gateway import gateway_outcome, submit_request
 from services.exchange.use_cases.transactions import (
@@ -16,7 +18,15 @@ from services.exchange.use_cases.transactions import (
 )
 from shared.errors import Forbidden, Gone, NotFound
 from shared.events.exchange import DataRequested
-from tests.unit.exchange.world import CITIZEN, CONSUMER, LEGAL_BASIS, NOW, PROVIDER, world
+from tests.unit.exchange.world import (
+    CITIZEN,
+    CONSUMER,
+    LEGAL_BASIS,
+    NOW,
+    PROVIDER,
+    SERVICE_ID,
+    world,
+)
 
 # The gateway.
 
@@ -167,3 +177,37 @@ async def test_an_outcome_whose_payload_is_no_longer_kept_is_gone_with_its_diges
 
     assert error.value.code == "exchange_payload_removed"
     assert error.value.detail == f"answered; payload sha256 {answered.payload_digest}"
+
+
+async def test_an_unsigned_request_denied_before_this_release_stays_out_of_the_view() -> None:
+    w = world()
+    # What the exchange used to record for a request it could not verify.
+    forged = replace(
+        _audit_of_a_request(),
+        outcome="denied",
+        reason="bad_signature: the signature does not verify",
+    )
+    await w.work.append_audit(forged, NOW)
+    denied = replace(_audit_of_a_request(), outcome="denied", reason="no_access_right: none")
+    await w.work.append_audit(denied, NOW)
+
+    seen = await citizen_data_requests(w.work, CITIZEN, 2, 100)
+
+    assert [s.transaction_id for s in seen] == [denied.transaction_id]
+
+
+def _audit_of_a_request() -> AuditEntry:
+    return AuditEntry(
+        transaction_id=uuid.uuid4(),
+        kind="request",
+        outcome="forwarded",
+        consumer=CONSUMER,
+        provider=PROVIDER,
+        data_service=SERVICE_ID,
+        purpose="benefit-eligibility",
+        legal_basis=None,
+        citizen=CITIZEN,
+        reason=None,
+        content_digest=None,
+        signature=None,
+    )
