@@ -56,6 +56,7 @@ class Topic(StrEnum):
     EXCHANGE_DATA_SERVICES = "exchange.data-services"
     EXCHANGE_ACCESS_RIGHTS = "exchange.access-rights"
     EXCHANGE_TRANSACTIONS = "exchange.transactions"
+    EXCHANGE_AUDIT_CHECKPOINTS = "exchange.audit-checkpoints"
 
     METRICS_EXCHANGE = "metrics.exchange"
     METRICS_IDENTITY = "metrics.identity"
@@ -328,6 +329,25 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
         consumers=(Principal.METRICS_WORKER,),
         partitions=6,
         retention_ms=365 * DAY_MS,
+    ),
+    TopicSpec(
+        name=Topic.EXCHANGE_AUDIT_CHECKPOINTS,
+        description=(
+            "The audit log's anchors outside the database: every few seconds or records, "
+            "the exchange signs where its hash chain stands (the last record's seq and hash, "
+            "the hash of each record since the previous checkpoint, the time). `panjereh "
+            "audit verify` checks the log against them; analysts may keep their own copy."
+        ),
+        key="the checkpoint's last seq and hash, `<seq>:<hash>`",
+        producers=(Principal.EXCHANGE,),
+        # No personal data, only hashes: anyone outside the platform team who keeps a copy
+        # makes the anchors harder to take back.
+        consumers=(Principal.ANALYST,),
+        partitions=1,
+        # Compaction drops only a checkpoint published twice: a different head for the
+        # same seq (a rewritten history) has another key and stays.
+        cleanup_policy="compact",
+        retention_ms=FOREVER,
     ),
     # Each agency's channel. In: what the agency sends (and what the platform's HTTP
     # gateways received from it, authenticated by its token). Out: what only it may read.

@@ -9,9 +9,9 @@ JSON of the other fields) is defined with the exchange client library.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AwareDatetime, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 
 from shared.envelope import Event
 from shared.registry import event
@@ -372,3 +372,54 @@ class TransactionRecorded(Event):
     exchange_ms: float = Field(ge=0, description="Time spent in the exchange itself.")
     provider_ms: float | None = Field(ge=0, description="The provider's time, if it answered.")
     personal_data: bool
+
+
+ChainHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+RecordHashPrefix = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+_CHAIN_HASH = "3f6c" + "a" * 60
+
+
+@event
+class AuditCheckpointed(Event):
+    """The exchange signs where its audit log's hash chain stands, to anchor it outside
+    the database: a history rewritten later, even with every hash redone, disagrees."""
+
+    event_type = "AuditCheckpointed"
+    schema_version = 1
+    topic = Topic.EXCHANGE_AUDIT_CHECKPOINTS
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "first_seq": 4999,
+                    "seq": 5000,
+                    "hash": _CHAIN_HASH,
+                    "record_hashes": ["9b1e0c4d2a7f3e58", _CHAIN_HASH[:16]],
+                    "signed_at": "2024-03-20T08:30:05Z",
+                    "signature": _SIGNATURE,
+                }
+            ]
+        }
+    )
+
+    first_seq: int = Field(
+        ge=1, description="The first record it lists: the one after the previous checkpoint's last."
+    )
+    seq: int = Field(ge=1, description="The chain's last record when it was signed.")
+    hash: ChainHash = Field(description="That record's hash: what the checkpoint vouches for.")
+    record_hashes: list[RecordHashPrefix] = Field(
+        min_length=1,
+        max_length=10_000,
+        description="The first 16 hex digits of each record's hash from `first_seq` to `seq`, "
+        "in order: they name the first record that changed.",
+    )
+    signed_at: AwareDatetime
+    signature: str = Field(description="The exchange's signature over the checkpoint.")
+
+    @model_validator(mode="after")
+    def _lists_each_record_once(self) -> Self:
+        if len(self.record_hashes) != self.seq - self.first_seq + 1:
+            raise ValueError("record_hashes must list each record from first_seq to seq")
+        if self.record_hashes[-1] != self.hash[:16]:
+            raise ValueError("the last of record_hashes must begin the checkpoint's hash")
+        return self
