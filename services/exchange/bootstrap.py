@@ -12,10 +12,12 @@ from fastapi import FastAPI
 from starlette.types import Lifespan
 
 from services.exchange import storage
+from services.exchange.domain.audit import CheckpointPolicy
 from services.exchange.handlers import (
     BATCHES,
     HANDLERS,
     TRANSACTION_TOPICS,
+    audit_checkpointer,
     payload_retention,
     run_sweeper,
 )
@@ -51,6 +53,11 @@ def build(settings: ExchangeSettings | None = None) -> FastAPI:
             "timeout-sweeper": run_sweeper,
             "payload-retention": payload_retention(
                 timedelta(seconds=settings.payload_retention_seconds)
+            ),
+            "audit-checkpoints": audit_checkpointer(
+                CheckpointPolicy(
+                    settings.audit_checkpoint_seconds, settings.audit_checkpoint_records
+                )
             ),
         },
     )

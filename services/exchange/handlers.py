@@ -3,7 +3,8 @@
 Requests and answers arrive at volume: `BATCHES` takes them a poll at a time, in the one
 database transaction the runtime opens for the poll, and writes the poll's changes in
 bulk. Agencies and their keys (projections) come one event at a time (`HANDLERS`). The
-timeout sweeper, a background task, times out what nobody answered.
+timeout sweeper, a background task, times out what nobody answered; another signs
+checkpoints of the audit chain.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 
-from services.exchange.storage import ExchangeStorage, gathered
-from services.exchange.use_cases import registers, transactions
+from services.exchange.domain.audit import CheckpointPolicy
+from services.exchange.storage import CheckpointStorage, ExchangeStorage, gathered
+from services.exchange.use_cases import audit, registers, transactions
 from shared.db import Connection, Pool
 from shared.envelope import Envelope
 from shared.errors import DomainError
@@ -178,3 +180,31 @@ async def run_sweeper(runtime: Runtime) -> None:
             swept = 0
         if swept < transactions.SWEEP_BATCH:
             await asyncio.sleep(SWEEP_INTERVAL_SECONDS)
+
+
+# Anchoring the audit log.
+
+CHECKPOINT_POLL_SECONDS = 0.5
+
+
+async def sign_audit_checkpoints(pool: Pool, policy: CheckpointPolicy) -> int:
+    """Sign and publish what checkpoints are due, in one database transaction; how many."""
+    async with transaction(pool, CheckpointStorage) as work:
+        return len(await audit.sign_checkpoints(work, policy))
+
+
+def audit_checkpointer(
+    policy: CheckpointPolicy,
+) -> Callable[[Runtime], Coroutine[Any, Any, None]]:
+    """The background task that checkpoints the audit chain as `policy` says."""
+
+    async def run_audit_checkpoints(runtime: Runtime) -> None:
+        # Until cancelled; a failure waits and retries.
+        while True:
+            try:
+                await sign_audit_checkpoints(runtime.pool, policy)
+            except TRANSIENT_ERRORS as error:
+                log.warning("audit checkpoint failed, retrying", error=repr(error))
+            await asyncio.sleep(min(CHECKPOINT_POLL_SECONDS, policy.every_seconds))
+
+    return run_audit_checkpoints

@@ -28,3 +28,18 @@ class ExchangeSettings(ServiceSettings):
         "(published to the consumer); then only its digest stays.",
         validation_alias="PANJEREH_EXCHANGE_PAYLOAD_RETENTION_SECONDS",
     )
+    audit_checkpoint_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="A checkpoint of the audit chain is signed at least this often while "
+        "records wait for one.",
+        validation_alias="PANJEREH_EXCHANGE_AUDIT_CHECKPOINT_SECONDS",
+    )
+    audit_checkpoint_records: int = Field(
+        default=1000,
+        ge=1,
+        le=10_000,
+        description="... and as soon as this many records wait; no checkpoint lists more.",
+        validation_alias="PANJEREH_EXCHANGE_AUDIT_CHECKPOINT_RECORDS",
+    )

@@ -21,7 +21,7 @@ from typing import Any
 from joserfc.jwk import ECKey, import_key
 from opentelemetry import context as otel_context
 
-from services.exchange.domain.audit import AuditEntry, chain_hash
+from services.exchange.domain.audit import AuditEntry, CheckpointMark, chain_hash
 from services.exchange.domain.authorisation import (
     SIGNATURE_PROBLEM_CODES,
     AgencyKey,
@@ -765,3 +765,32 @@ async def audit_records(connection: Connection, after: int, limit: int) -> list[
 async def audit_head(connection: Connection) -> tuple[int, str]:
     row = await connection.fetchrow("SELECT seq, hash FROM audit_head")
     return row["seq"], row["hash"]
+
+
+class CheckpointStorage(ExchangeStorage):
+    """The exchange's storage as signing checkpoints of the audit chain needs it
+    (`use_cases.audit.CheckpointWork`)."""
+
+    async def last_checkpoint(self) -> CheckpointMark:
+        row = await self.connection.fetchrow(
+            "SELECT seq, signed_at FROM audit_checkpoint FOR UPDATE"
+        )
+        return CheckpointMark(row["seq"], row["signed_at"])
+
+    async def audit_head_seq(self) -> int:
+        # The committed head: the records up to it are committed with it.
+        seq: int = await self.connection.fetchval("SELECT seq FROM audit_head")
+        return seq
+
+    async def audit_hashes(self, after: int, through: int) -> list[tuple[int, str]]:
+        rows = await self.connection.fetch(
+            "SELECT seq, hash FROM audit_log WHERE seq > $1 AND seq <= $2 ORDER BY seq",
+            after,
+            through,
+        )
+        return [(row["seq"], row["hash"]) for row in rows]
+
+    async def save_checkpoint_mark(self, mark: CheckpointMark) -> None:
+        await self.connection.execute(
+            "UPDATE audit_checkpoint SET seq = $1, signed_at = $2", mark.seq, mark.signed_at
+        )

@@ -1,19 +1,28 @@
-"""The audit log's records and its hash chain, pure.
+"""The audit log's records, its hash chain and the checkpoints that anchor it, pure.
 
 Each record's hash is SHA-256 over the previous record's hash and the canonical JSON of
 its own content; payloads are kept only as digests of the signed content.
+
+The chain alone cannot tell a history rewritten with every later hash redone, or a tail
+cut with the head moved back, from the real one: whoever can write the database can
+redo it all. So the exchange signs checkpoints of the chain (where it stands, and the
+hash of each record since the previous checkpoint) and publishes them outside the
+database; `ChainCheck` holds the chain to those it is given.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from shared.signing import canonical
+from joserfc.jwk import Key
+
+from shared.events.exchange import AuditCheckpointed
+from shared.signing import SignatureInvalid, canonical, key_id_of, sign_event, verify_event
 
 GENESIS_HASH = "0" * 64
 
@@ -90,15 +99,20 @@ class ChainCheck:
     """Checks the audit chain one record at a time, in seq order.
 
     A changed record breaks its own hash; a removed one leaves a gap in seq; a removed
-    tail disagrees with the head the appends maintain. `take` returns the first break
-    (and every later call returns it again); `finish` checks the end against the head.
+    tail disagrees with the head the appends maintain. Held to the exchange's signed
+    checkpoints (`anchors`), a record whose hash differs from the one signed for it
+    breaks too, however well every later hash was redone, and so does a log that ends
+    before the last record a checkpoint vouches for. `take` returns the first break (and
+    every later call returns it again); `finish` checks the end against the head and the
+    checkpoints.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, anchors: Anchors | None = None) -> None:
         self.previous_hash = GENESIS_HASH
         self.expected_seq = 1
         self.broken: ChainBreak | None = None
         self.checked = 0
+        self.anchors = anchors if anchors is not None else Anchors()
 
     def take(self, record: Mapping[str, Any]) -> ChainBreak | None:
         if self.broken is not None:
@@ -110,6 +124,10 @@ class ChainCheck:
             self.broken = ChainBreak(seq, "its link to the previous record does not match")
         elif chain_hash(self.previous_hash, record) != record["hash"]:
             self.broken = ChainBreak(seq, "its content does not match its hash")
+        elif (signed := self.anchors.contradicted(seq, record["hash"])) is not None:
+            self.broken = ChainBreak(
+                seq, f"its hash is not the one the exchange signed for it {signed.named()}"
+            )
         else:
             self.previous_hash, self.expected_seq = record["hash"], seq + 1
             self.checked += 1
@@ -123,15 +141,183 @@ class ChainCheck:
                 self.expected_seq,
                 f"the log ends at {self.expected_seq - 1}, its head at {head_seq}",
             )
+        last = self.anchors.last
+        if self.broken is None and last is not None and last.seq >= self.expected_seq:
+            self.broken = ChainBreak(
+                self.expected_seq,
+                f"record {self.expected_seq} is missing: the log ends at "
+                f"{self.expected_seq - 1}, but the exchange signed it through {last.named()}",
+            )
         return self.broken
 
 
 def first_break(
-    records: Iterable[Mapping[str, Any]], head_seq: int, head_hash: str
+    records: Iterable[Mapping[str, Any]],
+    head_seq: int,
+    head_hash: str,
+    anchors: Anchors | None = None,
 ) -> ChainBreak | None:
     """The first record (by seq) at which the chain fails, or None when it holds."""
-    check = ChainCheck()
+    check = ChainCheck(anchors)
     for record in records:
         if check.take(record) is not None:
             break
     return check.finish(head_seq, head_hash)
+
+
+# Checkpoints: the chain anchored outside the database.
+
+#: How much of each record's hash a checkpoint lists: enough to name the first record
+#: that changed; the full hash of its last record is what it vouches for.
+RECORD_HASH_PREFIX = 16
+
+
+@dataclass(frozen=True)
+class CheckpointPolicy:
+    """When the exchange signs a checkpoint: once `every_records` records wait for one,
+    or once `every_seconds` passed since the last while any does. A checkpoint lists at
+    most `every_records` records, so a backlog is anchored by several."""
+
+    every_seconds: float
+    every_records: int
+
+    def due(self, last: CheckpointMark, head_seq: int, now: datetime) -> bool:
+        waiting = head_seq - last.seq
+        if waiting <= 0:
+            return False
+        return waiting >= self.every_records or now - last.signed_at >= timedelta(
+            seconds=self.every_seconds
+        )
+
+
+@dataclass(frozen=True)
+class CheckpointMark:
+    """The last record the exchange's checkpoints reached, and when it signed it."""
+
+    seq: int
+    signed_at: datetime
+
+
+def checkpoints(
+    hashes: Sequence[tuple[int, str]],
+    first_seq: int,
+    policy: CheckpointPolicy,
+    now: datetime,
+    key: Key,
+    kid: str,
+) -> list[AuditCheckpointed]:
+    """Signed checkpoints of the records since the last one (`hashes`: each record's seq
+    and hash, in order, from `first_seq`), at most `policy.every_records` records each."""
+    signed: list[AuditCheckpointed] = []
+    size = policy.every_records
+    for start in range(0, len(hashes), size):
+        chunk = hashes[start : start + size]
+        seq, last_hash = chunk[-1]
+        unsigned = AuditCheckpointed(
+            first_seq=first_seq + start,
+            seq=seq,
+            hash=last_hash,
+            record_hashes=[record_hash[:RECORD_HASH_PREFIX] for _, record_hash in chunk],
+            signed_at=now,
+            signature="-",
+        )
+        signed.append(unsigned.model_copy(update={"signature": sign_event(unsigned, key, kid)}))
+    return signed
+
+
+def checkpoint_subject(checkpoint: AuditCheckpointed) -> str:
+    """Its record key: a second head signed for the same seq (a rewritten history) has
+    another key, so compaction never takes the first one away."""
+    return f"{checkpoint.seq}:{checkpoint.hash}"
+
+
+@dataclass(frozen=True)
+class Trusted:
+    """Checkpoints whose signature one of the exchange's keys verifies, and why the others
+    were left out."""
+
+    checkpoints: list[AuditCheckpointed]
+    left_out: list[str]
+
+
+def trusted(
+    candidates: Iterable[AuditCheckpointed], public_keys: Mapping[str, Mapping[str, Any]]
+) -> Trusted:
+    """Only what the exchange signed counts: a checkpoint under an unknown key, or whose
+    signature does not verify, is left out (and said why), never believed."""
+    kept: list[AuditCheckpointed] = []
+    left_out: list[str] = []
+    for checkpoint in candidates:
+        try:
+            kid = key_id_of(checkpoint.signature)
+            jwk = public_keys.get(kid)
+            if jwk is None:
+                raise SignatureInvalid(f"signed with key {kid}, not one of the exchange's")
+            verify_event(checkpoint, dict(jwk), str(jwk.get("alg", "ES256")))
+        except SignatureInvalid as error:
+            left_out.append(f"checkpoint through record {checkpoint.seq}: {error.reason}")
+            continue
+        kept.append(checkpoint)
+    return Trusted(kept, left_out)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """What one checkpoint says of one record: the start of its hash (all of it for the
+    checkpoint's last record)."""
+
+    hash_start: str
+    checkpoint: AuditCheckpointed
+
+    def named(self) -> str:
+        return (
+            f"in its checkpoint through record {self.checkpoint.seq}"
+            f" signed at {self.checkpoint.signed_at.astimezone(UTC).isoformat()}"
+        )
+
+
+@dataclass
+class Anchors:
+    """What trusted checkpoints say of each record; every one must hold."""
+
+    by_seq: dict[int, list[Anchor]] = field(default_factory=dict)
+    last_checkpoint: AuditCheckpointed | None = None
+    count: int = 0
+
+    @classmethod
+    def of(cls, checkpoints: Iterable[AuditCheckpointed]) -> Anchors:
+        anchors = cls()
+        for checkpoint in checkpoints:
+            anchors.count += 1
+            for offset, hash_start in enumerate(checkpoint.record_hashes):
+                seq = checkpoint.first_seq + offset
+                if seq == checkpoint.seq:
+                    hash_start = checkpoint.hash
+                anchors.by_seq.setdefault(seq, []).append(Anchor(hash_start, checkpoint))
+            last = anchors.last_checkpoint
+            if last is None or checkpoint.seq > last.seq:
+                anchors.last_checkpoint = checkpoint
+        return anchors
+
+    @property
+    def last(self) -> LastAnchored | None:
+        checkpoint = self.last_checkpoint
+        return None if checkpoint is None else LastAnchored(checkpoint.seq, checkpoint.signed_at)
+
+    def contradicted(self, seq: int, record_hash: str) -> Anchor | None:
+        """The first checkpoint that signed another hash for record `seq`, if any."""
+        for anchor in self.by_seq.get(seq, ()):
+            if not record_hash.startswith(anchor.hash_start):
+                return anchor
+        return None
+
+
+@dataclass(frozen=True)
+class LastAnchored:
+    """The last record a checkpoint vouches for, and when it was signed."""
+
+    seq: int
+    signed_at: datetime
+
+    def named(self) -> str:
+        return f"record {self.seq} at {self.signed_at.astimezone(UTC).isoformat()}"

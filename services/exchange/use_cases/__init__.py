@@ -8,6 +8,7 @@ raises a `shared.errors.DomainError`; none knows HTTP, SQL or Kafka.
   signing_key, public_keys, record_agency, record_agency_key, revoke_agency_key.
 - `gateway`: submit_request, gateway_outcome.
 - `citizens`: citizen_data_requests.
+- `audit`: sign_checkpoints (the audit chain's anchors).
 """
 
 from services.exchange import messages as _messages  # noqa: F401 (registers the codes raised here)
