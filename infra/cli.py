@@ -26,7 +26,10 @@ Commands (home: $PANJEREH_HOME or .data/dev; ports: PANJEREH_*_PORT, see infra/R
     asyncapi    print the AsyncAPI document of the platform's topics
     catalog load-reference
                 load the catalog's reference agencies and services (idempotent)
-    audit verify  check the exchange's audit log hash chain; names the first broken record
+    audit verify [--keys URL|FILE] [--unanchored]
+                check the exchange's audit log hash chain against the checkpoints the
+                exchange signed (exchange.audit-checkpoints, read as admin) and its public
+                keys; names the first broken record (exit status 2)
 """
 
 from __future__ import annotations
@@ -290,9 +293,25 @@ def cmd_catalog_load_reference(_: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from services.exchange.audit import verify_audit_log
+    from services.exchange.audit import (
+        CheckpointsUnavailable,
+        read_trusted_checkpoints,
+        verify_audit_log,
+    )
 
-    result = asyncio.run(verify_audit_log(_targets().database_url, args.schema))
+    targets = _targets()
+    checkpoints = None
+    if not args.unanchored:
+        keys = args.keys or f"http://127.0.0.1:{Ports.from_env().exchange}/keys"
+        try:
+            checkpoints = asyncio.run(read_trusted_checkpoints(targets.admin, keys))
+        except CheckpointsUnavailable as error:
+            raise PlatformError(f"{error} (--unanchored checks the chain alone)") from None
+    result = asyncio.run(verify_audit_log(targets.database_url, args.schema, checkpoints))
+    if result.left_out:
+        print(f"{len(result.left_out)} checkpoint records not believed, e.g.:")
+        for reason in result.left_out[:3]:
+            print(f"  {reason}")
     if result.broken is not None:
         print(
             f"audit log BROKEN at record {result.broken.seq}: {result.broken.reason}"
@@ -300,6 +319,15 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         )
         return 2
     print(f"audit log intact: {result.checked} records, head {result.head_seq}")
+    if checkpoints is None:
+        print("not held to the exchange's checkpoints (--unanchored)")
+    elif result.anchored is None:
+        print("no checkpoint signed by the exchange vouches for any record yet")
+    else:
+        print(
+            f"anchored through {result.anchored.named()} by {result.checkpoints} checkpoints;"
+            f" {result.head_seq - result.anchored.seq} records since wait for their checkpoint"
+        )
     return 0
 
 
@@ -349,8 +377,21 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(func=cmd_catalog_load_reference)
     audit = sub.add_parser("audit", help="the exchange's audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
-    verify = audit_sub.add_parser("verify", help="check the audit log's hash chain")
+    verify = audit_sub.add_parser(
+        "verify", help="check the audit log's hash chain against the exchange's checkpoints"
+    )
     verify.add_argument("--schema", default="exchange", help="the exchange's schema")
+    verify.add_argument(
+        "--keys",
+        default=None,
+        help="the exchange's public keys (JWKS): its /keys URL or a saved copy"
+        " (default: the local exchange's /keys)",
+    )
+    verify.add_argument(
+        "--unanchored",
+        action="store_true",
+        help="check the chain alone, without the checkpoints on Kafka (proves less)",
+    )
     verify.set_defaults(func=cmd_audit_verify)
     return parser
 

@@ -1,14 +1,45 @@
-"""Verifying the audit log's hash chain: what `panjereh audit verify` runs."""
+"""Verifying the audit log: what `panjereh audit verify` runs.
+
+The hash chain is walked in seq order from the database and held to the exchange's
+signed checkpoints, read from `exchange.audit-checkpoints` (outside the database) and
+believed only when one of the exchange's public keys (its `/keys`) verifies them. So a
+record rewritten with every later hash redone, a tail cut with the head moved back, or
+a head moved back with a new history written over it, is named as the first record
+whose hash differs from the one the exchange signed, or the first one missing.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import json
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from services.exchange import storage
-from services.exchange.domain.audit import ChainBreak, ChainCheck
+from services.exchange.domain.audit import (
+    Anchors,
+    ChainBreak,
+    ChainCheck,
+    LastAnchored,
+    Trusted,
+    trusted,
+)
 from shared.db import create_pool
+from shared.events.exchange import AuditCheckpointed
+from shared.kafka_access import KafkaAccess
+from shared.registry import UndecodableEvent, decode
+from shared.topics import Topic
 
 BATCH = 5000
+# Empty polls in a row after which reading the checkpoints stops short of the end offset
+# (transaction markers occupy offsets no record is returned for).
+IDLE_POLLS = 6
 
 
 @dataclass(frozen=True)
@@ -16,14 +47,23 @@ class Verification:
     checked: int
     head_seq: int
     broken: ChainBreak | None
+    #: The last record a trusted checkpoint vouches for (None: none does, or not asked).
+    anchored: LastAnchored | None = None
+    checkpoints: int = 0
+    #: Why checkpoints read from the topic were not believed.
+    left_out: tuple[str, ...] = field(default=())
 
 
-async def verify_audit_log(database_url: str, schema: str = "exchange") -> Verification:
-    """Walk the whole chain in seq order; the first broken record, if any.
+async def verify_audit_log(
+    database_url: str, schema: str = "exchange", checkpoints: Trusted | None = None
+) -> Verification:
+    """Walk the whole chain in seq order, held to `checkpoints` when given; the first
+    broken record, if any.
 
     The head is read before the records, in one repeatable-read snapshot, so appends
     running meanwhile never look like a break.
     """
+    anchors = Anchors.of(checkpoints.checkpoints if checkpoints is not None else ())
     pool = await create_pool(database_url, schema, max_size=1)
     try:
         async with (
@@ -31,7 +71,7 @@ async def verify_audit_log(database_url: str, schema: str = "exchange") -> Verif
             connection.transaction(isolation="repeatable_read", readonly=True),
         ):
             head_seq, head_hash = await storage.audit_head(connection)
-            check, after = ChainCheck(), 0
+            check, after = ChainCheck(anchors), 0
             while True:
                 records = await storage.audit_records(connection, after, BATCH)
                 for record in records:
@@ -41,6 +81,99 @@ async def verify_audit_log(database_url: str, schema: str = "exchange") -> Verif
                     break
                 after = records[-1]["seq"]
             broken = check.finish(head_seq, head_hash)
-        return Verification(check.checked, head_seq, broken)
+        return Verification(
+            check.checked,
+            head_seq,
+            broken,
+            anchored=anchors.last,
+            checkpoints=anchors.count,
+            left_out=tuple(checkpoints.left_out) if checkpoints is not None else (),
+        )
     finally:
         await pool.close()
+
+
+def load_public_keys(source: str) -> dict[str, dict[str, Any]]:
+    """The exchange's public keys by kid, from its `/keys` (a URL) or a copy (a file),
+    both a JWKS document."""
+    if source.startswith(("http://", "https://")):
+        response = httpx.get(source, timeout=10)
+        response.raise_for_status()
+        document = response.json()
+    else:
+        document = json.loads(Path(source).read_text("utf-8"))
+    return {key["kid"]: key for key in document["keys"]}
+
+
+async def read_checkpoints(
+    kafka: KafkaAccess, topic: str = Topic.EXCHANGE_AUDIT_CHECKPOINTS
+) -> tuple[list[AuditCheckpointed], list[str]]:
+    """Every checkpoint on the topic, from its beginning to its end as it is now (only
+    what committed), and why records that are no checkpoint were left out."""
+    consumer = AIOKafkaConsumer(
+        **kafka.client_options(),
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        client_id=f"audit-verify-{uuid.uuid4().hex[:8]}",
+    )
+    tps = [
+        TopicPartition(topic, partition) for partition in sorted(await _partitions(kafka, topic))
+    ]
+    await consumer.start()
+    found: list[AuditCheckpointed] = []
+    left_out: list[str] = []
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        idle = 0
+        while idle < IDLE_POLLS:
+            if all([await consumer.position(tp) >= ends[tp] for tp in tps]):
+                break
+            batch = await consumer.getmany(*tps, timeout_ms=500)
+            idle = 0 if batch else idle + 1
+            for records in batch.values():
+                for record in records:
+                    if record.offset >= ends[TopicPartition(record.topic, record.partition)]:
+                        continue
+                    try:
+                        payload = decode(record.value, topic).payload
+                    except UndecodableEvent as error:
+                        left_out.append(f"record at offset {record.offset}: {error.reason}")
+                        continue
+                    if isinstance(payload, AuditCheckpointed):
+                        found.append(payload)
+        return found, left_out
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(kafka: KafkaAccess, topic: str) -> set[int]:
+    # A producer waits for the topic's metadata; a consumer without a group does not.
+    producer = AIOKafkaProducer(**kafka.client_options())
+    await producer.start()
+    try:
+        partitions: set[int] = await producer.partitions_for(topic)
+        return partitions
+    finally:
+        await producer.stop()
+
+
+class CheckpointsUnavailable(Exception):
+    """The exchange's keys or its checkpoints could not be read: nothing was verified."""
+
+
+async def read_trusted_checkpoints(kafka: KafkaAccess, keys_source: str) -> Trusted:
+    """The checkpoints on the topic that the exchange's public keys verify."""
+    try:
+        keys = await asyncio.to_thread(load_public_keys, keys_source)
+    except (httpx.HTTPError, OSError, ValueError, KeyError, TypeError) as error:
+        raise CheckpointsUnavailable(
+            f"cannot read the exchange's public keys from {keys_source}: {error!r}"
+        ) from None
+    try:
+        candidates, undecodable = await read_checkpoints(kafka)
+    except KafkaError as error:
+        raise CheckpointsUnavailable(f"cannot read the checkpoints: {error!r}") from None
+    believed = trusted(candidates, keys)
+    return Trusted(believed.checkpoints, undecodable + believed.left_out)
