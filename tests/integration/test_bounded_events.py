@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 from fastapi import APIRouter
 
 from services.metrics.settings import MetricsSettings
@@ -24,7 +26,7 @@ from shared.record_limits import EventTooLarge
 from shared.runtime import RuntimeDep, create_app, dispatcher
 from shared.topics import SPECS, Topic, dead_letter_of
 from shared.unit_of_work import UnitOfWork, transaction
-from tests.integration.kafka_helpers import header, read_all
+from tests.integration.kafka_helpers import header, partitions_of, read_all
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -222,3 +224,66 @@ async def test_a_record_with_a_number_json_cannot_carry_is_dead_lettered_with_th
     assert header(refused[0], "dlq-reason") == (
         "the value is not exact JSON: the number 1e999 is beyond what a double holds"
     )
+
+
+@pytest.mark.allows_error_logs
+async def test_a_row_the_broker_itself_refuses_as_too_large_is_parked_and_the_relay_goes_on(
+    scratch_schema: tuple[str, Pool], kafka_admin: KafkaAccess
+) -> None:
+    """A broker whose limit for a topic is lower than the register says (changed by hand,
+    say): the row passes the relay's own check, the broker refuses it, and only it waits."""
+    schema, pool = scratch_schema
+    run = uuid.uuid4().hex
+    narrow = f"test.narrow-{run}"
+    admin = AIOKafkaAdminClient(**kafka_admin.client_options())
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(narrow, 1, 1, topic_configs={"max.message.bytes": "2000"})]
+        )
+    finally:
+        await admin.close()
+    await eventually_writable(kafka_admin, narrow)
+    before, refused, after = started(run, "before"), started(run, "r" * 5000), started(run, "after")
+    async with pool.acquire() as connection, connection.transaction():
+        await enqueue(connection, before)
+        await connection.execute(
+            "INSERT INTO outbox (event_id, topic, key, value) VALUES ($1, $2, $3, $4)",
+            refused.id,
+            narrow,
+            refused.key(),
+            refused.to_bytes(),
+        )
+        await enqueue(connection, after)
+    relay = OutboxRelay(pool, schema=schema, kafka=kafka_admin, relay_id=f"test-{run}")
+    task = asyncio.create_task(relay.run())
+    try:
+        records = await read_all(
+            kafka_admin,
+            TOPIC,
+            until=lambda rs: str(after.id) in {header(r, "event-id") for r in rs},
+            timeout=60,
+        )
+        await eventually(lambda: relay.published >= 2, timeout=30)
+    finally:
+        await relay.stop()
+        await asyncio.wait_for(task, 30)
+    published = [header(r, "event-id") for r in records if r.key == run.encode()]
+    assert published == [str(before.id), str(after.id)]
+    parked = await pool.fetch("SELECT event_id, reason FROM outbox_parked")
+    assert [row["event_id"] for row in parked] == [refused.id]
+    assert "MessageSizeTooLarge" in parked[0]["reason"]
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+
+
+async def eventually_writable(kafka: KafkaAccess, topic: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while True:
+        try:
+            if await partitions_of(kafka, topic):
+                return
+        except KafkaError:
+            pass
+        assert loop.time() < deadline, f"{topic} never became writable"
+        await asyncio.sleep(0.2)
