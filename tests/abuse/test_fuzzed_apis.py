@@ -158,7 +158,15 @@ def fuzz_operation(
 
 @pytest.mark.parametrize(
     ("service", "base_url"),
-    [("identity", IDENTITY), ("catalog", CATALOG), ("exchange", EXCHANGE), ("metrics", METRICS)],
+    [
+        pytest.param(service, url, id=service)
+        for service, url in (
+            ("identity", IDENTITY),
+            ("catalog", CATALOG),
+            ("exchange", EXCHANGE),
+            ("metrics", METRICS),
+        )
+    ],
 )
 def test_no_request_to_any_operation_gets_a_server_error_or_breaks_its_documented_schema(
     platform: LocalPlatform, tokens: Tokens, service: str, base_url: str
@@ -173,7 +181,10 @@ def test_no_request_to_any_operation_gets_a_server_error_or_breaks_its_documente
 
 @pytest.mark.parametrize(
     ("base_url", "path"),
-    [(EXCHANGE, "/data-services?provider=%00ab"), (METRICS, "/api/metrics?prefix=%00%C2%AA")],
+    [
+        pytest.param(EXCHANGE, "/data-services?provider=%00ab", id="exchange"),
+        pytest.param(METRICS, "/api/metrics?prefix=%00%C2%AA", id="metrics"),
+    ],
 )
 def test_a_nul_byte_in_a_query_string_is_refused_as_the_clients_error(
     platform: LocalPlatform, tokens: Tokens, base_url: str, path: str
