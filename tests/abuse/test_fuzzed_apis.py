@@ -45,7 +45,7 @@ from tests.abuse.users import Tokens
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 SEED = int(os.environ.get("PANJEREH_FUZZ_SEED", "20261130"))
-EXAMPLES = int(os.environ.get("PANJEREH_FUZZ_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("PANJEREH_FUZZ_EXAMPLES", "60"))
 ANSWER_WITHIN = 10.0
 
 #: Operations not fuzzed, and why.
