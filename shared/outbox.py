@@ -4,8 +4,12 @@ A service never publishes an event directly: it calls `enqueue` inside the trans
 that changes its state, so the change and its announcement commit together or not at
 all.
 
-The relay publishes what is pending in id order. Each batch is one Kafka transaction
-that also carries a progress marker (which outbox ids the batch holds) on
+The relay publishes what is pending in id order, topic by topic: rows for a topic it may
+not write yet (an agency's channel the access manager has not made) wait, with every later
+row of that topic, while the other topics' rows go on. Otherwise one such row would hold
+up everything behind it, including the very `catalog.agencies` record that makes the
+access manager make that channel. Each batch is one Kafka transaction that also carries a
+progress marker (which outbox ids the batch holds) on
 `platform.outbox-progress`; the outbox rows are stamped as published only after that
 transaction committed. If the relay dies between the Kafka commit and the stamp, its
 successor (same transactional id, which fences the old one and settles its open
@@ -29,7 +33,13 @@ from datetime import timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError, ProducerFenced
+from aiokafka.errors import (
+    KafkaError,
+    MessageSizeTooLargeError,
+    ProducerFenced,
+    TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
+)
 from aiokafka.partitioner import DefaultPartitioner
 from opentelemetry import context as otel_context
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,6 +59,15 @@ from shared.tracing import producing, trace_headers
 log = get_logger(__name__)
 
 PROGRESS_TOPIC = Topic.PLATFORM_OUTBOX_PROGRESS.value
+
+#: How long the relay waits for the broker to say whether it may write a topic before
+#: that topic's rows wait a round (the producer alone would wait its whole request timeout
+#: for a topic that does not exist).
+TOPIC_CHECK_SECONDS = 2.0
+
+#: How often the relay asks again about topics whose rows wait: each ask is a metadata
+#: request (and aiokafka logs each refusal as an error), and new rows wake the relay often.
+WAITING_TOPICS_RECHECK_SECONDS = 2.0
 
 
 class ProgressMarker(BaseModel):
@@ -170,11 +189,13 @@ def _outbox_headers(
 
 
 class OutboxRelay:
-    """Publishes one schema's outbox to Kafka, exactly once, in id order.
+    """Publishes one schema's outbox to Kafka, exactly once, in id order per topic.
 
     Contract: one relay per schema is active at a time (a second one with the same
     `relay_id` fences the first, which then stops); `run()` blocks until `stop()` and
-    never gives up on a pending row: Kafka and Postgres failures are retried with backoff.
+    never gives up on a pending row: Kafka and Postgres failures are retried with backoff,
+    and a topic it may not write yet (missing, or no ACL yet) is asked about again every
+    few seconds while the other topics' rows are published.
     """
 
     def __init__(
@@ -200,6 +221,9 @@ class OutboxRelay:
         self._stopping = asyncio.Event()
         # Ids Kafka has committed but Postgres has not yet stamped (a failed UPDATE).
         self._unstamped: list[int] = []
+        # Topics the broker would not let us write at the last look: their rows wait.
+        self.waiting_topics: set[str] = set()
+        self._waiting_checked_at = float("-inf")
         self.published = 0
         # Published rows are only history (Kafka holds the events now): kept a while for
         # looking into, then deleted, so the outbox does not grow with every event ever.
@@ -240,18 +264,27 @@ class OutboxRelay:
         self._wake.set()
 
     async def publish_pending(self) -> int:
-        """Publish one batch of pending rows; returns how many were published."""
+        """Publish one batch of pending rows; returns how many were published.
+
+        Rows of a topic the relay may not write yet are left pending (see `_writable`).
+        """
         if self._producer is None:
             await self._connect()
         assert self._producer is not None
         if self._unstamped:
             await self._stamp(self._unstamped)
+        if time.monotonic() - self._waiting_checked_at >= WAITING_TOPICS_RECHECK_SECONDS:
+            self._waiting_checked_at = time.monotonic()
+            await self._writable_of(self.waiting_topics)
         async with self._pool.acquire() as connection:
             rows = await connection.fetch(
                 "SELECT id, topic, key, value, headers FROM outbox"
-                " WHERE published_at IS NULL ORDER BY id LIMIT $1",
+                " WHERE published_at IS NULL AND topic <> ALL($2::text[]) ORDER BY id LIMIT $1",
                 self._batch_size,
+                sorted(self.waiting_topics),
             )
+        writable = await self._writable_of({row["topic"] for row in rows})
+        rows = [row for row in rows if row["topic"] in writable]
         # A row too large for its topic (enqueued before its limit was checked, or under a
         # larger one) would fail every retry of the batch: parked, the rest go on.
         too_large = refused_for_size(rows)
@@ -305,6 +338,38 @@ class OutboxRelay:
         }
         await park(self._pool, self.relay_id, refused)
         return set(refused)
+
+    async def _writable_of(self, topics: set[str]) -> set[str]:
+        """Those of `topics` the relay may write now, asked together: a missing topic
+        costs its wait once a round, not once per topic."""
+        names = sorted(topics)
+        verdicts = await asyncio.gather(*(self._writable(topic) for topic in names))
+        return {topic for topic, writable in zip(names, verdicts, strict=True) if writable}
+
+    async def _writable(self, topic: str) -> bool:
+        """Whether the broker lets this relay write `topic` now; if not, the topic waits.
+
+        Known topics are answered from the producer's metadata at no cost; an unknown
+        one costs a metadata request. A topic that is missing, or that no ACL lets us see
+        yet, is expected for an agency's channel until the access manager has made it.
+        """
+        assert self._producer is not None
+        try:
+            await asyncio.wait_for(self._producer.partitions_for(topic), TOPIC_CHECK_SECONDS)
+        except (TopicAuthorizationFailedError, UnknownTopicOrPartitionError, TimeoutError) as error:
+            if topic not in self.waiting_topics:
+                log.warning(
+                    "outbox rows wait for a topic the relay may not write yet",
+                    relay=self.relay_id,
+                    topic=topic,
+                    error=repr(error),
+                )
+            self.waiting_topics.add(topic)
+            return False
+        if topic in self.waiting_topics:
+            self.waiting_topics.discard(topic)
+            log.info("waiting outbox rows go on", relay=self.relay_id, topic=topic)
+        return True
 
     async def prune_published(self, chunk: int = 1000) -> int:
         """Delete rows published longer ago than `keep_published`; returns how many.

@@ -16,17 +16,19 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from infra.platform.provision import InitReport, ensure_topics
 from shared.db import Pool
 from shared.envelope import Envelope
+from shared.events.catalog import DeliveryReported
 from shared.events.platform import ServiceStarted
 from shared.kafka_access import KafkaAccess
 from shared.outbox import Change, OutboxRelay, enqueue, enqueue_many
-from shared.topics import Topic
+from shared.topics import Topic, channel
 from tests.integration.kafka_helpers import header, read_all
 
 pytestmark = pytest.mark.integration
@@ -38,6 +40,23 @@ TOPIC = Topic.PLATFORM_LIFECYCLE.value
 def event(run: str, number: int) -> Envelope[ServiceStarted]:
     payload = ServiceStarted(service=run, release="test", instance=str(number))
     return Envelope.wrap(payload, source="tests", subject=f"{run}-{number % 7}")
+
+
+def delivery(agency: str) -> Envelope[DeliveryReported]:
+    """A delivery an agency reported over HTTP, which the catalog passes on to the
+    agency's own channel."""
+    now = datetime.now(UTC)
+    report = DeliveryReported(
+        report_id=uuid.uuid4(),
+        agency=agency,
+        service_id=f"{agency}.a-service",
+        channel="online",
+        province="IR-23",
+        started_at=now - timedelta(minutes=2),
+        finished_at=now - timedelta(minutes=1),
+        outcome="completed",
+    )
+    return Envelope.wrap(report, source="tests", subject=report.service_id)
 
 
 async def write_events(
@@ -297,6 +316,42 @@ async def test_a_second_relay_with_the_same_id_fences_the_first(
     assert await second.publish_pending() == 1
     await second.stop()
     await second.run()
+
+
+@pytest.mark.allows_error_logs  # aiokafka logs the missing topic as an error
+async def test_rows_for_a_topic_not_made_yet_wait_and_hold_up_no_other_topic(
+    scratch_schema: tuple[str, Pool], kafka_admin: KafkaAccess
+) -> None:
+    # An agency's channel is made once the catalog's record of the agency is out: a
+    # delivery queued for that channel before then must not hold the record up.
+    schema, pool = scratch_schema
+    run = uuid.uuid4().hex
+    agency = f"a{run[:12]}"
+    before, after = event(run, 1), event(run, 2)
+    reports = [delivery(agency) for _ in range(3)]
+    async with pool.acquire() as connection, connection.transaction():
+        await enqueue(connection, before)
+        await enqueue_many(connection, reports)
+        await enqueue(connection, after)
+    relay = OutboxRelay(pool, schema=schema, kafka=kafka_admin, relay_id=f"test-{run}")
+    try:
+        assert await relay.publish_pending() == 2
+        counts = await published_ids(kafka_admin, {str(before.id), str(after.id)})
+        assert counts == {str(before.id): 1, str(after.id): 1}
+        assert await unpublished(pool) == len(reports)
+
+        await ensure_topics(kafka_admin, InitReport(), agencies=[agency])
+        assert await relay.publish_pending() == len(reports)
+    finally:
+        await relay.stop()
+        await relay.run()
+    records = await read_all(
+        kafka_admin,
+        channel(Topic.AGENCY_DELIVERIES, agency),
+        until=lambda rs: len(rs) >= len(reports),
+    )
+    # One service, one partition: in the order they were queued.
+    assert [header(r, "event-id") for r in records] == [str(r.id) for r in reports]
 
 
 async def test_published_rows_are_pruned_after_the_retention_and_pending_rows_never(
