@@ -34,7 +34,8 @@ BENCHMARKS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "exchange_bench.py": (
         "exchange",
         (
-            r"offered +\d+/s +sent +\d+ +answered +\d+ .* sustained +[\d.]+/s +p50 +[\d.]+ ms",
+            r"offered +\d+/s +sent +\d+ +unsent +\d+ +answered +\d+ .*"
+            r" sustained +[\d.]+/s +p50 +[\d.]+ ms",
             r"best sustained: \d+/s",
         ),
     ),
