@@ -35,6 +35,7 @@ from joserfc.jwk import KeySet, import_key
 
 from shared.events.identity import IssuerKeyPublished, SessionRevoked
 from shared.http import ProblemError
+from shared.kafka import dead_letter, new_producer
 from shared.kafka_access import KafkaAccess
 from shared.logging import get_logger
 from shared.registry import UndecodableEvent, decode
@@ -120,6 +121,8 @@ class IssuerKeys:
 
     kafka: KafkaAccess | None
     issuer: str
+    # How this reader names itself on what it dead-letters (the service's group name).
+    reader: str = "token-verifier"
     _keys: dict[str, IssuerKeyPublished] = field(default_factory=dict)
     revoked_sessions: RevokedSessions = field(default_factory=RevokedSessions)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -186,6 +189,8 @@ class IssuerKeys:
             enable_auto_commit=False,
             client_id=f"issuer-keys-{uuid.uuid4().hex[:8]}",
         )
+        dead_letters = new_producer(self.kafka, client_id=f"{self.reader}-token-verifier-dlq")
+        await dead_letters.start()
         await consumer.start()
         try:
             keys = TopicPartition(Topic.IDENTITY_ISSUER_KEYS, 0)
@@ -199,14 +204,19 @@ class IssuerKeys:
             caught_up_at = await consumer.end_offsets([keys, *sessions])
             while not self._stopping.is_set():
                 batch = await consumer.getmany(timeout_ms=500)
-                for partition, records in batch.items():
+                for records in batch.values():
                     for record in records:
-                        self._take(partition.topic, record.value)
+                        refusal = self._take(record.topic, record.value)
+                        if refusal is not None:
+                            # Read without a group, so each instance that refuses the
+                            # record dead-letters it, each under this reader's name.
+                            await dead_letter(dead_letters, record, refusal, self.reader)
                 self.revoked_sessions.forget_expired(time.time())
                 if not self.ready.is_set() and await _reached(consumer, caught_up_at):
                     self.ready.set()
         finally:
             await consumer.stop()
+            await dead_letters.stop()
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -215,17 +225,19 @@ class IssuerKeys:
         """Refuse the session's tokens from now on."""
         self.revoked_sessions.apply(revoked)
 
-    def _take(self, topic: str, value: bytes | None) -> None:
+    def _take(self, topic: str, value: bytes | None) -> str | None:
+        """Apply one record; the reason it was refused, if it was."""
         try:
             envelope = decode(value, topic)
         except UndecodableEvent as error:
             # A key we cannot read is a key we do not trust: skip it, say so.
             log.warning("unreadable identity record skipped", topic=topic, reason=error.reason)
-            return
+            return error.reason
         if isinstance(envelope.payload, IssuerKeyPublished):
             self.apply(envelope.payload)
         elif isinstance(envelope.payload, SessionRevoked):
             self.apply_revocation(envelope.payload)
+        return None
 
 
 async def _seek_to_revocations_that_may_matter(

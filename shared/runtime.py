@@ -217,7 +217,9 @@ def create_app(
                 runtime.tasks[label] = asyncio.create_task(consumer.run(), name=label)
                 runtime.batch_consumers.append(consumer)
         if verifies_tokens:
-            runtime.issuer_keys = IssuerKeys(settings.kafka, issuer=settings.token_issuer)
+            runtime.issuer_keys = IssuerKeys(
+                settings.kafka, issuer=settings.token_issuer, reader=name
+            )
             runtime.tasks["issuer-keys"] = asyncio.create_task(
                 runtime.issuer_keys.run(), name="issuer-keys"
             )

@@ -57,7 +57,6 @@ from shared.sealed_box import SealingKey
 from shared.signing import generate_key, public_jwk, sign_event
 from shared.topics import TOPICS, TopicSpec, channel, dead_letter_of
 from tests.abuse.conftest import CATALOG, EXCHANGE, IDENTITY
-from tests.abuse.findings import ISSUER_KEY_READERS, while_open
 from tests.abuse.users import Tokens
 from tests.tokens import access_claims, new_issuer_key, signed
 
@@ -583,17 +582,8 @@ def cases() -> Iterator[Any]:
             yield pytest.param(spec, poison, id=f"{spec.name}-{poison}")
 
 
-def dead_letter_cases() -> Iterator[Any]:
-    for spec in poisoned_topics():
-        for poison in POISONS:
-            marks = []
-            if spec.name in TOKEN_TOPICS:
-                marks.append(while_open(ISSUER_KEY_READERS))
-            yield pytest.param(spec, poison, id=f"{spec.name}-{poison}", marks=marks)
-
-
 @pytest.mark.allows_error_logs
-@pytest.mark.parametrize(("spec", "poison"), list(dead_letter_cases()))
+@pytest.mark.parametrize(("spec", "poison"), list(cases()))
 async def test_a_poison_record_goes_to_the_dead_letter_topic_with_its_reason(
     bench: Bench, spec: TopicSpec, poison: str
 ) -> None:
