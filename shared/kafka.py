@@ -167,6 +167,18 @@ async def publish(producer: AIOKafkaProducer, envelope: Envelope[Any]) -> None:
         )
 
 
+async def partitions_of(kafka: KafkaAccess, topic: str) -> set[int]:
+    """The partitions of `topic`, as the broker says."""
+    # A producer waits for the topic's metadata; a consumer without a group does not.
+    producer = AIOKafkaProducer(**kafka.client_options())
+    await producer.start()
+    try:
+        partitions: set[int] = await producer.partitions_for(topic)
+        return partitions
+    finally:
+        await producer.stop()
+
+
 #: How often consumers refresh metadata: an agency's new channel is read within this.
 CHANNEL_DISCOVERY_MS = 5000
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from services.exchange import storage
@@ -32,6 +32,7 @@ from services.exchange.domain.audit import (
 )
 from shared.db import create_pool
 from shared.events.exchange import AuditCheckpointed
+from shared.kafka import partitions_of
 from shared.kafka_access import KafkaAccess
 from shared.registry import UndecodableEvent, decode
 from shared.topics import Topic
@@ -117,7 +118,7 @@ async def read_checkpoints(
         client_id=f"audit-verify-{uuid.uuid4().hex[:8]}",
     )
     tps = [
-        TopicPartition(topic, partition) for partition in sorted(await _partitions(kafka, topic))
+        TopicPartition(topic, partition) for partition in sorted(await partitions_of(kafka, topic))
     ]
     await consumer.start()
     found: list[AuditCheckpointed] = []
@@ -146,17 +147,6 @@ async def read_checkpoints(
         return found, left_out
     finally:
         await consumer.stop()
-
-
-async def _partitions(kafka: KafkaAccess, topic: str) -> set[int]:
-    # A producer waits for the topic's metadata; a consumer without a group does not.
-    producer = AIOKafkaProducer(**kafka.client_options())
-    await producer.start()
-    try:
-        partitions: set[int] = await producer.partitions_for(topic)
-        return partitions
-    finally:
-        await producer.stop()
 
 
 class CheckpointsUnavailable(Exception):

@@ -6,8 +6,9 @@ import asyncio
 import uuid
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from shared.kafka import partitions_of
 from shared.kafka_access import KafkaAccess
 
 
@@ -51,16 +52,6 @@ async def read_all(
         return records
     finally:
         await consumer.stop()
-
-
-async def partitions_of(kafka: KafkaAccess, topic: str) -> set[int]:
-    producer = AIOKafkaProducer(**kafka.client_options())
-    await producer.start()
-    try:
-        partitions: set[int] = await producer.partitions_for(topic)
-        return partitions
-    finally:
-        await producer.stop()
 
 
 def header(record: ConsumerRecord[bytes, bytes], name: str) -> str | None:

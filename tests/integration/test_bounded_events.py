@@ -19,14 +19,14 @@ from services.metrics.settings import MetricsSettings
 from shared.db import Pool
 from shared.envelope import Envelope
 from shared.events.platform import ServiceStarted
-from shared.kafka import EventConsumer, RetryPolicy, new_producer
+from shared.kafka import EventConsumer, RetryPolicy, new_producer, partitions_of
 from shared.kafka_access import KafkaAccess
 from shared.outbox import OutboxRelay, enqueue
 from shared.record_limits import EventTooLarge
 from shared.runtime import RuntimeDep, create_app, dispatcher
 from shared.topics import SPECS, Topic, dead_letter_of
 from shared.unit_of_work import UnitOfWork, transaction
-from tests.integration.kafka_helpers import header, partitions_of, read_all
+from tests.integration.kafka_helpers import header, read_all
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration

@@ -28,12 +28,13 @@ from shared.kafka import (
     RetryPolicy,
     Transient,
     new_producer,
+    partitions_of,
     publish,
 )
 from shared.kafka_access import KafkaAccess
 from shared.runtime import dispatcher
 from shared.topics import Topic, dead_letter_of
-from tests.integration.kafka_helpers import header, partitions_of, read_all
+from tests.integration.kafka_helpers import header, read_all
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration

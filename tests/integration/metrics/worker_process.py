@@ -15,9 +15,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from shared.kafka import partitions_of
 from shared.kafka_access import KafkaAccess
 from shared.principals import METRICS_WORKER_APP_ID
-from tests.integration.kafka_helpers import partitions_of
 
 REPO = Path(__file__).resolve().parents[3]
 
