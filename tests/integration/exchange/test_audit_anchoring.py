@@ -186,14 +186,19 @@ async def test_a_record_rewritten_with_every_later_hash_redone_is_named(
     assert "not the one the exchange signed" in out
 
 
-async def test_a_tail_cut_with_the_head_moved_back_is_named_at_the_first_missing_record(
-    anchored: AnchoredLog, admin_database_url: str
-) -> None:
+async def cut_after_fifth(anchored: AnchoredLog) -> None:
+    """Delete every record after the fifth and move the head back to it, as the owner."""
     [fifth] = (await anchored.records(after=4))[:1]
     await anchored.as_owner(
         ("DELETE FROM audit_log WHERE seq > 5", ()),
         ("UPDATE audit_head SET seq = 5, hash = $1", (fifth["hash"],)),
     )
+
+
+async def test_a_tail_cut_with_the_head_moved_back_is_named_at_the_first_missing_record(
+    anchored: AnchoredLog, admin_database_url: str
+) -> None:
+    await cut_after_fifth(anchored)
     status, out = await anchored.verify(admin_database_url)
     assert status == 2, out
     assert "BROKEN at record 6: record 6 is missing" in out
@@ -203,11 +208,7 @@ async def test_a_tail_cut_with_the_head_moved_back_is_named_at_the_first_missing
 async def test_a_head_moved_back_with_a_new_history_written_after_it_is_named(
     anchored: AnchoredLog, admin_database_url: str
 ) -> None:
-    [fifth] = (await anchored.records(after=4))[:1]
-    await anchored.as_owner(
-        ("DELETE FROM audit_log WHERE seq > 5", ()),
-        ("UPDATE audit_head SET seq = 5, hash = $1", (fifth["hash"],)),
-    )
+    await cut_after_fifth(anchored)
     await append(anchored.pool, 3)  # the exchange goes on from the moved head
     status, out = await anchored.verify(admin_database_url)
     assert status == 2, out
