@@ -62,6 +62,11 @@ class Topic(StrEnum):
     METRICS_IDENTITY = "metrics.identity"
     METRICS_ADOPTION = "metrics.adoption"
     METRICS_DELIVERIES = "metrics.deliveries"
+    METRICS_PROGRAMME = "metrics.programme"
+
+    PROGRAMME_INDICATORS = "programme.indicators"
+    PROGRAMME_TARGETS = "programme.targets"
+    PROGRAMME_OBSERVATIONS = "programme.observations"
 
     DEVELOPMENT_PHONES = "development.phones"
 
@@ -256,7 +261,7 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
         ),
         key="the key id (kid)",
         producers=(Principal.IDENTITY,),
-        consumers=(Principal.CATALOG, Principal.EXCHANGE),
+        consumers=(Principal.CATALOG, Principal.EXCHANGE, Principal.METRICS),
         partitions=1,
         cleanup_policy="compact",
         retention_ms=FOREVER,
@@ -271,7 +276,7 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
         ),
         key="the session id (the tokens' `sid`)",
         producers=(Principal.IDENTITY,),
-        consumers=(Principal.CATALOG, Principal.EXCHANGE),
+        consumers=(Principal.CATALOG, Principal.EXCHANGE, Principal.METRICS),
         partitions=3,
         retention_ms=1 * DAY_MS,
     ),
@@ -432,6 +437,64 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
             (Topic.METRICS_ADOPTION, "the window's services, agencies and their maturity"),
             (Topic.METRICS_DELIVERIES, "service deliveries, channels and digital take-up"),
         )
+    ),
+    TopicSpec(
+        name=Topic.METRICS_PROGRAMME,
+        description=(
+            "Where each target of the programme stands: the indicator's current value, "
+            "progress from baseline to target, trend, value projected at the deadline and "
+            "status (on track, at risk, behind), with the series behind them; one record per "
+            "target, its latest state. Consume with any Kafka client."
+        ),
+        key="the target id",
+        producers=(Principal.METRICS_WORKER,),
+        consumers=(Principal.METRICS, Principal.ANALYST),
+        partitions=1,
+        cleanup_policy="compact",
+        retention_ms=FOREVER,
+    ),
+    # The programme register, kept by the metrics service: indicators, targets and the
+    # figures reported for them. Small, so one partition each: the worker reads them whole.
+    TopicSpec(
+        name=Topic.PROGRAMME_INDICATORS,
+        description=(
+            "The indicators the programme is monitored by: one record per indicator, its "
+            "latest definition (names, unit, direction, live or reported, evaluation weight)."
+        ),
+        key="the indicator code",
+        producers=(Principal.METRICS,),
+        consumers=(Principal.METRICS_WORKER, Principal.ANALYST),
+        partitions=1,
+        cleanup_policy="compact",
+        retention_ms=FOREVER,
+    ),
+    TopicSpec(
+        name=Topic.PROGRAMME_TARGETS,
+        description=(
+            "The programme's targets: one record per target, its latest state (indicator, "
+            "national, provincial or agency scope, baseline, value, Jalali deadline, and the "
+            "plan or law that sets it)."
+        ),
+        key="the target id",
+        producers=(Principal.METRICS,),
+        consumers=(Principal.METRICS_WORKER, Principal.ANALYST),
+        partitions=1,
+        cleanup_policy="compact",
+        retention_ms=FOREVER,
+    ),
+    TopicSpec(
+        name=Topic.PROGRAMME_OBSERVATIONS,
+        description=(
+            "Figures reported for the programme's indicators (historical baselines, the "
+            "operator's and the provinces' reports): one record per indicator, scope and "
+            "day, its latest revision; a correction supersedes the earlier figure."
+        ),
+        key="the indicator, the scope and the Jalali day",
+        producers=(Principal.METRICS,),
+        consumers=(Principal.METRICS_WORKER, Principal.ANALYST),
+        partitions=1,
+        cleanup_policy="compact",
+        retention_ms=FOREVER,
     ),
     # Development only: what the development SMS gateway "delivers" to the simulated phones.
     TopicSpec(

@@ -5,6 +5,6 @@ This list is explicit on purpose: importing this package registers every event, 
 module missing here is an event nobody can decode.
 """
 
-from shared.events import catalog, development, exchange, identity, metrics, platform
+from shared.events import catalog, development, exchange, identity, metrics, platform, programme
 
-__all__ = ["catalog", "development", "exchange", "identity", "metrics", "platform"]
+__all__ = ["catalog", "development", "exchange", "identity", "metrics", "platform", "programme"]

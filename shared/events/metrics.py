@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.envelope import Event
 from shared.registry import event
@@ -79,3 +79,83 @@ class DeliveryMetricUpdated(_MetricValue):
     event_type = "DeliveryMetricUpdated"
     schema_version = 1
     topic = Topic.METRICS_DELIVERIES
+
+
+ProgressStatus = Literal["achieved", "on_track", "at_risk", "behind", "missed", "no_data"]
+
+_PROGRESS_EXAMPLE: dict[str, Any] = {
+    "target_id": "plan7.smart-services-1403",
+    "indicator": "smart_services_share",
+    "indicator_name_fa": "سهم خدمات هوشمند",
+    "indicator_name_en": "Share of services that are smart",
+    "unit": "percent",
+    "direction": "increase",
+    "scope": "national",
+    "scope_code": None,
+    "baseline_value": 10.0,
+    "baseline_date": "1403-01-01",
+    "target_value": 30.0,
+    "deadline": "1403-12-30",
+    "current_value": 21.5,
+    "current_as_of": "1403-08-10",
+    "progress": 0.575,
+    "expected_progress": 0.61,
+    "trend_per_year": 17.2,
+    "projected_value": 27.9,
+    "status": "at_risk",
+    "series": [{"day": "1403-01-01", "value": 10.0}, {"day": "1403-08-10", "value": 21.5}],
+    "basis_fa": "قانون برنامه هفتم توسعه",
+    "basis_en": "7th development plan",
+    "citation": "seeds/001_a106199b50bfd4a8.txt",
+    "evaluated_on": "1403-08-10",
+}
+
+
+class ProgressPoint(BaseModel):
+    """One figure of a target's series: a Jalali day and the indicator's value on it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    day: str = Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+    value: float
+
+
+@event
+class TargetProgressUpdated(Event):
+    """Where a target of the programme stands: its value, trend, projection and status.
+
+    `progress` is the share of the way from the baseline to the target covered (1: reached);
+    `expected_progress` the share a straight path would have covered by `evaluated_on`;
+    `projected_value` the least-squares trend of `series` carried to the deadline. The
+    status rule is in `services/metrics/domain/programme.py`.
+    """
+
+    event_type = "TargetProgressUpdated"
+    schema_version = 1
+    topic = Topic.METRICS_PROGRAMME
+    model_config = ConfigDict(json_schema_extra={"examples": [_PROGRESS_EXAMPLE]})
+
+    target_id: str
+    indicator: str
+    indicator_name_fa: str
+    indicator_name_en: str
+    unit: str
+    direction: Literal["increase", "decrease"]
+    scope: Literal["national", "province", "agency"]
+    scope_code: str | None
+    baseline_value: float
+    baseline_date: str
+    target_value: float
+    deadline: str
+    current_value: float | None = Field(description="None until a figure exists.")
+    current_as_of: str | None = Field(description="The Jalali day of the current value.")
+    progress: float | None
+    expected_progress: float
+    trend_per_year: float | None = Field(description="None with fewer than two days of figures.")
+    projected_value: float | None
+    status: ProgressStatus
+    series: list[ProgressPoint] = Field(max_length=400)
+    basis_fa: str
+    basis_en: str
+    citation: str
+    evaluated_on: str = Field(description="The Jalali day the status was decided on.")
