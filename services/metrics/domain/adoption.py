@@ -3,6 +3,15 @@
 These come from the catalog's compacted state topics, so they are recomputed from the
 current state of every service and agency, never counted from events: replaying a state
 record changes nothing.
+
+Which agencies count: the programme's agencies are the national executive agencies that
+offer services, so an agency counts while it is active and national. The 31 provincial
+ICT directorates general are in the register (they report for their provinces) but are
+the programme's own field offices, not agencies to be connected: counting them made the
+window's share 22% where the programme reports 99%. An agency is connected to the window
+from the date the register gives; it is connected to the exchange when it *used* the
+exchange (as consumer or provider) in the current Jalali quarter, as the exchange's own
+transactions show, not by a date typed into the register.
 """
 
 from __future__ import annotations
@@ -43,19 +52,26 @@ class ServiceState:
 
 @dataclass(frozen=True)
 class AgencyState:
+    code: str
     active: bool
+    national: bool
     window_connected: bool
-    exchange_connected: bool
     revision: int
 
     @classmethod
     def of(cls, agency: AgencyRecorded) -> AgencyState:
         return cls(
+            agency.code,
             agency.active,
+            agency.province is None,
             agency.window_connected_since is not None,
-            agency.exchange_connected_since is not None,
             agency.revision,
         )
+
+    @property
+    def counted(self) -> bool:
+        """Whether the programme's agency figures count it (the module's rule)."""
+        return self.active and self.national
 
 
 def _maturity_figures(
@@ -80,12 +96,16 @@ def _maturity_figures(
 
 
 def figures(
-    services: Iterable[ServiceState], agencies: Iterable[AgencyState], now: datetime
+    services: Iterable[ServiceState],
+    agencies: Iterable[AgencyState],
+    exchange_users: set[str],
+    now: datetime,
 ) -> list[Figure]:
     """The adoption figures as the register stands, all time and for today and the quarter.
 
-    Only published services count; agencies count while active. The day and quarter
-    windows hold the latest state seen in them, so their series shows the trend.
+    Only published services count; agencies count by the module's rule, and
+    `exchange_users` are the agencies that used the exchange this quarter. The day and
+    quarter windows hold the latest state seen in them, so their series shows the trend.
     """
     windows = [
         Cell("", (), ALL_TIME),
@@ -98,9 +118,9 @@ def figures(
         by_agency.setdefault(service.agency, []).append(service)
     for agency, owned in sorted(by_agency.items()):
         out.extend(_maturity_figures(owned, dims(agency=agency), windows[:1]))
-    active = [a for a in agencies if a.active]
+    active = [a for a in agencies if a.counted]
     window_connected = sum(1 for a in active if a.window_connected)
-    exchange_connected = sum(1 for a in active if a.exchange_connected)
+    exchange_connected = sum(1 for a in active if a.code in exchange_users)
     for base in windows:
         window = base.window
         out.append(Figure(Cell(AGENCIES, (), window), len(active), "count"))

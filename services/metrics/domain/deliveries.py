@@ -10,7 +10,7 @@ from services.metrics.domain.windows import windows_of
 from shared.events.catalog import DeliveryRecorded
 from shared.events.metrics import Granularity
 
-TOTAL_WINDOWS: tuple[Granularity, ...] = ("hour", "day", "week", "quarter", "all_time")
+TOTAL_WINDOWS: tuple[Granularity, ...] = ("hour", "day", "week", "quarter", "year", "all_time")
 BREAKDOWN_WINDOWS: tuple[Granularity, ...] = ("day", "all_time")
 
 DELIVERIES = "deliveries.count"

@@ -10,13 +10,27 @@ from services.metrics.domain.windows import Window, windows_of
 from shared.events.exchange import TransactionRecorded
 from shared.events.metrics import Granularity
 
-TOTAL_WINDOWS: tuple[Granularity, ...] = ("minute", "hour", "day", "week", "quarter", "all_time")
+TOTAL_WINDOWS: tuple[Granularity, ...] = (
+    "minute",
+    "hour",
+    "day",
+    "week",
+    "quarter",
+    "year",
+    "all_time",
+)
 BREAKDOWN_WINDOWS: tuple[Granularity, ...] = ("day", "all_time")
+#: The periods an agency's use is counted in (the quarter is the evaluation's period).
+USE_WINDOWS: tuple[Granularity, ...] = ("quarter", "year", "all_time")
 
 TRANSACTIONS = "exchange.transactions"
 REFUSALS = "exchange.refusals"
 DENIALS = "exchange.denials"
 LATENCY_BUCKETS = "exchange.latency_bucket"
+#: Transactions an agency took part in, as consumer or provider (once if both).
+AGENCY_TRANSACTIONS = "exchange.agency_transactions"
+#: Agencies that used the exchange in a window: connected by use, not by a date.
+AGENCIES_USING = "exchange.agencies_using"
 PERCENTILES = {
     "exchange.latency_p50": 0.50,
     "exchange.latency_p95": 0.95,
@@ -46,6 +60,14 @@ def increments(transaction: TransactionRecorded) -> list[Cell]:
         *cells_in(TRANSACTIONS, breakdown, *parties),
         *cells_in(LATENCY_BUCKETS, totals, dims(le=bucket_of(latency_ms(transaction)))),
     ]
+    parties_of = {transaction.consumer, transaction.provider} - {None}
+    cells.extend(
+        cells_in(
+            AGENCY_TRANSACTIONS,
+            windows_of(USE_WINDOWS, at),
+            *(dims(agency=str(agency)) for agency in sorted(parties_of, key=str)),
+        )
+    )
     if transaction.outcome == "refused" and transaction.provider is not None:
         cells.extend(cells_in(REFUSALS, breakdown, (), dims(provider=transaction.provider)))
     if transaction.outcome == "denied":
@@ -53,15 +75,27 @@ def increments(transaction: TransactionRecorded) -> list[Cell]:
     return cells
 
 
-def figures(changed: Iterable[Cell], counts: Counts) -> list[Figure]:
-    """What to publish after these cells changed: their counts and the percentiles."""
+def figures(changed: Iterable[Cell], counts: Counts, users: dict[Window, set[str]]) -> list[Figure]:
+    """What to publish after these cells changed: their counts, the percentiles, and how
+    many agencies used the exchange in each window touched.
+
+    `users` is each window's agencies that used the exchange so far; it grows with the
+    changed cells (counters only grow, so a changed cell is a used one). After a recovery
+    every cell is changed once, which rebuilds it whole.
+    """
     out: list[Figure] = []
     latency_windows: set[Window] = set()
+    used_windows: set[Window] = set()
     for cell in changed:
         if cell.metric == LATENCY_BUCKETS:
             latency_windows.add(cell.window)
-        else:
-            out.append(Figure(cell, counts.value(cell), "count"))
+            continue
+        out.append(Figure(cell, counts.value(cell), "count"))
+        if cell.metric == AGENCY_TRANSACTIONS:
+            users.setdefault(cell.window, set()).add(dict(cell.dimensions)["agency"])
+            used_windows.add(cell.window)
+    for window in sorted(used_windows):
+        out.append(Figure(Cell(AGENCIES_USING, (), window), len(users[window]), "count"))
     for window in sorted(latency_windows):
         histogram = {
             label(bound): counts.value(Cell(LATENCY_BUCKETS, dims(le=label(bound)), window))

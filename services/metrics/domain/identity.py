@@ -17,7 +17,7 @@ from shared.events.identity import (
 )
 from shared.events.metrics import Granularity
 
-TOTAL_WINDOWS: tuple[Granularity, ...] = ("hour", "day", "week", "quarter", "all_time")
+TOTAL_WINDOWS: tuple[Granularity, ...] = ("hour", "day", "week", "quarter", "year", "all_time")
 BREAKDOWN_WINDOWS: tuple[Granularity, ...] = ("day", "all_time")
 
 REGISTRATIONS = "identity.registrations"

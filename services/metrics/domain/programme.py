@@ -29,11 +29,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 
 from shared.events.metrics import ProgressPoint, ProgressStatus, TargetProgressUpdated
 from shared.events.programme import IndicatorRecorded, ObservationRecorded, TargetRecorded
-from shared.jalali import jalali_day, parse_jalali_day
+from shared.jalali import TEHRAN, jalali_day, parse_jalali_day
 
 #: How much of the way short a target may fall and still be "at risk" rather than "behind".
 AT_RISK_MARGIN = 0.1
@@ -186,3 +186,88 @@ def target_progress(
         citation=target.citation,
         evaluated_on=jalali_day(today),
     )
+
+
+# Live indicators: the figures the worker itself publishes on the metrics topics.
+
+#: How many days of an all-time figure's values the worker keeps as its series.
+LIVE_HISTORY_DAYS = 400
+
+
+@dataclass(frozen=True)
+class LiveFigure:
+    """A published figure a live indicator may read, with the days it was seen on.
+
+    `history` maps each day (Tehran) an all-time figure was published on to its value
+    that day, so the series of a cumulative or state figure survives; windowed figures
+    (a year, a day) carry their window instead.
+    """
+
+    metric: str
+    dimensions: dict[str, str]
+    granularity: str
+    start: datetime | None
+    end: datetime | None
+    value: float
+    history: dict[date, float]
+
+
+def scope_dimensions(target: TargetRecorded, indicator: IndicatorRecorded) -> dict[str, str]:
+    """The dimensions an indicator's metric is read at for a target's scope."""
+    scoped = dict(indicator.live_dimensions)
+    if target.scope == "province" and target.scope_code is not None:
+        scoped["province"] = target.scope_code
+    elif target.scope == "agency" and target.scope_code is not None:
+        scoped["agency"] = target.scope_code
+    return scoped
+
+
+def local_day(moment: datetime) -> date:
+    """The day `moment` falls on in Tehran."""
+    return moment.astimezone(TEHRAN).date()
+
+
+def live_points(
+    target: TargetRecorded,
+    indicator: IndicatorRecorded,
+    figures: Iterable[LiveFigure],
+    now: datetime,
+) -> list[Point]:
+    """A live indicator's series for a target, from the figures the worker published.
+
+    All-time figures give a point per day seen; day windows a point each; year windows a
+    point at the year's last day, and the running year one for today, annualised by the
+    share of the year gone so that years compare.
+    """
+    if indicator.source != "live" or indicator.live_window is None:
+        return []
+    wanted = scope_dimensions(target, indicator)
+    scale = indicator.live_scale
+    points: list[Point] = []
+    for figure in figures:
+        if (
+            figure.metric != indicator.live_metric
+            or figure.granularity != indicator.live_window
+            or figure.dimensions != wanted
+        ):
+            continue
+        if figure.granularity == "all_time":
+            points.extend(Point(day, value * scale) for day, value in figure.history.items())
+        elif figure.start is not None and figure.end is not None:
+            if figure.granularity == "day":
+                points.append(Point(local_day(figure.start), figure.value * scale))
+            elif figure.end <= now:
+                last_day = local_day(figure.end) - timedelta(days=1)
+                points.append(Point(last_day, figure.value * scale))
+            elif now > figure.start:
+                gone = (now - figure.start) / (figure.end - figure.start)
+                points.append(Point(local_day(now), figure.value / gone * scale))
+    return points
+
+
+def remember(history: dict[date, float], day: date, value: float) -> dict[date, float]:
+    """An all-time figure's history with today's value, its oldest days beyond the cap cut."""
+    kept = {**history, day: value}
+    for old in sorted(kept)[: max(0, len(kept) - LIVE_HISTORY_DAYS)]:
+        del kept[old]
+    return kept

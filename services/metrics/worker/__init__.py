@@ -19,6 +19,7 @@ AGENT_MODULES: tuple[str, ...] = (
     "services.metrics.worker.adoption",
     "services.metrics.worker.deliveries",
     "services.metrics.worker.publisher",
+    "services.metrics.worker.programme",
 )
 
 

@@ -8,6 +8,7 @@ import faust
 
 from services.metrics.domain import adoption
 from services.metrics.domain.figures import Figure
+from services.metrics.worker import exchange
 from services.metrics.worker.app import app, decoded, partitions_of, source_topic
 from services.metrics.worker.publisher import Source, register
 from shared.events.catalog import AgencyRecorded, ServiceRecorded
@@ -17,7 +18,9 @@ from shared.topics import Topic
 services_topic = source_topic(Topic.CATALOG_SERVICES)
 agencies_topic = source_topic(Topic.CATALOG_AGENCIES)
 # The latest state of each service and agency, as [agency, maturity, published, revision]
-# and [active, window, exchange, revision]: state, not counters, so replays change nothing.
+# and [active, window, national, "national", revision]: state, not counters, so replays
+# change nothing. (Agencies were once [active, window, exchange, revision], without
+# whether they are national; such a record counts as national until its agency changes.)
 services = app.Table(
     "adoption-services", default=None, partitions=partitions_of(Topic.CATALOG_SERVICES)
 )
@@ -67,7 +70,8 @@ async def follow_agencies(stream: faust.StreamT[bytes]) -> None:
             agencies[agency.code] = [
                 state.active,
                 state.window_connected,
-                state.exchange_connected,
+                state.national,
+                "national",
                 state.revision,
             ]
             _changed.flag = True
@@ -81,15 +85,24 @@ def figures(now: datetime) -> list[Figure]:
         adoption.ServiceState(str(a), int(m), bool(p), int(r))
         for a, m, p, r in list(services.values())
     ]
-    agency_states = [
-        adoption.AgencyState(bool(a), bool(w), bool(e), int(r))
-        for a, w, e, r in list(agencies.values())
-    ]
-    return adoption.figures(service_states, agency_states, now)
+    agency_states = [_agency_state(str(code), stored) for code, stored in list(agencies.items())]
+    return adoption.figures(service_states, agency_states, exchange.users_this_quarter(now), now)
+
+
+def _agency_state(code: str, stored: list[object]) -> adoption.AgencyState:
+    active, window, *rest = stored
+    national = rest[0] if len(rest) == 3 and rest[1] == "national" else True
+    return adoption.AgencyState(
+        code, bool(active), bool(national), bool(window), int(str(rest[-1]))
+    )
 
 
 def _mark_all_changed() -> None:
     _changed.flag = True
+
+
+# An agency's first use of the exchange this quarter changes who counts as connected.
+exchange.on_new_user = _mark_all_changed
 
 
 register(Source("adoption", AdoptionMetricUpdated, figures, _mark_all_changed))

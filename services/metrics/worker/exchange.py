@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import faust
 
 from services.metrics.domain import exchange
 from services.metrics.domain.figures import Figure
+from services.metrics.domain.windows import Window, window_of
 from services.metrics.worker.app import app, decoded, partitions_of, source_topic
 from services.metrics.worker.counters import BATCH_SIZE, BATCH_WITHIN_SECONDS, Counters
 from services.metrics.worker.publisher import Source, register
@@ -17,6 +19,8 @@ from shared.topics import Topic
 
 transactions = source_topic(Topic.EXCHANGE_TRANSACTIONS)
 counters = Counters("exchange-counters", partitions_of(Topic.EXCHANGE_TRANSACTIONS))
+# Each window's agencies that used the exchange (rebuilt from the counters on recovery).
+users: dict[Window, set[str]] = {}
 
 
 @app.agent(transactions)
@@ -32,7 +36,25 @@ async def count_transactions(stream: faust.StreamT[bytes]) -> None:
 
 
 def figures(now: datetime) -> list[Figure]:
-    return exchange.figures(counters.take_changed(), counters)
+    before = len(users_this_quarter(now))
+    out = exchange.figures(counters.take_changed(), counters, users)
+    if len(users_this_quarter(now)) != before:
+        on_new_user()
+    return out
+
+
+def users_this_quarter(now: datetime) -> set[str]:
+    """The agencies that used the exchange in the current Jalali quarter."""
+    return users.get(window_of("quarter", now), set())
+
+
+def _nothing() -> None:
+    return None
+
+
+#: Called when an agency uses the exchange for the first time this quarter (the adoption
+#: figures count it as connected); set by the adoption module.
+on_new_user: Callable[[], None] = _nothing
 
 
 register(Source("exchange", ExchangeMetricUpdated, figures, counters.mark_all_changed))

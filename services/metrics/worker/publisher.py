@@ -41,6 +41,12 @@ def register(source: Source) -> None:
     SOURCES.append(source)
 
 
+def mark_everything_changed() -> None:
+    """Have every figure published again at the next flush (as after a recovery)."""
+    for source in SOURCES:
+        source.mark_all_changed()
+
+
 def metric_event(kind: type[_MetricValue], figure: Figure) -> _MetricValue:
     window = figure.cell.window
     return kind(
@@ -88,8 +94,7 @@ async def publish_changes() -> int:
     generation = app.consumer_generation_id
     if _state.recovered_generation != generation:
         _state.recovered_generation = generation
-        for source in SOURCES:
-            source.mark_all_changed()
+        mark_everything_changed()
     now = datetime.now(UTC)
     sent = 0
     for source in SOURCES:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from services.metrics.domain import adoption, deliveries, exchange, identity
 from services.metrics.domain.figures import Cell, Figure, dims
 from services.metrics.domain.reference import load_reference
-from services.metrics.domain.windows import ALL_TIME, window_of
+from services.metrics.domain.windows import ALL_TIME, Window, window_of
 from tests.integration.metrics import events
 from tests.unit.metrics.fakes import FakeCounts
 
@@ -25,7 +25,7 @@ def test_a_transaction_counts_in_every_window_and_by_each_party() -> None:
     changed = counts.add_all(
         exchange.increments(events.transaction("social-security", outcome="refused").payload)
     )
-    figures = _by_key(exchange.figures(changed, counts))
+    figures = _by_key(exchange.figures(changed, counts, {}))
     assert figures["exchange.transactions||day:1403-01-01"] == 1
     assert figures["exchange.transactions||minute:1403-01-01T12:00"] == 1
     assert figures["exchange.transactions|consumer=social-security|all_time:all"] == 1
@@ -40,7 +40,7 @@ def test_latency_percentiles_come_from_exchange_and_provider_time() -> None:
     for provider_ms in [40.0] * 98 + [4000.0] * 2:
         tx = events.transaction("tax", exchange_ms=10.0, provider_ms=provider_ms)
         changed |= counts.add_all(exchange.increments(tx.payload))
-    figures = _by_key(exchange.figures(changed, counts))
+    figures = _by_key(exchange.figures(changed, counts, {}))
     assert 30 < figures["exchange.latency_p50||day:1403-01-01"] <= 50
     assert 3000 < figures["exchange.latency_p99||day:1403-01-01"] <= 5000
 
@@ -104,11 +104,11 @@ def test_adoption_counts_published_services_by_maturity_and_connected_agencies()
         adoption.ServiceState("b", 5, False, 1),  # a draft does not count
     ]
     agencies = [
-        adoption.AgencyState(True, True, True, 1),
-        adoption.AgencyState(True, False, True, 1),
-        adoption.AgencyState(False, True, True, 1),  # inactive: not counted
+        adoption.AgencyState("a", True, True, True, 1),
+        adoption.AgencyState("b", True, True, False, 1),
+        adoption.AgencyState("c", False, True, True, 1),  # inactive: not counted
     ]
-    figures = _by_key(adoption.figures(services, agencies, NOW))
+    figures = _by_key(adoption.figures(services, agencies, {"a", "b", "c"}, NOW))
     assert figures["adoption.services||all_time:all"] == 4
     assert figures["adoption.services|maturity=5|all_time:all"] == 1
     assert figures["adoption.electronic_share||all_time:all"] == 0.5
@@ -117,6 +117,36 @@ def test_adoption_counts_published_services_by_maturity_and_connected_agencies()
     assert figures["adoption.agencies_window_share||all_time:all"] == 0.5
     assert figures["adoption.agencies_exchange_connected||all_time:all"] == 2
     assert f"adoption.services||quarter:{window_of('quarter', NOW).label}" in figures
+
+
+def test_provincial_directorates_are_not_counted_among_the_agencies_to_connect() -> None:
+    national = [adoption.AgencyState(f"n{i}", True, True, i != 0, 1) for i in range(10)]
+    provincial = [adoption.AgencyState(f"ict-{i}", True, False, False, 1) for i in range(31)]
+    figures = _by_key(adoption.figures([], national + provincial, set(), NOW))
+    assert figures["adoption.agencies||all_time:all"] == 10
+    assert figures["adoption.agencies_window_share||all_time:all"] == 0.9
+
+
+def test_exchange_connection_is_use_in_the_quarter_not_a_typed_date() -> None:
+    agencies = [adoption.AgencyState(code, True, True, True, 1) for code in ("a", "b", "c", "d")]
+    figures = _by_key(adoption.figures([], agencies, {"a", "elsewhere"}, NOW))
+    assert figures["adoption.agencies_exchange_connected||all_time:all"] == 1
+    assert figures["adoption.agencies_exchange_share||all_time:all"] == 0.25
+
+
+def test_agencies_using_the_exchange_are_counted_once_per_window_as_consumer_or_provider() -> None:
+    counts = FakeCounts()
+    users: dict[Window, set[str]] = {}
+    first = counts.add_all(exchange.increments(events.transaction("tax").payload))
+    figures = _by_key(exchange.figures(first, counts, users))
+    quarter = window_of("quarter", events.AT).label
+    assert figures[f"exchange.agencies_using||quarter:{quarter}"] == 2  # tax and its provider
+    assert figures[f"exchange.agency_transactions|agency=tax|quarter:{quarter}"] == 1
+    again = counts.add_all(exchange.increments(events.transaction("tax").payload))
+    figures = _by_key(exchange.figures(again, counts, users))
+    assert figures[f"exchange.agencies_using||quarter:{quarter}"] == 2
+    assert figures["exchange.agency_transactions|agency=tax|all_time:all"] == 2
+    assert figures[f"exchange.transactions||year:{quarter[:4]}"] == 2
 
 
 def test_a_cell_survives_its_text_form_whatever_its_dimension_values() -> None:
@@ -131,7 +161,7 @@ def test_a_late_event_updates_the_earlier_window_it_belongs_to() -> None:
     yesterday = today - timedelta(days=1)
     counts.add_all(exchange.increments(events.transaction("tax", at=today).payload))
     late = counts.add_all(exchange.increments(events.transaction("tax", at=yesterday).payload))
-    figures = _by_key(exchange.figures(late, counts))
+    figures = _by_key(exchange.figures(late, counts, {}))
     assert figures["exchange.transactions||day:1402-12-29"] == 1
     assert "exchange.transactions||day:1403-01-01" not in figures
     assert figures["exchange.transactions||all_time:all"] == 2

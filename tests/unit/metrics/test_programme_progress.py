@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from services.metrics.domain.programme import (
+    LIVE_HISTORY_DAYS,
+    LiveFigure,
     Point,
     least_squares,
+    live_points,
+    remember,
     status_of,
     target_progress,
 )
+from services.metrics.domain.windows import window_of
 from shared.events.programme import IndicatorRecorded, TargetRecorded
 from shared.jalali import parse_jalali_day
 
@@ -155,3 +160,63 @@ def test_the_status_rule(
     progress: float | None, expected: float, projected: float | None, passed: bool, status: str
 ) -> None:
     assert status_of(progress, expected, projected, deadline_passed=passed) == status
+
+
+def _live(granularity: str, value: float, **fields: object) -> LiveFigure:
+    base: dict[str, object] = {
+        "metric": "adoption.smart_share",
+        "dimensions": {},
+        "granularity": granularity,
+        "start": None,
+        "end": None,
+        "value": value,
+        "history": {},
+    }
+    base.update(fields)
+    return LiveFigure(**base)  # type: ignore[arg-type]
+
+
+def test_an_all_time_figure_gives_a_point_for_each_day_it_was_seen_scaled() -> None:
+    figure = _live("all_time", 0.25, history={_day("1403-02-01"): 0.15, _day("1403-03-01"): 0.25})
+    points = live_points(_target(), INDICATOR, [figure], datetime(2024, 6, 1, tzinfo=UTC))
+    assert points == [Point(_day("1403-02-01"), 15.0), Point(_day("1403-03-01"), 25.0)]
+
+
+def test_a_live_figure_of_another_scope_or_metric_is_not_read() -> None:
+    others = [
+        _live("all_time", 0.5, dimensions={"agency": "tax"}, history={_day("1403-02-01"): 0.5}),
+        _live("all_time", 0.5, metric="adoption.electronic_share", history={_day("1403-02-01"): 1}),
+        _live("year", 0.5, history={_day("1403-02-01"): 0.5}),
+    ]
+    assert live_points(_target(), INDICATOR, others, datetime(2024, 6, 1, tzinfo=UTC)) == []
+
+
+def test_an_agency_target_reads_the_agency_dimension() -> None:
+    figure = _live("all_time", 0.5, dimensions={"agency": "tax"}, history={_day("1403-02-01"): 0.5})
+    target = _target(scope="agency", scope_code="tax")
+    points = live_points(target, INDICATOR, [figure], datetime(2024, 6, 1, tzinfo=UTC))
+    assert points == [Point(_day("1403-02-01"), 50.0)]
+
+
+def test_the_running_year_is_annualised_and_a_finished_year_counts_whole() -> None:
+    per_year = INDICATOR.model_copy(update={"live_window": "year", "live_scale": 1.0})
+    year_1402 = window_of("year", datetime(2023, 6, 1, tzinfo=UTC))
+    year_1403 = window_of("year", datetime(2024, 6, 1, tzinfo=UTC))
+    assert year_1403.start is not None
+    assert year_1403.end is not None
+    halfway = year_1403.start + (year_1403.end - year_1403.start) / 2
+    figures = [
+        _live("year", 1000.0, start=year_1402.start, end=year_1402.end),
+        _live("year", 600.0, start=year_1403.start, end=year_1403.end),
+    ]
+    points = live_points(_target(), per_year, figures, halfway)
+    assert points[0] == Point(_day("1402-12-29"), 1000.0)
+    assert points[1].value == pytest.approx(1200.0)
+
+
+def test_history_keeps_the_latest_days_only() -> None:
+    history: dict[date, float] = {}
+    for offset in range(LIVE_HISTORY_DAYS + 5):
+        history = remember(history, date(2024, 1, 1) + timedelta(days=offset), float(offset))
+    assert len(history) == LIVE_HISTORY_DAYS
+    assert min(history) == date(2024, 1, 6)

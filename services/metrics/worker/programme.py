@@ -1,0 +1,265 @@
+"""The programme's targets: where each stands, from the register and the live figures.
+
+The worker follows the programme register the metrics service publishes (indicators,
+targets, reported figures) and, for live indicators, the figures it publishes itself on
+the metrics topics. All of it is state in tables, so replays change nothing and a
+restarted worker recovers it. Every `PROGRESS_INTERVAL` seconds, and as soon as an input
+changed, it computes each active target's progress (`domain/programme.py`) and publishes
+the ones that changed on `metrics.programme`, keyed by the target id.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import faust
+
+from services.metrics.domain import programme
+from services.metrics.worker.app import app, decoded, partitions_of, source_topic
+from services.metrics.worker.publisher import mark_everything_changed
+from shared.envelope import Envelope
+from shared.events.metrics import (
+    AdoptionMetricUpdated,
+    DeliveryMetricUpdated,
+    ExchangeMetricUpdated,
+    IdentityMetricUpdated,
+    TargetProgressUpdated,
+    _MetricValue,
+)
+from shared.events.programme import IndicatorRecorded, ObservationRecorded, TargetRecorded
+from shared.kafka import event_headers
+from shared.logging import get_logger
+from shared.topics import Topic
+
+log = get_logger(__name__)
+
+#: Seconds between recomputations when nothing changed (the day, and so the status, moves).
+PROGRESS_INTERVAL = 60.0
+#: The metrics topics whose figures a live indicator may read.
+LIVE_TOPICS = (
+    Topic.METRICS_ADOPTION,
+    Topic.METRICS_IDENTITY,
+    Topic.METRICS_EXCHANGE,
+    Topic.METRICS_DELIVERIES,
+)
+_LIVE_EVENTS = (
+    AdoptionMetricUpdated,
+    IdentityMetricUpdated,
+    ExchangeMetricUpdated,
+    DeliveryMetricUpdated,
+)
+
+indicators_topic = source_topic(Topic.PROGRAMME_INDICATORS)
+targets_topic = source_topic(Topic.PROGRAMME_TARGETS)
+observations_topic = source_topic(Topic.PROGRAMME_OBSERVATIONS)
+live_topic = app.topic(
+    *(topic.value for topic in LIVE_TOPICS),
+    key_serializer="raw",
+    value_serializer="raw",
+    partitions=partitions_of(Topic.METRICS_ADOPTION),
+)
+
+# The register, as the latest revision of each record (JSON of the event).
+indicators = app.Table("programme-indicators", default=None, partitions=1)
+targets = app.Table("programme-targets", default=None, partitions=1)
+observations = app.Table("programme-observations", default=None, partitions=1)
+# The live figures the register's indicators read, by record key.
+live = app.Table("programme-live", default=None, partitions=partitions_of(Topic.METRICS_ADOPTION))
+
+
+class _State:
+    changed = True
+    published: dict[str, str] = {}  # noqa: RUF012  (module state, one worker)
+    recovered_generation: object | None = None
+    # (metric, window) pairs some indicator reads; None: to be read from the table again.
+    read_metrics: set[tuple[str, str]] | None = None
+
+
+_state = _State()
+
+
+def _newer(current: dict[str, Any] | None, revision: int) -> bool:
+    return current is None or int(current["revision"]) < revision
+
+
+@app.agent(indicators_topic)
+async def follow_indicators(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        envelope = await decoded(event)
+        if envelope is None or not isinstance(envelope.payload, IndicatorRecorded):
+            continue
+        indicator = envelope.payload
+        current = indicators.get(indicator.code)
+        if _newer(current, indicator.revision):
+            reads_new_metric = indicator.live_metric is not None and indicator.live_metric not in {
+                i.live_metric for i in _indicators().values()
+            }
+            indicators[indicator.code] = indicator.model_dump(mode="json")
+            _state.changed = True
+            _state.read_metrics = None
+            if reads_new_metric:
+                # Figures of a metric nobody read were not kept: have them published again.
+                mark_everything_changed()
+
+
+@app.agent(targets_topic)
+async def follow_targets(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        envelope = await decoded(event)
+        if envelope is None or not isinstance(envelope.payload, TargetRecorded):
+            continue
+        target = envelope.payload
+        if _newer(targets.get(target.target_id), target.revision):
+            targets[target.target_id] = target.model_dump(mode="json")
+            _state.changed = True
+
+
+@app.agent(observations_topic)
+async def follow_observations(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        envelope = await decoded(event)
+        if envelope is None or not isinstance(envelope.payload, ObservationRecorded):
+            continue
+        observation = envelope.payload
+        key = observation.record_key()
+        if _newer(observations.get(key), observation.revision):
+            observations[key] = observation.model_dump(mode="json")
+            _state.changed = True
+
+
+def _read_metrics() -> set[tuple[str, str]]:
+    if _state.read_metrics is None:
+        _state.read_metrics = {
+            (i.live_metric, i.live_window)
+            for i in _indicators().values()
+            if i.live_metric is not None and i.live_window is not None
+        }
+    return _state.read_metrics
+
+
+@app.agent(live_topic)
+async def follow_live_figures(stream: faust.StreamT[bytes]) -> None:
+    async for event in stream.events():
+        read = _read_metrics()
+        # The record key is `metric|dimensions|granularity:label`: most figures are of no
+        # indicator's metric and are skipped before their value is decoded.
+        metric, _, rest = bytes(event.key or b"").decode(errors="replace").partition("|")
+        granularity = rest.rpartition("|")[2].partition(":")[0]
+        if (metric, granularity) not in read:
+            continue
+        envelope = await decoded(event)
+        if envelope is None or not isinstance(envelope.payload, _LIVE_EVENTS):
+            continue
+        figure: _MetricValue = envelope.payload
+        key = figure.record_key()
+        history = _history(live.get(key))
+        if figure.granularity == "all_time":
+            history = programme.remember(
+                history, programme.local_day(envelope.occurred_at), figure.value
+            )
+        live[key] = {
+            "metric": figure.metric,
+            "dimensions": figure.dimensions,
+            "granularity": figure.granularity,
+            "start": figure.window_start.isoformat() if figure.window_start else None,
+            "end": figure.window_end.isoformat() if figure.window_end else None,
+            "value": figure.value,
+            "history": {day.isoformat(): value for day, value in history.items()},
+        }
+        _state.changed = True
+
+
+def _history(stored: dict[str, Any] | None) -> dict[date, float]:
+    if stored is None:
+        return {}
+    return {date.fromisoformat(day): float(v) for day, v in stored["history"].items()}
+
+
+def _indicators() -> dict[str, IndicatorRecorded]:
+    return {code: IndicatorRecorded.model_validate(v) for code, v in indicators.items()}
+
+
+def _live_figures() -> list[programme.LiveFigure]:
+    return [
+        programme.LiveFigure(
+            metric=v["metric"],
+            dimensions=dict(v["dimensions"]),
+            granularity=v["granularity"],
+            start=datetime.fromisoformat(v["start"]) if v["start"] else None,
+            end=datetime.fromisoformat(v["end"]) if v["end"] else None,
+            value=float(v["value"]),
+            history=_history(v),
+        )
+        for v in live.values()
+    ]
+
+
+def progress(now: datetime) -> list[TargetProgressUpdated]:
+    """Every active target's progress, as the tables stand."""
+    known = _indicators()
+    figures = _live_figures()
+    reported: dict[tuple[str, str, str | None], list[ObservationRecorded]] = {}
+    for value in observations.values():
+        observation = ObservationRecorded.model_validate(value)
+        scope = (observation.indicator, observation.scope, observation.scope_code)
+        reported.setdefault(scope, []).append(observation)
+    today = programme.local_day(now)
+    out = []
+    for value in targets.values():
+        target = TargetRecorded.model_validate(value)
+        indicator = known.get(target.indicator)
+        if not target.active or indicator is None:
+            continue
+        points = [
+            *programme.observed_points(
+                reported.get((target.indicator, target.scope, target.scope_code), [])
+            ),
+            *programme.live_points(target, indicator, figures, now),
+        ]
+        out.append(programme.target_progress(target, indicator, points, today))
+    return out
+
+
+async def publish_progress(now: datetime | None = None) -> int:
+    """Publish each target whose progress changed since it was last published."""
+    recovery = getattr(app.tables, "recovery")  # noqa: B009  (not in Faust's type stubs)
+    if app.in_recovery or not recovery.completed.is_set():
+        return 0
+    generation = app.consumer_generation_id
+    if _state.recovered_generation != generation:
+        # After a (re)start or rebalance the last publication may have been cut short.
+        _state.recovered_generation = generation
+        _state.published.clear()
+    _state.changed = False
+    sent = 0
+    for payload in progress(now or datetime.now(UTC)):
+        text = payload.model_dump_json()
+        if _state.published.get(payload.target_id) == text:
+            continue
+        envelope = Envelope.wrap(payload, source="metrics-worker", subject=payload.target_id)
+        await app.producer.send(
+            Topic.METRICS_PROGRAMME.value,
+            envelope.key(),
+            envelope.to_bytes(),
+            partition=None,
+            timestamp=None,
+            headers=event_headers(envelope),
+        )
+        _state.published[payload.target_id] = text
+        sent += 1
+    if sent:
+        await app.producer.flush()
+        log.info("programme progress published", targets=sent)
+    return sent
+
+
+@app.timer(1.0)  # type: ignore[untyped-decorator]
+async def _publish_when_changed() -> None:
+    if _state.changed:
+        await publish_progress()
+
+
+@app.timer(PROGRESS_INTERVAL)  # type: ignore[untyped-decorator]
+async def _publish_on_interval() -> None:
+    await publish_progress()
