@@ -69,8 +69,8 @@ class IdentitySettings(ServiceSettings):
         ),
         description="The platform operator's agencies (by default the Information Technology "
         "Organization, which runs the platform): only their clients may hold the operator's "
-        "scopes (`exchange:admin`). The catalog's operator setting is read when identity has "
-        "none of its own, so one setting names the operator everywhere.",
+        "scopes (`exchange:admin`, `programme:admin`). The catalog's operator setting is read "
+        "when identity has none of its own, so one setting names the operator everywhere.",
     )
     code_seconds: int = Field(default=120, validation_alias=_env("code_seconds"), ge=30, le=900)
     code_attempts: int = Field(

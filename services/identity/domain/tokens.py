@@ -27,9 +27,10 @@ from shared.events.identity import IssuerKeyPublished, SessionRevoked
 AGENCY_KEYS_SCOPE = "identity:agency-keys"
 """Registering and revoking the keys of the token's own agency."""
 
-OPERATOR_SCOPES: frozenset[str] = frozenset({"exchange:admin"})
+OPERATOR_SCOPES: frozenset[str] = frozenset({"exchange:admin", "programme:admin"})
 """What only the platform operator's systems may do: granting and revoking access rights
-between every agency."""
+between every agency (`exchange:admin`), and keeping the programme's register of
+indicators, targets and reported figures (`programme:admin`)."""
 
 AGENCY_SCOPES: frozenset[str] = frozenset(
     {

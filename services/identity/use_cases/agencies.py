@@ -1,8 +1,8 @@
 """Agencies' use cases: client credentials (by operators) and signing keys (by agencies),
 and the projection of the catalog's register they depend on.
 
-The operator's scopes (`exchange:admin`) are given only to clients of the platform
-operator's agencies; an agency's keys are registered and revoked only by its own systems
+The operator's scopes (`exchange:admin`, `programme:admin`) are given only to clients of the
+platform operator's agencies; an agency's keys are registered and revoked only by its own systems
 holding `identity:agency-keys`.
 """
 

@@ -10,7 +10,7 @@ import pytest
 from joserfc.jwk import ECKey
 
 from services.identity.domain.agency_keys import thumbprint
-from services.identity.domain.tokens import SigningKey, new_signing_key
+from services.identity.domain.tokens import OPERATOR_SCOPES, SigningKey, new_signing_key
 from services.identity.settings import IdentitySettings
 from services.identity.use_cases import agencies, issuer, tokens
 from services.identity.use_cases.ports import Dependencies
@@ -214,33 +214,34 @@ async def test_an_agency_system_revokes_only_its_own_agencys_keys(storage: FakeI
 # The operator's scopes --------------------------------------------------------------
 
 
-async def test_exchange_admin_is_given_to_the_platform_operators_clients_alone(
-    storage: FakeIdentity, deps: Dependencies
+@pytest.mark.parametrize("scope", ["exchange:admin", "programme:admin"])
+async def test_an_operators_scope_is_given_to_the_platform_operators_clients_alone(
+    storage: FakeIdentity, deps: Dependencies, scope: str
 ) -> None:
+    assert scope in OPERATOR_SCOPES
     await project(storage, agency(1))
-    with pytest.raises(Invalid, match="exchange:admin") as refusal:
-        await new_client(storage, deps, scopes=["exchange:request", "exchange:admin"])
+    with pytest.raises(Invalid, match=scope) as refusal:
+        await new_client(storage, deps, scopes=["exchange:request", scope])
     assert refusal.value.code == "invalid_scope"
     assert storage.state.clients == {}
     operator = next(iter(deps.settings.operator_agencies))
     await project(storage, agency(1).model_copy(update={"code": operator}))
     created = await agencies.create_client(
-        storage, deps, agency=operator, name="console", scopes=["exchange:admin"], now=NOW
+        storage, deps, agency=operator, name="console", scopes=[scope], now=NOW
     )
-    assert created.scopes == ["exchange:admin"]
+    assert created.scopes == [scope]
 
 
-async def test_a_client_given_exchange_admin_outside_the_operator_is_never_issued_it(
-    storage: FakeIdentity, deps: Dependencies, signer: FakeSigner
+@pytest.mark.parametrize("scope", ["exchange:admin", "programme:admin"])
+async def test_a_client_given_an_operators_scope_outside_the_operator_is_never_issued_it(
+    storage: FakeIdentity, deps: Dependencies, signer: FakeSigner, scope: str
 ) -> None:
     await project(storage, agency(1))
     client = await new_client(storage, deps, scopes=["catalog:write", "exchange:request"])
     # As a client created before only the operator's could hold it would be stored.
-    storage.state.clients[client.client_id]["scopes"] = [
-        "catalog:write",
-        "exchange:admin",
-        "exchange:request",
-    ]
+    storage.state.clients[client.client_id]["scopes"] = sorted(
+        ["catalog:write", scope, "exchange:request"]
+    )
 
     async def token(scope: str | None = None) -> tokens.TokenResponse:
         return await tokens.client_credentials(
@@ -254,9 +255,9 @@ async def test_a_client_given_exchange_admin_outside_the_operator_is_never_issue
 
     response = await token()
     assert response.scope == "catalog:write exchange:request"
-    assert "exchange:admin" not in signer.signed[response.access_token]["scope"]
+    assert scope not in signer.signed[response.access_token]["scope"]
     with pytest.raises(tokens.InvalidGrant, match="invalid_scope"):
-        await token("exchange:admin")
+        await token(scope)
 
 
 # The issuer's keys ------------------------------------------------------------------
