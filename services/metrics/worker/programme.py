@@ -141,17 +141,14 @@ def _read_metrics() -> set[tuple[str, str]]:
 @app.agent(live_topic)
 async def follow_live_figures(stream: faust.StreamT[bytes]) -> None:
     async for event in stream.events():
-        read = _read_metrics()
-        # The record key is `metric|dimensions|granularity:label`: most figures are of no
-        # indicator's metric and are skipped before their value is decoded.
-        metric, _, rest = bytes(event.key or b"").decode(errors="replace").partition("|")
-        granularity = rest.rpartition("|")[2].partition(":")[0]
-        if (metric, granularity) not in read:
-            continue
+        # Every record is decoded, so what cannot be is dead-lettered like on any topic the
+        # worker reads; most figures are then of no indicator's metric, and skipped.
         envelope = await decoded(event)
         if envelope is None or not isinstance(envelope.payload, _LIVE_EVENTS):
             continue
         figure: _MetricValue = envelope.payload
+        if (figure.metric, figure.granularity) not in _read_metrics():
+            continue
         key = figure.record_key()
         history = _history(live.get(key))
         if figure.granularity == "all_time":
