@@ -67,6 +67,7 @@ class Topic(StrEnum):
     PROGRAMME_INDICATORS = "programme.indicators"
     PROGRAMME_TARGETS = "programme.targets"
     PROGRAMME_OBSERVATIONS = "programme.observations"
+    PROGRAMME_PROVINCIAL_REPORTS = "programme.provincial-reports"
 
     DEVELOPMENT_PHONES = "development.phones"
 
@@ -493,6 +494,21 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
         key="the indicator, the scope and the Jalali day",
         producers=(Principal.METRICS,),
         consumers=(Principal.METRICS_WORKER, Principal.ANALYST),
+        partitions=1,
+        cleanup_policy="compact",
+        retention_ms=FOREVER,
+    ),
+    TopicSpec(
+        name=Topic.PROGRAMME_PROVINCIAL_REPORTS,
+        description=(
+            "The provincial ICT directorates' weekly reports, as accepted: one record per "
+            "province and Jalali week, its latest revision (figures, projects' progress, "
+            "reasons for falls, whether it came late). Each figure is also a reported "
+            "figure on `programme.observations`."
+        ),
+        key="the province and the week, `IR-15|1405-W36`",
+        producers=(Principal.METRICS,),
+        consumers=(Principal.ANALYST,),
         partitions=1,
         cleanup_policy="compact",
         retention_ms=FOREVER,

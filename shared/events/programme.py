@@ -220,3 +220,40 @@ class ObservationRecorded(_Scoped):
     def record_key(self) -> str:
         """Its key on the topic: one current figure per indicator, scope and day."""
         return f"{self.indicator}|{self.scope}:{self.scope_code or ''}|{self.observed_on}"
+
+
+_REPORT_EXAMPLE: dict[str, Any] = {
+    "province": "IR-15",
+    "week": "1405-W36",
+    "figures": {"coverage_4g_share": 76.0, "villages_connected": 1245.0},
+    "projects": {"nin-rural-fibre": 40.0},
+    "reasons": {},
+    "late": False,
+    "revision": 1,
+    "submitted_by": "ict-ir-15",
+}
+
+
+@event
+class ProvincialReportRecorded(Event):
+    """A provincial ICT directorate's weekly report was accepted (a correction: a higher
+    revision, superseding the earlier one for the same week)."""
+
+    event_type = "ProvincialReportRecorded"
+    schema_version = 1
+    topic = Topic.PROGRAMME_PROVINCIAL_REPORTS
+    model_config = ConfigDict(json_schema_extra={"examples": [_REPORT_EXAMPLE]})
+
+    province: str = Field(pattern=r"^IR-[0-9]{2}$")
+    week: str = Field(pattern=r"^[0-9]{4}-W[0-9]{2}$", description="A Jalali week, Saturday on.")
+    figures: dict[str, float] = Field(description="Indicator code → the province's figure.")
+    projects: dict[str, float] = Field(description="Project code → progress in percent.")
+    reasons: dict[str, str] = Field(description="Why a figure fell against the week before.")
+    late: bool = Field(description="Submitted after its week ended.")
+    revision: int = Field(ge=1)
+    submitted_by: str = Field(min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _known_province(self) -> Self:
+        check_scope("province", self.province)
+        return self

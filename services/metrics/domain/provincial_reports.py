@@ -28,7 +28,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib import resources
 from typing import Literal
+
+import yaml
 
 from services.metrics.domain.windows import Window, window_from_label
 from shared.reference.provinces import BY_CODE
@@ -201,3 +204,48 @@ def missing(reported: Iterable[str]) -> list[str]:
     """The provinces (codes, in order) that have not reported."""
     done = set(reported)
     return [code for code in BY_CODE if code not in done]
+
+
+@dataclass(frozen=True)
+class Project:
+    """A national or provincial project the directorates report progress on."""
+
+    code: str
+    scope: Literal["national", "provincial"]
+    provinces: tuple[str, ...]
+    name_fa: str
+    name_en: str
+    citation: str
+
+
+def parse_projects(entries: Iterable[Mapping[str, object]]) -> tuple[Project, ...]:
+    """The projects of the register file; ValueError on an unknown province."""
+    projects = []
+    for entry in entries:
+        provinces = entry["provinces"]
+        codes = tuple(BY_CODE) if provinces == "all" else tuple(str(p) for p in provinces)  # type: ignore[attr-defined]
+        unknown = [code for code in codes if code not in BY_CODE]
+        if unknown:
+            raise ValueError(f"project {entry['code']}: unknown provinces {unknown}")
+        projects.append(
+            Project(
+                code=str(entry["code"]),
+                scope="national" if entry["scope"] == "national" else "provincial",
+                provinces=codes,
+                name_fa=str(entry["name_fa"]),
+                name_en=str(entry["name_en"]),
+                citation=str(entry["citation"]),
+            )
+        )
+    return tuple(projects)
+
+
+def load_projects() -> tuple[Project, ...]:
+    """The projects shipped in the programme register file."""
+    text = (resources.files("services.metrics.reference") / "programme.yaml").read_text("utf-8")
+    return parse_projects(yaml.safe_load(text)["projects"])
+
+
+def assigned_to(province: str, projects: Iterable[Project]) -> list[str]:
+    """The codes of the projects a province reports on."""
+    return [project.code for project in projects if province in project.provinces]

@@ -12,8 +12,11 @@ from services.metrics.domain.provincial_reports import (
     Problem,
     ReportRefused,
     WeeklyReport,
+    assigned_to,
     check,
+    load_projects,
     missing,
+    parse_projects,
     week_window,
 )
 from services.metrics.domain.windows import TEHRAN, window_of
@@ -180,3 +183,24 @@ def test_the_reported_figures_are_the_registers_provincial_indicators() -> None:
     text = (resources.files("services.metrics.reference") / "programme.yaml").read_text("utf-8")
     codes = {entry["code"] for entry in yaml.safe_load(text)["indicators"]}
     assert set(FIGURES) <= codes
+
+
+def test_national_projects_go_to_every_province_and_provincial_ones_to_theirs() -> None:
+    projects = load_projects()
+    lorestan, tehran = assigned_to("IR-15", projects), assigned_to("IR-23", projects)
+    assert "lorestan-small-villages" in lorestan
+    assert "lorestan-small-villages" not in tehran
+    assert "nin-village-connectivity" in tehran
+
+
+def test_a_project_of_an_unknown_province_is_refused() -> None:
+    entry = {
+        "code": "x",
+        "scope": "provincial",
+        "provinces": ["IR-99"],
+        "name_fa": "آزمون",
+        "name_en": "test",
+        "citation": "tests",
+    }
+    with pytest.raises(ValueError, match="IR-99"):
+        parse_projects([entry])
