@@ -26,6 +26,9 @@ Commands (home: $PANJEREH_HOME or .data/dev; ports: PANJEREH_*_PORT, see infra/R
     asyncapi    print the AsyncAPI document of the platform's topics
     catalog load-reference
                 load the catalog's reference agencies and services (idempotent)
+    programme load-reference
+                load the programme's reference indicators, targets and figures into the
+                metrics service's register (idempotent: entries it has are left alone)
     audit verify [--keys URL|FILE] [--unanchored]
                 check the exchange's audit log hash chain against the checkpoints the
                 exchange signed (exchange.audit-checkpoints, read as admin) and its public
@@ -292,6 +295,15 @@ def cmd_catalog_load_reference(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_programme_load_reference(_: argparse.Namespace) -> int:
+    from services.metrics.programme_reference import main as load_reference
+
+    # The metrics service's own role: the programme register belongs to it.
+    os.environ.setdefault("PANJEREH_DATABASE_URL", _platform().database_url_for("metrics"))
+    load_reference()
+    return 0
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from services.exchange.audit import (
         CheckpointsUnavailable,
@@ -375,6 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
     catalog_sub.add_parser(
         "load-reference", help="load reference agencies and services (idempotent)"
     ).set_defaults(func=cmd_catalog_load_reference)
+    programme = sub.add_parser("programme", help="the programme register (metrics service)")
+    programme_sub = programme.add_subparsers(dest="programme_command", required=True)
+    programme_sub.add_parser(
+        "load-reference", help="load reference indicators, targets and figures (idempotent)"
+    ).set_defaults(func=cmd_programme_load_reference)
     audit = sub.add_parser("audit", help="the exchange's audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_sub.add_parser(

@@ -4,7 +4,7 @@ Each handler is a plain function of (event, connection) that runs inside the tra
 the inbox opened for that event; `shared.runtime` consumes the topics these events travel
 on and calls the handlers. A handler turns the event into a use case's arguments and
 calls it with the unit of work of that transaction. The service projects every figure
-the worker publishes.
+the worker publishes, and each target's progress.
 """
 
 from __future__ import annotations
@@ -12,14 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 from services.metrics.domain.values import MetricValue
-from services.metrics.storage import MetricsStorage
+from services.metrics.storage import MetricsStorage, ProgrammeStorage
 from services.metrics.use_cases import project_figure
+from services.metrics.use_cases.programme import project_progress
 from shared.envelope import Envelope
 from shared.events.metrics import (
     AdoptionMetricUpdated,
     DeliveryMetricUpdated,
     ExchangeMetricUpdated,
     IdentityMetricUpdated,
+    TargetProgressUpdated,
     _MetricValue,
 )
 from shared.runtime import Handlers
@@ -35,9 +37,15 @@ async def on_figure_published(envelope: Envelope[_MetricValue], connection: Any)
     )
 
 
+async def on_progress_published(envelope: Envelope[TargetProgressUpdated], connection: Any) -> None:
+    """Keep the target's latest progress (by the time the worker published it)."""
+    await project_progress(ProgrammeStorage(connection), envelope.payload, envelope.occurred_at)
+
+
 HANDLERS: Handlers = {
     ExchangeMetricUpdated: [on_figure_published],
     IdentityMetricUpdated: [on_figure_published],
     AdoptionMetricUpdated: [on_figure_published],
     DeliveryMetricUpdated: [on_figure_published],
+    TargetProgressUpdated: [on_progress_published],
 }

@@ -3,6 +3,10 @@
 Everything here reads the service's own projection of the metrics topics; nothing calls
 another service. `/api/stream` pushes the dashboard's data (server-sent events) whenever
 the projection changes, so the page updates without reloading.
+
+`/api/programme/*` is the programme register: anyone reads its indicators, targets (each
+with where it stands) and reported figures; operators' systems holding `programme:admin`
+(identity gives it to the platform operator's agencies only) write them.
 """
 
 from __future__ import annotations
@@ -10,23 +14,32 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from importlib import resources
 from string import Template
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sse_starlette.sse import EventSourceResponse
 
 from services.metrics import messages as _messages  # noqa: F401  (registers the codes)
 from services.metrics import use_cases
+from services.metrics.domain.programme_register import (
+    IndicatorDefinition,
+    ObservationReport,
+    TargetEntry,
+    day_in_tehran,
+)
 from services.metrics.domain.queries import FigureQuery, parse_dimensions, parse_granularity
 from services.metrics.domain.reference import load_reference
-from services.metrics.storage import MetricsStorage
+from services.metrics.storage import MetricsStorage, ProgrammeStorage
+from services.metrics.use_cases import programme
+from shared.auth import Principal
 from shared.db import Pool
+from shared.events.programme import INDICATOR_CODE_PATTERN, TARGET_ID_PATTERN, Scope
 from shared.http import ProblemError
-from shared.runtime import RuntimeDep
+from shared.runtime import RuntimeDep, require_scopes
 from shared.unit_of_work import transaction
 
 router = APIRouter()
@@ -86,6 +99,138 @@ async def figure_series(
             for v in values
         ],
     }
+
+
+# -- the programme register: public reads, operators' writes (`programme:admin`) ---------
+
+ProgrammeAdmin = Annotated[Principal, Depends(require_scopes("programme:admin"))]
+IndicatorCodeInPath = Annotated[
+    str, Path(pattern=INDICATOR_CODE_PATTERN, description="e.g. `smart_services_share`")
+]
+TargetIdInPath = Annotated[
+    str, Path(pattern=TARGET_ID_PATTERN, description="e.g. `plan7.smart-services-1403`")
+]
+
+
+def _operator(principal: Principal) -> str:
+    """Who the register's history names for a write: the operator's system, as its token
+    names it."""
+    return f"operator:{principal.agency}:{principal.subject}"
+
+
+def _today() -> date:
+    return day_in_tehran(datetime.now(UTC))
+
+
+async def programme_targets(pool: Pool) -> list[dict[str, Any]]:
+    """Where every target stands (as `GET /api/programme/targets` lists them)."""
+    async with transaction(pool, ProgrammeStorage) as work:
+        standings = await programme.target_standings(work, _today())
+    return [standing.as_json() for standing in standings]
+
+
+@router.get("/api/programme/indicators", tags=["programme"], summary="The programme's indicators")
+async def programme_indicators(runtime: RuntimeDep) -> dict[str, Any]:
+    async with transaction(runtime.pool, ProgrammeStorage) as work:
+        indicators = await programme.list_indicators(work)
+    return {"indicators": [i.model_dump(mode="json") for i in indicators]}
+
+
+@router.get(
+    "/api/programme/targets",
+    tags=["programme"],
+    summary="Where each target of the programme stands",
+)
+async def programme_target_list(runtime: RuntimeDep) -> dict[str, Any]:
+    """Each target's latest progress as the metrics worker published it; a target it has
+    not evaluated yet is listed with its own terms and status `no_data`."""
+    return {"targets": await programme_targets(runtime.pool)}
+
+
+@router.get(
+    "/api/programme/targets/{target_id}",
+    tags=["programme"],
+    summary="Where a target stands, with every revision of it",
+)
+async def programme_target(target_id: TargetIdInPath, runtime: RuntimeDep) -> dict[str, Any]:
+    async with transaction(runtime.pool, ProgrammeStorage) as work:
+        page = await programme.target_page(work, target_id, _today())
+    return {
+        **page.standing.as_json(),
+        "history": [
+            {**kept.record.model_dump(mode="json"), "recorded_at": kept.recorded_at.isoformat()}
+            for kept in page.history
+        ],
+    }
+
+
+@router.get(
+    "/api/programme/observations",
+    tags=["programme"],
+    summary="The figures reported for the programme's indicators",
+)
+async def programme_observations(
+    runtime: RuntimeDep,
+    indicator: Annotated[str | None, Query(pattern=INDICATOR_CODE_PATTERN)] = None,
+    scope: Scope | None = None,
+    scope_code: Annotated[str | None, Query(max_length=40, description="`IR-15`, `tax`")] = None,
+) -> dict[str, Any]:
+    """The current figure of each indicator, scope and day, and how many revisions it had
+    (a correction supersedes; the earlier revisions are kept)."""
+    async with transaction(runtime.pool, ProgrammeStorage) as work:
+        figures = await programme.list_observations(work, indicator, scope, scope_code)
+    return {
+        "observations": [
+            {**f.observation.model_dump(mode="json"), "revisions": f.revisions} for f in figures
+        ]
+    }
+
+
+@router.put(
+    "/api/programme/indicators/{code}",
+    tags=["programme"],
+    summary="Define or change an indicator (operators)",
+)
+async def put_programme_indicator(
+    code: IndicatorCodeInPath,
+    definition: IndicatorDefinition,
+    principal: ProgrammeAdmin,
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    async with transaction(runtime.pool, ProgrammeStorage) as work:
+        written = await programme.record_indicator(work, code, definition, _operator(principal))
+    return {"outcome": written.outcome, "indicator": written.record.model_dump(mode="json")}
+
+
+@router.put(
+    "/api/programme/targets/{target_id}",
+    tags=["programme"],
+    summary="Set or change a target (operators)",
+)
+async def put_programme_target(
+    target_id: TargetIdInPath,
+    entry: TargetEntry,
+    principal: ProgrammeAdmin,
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    async with transaction(runtime.pool, ProgrammeStorage) as work:
+        written = await programme.record_target(work, target_id, entry, _operator(principal))
+    return {"outcome": written.outcome, "target": written.record.model_dump(mode="json")}
+
+
+@router.post(
+    "/api/programme/observations",
+    tags=["programme"],
+    summary="Report a figure, or correct one (operators)",
+)
+async def post_programme_observation(
+    report: ObservationReport, principal: ProgrammeAdmin, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """A figure for an indicator, scope and Jalali day; a different figure for the same
+    three is a correction: the next revision, the earlier one kept."""
+    async with transaction(runtime.pool, ProgrammeStorage) as work:
+        written = await programme.record_observation(work, report, _operator(principal), _today())
+    return {"outcome": written.outcome, "observation": written.record.model_dump(mode="json")}
 
 
 async def dashboard_data(pool: Pool) -> dict[str, Any]:

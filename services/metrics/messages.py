@@ -17,5 +17,44 @@ register_messages(
             "fa": "ابعاد باید به شکل نام=مقدار و جدا شده با ویرگول باشند.",
             "en": "Dimensions must be name=value pairs separated by commas.",
         },
+        # The programme register (services/metrics/domain/programme_register.py).
+        "unknown_indicator": {
+            "fa": "این شاخص در فهرست شاخص‌های برنامه نیست؛ نخست شاخص را ثبت کنید.",
+            "en": "This indicator is not in the programme's register; record the indicator first.",
+        },
+        "live_indicator_unnamed": {
+            "fa": "شاخص برخط باید سنجه و بازه‌ای را که از آن خوانده می‌شود نام ببرد "
+            "(live_metric و live_window).",
+            "en": "A live indicator names the metric and the window it is read from "
+            "(live_metric and live_window).",
+        },
+        "reported_indicator_named_live": {
+            "fa": "شاخص گزارشی از سنجه‌ای خوانده نمی‌شود؛ live_metric، live_window و "
+            "live_dimensions را خالی بگذارید.",
+            "en": "A reported indicator is read from no metric; leave live_metric, live_window "
+            "and live_dimensions empty.",
+        },
+        "invalid_scope": {
+            "fa": "دامنه با کد آن نمی‌خواند: رقم ملی کدی ندارد، رقم استانی یکی از ۳۱ استان "
+            "(مانند IR-15) و رقم دستگاه کد دستگاه را نام می‌برد.",
+            "en": "The scope and its code do not fit: a national figure names no code, a "
+            "provincial one one of the 31 provinces (e.g. IR-15), an agency's the agency's code.",
+        },
+        "deadline_not_after_baseline": {
+            "fa": "موعد هدف باید پس از تاریخ پایه آن باشد.",
+            "en": "A target's deadline comes after its baseline date.",
+        },
+        "target_is_baseline": {
+            "fa": "مقدار هدف باید با مقدار پایه فرق داشته باشد.",
+            "en": "A target's value differs from its baseline value.",
+        },
+        "observed_in_future": {
+            "fa": "رقمی برای روزی که هنوز نرسیده است گزارش نمی‌شود.",
+            "en": "No figure is reported for a day that has not yet come.",
+        },
+        "invalid_programme_entry": {
+            "fa": "این ورودی برنامه پذیرفته نشد؛ دلیل‌ها در errors آمده است.",
+            "en": "This entry of the programme was refused; the reasons are in errors.",
+        },
     }
 )

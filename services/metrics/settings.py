@@ -12,3 +12,11 @@ from shared.settings import ServiceSettings
 class MetricsSettings(ServiceSettings):
     service_name: ClassVar[str] = "metrics"
     http_port: int = Field(default=8004, validation_alias="PANJEREH_METRICS_PORT")
+    load_reference_when_empty: bool = Field(
+        default=True,
+        validation_alias="PANJEREH_METRICS_LOAD_REFERENCE_WHEN_EMPTY",
+        description=(
+            "In development only: load the programme's reference register "
+            "(reference/programme.yaml) at start if the register has no indicator."
+        ),
+    )

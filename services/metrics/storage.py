@@ -4,15 +4,29 @@ The schema is created by `migrations/`; besides the service's tables it holds th
 and the inbox every service keeps (`shared/migrations`). `metric_values` holds the latest
 value of every figure published on the metrics topics. `MetricsStorage` is the unit of
 work the use cases are given (`services.metrics.use_cases.MetricsWork`).
+
+The programme register (`programme_indicators`, `programme_targets`,
+`programme_observations`: every revision a row, the highest the current one) and the
+projection of each target's progress (`target_progress`) are reached through
+`ProgrammeStorage` (`services.metrics.use_cases.programme.ProgrammeWork`).
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
+from services.metrics.domain.programme_register import CurrentFigure, Kept
 from services.metrics.domain.queries import FigureQuery
 from services.metrics.domain.values import MetricValue
+from shared.events.metrics import TargetProgressUpdated
+from shared.events.programme import (
+    IndicatorRecorded,
+    ObservationRecorded,
+    Scope,
+    TargetRecorded,
+)
 from shared.unit_of_work import UnitOfWork
 
 
@@ -131,3 +145,202 @@ class MetricsStorage(UnitOfWork):
             "SELECT max(updated_at) FROM metric_values"
         )
         return changed
+
+
+def _document(record: Any) -> dict[str, Any]:
+    """An event as the jsonb `record` column keeps it (its JSON form)."""
+    document: dict[str, Any] = json.loads(record.model_dump_json())
+    return document
+
+
+class ProgrammeStorage(UnitOfWork):
+    """The programme register and the projection of targets' progress, in the transaction
+    of its connection. Every write of the register adds a revision; none is updated."""
+
+    async def _lock(self, kind: str, key: str) -> None:
+        # Held to the end of the transaction, also for an entry not written yet: two
+        # writers of one entry take turns, so each revision follows the one it read.
+        await self.connection.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('programme:' || $1 || ':' || $2))", kind, key
+        )
+
+    async def indicator(self, code: str, *, for_update: bool = False) -> IndicatorRecorded | None:
+        """The indicator's current revision, or None; `for_update` locks it to the end of
+        the transaction."""
+        if for_update:
+            await self._lock("indicator", code)
+        record = await self.connection.fetchval(
+            "SELECT record FROM programme_indicators WHERE code = $1"
+            " ORDER BY revision DESC LIMIT 1",
+            code,
+        )
+        return IndicatorRecorded.model_validate(record) if record is not None else None
+
+    async def indicators(self) -> list[IndicatorRecorded]:
+        """Every indicator's current revision, by code."""
+        rows = await self.connection.fetch(
+            "SELECT DISTINCT ON (code) record FROM programme_indicators"
+            " ORDER BY code, revision DESC"
+        )
+        return [IndicatorRecorded.model_validate(row["record"]) for row in rows]
+
+    async def count_indicators(self) -> int:
+        count: int = await self.connection.fetchval(
+            "SELECT count(DISTINCT code) FROM programme_indicators"
+        )
+        return count
+
+    async def write_indicator(self, record: IndicatorRecorded) -> None:
+        await self.connection.execute(
+            "INSERT INTO programme_indicators (code, revision, record, changed_by)"
+            " VALUES ($1, $2, $3, $4)",
+            record.code,
+            record.revision,
+            _document(record),
+            record.changed_by,
+        )
+
+    async def target(self, target_id: str, *, for_update: bool = False) -> TargetRecorded | None:
+        """The target's current revision, or None; `for_update` locks it to the end of the
+        transaction."""
+        if for_update:
+            await self._lock("target", target_id)
+        record = await self.connection.fetchval(
+            "SELECT record FROM programme_targets WHERE target_id = $1"
+            " ORDER BY revision DESC LIMIT 1",
+            target_id,
+        )
+        return TargetRecorded.model_validate(record) if record is not None else None
+
+    async def targets(self) -> list[TargetRecorded]:
+        """Every target's current revision, by id."""
+        rows = await self.connection.fetch(
+            "SELECT DISTINCT ON (target_id) record FROM programme_targets"
+            " ORDER BY target_id, revision DESC"
+        )
+        return [TargetRecorded.model_validate(row["record"]) for row in rows]
+
+    async def target_history(self, target_id: str) -> list[Kept[TargetRecorded]]:
+        """Every revision of a target, oldest first (none for an unknown target)."""
+        rows = await self.connection.fetch(
+            "SELECT record, recorded_at FROM programme_targets WHERE target_id = $1"
+            " ORDER BY revision",
+            target_id,
+        )
+        return [
+            Kept(TargetRecorded.model_validate(row["record"]), row["recorded_at"]) for row in rows
+        ]
+
+    async def write_target(self, record: TargetRecorded) -> None:
+        await self.connection.execute(
+            "INSERT INTO programme_targets (target_id, revision, indicator, record, changed_by)"
+            " VALUES ($1, $2, $3, $4, $5)",
+            record.target_id,
+            record.revision,
+            record.indicator,
+            _document(record),
+            record.changed_by,
+        )
+
+    async def observation(
+        self, key: str, *, for_update: bool = False
+    ) -> ObservationRecorded | None:
+        """The current revision of the figure with this record key, or None; `for_update`
+        locks it to the end of the transaction."""
+        if for_update:
+            await self._lock("observation", key)
+        record = await self.connection.fetchval(
+            "SELECT record FROM programme_observations WHERE key = $1"
+            " ORDER BY revision DESC LIMIT 1",
+            key,
+        )
+        return ObservationRecorded.model_validate(record) if record is not None else None
+
+    async def observations(
+        self, indicator: str | None, scope: Scope | None, scope_code: str | None
+    ) -> list[CurrentFigure]:
+        """The current revision of every figure matching the filters given, by indicator,
+        scope and day, each with its number of revisions."""
+        rows = await self.connection.fetch(
+            """
+            SELECT DISTINCT ON (key) record, count(*) OVER (PARTITION BY key) AS revisions
+              FROM programme_observations
+             WHERE ($1::text IS NULL OR indicator = $1)
+               AND ($2::text IS NULL OR scope = $2)
+               AND ($3::text IS NULL OR scope_code = $3)
+             ORDER BY key, revision DESC
+            """,
+            indicator,
+            scope,
+            scope_code,
+        )
+        figures = [
+            CurrentFigure(ObservationRecorded.model_validate(row["record"]), row["revisions"])
+            for row in rows
+        ]
+        figures.sort(
+            key=lambda f: (
+                f.observation.indicator,
+                f.observation.scope,
+                f.observation.scope_code or "",
+                f.observation.observed_on,
+            )
+        )
+        return figures
+
+    async def write_observation(self, record: ObservationRecorded) -> None:
+        await self.connection.execute(
+            "INSERT INTO programme_observations (key, revision, indicator, scope, scope_code,"
+            " observed_on, value, record, reported_by)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            record.record_key(),
+            record.revision,
+            record.indicator,
+            record.scope,
+            record.scope_code,
+            record.observed_on,
+            record.value,
+            _document(record),
+            record.reported_by,
+        )
+
+    async def keep_progress(self, progress: TargetProgressUpdated, occurred_at: datetime) -> None:
+        """Keep a target's latest progress; an older publication never replaces a newer one."""
+        await self.connection.execute(
+            """
+            INSERT INTO target_progress (target_id, occurred_at, payload)
+            VALUES ($1, $2, $3)
+            ON CONFLICT (target_id) DO UPDATE SET
+                occurred_at = EXCLUDED.occurred_at, payload = EXCLUDED.payload,
+                updated_at = clock_timestamp()
+            WHERE target_progress.occurred_at <= EXCLUDED.occurred_at
+            """,
+            progress.target_id,
+            occurred_at,
+            _document(progress),
+        )
+
+    async def progress(self) -> list[tuple[TargetProgressUpdated, datetime]]:
+        """Every target's latest progress, with when it was published, by target id."""
+        rows = await self.connection.fetch(
+            "SELECT payload, occurred_at FROM target_progress ORDER BY target_id"
+        )
+        return [
+            (TargetProgressUpdated.model_validate(row["payload"]), row["occurred_at"])
+            for row in rows
+        ]
+
+    async def progress_of(self, target_id: str) -> tuple[TargetProgressUpdated, datetime] | None:
+        row = await self.connection.fetchrow(
+            "SELECT payload, occurred_at FROM target_progress WHERE target_id = $1", target_id
+        )
+        if row is None:
+            return None
+        return TargetProgressUpdated.model_validate(row["payload"]), row["occurred_at"]
+
+    async def wait_for_other_loads(self) -> None:
+        """Hold the reference load's lock to the end of this transaction: two instances
+        starting on an empty register load one after the other, not both."""
+        await self.connection.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('metrics-programme-reference'))"
+        )

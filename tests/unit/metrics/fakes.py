@@ -1,4 +1,4 @@
-"""In-memory stand-ins: the worker's counters, and the service's unit of work."""
+"""In-memory stand-ins: the worker's counters, and the service's units of work."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from services.metrics.domain.figures import Cell
+from services.metrics.domain.programme_register import CurrentFigure, Kept
 from services.metrics.domain.queries import FigureQuery
 from services.metrics.domain.values import MetricValue
+from shared.events.metrics import TargetProgressUpdated
+from shared.events.programme import IndicatorRecorded, ObservationRecorded, Scope, TargetRecorded
 from tests.unit.fake_outbox import FakeOutbox
 
 
@@ -91,3 +94,88 @@ class FakeMetricsWork(FakeOutbox):
 
     async def last_change(self) -> datetime | None:
         return self.changed_at
+
+
+class FakeProgrammeWork(FakeOutbox):
+    """The programme register in memory: every revision of every entry, by key, in order;
+    and the projection of targets' progress. Locks are no-ops (one task at a time)."""
+
+    def __init__(self, now: datetime = datetime(2026, 11, 29, 12, tzinfo=UTC)) -> None:
+        super().__init__()
+        self.now = now
+        self.indicator_revisions: dict[str, list[IndicatorRecorded]] = {}
+        self.target_revisions: dict[str, list[Kept[TargetRecorded]]] = {}
+        self.observation_revisions: dict[str, list[ObservationRecorded]] = {}
+        self.kept_progress: dict[str, tuple[TargetProgressUpdated, datetime]] = {}
+
+    async def indicator(self, code: str, *, for_update: bool = False) -> IndicatorRecorded | None:
+        revisions = self.indicator_revisions.get(code)
+        return revisions[-1] if revisions else None
+
+    async def indicators(self) -> list[IndicatorRecorded]:
+        return [self.indicator_revisions[code][-1] for code in sorted(self.indicator_revisions)]
+
+    async def count_indicators(self) -> int:
+        return len(self.indicator_revisions)
+
+    async def write_indicator(self, record: IndicatorRecorded) -> None:
+        revisions = self.indicator_revisions.setdefault(record.code, [])
+        assert record.revision == len(revisions) + 1, "revisions follow one another"
+        revisions.append(record)
+
+    async def target(self, target_id: str, *, for_update: bool = False) -> TargetRecorded | None:
+        revisions = self.target_revisions.get(target_id)
+        return revisions[-1].record if revisions else None
+
+    async def targets(self) -> list[TargetRecorded]:
+        return [self.target_revisions[t][-1].record for t in sorted(self.target_revisions)]
+
+    async def target_history(self, target_id: str) -> list[Kept[TargetRecorded]]:
+        return list(self.target_revisions.get(target_id, []))
+
+    async def write_target(self, record: TargetRecorded) -> None:
+        revisions = self.target_revisions.setdefault(record.target_id, [])
+        assert record.revision == len(revisions) + 1, "revisions follow one another"
+        revisions.append(Kept(record, self.now))
+
+    async def observation(
+        self, key: str, *, for_update: bool = False
+    ) -> ObservationRecorded | None:
+        revisions = self.observation_revisions.get(key)
+        return revisions[-1] if revisions else None
+
+    async def observations(
+        self, indicator: str | None, scope: Scope | None, scope_code: str | None
+    ) -> list[CurrentFigure]:
+        figures = [
+            CurrentFigure(revisions[-1], len(revisions))
+            for revisions in self.observation_revisions.values()
+            if indicator in (None, revisions[-1].indicator)
+            and scope in (None, revisions[-1].scope)
+            and scope_code in (None, revisions[-1].scope_code)
+        ]
+        return sorted(
+            figures,
+            key=lambda f: (
+                f.observation.indicator,
+                f.observation.scope,
+                f.observation.scope_code or "",
+                f.observation.observed_on,
+            ),
+        )
+
+    async def write_observation(self, record: ObservationRecorded) -> None:
+        revisions = self.observation_revisions.setdefault(record.record_key(), [])
+        assert record.revision == len(revisions) + 1, "revisions follow one another"
+        revisions.append(record)
+
+    async def keep_progress(self, progress: TargetProgressUpdated, occurred_at: datetime) -> None:
+        known = self.kept_progress.get(progress.target_id)
+        if known is None or known[1] <= occurred_at:
+            self.kept_progress[progress.target_id] = (progress, occurred_at)
+
+    async def progress(self) -> list[tuple[TargetProgressUpdated, datetime]]:
+        return [self.kept_progress[t] for t in sorted(self.kept_progress)]
+
+    async def progress_of(self, target_id: str) -> tuple[TargetProgressUpdated, datetime] | None:
+        return self.kept_progress.get(target_id)

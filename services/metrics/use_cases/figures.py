@@ -1,4 +1,4 @@
-"""The metrics service's use cases: keep each published figure, and answer readers.
+"""The figures' use cases: keep each published figure, and answer readers.
 
 Each takes a unit of work (`MetricsWork`): the service's storage, in one transaction.
 The figures themselves are computed by the stream worker (`services.metrics.worker`);
