@@ -73,6 +73,8 @@ def credentials(tokens: Tokens, service: str, method: str, path: str) -> str | N
         return tokens.operator_agency
     if service == "catalog" and path.startswith("/agencies") and method in ("POST", "PUT"):
         return tokens.operator_agency
+    if service == "metrics" and path.startswith("/api/programme/") and method in ("POST", "PUT"):
+        return tokens.operator_agency
     return tokens.agency
 
 

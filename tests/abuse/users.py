@@ -19,7 +19,7 @@ from tests.integration.identity.conftest import code_sent_to, new_mobile, new_na
 AGENCY = "tax"
 OPERATOR_AGENCY = "ito"
 AGENCY_SCOPES = "catalog:write catalog:deliveries exchange:request exchange:provide metrics:read"
-OPERATOR_AGENCY_SCOPES = "catalog:write exchange:admin"
+OPERATOR_AGENCY_SCOPES = "catalog:write exchange:admin programme:admin"
 
 
 @dataclass(frozen=True)
