@@ -41,9 +41,11 @@ def platform() -> Iterator[LocalPlatform]:
 @pytest.fixture(scope="package")
 async def tokens(platform: LocalPlatform) -> Tokens:
     issued = await tokens_of_every_kind(IDENTITY, platform.kafka_admin)
-    # The catalog and the exchange trust identity's key once they have read it.
+    # The catalog, the exchange and the metrics service trust identity's key once they
+    # have read it.
     await until_accepted(CATALOG, "POST", "/services/abuse.nothing/publish", issued.agency)
     await until_accepted(EXCHANGE, "GET", "/citizens/me/data-requests", issued.citizen)
+    await until_accepted(METRICS, "POST", "/api/programme/observations", issued.operator_agency)
     return issued
 
 
