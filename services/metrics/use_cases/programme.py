@@ -121,6 +121,7 @@ async def record_target(
 ) -> Recorded[TargetRecorded]:
     """Set target `target_id`, or change it (its next revision); its indicator must be
     in the register (Invalid `unknown_indicator`)."""
+    # A malformed target is refused for what it is, before its indicator is looked up.
     rules.check_target(entry)
     await _known_indicator(work, entry.indicator)
     current = await work.target(target_id, for_update=True)
