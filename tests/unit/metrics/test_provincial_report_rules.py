@@ -149,13 +149,20 @@ def test_every_broken_rule_is_listed_at_once_with_both_languages() -> None:
     problems = _refusal(
         _report(figures={"coverage_4g_share": 120.0, "villages_connected": -3}, projects={})
     )
+    share, count = MESSAGES["share_out_of_range"], MESSAGES["count_invalid"]
     assert [p.as_json() for p in problems] == [
         {
             "code": "share_out_of_range",
             "field": "coverage_4g_share",
-            **MESSAGES["share_out_of_range"],
+            "fa": share["fa"],
+            "en": share["en"],
         },
-        {"code": "count_invalid", "field": "villages_connected", **MESSAGES["count_invalid"]},
+        {
+            "code": "count_invalid",
+            "field": "villages_connected",
+            "fa": count["fa"],
+            "en": count["en"],
+        },
     ]
 
 
