@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from services.metrics.domain.provincial_reports import MESSAGES as REPORT_RULES
 from shared.messages import register_messages
+
+# The rules of a province's weekly report keep their texts with the rules; each refusal
+# also names its code in a problem's `errors`, so they are registered as codes too.
+register_messages(dict(REPORT_RULES))
 
 register_messages(
     {
@@ -51,6 +56,22 @@ register_messages(
         "observed_in_future": {
             "fa": "رقمی برای روزی که هنوز نرسیده است گزارش نمی‌شود.",
             "en": "No figure is reported for a day that has not yet come.",
+        },
+        # The provincial directorates' weekly reports (use_cases/provinces.py).
+        "report_refused": {
+            "fa": "گزارش هفتگی پذیرفته نشد و چیزی از آن ثبت نشد؛ ایراد هر بخش در errors آمده است.",
+            "en": "The weekly report was refused and nothing of it was kept; what is wrong "
+            "with each part is in errors.",
+        },
+        "not_provinces_directorate": {
+            "fa": "گزارش هفتگی هر استان را تنها اداره کل ارتباطات و فناوری اطلاعات همان "
+            "استان با اعتبارنامه خود می‌فرستد.",
+            "en": "A province's weekly report is sent only by that province's ICT "
+            "directorate general, with its own credentials.",
+        },
+        "unknown_province": {
+            "fa": "این استان شناخته نیست؛ کد استان از IR-00 تا IR-30 است.",
+            "en": "This province is not known; province codes run from IR-00 to IR-30.",
         },
         "invalid_programme_entry": {
             "fa": "این ورودی برنامه پذیرفته نشد؛ دلیل‌ها در errors آمده است.",

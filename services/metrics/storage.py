@@ -8,7 +8,9 @@ work the use cases are given (`services.metrics.use_cases.MetricsWork`).
 The programme register (`programme_indicators`, `programme_targets`,
 `programme_observations`: every revision a row, the highest the current one) and the
 projection of each target's progress (`target_progress`) are reached through
-`ProgrammeStorage` (`services.metrics.use_cases.programme.ProgrammeWork`).
+`ProgrammeStorage` (`services.metrics.use_cases.programme.ProgrammeWork`), as are the
+provincial directorates' weekly reports (`provincial_reports`, every revision a row;
+`services.metrics.use_cases.provinces.ReportsWork`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from shared.events.metrics import TargetProgressUpdated
 from shared.events.programme import (
     IndicatorRecorded,
     ObservationRecorded,
+    ProvincialReportRecorded,
     Scope,
     TargetRecorded,
 )
@@ -344,3 +347,101 @@ class ProgrammeStorage(UnitOfWork):
         await self.connection.execute(
             "SELECT pg_advisory_xact_lock(hashtext('metrics-programme-reference'))"
         )
+
+    # -- the provincial directorates' weekly reports ----------------------------------------
+
+    async def report(
+        self, province: str, week: str, *, for_update: bool = False
+    ) -> Kept[ProvincialReportRecorded] | None:
+        """The current revision of a province's report for a week, or None; `for_update`
+        locks the province's reports to the end of the transaction (a report is judged
+        against the province's earlier weeks, so the whole province is locked)."""
+        if for_update:
+            await self._lock("provincial-report", province)
+        row = await self.connection.fetchrow(
+            "SELECT record, submitted_at FROM provincial_reports"
+            " WHERE province = $1 AND week = $2 ORDER BY revision DESC LIMIT 1",
+            province,
+            week,
+        )
+        return _kept_report(row) if row is not None else None
+
+    async def earlier_figures(self, province: str, before: datetime) -> dict[str, float]:
+        """The province's latest figure of each figure and project (`projects.<code>`)
+        from the current reports of weeks starting before `before`."""
+        rows = await self.connection.fetch(
+            """
+            WITH current AS (
+                SELECT DISTINCT ON (week) week_start, figures, projects
+                  FROM provincial_reports
+                 WHERE province = $1 AND week_start < $2
+                 ORDER BY week, revision DESC
+            ), figures AS (
+                SELECT week_start, f.key AS name, f.value::text::float8 AS value
+                  FROM current, jsonb_each(current.figures) AS f
+                UNION ALL
+                SELECT week_start, 'projects.' || p.key, p.value::text::float8
+                  FROM current, jsonb_each(current.projects) AS p
+            )
+            SELECT DISTINCT ON (name) name, value FROM figures ORDER BY name, week_start DESC
+            """,
+            province,
+            before,
+        )
+        return {row["name"]: row["value"] for row in rows}
+
+    async def write_report(
+        self,
+        record: ProvincialReportRecorded,
+        week_start: datetime,
+        week_end: datetime,
+        submitted_at: datetime,
+    ) -> None:
+        await self.connection.execute(
+            "INSERT INTO provincial_reports (province, week, revision, week_start, week_end,"
+            " figures, projects, reasons, late, submitted_by, submitted_at, record)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            record.province,
+            record.week,
+            record.revision,
+            week_start,
+            week_end,
+            record.figures,
+            record.projects,
+            record.reasons,
+            record.late,
+            record.submitted_by,
+            submitted_at,
+            _document(record),
+        )
+
+    async def reports_of_week(self, week: str) -> list[Kept[ProvincialReportRecorded]]:
+        """Each province's current report for the week, by province."""
+        rows = await self.connection.fetch(
+            "SELECT DISTINCT ON (province) record, submitted_at FROM provincial_reports"
+            " WHERE week = $1 ORDER BY province, revision DESC",
+            week,
+        )
+        return [_kept_report(row) for row in rows]
+
+    async def previous_reports(self, before: datetime) -> list[Kept[ProvincialReportRecorded]]:
+        """Each province's current report of its latest week starting before `before`."""
+        rows = await self.connection.fetch(
+            "SELECT DISTINCT ON (province) record, submitted_at FROM provincial_reports"
+            " WHERE week_start < $1 ORDER BY province, week_start DESC, revision DESC",
+            before,
+        )
+        return [_kept_report(row) for row in rows]
+
+    async def reports_of_province(self, province: str) -> list[Kept[ProvincialReportRecorded]]:
+        """Every revision of every report of the province, by week, then revision."""
+        rows = await self.connection.fetch(
+            "SELECT record, submitted_at FROM provincial_reports WHERE province = $1"
+            " ORDER BY week_start, revision",
+            province,
+        )
+        return [_kept_report(row) for row in rows]
+
+
+def _kept_report(row: Any) -> Kept[ProvincialReportRecorded]:
+    return Kept(ProvincialReportRecorded.model_validate(row["record"]), row["submitted_at"])

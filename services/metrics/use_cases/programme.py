@@ -141,6 +141,14 @@ async def record_observation(
     correction that supersedes it (the next revision, the earlier kept in history)."""
     proposed = rules.reported_figure(report, by, today)
     await _known_indicator(work, report.indicator)
+    return await write_figure(work, proposed)
+
+
+async def write_figure(
+    work: ProgrammeWork, proposed: ObservationRecorded
+) -> Recorded[ObservationRecorded]:
+    """Write a judged figure as the next revision of its key (the current one if it says
+    the same), with its event; also how a provincial weekly report records its figures."""
     key = proposed.record_key()
     current = await work.observation(key, for_update=True)
     record = rules.observation_revision(proposed, current)

@@ -11,7 +11,13 @@ from services.metrics.domain.programme_register import CurrentFigure, Kept
 from services.metrics.domain.queries import FigureQuery
 from services.metrics.domain.values import MetricValue
 from shared.events.metrics import TargetProgressUpdated
-from shared.events.programme import IndicatorRecorded, ObservationRecorded, Scope, TargetRecorded
+from shared.events.programme import (
+    IndicatorRecorded,
+    ObservationRecorded,
+    ProvincialReportRecorded,
+    Scope,
+    TargetRecorded,
+)
 from tests.unit.fake_outbox import FakeOutbox
 
 
@@ -107,6 +113,10 @@ class FakeProgrammeWork(FakeOutbox):
         self.target_revisions: dict[str, list[Kept[TargetRecorded]]] = {}
         self.observation_revisions: dict[str, list[ObservationRecorded]] = {}
         self.kept_progress: dict[str, tuple[TargetProgressUpdated, datetime]] = {}
+        # (province, week) → every revision, with the week's start and when submitted.
+        self.report_revisions: dict[
+            tuple[str, str], list[tuple[Kept[ProvincialReportRecorded], datetime]]
+        ] = {}
 
     async def indicator(self, code: str, *, for_update: bool = False) -> IndicatorRecorded | None:
         revisions = self.indicator_revisions.get(code)
@@ -179,3 +189,59 @@ class FakeProgrammeWork(FakeOutbox):
 
     async def progress_of(self, target_id: str) -> tuple[TargetProgressUpdated, datetime] | None:
         return self.kept_progress.get(target_id)
+
+    async def report(
+        self, province: str, week: str, *, for_update: bool = False
+    ) -> Kept[ProvincialReportRecorded] | None:
+        revisions = self.report_revisions.get((province, week))
+        return revisions[-1][0] if revisions else None
+
+    def _current_reports(self) -> list[tuple[Kept[ProvincialReportRecorded], datetime]]:
+        return [revisions[-1] for revisions in self.report_revisions.values()]
+
+    async def earlier_figures(self, province: str, before: datetime) -> dict[str, float]:
+        earlier: dict[str, float] = {}
+        reports = sorted(
+            (start, kept.record)
+            for kept, start in self._current_reports()
+            if kept.record.province == province and start < before
+        )
+        for _, record in reports:  # oldest first: later weeks overwrite
+            earlier.update(record.figures)
+            earlier.update({f"projects.{code}": v for code, v in record.projects.items()})
+        return earlier
+
+    async def write_report(
+        self,
+        record: ProvincialReportRecorded,
+        week_start: datetime,
+        week_end: datetime,
+        submitted_at: datetime,
+    ) -> None:
+        revisions = self.report_revisions.setdefault((record.province, record.week), [])
+        assert record.revision == len(revisions) + 1, "revisions follow one another"
+        revisions.append((Kept(record, submitted_at), week_start))
+
+    async def reports_of_week(self, week: str) -> list[Kept[ProvincialReportRecorded]]:
+        return sorted(
+            (kept for kept, _ in self._current_reports() if kept.record.week == week),
+            key=lambda kept: kept.record.province,
+        )
+
+    async def previous_reports(self, before: datetime) -> list[Kept[ProvincialReportRecorded]]:
+        latest: dict[str, tuple[datetime, Kept[ProvincialReportRecorded]]] = {}
+        for kept, start in self._current_reports():
+            known = latest.get(kept.record.province)
+            if start < before and (known is None or known[0] < start):
+                latest[kept.record.province] = (start, kept)
+        return [latest[province][1] for province in sorted(latest)]
+
+    async def reports_of_province(self, province: str) -> list[Kept[ProvincialReportRecorded]]:
+        chosen = [
+            (start, kept)
+            for revisions in self.report_revisions.values()
+            for kept, start in revisions
+            if kept.record.province == province
+        ]
+        chosen.sort(key=lambda pair: (pair[0], pair[1].record.revision))
+        return [kept for _, kept in chosen]
