@@ -33,6 +33,7 @@ from services.metrics.domain.programme_register import (
 )
 from services.metrics.domain.queries import FigureQuery, parse_dimensions, parse_granularity
 from services.metrics.domain.reference import load_reference
+from services.metrics.programme_page import programme_page
 from services.metrics.storage import MetricsStorage, ProgrammeStorage
 from services.metrics.use_cases import programme
 from shared.auth import Principal
@@ -46,7 +47,12 @@ router = APIRouter()
 reference = load_reference()
 STREAM_INTERVAL_SECONDS = 1.0
 _STATIC = resources.files("services.metrics") / "static"
-_ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+_ASSETS = {
+    "dashboard.js": "text/javascript",
+    "dashboard.css": "text/css",
+    "programme.js": "text/javascript",
+    "programme.css": "text/css",
+}
 
 
 @router.get("/api/metrics", tags=["figures"], summary="Current figures, filtered")
@@ -294,3 +300,17 @@ async def asset(name: str) -> Response:
     if name not in _ASSETS:
         raise ProblemError(404, "not_found")
     return Response((_STATIC / name).read_bytes(), media_type=_ASSETS[name])
+
+
+@router.get(
+    "/dashboard/programme",
+    tags=["dashboard"],
+    summary="The programme's targets and where each stands (HTML)",
+    response_class=HTMLResponse,
+)
+async def programme_dashboard(
+    runtime: RuntimeDep, lang: Literal["fa", "en"] = "fa"
+) -> HTMLResponse:
+    """The targets as `GET /api/programme/targets` lists them, embedded in the page, whose
+    script renders them and polls that API every 30 seconds."""
+    return HTMLResponse(programme_page(lang, await programme_targets(runtime.pool)))
