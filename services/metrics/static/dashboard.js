@@ -41,6 +41,7 @@
       no_data: "هنوز داده‌ای نیست",
       ms: "میلی‌ثانیه",
       source: "منبع جمعیت:",
+      programme_targets: "اهداف برنامه",
       version: "نسخه"
     },
     en: {
@@ -80,6 +81,7 @@
       no_data: "No data yet",
       ms: "ms",
       source: "Population source:",
+      programme_targets: "Programme targets",
       version: "version"
     }
   };
@@ -200,6 +202,7 @@
     document.body.setAttribute("data-rendered", data.generated_at);
   }
 
+  document.getElementById("programme-link").textContent = T.programme_targets;
   render(JSON.parse(document.getElementById("initial").textContent));
   if (window.EventSource) {
     var live = document.getElementById("live");
