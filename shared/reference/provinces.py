@@ -56,6 +56,15 @@ PROVINCES: tuple[Province, ...] = (
 BY_CODE: dict[str, Province] = {province.code: province for province in PROVINCES}
 
 
+def directorate_code(province: str) -> str:
+    """The agency code of a province's ICT directorate general (`IR-15` → `ict-ir-15`)."""
+    return f"ict-{province.lower()}"
+
+
+#: The agency codes of the 31 provincial ICT directorates general, by province.
+DIRECTORATES: dict[str, str] = {directorate_code(code): code for code in BY_CODE}
+
+
 def _known_province(code: str) -> str:
     if code not in BY_CODE:
         raise ValueError(f"{code!r} is not one of the 31 province codes (IR-00 to IR-30)")

@@ -22,7 +22,7 @@ from services.catalog.domain import AgencyEntry, Editor, ListedService
 from services.catalog.storage import CatalogStorage
 from services.catalog.use_cases import LoadReport
 from shared.db import Pool
-from shared.reference.provinces import PROVINCES
+from shared.reference.provinces import PROVINCES, directorate_code
 from shared.unit_of_work import transaction
 
 CHANGED_BY = "operator:reference-data"
@@ -47,7 +47,7 @@ def provincial_directorates() -> list[AgencyEntry]:
     for province in PROVINCES:
         agencies.append(
             AgencyEntry(
-                code=f"ict-{province.code.lower()}",
+                code=directorate_code(province.code),
                 name_fa=f"اداره کل ارتباطات و فناوری اطلاعات استان {province.name_fa}",
                 name_en=f"Directorate General of ICT, {province.name_en} Province",
                 ministry_fa=_ICT_MINISTRY[0],

@@ -23,6 +23,7 @@ from joserfc.jwk import ECKey
 
 from shared.auth import AUDIENCE, CLOCK_SKEW_SECONDS
 from shared.events.identity import IssuerKeyPublished, SessionRevoked
+from shared.reference.provinces import DIRECTORATES
 
 AGENCY_KEYS_SCOPE = "identity:agency-keys"
 """Registering and revoking the keys of the token's own agency."""
@@ -31,6 +32,12 @@ OPERATOR_SCOPES: frozenset[str] = frozenset({"exchange:admin", "programme:admin"
 """What only the platform operator's systems may do: granting and revoking access rights
 between every agency (`exchange:admin`), and keeping the programme's register of
 indicators, targets and reported figures (`programme:admin`)."""
+
+REPORT_SCOPE = "programme:report"
+DIRECTORATE_SCOPES: frozenset[str] = frozenset({REPORT_SCOPE})
+"""What only a provincial ICT directorate general's systems may do: submit its province's
+weekly report to the programme (`programme:report`; the metrics service also checks that
+the report is for the directorate's own province)."""
 
 AGENCY_SCOPES: frozenset[str] = frozenset(
     {
@@ -41,6 +48,7 @@ AGENCY_SCOPES: frozenset[str] = frozenset(
         "metrics:read",
         AGENCY_KEYS_SCOPE,
         *OPERATOR_SCOPES,
+        *DIRECTORATE_SCOPES,
     }
 )
 """What an agency system may be allowed to do; each client holds a subset."""
@@ -49,9 +57,13 @@ AGENCY_SCOPES: frozenset[str] = frozenset(
 def scopes_beyond_agency(
     scopes: frozenset[str], agency: str, operator_agencies: frozenset[str]
 ) -> frozenset[str]:
-    """The operator's scopes among `scopes`, which a client of `agency` may not hold
-    unless it is one of the platform operator's agencies."""
-    return frozenset() if agency in operator_agencies else scopes & OPERATOR_SCOPES
+    """The scopes among `scopes` a client of `agency` may not hold: the operator's, unless
+    it is one of the platform operator's agencies; a directorate's, unless it is one of the
+    provincial ICT directorates general."""
+    beyond = frozenset() if agency in operator_agencies else scopes & OPERATOR_SCOPES
+    if agency not in DIRECTORATES:
+        beyond |= scopes & DIRECTORATE_SCOPES
+    return beyond
 
 
 def _registered_claims(

@@ -2,8 +2,9 @@
 and the projection of the catalog's register they depend on.
 
 The operator's scopes (`exchange:admin`, `programme:admin`) are given only to clients of the
-platform operator's agencies; an agency's keys are registered and revoked only by its own systems
-holding `identity:agency-keys`.
+platform operator's agencies, and `programme:report` only to the provincial ICT
+directorates'; an agency's keys are registered and revoked only by its own systems holding
+`identity:agency-keys`.
 """
 
 from __future__ import annotations
@@ -58,13 +59,12 @@ async def create_client(
             "invalid_scope",
             f"unknown scopes: {' '.join(unknown)}" if unknown else "name at least one scope",
         )
-    operators_only = scopes_beyond_agency(
-        frozenset(scopes), agency, deps.settings.operator_agencies
-    )
-    if operators_only:
+    beyond = scopes_beyond_agency(frozenset(scopes), agency, deps.settings.operator_agencies)
+    if beyond:
         raise Invalid(
             "invalid_scope",
-            f"only the platform operator's clients may hold {' '.join(sorted(operators_only))}",
+            f"a client of {agency} may not hold {' '.join(sorted(beyond))} (the operator's"
+            " scopes are its agencies' alone, programme:report the provincial directorates')",
         )
     client_id = f"{agency}.{secrets.token_hex(8)}"
     secret = secrets.token_urlsafe(32)

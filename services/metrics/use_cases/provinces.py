@@ -37,6 +37,7 @@ from shared.errors import Forbidden, Invalid, NotFound
 from shared.events.programme import ObservationRecorded, ProvincialReportRecorded
 from shared.jalali import jalali_day
 from shared.reference.provinces import BY_CODE
+from shared.reference.provinces import directorate_code as directorate_of
 
 SOURCE = "metrics"
 
@@ -79,12 +80,6 @@ class ReportsWork(ProgrammeWork, Protocol):
     async def previous_reports(self, before: datetime) -> list[Kept[ProvincialReportRecorded]]: ...
 
     async def reports_of_province(self, province: str) -> list[Kept[ProvincialReportRecorded]]: ...
-
-
-def directorate_of(province: str) -> str:
-    """The agency code of a province's ICT directorate general (`IR-15` → `ict-ir-15`), as
-    the catalog's reference register names it."""
-    return f"ict-{province.lower()}"
 
 
 def known_province(province: str) -> str:

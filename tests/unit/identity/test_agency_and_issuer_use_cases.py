@@ -260,6 +260,44 @@ async def test_a_client_given_an_operators_scope_outside_the_operator_is_never_i
         await token(scope)
 
 
+async def test_programme_report_is_given_to_the_provincial_directorates_clients_alone(
+    storage: FakeIdentity, deps: Dependencies, signer: FakeSigner
+) -> None:
+    await project(storage, agency(1))
+    with pytest.raises(Invalid, match="programme:report") as refusal:
+        await new_client(storage, deps, scopes=["programme:report"])
+    assert refusal.value.code == "invalid_scope"
+    operator = next(iter(deps.settings.operator_agencies))
+    await project(storage, agency(1).model_copy(update={"code": operator}))
+    with pytest.raises(Invalid, match="programme:report"):
+        await agencies.create_client(
+            storage, deps, agency=operator, name="console", scopes=["programme:report"], now=NOW
+        )
+    assert storage.state.clients == {}
+
+    lorestan = agency(1).model_copy(update={"code": "ict-ir-15", "province": "IR-15"})
+    await project(storage, lorestan)
+    created = await agencies.create_client(
+        storage,
+        deps,
+        agency="ict-ir-15",
+        name="weekly reports",
+        scopes=["programme:report"],
+        now=NOW,
+    )
+    assert created.scopes == ["programme:report"]
+    issued = await tokens.client_credentials(
+        storage,
+        deps,
+        client_id=created.client_id,
+        client_secret=created.client_secret,
+        scope="programme:report",
+        now=NOW,
+    )
+    claims = signer.signed[issued.access_token]
+    assert (claims["agency"], claims["scope"]) == ("ict-ir-15", "programme:report")
+
+
 # The issuer's keys ------------------------------------------------------------------
 
 
