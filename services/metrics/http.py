@@ -7,6 +7,10 @@ the projection changes, so the page updates without reloading.
 `/api/programme/*` is the programme register: anyone reads its indicators, targets (each
 with where it stands) and reported figures; operators' systems holding `programme:admin`
 (identity gives it to the platform operator's agencies only) write them.
+
+`/api/provinces/*` are the provincial ICT directorates' weekly reports: a directorate's
+systems holding `programme:report` (identity gives it to the directorates only) submit
+their own province's; anyone reads them, and who is missing.
 """
 
 from __future__ import annotations
@@ -31,11 +35,13 @@ from services.metrics.domain.programme_register import (
     TargetEntry,
     day_in_tehran,
 )
+from services.metrics.domain.provincial_reports import load_projects
 from services.metrics.domain.queries import FigureQuery, parse_dimensions, parse_granularity
 from services.metrics.domain.reference import load_reference
 from services.metrics.programme_page import programme_page
 from services.metrics.storage import MetricsStorage, ProgrammeStorage
-from services.metrics.use_cases import programme
+from services.metrics.use_cases import programme, provinces
+from services.metrics.use_cases.provinces import ReportEntry
 from shared.auth import Principal
 from shared.db import Pool
 from shared.events.programme import INDICATOR_CODE_PATTERN, TARGET_ID_PATTERN, Scope
@@ -237,6 +243,84 @@ async def post_programme_observation(
     async with transaction(runtime.pool, ProgrammeStorage) as work:
         written = await programme.record_observation(work, report, _operator(principal), _today())
     return {"outcome": written.outcome, "observation": written.record.model_dump(mode="json")}
+
+
+# -- the provincial directorates' weekly reports (`programme:report` to submit) ----------
+
+Reporter = Annotated[Principal, Depends(require_scopes("programme:report"))]
+ProvinceInPath = Annotated[str, Path(max_length=8, description="e.g. `IR-15`")]
+WeekInPath = Annotated[str, Path(max_length=16, description="A Jalali week, e.g. `1405-W36`")]
+PROJECTS = load_projects()
+
+
+@router.put(
+    "/api/provinces/{province}/reports/{week}",
+    tags=["provinces"],
+    summary="Submit or correct the province's weekly report (its directorate)",
+)
+async def put_provincial_report(
+    province: ProvinceInPath,
+    week: WeekInPath,
+    entry: ReportEntry,
+    principal: Reporter,
+    runtime: RuntimeDep,
+) -> dict[str, Any]:
+    """The directorate's figures and projects' progress for a Jalali week. A refusal is a
+    422 `report_refused` listing, in `errors`, each broken rule with its field and its
+    message in Persian and English; a resubmission for the same week is a correction."""
+    async with transaction(runtime.pool, ProgrammeStorage) as work:
+        submitted = await provinces.submit_report(
+            work,
+            province,
+            week,
+            entry,
+            agency=principal.agency,
+            projects=PROJECTS,
+            now=datetime.now(UTC),
+        )
+    kept = submitted.report
+    return {
+        "outcome": submitted.outcome,
+        "report": {
+            **kept.record.model_dump(mode="json"),
+            "submitted_at": kept.recorded_at.isoformat(),
+        },
+        "observations": [o.model_dump(mode="json") for o in submitted.observations],
+    }
+
+
+@router.get(
+    "/api/provinces/reports/{week}",
+    tags=["provinces"],
+    summary="Every province's report for a week, and who is missing",
+)
+async def provincial_reports_of_week(week: WeekInPath, runtime: RuntimeDep) -> dict[str, Any]:
+    """Each province's current report (late flag, figures with the change since its
+    previous report) or its status: `missing` once the week has ended, `awaited` before."""
+    async with transaction(runtime.pool, ProgrammeStorage) as work:
+        overview = await provinces.week_overview(work, week, datetime.now(UTC))
+    return overview.as_json()
+
+
+@router.get(
+    "/api/provinces/{province}/reports",
+    tags=["provinces"],
+    summary="A province's weekly reports, each with its revisions",
+)
+async def provincial_reports_of_province(
+    province: ProvinceInPath, runtime: RuntimeDep
+) -> dict[str, Any]:
+    async with transaction(runtime.pool, ProgrammeStorage) as work:
+        weeks = await provinces.province_reports(work, province)
+    return {
+        "province": province,
+        "projects": [
+            {"code": p.code, "scope": p.scope, "name_fa": p.name_fa, "name_en": p.name_en}
+            for p in PROJECTS
+            if province in p.provinces
+        ],
+        "reports": [week.as_json() for week in weeks],
+    }
 
 
 async def dashboard_data(pool: Pool) -> dict[str, Any]:
