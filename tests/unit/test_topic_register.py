@@ -137,10 +137,11 @@ def test_what_the_services_consume_is_declared_as_consumed() -> None:
             assert principal in spec.consumers, f"{principal} consumes {topic} undeclared"
 
 
-def test_analysts_read_the_figures_and_the_audit_logs_anchors_and_nothing_else() -> None:
+def test_analysts_read_the_figures_the_programme_register_and_audit_anchors_only() -> None:
     readable = {spec.name for spec in TOPICS if Principal.ANALYST in spec.consumers}
     figures = {topic.value for topic in Topic if topic.value.startswith("metrics.")}
-    assert readable == figures | {Topic.EXCHANGE_AUDIT_CHECKPOINTS.value}
+    register = {topic.value for topic in Topic if topic.value.startswith("programme.")}
+    assert readable == figures | register | {Topic.EXCHANGE_AUDIT_CHECKPOINTS.value}
     assert not [spec.name for spec in TOPICS if Principal.ANALYST in spec.producers]
 
 
