@@ -39,7 +39,7 @@ register_messages(
             "en": "A reported indicator is read from no metric; leave live_metric, live_window "
             "and live_dimensions empty.",
         },
-        "invalid_scope": {
+        "invalid_figure_scope": {
             "fa": "دامنه با کد آن نمی‌خواند: رقم ملی کدی ندارد، رقم استانی یکی از ۳۱ استان "
             "(مانند IR-15) و رقم دستگاه کد دستگاه را نام می‌برد.",
             "en": "The scope and its code do not fit: a national figure names no code, a "

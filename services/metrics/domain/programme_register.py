@@ -161,7 +161,7 @@ def check_scope_code(scope: Scope, scope_code: str | None) -> None:
     try:
         check_scope(scope, scope_code)
     except ValueError as error:
-        raise Invalid("invalid_scope", str(error)) from None
+        raise Invalid("invalid_figure_scope", str(error)) from None
 
 
 def check_target(entry: TargetEntry) -> None:

@@ -170,10 +170,10 @@ async def test_a_target_of_an_indicator_not_in_the_register_is_refused() -> None
         ({"deadline": "1400-05-12"}, "deadline_not_after_baseline"),
         ({"deadline": "1399-01-01"}, "deadline_not_after_baseline"),
         ({"target_value": 32}, "target_is_baseline"),
-        ({"scope": "province"}, "invalid_scope"),
-        ({"scope": "province", "scope_code": "IR-99"}, "invalid_scope"),
-        ({"scope_code": "IR-15"}, "invalid_scope"),
-        ({"scope": "agency", "scope_code": "Not An Agency"}, "invalid_scope"),
+        ({"scope": "province"}, "invalid_figure_scope"),
+        ({"scope": "province", "scope_code": "IR-99"}, "invalid_figure_scope"),
+        ({"scope_code": "IR-15"}, "invalid_figure_scope"),
+        ({"scope": "agency", "scope_code": "Not An Agency"}, "invalid_figure_scope"),
     ],
 )
 async def test_a_target_that_breaks_a_rule_is_refused_with_the_rules_code(
