@@ -23,6 +23,11 @@ MESSAGES: dict[str, dict[Language, str]] = {
         "fa": "درخواست پذیرفته نشد.",
         "en": "The request was not accepted.",
     },
+    # Shared by every service that takes a province's code (deliveries, provincial reports).
+    "unknown_province": {
+        "fa": "این استان شناخته نیست؛ کد استان از IR-00 تا IR-30 است.",
+        "en": "This province is not known; province codes run from IR-00 to IR-30.",
+    },
     # Shared by every service that checks an agency against its projection of the register.
     "unknown_agency": {
         "fa": "این دستگاه در فهرست دستگاه‌ها نیست یا فعال نیست.",

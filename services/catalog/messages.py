@@ -54,10 +54,6 @@ register_messages(
             "fa": "زمان‌های گزارش ممکن نیست (پایان پیش از آغاز یا در آینده).",
             "en": "The report's times are impossible (finished before started, or in the future).",
         },
-        "unknown_province": {
-            "fa": "این استان شناخته نیست.",
-            "en": "This province is unknown.",
-        },
         "channel_not_offered": {
             "fa": "این خدمت از این مجرا ارائه نمی‌شود.",
             "en": "This service is not offered through this channel.",

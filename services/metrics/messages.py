@@ -69,10 +69,6 @@ register_messages(
             "en": "A province's weekly report is sent only by that province's ICT "
             "directorate general, with its own credentials.",
         },
-        "unknown_province": {
-            "fa": "این استان شناخته نیست؛ کد استان از IR-00 تا IR-30 است.",
-            "en": "This province is not known; province codes run from IR-00 to IR-30.",
-        },
         "invalid_programme_entry": {
             "fa": "این ورودی برنامه پذیرفته نشد؛ دلیل‌ها در errors آمده است.",
             "en": "This entry of the programme was refused; the reasons are in errors.",
