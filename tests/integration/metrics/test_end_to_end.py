@@ -257,3 +257,56 @@ async def test_the_dashboard_renders_in_english_left_to_right(
     assert "People authenticated" in dom
     assert "Lorestan" in dom
     assert re.search(rf'<tr data-key="{CONSUMER}">.*?33\.3%', dom)
+
+
+async def _programme_targets(platform: ServiceProcess, wanted: str, timeout: float = 90) -> Any:
+    """The API's list once the worker's progress of `wanted` reached the service."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with httpx.AsyncClient(base_url=platform.url) as client:
+        while True:
+            targets = (await client.get("/api/programme/targets")).json()["targets"]
+            evaluated = [t for t in targets if t["target_id"] == wanted and t.get("published_at")]
+            if evaluated or loop.time() > deadline:
+                return targets
+            await asyncio.sleep(1)
+
+
+async def test_the_programme_page_shows_each_plan_target_and_its_status_in_chromium(
+    platform: ServiceProcess, published: None, tmp_path: Path
+) -> None:
+    # The reference register loads at the service's start; the worker evaluates it.
+    targets = await _programme_targets(platform, "plan6.electronic-services")
+    by_id = {t["target_id"]: t for t in targets}
+    page = f"{platform.url}/dashboard/programme?lang=fa"
+    dom = await asyncio.to_thread(_chromium, "--window-size=1280,2400", "--dump-dom", page)
+    screenshot = tmp_path / "programme-fa.png"
+    await asyncio.to_thread(
+        _chromium, f"--screenshot={screenshot}", "--window-size=1280,2400", page
+    )
+    english = await asyncio.to_thread(
+        _chromium, "--dump-dom", f"{platform.url}/dashboard/programme?lang=en"
+    )
+    print(f"programme screenshot: {screenshot}")
+
+    sixth = by_id["plan6.electronic-services"]
+    # 70% electronic in 1403 against 100% by the end of 1402: the 6th plan's target missed.
+    assert sixth["published_at"] is not None
+    assert sixth["status"] == "missed"
+    assert re.search(r'<html lang="fa" dir="rtl"', dom)
+    card = re.search(
+        r'<article class="target status-(\w+)"[^>]*data-target="plan6\.electronic-services"', dom
+    )
+    assert card is not None, "the 6th plan's card was not rendered"
+    assert card.group(1) == "missed"
+    for target_id in (
+        "plan6.in-person-visits",
+        "plan7.smart-services-1403",
+        "plan7.smart-services-all",
+    ):
+        assert f'data-target="{target_id}"' in dom
+    assert "برنامه هفتم" in dom
+    assert "<svg" in dom
+    assert screenshot.stat().st_size > 20_000
+    assert re.search(r'<html lang="en" dir="ltr"', english)
+    assert "7th development plan" in english
