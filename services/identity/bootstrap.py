@@ -22,6 +22,7 @@ from services.identity.adapters.sms_gateway import (
     development_gateway,
     provider_gateway,
 )
+from services.identity.cors import TokenEndpointCors
 from services.identity.domain.networks import parse_networks
 from services.identity.handlers import HANDLERS
 from services.identity.http import IdentityContext, router, utc_now
@@ -89,7 +90,7 @@ def build(
         background["sms-gateway"] = development_gateway(sms_gateway or SmsGatewaySettings())
     elif settings.sms_gateway == "http":
         background["sms-gateway"] = provider_gateway(sms_gateway or SmsGatewaySettings())
-    return create_app(
+    app = create_app(
         settings,
         title="Panjereh identity",
         routers=[router],
@@ -97,6 +98,10 @@ def build(
         context=context,
         background=background,
     )
+    if settings.token_endpoint_origins:
+        # The metrics service's report form fetches a directorate's token from the browser.
+        app.add_middleware(TokenEndpointCors, origins=settings.token_endpoint_origins)
+    return app
 
 
 def main() -> None:

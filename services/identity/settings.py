@@ -72,6 +72,13 @@ class IdentitySettings(ServiceSettings):
         "scopes (`exchange:admin`, `programme:admin`). The catalog's operator setting is read "
         "when identity has none of its own, so one setting names the operator everywhere.",
     )
+    token_endpoint_origins: list[str] = Field(
+        default=["http://127.0.0.1:8004", "http://localhost:8004"],
+        validation_alias=_env("token_endpoint_origins"),
+        description="Web origins whose pages may ask the token endpoint for a token from the "
+        "browser (JSON list): the metrics service's weekly report form, at its local address "
+        "by default. Only /oauth/token answers them.",
+    )
     code_seconds: int = Field(default=120, validation_alias=_env("code_seconds"), ge=30, le=900)
     code_attempts: int = Field(
         default=3,
