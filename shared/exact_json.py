@@ -21,10 +21,12 @@ recursion would otherwise end in a RecursionError."""
 
 # Only a document containing one of these can hold what is refused below: an escape (a
 # NUL or a surrogate is only ever written escaped in valid JSON), a run of 16 digits (an
-# integer beyond 2^53, or a float overflowing to infinity), a number with an exponent of
-# three digits, a non-finite constant, or many brackets (deep nesting). Every other
-# document is parsed once, by the plain parser.
-_SUSPECT = re.compile(rb"\\u|[0-9]{16}|[:\[,]\s*-?[0-9][0-9.]*[eE]\+?[0-9]{3}|NaN|Infinity")
+# integer beyond 2^53, or a float overflowing to infinity), an exponent of three digits, a
+# non-finite constant, or many brackets (deep nesting). Every other document is parsed
+# once, by the plain parser. The exponent is looked for anywhere, in strings too: a
+# pattern that first finds a number's start backtracks at every comma and colon, and cost
+# more than the parse itself; a string that matches only takes the careful path.
+_SUSPECT = re.compile(rb"\\u|[0-9]{16}|[eE]\+?[0-9]{3}|NaN|Infinity")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
