@@ -39,6 +39,8 @@ from services.metrics.domain.provincial_reports import load_projects
 from services.metrics.domain.queries import FigureQuery, parse_dimensions, parse_granularity
 from services.metrics.domain.reference import load_reference
 from services.metrics.programme_page import programme_page
+from services.metrics.report_page import report_page
+from services.metrics.settings import MetricsSettings
 from services.metrics.storage import MetricsStorage, ProgrammeStorage
 from services.metrics.use_cases import programme, provinces
 from services.metrics.use_cases.provinces import ReportEntry
@@ -58,6 +60,8 @@ _ASSETS = {
     "dashboard.css": "text/css",
     "programme.js": "text/javascript",
     "programme.css": "text/css",
+    "report.js": "text/javascript",
+    "report.css": "text/css",
 }
 
 
@@ -321,6 +325,30 @@ async def provincial_reports_of_province(
         ],
         "reports": [week.as_json() for week in weeks],
     }
+
+
+@router.get(
+    "/provinces/report",
+    tags=["provinces"],
+    summary="The weekly report form of a provincial directorate (HTML)",
+    response_class=HTMLResponse,
+)
+async def provincial_report_form(
+    runtime: RuntimeDep, lang: Literal["fa", "en"] = "fa"
+) -> HTMLResponse:
+    """A plain form: the browser gets the directorate's token from identity itself, then
+    submits with `PUT /api/provinces/{province}/reports/{week}`."""
+    settings = runtime.settings
+    if not isinstance(settings, MetricsSettings):
+        raise TypeError("the metrics service runs with MetricsSettings")
+    page = report_page(lang, settings.identity_public_url, datetime.now(UTC))
+    # The page talks to this service and to identity's token endpoint, and nothing else.
+    policy = (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';"
+        f" connect-src 'self' {settings.identity_public_url.rstrip('/')};"
+        " form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+    )
+    return HTMLResponse(page, headers={"content-security-policy": policy})
 
 
 async def dashboard_data(pool: Pool) -> dict[str, Any]:

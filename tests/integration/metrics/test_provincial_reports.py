@@ -284,3 +284,16 @@ async def test_the_weeks_overview_lists_the_missing_provinces(metrics: Metrics) 
     malformed = await metrics.client.get("/api/provinces/reports/next-week")
     assert malformed.status_code == 422
     assert malformed.json()["errors"][0]["code"] == "week_malformed"
+
+
+async def test_the_report_form_is_served_with_identitys_token_endpoint(metrics: Metrics) -> None:
+    page = await metrics.client.get("/provinces/report", params={"lang": "en"})
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+    assert "connect-src 'self' http://127.0.0.1:8001" in policy
+    assert '"token_endpoint": "http://127.0.0.1:8001/oauth/token"' in page.text
+    script = await metrics.client.get("/static/report.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
