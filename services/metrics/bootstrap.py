@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI
@@ -22,8 +23,8 @@ log = get_logger(__name__)
 
 
 async def load_reference_if_empty(runtime: Runtime) -> None:
-    """In development, an empty programme register gets the reference data; then this
-    task idles.
+    """In development, an empty programme register gets the reference data and the
+    sample's first weekly reports; then this task idles.
 
     It stays alive (the runtime reports a background task that ended as a failure).
     """
@@ -32,6 +33,8 @@ async def load_reference_if_empty(runtime: Runtime) -> None:
     if empty:
         loaded = await programme_reference.load(runtime.pool)
         log.info("programme reference register loaded", summary="; ".join(loaded.lines()))
+        reported = await programme_reference.load_sample_reports(runtime.pool, datetime.now(UTC))
+        log.info("sample weekly reports loaded", provinces=reported)
     await asyncio.Event().wait()
 
 

@@ -6,7 +6,9 @@ Loading is idempotent: an entry the register does not have is recorded through t
 register's use cases (kept in history, published like any other, written by
 `operator:reference-data`); an entry it has is left as the operator keeps it.
 `python -m services.metrics.programme_reference` (or `panjereh programme load-reference`)
-loads it; in development the service loads it at start into an empty register.
+loads it; in development the service loads it at start into an empty register, with the
+sample's first weekly reports (`sample_reports`: Lorestan's published figures), each
+submitted as its province's directorate for the earliest week the sample covers.
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ from services.metrics.domain.programme_register import (
     TargetEntry,
     day_in_tehran,
 )
+from services.metrics.domain.provincial_reports import load_projects, sample_weeks
 from services.metrics.settings import MetricsSettings
 from services.metrics.storage import ProgrammeStorage
+from services.metrics.use_cases import provinces
 from services.metrics.use_cases.programme import LoadReport, load_register
 from shared.db import Pool, create_pool
+from shared.reference.provinces import directorate_code
 from shared.unit_of_work import transaction
 
 CHANGED_BY = "operator:reference-data"
@@ -94,6 +99,49 @@ async def load(pool: Pool, register: ReferenceRegister | None = None) -> LoadRep
             CHANGED_BY,
             day_in_tehran(datetime.now(UTC)),
         )
+
+
+@dataclass(frozen=True)
+class SampleReport:
+    """A province's first weekly report in the development sample."""
+
+    province: str
+    entry: provinces.ReportEntry
+
+
+def sample_reports() -> list[SampleReport]:
+    """The sample's first reports shipped in the register file."""
+    text = (resources.files("services.metrics.reference") / "programme.yaml").read_text("utf-8")
+    entries = _entries(yaml.safe_load(text), "sample_reports")
+    return [
+        SampleReport(str(e["province"]), provinces.ReportEntry(figures=e["figures"]))
+        for e in entries
+    ]
+
+
+async def load_sample_reports(pool: Pool, now: datetime) -> list[str]:
+    """Submit each sample report whose province has reported nothing yet, as its
+    directorate, for the sample's first week; the provinces so loaded. Safe to repeat."""
+    week = sample_weeks(now)[0]
+    projects = load_projects()
+    loaded = []
+    for sample in sample_reports():
+        async with transaction(pool, ProgrammeStorage) as work:
+            # Locks the province's reports, so two instances starting together submit once.
+            await work.report(sample.province, week, for_update=True)
+            if await work.reports_of_province(sample.province):
+                continue
+            await provinces.submit_report(
+                work,
+                sample.province,
+                week,
+                sample.entry,
+                agency=directorate_code(sample.province),
+                projects=projects,
+                now=now,
+            )
+        loaded.append(sample.province)
+    return loaded
 
 
 async def _main() -> None:

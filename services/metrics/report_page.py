@@ -12,13 +12,12 @@ bilingual errors next to its field.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from importlib import resources
 from string import Template
 from typing import Any, Literal
 
-from services.metrics.domain.provincial_reports import FIGURES
-from services.metrics.domain.windows import window_of
+from services.metrics.domain.provincial_reports import FIGURES, recent_weeks
 from services.metrics.programme_page import embedded_json
 from services.metrics.programme_reference import reference_register
 from shared.reference.provinces import PROVINCES, directorate_code
@@ -35,26 +34,13 @@ WEEKS_OFFERED = 12
 _TEMPLATE = resources.files("services.metrics") / "static" / "report.html"
 
 
-def recent_weeks(now: datetime, count: int = WEEKS_OFFERED) -> list[str]:
-    """The labels of the current Jalali week and the `count - 1` before it, newest first."""
-    labels: list[str] = []
-    moment = now
-    while len(labels) < count:
-        window = window_of("week", moment)
-        if window.label not in labels:
-            labels.append(window.label)
-        assert window.start is not None
-        moment = window.start - timedelta(seconds=1)
-    return labels
-
-
 def form_config(identity_url: str, now: datetime) -> dict[str, Any]:
     """What the form's script needs, all of it public."""
     names = {code: definition for code, definition in reference_register().indicators}
     return {
         "token_endpoint": identity_url.rstrip("/") + "/oauth/token",
         "scope": "programme:report",
-        "weeks": recent_weeks(now),
+        "weeks": recent_weeks(now, WEEKS_OFFERED),
         "figures": [
             {
                 "code": code,

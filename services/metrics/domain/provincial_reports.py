@@ -27,13 +27,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from typing import Literal
 
 import yaml
 
-from services.metrics.domain.windows import Window, window_from_label
+from services.metrics.domain.windows import Window, window_from_label, window_of
 from shared.reference.provinces import BY_CODE
 
 FigureKind = Literal["share", "count"]
@@ -50,6 +50,9 @@ FIGURES: dict[str, FigureKind] = {
     "rural_ict_offices": "count",
 }
 REASON_LENGTH = (3, 500)
+#: How many weeks the development sample covers, the current one included: the
+#: directorates' sample reports start this many weeks back.
+SAMPLE_WEEKS = 8
 
 MESSAGES: dict[str, dict[Literal["fa", "en"], str]] = {
     "week_malformed": {
@@ -198,6 +201,26 @@ def check(
     if problems:
         raise ReportRefused(problems)
     return Accepted(window, late=now >= window.end)
+
+
+def recent_weeks(now: datetime, count: int) -> list[str]:
+    """The labels of the week holding `now` and the `count - 1` before it, newest first
+    (a week cut at the year's edge counts as a week)."""
+    labels: list[str] = []
+    moment = now
+    while len(labels) < count:
+        window = window_of("week", moment)
+        if window.start is None:
+            raise ValueError("a week has bounds")
+        labels.append(window.label)
+        moment = window.start - timedelta(seconds=1)
+    return labels
+
+
+def sample_weeks(now: datetime) -> list[str]:
+    """The weeks the development sample covers, oldest first: its first is the week of
+    each province's first sample report."""
+    return list(reversed(recent_weeks(now, SAMPLE_WEEKS)))
 
 
 def missing(reported: Iterable[str]) -> list[str]:

@@ -16,6 +16,7 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -23,8 +24,9 @@ import pytest
 from aiokafka import ConsumerRecord
 from joserfc.jwk import ECKey
 
+from services.metrics import programme_reference
 from services.metrics.bootstrap import build
-from services.metrics.domain.provincial_reports import MESSAGES
+from services.metrics.domain.provincial_reports import MESSAGES, sample_weeks
 from services.metrics.settings import MetricsSettings
 from shared.auth import InvalidToken
 from shared.envelope import Envelope
@@ -297,3 +299,19 @@ async def test_the_report_form_is_served_with_identitys_token_endpoint(metrics: 
     script = await metrics.client.get("/static/report.js")
     assert script.status_code == 200
     assert script.headers["content-type"].startswith("text/javascript")
+
+
+async def test_lorestans_sample_report_loads_once_as_its_directorate(metrics: Metrics) -> None:
+    pool = metrics.runtime.pool
+    await cleared(metrics, "IR-15")
+    now = datetime.now(UTC)
+    assert await programme_reference.load_sample_reports(pool, now) == ["IR-15"]
+    assert await programme_reference.load_sample_reports(pool, now) == []
+    rows = await pool.fetch(
+        "SELECT week, revision, submitted_by, figures FROM provincial_reports"
+        " WHERE province = 'IR-15'"
+    )
+    assert [(r["week"], r["revision"], r["submitted_by"]) for r in rows] == [
+        (sample_weeks(now)[0], 1, "ict-ir-15")
+    ]
+    assert rows[0]["figures"] == LORESTAN_FIGURES

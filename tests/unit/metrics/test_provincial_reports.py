@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 import services.metrics.messages  # noqa: F401  (registers the codes refusals carry)
-from services.metrics.domain.provincial_reports import MESSAGES, load_projects
+from services.metrics.domain.provincial_reports import MESSAGES, load_projects, sample_weeks
 from services.metrics.domain.windows import window_of
+from services.metrics.programme_reference import sample_reports
 from services.metrics.use_cases import provinces
 from services.metrics.use_cases.provinces import ReportEntry
 from shared.errors import Forbidden, Invalid, NotFound
@@ -272,3 +273,20 @@ async def test_the_weeks_overview_lists_each_province_and_who_is_missing() -> No
     with pytest.raises(Invalid) as malformed:
         await provinces.week_overview(work, "W36", NOW)
     assert (malformed.value.errors or [])[0]["code"] == "week_malformed"
+
+
+async def test_lorestans_published_figures_are_the_samples_first_report() -> None:
+    (lorestan,) = sample_reports()
+    assert lorestan.province == LORESTAN
+    assert lorestan.entry.figures == {
+        "villages_connected": 1245,
+        "mobile_coverage_share": 98,
+        "coverage_4g_share": 76,
+        "villages_covered_share": 91,
+        "villages_fixed_line_share": 82,
+    }
+    work = FakeProgrammeWork(NOW)
+    first = sample_weeks(NOW)[0]
+    submitted = await submit(work, lorestan.entry, week=first)
+    assert (submitted.outcome, submitted.report.record.week) == ("created", first)
+    assert len(work.events(ObservationRecorded)) == 5

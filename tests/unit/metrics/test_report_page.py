@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from services.metrics.domain.provincial_reports import FIGURES
+from services.metrics.domain.provincial_reports import FIGURES, recent_weeks, sample_weeks
 from services.metrics.domain.windows import window_from_label
-from services.metrics.report_page import form_config, recent_weeks, report_page
+from services.metrics.report_page import WEEKS_OFFERED, form_config, report_page
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)  # a Monday in 1405-W37
 STATIC = resources.files("services.metrics") / "static"
@@ -24,7 +24,7 @@ IDENTITY = "http://127.0.0.1:8001"
 
 
 def test_the_form_offers_the_current_week_first_then_the_weeks_before() -> None:
-    weeks = recent_weeks(NOW)
+    weeks = recent_weeks(NOW, WEEKS_OFFERED)
     assert weeks[:3] == ["1405-W37", "1405-W36", "1405-W35"]
     assert len(weeks) == len(set(weeks)) == 12
     for label in weeks:
@@ -33,6 +33,8 @@ def test_the_form_offers_the_current_week_first_then_the_weeks_before() -> None:
     edge = recent_weeks(datetime(2026, 3, 25, 9, 0, tzinfo=UTC), 4)
     assert edge[0].startswith("1405-W01")
     assert edge[1].startswith("1404-")
+    # The development sample: its weeks oldest first, ending with the current one.
+    assert sample_weeks(NOW) == list(reversed(recent_weeks(NOW, 8)))
 
 
 def test_the_form_knows_every_figure_by_name_and_where_identity_issues_tokens() -> None:
