@@ -21,7 +21,11 @@ adapter each:
 - the register: as the platform operator, client credentials are created for the
   simulated agencies, whose systems then publish the simulated services through the
   catalog's HTTP API (adapter `register_catalog`); deliveries are reported only for the
-  services so published.
+  services so published;
+- provincial weekly reports: each provincial ICT directorate but Lorestan's (whose
+  published figures the metrics service loads) reports its province's figures for every
+  week of the development sample it has not reported, through the metrics service's API
+  with its own credentials (adapter `report_provinces`, `simulator/provinces.py`).
 
 Each adapter waits, retrying with backoff, for the services it needs. `/health` shows
 what is wired and, per adapter, whether it is working or what it waits for. An adapter
@@ -65,6 +69,7 @@ from simulator.actors import (
     issued_credentials,
     register_services,
 )
+from simulator.provinces import ProvincialDirectorates
 
 log = get_logger(__name__)
 
@@ -84,6 +89,12 @@ class SimulatorSettings(PlatformSettings):
     identity_port: int = Field(default=8001, validation_alias="PANJEREH_IDENTITY_PORT")
     catalog_port: int = Field(default=8002, validation_alias="PANJEREH_CATALOG_PORT")
     exchange_port: int = Field(default=8003, validation_alias="PANJEREH_EXCHANGE_PORT")
+    metrics_port: int = Field(default=8004, validation_alias="PANJEREH_METRICS_PORT")
+    provincial_reports: bool = Field(
+        default=True,
+        validation_alias="PANJEREH_SIMULATOR_PROVINCIAL_REPORTS",
+        description="Whether the simulated provincial directorates send weekly reports.",
+    )
     operator_token: SecretStr = Field(
         default=SecretStr(DEVELOPMENT_OPERATOR_TOKEN),
         validation_alias="PANJEREH_IDENTITY_OPERATOR_TOKEN",
@@ -298,6 +309,7 @@ def build(settings: SimulatorSettings | None = None) -> FastAPI:
         identity = httpx.AsyncClient(base_url=f"http://{host}:{settings.identity_port}", timeout=15)
         catalog = httpx.AsyncClient(base_url=f"http://{host}:{settings.catalog_port}", timeout=15)
         exchange = httpx.AsyncClient(base_url=f"http://{host}:{settings.exchange_port}", timeout=15)
+        metrics = httpx.AsyncClient(base_url=f"http://{host}:{settings.metrics_port}", timeout=15)
         operator = Operator(identity, settings.operator_token.get_secret_value(), settings.instance)
         reference = load_reference()
         registered: list[tuple[str, str]] = []
@@ -325,10 +337,19 @@ def build(settings: SimulatorSettings | None = None) -> FastAPI:
         simulator = Simulator(settings, adapters)
         state["simulator"] = simulator
         state["task"] = asyncio.create_task(simulator.run(), name="simulator")
-        set_ups = [
+        set_ups: list[asyncio.Task[Any]] = [
             asyncio.create_task(citizens.set_up(simulator.stopping), name="simulator-citizens"),
             asyncio.create_task(agencies.set_up(simulator.stopping), name="simulator-exchange"),
         ]
+        if settings.provincial_reports:
+            directorates = ProvincialDirectorates(
+                operator, metrics, readiness, random.Random(settings.seed)
+            )
+            set_ups.append(
+                asyncio.create_task(
+                    directorates.run(simulator.stopping), name="simulator-provinces"
+                )
+            )
         try:
             yield
         finally:
@@ -336,7 +357,7 @@ def build(settings: SimulatorSettings | None = None) -> FastAPI:
             await asyncio.gather(state["task"], *set_ups, return_exceptions=True)
             await asyncio.gather(citizens.stop(), agencies.stop(), return_exceptions=True)
             await reporters.stop()
-            for client in (identity, catalog, exchange):
+            for client in (identity, catalog, exchange, metrics):
                 await client.aclose()
 
     app = FastAPI(title="Panjereh traffic simulator", lifespan=lifespan)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import sys
@@ -223,6 +224,12 @@ class LocalPlatform:
             "PANJEREH_CATALOG_PORT": str(self.ports.catalog),
             "PANJEREH_EXCHANGE_PORT": str(self.ports.exchange),
             "PANJEREH_METRICS_PORT": str(self.ports.metrics),
+            # The weekly report form (a metrics page) asks identity for a token from the
+            # browser: identity answers the page's origin, the page knows identity's address.
+            "PANJEREH_METRICS_IDENTITY_PUBLIC_URL": f"http://127.0.0.1:{self.ports.identity}",
+            "PANJEREH_IDENTITY_TOKEN_ENDPOINT_ORIGINS": json.dumps(
+                [f"http://{host}:{self.ports.metrics}" for host in ("127.0.0.1", "localhost")]
+            ),
             "PANJEREH_METRICS_WORKER_PORT": str(self.ports.metrics_worker),
             "PANJEREH_SIMULATOR_PORT": str(self.ports.simulator),
             "PANJEREH_ACCESS_MANAGER_PORT": str(self.ports.access_manager),

@@ -108,6 +108,7 @@ def test_simulated_traffic_goes_through_the_real_services(platform: LocalPlatfor
         "register_catalog": "working",
         "sign_in": "working",
         "request_data": "working",
+        "report_provinces": "working",
     }
 
 
