@@ -22,6 +22,10 @@ TITLE: dict[Language, str] = {
     "en": "Smart government programme: targets",
 }
 DASHBOARD_LINK: dict[Language, str] = {"fa": "داشبورد زنده", "en": "Live dashboard"}
+PROVINCES_LINK: dict[Language, str] = {
+    "fa": "گزارش‌های هفتگی استان‌ها",
+    "en": "Provinces' weekly reports",
+}
 
 _TEMPLATE = resources.files("services.metrics") / "static" / "programme.html"
 
@@ -44,6 +48,7 @@ def programme_page(lang: Language, targets: Sequence[dict[str, Any]]) -> str:
         dir="rtl" if lang == "fa" else "ltr",
         title=TITLE[lang],
         dashboard_link=DASHBOARD_LINK[lang],
+        provinces_link=PROVINCES_LINK[lang],
         initial=embedded_json({"targets": list(targets)}),
         places=embedded_json(places()),
     )

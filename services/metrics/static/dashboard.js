@@ -42,6 +42,7 @@
       ms: "میلی‌ثانیه",
       source: "منبع جمعیت:",
       programme_targets: "اهداف برنامه",
+      provinces_reports: "گزارش‌های هفتگی استان‌ها",
       version: "نسخه"
     },
     en: {
@@ -82,6 +83,7 @@
       ms: "ms",
       source: "Population source:",
       programme_targets: "Programme targets",
+      provinces_reports: "Provinces' weekly reports",
       version: "version"
     }
   };
@@ -203,6 +205,7 @@
   }
 
   document.getElementById("programme-link").textContent = T.programme_targets;
+  document.getElementById("provinces-link").textContent = T.provinces_reports;
   render(JSON.parse(document.getElementById("initial").textContent));
   if (window.EventSource) {
     var live = document.getElementById("live");
