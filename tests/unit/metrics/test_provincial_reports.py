@@ -173,7 +173,7 @@ async def test_a_fall_against_last_week_needs_a_reason() -> None:
 
     explained = entry(
         figures={"coverage_4g_share": 74, "villages_connected": 1245},
-        reasons={"coverage_4g_share": "دو دکل در سیل از کار افتاد"},
+        reasons={"coverage_4g_share": "  دو دکل در سیل از کار افتاد \n"},
     )
     accepted = await submit(work, explained)
     assert accepted.outcome == "created"
