@@ -75,6 +75,8 @@ def credentials(tokens: Tokens, service: str, method: str, path: str) -> str | N
         return tokens.operator_agency
     if service == "metrics" and path.startswith("/api/programme/") and method in ("POST", "PUT"):
         return tokens.operator_agency
+    if service == "metrics" and path.startswith("/api/provinces/") and method == "PUT":
+        return tokens.directorate
     return tokens.agency
 
 

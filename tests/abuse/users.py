@@ -20,6 +20,9 @@ AGENCY = "tax"
 OPERATOR_AGENCY = "ito"
 AGENCY_SCOPES = "catalog:write catalog:deliveries exchange:request exchange:provide metrics:read"
 OPERATOR_AGENCY_SCOPES = "catalog:write exchange:admin programme:admin"
+#: A provincial directorate, which submits its province's weekly reports.
+DIRECTORATE = "ict-ir-15"
+DIRECTORATE_SCOPES = "programme:report"
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class Tokens:
     citizen: str
     agency: str
     operator_agency: str
+    directorate: str
     #: Identity's operator endpoints take the operators' bearer secret, not a token.
     operator_secret: str
 
@@ -106,6 +110,7 @@ async def tokens_of_every_kind(identity_url: str, kafka_admin: KafkaAccess) -> T
             citizen=await citizen_token(identity, kafka_admin),
             agency=await agency_token(identity, AGENCY, AGENCY_SCOPES),
             operator_agency=await agency_token(identity, OPERATOR_AGENCY, OPERATOR_AGENCY_SCOPES),
+            directorate=await agency_token(identity, DIRECTORATE, DIRECTORATE_SCOPES),
             operator_secret=DEVELOPMENT_OPERATOR_TOKEN,
         )
 
