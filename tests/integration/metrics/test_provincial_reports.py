@@ -315,3 +315,41 @@ async def test_lorestans_sample_report_loads_once_as_its_directorate(metrics: Me
         (sample_weeks(now)[0], 1, "ict-ir-15")
     ]
     assert rows[0]["figures"] == LORESTAN_FIGURES
+
+
+async def test_a_fall_against_the_provinces_latest_earlier_week_needs_a_reason(
+    metrics: Metrics,
+) -> None:
+    province = "IR-25"
+    directorate = await cleared(metrics, province)
+    year, number = random.randint(1330, 1399), random.randint(2, 40)
+    before, week, later = (f"{year}-W{n:02d}" for n in (number - 1, number + 1, number + 3))
+    headers = metrics.headers(directorate)
+
+    async def put(on: str, body: dict[str, Any]) -> httpx.Response:
+        return await metrics.client.put(
+            f"/api/provinces/{province}/reports/{on}", json=body, headers=headers
+        )
+
+    first = await put(before, {"figures": {"coverage_4g_share": 80, "rural_ict_offices": 120}})
+    assert first.status_code == 200, first.text
+    # A later week already reported does not count: only weeks before are compared.
+    assert (await put(later, {"figures": {"coverage_4g_share": 90}})).status_code == 200
+    fallen = await put(week, {"figures": {"coverage_4g_share": 70, "rural_ict_offices": 121}})
+    assert fallen.status_code == 422
+    assert [(e["code"], e["field"]) for e in fallen.json()["errors"]] == [
+        ("fall_needs_reason", "coverage_4g_share")
+    ]
+    explained = await put(
+        week,
+        {
+            "figures": {"coverage_4g_share": 70, "rural_ict_offices": 121},
+            "reasons": {"coverage_4g_share": "سیل دو دکل را از کار انداخت"},
+        },
+    )
+    assert explained.status_code == 200, explained.text
+    overview = (await metrics.client.get(f"/api/provinces/reports/{week}")).json()
+    (mine,) = [p for p in overview["provinces"] if p["province"] == province]
+    assert mine["previous_week"] == before
+    assert mine["figures"]["coverage_4g_share"] == {"value": 70, "previous": 80, "change": -10}
+    assert mine["reasons"] == {"coverage_4g_share": "سیل دو دکل را از کار انداخت"}
