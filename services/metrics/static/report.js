@@ -147,9 +147,15 @@
     return { earlier: earlier, current: current };
   }
 
+  // The province of a directorate's client id (`ict-ir-15.3f…` → `IR-15`), or null.
+  function provinceOfClient(clientId) {
+    var match = /^ict-ir-(\d{2})\./i.exec(String(clientId).trim());
+    return match ? "IR-" + match[1] : null;
+  }
+
   var HELPERS = {
     TEXT: TEXT, fill: fill, parseNumber: parseNumber, buildReport: buildReport,
-    placeOf: placeOf, figuresAround: figuresAround
+    placeOf: placeOf, figuresAround: figuresAround, provinceOfClient: provinceOfClient
   };
 
   function startPage() {
@@ -396,6 +402,14 @@
         });
     });
 
+    // A directorate's client id starts with its agency code (`ict-ir-15.…`): its province.
+    document.getElementById("client-id").addEventListener("change", function (event) {
+      var province = provinceOfClient(event.target.value);
+      if (province && province !== provinceSelect.value && config.provinces.some(function (p) { return p.code === province; })) {
+        provinceSelect.value = province;
+        load();
+      }
+    });
     provinceSelect.addEventListener("change", load);
     weekSelect.addEventListener("change", load);
     load();

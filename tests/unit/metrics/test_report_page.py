@@ -135,3 +135,11 @@ def test_earlier_figures_are_the_latest_of_weeks_before_the_chosen_one() -> None
         "projects.p": {"value": 10, "week": "1405-W35"},
     }
     assert got["current"]["figures"] == {"a": 9}
+
+
+@needs_node
+def test_a_directorates_client_id_names_its_province() -> None:
+    got = _node(
+        "['ict-ir-15.3f9a', ' ICT-IR-03.x ', 'tax.3f9a', 'ict-ir-15', ''].map(h.provinceOfClient)"
+    )
+    assert got == ["IR-15", "IR-03", None, None, None]
