@@ -21,7 +21,7 @@ from services.metrics.domain.provincial_reports import (
 )
 from services.metrics.domain.windows import TEHRAN, window_of
 
-NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)  # a Sunday, 1405-09-09 in Tehran
+NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)  # a Monday, 1405-09-09 in Tehran
 THIS_WEEK = window_of("week", NOW).label
 LAST_WEEK = window_of("week", NOW - timedelta(days=7)).label
 NEXT_WEEK = window_of("week", NOW + timedelta(days=7)).label
