@@ -40,6 +40,7 @@ LINKS: dict[str, dict[Language, str]] = {
     "province": {"fa": "استان:", "en": "Province:"},
     "choose": {"fa": "یک استان را برگزینید", "en": "Choose a province"},
     "show": {"fa": "نمایش", "en": "Show"},
+    "history": {"fa": "روند هفتگی استان", "en": "A province's weeks"},
 }
 
 _TEMPLATE = resources.files("services.metrics") / "static" / "provinces.html"
@@ -159,6 +160,7 @@ def provinces_page(
         province_label=escape(LINKS["province"][lang]),
         province_options=_options(lang, chosen),
         show=escape(LINKS["show"][lang]),
+        history_title=escape(LINKS["history"][lang]),
         initial=embedded_json(dict(overview)),
         config=embedded_json(config),
     )

@@ -28,13 +28,12 @@
       summary_title: "خلاصه هفته",
       reported_count: "{n} استان از {total} گزارش داده‌اند",
       provinces_count: "{n} استان",
-      none_named: "هیچ",
       table_title: "گزارش هر استان در این هفته",
-      table_caption: "شاخص‌های هر استان در این هفته و تغییر هر یک نسبت به گزارش پیشین همان استان. ▲ افزایش، ▼ کاهش، = بی‌تغییر.",
+      table_caption: "شاخص‌های هر استان در این هفته و تغییر هر یک نسبت به گزارش هفته پیش همان استان (یا آخرین گزارش پیشین آن، اگر هفته پیش گزارش نداده و در ستون وضعیت آمده است). ▲ افزایش، ▼ کاهش، = بی‌تغییر.",
       province: "استان",
       status_column: "وضعیت",
       percent_suffix: " (٪)",
-      compared_with: "مقایسه با {week}",
+      compared_with: "مقایسه با {week}؛ هفته پیش گزارش نداد",
       no_previous: "گزارش پیشینی نیست",
       revision: "اصلاح‌شده (ویرایش {n})",
       up: "افزایش نسبت به {week}",
@@ -81,13 +80,12 @@
       reported_count: "{n} of {total} provinces reported",
       provinces_count: "{n} provinces",
       provinces_count_one: "1 province",
-      none_named: "none",
       table_title: "Each province's report this week",
-      table_caption: "Each province's figures this week, each with its change since the province's previous report. ▲ up, ▼ down, = unchanged.",
+      table_caption: "Each province's figures this week, each with its change since the province's report of the week before (or its latest earlier report, named in the status column, when it did not report that week). ▲ up, ▼ down, = unchanged.",
       province: "Province",
       status_column: "Status",
       percent_suffix: " (%)",
-      compared_with: "compared with {week}",
+      compared_with: "compared with {week}; no report the week before",
       no_previous: "no earlier report",
       revision: "corrected (revision {n})",
       up: "up since {week}",
@@ -471,7 +469,7 @@
     }
 
     function names(list, box) {
-      if (!list.length) { box.appendChild(el("span", { "class": "names" }, T.none_named)); return; }
+      if (!list.length) return;
       var span = el("span", { "class": "names" });
       list.forEach(function (p, i) {
         if (i) span.appendChild(document.createTextNode(T.list_separator));
@@ -556,7 +554,7 @@
         if (entry.revision > 1) {
           statusCell.appendChild(el("span", { "class": "sub" }, fill(T.revision, { n: localDigits(String(entry.revision), LANG) })));
         }
-        if (entry.status === "reported") {
+        if (entry.status === "reported" && entry.previous_week !== config.previous_week) {
           statusCell.appendChild(el("span", { "class": "sub" }, entry.previous_week
             ? fill(T.compared_with, { week: formatWeek(entry.previous_week, LANG) }) : T.no_previous));
         }
@@ -688,7 +686,6 @@
       box.textContent = "";
       var reports = (answer && answer.reports) || [];
       var provinceName = NAMES[code] || code;
-      box.appendChild(el("h2", { id: "history-title" }, fill(T.history_of, { name: provinceName })));
       if (!reports.length) { box.appendChild(el("p", { "class": "empty" }, T.history_none)); return; }
       var grid = el("div", { "class": "history-charts" });
       FIGURES.forEach(function (figure) {
@@ -713,17 +710,19 @@
       if (select.value !== (chosen || "")) select.value = chosen || "";
       keepProvinceInLinks();
       if (window.history && window.history.replaceState) {
-        window.history.replaceState(null, "", hrefFor(chosen) + (chosen ? "#history" : ""));
+        // No fragment: one in the address when the page finishes loading would scroll to it.
+        window.history.replaceState(null, "", hrefFor(chosen));
       }
       var box = document.getElementById("history-body");
       box.textContent = "";
       box.removeAttribute("data-province");
+      var title = document.getElementById("history-title");
       if (!chosen) {
-        box.appendChild(el("h2", { id: "history-title" }, T.history_title));
+        title.textContent = T.history_title;
         box.appendChild(el("p", { "class": "empty" }, T.history_choose));
         return;
       }
-      box.appendChild(el("h2", { id: "history-title" }, fill(T.history_of, { name: NAMES[chosen] })));
+      title.textContent = fill(T.history_of, { name: NAMES[chosen] });
       box.appendChild(el("p", { "class": "empty" }, T.history_loading));
       if (scroll) document.getElementById("history").scrollIntoView();
       var ask = asked += 1, code_ = chosen;
@@ -737,7 +736,6 @@
         .catch(function () {
           if (ask !== asked) return;
           box.textContent = "";
-          box.appendChild(el("h2", { id: "history-title" }, fill(T.history_of, { name: NAMES[code_] })));
           box.appendChild(el("p", { "class": "empty failed" }, T.history_failed));
         });
     }
