@@ -21,7 +21,7 @@ from shared.reference.provinces import BY_CODE
 from simulator.actors import Operator, Readiness
 from simulator.provinces import (
     FIRST_WEEK,
-    NOT_SIMULATED,
+    PUBLISHED_FIRST_WEEK,
     ProvincialDirectorates,
     latest_before,
     plan_report,
@@ -72,10 +72,13 @@ def test_the_latest_earlier_figures_are_read_from_the_reports_before_the_week() 
     assert latest_before(reports, "1405-W35") == {}
 
 
-async def test_each_week_a_province_owes_is_reported_with_its_own_directorates_token() -> None:
-    weeks = sample_weeks(NOW)
-    reported = {(weeks[0], "IR-00")}
-    puts: list[tuple[str, str, dict[str, Any]]] = []
+Put = tuple[str, str, dict[str, Any]]
+
+
+async def _catch_up_twice(reported: set[tuple[str, str]]) -> tuple[list[int], list[Put]]:
+    """The simulated directorates against a stand-in identity and metrics service where
+    `reported` (week, province) are in; how many reports each of two rounds sent, and what."""
+    puts: list[Put] = []
     clients: dict[str, str] = {}
 
     def identity(request: httpx.Request) -> httpx.Response:
@@ -119,12 +122,26 @@ async def test_each_week_a_province_owes_is_reported_with_its_own_directorates_t
         directorates = ProvincialDirectorates(
             Operator(id_, "operator", "tests"), m, Readiness(), random.Random(3), lambda: NOW
         )
-        sent = await directorates.catch_up()
-        assert sent == len(weeks) * (31 - len(NOT_SIMULATED)) - 1
-        assert "IR-15" not in {province for province, _, _ in puts}
-        assert (weeks[0], "IR-00") not in {(w, p) for p, w, _ in puts}
-        # Oldest week first, and each report names the province's projects.
-        assert puts[0][1] == weeks[0]
-        assert set(puts[0][2]["projects"]) == {"p1"}
-        # Nothing is owed any more: nothing is sent again.
-        assert await directorates.catch_up() == 0
+        rounds = [await directorates.catch_up(), await directorates.catch_up()]
+    return rounds, puts
+
+
+async def test_each_week_a_province_owes_is_reported_with_its_own_directorates_token() -> None:
+    weeks = sample_weeks(NOW)
+    rounds, puts = await _catch_up_twice({(weeks[0], "IR-00")})
+    # Lorestan waits for its published first week before its later weeks are simulated.
+    assert rounds[0] == len(weeks) * (31 - len(PUBLISHED_FIRST_WEEK)) - 1
+    assert "IR-15" not in {province for province, _, _ in puts}
+    assert (weeks[0], "IR-00") not in {(w, p) for p, w, _ in puts}
+    # Oldest week first, and each report names the province's projects.
+    assert puts[0][1] == weeks[0]
+    assert set(puts[0][2]["projects"]) == {"p1"}
+    # Nothing is owed any more: nothing is sent again.
+    assert rounds[1] == 0
+
+
+async def test_lorestans_weeks_after_its_published_one_are_simulated() -> None:
+    weeks = sample_weeks(NOW)
+    _, puts = await _catch_up_twice({(weeks[0], "IR-15")})
+    lorestan = [week for province, week, _ in puts if province == "IR-15"]
+    assert lorestan == weeks[1:]
