@@ -23,8 +23,9 @@ log = get_logger(__name__)
 
 
 async def load_reference_if_empty(runtime: Runtime) -> None:
-    """In development, an empty programme register gets the reference data and the
-    sample's first weekly reports; then this task idles.
+    """In development, an empty programme register gets the reference data, and a province
+    of the sample that never reported gets its first weekly report (so a register loaded
+    before the sample existed gets it too); then this task idles.
 
     It stays alive (the runtime reports a background task that ended as a failure).
     """
@@ -33,7 +34,8 @@ async def load_reference_if_empty(runtime: Runtime) -> None:
     if empty:
         loaded = await programme_reference.load(runtime.pool)
         log.info("programme reference register loaded", summary="; ".join(loaded.lines()))
-        reported = await programme_reference.load_sample_reports(runtime.pool, datetime.now(UTC))
+    reported = await programme_reference.load_sample_reports(runtime.pool, datetime.now(UTC))
+    if reported:
         log.info("sample weekly reports loaded", provinces=reported)
     await asyncio.Event().wait()
 

@@ -39,6 +39,7 @@ from services.metrics.domain.provincial_reports import load_projects
 from services.metrics.domain.queries import FigureQuery, parse_dimensions, parse_granularity
 from services.metrics.domain.reference import load_reference
 from services.metrics.programme_page import programme_page
+from services.metrics.provinces_page import current_week, provinces_page
 from services.metrics.report_page import report_page
 from services.metrics.settings import MetricsSettings
 from services.metrics.storage import MetricsStorage, ProgrammeStorage
@@ -62,6 +63,8 @@ _ASSETS = {
     "programme.css": "text/css",
     "report.js": "text/javascript",
     "report.css": "text/css",
+    "provinces.js": "text/javascript",
+    "provinces.css": "text/css",
 }
 
 
@@ -426,3 +429,35 @@ async def programme_dashboard(
     """The targets as `GET /api/programme/targets` lists them, embedded in the page, whose
     script renders them and polls that API every 30 seconds."""
     return HTMLResponse(programme_page(lang, await programme_targets(runtime.pool)))
+
+
+@router.get(
+    "/dashboard/provinces",
+    tags=["dashboard"],
+    summary="The provinces' weekly reports, a week at a time (HTML)",
+    response_class=HTMLResponse,
+)
+async def provinces_dashboard(
+    runtime: RuntimeDep,
+    lang: Literal["fa", "en"] = "fa",
+    week: Annotated[
+        str | None, Query(max_length=16, description="A Jalali week, e.g. `1405-W36`")
+    ] = None,
+    province: Annotated[
+        str | None, Query(max_length=8, description="The province charted, e.g. `IR-15`")
+    ] = None,
+) -> HTMLResponse:
+    """The week's overview as `GET /api/provinces/reports/{week}` answers it (the current
+    week by default), embedded in the page, whose script renders it, polls that API every
+    30 seconds and charts the chosen province's weeks from
+    `GET /api/provinces/{province}/reports`. A malformed week is a 422 `report_refused`."""
+    now = datetime.now(UTC)
+    async with transaction(runtime.pool, ProgrammeStorage) as work:
+        overview = await provinces.week_overview(work, week or current_week(now), now)
+    page = provinces_page(lang, overview.as_json(), now, province)
+    # The page talks to this service alone; its form (the province) comes back here.
+    policy = (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';"
+        " connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+    return HTMLResponse(page, headers={"content-security-policy": policy})

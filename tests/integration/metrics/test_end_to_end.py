@@ -310,3 +310,40 @@ async def test_the_programme_page_shows_each_plan_target_and_its_status_in_chrom
     assert screenshot.stat().st_size > 20_000
     assert re.search(r'<html lang="en" dir="ltr"', english)
     assert "7th development plan" in english
+
+
+async def test_the_provinces_page_shows_lorestans_week_and_who_is_missing(
+    platform: ServiceProcess, published: None
+) -> None:
+    # The service loads Lorestan's published figures as its first week unless it has
+    # reported already (other tests' directorates may have): chart whichever week it has.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    async with httpx.AsyncClient(base_url=platform.url) as client:
+        while True:
+            history = (await client.get("/api/provinces/IR-15/reports")).json()["reports"]
+            if history or loop.time() > deadline:
+                break
+            await asyncio.sleep(1)
+    assert history, "Lorestan has no weekly report"
+    week = str(history[0]["week"])
+    page = f"{platform.url}/dashboard/provinces?lang=fa&week={week}&province=IR-15"
+    # The province's weeks are fetched after load: virtual time lets the fetch finish.
+    dom = await asyncio.to_thread(
+        _chromium, "--window-size=1280,2400", "--virtual-time-budget=10000", "--dump-dom", page
+    )
+    english = await asyncio.to_thread(
+        _chromium, "--dump-dom", f"{platform.url}/dashboard/provinces?lang=en&week={week}"
+    )
+
+    assert re.search(r'<html lang="fa" dir="rtl"', dom)
+    rows = dict(
+        re.findall(r'<tr class="row-[\w-]+" data-province="(IR-\d\d)" data-status="([\w-]+)"', dom)
+    )
+    assert len(rows) == 31
+    # The sample's week is past when it is loaded: it is in, and marked late.
+    assert rows["IR-15"] in {"reported", "late"}
+    assert '<figure class="history-chart" data-figure="coverage_4g_share"' in dom
+    assert "لرستان" in dom
+    assert re.search(r'<html lang="en" dir="ltr"', english)
+    assert "Lorestan" in english

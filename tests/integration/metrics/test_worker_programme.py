@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -21,6 +22,17 @@ from tests.integration.metrics.worker_process import WorkerProcess, latest_figur
 pytestmark = pytest.mark.integration
 
 BY = "operator:test"
+
+
+@pytest.fixture(scope="module")
+def worker(
+    kafka_as: Callable[[str], KafkaAccess], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    """One worker for the module: each test's register entries have codes of their own."""
+    process = WorkerProcess(kafka_as("metrics-worker"), tmp_path_factory.mktemp("programme"))
+    process.start()
+    yield process
+    process.stop()
 
 
 def _indicator(code: str, **fields: Any) -> Envelope[Any]:
