@@ -79,8 +79,17 @@ class _State:
 _state = _State()
 
 
-def _newer(current: dict[str, Any] | None, revision: int) -> bool:
-    return current is None or int(current["revision"]) < revision
+def _keep_latest(
+    table: Any, key: str, record: IndicatorRecorded | TargetRecorded | ObservationRecorded
+) -> bool:
+    """Keep `record` unless the table holds its revision or a later one (a replay changes
+    nothing); whether it was kept."""
+    current = table.get(key)
+    if current is not None and int(current["revision"]) >= record.revision:
+        return False
+    table[key] = record.model_dump(mode="json")
+    _state.changed = True
+    return True
 
 
 @app.agent(indicators_topic)
@@ -90,15 +99,10 @@ async def follow_indicators(stream: faust.StreamT[bytes]) -> None:
         if envelope is None or not isinstance(envelope.payload, IndicatorRecorded):
             continue
         indicator = envelope.payload
-        current = indicators.get(indicator.code)
-        if _newer(current, indicator.revision):
-            reads_new_metric = indicator.live_metric is not None and indicator.live_metric not in {
-                i.live_metric for i in _indicators().values()
-            }
-            indicators[indicator.code] = indicator.model_dump(mode="json")
-            _state.changed = True
+        was_read = (indicator.live_metric, indicator.live_window) in _read_metrics()
+        if _keep_latest(indicators, indicator.code, indicator):
             _state.read_metrics = None
-            if reads_new_metric:
+            if indicator.live_metric is not None and not was_read:
                 # Figures of a metric nobody read were not kept: have them published again.
                 mark_everything_changed()
 
@@ -107,25 +111,16 @@ async def follow_indicators(stream: faust.StreamT[bytes]) -> None:
 async def follow_targets(stream: faust.StreamT[bytes]) -> None:
     async for event in stream.events():
         envelope = await decoded(event)
-        if envelope is None or not isinstance(envelope.payload, TargetRecorded):
-            continue
-        target = envelope.payload
-        if _newer(targets.get(target.target_id), target.revision):
-            targets[target.target_id] = target.model_dump(mode="json")
-            _state.changed = True
+        if envelope is not None and isinstance(envelope.payload, TargetRecorded):
+            _keep_latest(targets, envelope.payload.target_id, envelope.payload)
 
 
 @app.agent(observations_topic)
 async def follow_observations(stream: faust.StreamT[bytes]) -> None:
     async for event in stream.events():
         envelope = await decoded(event)
-        if envelope is None or not isinstance(envelope.payload, ObservationRecorded):
-            continue
-        observation = envelope.payload
-        key = observation.record_key()
-        if _newer(observations.get(key), observation.revision):
-            observations[key] = observation.model_dump(mode="json")
-            _state.changed = True
+        if envelope is not None and isinstance(envelope.payload, ObservationRecorded):
+            _keep_latest(observations, envelope.payload.record_key(), envelope.payload)
 
 
 def _read_metrics() -> set[tuple[str, str]]:
