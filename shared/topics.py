@@ -68,6 +68,7 @@ class Topic(StrEnum):
     PROGRAMME_TARGETS = "programme.targets"
     PROGRAMME_OBSERVATIONS = "programme.observations"
     PROGRAMME_PROVINCIAL_REPORTS = "programme.provincial-reports"
+    PROGRAMME_REPORTS = "programme.reports"
 
     DEVELOPMENT_PHONES = "development.phones"
 
@@ -507,6 +508,21 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
             "figure on `programme.observations`."
         ),
         key="the province and the week, `IR-15|1405-W36`",
+        producers=(Principal.METRICS,),
+        consumers=(Principal.ANALYST,),
+        partitions=1,
+        cleanup_policy="compact",
+        retention_ms=FOREVER,
+    ),
+    TopicSpec(
+        name=Topic.PROGRAMME_REPORTS,
+        description=(
+            "Each report file the metrics service generated (a province's weekly report, "
+            "the national weekly summary, the quarterly evaluation of agencies), as HTML, PDF "
+            "or CSV: its kind, period, format, revision, SHA-256, size and the path it is "
+            "served at; a regenerated file (a late report, a correction) is the next revision."
+        ),
+        key="the kind, period, subject and format, `province-week|1405-W36|IR-15|pdf`",
         producers=(Principal.METRICS,),
         consumers=(Principal.ANALYST,),
         partitions=1,

@@ -42,12 +42,20 @@ from services.metrics.programme_page import programme_page
 from services.metrics.provinces_page import current_week, provinces_page
 from services.metrics.report_page import report_page
 from services.metrics.settings import MetricsSettings
-from services.metrics.storage import MetricsStorage, ProgrammeStorage
+from services.metrics.storage import MetricsStorage, ProgrammeStorage, ReportFilesStorage
 from services.metrics.use_cases import programme, provinces
 from services.metrics.use_cases.provinces import ReportEntry
 from shared.auth import Principal
 from shared.db import Pool
-from shared.events.programme import INDICATOR_CODE_PATTERN, TARGET_ID_PATTERN, Scope
+from shared.events.programme import (
+    INDICATOR_CODE_PATTERN,
+    REPORT_PERIOD_PATTERN,
+    REPORT_SUBJECT_PATTERN,
+    TARGET_ID_PATTERN,
+    ReportFormat,
+    ReportKind,
+    Scope,
+)
 from shared.http import ProblemError
 from shared.runtime import RuntimeDep, require_scopes
 from shared.unit_of_work import transaction
@@ -328,6 +336,85 @@ async def provincial_reports_of_province(
         ],
         "reports": [week.as_json() for week in weeks],
     }
+
+
+# -- generated report files (weekly reports, evaluations), every revision kept ----------
+
+ReportKindInPath = Annotated[ReportKind, Path(description="`province-week`, `national-week`, ...")]
+PeriodInPath = Annotated[
+    str, Path(pattern=REPORT_PERIOD_PATTERN, description="A Jalali week or quarter")
+]
+SubjectInPath = Annotated[
+    str, Path(pattern=REPORT_SUBJECT_PATTERN, description="Whom it is about, e.g. `IR-15`")
+]
+RevisionQuery = Annotated[
+    int | None, Query(ge=1, le=1_000_000, description="A revision; the latest if none")
+]
+# A report's HTML carries its own styles and fetches nothing.
+_REPORT_FILE_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none';"
+    " base-uri 'none'; form-action 'none'"
+)
+
+
+async def _report_file(
+    pool: Pool,
+    kind: ReportKind,
+    period: str,
+    subject: str | None,
+    file_format: ReportFormat,
+    revision: int | None,
+) -> Response:
+    async with transaction(pool, ReportFilesStorage) as work:
+        stored = await work.report_file(kind, period, subject, file_format, revision=revision)
+    if stored is None:
+        raise ProblemError(404, "report_file_not_found")
+    record = stored.record
+    headers = {
+        "content-disposition": f'inline; filename="{stored.file_name}"',
+        "etag": f'"{record.sha256}"',
+        "x-report-revision": str(record.revision),
+    }
+    if file_format == "html":
+        headers["content-security-policy"] = _REPORT_FILE_POLICY
+    return Response(stored.content, media_type=stored.media_type, headers=headers)
+
+
+@router.get(
+    "/api/reports/{kind}/{period}.{file_format}",
+    tags=["reports"],
+    summary="A generated report file of a whole period (HTML, PDF or CSV)",
+    response_class=Response,
+)
+async def report_file(
+    kind: ReportKindInPath,
+    period: PeriodInPath,
+    file_format: ReportFormat,
+    runtime: RuntimeDep,
+    revision: RevisionQuery = None,
+) -> Response:
+    """The file's latest revision, or the one asked for; each revision was announced on
+    `programme.reports`. A 404 `report_file_not_found` if it was never generated."""
+    return await _report_file(runtime.pool, kind, period, None, file_format, revision)
+
+
+@router.get(
+    "/api/reports/{kind}/{period}/{subject}.{file_format}",
+    tags=["reports"],
+    summary="A generated report file about one province or agency (HTML, PDF or CSV)",
+    response_class=Response,
+)
+async def subject_report_file(
+    kind: ReportKindInPath,
+    period: PeriodInPath,
+    subject: SubjectInPath,
+    file_format: ReportFormat,
+    runtime: RuntimeDep,
+    revision: RevisionQuery = None,
+) -> Response:
+    """As `/api/reports/{kind}/{period}.{format}`, for a file about one subject (a
+    province's weekly report: `/api/reports/province-week/1405-W36/IR-15.pdf`)."""
+    return await _report_file(runtime.pool, kind, period, subject, file_format, revision)
 
 
 @router.get(

@@ -69,6 +69,12 @@ register_messages(
             "en": "A province's weekly report is sent only by that province's ICT "
             "directorate general, with its own credentials.",
         },
+        # Generated report files (documents.py).
+        "report_file_not_found": {
+            "fa": "چنین پرونده گزارشی ساخته نشده است؛ نوع، دوره، قالب و نسخه را بررسی کنید.",
+            "en": "No such report file has been generated; check its kind, period, format "
+            "and revision.",
+        },
         "invalid_programme_entry": {
             "fa": "این ورودی برنامه پذیرفته نشد؛ دلیل‌ها در errors آمده است.",
             "en": "This entry of the programme was refused; the reasons are in errors.",

@@ -10,7 +10,8 @@ The programme register (`programme_indicators`, `programme_targets`,
 projection of each target's progress (`target_progress`) are reached through
 `ProgrammeStorage` (`services.metrics.use_cases.programme.ProgrammeWork`), as are the
 provincial directorates' weekly reports (`provincial_reports`, every revision a row;
-`services.metrics.use_cases.provinces.ReportsWork`).
+`services.metrics.use_cases.provinces.ReportsWork`). Generated report files
+(`report_files`, every revision a row) are reached through `ReportFilesStorage`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from services.metrics.documents import StoredFile
 from services.metrics.domain.programme_register import CurrentFigure, Kept
 from services.metrics.domain.queries import FigureQuery
 from services.metrics.domain.values import MetricValue
@@ -27,6 +29,9 @@ from shared.events.programme import (
     IndicatorRecorded,
     ObservationRecorded,
     ProvincialReportRecorded,
+    ReportFormat,
+    ReportKind,
+    ReportPublished,
     Scope,
     TargetRecorded,
 )
@@ -445,3 +450,72 @@ class ProgrammeStorage(UnitOfWork):
 
 def _kept_report(row: Any) -> Kept[ProvincialReportRecorded]:
     return Kept(ProvincialReportRecorded.model_validate(row["record"]), row["submitted_at"])
+
+
+class ReportFilesStorage(UnitOfWork):
+    """Generated report files (`report_files`: every revision a row, the highest the
+    current one), in the transaction of its connection
+    (`services.metrics.documents.ReportFilesWork`)."""
+
+    async def report_file(
+        self,
+        kind: ReportKind,
+        period: str,
+        subject: str | None,
+        file_format: ReportFormat,
+        *,
+        revision: int | None = None,
+        for_update: bool = False,
+    ) -> StoredFile | None:
+        """A file's revision (its latest unless `revision` is given), or None;
+        `for_update` locks the file to the end of the transaction, also one not kept yet."""
+        if for_update:
+            await self.connection.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('report-file:' || $1))",
+                f"{kind}|{period}|{subject or ''}|{file_format}",
+            )
+        row = await self.connection.fetchrow(
+            "SELECT record, content, generated_at FROM report_files"
+            " WHERE kind = $1 AND period = $2 AND subject = $3 AND format = $4"
+            " AND ($5::integer IS NULL OR revision = $5) ORDER BY revision DESC LIMIT 1",
+            kind,
+            period,
+            subject or "",
+            file_format,
+            revision,
+        )
+        if row is None:
+            return None
+        return StoredFile(
+            ReportPublished.model_validate(row["record"]), row["content"], row["generated_at"]
+        )
+
+    async def report_files_of(self, kind: ReportKind, period: str) -> list[ReportPublished]:
+        """The latest revision of each file of a kind and period (without their bytes), by
+        subject and format."""
+        rows = await self.connection.fetch(
+            "SELECT DISTINCT ON (subject, format) record FROM report_files"
+            " WHERE kind = $1 AND period = $2 ORDER BY subject, format, revision DESC",
+            kind,
+            period,
+        )
+        return [ReportPublished.model_validate(row["record"]) for row in rows]
+
+    async def write_report_file(self, stored: StoredFile) -> None:
+        record = stored.record
+        await self.connection.execute(
+            "INSERT INTO report_files (kind, period, subject, format, revision, content,"
+            " sha256, size, media_type, generated_at, record)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            record.kind,
+            record.period,
+            record.subject or "",
+            record.format,
+            record.revision,
+            stored.content,
+            record.sha256,
+            record.size,
+            stored.media_type,
+            stored.generated_at,
+            _document(record),
+        )

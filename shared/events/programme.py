@@ -257,3 +257,65 @@ class ProvincialReportRecorded(Event):
     def _known_province(self) -> Self:
         check_scope("province", self.province)
         return self
+
+
+#: What a generated report file is: a province's weekly report, the national weekly
+#: summary, or the quarterly evaluation of agencies.
+ReportKind = Literal["province-week", "national-week", "agency-evaluation"]
+ReportFormat = Literal["html", "pdf", "csv"]
+REPORT_PERIOD_PATTERN = r"^[0-9]{4}-(W[0-9]{2}|Q[1-4])$"
+REPORT_SUBJECT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$"
+
+_REPORT_FILE_EXAMPLE: dict[str, Any] = {
+    "kind": "province-week",
+    "period": "1405-W36",
+    "subject": "IR-15",
+    "format": "pdf",
+    "revision": 1,
+    "sha256": "9c1917d2" * 8,
+    "size": 48213,
+    "path": "/api/reports/province-week/1405-W36/IR-15.pdf",
+}
+
+
+@event
+class ReportPublished(Event):
+    """A report file was generated, or regenerated with new content as its next revision.
+
+    A late report or a correction changes a weekly report's content; the file is served
+    at `path`."""
+
+    event_type = "ReportPublished"
+    schema_version = 1
+    topic = Topic.PROGRAMME_REPORTS
+    model_config = ConfigDict(json_schema_extra={"examples": [_REPORT_FILE_EXAMPLE]})
+
+    kind: ReportKind
+    period: str = Field(
+        pattern=REPORT_PERIOD_PATTERN, description="A Jalali week (`1405-W36`) or quarter."
+    )
+    subject: str | None = Field(
+        default=None,
+        pattern=REPORT_SUBJECT_PATTERN,
+        description="Whom the file is about within its period (a province, `IR-15`); None "
+        "for a report of the whole period.",
+    )
+    format: ReportFormat
+    revision: int = Field(ge=1, description="Grows by one each time the file's content changes.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Of the file's bytes.")
+    size: int = Field(ge=0, description="The file's size in bytes.")
+    path: str = Field(
+        min_length=1, max_length=300, description="Where the metrics service serves it."
+    )
+
+    def record_key(self) -> str:
+        """Its key on the topic: one current revision per file."""
+        return f"{self.kind}|{self.period}|{self.subject or ''}|{self.format}"
+
+
+def report_path(
+    kind: ReportKind, period: str, subject: str | None, file_format: ReportFormat
+) -> str:
+    """Where the metrics service serves a report file's latest revision."""
+    tail = f"{period}/{subject}" if subject is not None else period
+    return f"/api/reports/{kind}/{tail}.{file_format}"
