@@ -63,6 +63,7 @@ class Topic(StrEnum):
     METRICS_ADOPTION = "metrics.adoption"
     METRICS_DELIVERIES = "metrics.deliveries"
     METRICS_PROGRAMME = "metrics.programme"
+    METRICS_EVALUATIONS = "metrics.evaluations"
 
     PROGRAMME_INDICATORS = "programme.indicators"
     PROGRAMME_TARGETS = "programme.targets"
@@ -450,6 +451,21 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
             "target, its latest state. Consume with any Kafka client."
         ),
         key="the target id",
+        producers=(Principal.METRICS_WORKER,),
+        consumers=(Principal.METRICS, Principal.ANALYST),
+        partitions=1,
+        cleanup_policy="compact",
+        retention_ms=FOREVER,
+    ),
+    TopicSpec(
+        name=Topic.METRICS_EVALUATIONS,
+        description=(
+            "The quarterly evaluation of agencies: one record per agency and Jalali quarter, "
+            "its latest scorecard (each indicator's figure, its 0-100 score and weight), the "
+            "weighted score, the rank among the quarter's agencies and the change since the "
+            "previous quarter. Consume with any Kafka client."
+        ),
+        key="the agency and the quarter, `tax|1405-Q3`",
         producers=(Principal.METRICS_WORKER,),
         consumers=(Principal.METRICS, Principal.ANALYST),
         partitions=1,

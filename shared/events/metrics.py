@@ -159,3 +159,105 @@ class TargetProgressUpdated(Event):
     basis_en: str
     citation: str
     evaluated_on: str = Field(description="The Jalali day the status was decided on.")
+
+
+EvaluationUnit = Literal["percent", "count", "milliseconds", "yes_no"]
+
+_EVALUATION_EXAMPLE: dict[str, Any] = {
+    "agency": "tax",
+    "agency_name_fa": "سازمان امور مالیاتی",
+    "agency_name_en": "Tax Administration",
+    "quarter": "1405-Q3",
+    "first_day": "1405-07-01",
+    "last_day": "1405-09-30",
+    "quarter_start": "2026-09-22T20:30:00Z",
+    "quarter_end": "2026-12-20T20:30:00Z",
+    "closed": False,
+    "measures": [
+        {
+            "indicator": "agency_online_deliveries_share",
+            "name_fa": "سهم ارائه برخط خدمات",
+            "name_en": "Share of deliveries online",
+            "unit": "percent",
+            "value": 62.5,
+            "numerator": 5.0,
+            "denominator": 8.0,
+            "score": 62.5,
+            "weight": 0.1,
+            "applicable": True,
+            "points_lost": 3.75,
+        }
+    ],
+    "score": 71.25,
+    "rank": 4,
+    "agencies_ranked": 12,
+    "previous_quarter": "1405-Q2",
+    "previous_score": 68.0,
+    "previous_rank": 5,
+    "score_change": 3.25,
+    "rank_change": 1,
+    "weakest": ["agency_online_deliveries_share"],
+}
+
+
+class MeasureScore(BaseModel):
+    """One measure of an agency's quarterly scorecard: the indicator it is, the agency's
+    figure (`value`, from `numerator` of `denominator` where it is a share), that figure
+    normalised to 0-100 (`score`), the indicator's weight, and how many points of 100 the
+    measure cost the agency's score (`points_lost`). `applicable` is false where the
+    measure says nothing of the agency (no requests as a provider: no response time), and
+    it is then left out of the score."""
+
+    model_config = ConfigDict(frozen=True)
+
+    indicator: str = Field(pattern=r"^[a-z][a-z0-9_]{1,63}$")
+    name_fa: str
+    name_en: str
+    unit: EvaluationUnit
+    value: float | None = Field(description="None where there is no figure.")
+    numerator: float | None
+    denominator: float | None
+    score: float | None = Field(ge=0, le=100, description="0-100; None where not applicable.")
+    weight: float = Field(ge=0, le=1)
+    applicable: bool
+    points_lost: float = Field(ge=0, le=100)
+
+
+@event
+class AgencyEvaluated(Event):
+    """An agency's scorecard for a Jalali quarter: each measure, the weighted score, its
+    rank among the agencies evaluated that quarter (1 is best; equal scores share a rank),
+    and the change since the previous quarter. The rules (normalisation, weights, an
+    agency without data) are in `services/metrics/domain/evaluations.py`; one record per
+    agency and quarter, its latest state."""
+
+    event_type = "AgencyEvaluated"
+    schema_version = 1
+    topic = Topic.METRICS_EVALUATIONS
+    model_config = ConfigDict(json_schema_extra={"examples": [_EVALUATION_EXAMPLE]})
+
+    agency: str = Field(pattern=r"^[a-z][a-z0-9-]{1,39}$")
+    agency_name_fa: str
+    agency_name_en: str
+    quarter: str = Field(pattern=r"^[0-9]{4}-Q[1-4]$", description="A Jalali quarter.")
+    first_day: str = Field(description="The quarter's first Jalali day, `1405-07-01`.")
+    last_day: str = Field(description="The quarter's last Jalali day.")
+    quarter_start: AwareDatetime
+    quarter_end: AwareDatetime
+    closed: bool = Field(description="Whether the quarter had ended when this was computed.")
+    measures: list[MeasureScore] = Field(max_length=40)
+    score: float | None = Field(ge=0, le=100, description="None while no measure has weight.")
+    rank: int | None = Field(ge=1, description="1 is best; None without a score.")
+    agencies_ranked: int = Field(ge=0)
+    previous_quarter: str = Field(pattern=r"^[0-9]{4}-Q[1-4]$")
+    previous_score: float | None = Field(description="None if not scored then.")
+    previous_rank: int | None
+    score_change: float | None = Field(description="This score less the previous one.")
+    rank_change: int | None = Field(description="Places gained since then (negative: lost).")
+    weakest: list[str] = Field(
+        max_length=40, description="The measures that cost it most points, worst first."
+    )
+
+    def record_key(self) -> str:
+        """Its key on `metrics.evaluations`: the agency and the quarter, `tax|1405-Q3`."""
+        return f"{self.agency}|{self.quarter}"

@@ -30,8 +30,10 @@ Scope = Literal["national", "province", "agency"]
 IndicatorUnit = Literal["percent", "count", "people", "transactions"]
 Direction = Literal["increase", "decrease"]
 #: Where an indicator's figures come from: computed live by the metrics worker, or
-#: reported (by the operator, by a provincial directorate, or as a historical baseline).
-IndicatorSource = Literal["live", "reported"]
+#: reported (by the operator, by a provincial directorate, or as a historical baseline), or
+#: computed per agency and Jalali quarter by the worker's evaluation of agencies (published
+#: on `metrics.evaluations`, read from no other metric).
+IndicatorSource = Literal["live", "reported", "evaluation"]
 #: How a live indicator reads its metric: the all-time value, the Jalali year's (the running
 #: year annualised, so years compare), or each day's.
 LiveWindow = Literal["all_time", "year", "day"]
@@ -126,10 +128,10 @@ class IndicatorRecorded(Event):
         live = self.live_metric is not None and self.live_window is not None
         if self.source == "live" and not live:
             raise ValueError("a live indicator names its metric and window")
-        if self.source == "reported" and (
+        if self.source != "live" and (
             self.live_metric or self.live_window or self.live_dimensions
         ):
-            raise ValueError("a reported indicator names no live metric")
+            raise ValueError(f"a {self.source} indicator names no live metric")
         return self
 
 

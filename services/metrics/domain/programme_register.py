@@ -148,12 +148,14 @@ def check_indicator(definition: IndicatorDefinition) -> None:
         definition.live_metric is None or definition.live_window is None
     ):
         raise Invalid("live_indicator_unnamed", "a live indicator names its metric and window")
-    if definition.source == "reported" and (
+    if definition.source != "live" and (
         definition.live_metric is not None
         or definition.live_window is not None
         or definition.live_dimensions
     ):
-        raise Invalid("reported_indicator_named_live", "a reported indicator reads no metric")
+        raise Invalid(
+            "reported_indicator_named_live", f"a {definition.source} indicator reads no metric"
+        )
 
 
 def check_scope_code(scope: Scope, scope_code: str | None) -> None:

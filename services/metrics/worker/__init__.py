@@ -20,6 +20,7 @@ AGENT_MODULES: tuple[str, ...] = (
     "services.metrics.worker.deliveries",
     "services.metrics.worker.publisher",
     "services.metrics.worker.programme",
+    "services.metrics.worker.evaluations",
 )
 
 
