@@ -181,6 +181,11 @@ async def partitions_of(kafka: KafkaAccess, topic: str) -> set[int]:
 
 #: How often consumers refresh metadata: an agency's new channel is read within this.
 CHANNEL_DISCOVERY_MS = 5000
+#: How often a group member hears from the coordinator. A rebalance (a new agency's
+#: channels found by a pattern subscription, a member joining) waits until every member
+#: has heard of it, and the whole group stands still meanwhile: with the client's default
+#: of 3 s, each new agency paused the exchange's transactions for up to 3 s.
+HEARTBEAT_INTERVAL_MS = 500
 
 
 @dataclass(frozen=True)
@@ -273,6 +278,7 @@ class EventConsumer:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             metadata_max_age_ms=CHANNEL_DISCOVERY_MS,
+            heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
         )
         if self._pattern is not None:
             self._consumer.subscribe(pattern=self._pattern)
