@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -26,4 +27,6 @@ def platform_up(prefix: str, *, environment: str = "development") -> Iterator[Lo
         yield running
     finally:
         running.down()
-        shutil.rmtree(home, ignore_errors=True)
+        # PANJEREH_TEST_KEEP_HOME=1 keeps the home, its logs above all, for a look afterwards.
+        if os.environ.get("PANJEREH_TEST_KEEP_HOME") != "1":
+            shutil.rmtree(home, ignore_errors=True)
