@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from services.metrics import programme_reference
+from services.metrics import programme_reference, weekly_reports
 from services.metrics.handlers import HANDLERS
 from services.metrics.http import router
 from services.metrics.settings import MetricsSettings
@@ -45,6 +45,8 @@ def build(settings: MetricsSettings | None = None) -> FastAPI:
     background: dict[str, Callable[[Runtime], Coroutine[Any, Any, None]]] = {}
     if settings.environment == "development" and settings.load_reference_when_empty:
         background["programme-reference"] = load_reference_if_empty
+    if settings.weekly_reports:
+        background["weekly-reports"] = weekly_reports.run
     return create_app(
         settings,
         title="Panjereh metrics",

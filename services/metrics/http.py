@@ -29,6 +29,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from services.metrics import messages as _messages  # noqa: F401  (registers the codes)
 from services.metrics import use_cases
+from services.metrics.documents import csv_document
 from services.metrics.domain.programme_register import (
     IndicatorDefinition,
     ObservationReport,
@@ -38,15 +39,17 @@ from services.metrics.domain.programme_register import (
 from services.metrics.domain.provincial_reports import load_projects
 from services.metrics.domain.queries import FigureQuery, parse_dimensions, parse_granularity
 from services.metrics.domain.reference import load_reference
+from services.metrics.league_page import league_page
 from services.metrics.programme_page import programme_page
 from services.metrics.provinces_page import current_week, provinces_page
 from services.metrics.report_page import report_page
 from services.metrics.settings import MetricsSettings
 from services.metrics.storage import MetricsStorage, ProgrammeStorage, ReportFilesStorage
-from services.metrics.use_cases import programme, provinces
+from services.metrics.use_cases import programme, provinces, weekly_reports
 from services.metrics.use_cases.provinces import ReportEntry
 from shared.auth import Principal
 from shared.db import Pool
+from shared.errors import Invalid
 from shared.events.programme import (
     INDICATOR_CODE_PATTERN,
     REPORT_PERIOD_PATTERN,
@@ -73,6 +76,7 @@ _ASSETS = {
     "report.css": "text/css",
     "provinces.js": "text/javascript",
     "provinces.css": "text/css",
+    "league.css": "text/css",
 }
 
 
@@ -311,10 +315,74 @@ async def put_provincial_report(
 )
 async def provincial_reports_of_week(week: WeekInPath, runtime: RuntimeDep) -> dict[str, Any]:
     """Each province's current report (late flag, figures with the change since its
-    previous report) or its status: `missing` once the week has ended, `awaited` before."""
+    previous report) or its status: `missing` once the week has ended, `awaited` before;
+    the week's `league` (each reporting province's score and rank, and its rank the week
+    before; the national summary: roll-up, who did not report, top and bottom five) as
+    the reports stand now; and the `files` generated for the week (their latest revisions)."""
+    return await week_with_league(runtime.pool, week)
+
+
+async def week_with_league(pool: Pool, week: str) -> dict[str, Any]:
+    """The week's overview with its league and files (as the API answers it)."""
+    now = datetime.now(UTC)
+    async with transaction(pool, ProgrammeStorage) as work:
+        overview = await provinces.week_overview(work, week, now)
+        league = await weekly_reports.week_league(work, week, now, PROJECTS)
+    async with transaction(pool, ReportFilesStorage) as files:
+        kept = [
+            *await files.report_files_of("national-week", week),
+            *await files.report_files_of("province-week", week),
+        ]
+    return overview.as_json() | {
+        "league": league.as_json(),
+        "files": [record.model_dump(mode="json") for record in kept],
+    }
+
+
+@router.get(
+    "/api/provinces/allocation",
+    tags=["provinces"],
+    summary="A budget split among the provinces by their scores for a week",
+    response_model=None,
+)
+async def provincial_allocation(
+    runtime: RuntimeDep,
+    week: Annotated[str, Query(max_length=16, description="A Jalali week, e.g. `1405-W36`")],
+    budget: Annotated[
+        str, Query(max_length=40, description="Whole rials; Persian digits and separators too")
+    ],
+    answer_as: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
+) -> dict[str, Any] | Response:
+    """The rule (services/metrics/README.md): in proportion to each province's score for
+    the week; a province that did not report, or scored 0, gets nothing; whole rials that
+    sum exactly to the budget (largest remainder). A 422 `week_malformed`,
+    `week_in_future`, `budget_invalid` or `no_scores` says why, in Persian and English."""
     async with transaction(runtime.pool, ProgrammeStorage) as work:
-        overview = await provinces.week_overview(work, week, datetime.now(UTC))
-    return overview.as_json()
+        split = await weekly_reports.allocation(work, week, budget, datetime.now(UTC), PROJECTS)
+    answer = split.as_json()
+    if answer_as == "json":
+        return answer
+    content = csv_document(
+        [
+            "rank / رتبه",
+            "province / استان",
+            "name_fa / نام",
+            "name_en",
+            "score / امتیاز",
+            "amount (rials) / سهم (ریال)",
+        ],
+        [
+            [r["rank"], r["province"], r["name_fa"], r["name_en"], r["score"], r["amount"]]
+            for r in answer["provinces"]
+        ],
+    )
+    return Response(
+        content,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "content-disposition": f'attachment; filename="allocation-{split.league.week}.csv"'
+        },
+    )
 
 
 @router.get(
@@ -546,5 +614,42 @@ async def provinces_dashboard(
     policy = (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self';"
         " connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+    return HTMLResponse(page, headers={"content-security-policy": policy})
+
+
+@router.get(
+    "/dashboard/provinces/league",
+    tags=["dashboard"],
+    summary="The provinces' weekly league table, and a budget split by it (HTML)",
+    response_class=HTMLResponse,
+)
+async def provinces_league_dashboard(
+    runtime: RuntimeDep,
+    lang: Literal["fa", "en"] = "fa",
+    week: Annotated[
+        str | None, Query(max_length=16, description="A Jalali week; the last ended by default")
+    ] = None,
+    budget: Annotated[str | None, Query(max_length=40, description="Rials to split")] = None,
+) -> HTMLResponse:
+    """The week's league table, top and bottom five, the provinces that did not report,
+    the week's files, and (with `budget`) the performance-based allocation; rendered on
+    the server, so it reads without a script. A malformed week is a 422."""
+    now = datetime.now(UTC)
+    chosen = week or weekly_reports.previous_week(current_week(now))
+    data = await week_with_league(runtime.pool, chosen)
+    split: dict[str, Any] | None = None
+    refusal: str | None = None
+    if budget:
+        try:
+            async with transaction(runtime.pool, ProgrammeStorage) as work:
+                allocated = await weekly_reports.allocation(work, chosen, budget, now, PROJECTS)
+            split = allocated.as_json()
+        except Invalid as refused:
+            refusal = refused.code
+    page = league_page(lang, data, now, budget=budget, allocation=split, refusal=refusal)
+    policy = (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self';"
+        " frame-ancestors 'none'; base-uri 'none'"
     )
     return HTMLResponse(page, headers={"content-security-policy": policy})

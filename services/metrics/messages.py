@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from services.metrics.domain.league import ALLOCATION_MESSAGES as ALLOCATION_RULES
 from services.metrics.domain.provincial_reports import MESSAGES as REPORT_RULES
 from shared.messages import register_messages
 
 # The rules of a province's weekly report keep their texts with the rules; each refusal
 # also names its code in a problem's `errors`, so they are registered as codes too.
 register_messages(dict(REPORT_RULES))
+# The performance-based allocation's refusals keep their texts with its rule.
+register_messages(dict(ALLOCATION_RULES))
 
 register_messages(
     {

@@ -29,3 +29,24 @@ class MetricsSettings(ServiceSettings):
             "(reference/programme.yaml) at start if the register has no indicator."
         ),
     )
+    weekly_reports: bool = Field(
+        default=True,
+        validation_alias="PANJEREH_METRICS_WEEKLY_REPORTS",
+        description="Generate the weekly reports' files when a week closes, and again when "
+        "a late report or a correction arrives for it.",
+    )
+    weekly_reports_interval_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        validation_alias="PANJEREH_METRICS_WEEKLY_REPORTS_INTERVAL_SECONDS",
+        description="How often the weekly reports look for a closed week or a new report.",
+    )
+    weekly_reports_catch_up: int = Field(
+        default=2,
+        ge=1,
+        le=52,
+        validation_alias="PANJEREH_METRICS_WEEKLY_REPORTS_CATCH_UP",
+        description="How many of the latest ended weeks are generated if they never were "
+        "(weeks that ended while the service was down).",
+    )

@@ -519,3 +519,56 @@ class ReportFilesStorage(UnitOfWork):
             stored.generated_at,
             _document(record),
         )
+
+
+class WeeklyReportsStorage(ReportFilesStorage):
+    """The weekly reports' files and when each week's were generated
+    (`weekly_report_runs`), in the transaction of its connection."""
+
+    async def weeks_generated(self, weeks: list[str]) -> set[str]:
+        """Which of these weeks have had their reports generated."""
+        rows = await self.connection.fetch(
+            "SELECT week FROM weekly_report_runs WHERE week = ANY($1::text[])", weeks
+        )
+        return {row["week"] for row in rows}
+
+    async def weeks_with_new_reports(self) -> list[str]:
+        """Weeks generated before a report of theirs, or of the week before them, came in
+        (a late report, a correction), oldest first."""
+        rows = await self.connection.fetch(
+            """
+            SELECT w.week FROM weekly_report_runs w
+             WHERE EXISTS (
+                   SELECT 1 FROM provincial_reports r
+                    WHERE r.submitted_at > w.generated_from
+                      AND r.week_start < w.week_end
+                      AND r.week_end >= w.week_start - interval '7 days')
+             ORDER BY w.week_start
+            """
+        )
+        return [row["week"] for row in rows]
+
+    async def record_run(
+        self,
+        week: str,
+        week_start: datetime,
+        week_end: datetime,
+        generated_from: datetime,
+        generated_at: datetime,
+    ) -> None:
+        await self.connection.execute(
+            """
+            INSERT INTO weekly_report_runs (week, week_start, week_end, generated_from,
+                                            generated_at)
+            VALUES ($1, $2, $3, $4, $5)
+            ON CONFLICT (week) DO UPDATE SET
+                generated_from = GREATEST(weekly_report_runs.generated_from,
+                                          EXCLUDED.generated_from),
+                generated_at = EXCLUDED.generated_at
+            """,
+            week,
+            week_start,
+            week_end,
+            generated_from,
+            generated_at,
+        )

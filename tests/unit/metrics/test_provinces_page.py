@@ -220,6 +220,11 @@ class _Pool:
         yield _Connection()
 
 
+class _NoFiles:
+    async def report_files_of(self, kind: str, period: str) -> list[object]:
+        return []
+
+
 @pytest.fixture
 def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     work = asyncio.run(_reports())
@@ -228,6 +233,8 @@ def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     app.include_router(http.router)
     app.state.runtime = SimpleNamespace(pool=_Pool())
     monkeypatch.setattr(http, "ProgrammeStorage", lambda connection: work)
+    # No report file generated yet: the week's answer lists none.
+    monkeypatch.setattr(http, "ReportFilesStorage", lambda connection: _NoFiles())
     with TestClient(app) as test_client:
         yield test_client
 
