@@ -42,8 +42,10 @@ from panjereh_agency import ExchangeClient, ExchangeKeys, ProviderWorker
 from benchmarks.stage import SHIFT, Stage, add_arguments, fill_sizes, run_on_stage
 from shared.events.exchange import DataRequestForwarded
 from shared.logging import configure_logging
-from shared.principals import Principal
+from shared.principals import PRINCIPAL_SPECS, Principal
 from shared.settings import PlatformSettings
+from shared.topics import Topic, channel
+from tests.groups import until_settled
 from tests.integration.exchange.helpers import (
     ISSUER,
     AgencySystem,
@@ -167,6 +169,17 @@ async def run(arguments: argparse.Namespace, stage: Stage) -> None:
         ):
             consumer_kafka = await stage.agency_access(consumer.code)
             provider_kafka = await stage.agency_access(provider.code)
+            # The exchange finds new agencies' channels by pattern, then its group
+            # rebalances: a provisioning delay, not a transaction's, so it is waited out.
+            await until_settled(
+                stage.admin,
+                PRINCIPAL_SPECS[Principal.EXCHANGE].groups[0],
+                [
+                    channel(Topic.AGENCY_REQUESTS, consumer.code),
+                    channel(Topic.AGENCY_ANSWERS, provider.code),
+                ],
+                timeout=60,
+            )
             keys = (await http.get("/keys")).json()["keys"]
             exchange_keys = ExchangeKeys(keys={key["kid"]: key for key in keys})
             data_service = await register_data_service(

@@ -41,8 +41,6 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from confluent_kafka import ConsumerGroupState
-from confluent_kafka.admin import AdminClient
 from joserfc.jwk import ECKey
 from panjereh_agency.channel import ChannelReader
 from panjereh_agency.exchange_keys import ExchangeKeys
@@ -60,6 +58,7 @@ from shared.signing import generate_key, public_jwk, sign_event
 from shared.topics import TOPICS, TopicSpec, channel, dead_letter_of
 from tests.abuse.conftest import CATALOG, EXCHANGE, IDENTITY
 from tests.abuse.users import Tokens
+from tests.groups import until_settled
 from tests.tokens import access_claims, new_issuer_key, signed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -432,37 +431,14 @@ class Bench:
         position = committed.get(partition)
         return position is not None and position.offset > offset
 
-    async def settled(self, group: str, topic: str) -> None:
-        """Wait until `group` is stable with `topic` assigned to a member.
-
-        A group stands still while it rebalances, as it does when a pattern subscription
-        finds a new agency's channels (a case before this one may have registered an
-        agency): a second for a record is the promise of a settled reader, so the
-        clock starts once the reader is settled.
-        """
-        config: dict[str, str | int | float | bool] = {**self.admin.librdkafka_config()}
-        admin = AdminClient(config)
-
-        def stable_with_topic() -> bool:
-            (future,) = admin.describe_consumer_groups([group], request_timeout=5).values()
-            description = future.result()
-            return description.state == ConsumerGroupState.STABLE and any(
-                partition.topic == topic
-                for member in description.members
-                for partition in member.assignment.topic_partitions
-            )
-
-        deadline = time.monotonic() + REFUSED_WITHIN
-        while not await asyncio.to_thread(stable_with_topic):
-            assert time.monotonic() < deadline, f"{group} never settled with {topic} assigned"
-            await asyncio.sleep(0.1)
-
     async def run(self, spec: TopicSpec, poison: str) -> Outcome:
         """Publish `poison` then the good record on `spec`'s topic; watch its readers."""
         topic = concrete(spec)
+        # A second is the promise of a settled reader: a case before this one may have
+        # registered an agency, whose channels make a pattern-subscribed group rebalance.
         for principal in readers_of(spec):
             if spec.name not in TOKEN_TOPICS and principal is not Principal.AGENCY:
-                await self.settled(reader_name(spec, principal), topic)
+                await until_settled(self.admin, reader_name(spec, principal), [topic])
         key = f"poison-{poison}-{uuid.uuid4().hex[:8]}"
         good = self.good(spec, key)
         good_bytes = good.envelope.to_bytes()

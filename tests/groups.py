@@ -1,0 +1,41 @@
+"""Waiting for a consumer group to settle: stable, with the topics in question assigned.
+
+A group stands still while it rebalances, as it does when a pattern subscription finds a
+new agency's channels; and until then nobody in it reads them. What is timed (a record
+handled within a second, a round trip) is timed from a settled group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+
+from confluent_kafka import ConsumerGroupState
+from confluent_kafka.admin import AdminClient
+
+from shared.kafka_access import KafkaAccess
+
+
+async def until_settled(
+    admin: KafkaAccess, group: str, topics: Iterable[str], timeout: float = 30.0
+) -> None:
+    """Return once `group` is stable and each of `topics` is assigned to a member of it."""
+    config: dict[str, str | int | float | bool] = {**admin.librdkafka_config()}
+    client = AdminClient(config)
+    wanted = set(topics)
+
+    def settled() -> bool:
+        (future,) = client.describe_consumer_groups([group], request_timeout=5).values()
+        description = future.result()
+        assigned = {
+            partition.topic
+            for member in description.members
+            for partition in member.assignment.topic_partitions
+        }
+        return description.state == ConsumerGroupState.STABLE and wanted <= assigned
+
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(settled):
+        assert time.monotonic() < deadline, f"{group} never settled with {sorted(wanted)}"
+        await asyncio.sleep(0.1)
