@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared import exact_json
 from shared.exact_json import InexactJson
@@ -63,3 +66,34 @@ def test_what_is_not_json_at_all_is_left_to_its_reader() -> None:
 def test_the_reason_names_where_the_bad_character_is() -> None:
     with pytest.raises(InexactJson, match=r"payload\.names\[1\] holds a NUL character"):
         exact_json.parse(b'{"payload": {"names": ["ok", "x\\u0000"]}}')
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(exclude_categories=())),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(st.characters(exclude_categories=())), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(_JSON_VALUES, st.booleans())
+def test_the_fast_path_reads_every_document_as_the_careful_parser_does(
+    value: object, ascii_only: bool
+) -> None:
+    # Two parsers must never disagree: what one takes, the other takes as the same value,
+    # and what one refuses, the other refuses with the same reason.
+    document = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    assert _outcome(exact_json.parse, document) == _outcome(exact_json.loads, document)
+
+
+def _outcome(read: Callable[[bytes], object], document: bytes) -> tuple[str, object]:
+    try:
+        return ("read", read(document))
+    except (InexactJson, json.JSONDecodeError, UnicodeDecodeError) as refusal:
+        return (type(refusal).__name__, str(refusal))
