@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from services.metrics import programme_reference, weekly_reports
+from services.metrics.evaluation_reports import keep_reports_current
 from services.metrics.handlers import HANDLERS
 from services.metrics.http import router
 from services.metrics.settings import MetricsSettings
@@ -47,6 +48,8 @@ def build(settings: MetricsSettings | None = None) -> FastAPI:
         background["programme-reference"] = load_reference_if_empty
     if settings.weekly_reports:
         background["weekly-reports"] = weekly_reports.run
+    # Each ended quarter's evaluation report, generated again as its figures change.
+    background["evaluation-reports"] = keep_reports_current
     return create_app(
         settings,
         title="Panjereh metrics",

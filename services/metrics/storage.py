@@ -24,7 +24,7 @@ from services.metrics.documents import StoredFile
 from services.metrics.domain.programme_register import CurrentFigure, Kept
 from services.metrics.domain.queries import FigureQuery
 from services.metrics.domain.values import MetricValue
-from shared.events.metrics import TargetProgressUpdated
+from shared.events.metrics import AgencyEvaluated, TargetProgressUpdated
 from shared.events.programme import (
     IndicatorRecorded,
     ObservationRecorded,
@@ -153,6 +153,103 @@ class MetricsStorage(UnitOfWork):
             "SELECT max(updated_at) FROM metric_values"
         )
         return changed
+
+
+def _evaluation(payload: Any) -> AgencyEvaluated:
+    # jsonb holds its moments as text: read back as the JSON they were written as.
+    return AgencyEvaluated.model_validate(payload, strict=False)
+
+
+class EvaluationsStorage(UnitOfWork):
+    """The projection of `metrics.evaluations` (`agency_evaluations`: each agency's latest
+    scorecard per quarter) and which figures each quarter's report was generated from
+    (`evaluation_reports`), in the transaction of its connection
+    (`services.metrics.use_cases.evaluations.EvaluationsWork`)."""
+
+    async def keep_evaluation(self, evaluation: AgencyEvaluated, occurred_at: datetime) -> None:
+        """Keep an agency's latest scorecard; an older publication never replaces a newer
+        one, and the same scorecard published again changes nothing."""
+        await self.connection.execute(
+            """
+            INSERT INTO agency_evaluations (quarter, agency, occurred_at, payload)
+            VALUES ($1, $2, $3, $4)
+            ON CONFLICT (quarter, agency) DO UPDATE SET
+                occurred_at = EXCLUDED.occurred_at, payload = EXCLUDED.payload,
+                updated_at = clock_timestamp()
+            WHERE agency_evaluations.occurred_at <= EXCLUDED.occurred_at
+              AND agency_evaluations.payload IS DISTINCT FROM EXCLUDED.payload
+            """,
+            evaluation.quarter,
+            evaluation.agency,
+            occurred_at,
+            _document(evaluation),
+        )
+
+    async def evaluations_of(self, quarter: str) -> list[tuple[AgencyEvaluated, datetime]]:
+        """The quarter's scorecards, with when each changed last, by agency."""
+        rows = await self.connection.fetch(
+            "SELECT payload, updated_at FROM agency_evaluations WHERE quarter = $1 ORDER BY agency",
+            quarter,
+        )
+        return [(_evaluation(r["payload"]), r["updated_at"]) for r in rows]
+
+    async def evaluation_of(
+        self, quarter: str, agency: str
+    ) -> tuple[AgencyEvaluated, datetime] | None:
+        row = await self.connection.fetchrow(
+            "SELECT payload, updated_at FROM agency_evaluations WHERE quarter = $1 AND agency = $2",
+            quarter,
+            agency,
+        )
+        if row is None:
+            return None
+        return _evaluation(row["payload"]), row["updated_at"]
+
+    async def evaluated_quarters(self) -> list[str]:
+        """Every quarter with scorecards, latest first."""
+        rows = await self.connection.fetch(
+            "SELECT DISTINCT quarter FROM agency_evaluations ORDER BY quarter DESC"
+        )
+        return [row["quarter"] for row in rows]
+
+    async def reports_due(self, now: datetime) -> list[tuple[str, datetime]]:
+        """The quarters ended by `now` whose scorecards changed since their report was last
+        generated (or that have none yet), with their latest change, oldest first."""
+        rows = await self.connection.fetch(
+            """
+            SELECT e.quarter, max(e.updated_at) AS changed
+            FROM agency_evaluations e
+            LEFT JOIN evaluation_reports r ON r.quarter = e.quarter
+            WHERE (e.payload->>'quarter_end')::timestamptz <= $1
+            GROUP BY e.quarter, r.figures_as_of
+            HAVING r.figures_as_of IS NULL OR max(e.updated_at) > r.figures_as_of
+            ORDER BY e.quarter
+            """,
+            now,
+        )
+        return [(row["quarter"], row["changed"]) for row in rows]
+
+    async def lock_report(self, quarter: str) -> None:
+        """Hold the quarter's report lock to the end of this transaction: one generation at
+        a time, whichever instance or operator asks."""
+        await self.connection.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('evaluation-report:' || $1))", quarter
+        )
+
+    async def mark_report(self, quarter: str, figures_as_of: datetime, now: datetime) -> None:
+        """Record that the quarter's report was generated from its figures as of then."""
+        await self.connection.execute(
+            """
+            INSERT INTO evaluation_reports (quarter, figures_as_of, generated_at)
+            VALUES ($1, $2, $3)
+            ON CONFLICT (quarter) DO UPDATE SET
+                figures_as_of = GREATEST(evaluation_reports.figures_as_of, EXCLUDED.figures_as_of),
+                generated_at = EXCLUDED.generated_at
+            """,
+            quarter,
+            figures_as_of,
+            now,
+        )
 
 
 def _document(record: Any) -> dict[str, Any]:

@@ -128,9 +128,7 @@ class IndicatorRecorded(Event):
         live = self.live_metric is not None and self.live_window is not None
         if self.source == "live" and not live:
             raise ValueError("a live indicator names its metric and window")
-        if self.source != "live" and (
-            self.live_metric or self.live_window or self.live_dimensions
-        ):
+        if self.source != "live" and (self.live_metric or self.live_window or self.live_dimensions):
             raise ValueError(f"a {self.source} indicator names no live metric")
         return self
 
