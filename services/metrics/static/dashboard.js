@@ -43,6 +43,7 @@
       source: "منبع جمعیت:",
       programme_targets: "اهداف برنامه",
       provinces_reports: "گزارش‌های هفتگی استان‌ها",
+      evaluations: "ارزیابی فصلی دستگاه‌ها",
       version: "نسخه"
     },
     en: {
@@ -84,6 +85,7 @@
       source: "Population source:",
       programme_targets: "Programme targets",
       provinces_reports: "Provinces' weekly reports",
+      evaluations: "Quarterly evaluation of agencies",
       version: "version"
     }
   };
@@ -206,6 +208,7 @@
 
   document.getElementById("programme-link").textContent = T.programme_targets;
   document.getElementById("provinces-link").textContent = T.provinces_reports;
+  document.getElementById("evaluations-link").textContent = T.evaluations;
   render(JSON.parse(document.getElementById("initial").textContent));
   if (window.EventSource) {
     var live = document.getElementById("live");
