@@ -214,7 +214,8 @@ class EvaluationsStorage(UnitOfWork):
 
     async def reports_due(self, now: datetime) -> list[tuple[str, datetime]]:
         """The quarters ended by `now` whose scorecards changed since their report was last
-        generated (or that have none yet), with their latest change, oldest first."""
+        generated (or that have none yet), with their latest change, latest quarter first (after
+        a pause the freshest results go out first)."""
         rows = await self.connection.fetch(
             """
             SELECT e.quarter, max(e.updated_at) AS changed
@@ -223,7 +224,7 @@ class EvaluationsStorage(UnitOfWork):
             WHERE (e.payload->>'quarter_end')::timestamptz <= $1
             GROUP BY e.quarter, r.figures_as_of
             HAVING r.figures_as_of IS NULL OR max(e.updated_at) > r.figures_as_of
-            ORDER BY e.quarter
+            ORDER BY e.quarter DESC
             """,
             now,
         )

@@ -4,9 +4,9 @@ service serves the league table, shows it on its dashboard page (Chromium), and 
 the quarter's printable report (HTML and PDF) announced on `programme.reports` (real broker,
 database, worker and service).
 
-The quarters are two consecutive ones of a Jalali year long before any other test's data
-(1310-1349), and the agencies are this module's own, so the league tables are exactly its
-own. Expected scores are worked out by hand below from the rules in
+The quarters are consecutive ones chosen at random from 1330 to 1377, and the agencies
+are this module's own, in the register for these quarters only, so the league tables are
+exactly its own. Expected scores are worked out by hand below from the rules in
 `services/metrics/domain/evaluations.py` and the weights of `reference/programme.yaml`.
 """
 
@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -28,45 +29,71 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from services.metrics.bootstrap import build
 from services.metrics.domain import evaluations as ev
-from services.metrics.domain.windows import window_from_label
+from services.metrics.domain.windows import Window, window_from_label, window_of
+from services.metrics.evaluations_page import MONTHS_FA
 from services.metrics.programme_reference import reference_register
+from services.metrics.settings import MetricsSettings
+from shared.auth import InvalidToken
 from shared.envelope import Envelope
 from shared.events.catalog import AgencyRecorded
 from shared.events.exchange import FinalOutcome
 from shared.events.programme import IndicatorRecorded
 from shared.kafka import new_producer, publish
 from shared.kafka_access import KafkaAccess
+from shared.registry import decode
+from shared.runtime import Runtime
 from shared.topics import Topic
+from tests.integration.kafka_helpers import read_all
 from tests.integration.metrics import events
 from tests.integration.metrics.worker_process import (
     ServiceProcess,
     WorkerProcess,
     latest_figures,
 )
+from tests.polling import eventually
+from tests.tokens import access_claims, new_issuer_key, publish_issuer_key, signed
 
 pytestmark = pytest.mark.integration
 
-YEAR = random.randrange(1310, 1350)
-QA, QB, QC = f"{YEAR}-Q2", f"{YEAR}-Q3", f"{YEAR}-Q4"
 GOOD, FAIR, POOR = (events.unique_agency(p) for p in ("eval-good", "eval-fair", "eval-poor"))
 # Above any revision the reference register is loaded with: this module's weights hold.
 REVISION = 1_000_000 + random.randrange(1_000_000)
 
 
-def _start(quarter: str) -> datetime:
-    start = window_from_label("quarter", quarter).start
-    assert start is not None
-    return start
+def _quarters() -> tuple[Window, Window, Window]:
+    """Three consecutive Jalali quarters, the first at random from 1330 to 1376: after
+    Tehran's clock left local mean time (whose seconds the windows do not keep), before the
+    agencies other tests register enter (the earliest, of the end-to-end test, in 1378)."""
+    first = window_from_label(
+        "quarter", f"{random.randrange(1330, 1377)}-Q{random.randrange(1, 5)}"
+    )
+    second = window_of("quarter", _bound(first.end))
+    return first, second, window_of("quarter", _bound(second.end))
 
 
-IN_A = _start(QA) + timedelta(days=20)
-IN_B = _start(QB) + timedelta(days=20)
-IN_C = _start(QC) + timedelta(days=20)
-REGISTERED = _start(QA) - timedelta(days=40)
+def _bound(moment: datetime | None) -> datetime:
+    assert moment is not None
+    return moment
 
 
-def _agency(code: str, *, window: date | None) -> Envelope[Any]:
+WA, WB, WC = _quarters()
+QA, QB, QC = WA.label, WB.label, WC.label
+IN_A = _bound(WA.start) + timedelta(days=20)
+IN_B = _bound(WB.start) + timedelta(days=20)
+IN_C = _bound(WC.start) + timedelta(days=20)
+# The module's agencies enter the register in its first quarter and leave it at the end of
+# its third, so they are evaluated in these three quarters only, and another run's agencies
+# (in quarters of their own) are not evaluated in these.
+REGISTERED = _bound(WA.start) + timedelta(hours=1)
+FIRST_DAY_A = (_bound(WA.start) + timedelta(hours=12)).date()
+LEFT = _bound(WC.end) - timedelta(minutes=1)
+
+
+def _agency(
+    code: str, *, window: date | None, active: bool = True, revision: int = 1
+) -> Envelope[Any]:
     payload = AgencyRecorded(
         code=code,
         name_fa=f"سازمان {code[-4:]}",
@@ -76,10 +103,32 @@ def _agency(code: str, *, window: date | None) -> Envelope[Any]:
         province=None,
         window_connected_since=window,
         exchange_connected_since=None,
-        active=True,
-        revision=1,
+        active=active,
+        revision=revision,
     )
-    return Envelope.wrap(payload, source="catalog", subject=code, occurred_at=REGISTERED)
+    at = REGISTERED if active else LEFT
+    return Envelope.wrap(payload, source="catalog", subject=code, occurred_at=at)
+
+
+async def _close_agencies_left_open(kafka: KafkaAccess, producer: AIOKafkaProducer) -> None:
+    """A run of this module that died before its agencies left the register left them in
+    every quarter after its own: they leave now, a day after they entered."""
+    latest: dict[str, tuple[AgencyRecorded, datetime]] = {}
+    for record in await read_all(kafka, Topic.CATALOG_AGENCIES.value):
+        payload = decode(record.value, Topic.CATALOG_AGENCIES.value)
+        agency = payload.payload
+        if isinstance(agency, AgencyRecorded) and agency.code.startswith("eval-"):
+            known = latest.get(agency.code)
+            if known is None or known[0].revision < agency.revision:
+                latest[agency.code] = (agency, payload.occurred_at)
+    for code, (agency, recorded_at) in latest.items():
+        if agency.active:
+            closed = agency.model_copy(update={"active": False, "revision": agency.revision + 1})
+            left = recorded_at + timedelta(days=1)
+            await publish(
+                producer,
+                Envelope.wrap(closed, source="catalog", subject=code, occurred_at=left),
+            )
 
 
 def _service(agency: str, number: int, maturity: int) -> Envelope[Any]:
@@ -196,11 +245,15 @@ async def published(
     producer: AIOKafkaProducer = new_producer(kafka_admin, client_id="metrics-evaluations")
     await producer.start()
     try:
+        await _close_agencies_left_open(kafka_admin, producer)
         for envelope in [
             *_indicators(),
-            _agency(GOOD, window=REGISTERED.date()),
-            _agency(FAIR, window=REGISTERED.date()),
+            _agency(GOOD, window=FIRST_DAY_A),
+            _agency(FAIR, window=FIRST_DAY_A),
             _agency(POOR, window=None),
+            _agency(GOOD, window=FIRST_DAY_A, active=False, revision=2),
+            _agency(FAIR, window=FIRST_DAY_A, active=False, revision=2),
+            _agency(POOR, window=None, active=False, revision=2),
             _service(GOOD, 1, 5),
             _service(GOOD, 2, 3),
             _service(FAIR, 1, 3),
@@ -343,10 +396,13 @@ async def test_a_redelivered_event_changes_nothing(
 
 
 async def _api_when(
-    client: httpx.AsyncClient, path: str, check: Callable[[httpx.Response], bool]
+    client: httpx.AsyncClient,
+    path: str,
+    check: Callable[[httpx.Response], bool],
+    timeout: float = 120.0,
 ) -> httpx.Response:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + 120
+    deadline = loop.time() + timeout
     while True:
         response = await client.get(path)
         if check(response) or loop.time() > deadline:
@@ -372,7 +428,7 @@ async def test_the_api_serves_the_league_table_and_refuses_what_names_no_quarter
         one = await client.get(f"/api/evaluations/{QB}/{POOR}")
         malformed = await client.get("/api/evaluations/1405-Q5")
         words = await client.get("/api/evaluations/autumn")
-        unknown = await client.get(f"/api/evaluations/{YEAR - 1}-Q1")
+        unknown = await client.get("/api/evaluations/1499-Q1")
         stranger = await client.get(f"/api/evaluations/{QB}/no-such-agency")
         listed = await client.get("/api/evaluations")
 
@@ -384,7 +440,7 @@ async def test_the_api_serves_the_league_table_and_refuses_what_names_no_quarter
         (FAIR, 47.37, 3),
     ]
     assert table["quarter"] == QB
-    assert table["first_day"] == f"{YEAR}-07-01"
+    assert table["first_day"] == window_of("day", _bound(WB.start)).label
     assert table["closed"] is True
     assert {m["indicator"]: m["weight"] for m in table["measures"]}[ev.ELECTRONIC] == 0.15
     assert one.status_code == 200
@@ -459,8 +515,9 @@ async def test_the_dashboard_shows_who_ranks_lowest_and_why_in_persian_and_engli
     assert weak == [ev.ELECTRONIC, ev.SMART, ev.WINDOW]
     assert "سهم خدمات الکترونیکی دستگاه" in poor.group(1)
     assert f"<strong>{_persian('20')}</strong>" in poor.group(1)
-    # Jalali dates in Persian: the quarter's first day is 1 Tir.
-    assert f"۱ تیر {_persian(str(YEAR))}" in dom
+    # Jalali dates in Persian: the quarter's first day.
+    year, month = int(QA[:4]), (int(QA[-1]) - 1) * 3
+    assert f"۱ {MONTHS_FA[month]} {_persian(str(year))}" in dom
     assert re.search(rf'<tr data-agency="{GOOD}">.*?{_persian("92.5")}', dom, re.S)
     assert re.search(r'<html lang="en" dir="ltr"', english)
     assert "Lowest ranked this quarter, and why" in english
@@ -490,6 +547,9 @@ async def test_an_ended_quarters_report_is_generated_announced_and_renders_in_ch
             client,
             f"/api/reports/agency-evaluation/{QB}.html",
             lambda r: r.status_code == 200 and POOR in r.text and "47٫37" in r.text,
+            # The service generates every ended quarter's report due, latest first: on a
+            # broker and database other tests have filled, some are long.
+            timeout=300,
         )
         pdf = await client.get(f"/api/reports/agency-evaluation/{QB}.pdf")
     loop = asyncio.get_running_loop()
@@ -506,6 +566,8 @@ async def test_an_ended_quarters_report_is_generated_announced_and_renders_in_ch
     )
     print(f"evaluation report screenshot: {screenshot}")
 
+    assert html.status_code == 200
+    assert "47٫37" in html.text  # the ended quarter's final figures, in Persian digits
     assert html.headers["content-type"].startswith("text/html")
     assert re.search(r'<html lang="fa" dir="rtl"', dom)
     assert "گزارش ارزیابی فصلی دستگاه‌های اجرایی" in dom
@@ -519,3 +581,74 @@ async def test_an_ended_quarters_report_is_generated_announced_and_renders_in_ch
     assert announced["html"]["path"] == f"/api/reports/agency-evaluation/{QB}.html"
     assert screenshot.stat().st_size > 20_000
     json.dumps(announced)  # plain JSON, as a stranger reads it
+
+
+async def test_an_operator_asks_for_a_quarters_report_and_only_an_operator_may(
+    kafka_admin: KafkaAccess,
+    credentials_file: Callable[[str], str],
+    database_urls: Mapping[str, str],
+    platform: tuple[WorkerProcess, ServiceProcess],
+    published: None,
+) -> None:
+    issuer = "https://identity.evaluation-tests"
+    key, record = new_issuer_key(issuer, f"evaluation-tests-{uuid.uuid4().hex[:8]}")
+    await publish_issuer_key(kafka_admin, record, client_id="evaluation-tests")
+
+    def token(scope: str) -> dict[str, str]:
+        claims = access_claims(issuer, "console", scope, seconds=600)
+        claims["agency"] = "ito"
+        return {"authorization": f"Bearer {signed(key, claims)}"}
+
+    settings = MetricsSettings(
+        kafka_credentials_file=credentials_file("metrics"),
+        database_url=database_urls["metrics"],
+        token_issuer=issuer,
+    ).model_copy(update={"load_reference_when_empty": False})
+    app = build(settings)
+    async with app.router.lifespan_context(app):
+        runtime: Runtime = app.state.runtime
+        keys = runtime.issuer_keys
+        assert keys is not None
+        probe = token("programme:admin")["authorization"].removeprefix("Bearer ")
+
+        def verifies() -> bool:
+            try:
+                keys.verify(probe)
+            except InvalidToken:
+                return False
+            return True
+
+        await eventually(verifies)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://metrics") as client:
+            await _api_when(client, f"/api/evaluations/{QB}", _league_complete)
+            first = await client.post(
+                f"/api/evaluations/{QB}/report", headers=token("programme:admin")
+            )
+            again = await client.post(
+                f"/api/evaluations/{QB}/report", headers=token("programme:admin")
+            )
+            reader = await client.post(
+                f"/api/evaluations/{QB}/report", headers=token("programme:report")
+            )
+            nobody = await client.post(f"/api/evaluations/{QB}/report")
+            unknown = await client.post(
+                "/api/evaluations/1499-Q1/report", headers=token("programme:admin")
+            )
+            served = await client.get(f"/api/reports/agency-evaluation/{QB}.pdf")
+
+    assert first.status_code == 200, first.text
+    files = {f["format"]: f for f in first.json()["files"]}
+    assert set(files) == {"html", "pdf"}
+    assert files["pdf"]["kind"] == "agency-evaluation"
+    assert files["pdf"]["sha256"] == served.headers["etag"].strip('"')
+    # The same figures again: the same files, no new revision.
+    assert [f["outcome"] for f in again.json()["files"]] == ["unchanged", "unchanged"]
+    assert [f["revision"] for f in again.json()["files"]] == [
+        files["html"]["revision"],
+        files["pdf"]["revision"],
+    ]
+    assert reader.status_code == 403
+    assert nobody.status_code == 401
+    assert unknown.status_code == 404
+    assert unknown.json()["code"] == "evaluation_not_found"
