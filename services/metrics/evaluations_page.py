@@ -211,7 +211,9 @@ def figure_text(measure: Mapping[str, Any], lang: Language) -> str:
 
 
 def score_text(score: float | None, lang: Language) -> str:
-    return "—" if score is None else number(score, lang)
+    """A 0-100 score as computed, to two decimals (one decimal could show two different
+    scores of neighbouring ranks alike)."""
+    return "—" if score is None else number(score, lang, 2)
 
 
 def _name(entry: Mapping[str, Any], lang: Language, field: str = "agency_name") -> str:

@@ -20,6 +20,7 @@ from services.metrics.evaluations_page import (
     number,
     quarter_name,
     report_html,
+    score_text,
     signed,
 )
 from services.metrics.use_cases.evaluations import LeagueTable
@@ -58,6 +59,9 @@ def test_numbers_and_dates_are_written_the_persian_way() -> None:
     assert number(1234.5, "en") == "1,234.5"
     assert number(60.0, "fa") == "۶۰"
     assert signed(-27.63, "fa") == "−۲۷٫۶۳"
+    # Scores as computed, to two decimals: neighbours in the table never look alike.
+    assert score_text(47.37, "fa") == "۴۷٫۳۷"
+    assert score_text(None, "en") == "—"
     assert signed(0.001, "en") == "0"
     assert jalali_day_text("1405-07-01", "fa") == "۱ مهر ۱۴۰۵"
     assert jalali_day_text("1405-07-01", "en") == "1 Mehr 1405"
