@@ -84,6 +84,7 @@ _ASSETS = {
     "provinces.js": "text/javascript",
     "provinces.css": "text/css",
     "league.css": "text/css",
+    "evaluations.css": "text/css",
 }
 
 

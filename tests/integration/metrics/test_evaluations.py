@@ -495,6 +495,9 @@ async def test_the_dashboard_shows_who_ranks_lowest_and_why_in_persian_and_engli
     service = platform[1]
     async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
         await _api_when(client, f"/api/evaluations/{QB}", _league_complete)
+        html = (await client.get(f"/dashboard/evaluations?quarter={QA}")).text
+        sheets = re.findall(r'<link rel="stylesheet" href="([^"]+)">', html)
+        served = {sheet: (await client.get(sheet)).status_code for sheet in sheets}
     page = f"{service.url}/dashboard/evaluations?quarter={QA}"
     dom = await asyncio.to_thread(_chromium, "--window-size=1280,1400", "--dump-dom", page)
     screenshot = tmp_path / "evaluations-fa.png"
@@ -504,6 +507,7 @@ async def test_the_dashboard_shows_who_ranks_lowest_and_why_in_persian_and_engli
     english = await asyncio.to_thread(_chromium, "--dump-dom", f"{page}&lang=en")
     print(f"evaluations dashboard screenshot: {screenshot}")
 
+    assert served == {"/static/dashboard.css": 200, "/static/evaluations.css": 200}
     assert re.search(r'<html lang="fa" dir="rtl"', dom)
     # The lowest-ranked agency comes first, with the measures that pull it down.
     lowest = re.findall(r'<article class="agency band-\w+" data-agency="([a-z0-9-]+)">', dom)
