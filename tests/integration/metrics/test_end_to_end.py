@@ -7,9 +7,6 @@ import asyncio
 import json
 import random
 import re
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +22,7 @@ from shared.kafka import new_producer, publish
 from shared.kafka_access import KafkaAccess
 from shared.topics import Topic
 from tests.integration.metrics import events
+from tests.integration.metrics.chromium import chromium
 from tests.integration.metrics.worker_process import (
     ServiceProcess,
     WorkerProcess,
@@ -198,32 +196,6 @@ def _persian(number: int) -> str:
     return str(number).translate(str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹"))
 
 
-def _chromium(*args: str) -> str:
-    binary = shutil.which("chromium")
-    if binary is None:
-        pytest.fail("chromium is not installed: run infra/bootstrap.sh")
-    with tempfile.TemporaryDirectory() as profile:
-        result = subprocess.run(
-            [
-                binary,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                f"--user-data-dir={profile}",
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
-    return result.stdout
-
-
 async def test_the_dashboard_renders_in_persian_right_to_left_with_the_figures(
     platform: ServiceProcess, published: None, tmp_path: Path
 ) -> None:
@@ -231,9 +203,9 @@ async def test_the_dashboard_renders_in_persian_right_to_left_with_the_figures(
     async with httpx.AsyncClient(base_url=platform.url) as client:
         sent = await _api_value(client, "exchange.transactions", f"consumer={CONSUMER}", "all")
     page = f"{platform.url}/dashboard?lang=fa"
-    dom = await asyncio.to_thread(_chromium, "--window-size=1280,900", "--dump-dom", page)
+    dom = await asyncio.to_thread(chromium, "--window-size=1280,900", "--dump-dom", page)
     screenshot = tmp_path / "dashboard-fa.png"
-    await asyncio.to_thread(_chromium, f"--screenshot={screenshot}", "--window-size=1280,900", page)
+    await asyncio.to_thread(chromium, f"--screenshot={screenshot}", "--window-size=1280,900", page)
     print(f"dashboard screenshot: {screenshot}")
 
     assert re.search(r'<html lang="fa" dir="rtl"', dom)
@@ -252,7 +224,7 @@ async def test_the_dashboard_renders_in_persian_right_to_left_with_the_figures(
 async def test_the_dashboard_renders_in_english_left_to_right(
     platform: ServiceProcess, published: None
 ) -> None:
-    dom = await asyncio.to_thread(_chromium, "--dump-dom", f"{platform.url}/dashboard?lang=en")
+    dom = await asyncio.to_thread(chromium, "--dump-dom", f"{platform.url}/dashboard?lang=en")
     assert re.search(r'<html lang="en" dir="ltr"', dom)
     assert "People authenticated" in dom
     assert "Lorestan" in dom
@@ -272,20 +244,18 @@ async def _programme_targets(platform: ServiceProcess, wanted: str, timeout: flo
             await asyncio.sleep(1)
 
 
-async def test_the_programme_page_shows_each_plan_target_and_its_status_in_chromium(
+async def test_the_programme_page_shows_each_plan_target_and_its_status_inchromium(
     platform: ServiceProcess, published: None, tmp_path: Path
 ) -> None:
     # The reference register loads at the service's start; the worker evaluates it.
     targets = await _programme_targets(platform, "plan6.electronic-services")
     by_id = {t["target_id"]: t for t in targets}
     page = f"{platform.url}/dashboard/programme?lang=fa"
-    dom = await asyncio.to_thread(_chromium, "--window-size=1280,2400", "--dump-dom", page)
+    dom = await asyncio.to_thread(chromium, "--window-size=1280,2400", "--dump-dom", page)
     screenshot = tmp_path / "programme-fa.png"
-    await asyncio.to_thread(
-        _chromium, f"--screenshot={screenshot}", "--window-size=1280,2400", page
-    )
+    await asyncio.to_thread(chromium, f"--screenshot={screenshot}", "--window-size=1280,2400", page)
     english = await asyncio.to_thread(
-        _chromium, "--dump-dom", f"{platform.url}/dashboard/programme?lang=en"
+        chromium, "--dump-dom", f"{platform.url}/dashboard/programme?lang=en"
     )
     print(f"programme screenshot: {screenshot}")
 
@@ -330,10 +300,10 @@ async def test_the_provinces_page_shows_lorestans_week_and_who_is_missing(
     page = f"{platform.url}/dashboard/provinces?lang=fa&week={week}&province=IR-15"
     # The province's weeks are fetched after load: virtual time lets the fetch finish.
     dom = await asyncio.to_thread(
-        _chromium, "--window-size=1280,2400", "--virtual-time-budget=10000", "--dump-dom", page
+        chromium, "--window-size=1280,2400", "--virtual-time-budget=10000", "--dump-dom", page
     )
     english = await asyncio.to_thread(
-        _chromium, "--dump-dom", f"{platform.url}/dashboard/provinces?lang=en&week={week}"
+        chromium, "--dump-dom", f"{platform.url}/dashboard/provinces?lang=en&week={week}"
     )
 
     assert re.search(r'<html lang="fa" dir="rtl"', dom)

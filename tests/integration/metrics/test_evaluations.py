@@ -16,10 +16,6 @@ import asyncio
 import json
 import random
 import re
-import shutil
-import subprocess
-import tempfile
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -29,13 +25,10 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from services.metrics.bootstrap import build
 from services.metrics.domain import evaluations as ev
 from services.metrics.domain.windows import Window, window_from_label, window_of
 from services.metrics.evaluations_page import MONTHS_FA
 from services.metrics.programme_reference import reference_register
-from services.metrics.settings import MetricsSettings
-from shared.auth import InvalidToken
 from shared.envelope import Envelope
 from shared.events.catalog import AgencyRecorded
 from shared.events.exchange import FinalOutcome
@@ -43,17 +36,16 @@ from shared.events.programme import IndicatorRecorded
 from shared.kafka import new_producer, publish
 from shared.kafka_access import KafkaAccess
 from shared.registry import decode
-from shared.runtime import Runtime
 from shared.topics import Topic
 from tests.integration.kafka_helpers import read_all
 from tests.integration.metrics import events
+from tests.integration.metrics.chromium import chromium
+from tests.integration.metrics.in_process import metrics_in_process
 from tests.integration.metrics.worker_process import (
     ServiceProcess,
     WorkerProcess,
     latest_figures,
 )
-from tests.polling import eventually
-from tests.tokens import access_claims, new_issuer_key, publish_issuer_key, signed
 
 pytestmark = pytest.mark.integration
 
@@ -459,32 +451,6 @@ async def test_the_api_serves_the_league_table_and_refuses_what_names_no_quarter
     assert {QA, QB} <= set(listed.json()["quarters"])
 
 
-def _chromium(*args: str) -> str:
-    binary = shutil.which("chromium")
-    if binary is None:
-        pytest.fail("chromium is not installed: run infra/bootstrap.sh")
-    with tempfile.TemporaryDirectory() as profile:
-        result = subprocess.run(
-            [
-                binary,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                f"--user-data-dir={profile}",
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
-    return result.stdout
-
-
 def _persian(text: str) -> str:
     return text.translate(str.maketrans("0123456789.", "۰۱۲۳۴۵۶۷۸۹٫"))
 
@@ -499,12 +465,10 @@ async def test_the_dashboard_shows_who_ranks_lowest_and_why_in_persian_and_engli
         sheets = re.findall(r'<link rel="stylesheet" href="([^"]+)">', html)
         served = {sheet: (await client.get(sheet)).status_code for sheet in sheets}
     page = f"{service.url}/dashboard/evaluations?quarter={QA}"
-    dom = await asyncio.to_thread(_chromium, "--window-size=1280,1400", "--dump-dom", page)
+    dom = await asyncio.to_thread(chromium, "--window-size=1280,1400", "--dump-dom", page)
     screenshot = tmp_path / "evaluations-fa.png"
-    await asyncio.to_thread(
-        _chromium, f"--screenshot={screenshot}", "--window-size=1280,1400", page
-    )
-    english = await asyncio.to_thread(_chromium, "--dump-dom", f"{page}&lang=en")
+    await asyncio.to_thread(chromium, f"--screenshot={screenshot}", "--window-size=1280,1400", page)
+    english = await asyncio.to_thread(chromium, "--dump-dom", f"{page}&lang=en")
     print(f"evaluations dashboard screenshot: {screenshot}")
 
     assert served == {"/static/dashboard.css": 200, "/static/evaluations.css": 200}
@@ -542,7 +506,7 @@ async def _report_announced(kafka: KafkaAccess, quarter: str) -> dict[str, dict[
 FAIR_SCORE_B = "۴۷٫۳۷"
 
 
-async def test_an_ended_quarters_report_is_generated_announced_and_renders_in_chromium(
+async def test_an_ended_quarters_report_is_generated_announced_and_renders_inchromium(
     kafka_admin: KafkaAccess,
     platform: tuple[WorkerProcess, ServiceProcess],
     published: None,
@@ -565,9 +529,9 @@ async def test_an_ended_quarters_report_is_generated_announced_and_renders_in_ch
     file = tmp_path / "report.html"
     file.write_bytes(html.content)
     screenshot = tmp_path / "evaluation-report.png"
-    dom = await asyncio.to_thread(_chromium, "--dump-dom", f"file://{file}")
+    dom = await asyncio.to_thread(chromium, "--dump-dom", f"file://{file}")
     await asyncio.to_thread(
-        _chromium, f"--screenshot={screenshot}", "--window-size=1000,1400", f"file://{file}"
+        chromium, f"--screenshot={screenshot}", "--window-size=1000,1400", f"file://{file}"
     )
     print(f"evaluation report screenshot: {screenshot}")
 
@@ -595,52 +559,25 @@ async def test_an_operator_asks_for_a_quarters_report_and_only_an_operator_may(
     platform: tuple[WorkerProcess, ServiceProcess],
     published: None,
 ) -> None:
-    issuer = "https://identity.evaluation-tests"
-    key, record = new_issuer_key(issuer, f"evaluation-tests-{uuid.uuid4().hex[:8]}")
-    await publish_issuer_key(kafka_admin, record, client_id="evaluation-tests")
+    async with metrics_in_process(
+        "evaluation-tests", credentials_file, kafka_admin, database_urls
+    ) as service:
+        client = service.client
 
-    def token(scope: str) -> dict[str, str]:
-        claims = access_claims(issuer, "console", scope, seconds=600)
-        claims["agency"] = "ito"
-        return {"authorization": f"Bearer {signed(key, claims)}"}
+        def token(scope: str) -> dict[str, str]:
+            return service.signer.headers(scope)
 
-    settings = MetricsSettings(
-        kafka_credentials_file=credentials_file("metrics"),
-        database_url=database_urls["metrics"],
-        token_issuer=issuer,
-    ).model_copy(update={"load_reference_when_empty": False})
-    app = build(settings)
-    async with app.router.lifespan_context(app):
-        runtime: Runtime = app.state.runtime
-        keys = runtime.issuer_keys
-        assert keys is not None
-        probe = token("programme:admin")["authorization"].removeprefix("Bearer ")
-
-        def verifies() -> bool:
-            try:
-                keys.verify(probe)
-            except InvalidToken:
-                return False
-            return True
-
-        await eventually(verifies)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://metrics") as client:
-            await _api_when(client, f"/api/evaluations/{QB}", _league_complete)
-            first = await client.post(
-                f"/api/evaluations/{QB}/report", headers=token("programme:admin")
-            )
-            again = await client.post(
-                f"/api/evaluations/{QB}/report", headers=token("programme:admin")
-            )
-            reader = await client.post(
-                f"/api/evaluations/{QB}/report", headers=token("programme:report")
-            )
-            nobody = await client.post(f"/api/evaluations/{QB}/report")
-            unknown = await client.post(
-                "/api/evaluations/1499-Q1/report", headers=token("programme:admin")
-            )
-            served = await client.get(f"/api/reports/agency-evaluation/{QB}.pdf")
+        await _api_when(client, f"/api/evaluations/{QB}", _league_complete)
+        first = await client.post(f"/api/evaluations/{QB}/report", headers=token("programme:admin"))
+        again = await client.post(f"/api/evaluations/{QB}/report", headers=token("programme:admin"))
+        reader = await client.post(
+            f"/api/evaluations/{QB}/report", headers=token("programme:report")
+        )
+        nobody = await client.post(f"/api/evaluations/{QB}/report")
+        unknown = await client.post(
+            "/api/evaluations/1499-Q1/report", headers=token("programme:admin")
+        )
+        served = await client.get(f"/api/reports/agency-evaluation/{QB}.pdf")
 
     assert first.status_code == 200, first.text
     files = {f["format"]: f for f in first.json()["files"]}

@@ -19,12 +19,8 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import ConsumerRecord
-from joserfc.jwk import ECKey
 
 from services.metrics import programme_reference
-from services.metrics.bootstrap import build
-from services.metrics.settings import MetricsSettings
-from shared.auth import InvalidToken
 from shared.envelope import Envelope
 from shared.events.metrics import ProgressPoint, TargetProgressUpdated
 from shared.kafka import new_producer, publish
@@ -33,25 +29,11 @@ from shared.registry import decode
 from shared.runtime import Runtime
 from shared.topics import Topic
 from tests.integration.kafka_helpers import read_all
-from tests.polling import eventually
-from tests.tokens import access_claims, new_issuer_key, publish_issuer_key, signed
+from tests.integration.metrics.in_process import Signer, metrics_in_process
 
 pytestmark = pytest.mark.integration
 
-ISSUER = "https://identity.metrics-programme-tests"
 ADMIN_SCOPE = "programme:admin"
-
-
-@dataclass
-class Signer:
-    key: ECKey
-
-    def headers(
-        self, scope: str, *, agency: str = "ito", subject: str = "console"
-    ) -> dict[str, str]:
-        claims = access_claims(ISSUER, subject, scope, seconds=600)
-        claims["agency"] = agency
-        return {"authorization": f"Bearer {signed(self.key, claims)}"}
 
 
 @dataclass
@@ -72,32 +54,10 @@ async def metrics(
     kafka_admin: KafkaAccess,
     database_urls: Mapping[str, str],
 ) -> AsyncIterator[Metrics]:
-    key, record = new_issuer_key(ISSUER, f"programme-tests-{uuid.uuid4().hex[:8]}")
-    await publish_issuer_key(kafka_admin, record, client_id="programme-tests")
-    signer = Signer(key)
-    settings = MetricsSettings(
-        kafka_credentials_file=credentials_file("metrics"),
-        database_url=database_urls["metrics"],
-        token_issuer=ISSUER,
-    ).model_copy(update={"load_reference_when_empty": False})
-    app = build(settings)
-    async with app.router.lifespan_context(app):
-        runtime: Runtime = app.state.runtime
-        keys = runtime.issuer_keys
-        assert keys is not None
-        probe = signer.headers(ADMIN_SCOPE)["authorization"].removeprefix("Bearer ")
-
-        def verifies() -> bool:
-            try:
-                keys.verify(probe)
-            except InvalidToken:
-                return False
-            return True
-
-        await eventually(verifies)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://metrics") as client:
-            yield Metrics(client, runtime, signer, kafka_admin)
+    async with metrics_in_process(
+        "metrics-programme-tests", credentials_file, kafka_admin, database_urls
+    ) as service:
+        yield Metrics(service.client, service.runtime, service.signer, kafka_admin)
 
 
 def unique(prefix: str) -> str:

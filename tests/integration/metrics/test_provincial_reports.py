@@ -13,7 +13,6 @@ same database judge each report against nothing but the test's own.
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,25 +21,19 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import ConsumerRecord
-from joserfc.jwk import ECKey
 
 from services.metrics import programme_reference
-from services.metrics.bootstrap import build
 from services.metrics.domain.provincial_reports import MESSAGES, sample_weeks
-from services.metrics.settings import MetricsSettings
-from shared.auth import InvalidToken
 from shared.envelope import Envelope
 from shared.kafka_access import KafkaAccess
 from shared.registry import decode
 from shared.runtime import Runtime
 from shared.topics import Topic
 from tests.integration.kafka_helpers import read_all
-from tests.polling import eventually
-from tests.tokens import access_claims, new_issuer_key, publish_issuer_key, signed
+from tests.integration.metrics.in_process import Signer, metrics_in_process
 
 pytestmark = pytest.mark.integration
 
-ISSUER = "https://identity.metrics-provincial-report-tests"
 REPORT_SCOPE = "programme:report"
 
 
@@ -48,13 +41,11 @@ REPORT_SCOPE = "programme:report"
 class Metrics:
     client: httpx.AsyncClient
     runtime: Runtime
-    key: ECKey
+    signer: Signer
     observer: KafkaAccess
 
     def headers(self, agency: str, scope: str = REPORT_SCOPE) -> dict[str, str]:
-        claims = access_claims(ISSUER, f"{agency}.reports", scope, seconds=600)
-        claims["agency"] = agency
-        return {"authorization": f"Bearer {signed(self.key, claims)}"}
+        return self.signer.headers(scope, agency=agency, subject=f"{agency}.reports")
 
 
 @pytest.fixture(scope="module")
@@ -63,32 +54,10 @@ async def metrics(
     kafka_admin: KafkaAccess,
     database_urls: Mapping[str, str],
 ) -> AsyncIterator[Metrics]:
-    key, record = new_issuer_key(ISSUER, f"report-tests-{uuid.uuid4().hex[:8]}")
-    await publish_issuer_key(kafka_admin, record, client_id="provincial-report-tests")
-    settings = MetricsSettings(
-        kafka_credentials_file=credentials_file("metrics"),
-        database_url=database_urls["metrics"],
-        token_issuer=ISSUER,
-    ).model_copy(update={"load_reference_when_empty": False})
-    app = build(settings)
-    async with app.router.lifespan_context(app):
-        runtime: Runtime = app.state.runtime
-        keys = runtime.issuer_keys
-        assert keys is not None
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://metrics") as client:
-            metrics = Metrics(client, runtime, key, kafka_admin)
-            probe = metrics.headers("ict-ir-15")["authorization"].removeprefix("Bearer ")
-
-            def verifies() -> bool:
-                try:
-                    keys.verify(probe)
-                except InvalidToken:
-                    return False
-                return True
-
-            await eventually(verifies)
-            yield metrics
+    async with metrics_in_process(
+        "metrics-provincial-report-tests", credentials_file, kafka_admin, database_urls
+    ) as service:
+        yield Metrics(service.client, service.runtime, service.signer, kafka_admin)
 
 
 def past_week() -> str:

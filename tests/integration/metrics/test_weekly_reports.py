@@ -11,9 +11,6 @@ import csv
 import io
 import random
 import re
-import shutil
-import subprocess
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +30,7 @@ from shared.reference.provinces import BY_CODE
 from shared.topics import Topic
 from shared.unit_of_work import transaction
 from tests.integration.kafka_helpers import read_all
+from tests.integration.metrics.chromium import chromium
 from tests.integration.metrics.worker_process import ServiceProcess
 from tests.polling import eventually
 
@@ -210,42 +208,16 @@ async def test_the_allocation_answers_json_csv_and_refuses_bad_input_in_both_lan
             assert set(refused.json()["messages"]) == {"fa", "en"}
 
 
-def _chromium(*args: str) -> str:
-    binary = shutil.which("chromium")
-    if binary is None:
-        pytest.fail("chromium is not installed: run infra/bootstrap.sh")
-    with tempfile.TemporaryDirectory() as profile:
-        result = subprocess.run(
-            [
-                binary,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                f"--user-data-dir={profile}",
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
-    return result.stdout
-
-
-async def test_the_league_page_and_a_report_render_in_chromium(
+async def test_the_league_page_and_a_report_render_inchromium(
     service: WeeklyService, pool: Pool, tmp_path: Path
 ) -> None:
     await service.wait_healthy()
     await late_report(pool, 61)
     await wait_for(pool, lambda: revision(pool, "province-week", PROVINCE, "html"))
     page = f"{service.url}/dashboard/provinces/league?lang=fa&week={CLOSED_WEEK}&budget=1000000"
-    dom = await asyncio.to_thread(_chromium, "--window-size=1280,2000", "--dump-dom", page)
+    dom = await asyncio.to_thread(chromium, "--window-size=1280,2000", "--dump-dom", page)
     shot = tmp_path / "league-fa.png"
-    await asyncio.to_thread(_chromium, f"--screenshot={shot}", "--window-size=1280,2000", page)
+    await asyncio.to_thread(chromium, f"--screenshot={shot}", "--window-size=1280,2000", page)
     assert shot.stat().st_size > 10_000
     assert re.search(r'<html lang="fa" dir="rtl"', dom)
     assert f'data-province="{PROVINCE}"' in dom
@@ -254,7 +226,7 @@ async def test_the_league_page_and_a_report_render_in_chromium(
     assert re.search(r"<section id=\"missing\"", dom)
 
     english = await asyncio.to_thread(
-        _chromium,
+        chromium,
         "--dump-dom",
         f"{service.url}/dashboard/provinces/league?lang=en&week={CLOSED_WEEK}&budget=x",
     )
@@ -263,10 +235,10 @@ async def test_the_league_page_and_a_report_render_in_chromium(
     assert 'id="refusal"' in english
 
     report = f"{service.url}/api/reports/province-week/{CLOSED_WEEK}/{PROVINCE}.html"
-    report_dom = await asyncio.to_thread(_chromium, "--dump-dom", report)
+    report_dom = await asyncio.to_thread(chromium, "--dump-dom", report)
     report_shot = tmp_path / "province-report.png"
     await asyncio.to_thread(
-        _chromium, f"--screenshot={report_shot}", "--window-size=900,1270", report
+        chromium, f"--screenshot={report_shot}", "--window-size=900,1270", report
     )
     assert report_shot.stat().st_size > 10_000
     assert 'dir="rtl"' in report_dom
