@@ -9,7 +9,7 @@ import faust
 from services.metrics.domain import adoption
 from services.metrics.domain.figures import Figure
 from services.metrics.worker import exchange
-from services.metrics.worker.app import app, decoded, partitions_of, source_topic
+from services.metrics.worker.app import Follower, app, decoded, partitions_of, source_topic
 from services.metrics.worker.publisher import Source, register
 from shared.events.catalog import AgencyRecorded, ServiceRecorded
 from shared.events.metrics import AdoptionMetricUpdated
@@ -27,6 +27,11 @@ services = app.Table(
 agencies = app.Table(
     "adoption-agencies", default=None, partitions=partitions_of(Topic.CATALOG_AGENCIES)
 )
+
+
+#: Others keeping state from each service and agency record (the evaluation of agencies).
+service_followers: list[Follower] = []
+agency_followers: list[Follower] = []
 
 
 class _Changed:
@@ -56,6 +61,8 @@ async def follow_services(stream: faust.StreamT[bytes]) -> None:
                 state.revision,
             ]
             _changed.flag = True
+        for follow in service_followers:
+            follow(envelope, event)
 
 
 @app.agent(agencies_topic)
@@ -75,6 +82,8 @@ async def follow_agencies(stream: faust.StreamT[bytes]) -> None:
                 state.revision,
             ]
             _changed.flag = True
+        for follow in agency_followers:
+            follow(envelope, event)
 
 
 def figures(now: datetime) -> list[Figure]:

@@ -8,6 +8,7 @@ what cannot be decoded goes to the topic's dead-letter topic with the reason.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,12 @@ async def dead_letter(event: Any, reason: str) -> None:
         headers=headers,
     )
     log.warning("event dead-lettered", reason=reason, topic=message.topic)
+
+
+#: Something else that counts or keeps state from each event of a topic, in the same
+#: pass: called with the event's envelope and its record, inside the topic's agent. One
+#: agent reads each topic, so a record is decoded, and dead-lettered if it must be, once.
+Follower = Callable[[Envelope[Any], Any], None]
 
 
 async def decoded(event: Any) -> Envelope[Event] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import faust
@@ -9,7 +10,7 @@ import faust
 from services.metrics.domain import deliveries
 from services.metrics.domain.figures import Figure
 from services.metrics.domain.reference import load_reference
-from services.metrics.worker.app import app, decoded, partitions_of, source_topic
+from services.metrics.worker.app import Follower, app, decoded, partitions_of, source_topic
 from services.metrics.worker.counters import BATCH_SIZE, BATCH_WITHIN_SECONDS, Counters, FirstSeen
 from services.metrics.worker.publisher import Source, register
 from shared.events.catalog import DeliveryRecorded
@@ -22,6 +23,9 @@ counters = Counters("delivery-counters", partitions_of(Topic.CATALOG_DELIVERIES)
 # The catalog derives a delivery's event id from the agency's report id, so a report
 # that reached it twice arrives here twice with one id: it counts once.
 seen = FirstSeen("delivery-events", partitions_of(Topic.CATALOG_DELIVERIES))
+#: Others counting each delivery (once, as here), then told the batch is in.
+followers: list[Follower] = []
+after_batch: list[Callable[[], None]] = []
 
 
 @app.agent(deliveries_topic)
@@ -35,7 +39,11 @@ async def count_deliveries(stream: faust.StreamT[bytes]) -> None:
                 continue
             for cell in deliveries.increments(envelope.payload):
                 counters.stage(cell, event)
+            for follow in followers:
+                follow(envelope, event)
         counters.write_staged()
+        for done in after_batch:
+            done()
 
 
 def figures(now: datetime) -> list[Figure]:

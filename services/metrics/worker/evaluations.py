@@ -7,6 +7,9 @@ through the deliveries module's record of ids seen), and keeps the catalog's reg
 services (every revision, with when it was recorded, so a quarter is judged on the
 register as it stood at its end) and agencies. The weights are the register's
 `evaluation_weight`s of the measures' indicators, from the programme module's table.
+It has no agent of its own: the agents of those topics (exchange, deliveries, adoption)
+hand it each event in the same pass, so each record is decoded, and dead-lettered if it
+must be, once.
 
 When an input changed (at most every `EVALUATION_INTERVAL` seconds), and every
 `RECHECK_INTERVAL` seconds (a quarter closes with the clock), it evaluates every quarter
@@ -21,17 +24,12 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
-import faust
-
 from services.metrics.domain import evaluations
 from services.metrics.domain.figures import Cell
-from services.metrics.worker import deliveries, programme
-from services.metrics.worker.app import app, decoded, partitions_of, source_topic
-from services.metrics.worker.counters import BATCH_SIZE, BATCH_WITHIN_SECONDS, Counters
-from services.metrics.worker.exchange import transactions
+from services.metrics.worker import adoption, deliveries, exchange, programme
+from services.metrics.worker.app import app, partitions_of
+from services.metrics.worker.counters import Counters
 from shared.envelope import Envelope
-from shared.events.catalog import AgencyRecorded, DeliveryRecorded, ServiceRecorded
-from shared.events.exchange import TransactionRecorded
 from shared.events.metrics import AgencyEvaluated
 from shared.events.programme import IndicatorRecorded
 from shared.kafka import event_headers
@@ -44,9 +42,6 @@ log = get_logger(__name__)
 EVALUATION_INTERVAL = 2.0
 #: Seconds between evaluations when nothing changed (a quarter closes with the clock).
 RECHECK_INTERVAL = 60.0
-
-services_topic = source_topic(Topic.CATALOG_SERVICES)
-agencies_topic = source_topic(Topic.CATALOG_AGENCIES)
 
 exchange_counts = Counters(
     "evaluation-exchange-counters", partitions_of(Topic.EXCHANGE_TRANSACTIONS)
@@ -72,65 +67,53 @@ class _State:
 _state = _State()
 
 
-@app.agent(transactions)
-async def count_transactions(stream: faust.StreamT[bytes]) -> None:
-    async for batch in stream.take_events(BATCH_SIZE, BATCH_WITHIN_SECONDS):  # type: ignore[attr-defined]
-        for event in batch:
-            envelope = await decoded(event)
-            if envelope is None or not isinstance(envelope.payload, TransactionRecorded):
-                continue
-            for cell in evaluations.transaction_increments(envelope.payload):
-                exchange_counts.stage(cell, event)
-        exchange_counts.write_staged()
+def _count_transaction(envelope: Envelope[Any], event: Any) -> None:
+    for cell in evaluations.transaction_increments(envelope.payload):
+        exchange_counts.stage(cell, event)
+
+
+def _count_delivery(envelope: Envelope[Any], event: Any) -> None:
+    # Called for a delivery's first record only: a report that reached the catalog twice
+    # has one event id, and counts once here too.
+    for cell in evaluations.delivery_increments(envelope.payload, envelope.occurred_at):
+        delivery_counts.stage(cell, event)
+
+
+def _exchange_batch_done() -> None:
+    exchange_counts.write_staged()
+    _state.changed = True
+
+
+def _delivery_batch_done() -> None:
+    delivery_counts.write_staged()
+    _state.changed = True
+
+
+def _follow_service(envelope: Envelope[Any], event: Any) -> None:
+    service = envelope.payload
+    history = _versions(services.get(service.service_id))
+    version = evaluations.ServiceVersion.of(service, envelope.occurred_at)
+    kept = evaluations.with_version(history, version)
+    if kept is not history:
+        services[service.service_id] = [_stored_version(v) for v in kept]
         _state.changed = True
 
 
-@app.agent(deliveries.deliveries_topic)
-async def count_deliveries(stream: faust.StreamT[bytes]) -> None:
-    async for batch in stream.take_events(BATCH_SIZE, BATCH_WITHIN_SECONDS):  # type: ignore[attr-defined]
-        for event in batch:
-            envelope = await decoded(event)
-            if envelope is None or not isinstance(envelope.payload, DeliveryRecorded):
-                continue
-            # The same record of ids the deliveries module keeps: a report that reached the
-            # catalog twice has one event id, and counts once here too.
-            if not deliveries.seen.is_first(str(envelope.id), event):
-                continue
-            cells = evaluations.delivery_increments(envelope.payload, envelope.occurred_at)
-            for cell in cells:
-                delivery_counts.stage(cell, event)
-        delivery_counts.write_staged()
+def _follow_agency(envelope: Envelope[Any], event: Any) -> None:
+    agency = envelope.payload
+    entry = evaluations.next_entry(_entry(agencies.get(agency.code)), agency, envelope.occurred_at)
+    if entry is not None:
+        agencies[agency.code] = _stored_entry(entry)
         _state.changed = True
 
 
-@app.agent(services_topic)
-async def follow_services(stream: faust.StreamT[bytes]) -> None:
-    async for event in stream.events():
-        envelope = await decoded(event)
-        if envelope is None or not isinstance(envelope.payload, ServiceRecorded):
-            continue
-        service = envelope.payload
-        history = _versions(services.get(service.service_id))
-        version = evaluations.ServiceVersion.of(service, envelope.occurred_at)
-        kept = evaluations.with_version(history, version)
-        if kept is not history:
-            services[service.service_id] = [_stored_version(v) for v in kept]
-            _state.changed = True
-
-
-@app.agent(agencies_topic)
-async def follow_agencies(stream: faust.StreamT[bytes]) -> None:
-    async for event in stream.events():
-        envelope = await decoded(event)
-        if envelope is None or not isinstance(envelope.payload, AgencyRecorded):
-            continue
-        agency = envelope.payload
-        entry = evaluations.next_entry(
-            _entry(agencies.get(agency.code)), agency, envelope.occurred_at
-        )
-        if entry is not None:
-            agencies[agency.code] = _stored_entry(entry)
-            _state.changed = True
+# Counted in the same pass as the figures: the source topics' agents call these.
+exchange.followers.append(_count_transaction)
+exchange.after_batch.append(_exchange_batch_done)
+deliveries.followers.append(_count_delivery)
+deliveries.after_batch.append(_delivery_batch_done)
+adoption.service_followers.append(_follow_service)
+adoption.agency_followers.append(_follow_agency)
 
 
 def _stored_version(version: evaluations.ServiceVersion) -> list[Any]:

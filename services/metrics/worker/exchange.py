@@ -10,7 +10,7 @@ import faust
 from services.metrics.domain import exchange
 from services.metrics.domain.figures import Figure
 from services.metrics.domain.windows import Window, window_of
-from services.metrics.worker.app import app, decoded, partitions_of, source_topic
+from services.metrics.worker.app import Follower, app, decoded, partitions_of, source_topic
 from services.metrics.worker.counters import BATCH_SIZE, BATCH_WITHIN_SECONDS, Counters
 from services.metrics.worker.publisher import Source, register
 from shared.events.exchange import TransactionRecorded
@@ -21,6 +21,9 @@ transactions = source_topic(Topic.EXCHANGE_TRANSACTIONS)
 counters = Counters("exchange-counters", partitions_of(Topic.EXCHANGE_TRANSACTIONS))
 # Each window's agencies that used the exchange (rebuilt from the counters on recovery).
 users: dict[Window, set[str]] = {}
+#: Others counting each transaction (the evaluation of agencies), then told the batch is in.
+followers: list[Follower] = []
+after_batch: list[Callable[[], None]] = []
 
 
 @app.agent(transactions)
@@ -32,7 +35,11 @@ async def count_transactions(stream: faust.StreamT[bytes]) -> None:
                 continue
             for cell in exchange.increments(envelope.payload):
                 counters.stage(cell, event)
+            for follow in followers:
+                follow(envelope, event)
         counters.write_staged()
+        for done in after_batch:
+            done()
 
 
 def figures(now: datetime) -> list[Figure]:

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaProducer
 
 from shared.kafka import publish
 from shared.kafka_access import KafkaAccess
+from shared.principals import Principal
 from shared.topics import Topic, dead_letter_of
 from tests.integration.kafka_helpers import header, read_all
 from tests.integration.metrics import events
-from tests.integration.metrics.worker_process import WorkerProcess, wait_for_values
+from tests.integration.metrics.worker_process import REPO, WorkerProcess, wait_for_values
 
 
 async def test_malformed_records_are_dead_lettered_and_later_events_still_count(
@@ -49,3 +55,34 @@ async def test_malformed_records_are_dead_lettered_and_later_events_still_count(
     reasons = [header(r, "dlq-reason") or "" for r in ours]
     assert "not JSON" in reasons[0]
     assert "outcome" in reasons[1]
+
+
+_AGENTS_PER_TOPIC = """
+import json
+from collections import Counter
+from services.metrics.worker import load_agents
+from services.metrics.worker.app import app
+load_agents()
+print(json.dumps(Counter(t for agent in app.agents.values() for t in agent.channel.topics)))
+"""
+
+
+def test_each_topic_is_read_by_one_agent_so_a_bad_record_is_dead_lettered_once(
+    kafka_as: Callable[[str], KafkaAccess],
+) -> None:
+    # Two agents on one topic would each decode every record and each dead-letter a bad
+    # one: its dead-letter topic would hold it twice. Others follow the topic's one agent.
+    # (The worker's app needs its credentials to be built, hence a process of its own.)
+    worker = kafka_as(Principal.METRICS_WORKER)
+    loaded = subprocess.run(
+        [sys.executable, "-c", _AGENTS_PER_TOPIC],
+        cwd=REPO,
+        env={**os.environ, **worker.environment()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    readers: dict[str, int] = json.loads(loaded.stdout.strip().splitlines()[-1])
+    assert Topic.EXCHANGE_TRANSACTIONS.value in readers
+    assert {topic: count for topic, count in readers.items() if count > 1} == {}
