@@ -9,14 +9,16 @@ citizens identity authenticated, exchange transactions answered.
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from infra.platform import SERVICE_PROCESSES, LocalPlatform
+from shared.events.metrics import ProgressStatus
 from simulator.app import SERVICES
 from tests.e2e.running import platform_up
 from tests.kcat import kcat
@@ -41,8 +43,8 @@ def platform() -> Iterator[LocalPlatform]:
             yield running
 
 
-def _records(platform: LocalPlatform, topic: str) -> list[dict[str, Any]]:
-    credentials = str(platform.credentials_file("admin"))
+def _records(platform: LocalPlatform, topic: str, principal: str = "admin") -> list[dict[str, Any]]:
+    credentials = str(platform.credentials_file(principal))
     args = ("-F", credentials, "-C", "-t", topic, "-o", "beginning", "-e", "-q")
     out = kcat(*args, check=True).stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
@@ -53,10 +55,11 @@ def _eventually(
     topic: str,
     found: Callable[[dict[str, Any]], bool],
     timeout: float,
+    principal: str = "admin",
 ) -> int:
     deadline = time.monotonic() + timeout
     while True:
-        count = sum(1 for record in _records(platform, topic) if found(record))
+        count = sum(1 for record in _records(platform, topic, principal) if found(record))
         if count or time.monotonic() > deadline:
             return count
         time.sleep(2)
@@ -110,6 +113,36 @@ def test_simulated_traffic_goes_through_the_real_services(platform: LocalPlatfor
         "request_data": "working",
         "report_provinces": "working",
     }
+
+
+def test_an_analyst_reads_where_targets_stand_and_how_agencies_rank_with_kcat(
+    platform: LocalPlatform,
+) -> None:
+    # A stranger to the code: kcat with the analyst's credentials, each record plain JSON.
+    on_track_or_not = _eventually(
+        platform,
+        "metrics.programme",
+        lambda r: (
+            r.get("type") == "TargetProgressUpdated"
+            and r["payload"]["status"] in get_args(ProgressStatus)
+            and r["payload"]["target_value"] is not None
+        ),
+        timeout=90,
+        principal="analyst",
+    )
+    ranked = _eventually(
+        platform,
+        "metrics.evaluations",
+        lambda r: (
+            r.get("type") == "AgencyEvaluated"
+            and re.fullmatch(r"[0-9]{4}-Q[1-4]", r["payload"]["quarter"]) is not None
+            and isinstance(r["payload"]["measures"], list)
+        ),
+        timeout=120,
+        principal="analyst",
+    )
+    assert on_track_or_not > 0, _log_tail(platform, "metrics-worker")
+    assert ranked > 0, _log_tail(platform, "metrics-worker")
 
 
 def _api_totals(prefix: str) -> dict[str, float]:
