@@ -20,6 +20,7 @@ from joserfc.jwk import ECKey
 from panjereh_agency import DeliveryReporter
 
 from infra.platform import LocalPlatform
+from services.catalog.reference import reference_agencies
 from services.catalog.storage import CatalogReads
 from shared.db import create_pool
 from shared.events.catalog import DeliveryReported, delivery_event_id
@@ -228,6 +229,6 @@ async def test_the_compacted_topics_alone_rebuild_the_register(platform: LocalPl
     finally:
         await pool.close()
 
-    assert len(agencies) == 41
+    assert len(agencies) == len(reference_agencies()) == 131
     assert rebuilt_services == services
     assert rebuilt_agencies == agencies

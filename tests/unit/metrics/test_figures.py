@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from services.catalog.reference import reference_agencies
 from services.metrics.domain import adoption, deliveries, exchange, identity
 from services.metrics.domain.figures import Cell, Figure, dims
 from services.metrics.domain.reference import load_reference
@@ -125,6 +126,16 @@ def test_provincial_directorates_are_not_counted_among_the_agencies_to_connect()
     figures = _by_key(adoption.figures([], national + provincial, set(), NOW))
     assert figures["adoption.agencies||all_time:all"] == 10
     assert figures["adoption.agencies_window_share||all_time:all"] == 0.9
+
+
+def test_the_seeds_99_percent_connected_comes_from_the_reference_register_by_the_rule() -> None:
+    # The catalog's reference register, as its agency records reach the worker: 100
+    # national agencies, all but Foreign Affairs connected, and 31 provincial directorates.
+    agencies = [adoption.AgencyState.of(entry.recorded(1)) for entry in reference_agencies()]
+    figures = _by_key(adoption.figures([], agencies, set(), NOW))
+    assert figures["adoption.agencies||all_time:all"] == 100
+    assert figures["adoption.agencies_window_connected||all_time:all"] == 99
+    assert figures["adoption.agencies_window_share||all_time:all"] == 0.99
 
 
 def test_exchange_connection_is_use_in_the_quarter_not_a_typed_date() -> None:
