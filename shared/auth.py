@@ -54,6 +54,11 @@ FOLLOWED_TOPICS = (Topic.IDENTITY_ISSUER_KEYS, Topic.IDENTITY_SESSIONS)
 
 READY_WAIT_SECONDS = 5.0
 
+VERIFIED_TOKENS_KEPT = 10_000
+"""Tokens a verifier remembers having verified: one presented again (a citizen's every
+request within the token's life) skips the signature check, about 0.3 ms, and is checked
+for all that can change (expiry, its key's retirement, its session's revocation)."""
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -124,6 +129,9 @@ class IssuerKeys:
     # How this reader names itself on what it dead-letters (the service's group name).
     reader: str = "token-verifier"
     _keys: dict[str, IssuerKeyPublished] = field(default_factory=dict)
+    # Token → what its signature proved, oldest first; emptied whenever a key changes.
+    _verified: dict[str, _Verified] = field(default_factory=dict)
+    verified_kept: int = VERIFIED_TOKENS_KEPT
     revoked_sessions: RevokedSessions = field(default_factory=RevokedSessions)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -144,18 +152,32 @@ class IssuerKeys:
             )
             return False
         self._keys[key.kid] = key
+        self._verified.clear()
         return True
 
     def verify(self, token: str, now: float | None = None) -> Principal:
-        """The principal a token speaks for, or InvalidToken with the reason."""
+        """The principal a token speaks for, or InvalidToken with the reason.
+
+        A token's signature is checked once while it is remembered (`VERIFIED_TOKENS_KEPT`);
+        its key, claims and session are checked on every call.
+        """
         moment = now if now is not None else time.time()
+        verified = self._verified.get(token)
+        if verified is None:
+            verified = self._signed(token, moment)
+            self._check(verified, moment)
+            self._remember(token, verified)
+        else:
+            self._check(verified, moment)
+        return verified.principal
+
+    def _signed(self, token: str, moment: float) -> _Verified:
+        """What the token's signature proves, or InvalidToken."""
         kid = _unverified_header(token).get("kid")
         record = self._keys.get(kid) if isinstance(kid, str) else None
-        if record is None:
+        if record is None or not isinstance(kid, str):
             raise InvalidToken("the token is not signed by a key identity published")
-        at = datetime.fromtimestamp(moment, UTC)
-        if record.retired_at is not None and record.retired_at <= at:
-            raise InvalidToken("the token's signing key is retired")
+        _check_key(record, moment)
         try:
             decoded = jwt.decode(
                 token,
@@ -164,21 +186,21 @@ class IssuerKeys:
             )
         except (JoseError, ValueError) as error:
             raise InvalidToken(f"bad signature: {error}") from None
-        claims = decoded.claims
+        return _Verified(kid, _principal(decoded.claims))
+
+    def _check(self, verified: _Verified, moment: float) -> None:
+        """What may have changed since the signature was checked: InvalidToken if it did."""
+        _check_key(self._keys[verified.kid], moment)
+        claims = verified.principal.claims
         _check_registered_claims(claims, moment, self.issuer)
         session = claims.get("sid")
         if isinstance(session, str) and self.revoked_sessions.revoked(session, moment):
             raise InvalidToken("the token's session was revoked")
-        scope = claims.get("scope", "")
-        loa = claims.get("loa")
-        return Principal(
-            subject=str(claims.get("sub", "")),
-            agency=claims.get("agency") if isinstance(claims.get("agency"), str) else None,
-            scopes=frozenset(scope.split()) if isinstance(scope, str) else frozenset(),
-            level_of_assurance=loa if isinstance(loa, int) else None,
-            token_id=str(claims.get("jti", "")),
-            claims=claims,
-        )
+
+    def _remember(self, token: str, verified: _Verified) -> None:
+        if len(self._verified) >= self.verified_kept:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = verified
 
     async def run(self) -> None:
         if self.kafka is None:
@@ -260,6 +282,32 @@ async def _reached(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int
         if await consumer.position(partition) < offset:
             return False
     return True
+
+
+@dataclass(frozen=True)
+class _Verified:
+    """A token whose signature was checked: the key it was checked with, its principal."""
+
+    kid: str
+    principal: Principal
+
+
+def _principal(claims: dict[str, Any]) -> Principal:
+    scope = claims.get("scope", "")
+    loa = claims.get("loa")
+    return Principal(
+        subject=str(claims.get("sub", "")),
+        agency=claims.get("agency") if isinstance(claims.get("agency"), str) else None,
+        scopes=frozenset(scope.split()) if isinstance(scope, str) else frozenset(),
+        level_of_assurance=loa if isinstance(loa, int) else None,
+        token_id=str(claims.get("jti", "")),
+        claims=claims,
+    )
+
+
+def _check_key(record: IssuerKeyPublished, moment: float) -> None:
+    if record.retired_at is not None and record.retired_at <= datetime.fromtimestamp(moment, UTC):
+        raise InvalidToken("the token's signing key is retired")
 
 
 def _unverified_header(token: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, cast
 import pytest
 from fastapi import Depends, FastAPI, Request
 from fastapi.testclient import TestClient
+from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from shared.auth import (
@@ -163,6 +164,80 @@ def test_a_token_of_a_revoked_session_is_refused_and_other_sessions_are_not(
     with pytest.raises(InvalidToken, match="session was revoked"):
         projection.verify(token(key, sid=str(revoked)))
     assert projection.verify(token(key, sid=str(other))).subject == "client-1"
+
+
+# A token presented again is remembered: its signature is not checked again, all else is.
+
+
+def test_a_token_presented_again_is_not_verified_again(
+    keys: tuple[ECKey, IssuerKeys], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, projection = keys
+    decoded: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(value: str, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(value)
+        return real_decode(value, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    presented = token(key)
+    for _ in range(3):
+        assert projection.verify(presented).agency == "education"
+    assert decoded == [presented]
+
+
+def test_a_remembered_token_is_still_refused_once_expired(
+    keys: tuple[ECKey, IssuerKeys],
+) -> None:
+    key, projection = keys
+    now = time.time()
+    presented = token(key, exp=int(now) + 60)
+    projection.verify(presented, now=now)
+    with pytest.raises(InvalidToken, match="expired"):
+        projection.verify(presented, now=now + 60 + CLOCK_SKEW_SECONDS + 1)
+
+
+def test_a_remembered_token_is_refused_once_its_session_is_revoked(
+    keys: tuple[ECKey, IssuerKeys],
+) -> None:
+    key, projection = keys
+    session = uuid.uuid4()
+    presented = token(key, sid=str(session))
+    projection.verify(presented)
+    projection.apply_revocation(revocation(session, time.time() + 300))
+    with pytest.raises(InvalidToken, match="session was revoked"):
+        projection.verify(presented)
+
+
+def test_a_remembered_token_is_refused_once_its_key_is_retired_or_replaced(
+    keys: tuple[ECKey, IssuerKeys],
+) -> None:
+    key, projection = keys
+    presented = token(key)
+    projection.verify(presented)
+    _, record = new_key("k1")
+    public = key.as_dict(private=False)
+    soon = datetime.fromtimestamp(time.time() + 60, UTC)
+    projection.apply(record.model_copy(update={"jwk": public, "retired_at": soon}))
+    projection.verify(presented)  # retired in a minute: still good now
+    with pytest.raises(InvalidToken, match="retired"):
+        projection.verify(presented, now=time.time() + 61)
+    # The kid now names another key: what the old one signed proves nothing any more.
+    projection.apply(record)
+    with pytest.raises(InvalidToken, match="bad signature"):
+        projection.verify(presented)
+
+
+def test_remembered_tokens_are_bounded_oldest_forgotten_first(
+    keys: tuple[ECKey, IssuerKeys],
+) -> None:
+    key, projection = keys
+    projection.verified_kept = 2
+    first, second, third = token(key), token(key), token(key)
+    for presented in (first, second, third):
+        projection.verify(presented)
+    assert list(projection._verified) == [second, third]
 
 
 def test_revoked_sessions_are_forgotten_once_their_last_tokens_expired() -> None:
