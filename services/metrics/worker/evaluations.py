@@ -29,10 +29,10 @@ from services.metrics.domain.figures import Cell
 from services.metrics.worker import adoption, deliveries, exchange, programme
 from services.metrics.worker.app import app, partitions_of
 from services.metrics.worker.counters import Counters
+from services.metrics.worker.publisher import Publication, tables_recovered
 from shared.envelope import Envelope
 from shared.events.metrics import AgencyEvaluated
 from shared.events.programme import IndicatorRecorded
-from shared.kafka import event_headers
 from shared.logging import get_logger
 from shared.topics import Topic
 
@@ -59,12 +59,11 @@ agencies = app.Table(
 
 class _State:
     changed = True
-    published: dict[str, str] = {}  # noqa: RUF012  (module state, one worker)
-    recovered_generation: object | None = None
     weights: dict[str, evaluations.Weighting] = {}  # noqa: RUF012
 
 
 _state = _State()
+_publication = Publication(Topic.METRICS_EVALUATIONS, "agency evaluations")
 
 
 def _count_transaction(envelope: Envelope[Any], event: Any) -> None:
@@ -205,36 +204,11 @@ def evaluate(now: datetime) -> list[AgencyEvaluated]:
 
 async def publish_evaluations(now: datetime | None = None) -> int:
     """Publish each agency's record that changed since it was last published."""
-    recovery = getattr(app.tables, "recovery")  # noqa: B009  (not in Faust's type stubs)
-    if app.in_recovery or not recovery.completed.is_set():
+    if not tables_recovered():
         return 0
-    generation = app.consumer_generation_id
-    if _state.recovered_generation != generation:
-        # After a (re)start or rebalance the last publication may have been cut short.
-        _state.recovered_generation = generation
-        _state.published.clear()
     _state.changed = False
-    sent = 0
-    for payload in evaluate(now or datetime.now(UTC)):
-        key = payload.record_key()
-        text = payload.model_dump_json()
-        if _state.published.get(key) == text:
-            continue
-        envelope = Envelope.wrap(payload, source="metrics-worker", subject=key)
-        await app.producer.send(
-            Topic.METRICS_EVALUATIONS.value,
-            envelope.key(),
-            envelope.to_bytes(),
-            partition=None,
-            timestamp=None,
-            headers=event_headers(envelope),
-        )
-        _state.published[key] = text
-        sent += 1
-    if sent:
-        await app.producer.flush()
-        log.info("agency evaluations published", records=sent)
-    return sent
+    records = evaluate(now or datetime.now(UTC))
+    return await _publication.publish((payload.record_key(), payload) for payload in records)
 
 
 @app.timer(EVALUATION_INTERVAL)  # type: ignore[untyped-decorator]

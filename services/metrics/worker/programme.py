@@ -17,8 +17,7 @@ import faust
 
 from services.metrics.domain import programme
 from services.metrics.worker.app import app, decoded, partitions_of, source_topic
-from services.metrics.worker.publisher import mark_everything_changed
-from shared.envelope import Envelope
+from services.metrics.worker.publisher import Publication, mark_everything_changed, tables_recovered
 from shared.events.metrics import (
     AdoptionMetricUpdated,
     DeliveryMetricUpdated,
@@ -28,7 +27,6 @@ from shared.events.metrics import (
     _MetricValue,
 )
 from shared.events.programme import IndicatorRecorded, ObservationRecorded, TargetRecorded
-from shared.kafka import event_headers
 from shared.logging import get_logger
 from shared.topics import Topic
 
@@ -70,13 +68,12 @@ live = app.Table("programme-live", default=None, partitions=partitions_of(Topic.
 
 class _State:
     changed = True
-    published: dict[str, str] = {}  # noqa: RUF012  (module state, one worker)
-    recovered_generation: object | None = None
     # (metric, window) pairs some indicator reads; None: to be read from the table again.
     read_metrics: set[tuple[str, str]] | None = None
 
 
 _state = _State()
+_publication = Publication(Topic.METRICS_PROGRAMME, "programme progress")
 
 
 def _keep_latest(
@@ -215,35 +212,11 @@ def progress(now: datetime) -> list[TargetProgressUpdated]:
 
 async def publish_progress(now: datetime | None = None) -> int:
     """Publish each target whose progress changed since it was last published."""
-    recovery = getattr(app.tables, "recovery")  # noqa: B009  (not in Faust's type stubs)
-    if app.in_recovery or not recovery.completed.is_set():
+    if not tables_recovered():
         return 0
-    generation = app.consumer_generation_id
-    if _state.recovered_generation != generation:
-        # After a (re)start or rebalance the last publication may have been cut short.
-        _state.recovered_generation = generation
-        _state.published.clear()
     _state.changed = False
-    sent = 0
-    for payload in progress(now or datetime.now(UTC)):
-        text = payload.model_dump_json()
-        if _state.published.get(payload.target_id) == text:
-            continue
-        envelope = Envelope.wrap(payload, source="metrics-worker", subject=payload.target_id)
-        await app.producer.send(
-            Topic.METRICS_PROGRAMME.value,
-            envelope.key(),
-            envelope.to_bytes(),
-            partition=None,
-            timestamp=None,
-            headers=event_headers(envelope),
-        )
-        _state.published[payload.target_id] = text
-        sent += 1
-    if sent:
-        await app.producer.flush()
-        log.info("programme progress published", targets=sent)
-    return sent
+    records = progress(now or datetime.now(UTC))
+    return await _publication.publish((payload.target_id, payload) for payload in records)
 
 
 @app.timer(1.0)  # type: ignore[untyped-decorator]

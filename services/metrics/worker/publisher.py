@@ -10,16 +10,17 @@ the previous publication short.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from services.metrics.domain.figures import Figure
 from services.metrics.worker.app import app, settings
-from shared.envelope import Envelope
+from shared.envelope import Envelope, Event
 from shared.events.metrics import _MetricValue
 from shared.kafka import event_headers
 from shared.logging import get_logger
+from shared.topics import Topic
 
 log = get_logger(__name__)
 
@@ -84,10 +85,54 @@ async def publish(kind: type[_MetricValue], figures: list[Figure]) -> int:
     return len(figures)
 
 
+def tables_recovered() -> bool:
+    """Whether the worker's tables are recovered, so what they hold may be published."""
+    recovery = getattr(app.tables, "recovery")  # noqa: B009  (not in Faust's type stubs)
+    return not app.in_recovery and bool(recovery.completed.is_set())
+
+
+class Publication:
+    """Records a module publishes on a compacted topic of its own, by record key: a record
+    goes out again only when it changed, and every record does after a (re)start or a
+    rebalance, since the last publication may have been cut short."""
+
+    def __init__(self, topic: Topic, what: str) -> None:
+        self.topic = topic
+        self.what = what
+        self.published: dict[str, str] = {}
+        self._generation: object | None = None
+
+    async def publish(self, records: Iterable[tuple[str, Event]]) -> int:
+        """Send those of `records` (key, payload) that changed; returns how many."""
+        generation = app.consumer_generation_id
+        if self._generation != generation:
+            self._generation = generation
+            self.published.clear()
+        sent = 0
+        for key, payload in records:
+            text = payload.model_dump_json()
+            if self.published.get(key) == text:
+                continue
+            envelope = Envelope.wrap(payload, source="metrics-worker", subject=key)
+            await app.producer.send(
+                self.topic.value,
+                envelope.key(),
+                envelope.to_bytes(),
+                partition=None,
+                timestamp=None,
+                headers=event_headers(envelope),
+            )
+            self.published[key] = text
+            sent += 1
+        if sent:
+            await app.producer.flush()
+            log.info(f"{self.what} published", records=sent)
+        return sent
+
+
 async def publish_changes() -> int:
     """Publish the figures changed since the last call (all of them after a recovery)."""
-    recovery = getattr(app.tables, "recovery")  # noqa: B009  (not in Faust's type stubs)
-    if app.in_recovery or not recovery.completed.is_set():
+    if not tables_recovered():
         return 0
     # A new `completed` event object is not created per rebalance, so the assignment
     # generation tells a fresh recovery apart.
