@@ -45,7 +45,13 @@ sys.path.insert(0, str(REPO))
 
 from panjereh_agency import DeliveryReporter  # noqa: E402
 
-from benchmarks.stage import Stage, add_arguments, fill_sizes, run_on_stage  # noqa: E402
+from benchmarks.stage import (  # noqa: E402
+    Stage,
+    add_arguments,
+    fill_sizes,
+    run_on_stage,
+    write_figures,
+)
 from services.catalog import reference, use_cases  # noqa: E402
 from services.catalog.bootstrap import build  # noqa: E402
 from services.catalog.domain import Editor, ServiceEntry  # noqa: E402
@@ -171,7 +177,9 @@ def percentile(samples: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-async def bench_search(client: httpx.AsyncClient, queries: int, rng: random.Random) -> None:
+async def bench_search(
+    client: httpx.AsyncClient, queries: int, rng: random.Random
+) -> dict[str, float]:
     total = await client.get("/services", params={"per_page": 1})
     print(f"search: {total.json()['total']} published services")
     for text in QUERIES[:5]:  # warm the caches
@@ -192,6 +200,14 @@ async def bench_search(client: httpx.AsyncClient, queries: int, rng: random.Rand
         f"p99 {percentile(samples, 99):.1f} ms, mean {statistics.mean(samples):.1f} ms; "
         f"median matches per query {statistics.median(hits):.0f}"
     )
+    return {
+        "search_services": total.json()["total"],
+        "search_queries": len(samples),
+        "search_p50_ms": percentile(samples, 50),
+        "search_p95_ms": percentile(samples, 95),
+        "search_p99_ms": percentile(samples, 99),
+        "search_mean_ms": statistics.mean(samples),
+    }
 
 
 async def produce_reports(stage: Stage, count: int, rng: random.Random) -> set[uuid.UUID]:
@@ -263,7 +279,7 @@ async def count_recorded(observer: KafkaAccess, events: set[uuid.UUID]) -> int:
 
 async def bench_deliveries(
     stage: Stage, settings: CatalogSettings, count: int, rng: random.Random
-) -> None:
+) -> dict[str, float]:
     produced_at = time.perf_counter()
     ids = await produce_reports(stage, count, rng)
     sent = count + (count + 9) // 10
@@ -318,6 +334,12 @@ async def bench_deliveries(
     )
     if recorded != len(ids):
         raise SystemExit("the clean topic does not hold each distinct report exactly once")
+    return {
+        "ingestion_reports": len(ids),
+        "ingestion_per_s": rate,
+        "ingestion_steady_s": steady,
+        "ingestion_with_start_s": took,
+    }
 
 
 async def run(args: argparse.Namespace, stage: Stage) -> None:
@@ -343,8 +365,9 @@ async def run(args: argparse.Namespace, stage: Stage) -> None:
                 await asyncio.sleep(0.5)
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as client:
-                await bench_search(client, args.queries, rng)
-        await bench_deliveries(stage, settings, args.deliveries, rng)
+                figures = await bench_search(client, args.queries, rng)
+        figures |= await bench_deliveries(stage, settings, args.deliveries, rng)
+    write_figures(args, figures)
 
 
 def main() -> None:

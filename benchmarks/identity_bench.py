@@ -37,7 +37,14 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.stage import SHIFT, Stage, add_arguments, fill_sizes, run_on_stage  # noqa: E402
+from benchmarks.stage import (  # noqa: E402
+    SHIFT,
+    Stage,
+    add_arguments,
+    fill_sizes,
+    run_on_stage,
+    write_figures,
+)
 from services.identity.adapters.sms_gateway import SmsGatewaySettings  # noqa: E402
 from services.identity.domain.citizens import national_id_check_digit  # noqa: E402
 from shared.auth import IssuerKeys  # noqa: E402
@@ -166,7 +173,8 @@ def expect(status: int, answers: list[tuple[int, Any]]) -> None:
 
 async def bench(
     stage: Stage, citizens: int, concurrency: int, verifications: int, port: int
-) -> None:
+) -> dict[str, float]:
+    """Run every phase, print the figures, and return them by name."""
     database = stage.database_url
     assert database is not None
     await apply_migrations(database, "identity")
@@ -283,6 +291,19 @@ async def bench(
     print(f"ratio to floor, per CPU-second:       {1 / whole_cpu / FLOOR_PER_SECOND:9.2f}x")
     per_second = verifications / verified_in
     print(f"ratio to floor, verifications:        {per_second / FLOOR_PER_SECOND:9.2f}x")
+    return {
+        "citizens": citizens,
+        "concurrency": concurrency,
+        "registrations_per_s": registrations / registered_in,
+        "code_requests_per_s": citizens / codes_in,
+        "sign_ins_per_s": sign_ins,
+        "whole_sign_ins_per_s": full,
+        "cpu_ms_per_code_request": cpu["code"] / citizens * 1000,
+        "cpu_ms_per_sign_in": cpu["sign-in"] / citizens * 1000,
+        "whole_sign_ins_per_cpu_s": 1 / whole_cpu,
+        "verifications_per_s": per_second,
+        "pyjwt_verifications_per_s": verifications / pyjwt_in,
+    }
 
 
 def main() -> None:
@@ -294,17 +315,18 @@ def main() -> None:
     add_arguments(parser, database=True)
     arguments = parser.parse_args()
     fill_sizes(arguments, citizens=(1000, 20), verifications=(5000, 200))
-    run_on_stage(
-        arguments,
-        "identity",
-        lambda stage: bench(
+
+    async def run(stage: Stage) -> None:
+        figures = await bench(
             stage,
             arguments.citizens,
             arguments.concurrency,
             arguments.verifications,
             arguments.port,
-        ),
-    )
+        )
+        write_figures(arguments, figures)
+
+    run_on_stage(arguments, "identity", run)
 
 
 if __name__ == "__main__":

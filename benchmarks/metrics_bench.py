@@ -35,7 +35,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.stage import Stage, add_arguments, fill_sizes, run_on_stage  # noqa: E402
+from benchmarks.stage import (  # noqa: E402
+    Stage,
+    add_arguments,
+    fill_sizes,
+    run_on_stage,
+    write_figures,
+)
 from shared.kafka import new_producer, publish  # noqa: E402
 from shared.kafka_access import KafkaAccess  # noqa: E402
 from shared.principals import METRICS_WORKER_APP_ID, Principal  # noqa: E402
@@ -255,6 +261,19 @@ async def run(args: argparse.Namespace, stage: Stage) -> None:
         f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms, mean "
         f"{statistics.mean(latencies) * 1000:.0f} ms over {len(latencies)} events "
         "(worker flush interval 0.5 s)"
+    )
+    write_figures(
+        args,
+        {
+            "events": args.events,
+            "bare_events_per_s": bare,
+            "worker_events_per_s": faust_rate,
+            "ratio_to_bare": faust_rate / bare,
+            "freshness_samples": len(latencies),
+            "freshness_p50_ms": percentile(latencies, 0.5) * 1000,
+            "freshness_p99_ms": percentile(latencies, 0.99) * 1000,
+            "freshness_mean_ms": statistics.mean(latencies) * 1000,
+        },
     )
 
 

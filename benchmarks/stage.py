@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
+import math
 import os
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
@@ -64,6 +66,14 @@ def add_arguments(parser: argparse.ArgumentParser, *, database: bool) -> None:
         action="store_true",
         help="a few seconds' run of every phase, to show the benchmark still works;"
         " its figures mean nothing",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="also write the figures, one flat JSON object, to PATH (benchmarks/run_all.py"
+        " reads them there)",
     )
 
 
@@ -183,6 +193,21 @@ def run_on_stage(
         asyncio.run(bench(stage))
     finally:
         close_stage(stage, arguments)
+
+
+def write_figures(arguments: argparse.Namespace, figures: dict[str, Any]) -> None:
+    """Write `figures` (name -> number, text or None) to `--json`, if given.
+
+    A figure that could not be computed (NaN: nothing came back) is written as null.
+    """
+    if arguments.json is None:
+        return
+    clean = {
+        name: None if isinstance(value, float) and not math.isfinite(value) else value
+        for name, value in figures.items()
+    }
+    arguments.json.parent.mkdir(parents=True, exist_ok=True)
+    arguments.json.write_text(json.dumps(clean, indent=2, sort_keys=True) + "\n")
 
 
 def close_stage(stage: Stage, arguments: argparse.Namespace) -> None:
