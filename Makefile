@@ -2,10 +2,12 @@
 .DEFAULT_GOAL := help
 VENV := .venv/bin
 
-.PHONY: help bootstrap up down status logs reset test lint typecheck asyncapi
+.PHONY: help bootstrap up down status logs reset test lint typecheck asyncapi bench bench-smoke
 
 help:
 	@echo "make up | down | status | logs | reset | test | lint | typecheck | asyncapi"
+	@echo "make bench        every benchmark, one table against the goals, .data/bench/results.json"
+	@echo "make bench-smoke  every benchmark in smoke mode: they still work (figures mean nothing)"
 
 bootstrap:
 	@infra/bootstrap.sh
@@ -42,3 +44,11 @@ typecheck: bootstrap
 
 asyncapi: bootstrap
 	$(VENV)/panjereh asyncapi > docs/asyncapi.yaml
+
+# Every benchmark on the benchmarks' own Kafka and PostgreSQL (.data/bench-<slot>, ports
+# shifted by PANJEREH_TEST_SLOT), one at a time: run it on a quiet machine.
+bench: bootstrap
+	$(VENV)/python benchmarks/run_all.py
+
+bench-smoke: bootstrap
+	$(VENV)/python benchmarks/run_all.py --smoke
