@@ -166,7 +166,15 @@ GOALS: tuple[Goal, ...] = (
     ),
     Goal("identity.sign_ins_per_s", "/s", "min", 1000, ("identity", "sign_ins_per_s")),
     Goal("identity.whole_sign_ins_per_s", "/s", "min", 500, ("identity", "whole_sign_ins_per_s")),
-    Goal("identity.verifications_per_s", "/s", "min", 20_000, ("identity", "verifications_per_s")),
+    Goal(
+        "identity.verifications_per_s",
+        "/s",
+        "min",
+        20_000,
+        ("identity", "first_verifications_per_s"),
+        note="each token new to the verifier (its signature checked); one token presented"
+        " again is remembered: repeat_verifications_per_s in identity's figures",
+    ),
     Goal("catalog.search_p99_ms", "ms", "max", 20, ("catalog", "search_p99_ms")),
     Goal("catalog.ingestion_per_s", "/s", "min", 5000, ("catalog", "ingestion_per_s")),
     Goal(
@@ -384,6 +392,8 @@ def git(*words: str) -> str | None:
 
 async def run(arguments: argparse.Namespace) -> int:
     started_at = datetime.now(UTC)
+    # Other work on the machine shows in every figure: the load is recorded with them.
+    load_at_start = os.getloadavg()[0]
     outcomes: dict[str, Outcome] = {}
     with tempfile.TemporaryDirectory(prefix="panjereh-bench-") as folder:
         for benchmark in BENCHMARKS:
@@ -415,6 +425,8 @@ async def run(arguments: argparse.Namespace) -> int:
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "smoke": arguments.smoke,
             "cores": os.cpu_count(),
+            "load_average_at_start": round(load_at_start, 2),
+            "load_average_at_end": round(os.getloadavg()[0], 2),
             "slot": SLOT,
             "platform": "given (--home)" if arguments.home is not None else "the benchmarks' own",
         },
@@ -426,8 +438,8 @@ async def run(arguments: argparse.Namespace) -> int:
     commit = results["run"]["commit"]
     print(
         f"\n=== figures against the goals (ratio ≥ 1.00: goal met); commit {commit},"
-        f" {started_at:%Y-%m-%d}, {os.cpu_count()} cores"
-        + (", smoke run: the figures mean nothing" if arguments.smoke else "")
+        f" {started_at:%Y-%m-%d}, {os.cpu_count()} cores, load average {load_at_start:.1f}"
+        f" at the start" + (", smoke run: the figures mean nothing" if arguments.smoke else "")
     )
     print(table(figures, outcomes))
     print(f"\nwritten to {arguments.out}")

@@ -51,6 +51,7 @@ BENCHMARKS: dict[str, tuple[str | None, tuple[str, ...]]] = {
             r"sign-ins/s \(code check \+ tokens\): +[\d.]+",
             r"whole sign-ins/s \(code request \+ in\): +[\d.]+",
             r"token verifications/s \(shared.auth\): +[\d.]+",
+            r"first verifications/s \(new tokens\): +[\d.]+",
         ),
     ),
     "metrics_bench.py": (
