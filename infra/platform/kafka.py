@@ -309,6 +309,9 @@ def broker_properties(
         # Topics are declared in shared/topics.py and created explicitly, never by typo.
         "auto.create.topics.enable": "false",
         "log.retention.check.interval.ms": "60000",
+        # Every agency has ten channels (five, and their dead letters): a start loads a
+        # couple of thousand partition logs, one directory at a time by default.
+        "num.recovery.threads.per.data.dir": "2",
     }
 
 
