@@ -73,16 +73,21 @@ async def publish(kind: type[_MetricValue], figures: list[Figure]) -> int:
     """Send each figure to its metrics topic; returns how many were sent."""
     for figure in figures:
         payload = metric_event(kind, figure)
-        envelope = Envelope.wrap(payload, source="metrics-worker", subject=payload.record_key())
-        await app.producer.send(
-            kind.topic.value,
-            envelope.key(),
-            envelope.to_bytes(),
-            partition=None,
-            timestamp=None,
-            headers=event_headers(envelope),
-        )
+        await send(kind.topic, payload.record_key(), payload)
     return len(figures)
+
+
+async def send(topic: Topic, key: str, payload: Event) -> None:
+    """Hand one record, keyed by `key`, to the worker's producer (flushed by the caller)."""
+    envelope = Envelope.wrap(payload, source="metrics-worker", subject=key)
+    await app.producer.send(
+        topic.value,
+        envelope.key(),
+        envelope.to_bytes(),
+        partition=None,
+        timestamp=None,
+        headers=event_headers(envelope),
+    )
 
 
 def tables_recovered() -> bool:
@@ -113,15 +118,7 @@ class Publication:
             text = payload.model_dump_json()
             if self.published.get(key) == text:
                 continue
-            envelope = Envelope.wrap(payload, source="metrics-worker", subject=key)
-            await app.producer.send(
-                self.topic.value,
-                envelope.key(),
-                envelope.to_bytes(),
-                partition=None,
-                timestamp=None,
-                headers=event_headers(envelope),
-            )
+            await send(self.topic, key, payload)
             self.published[key] = text
             sent += 1
         if sent:
