@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,20 @@ from shared.topics import SPECS, Topic, dead_letter_of, subscription_pattern
 from shared.tracing import consuming, context_from, producing, trace_headers
 
 log = get_logger(__name__)
+
+
+class _RebalanceCommitsAreWarnings(logging.Filter):
+    """aiokafka logs a commit cut short by a rebalance as an error. Here it is expected:
+    `EventConsumer` takes the refusal and says so, and the records come again to whoever
+    holds their partition, where the inbox makes them harmless. It stays a warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and "RebalanceInProgressError" in record.getMessage():
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+logging.getLogger("aiokafka.consumer.group_coordinator").addFilter(_RebalanceCommitsAreWarnings())
 
 Handler = Callable[[Envelope[Any]], Awaitable[None]]
 

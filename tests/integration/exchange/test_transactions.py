@@ -46,10 +46,12 @@ from shared.events.exchange import (
 from shared.events.identity import AgencyKeyRevoked
 from shared.kafka import new_producer, publish
 from shared.kafka_access import KafkaAccess
+from shared.principals import PRINCIPAL_SPECS, Principal
 from shared.registry import UndecodableEvent, decode
 from shared.sealing import Sealer, is_sealed
 from shared.signing import canonical, generate_key, sign_event
 from shared.topics import Topic, channel, dead_letter_of
+from tests.groups import until_settled
 from tests.integration.exchange.helpers import (
     ISSUER,
     AgencySystem,
@@ -128,6 +130,17 @@ async def world(
             # Each agency's system connects as itself, with what the platform issued it.
             consumer_kafka = await agency_kafka(consumer.code)
             provider_kafka = await agency_kafka(provider.code)
+            # The exchange finds new agencies' channels by pattern, then its group
+            # rebalances: provisioning, not a transaction's time, so it is waited out.
+            await until_settled(
+                kafka_admin,
+                PRINCIPAL_SPECS[Principal.EXCHANGE].groups[0],
+                [
+                    channel(Topic.AGENCY_REQUESTS, consumer.code),
+                    channel(Topic.AGENCY_ANSWERS, provider.code),
+                ],
+                timeout=60,
+            )
             keys = (await http.get("/keys")).json()["keys"]
             exchange_keys = ExchangeKeys(keys={key["kid"]: key for key in keys})
             services = {
