@@ -411,10 +411,9 @@ async def run(arguments: argparse.Namespace) -> int:
                 continue
             outcomes[benchmark.name] = await run_one(benchmark, arguments, Path(folder))
     if arguments.down and arguments.home is None:
-        from benchmarks.stage import bench_ports
-        from infra.platform import LocalPlatform
+        from benchmarks.stage import own_platform
 
-        LocalPlatform(home=REPO / ".data" / f"bench-{SLOT}", ports=bench_ports()).down()
+        own_platform().down()
     figures = {goal.key: figure_record(goal, outcomes) for goal in GOALS}
     changes = git("status", "--porcelain", "--untracked-files=no")
     results = {

@@ -158,6 +158,11 @@ class Stage:
                 await probe.stop()
 
 
+def own_platform() -> LocalPlatform:
+    """The benchmarks' own Kafka and PostgreSQL of this slot (`.data/bench-<slot>`)."""
+    return LocalPlatform(home=REPO / ".data" / f"bench-{SLOT}", ports=bench_ports())
+
+
 def open_stage(arguments: argparse.Namespace, service: str | None) -> Stage:
     """The platform named by `--home`, or the benchmark's own (started if need be).
 
@@ -169,7 +174,7 @@ def open_stage(arguments: argparse.Namespace, service: str | None) -> Stage:
         if service is not None and not url:
             raise SystemExit("--home needs --database-url: the service's own role's DSN")
         return Stage(home=arguments.home.resolve(), platform=None, database_url=url)
-    platform = LocalPlatform(home=REPO / ".data" / f"bench-{SLOT}", ports=bench_ports())
+    platform = own_platform()
     platform.start_infrastructure()
     url = platform.database_url_for(service) if service is not None else None
     return Stage(home=platform.home, platform=platform, database_url=url)
