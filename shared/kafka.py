@@ -35,11 +35,18 @@ log = get_logger(__name__)
 
 class _RebalanceCommitsAreWarnings(logging.Filter):
     """aiokafka logs a commit cut short by a rebalance as an error. Here it is expected:
-    `EventConsumer` takes the refusal and says so, and the records come again to whoever
-    holds their partition, where the inbox makes them harmless. It stays a warning."""
+    `commit_what_is_held` takes the refusal and says so, and the records come again to
+    whoever holds their partition, where they are harmless. It stays a warning."""
+
+    _GROUP_MOVED_ON = ("RebalanceInProgressError", "IllegalGenerationError", "UnknownMemberIdError")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.ERROR and "RebalanceInProgressError" in record.getMessage():
+        message = record.getMessage()
+        if (
+            record.levelno >= logging.ERROR
+            and message.startswith("OffsetCommit failed")
+            and any(error in message for error in self._GROUP_MOVED_ON)
+        ):
             record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
 
@@ -223,6 +230,31 @@ class RetryPolicy:
         return float(min(self.max_delay, self.first_delay * 2 ** max(0, attempt - 1)))
 
 
+async def commit_what_is_held(
+    consumer: AIOKafkaConsumer, offsets: Mapping[TopicPartition, int]
+) -> bool:
+    """Commit `offsets` of the partitions `consumer` still holds; False if any were not.
+
+    A rebalance while a batch was handled may have moved some of its partitions to
+    another member, or changed the group's generation: the broker then refuses the
+    commit. Either way the uncommitted records come again, to whichever member holds their
+    partition now, and consumers here take redeliveries harmlessly. So this is a warning,
+    and the consumer goes on reading instead of leaving the group (which would only start
+    another rebalance).
+    """
+    held = consumer.assignment()
+    moved = sorted(f"{tp.topic}:{tp.partition}" for tp in offsets if tp not in held)
+    kept = {tp: offset for tp, offset in offsets.items() if tp in held}
+    try:
+        if kept:
+            await consumer.commit(kept)
+    except CommitFailedError:
+        moved += sorted(f"{tp.topic}:{tp.partition}" for tp in kept)
+    if moved:
+        log.warning("commit refused after a rebalance; the records come again", partitions=moved)
+    return not moved
+
+
 class EventConsumer:
     """Consumes topics in a consumer group and hands each event to one handler.
 
@@ -336,15 +368,7 @@ class EventConsumer:
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         assert self._consumer is not None
-        try:
-            await self._consumer.commit(offsets)
-        except CommitFailedError:
-            # A partition moved to another member; it will redeliver, and the inbox
-            # makes that harmless.
-            log.warning(
-                "commit refused after a rebalance",
-                partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in offsets),
-            )
+        await commit_what_is_held(self._consumer, offsets)
 
     async def _process(self, record: ConsumerRecord[bytes, bytes]) -> None:
         with structlog.contextvars.bound_contextvars(

@@ -5,7 +5,10 @@ Each record is decoded with the platform's contracts and its signature checked a
 the exchange's keys. What fails either goes to the channel's dead-letter topic (which the
 agency itself may read) with the reason, and is never handed to the agency's code.
 Offsets are committed after the batch was handled, so a crash means seeing a record
-again, never missing one.
+again, never missing one. For the same reason neither a lost broker nor a rebalance ends
+the reader: it reconnects (backing off) and carries on from the group's committed offsets,
+and a commit a rebalance refused only means the batch comes again, to whichever member
+now holds its partition. An agency's code therefore takes an event at least once.
 """
 
 from __future__ import annotations
@@ -15,10 +18,19 @@ import contextlib
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    AuthenticationMethodNotSupported,
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    TopicAuthorizationFailedError,
+)
 
 from panjereh_agency.exchange_keys import ExchangeKeys
 from shared.envelope import Event
-from shared.kafka import dead_letter, new_producer
+from shared.kafka import RetryPolicy, commit_what_is_held, dead_letter, new_producer
 from shared.kafka_access import KafkaAccess
 from shared.logging import get_logger
 from shared.principals import agency_principal
@@ -30,12 +42,27 @@ log = get_logger(__name__)
 
 Take = Callable[[Event], Awaitable[None]]
 
+#: How long a reader waits before reconnecting to a broker it lost (grows per attempt).
+_RECONNECT = RetryPolicy(first_delay=0.5, max_delay=15.0)
+#: The broker's refusals of these credentials: waiting does not change them, so the
+#: agency's system hears of them at once instead of a reader retrying for ever.
+_REFUSALS = (
+    AuthenticationFailedError,
+    AuthenticationMethodNotSupported,
+    SaslAuthenticationFailed,
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    TopicAuthorizationFailedError,
+)
+
 
 class ChannelReader:
     """Reads `family`'s topic of `agency` in the group `agency-<code>-<role>`.
 
-    Contract: `run(take)` blocks until `stop()`; `take` gets each verified event, one
-    batch at a time, and may block. `ready` is set once the group holds the partitions.
+    Contract: `run(take)` blocks until `stop()`; `take` gets each verified event at least
+    once, one batch at a time, and may block. A lost broker is waited out; credentials the
+    broker refuses end `run` with its error. `ready` is set once the group holds the
+    partitions.
     """
 
     def __init__(
@@ -49,8 +76,29 @@ class ChannelReader:
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()
         self.refused = 0
+        self.commits_refused = 0
+        """Batches whose commit a rebalance refused (they are delivered again)."""
 
     async def run(self, take: Take) -> None:
+        attempt = 0
+        while not self._stopping.is_set():
+            try:
+                await self._read(take)
+                return
+            except _REFUSALS:
+                raise
+            except (KafkaError, OSError) as error:
+                attempt += 1
+                log.warning(
+                    "channel reader cannot reach the broker, reconnecting",
+                    topic=self.topic,
+                    error=repr(error),
+                    attempt=attempt,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), _RECONNECT.delay(attempt))
+
+    async def _read(self, take: Take) -> None:
         consumer = AIOKafkaConsumer(
             self.topic,
             **self._kafka.client_options(),
@@ -62,9 +110,9 @@ class ChannelReader:
             isolation_level="read_committed",
         )
         dead_letters = new_producer(self._kafka, client_id=f"{self._group}-dlq")
-        await dead_letters.start()
-        await consumer.start()
         try:
+            await dead_letters.start()
+            await consumer.start()
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=200, max_records=500)
                 if not self.ready.is_set() and consumer.assignment():
@@ -80,9 +128,9 @@ class ChannelReader:
                 if events:
                     await asyncio.gather(*(take(event) for event in events))
                 if batches:
-                    await consumer.commit(
-                        {tp: records[-1].offset + 1 for tp, records in batches.items()}
-                    )
+                    offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
+                    if not await commit_what_is_held(consumer, offsets):
+                        self.commits_refused += 1
         finally:
             with contextlib.suppress(Exception):
                 await consumer.stop()
