@@ -54,11 +54,11 @@ from shared.kafka_access import KafkaAccess
 from shared.principals import METRICS_WORKER_APP_ID, PRINCIPAL_SPECS, Principal, agency_principal
 from shared.registry import example_envelopes, on_topic
 from shared.sealed_box import SealingKey
-from shared.signing import generate_key, public_jwk, sign_event
 from shared.topics import TOPICS, TopicSpec, channel, dead_letter_of
 from tests.abuse.conftest import CATALOG, EXCHANGE, IDENTITY
 from tests.abuse.users import Tokens
 from tests.groups import until_settled
+from tests.integration.exchange.helpers import ExchangeStandIn
 from tests.tokens import access_claims, new_issuer_key, signed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -112,21 +112,6 @@ TOKEN_TOPICS = {ISSUER_KEYS, SESSIONS}
 
 
 # -- the good record of each topic ---------------------------------------------------------
-
-
-@dataclass
-class Signer:
-    """Stands in for the exchange towards the agency's readers run here: they are given
-    this key as the exchange's."""
-
-    key: ECKey = field(default_factory=generate_key)
-    kid: str = field(default_factory=lambda: f"poison-check-{uuid.uuid4().hex[:8]}")
-
-    def keys(self) -> dict[str, dict[str, Any]]:
-        return {self.kid: {**public_jwk(self.key), "kid": self.kid, "alg": "ES256"}}
-
-    def signed(self, payload: Event) -> Event:
-        return payload.model_copy(update={"signature": sign_event(payload, self.key, self.kid)})
 
 
 @dataclass
@@ -300,7 +285,7 @@ def reader_name(spec: TopicSpec, principal: Principal) -> str:
 class AgencyReaders:
     """The agency package's channel readers, as the agency's system runs them."""
 
-    signer: Signer
+    signer: ExchangeStandIn
     taken: list[tuple[float, Event]] = field(default_factory=list)
     readers: list[ChannelReader] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -502,7 +487,7 @@ async def bench(platform: LocalPlatform, tokens: Tokens) -> AsyncIterator[Bench]
     offsets = AIOKafkaAdminClient(**admin.client_options())
     specs = poisoned_topics()
     dead_letters = DeadLetters(admin, sorted({dead_letter_of(concrete(s)) for s in specs}))
-    agency = AgencyReaders(Signer())
+    agency = AgencyReaders(ExchangeStandIn())
     await producer.start()
     await offsets.start()
     await dead_letters.start()

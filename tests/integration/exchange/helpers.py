@@ -24,7 +24,7 @@ from shared.events.catalog import AgencyRecorded
 from shared.events.identity import AgencyKeyPublished, IssuerKeyPublished
 from shared.kafka import new_producer, publish
 from shared.kafka_access import KafkaAccess
-from shared.signing import generate_key, public_jwk
+from shared.signing import generate_key, public_jwk, sign_event
 from tests.tokens import access_claims
 
 ISSUER = "https://identity.exchange-tests"
@@ -108,6 +108,21 @@ class AgencySystem:
             not_before=datetime.now(UTC) - timedelta(minutes=5),
             expires_at=None,
         )
+
+
+@dataclass
+class ExchangeStandIn:
+    """Stands in for the exchange towards agencies' readers run in a test: they are given
+    this key as the exchange's."""
+
+    key: ECKey = field(default_factory=generate_key)
+    kid: str = field(default_factory=lambda: f"exchange-stand-in-{uuid.uuid4().hex[:8]}")
+
+    def keys(self) -> dict[str, dict[str, Any]]:
+        return {self.kid: {**public_jwk(self.key), "kid": self.kid, "alg": "ES256"}}
+
+    def signed(self, payload: Event) -> Event:
+        return payload.model_copy(update={"signature": sign_event(payload, self.key, self.kid)})
 
 
 def run_id() -> str:

@@ -1,0 +1,122 @@
+"""The agency package's channel reader through a rebalance, on the real broker: a second
+instance of an agency's system joining while the first still handles a batch neither ends
+the first nor loses the batch."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from panjereh_agency.channel import ChannelReader
+from panjereh_agency.exchange_keys import ExchangeKeys
+
+from shared.envelope import Envelope, Event
+from shared.events.exchange import DataRequestCompleted
+from shared.kafka import event_headers, new_producer, partitions_of
+from shared.kafka_access import KafkaAccess
+from shared.topics import Topic, channel
+from tests.integration.exchange.helpers import (
+    AgencySystem,
+    ExchangeStandIn,
+    announce,
+    eventually,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def outcome(exchange: ExchangeStandIn, agency: str) -> DataRequestCompleted:
+    completed = DataRequestCompleted(
+        transaction_id=uuid.uuid4(),
+        consumer=agency,
+        provider="civil-registration",
+        data_service="civil-registration.vital-status",
+        outcome="answered",
+        payload={"alive": True},
+        reason=None,
+        signature="-",
+    )
+    signed = exchange.signed(completed)
+    assert isinstance(signed, DataRequestCompleted)
+    return signed
+
+
+async def send_to(producer: AIOKafkaProducer, topic: str, partition: int, event: Event) -> None:
+    envelope = Envelope.wrap(event, source="exchange", subject=str(uuid.uuid4()))
+    await producer.send_and_wait(
+        topic, envelope.to_bytes(), partition=partition, headers=event_headers(envelope)
+    )
+
+
+class Taker:
+    """An agency's code: records what it is given; `hold` makes it wait until released."""
+
+    def __init__(self, *, hold: bool = False) -> None:
+        self.taken: list[Event] = []
+        self.released = asyncio.Event()
+        if not hold:
+            self.released.set()
+
+    async def __call__(self, event: Event) -> None:
+        self.taken.append(event)
+        await self.released.wait()
+
+
+async def test_a_rebalance_while_a_batch_is_handled_neither_ends_the_reader_nor_loses_the_batch(
+    kafka_admin: KafkaAccess, agency_kafka: Callable[[str], Awaitable[KafkaAccess]]
+) -> None:
+    agency = AgencySystem(f"rb-{uuid.uuid4().hex[:8]}")
+    await announce(kafka_admin, (agency.recorded(), agency.code))
+    access = await agency_kafka(agency.code)
+    topic = channel(Topic.AGENCY_OUTCOMES, agency.code)
+    assert await partitions_of(kafka_admin, topic) == {0, 1}
+    exchange = ExchangeStandIn()
+    keys = ExchangeKeys(keys=exchange.keys())
+    producer = new_producer(kafka_admin, client_id="agency-channel-tests")
+    await producer.start()
+    first_taker, second_taker = Taker(hold=True), Taker()
+    first = ChannelReader(access, agency.code, Topic.AGENCY_OUTCOMES, "outcomes-main", keys)
+    second = ChannelReader(access, agency.code, Topic.AGENCY_OUTCOMES, "outcomes-main", keys)
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        # Waiting on both partitions before the first instance starts: its first poll
+        # takes them both, as one batch.
+        before = [outcome(exchange, agency.code) for _ in range(2)]
+        for partition, event in enumerate(before):
+            await send_to(producer, topic, partition, event)
+        tasks.append(asyncio.create_task(first.run(first_taker)))
+        await eventually(lambda: _true(len(first_taker.taken) == 2), timeout=60)
+
+        # A second instance joins the group while the first still handles that batch:
+        # one partition moves to it, and the first cannot commit that partition's record.
+        tasks.append(asyncio.create_task(second.run(second_taker)))
+        await asyncio.wait_for(second.ready.wait(), 60)
+        first_taker.released.set()
+        await eventually(lambda: _true(first.commits_refused == 1), timeout=30)
+
+        # The moved partition's record comes again, to the instance that holds it now.
+        await eventually(lambda: _true(len(second_taker.taken) == 1), timeout=30)
+        assert second_taker.taken[0] in before
+        # Both go on reading: a record on each partition reaches one of them.
+        after = [outcome(exchange, agency.code) for _ in range(2)]
+        for partition, event in enumerate(after):
+            await send_to(producer, topic, partition, event)
+        await eventually(
+            lambda: _true(all(e in first_taker.taken + second_taker.taken for e in after)),
+            timeout=30,
+        )
+        assert not any(task.done() for task in tasks)
+        assert first.commits_refused == 1
+        assert first.refused == second.refused == 0
+    finally:
+        await first.stop()
+        await second.stop()
+        await asyncio.gather(*tasks)
+        await producer.stop()
+
+
+async def _true(condition: bool) -> bool | None:
+    return True if condition else None
