@@ -230,6 +230,37 @@ class RetryPolicy:
         return float(min(self.max_delay, self.first_delay * 2 ** max(0, attempt - 1)))
 
 
+async def reconnecting(
+    session: Callable[[], Awaitable[None]],
+    stopping: asyncio.Event,
+    backoff: RetryPolicy,
+    *,
+    fatal: tuple[type[BaseException], ...] = (),
+    **context: str,
+) -> None:
+    """Run `session` (connect, then read until `stopping`) until it returns. A lost or
+    absent broker ends a session, not the reader: the next one starts after the policy's
+    delay, from the group's committed offsets. `fatal` errors end it all (a refusal that
+    waiting does not change)."""
+    attempt = 0
+    while not stopping.is_set():
+        try:
+            await session()
+            return
+        except fatal:
+            raise
+        except (KafkaError, OSError) as error:
+            attempt += 1
+            log.warning(
+                "cannot reach the broker, reconnecting",
+                error=repr(error),
+                attempt=attempt,
+                **context,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=backoff.delay(attempt))
+
+
 async def commit_what_is_held(
     consumer: AIOKafkaConsumer, offsets: Mapping[TopicPartition, int]
 ) -> bool:
@@ -301,23 +332,7 @@ class EventConsumer:
 
     async def run(self) -> None:
         """Consume until `stop()`; a lost or absent broker is waited out, never fatal."""
-        attempt = 0
-        while not self._stopping.is_set():
-            try:
-                await self._consume()
-                return
-            except (KafkaError, OSError) as error:
-                attempt += 1
-                log.warning(
-                    "consumer cannot reach the broker, retrying",
-                    group=self.group,
-                    error=repr(error),
-                    attempt=attempt,
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._stopping.wait(), timeout=self._retry.delay(attempt)
-                    )
+        await reconnecting(self._consume, self._stopping, self._retry, group=self.group)
 
     async def _consume(self) -> None:
         self._consumer = AIOKafkaConsumer(

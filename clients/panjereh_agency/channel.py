@@ -23,14 +23,19 @@ from aiokafka.errors import (
     AuthenticationMethodNotSupported,
     ClusterAuthorizationFailedError,
     GroupAuthorizationFailedError,
-    KafkaError,
     SaslAuthenticationFailed,
     TopicAuthorizationFailedError,
 )
 
 from panjereh_agency.exchange_keys import ExchangeKeys
 from shared.envelope import Event
-from shared.kafka import RetryPolicy, commit_what_is_held, dead_letter, new_producer
+from shared.kafka import (
+    RetryPolicy,
+    commit_what_is_held,
+    dead_letter,
+    new_producer,
+    reconnecting,
+)
 from shared.kafka_access import KafkaAccess
 from shared.logging import get_logger
 from shared.principals import agency_principal
@@ -80,23 +85,9 @@ class ChannelReader:
         """Batches whose commit a rebalance refused (they are delivered again)."""
 
     async def run(self, take: Take) -> None:
-        attempt = 0
-        while not self._stopping.is_set():
-            try:
-                await self._read(take)
-                return
-            except _REFUSALS:
-                raise
-            except (KafkaError, OSError) as error:
-                attempt += 1
-                log.warning(
-                    "channel reader cannot reach the broker, reconnecting",
-                    topic=self.topic,
-                    error=repr(error),
-                    attempt=attempt,
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), _RECONNECT.delay(attempt))
+        await reconnecting(
+            lambda: self._read(take), self._stopping, _RECONNECT, fatal=_REFUSALS, topic=self.topic
+        )
 
     async def _read(self, take: Take) -> None:
         consumer = AIOKafkaConsumer(
