@@ -8,6 +8,7 @@ citizens identity authenticated, exchange transactions answered.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -19,8 +20,10 @@ import pytest
 
 from infra.platform import SERVICE_PROCESSES, LocalPlatform
 from shared.events.metrics import ProgressStatus
+from shared.topics import Topic, channel
 from simulator.app import SERVICES
 from tests.e2e.running import platform_up
+from tests.groups import until_settled
 from tests.kcat import kcat
 from tests.slots import e2e_ports
 
@@ -73,6 +76,13 @@ def _health() -> dict[str, Any]:
 
 
 def test_simulated_traffic_goes_through_the_real_services(platform: LocalPlatform) -> None:
+    # On a fresh home, the reference register's agencies' channels are made after the
+    # catalog has published them (over 1,300 topics: 40 s on an idle machine, longer under
+    # the suite), and the catalog reads an agency's deliveries only once its group holds
+    # that channel. That is provisioning; the deliveries' window starts after it.
+    agencies = sorted({agency for agency, _ in SERVICES})
+    deliveries = [channel(Topic.AGENCY_DELIVERIES, agency) for agency in agencies]
+    asyncio.run(until_settled(platform.kafka_admin, "catalog", deliveries, timeout=150))
     recorded = _eventually(
         platform,
         "catalog.deliveries",
