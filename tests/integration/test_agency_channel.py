@@ -18,12 +18,8 @@ from shared.events.exchange import DataRequestCompleted
 from shared.kafka import event_headers, new_producer, partitions_of
 from shared.kafka_access import KafkaAccess
 from shared.topics import Topic, channel
-from tests.integration.exchange.helpers import (
-    AgencySystem,
-    ExchangeStandIn,
-    announce,
-    eventually,
-)
+from tests.integration.exchange.helpers import AgencySystem, ExchangeStandIn, announce
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -88,24 +84,24 @@ async def test_a_rebalance_while_a_batch_is_handled_neither_ends_the_reader_nor_
         for partition, event in enumerate(before):
             await send_to(producer, topic, partition, event)
         tasks.append(asyncio.create_task(first.run(first_taker)))
-        await eventually(lambda: _true(len(first_taker.taken) == 2), timeout=60)
+        await eventually(lambda: len(first_taker.taken) == 2, timeout=60)
 
         # A second instance joins the group while the first still handles that batch:
         # one partition moves to it, and the first cannot commit that partition's record.
         tasks.append(asyncio.create_task(second.run(second_taker)))
         await asyncio.wait_for(second.ready.wait(), 60)
         first_taker.released.set()
-        await eventually(lambda: _true(first.commits_refused == 1), timeout=30)
+        await eventually(lambda: first.commits_refused == 1, timeout=30)
 
         # The moved partition's record comes again, to the instance that holds it now.
-        await eventually(lambda: _true(len(second_taker.taken) == 1), timeout=30)
+        await eventually(lambda: len(second_taker.taken) == 1, timeout=30)
         assert second_taker.taken[0] in before
         # Both go on reading: a record on each partition reaches one of them.
         after = [outcome(exchange, agency.code) for _ in range(2)]
         for partition, event in enumerate(after):
             await send_to(producer, topic, partition, event)
         await eventually(
-            lambda: _true(all(e in first_taker.taken + second_taker.taken for e in after)),
+            lambda: all(e in first_taker.taken + second_taker.taken for e in after),
             timeout=30,
         )
         assert not any(task.done() for task in tasks)
@@ -116,7 +112,3 @@ async def test_a_rebalance_while_a_batch_is_handled_neither_ends_the_reader_nor_
         await second.stop()
         await asyncio.gather(*tasks)
         await producer.stop()
-
-
-async def _true(condition: bool) -> bool | None:
-    return True if condition else None
