@@ -63,6 +63,9 @@ def build(settings: AccessManagerSettings) -> FastAPI:
             "status": "ok" if healthy else "failing",
             "checks": {"reconciled": manager.ready.is_set(), "running": running},
             "agencies": sum(manager.agencies.values()),
+            "agencies_known": len(manager.agencies),
+            # Every agency read from the catalog so far has its channels, user and ACLs.
+            "provisioned": manager.provisioned,
         }
         return JSONResponse(body, status_code=200 if healthy else 503)
 

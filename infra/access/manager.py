@@ -20,8 +20,13 @@ from shared.principals import agency_principal
 log = get_logger(__name__)
 
 
-def _await_login(access: KafkaAccess, within: float = 30.0) -> None:
-    """Block until `access` can log in (librdkafka: its refusals stay off our logs)."""
+def _await_login(access: KafkaAccess, within: float = 120.0) -> None:
+    """Block until `access` can log in (librdkafka: its refusals stay off our logs).
+
+    The broker applies a new user after every metadata change before it, and making the
+    logs of a register's worth of new channels (2,000 partitions) takes it up to a minute
+    under load: a shorter wait failed the reconciliation only to redo it.
+    """
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
@@ -42,7 +47,8 @@ class AccessManager:
     """Follows `catalog.agencies` and reconciles after each change.
 
     Contract: `run()` blocks until `stop()`; `ready` is set after the first
-    reconciliation of everything the catalog had recorded at start. A reconciliation that
+    reconciliation of everything the catalog had recorded at start; `provisioned` says
+    whether everything it has read so far is reconciled. A reconciliation that
     fails (the broker away) is retried; it is idempotent. Each active agency's
     credentials file is written to `credentials_dir` (owner-only), and removed with it.
     """
@@ -63,6 +69,7 @@ class AccessManager:
         self._retry_seconds = retry_seconds
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()
+        self.provisioned = False
         self.agencies: dict[str, bool] = {}
 
     async def reconcile(self, agencies: Mapping[str, bool]) -> list[str]:
@@ -117,11 +124,14 @@ class AccessManager:
                 batch = await consumer.getmany(*tps, timeout_ms=500)
                 for records in batch.values():
                     pending |= take(self.agencies, records)
+                # Before anything awaits: /health never shows new agencies as provisioned.
+                self.provisioned = self.provisioned and not pending
                 caught_up = all([await consumer.position(tp) >= ends[tp] for tp in tps])
                 if pending and caught_up:
                     await self._reconcile_until_done()
                     pending = False
                     self.ready.set()
+                self.provisioned = caught_up and not pending
         finally:
             await consumer.stop()
 

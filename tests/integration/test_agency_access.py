@@ -11,16 +11,20 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from infra.platform.access import BrokerAccess
 from shared.kafka_access import KafkaAccess
 from shared.principals import agency_principal
-from shared.topics import Topic, channel
+from shared.topics import TOPICS, Topic, channel
+from tests import polling
 from tests.integration.exchange.helpers import AgencySystem, announce, eventually
 from tests.kcat import kcat
 
 pytestmark = pytest.mark.integration
+
+PER_AGENCY = [spec.name for spec in TOPICS if spec.per_agency]
 
 
 async def can_write(access: KafkaAccess, topic: str) -> bool:
@@ -129,3 +133,24 @@ async def test_kcat_with_an_agencys_file_can_touch_neither_another_channel_nor_t
     )
     assert keys.returncode != 0
     assert "authoriz" in (keys.stderr + keys.stdout).lower()
+
+
+async def test_the_manager_says_provisioned_only_once_every_agency_it_knows_is_provisioned(
+    kafka_admin: KafkaAccess, access_manager: Any, infrastructure: Any
+) -> None:
+    # `panjereh up` trusts this flag to say that the reference register's agencies can work.
+    agencies = [AgencySystem(f"pv{n}-{uuid.uuid4().hex[:8]}") for n in range(3)]
+    await announce(kafka_admin, *((agency.recorded(), agency.code) for agency in agencies))
+    codes = {agency.code for agency in agencies}
+    await polling.eventually(lambda: codes <= access_manager.agencies.keys(), timeout=60)
+    await polling.eventually(lambda: access_manager.provisioned, timeout=90)
+
+    admin = AIOKafkaAdminClient(**kafka_admin.client_options())
+    await admin.start()
+    try:
+        topics = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    for code in codes:
+        assert {channel(family, code) for family in PER_AGENCY} <= topics, code
+        assert infrastructure.credentials_file(agency_principal(code)).exists(), code
