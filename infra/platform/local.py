@@ -29,12 +29,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from pydantic import TypeAdapter
+
 from infra.platform import paths
 from infra.platform.kafka import KafkaNode
 from infra.platform.postgres import PostgresCluster
 from infra.platform.processes import (
     ManagedProcess,
     PlatformError,
+    http_json,
     http_ok,
     run_coroutine,
     wait_until,
@@ -132,12 +135,14 @@ class LocalPlatform:
         *,
         environment: str = "development",
         health_timeout: float = 90.0,
+        provision_timeout: float = 240.0,
         python: str | None = None,
     ) -> None:
         self.home = home.resolve()
         self.ports = ports or Ports()
         self.environment = environment
         self.health_timeout = health_timeout
+        self.provision_timeout = provision_timeout
         # The interpreter for our services: by default the one running this code (.venv).
         self.python = python or sys.executable
         self.kafka = KafkaNode(self.home, self.ports.kafka, self.ports.kafka_controller)
@@ -314,7 +319,8 @@ class LocalPlatform:
         return report
 
     def up(self) -> list[tuple[str, str]]:
-        """Infrastructure, then every service and the worker; waits for each /health.
+        """Infrastructure, then every service and the worker; waits for each /health and,
+        in development, for the reference register's agencies to be provisioned.
 
         Returns and prints (name, url) for everything that listens. Raises PlatformError
         with the tail of the failing process's log if one does not become healthy.
@@ -334,10 +340,48 @@ class LocalPlatform:
                 log=proc.log_file,
                 interval=0.3,
             )
+        if self._loads_reference():
+            self._until_reference_provisioned(dict(started))
         where = self.endpoints()
         for name, url in where:
             print(f"{name:<16} {url}")
         return where
+
+    def _loads_reference(self) -> bool:
+        """Whether the catalog loads the reference register at start (development)."""
+        raw = os.environ.get("PANJEREH_CATALOG_LOAD_REFERENCE_WHEN_EMPTY", "true")
+        return self.environment == "development" and TypeAdapter(bool).validate_python(raw)
+
+    def _until_reference_provisioned(self, started: dict[ServiceProcess, ManagedProcess]) -> None:
+        """Wait until the access manager has provisioned the reference register's agencies.
+
+        The catalog loads them once it is healthy, and on a fresh home the access manager
+        then makes some 1,300 topics, 131 users and their ACLs. Until that is done the
+        simulator's agencies cannot reach the broker, and the broker, busy, answers others
+        slowly: the platform is not up yet.
+        """
+        from services.catalog.reference import reference_agencies
+
+        manager = next(s for s in started if s.name == "access-manager")
+        url = self.service_url(manager) + "/health"
+        expected = len(reference_agencies())
+
+        def provisioned() -> bool:
+            health = http_json(url)
+            return (
+                isinstance(health, dict)
+                and health.get("provisioned") is True
+                and int(health.get("agencies_known", 0)) >= expected
+            )
+
+        wait_until(
+            provisioned,
+            timeout=self.provision_timeout,
+            what=f"the reference register's {expected} agencies provisioned ({url})",
+            alive=started[manager].running,
+            log=started[manager].log_file,
+            interval=0.5,
+        )
 
     def endpoints(self) -> list[tuple[str, str]]:
         """(name, address) of Kafka, PostgreSQL and every service."""

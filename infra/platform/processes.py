@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -218,6 +219,21 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError, ValueError):
         return False
+
+
+def http_json(url: str, timeout: float = 2.0) -> Any:
+    """The JSON body GET `url` answers with, whatever its status; None if none came."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as refused:
+        with refused:
+            try:
+                return json.load(refused)
+            except ValueError:
+                return None
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
 
 
 def wait_until(

@@ -76,10 +76,10 @@ def _health() -> dict[str, Any]:
 
 
 def test_simulated_traffic_goes_through_the_real_services(platform: LocalPlatform) -> None:
-    # On a fresh home, the reference register's agencies' channels are made after the
-    # catalog has published them (over 1,300 topics: 40 s on an idle machine, longer under
-    # the suite), and the catalog reads an agency's deliveries only once its group holds
-    # that channel. That is provisioning; the deliveries' window starts after it.
+    # `up` returns once the reference register's agencies' channels exist, but the
+    # catalog reads an agency's deliveries only once its group has found that channel (a
+    # metadata refresh and a rebalance later). That is provisioning; the deliveries'
+    # window starts after it.
     agencies = sorted({agency for agency, _ in SERVICES})
     deliveries = [channel(Topic.AGENCY_DELIVERIES, agency) for agency in agencies]
     asyncio.run(until_settled(platform.kafka_admin, "catalog", deliveries, timeout=150))
