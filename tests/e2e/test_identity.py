@@ -24,7 +24,7 @@ PORTS = e2e_ports()
 
 @pytest.fixture(scope="module")
 def platform() -> Iterator[LocalPlatform]:
-    with platform_up("panjereh-e2e-identity-") as running:
+    with platform_up("panjereh-e2e-identity-", reference=False) as running:
         yield running
 
 
