@@ -13,6 +13,9 @@ worker as the metrics worker, the readers of the figures as an analyst. Then, on
    them: records/s from "worker ready" to the figure reaching N on `metrics.exchange`;
 4. freshness: with the worker caught up, one event at a time, the time from the broker's
    acknowledgement to its figure being visible on `metrics.exchange`; p50 and p99.
+5. recovery: the worker is killed (SIGKILL), one more transaction is published, and the
+   worker is started again on the same data directory: the seconds from its start to the
+   figure counting that transaction, with the N events and more behind it as history.
 
 `--smoke` runs every step on a few hundred events, to show the benchmark still works.
 """
@@ -207,6 +210,31 @@ async def freshness(stage: Stage, samples: int) -> list[float]:
     return latencies
 
 
+async def recovery_seconds(stage: Stage, worker: WorkerProcess, code: str, counted: int) -> float:
+    """Kill the worker, publish one more transaction of `code` (whose figure stands at
+    `counted`), start the worker again: seconds from its start to the figure counting it."""
+    worker.kill()
+    producer = new_producer(stage.access(Principal.EXCHANGE), client_id="metrics-bench-recovery")
+    await producer.start()
+    try:
+        await publish(producer, events.transaction(code))
+    finally:
+        await producer.stop()
+    follower = figures_follower(stage.access(Principal.ANALYST))
+    await follower.start()
+    await follower.getmany(timeout_ms=500)
+    try:
+        started = time.perf_counter()
+        worker.start()
+        key = f"exchange.transactions|consumer={code}|all_time:all"
+        seen = await asyncio.wait_for(
+            wait_for_figure(stage.access(Principal.ANALYST), key, counted + 1, follower), 900
+        )
+    finally:
+        await follower.stop()
+    return seen - started
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -250,6 +278,7 @@ async def run(args: argparse.Namespace, stage: Stage) -> None:
             await follower.stop()
             faust_rate = args.events / (done - ready)
             latencies = await freshness(stage, args.freshness_samples)
+            recovery = await recovery_seconds(stage, worker, code, args.events)
         finally:
             worker.stop()
 
@@ -262,6 +291,10 @@ async def run(args: argparse.Namespace, stage: Stage) -> None:
         f"{statistics.mean(latencies) * 1000:.0f} ms over {len(latencies)} events "
         "(worker flush interval 0.5 s)"
     )
+    print(
+        f"recovery after SIGKILL              : {recovery:10.1f} s from restart to a new "
+        f"event's figure, {args.events + args.freshness_samples:,} events of history"
+    )
     write_figures(
         args,
         {
@@ -273,6 +306,8 @@ async def run(args: argparse.Namespace, stage: Stage) -> None:
             "freshness_p50_ms": percentile(latencies, 0.5) * 1000,
             "freshness_p99_ms": percentile(latencies, 0.99) * 1000,
             "freshness_mean_ms": statistics.mean(latencies) * 1000,
+            "recovery_history_events": args.events + args.freshness_samples,
+            "recovery_s": recovery,
         },
     )
 
