@@ -13,9 +13,12 @@ worker as the metrics worker, the readers of the figures as an analyst. Then, on
    them: records/s from "worker ready" to the figure reaching N on `metrics.exchange`;
 4. freshness: with the worker caught up, one event at a time, the time from the broker's
    acknowledgement to its figure being visible on `metrics.exchange`; p50 and p99.
-5. recovery: the worker is killed (SIGKILL), one more transaction is published, and the
-   worker is started again on the same data directory: the seconds from its start to the
-   figure counting that transaction, with the N events and more behind it as history.
+5. deliveries: D deliveries of one new agency on `catalog.deliveries`, counted by a fresh
+   worker of their own (each remembered by its event id): deliveries/s from "worker
+   ready" to the figure reaching D on `metrics.deliveries`;
+6. recovery: that worker is killed (SIGKILL), one more delivery is published, and the
+   worker is started again on its data directory: the seconds from its start to the
+   figure counting that delivery, with the D deliveries as history.
 
 `--smoke` runs every step on a few hundred events, to show the benchmark still works.
 """
@@ -30,8 +33,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -45,6 +50,7 @@ from benchmarks.stage import (  # noqa: E402
     run_on_stage,
     write_figures,
 )
+from shared.envelope import Envelope  # noqa: E402
 from shared.kafka import new_producer, publish  # noqa: E402
 from shared.kafka_access import KafkaAccess  # noqa: E402
 from shared.principals import METRICS_WORKER_APP_ID, Principal  # noqa: E402
@@ -91,16 +97,15 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     return consumer.partitions_for_topic(topic) or set()
 
 
-async def produce(exchange: KafkaAccess, consumer_code: str, count: int) -> None:
-    producer = new_producer(exchange, client_id="metrics-bench")
+async def produce(
+    access: KafkaAccess, make: Callable[[], Envelope[Any]], count: int, client_id: str
+) -> None:
+    """Publish `count` events made by `make`, 500 in flight at a time."""
+    producer = new_producer(access, client_id=client_id)
     await producer.start()
-    at = datetime(1985, 1, 1, tzinfo=UTC) + timedelta(minutes=uuid.uuid4().int % 500_000)
     try:
         for start in range(0, count, 500):
-            batch = [
-                events.transaction(consumer_code, at=at, outcome="answered")
-                for _ in range(min(500, count - start))
-            ]
+            batch = [make() for _ in range(min(500, count - start))]
             await asyncio.gather(*(publish(producer, e) for e in batch))
     finally:
         await producer.stop()
@@ -149,34 +154,30 @@ async def commit_group_offsets(
         await consumer.stop()
 
 
-def figures_follower(analyst: KafkaAccess) -> AIOKafkaConsumer:
-    """A reader of `metrics.exchange` from its end, as an analyst reads the figures."""
-    return AIOKafkaConsumer(
-        Topic.METRICS_EXCHANGE.value, **analyst.client_options(), auto_offset_reset="latest"
-    )
+def figures_follower(analyst: KafkaAccess, topic: Topic) -> AIOKafkaConsumer:
+    """A reader of a metrics topic from its end, as an analyst reads the figures."""
+    return AIOKafkaConsumer(topic.value, **analyst.client_options(), auto_offset_reset="latest")
 
 
-async def wait_for_figure(
-    analyst: KafkaAccess, key: str, value: float, consumer: AIOKafkaConsumer | None = None
-) -> float:
-    """Follow metrics.exchange until `key` holds `value`; returns when it was seen."""
-    own = consumer is None
-    if consumer is None:
-        consumer = figures_follower(analyst)
-        await consumer.start()
-    try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=200)
-            for records in batch.values():
-                for record in records:
-                    if (
-                        record.key == key.encode()
-                        and json.loads(record.value)["payload"]["value"] >= value
-                    ):
-                        return time.perf_counter()
-    finally:
-        if own:
-            await consumer.stop()
+async def wait_for_figure(consumer: AIOKafkaConsumer, key: str, value: float) -> float:
+    """Follow the figures until `key` holds `value`; returns when it was seen."""
+    while True:
+        batch = await consumer.getmany(timeout_ms=200)
+        for records in batch.values():
+            for record in records:
+                if (
+                    record.key == key.encode()
+                    and json.loads(record.value)["payload"]["value"] >= value
+                ):
+                    return time.perf_counter()
+
+
+async def following(analyst: KafkaAccess, topic: Topic) -> AIOKafkaConsumer:
+    """A started follower of `topic`, positioned at its end."""
+    follower = figures_follower(analyst, topic)
+    await follower.start()
+    await follower.getmany(timeout_ms=500)  # join and position at the end before measuring
+    return follower
 
 
 async def wait_ready(worker: WorkerProcess) -> float:
@@ -193,16 +194,14 @@ async def freshness(stage: Stage, samples: int) -> list[float]:
     key = f"exchange.transactions|consumer={code}|all_time:all"
     analyst = stage.access(Principal.ANALYST)
     producer = new_producer(stage.access(Principal.EXCHANGE), client_id="metrics-bench-freshness")
-    follower = figures_follower(analyst)
     await producer.start()
-    await follower.start()
-    await follower.getmany(timeout_ms=500)  # join and position at the end before measuring
+    follower = await following(analyst, Topic.METRICS_EXCHANGE)
     latencies = []
     try:
         for i in range(samples):
             await publish(producer, events.transaction(code))
             acked = time.perf_counter()
-            seen = await wait_for_figure(analyst, key, i + 1, follower)
+            seen = await wait_for_figure(follower, key, i + 1)
             latencies.append(seen - acked)
     finally:
         await producer.stop()
@@ -210,29 +209,40 @@ async def freshness(stage: Stage, samples: int) -> list[float]:
     return latencies
 
 
-async def recovery_seconds(stage: Stage, worker: WorkerProcess, code: str, counted: int) -> float:
-    """Kill the worker, publish one more transaction of `code` (whose figure stands at
-    `counted`), start the worker again: seconds from its start to the figure counting it."""
-    worker.kill()
-    producer = new_producer(stage.access(Principal.EXCHANGE), client_id="metrics-bench-recovery")
-    await producer.start()
+async def deliveries_and_recovery(stage: Stage, logs: Path, count: int) -> tuple[float, float]:
+    """Deliveries counted per second by a fresh worker, then its recovery after SIGKILL.
+
+    `count` deliveries of one new agency are published; a worker of its own (its group's
+    offsets where they begin) counts them, each remembered by its event id. Then it is
+    killed, one more delivery is published, and it is started again on its data directory:
+    the seconds from that start to the figure counting the last delivery.
+    """
+    worker_access = stage.access(Principal.METRICS_WORKER)
+    catalog = stage.access(Principal.CATALOG)
+    analyst = stage.access(Principal.ANALYST)
+    agency = events.unique_agency("benchdl")
+    key = f"deliveries.count|agency={agency}|all_time:all"
+    starts = await end_offsets(worker_access, [t.value for t in WORKER_TOPICS])
+    await produce(catalog, lambda: events.delivery(agency), count, "metrics-bench-deliveries")
+    worker = WorkerProcess(
+        worker_access, logs, app_id=f"{METRICS_WORKER_APP_ID}-bench-dl-{uuid.uuid4().hex[:8]}"
+    )
+    await commit_group_offsets(worker_access, worker.app_id, starts)
+    follower = await following(analyst, Topic.METRICS_DELIVERIES)
+    worker.start()
     try:
-        await publish(producer, events.transaction(code))
-    finally:
-        await producer.stop()
-    follower = figures_follower(stage.access(Principal.ANALYST))
-    await follower.start()
-    await follower.getmany(timeout_ms=500)
-    try:
-        started = time.perf_counter()
+        ready = await wait_ready(worker)
+        done = await wait_for_figure(follower, key, float(count))
+        rate = count / (done - ready)
+        worker.kill()
+        await produce(catalog, lambda: events.delivery(agency), 1, "metrics-bench-recovery")
+        restarted = time.perf_counter()
         worker.start()
-        key = f"exchange.transactions|consumer={code}|all_time:all"
-        seen = await asyncio.wait_for(
-            wait_for_figure(stage.access(Principal.ANALYST), key, counted + 1, follower), 900
-        )
+        seen = await asyncio.wait_for(wait_for_figure(follower, key, float(count + 1)), 900)
+        return rate, seen - restarted
     finally:
         await follower.stop()
-    return seen - started
+        worker.stop()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -250,7 +260,13 @@ async def run(args: argparse.Namespace, stage: Stage) -> None:
 
     code = events.unique_agency("bench")
     starts = await end_offsets(worker_access, [t.value for t in WORKER_TOPICS])
-    await produce(stage.access(Principal.EXCHANGE), code, args.events)
+    at = datetime(1985, 1, 1, tzinfo=UTC) + timedelta(minutes=uuid.uuid4().int % 500_000)
+    await produce(
+        stage.access(Principal.EXCHANGE),
+        lambda: events.transaction(code, at=at, outcome="answered"),
+        args.events,
+        "metrics-bench",
+    )
 
     bare = await bare_decode_rate(worker_access, starts, args.events)
 
@@ -263,24 +279,21 @@ async def run(args: argparse.Namespace, stage: Stage) -> None:
         # Start the worker's group where this run's records begin (and at the end of the
         # other topics it reads), so it aggregates exactly these N records.
         await commit_group_offsets(worker_access, worker.app_id, starts)
-        follower = figures_follower(analyst)
-        await follower.start()
-        await follower.getmany(timeout_ms=500)
+        follower = await following(analyst, Topic.METRICS_EXCHANGE)
         worker.start()
         try:
             ready = await wait_ready(worker)
             done = await wait_for_figure(
-                analyst,
-                f"exchange.transactions|consumer={code}|all_time:all",
-                float(args.events),
-                follower,
+                follower, f"exchange.transactions|consumer={code}|all_time:all", args.events
             )
             await follower.stop()
             faust_rate = args.events / (done - ready)
             latencies = await freshness(stage, args.freshness_samples)
-            recovery = await recovery_seconds(stage, worker, code, args.events)
         finally:
             worker.stop()
+        deliveries_rate, recovery = await deliveries_and_recovery(
+            stage, Path(logs), args.deliveries
+        )
 
     print(f"bare aiokafka consumer, decode only : {bare:10.0f} events/s")
     print(f"Faust worker, all aggregates        : {faust_rate:10.0f} events/s")
@@ -291,9 +304,10 @@ async def run(args: argparse.Namespace, stage: Stage) -> None:
         f"{statistics.mean(latencies) * 1000:.0f} ms over {len(latencies)} events "
         "(worker flush interval 0.5 s)"
     )
+    print(f"Faust worker, deliveries counted    : {deliveries_rate:10.0f} deliveries/s")
     print(
         f"recovery after SIGKILL              : {recovery:10.1f} s from restart to a new "
-        f"event's figure, {args.events + args.freshness_samples:,} events of history"
+        f"delivery's figure, {args.deliveries:,} deliveries of history"
     )
     write_figures(
         args,
@@ -306,7 +320,9 @@ async def run(args: argparse.Namespace, stage: Stage) -> None:
             "freshness_p50_ms": percentile(latencies, 0.5) * 1000,
             "freshness_p99_ms": percentile(latencies, 0.99) * 1000,
             "freshness_mean_ms": statistics.mean(latencies) * 1000,
-            "recovery_history_events": args.events + args.freshness_samples,
+            "deliveries": args.deliveries,
+            "deliveries_per_s": deliveries_rate,
+            "recovery_history_deliveries": args.deliveries,
             "recovery_s": recovery,
         },
     )
@@ -316,9 +332,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--events", type=int, default=None, help="10,000 (smoke: 300)")
     parser.add_argument("--freshness-samples", type=int, default=None, help="50 (smoke: 3)")
+    parser.add_argument(
+        "--deliveries",
+        type=int,
+        default=None,
+        help="deliveries counted, then the history of the recovery: 10,000 (smoke: 300)",
+    )
     add_arguments(parser, database=False)
     args = parser.parse_args()
-    fill_sizes(args, events=(10_000, 300), freshness_samples=(50, 3))
+    fill_sizes(args, events=(10_000, 300), freshness_samples=(50, 3), deliveries=(10_000, 300))
     run_on_stage(args, None, lambda stage: run(args, stage))
 
 

@@ -60,6 +60,7 @@ BENCHMARKS: dict[str, tuple[str | None, tuple[str, ...]]] = {
             r"bare aiokafka consumer, decode only : +\d+ events/s",
             r"Faust worker, all aggregates +: +\d+ events/s",
             r"freshness \(ack -> figure on topic\) +: p50 \d+ ms, p99 \d+ ms",
+            r"Faust worker, deliveries counted +: +\d+ deliveries/s",
             r"recovery after SIGKILL +: +[\d.]+ s from restart",
         ),
     ),
