@@ -9,7 +9,7 @@ import faust
 from services.metrics.domain import adoption
 from services.metrics.domain.figures import Figure
 from services.metrics.worker import exchange
-from services.metrics.worker.app import Follower, app, decoded, partitions_of, source_topic
+from services.metrics.worker.app import Follower, app, decoded, partitions_of, source_topic, table
 from services.metrics.worker.publisher import Source, register
 from shared.events.catalog import AgencyRecorded, ServiceRecorded
 from shared.events.metrics import AdoptionMetricUpdated
@@ -21,10 +21,10 @@ agencies_topic = source_topic(Topic.CATALOG_AGENCIES)
 # and [active, window, national, "national", revision]: state, not counters, so replays
 # change nothing. (Agencies were once [active, window, exchange, revision], without
 # whether they are national; such a record counts as national until its agency changes.)
-services = app.Table(
+services = table(
     "adoption-services", default=None, partitions=partitions_of(Topic.CATALOG_SERVICES)
 )
-agencies = app.Table(
+agencies = table(
     "adoption-agencies", default=None, partitions=partitions_of(Topic.CATALOG_AGENCIES)
 )
 

@@ -22,7 +22,7 @@ from typing import Any
 from faust.streams import _current_event
 
 from services.metrics.domain.figures import Cell
-from services.metrics.worker.app import app
+from services.metrics.worker.app import table
 
 BATCH_SIZE = 1000
 BATCH_WITHIN_SECONDS = 0.1
@@ -53,7 +53,7 @@ class Counters:
 
     def __init__(self, name: str, partitions: int) -> None:
         self.partitions = partitions
-        self.table = app.Table(name, default=None, partitions=partitions)
+        self.table = table(name, default=None, partitions=partitions)
         self._changed: set[Cell] = set()
         # Counts of this batch not yet written: key -> [count, offset, last event].
         self._staged: dict[str, list[Any]] = {}
@@ -114,7 +114,7 @@ class FirstSeen:
     """Where each id (an event id, a citizen) was first seen: `[partition, offset]`."""
 
     def __init__(self, name: str, partitions: int) -> None:
-        self.table = app.Table(name, default=None, partitions=partitions)
+        self.table = table(name, default=None, partitions=partitions)
 
     def is_first(self, identity: str, event: Any) -> bool:
         """True for the record where `identity` was first seen (also when it is replayed).

@@ -27,7 +27,7 @@ from typing import Any
 from services.metrics.domain import evaluations
 from services.metrics.domain.figures import Cell
 from services.metrics.worker import adoption, deliveries, exchange, programme
-from services.metrics.worker.app import app, partitions_of
+from services.metrics.worker.app import app, partitions_of, table
 from services.metrics.worker.counters import Counters
 from services.metrics.worker.publisher import Publication, tables_recovered
 from shared.envelope import Envelope
@@ -48,11 +48,11 @@ exchange_counts = Counters(
 )
 delivery_counts = Counters("evaluation-delivery-counters", partitions_of(Topic.CATALOG_DELIVERIES))
 # Every revision of each service, as [recorded_at, revision, agency, maturity, published].
-services = app.Table(
+services = table(
     "evaluation-services", default=None, partitions=partitions_of(Topic.CATALOG_SERVICES)
 )
 # Each agency's entry (`evaluations.AgencyEntry` as JSON).
-agencies = app.Table(
+agencies = table(
     "evaluation-agencies", default=None, partitions=partitions_of(Topic.CATALOG_AGENCIES)
 )
 

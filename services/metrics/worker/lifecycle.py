@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import faust
 
-from services.metrics.worker.app import app, decoded, source_topic
+from services.metrics.worker.app import app, decoded, source_topic, table
 from shared.events.platform import ServiceStarted
 from shared.topics import Topic
 
 lifecycle = source_topic(Topic.PLATFORM_LIFECYCLE)
-service_starts = app.Table("service-starts", default=int, partitions=3)
+service_starts = table("service-starts", default=int, partitions=3)
 
 
 @app.agent(lifecycle)

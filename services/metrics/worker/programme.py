@@ -16,7 +16,7 @@ from typing import Any
 import faust
 
 from services.metrics.domain import programme
-from services.metrics.worker.app import app, decoded, partitions_of, source_topic
+from services.metrics.worker.app import app, decoded, partitions_of, source_topic, table
 from services.metrics.worker.publisher import Publication, mark_everything_changed, tables_recovered
 from shared.events.metrics import (
     AdoptionMetricUpdated,
@@ -59,11 +59,11 @@ live_topic = app.topic(
 )
 
 # The register, as the latest revision of each record (JSON of the event).
-indicators = app.Table("programme-indicators", default=None, partitions=1)
-targets = app.Table("programme-targets", default=None, partitions=1)
-observations = app.Table("programme-observations", default=None, partitions=1)
+indicators = table("programme-indicators", default=None, partitions=1)
+targets = table("programme-targets", default=None, partitions=1)
+observations = table("programme-observations", default=None, partitions=1)
 # The live figures the register's indicators read, by record key.
-live = app.Table("programme-live", default=None, partitions=partitions_of(Topic.METRICS_ADOPTION))
+live = table("programme-live", default=None, partitions=partitions_of(Topic.METRICS_ADOPTION))
 
 
 class _State:

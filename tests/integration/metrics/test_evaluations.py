@@ -334,11 +334,7 @@ async def _end_offset(kafka: KafkaAccess, topic: str) -> int:
 
 
 async def test_a_redelivered_event_changes_nothing(
-    kafka_admin: KafkaAccess,
-    kafka_as: Callable[[str], KafkaAccess],
-    platform: tuple[WorkerProcess, ServiceProcess],
-    published: None,
-    tmp_path: Path,
+    kafka_admin: KafkaAccess, platform: tuple[WorkerProcess, ServiceProcess], published: None
 ) -> None:
     before = await _evaluations_when(kafka_admin, _as_expected)
     producer = new_producer(kafka_admin, client_id="metrics-evaluations-again")
@@ -365,24 +361,19 @@ async def test_a_redelivered_event_changes_nothing(
     for quarter in (QA, QB):
         assert _mine(after, quarter) == _mine(before, quarter)
 
-    # A worker killed and started again reads what it had not committed once more, and
-    # publishes everything again: the same figures.
+    # A worker killed and started again (on its data directory, as its supervisor would)
+    # reads what it had not committed once more, and publishes everything again: the same
+    # figures. It carries on for the module's tests after this one.
     worker = platform[0]
     mark = await _end_offset(kafka_admin, Topic.METRICS_EVALUATIONS.value)
     worker.kill()
-    again = WorkerProcess(kafka_as("metrics-worker"), tmp_path, app_id=worker.app_id)
-    again.start()
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 120
-        while await _end_offset(kafka_admin, Topic.METRICS_EVALUATIONS.value) <= mark:
-            assert loop.time() < deadline, again.log_text()[-3000:]
-            await asyncio.sleep(1.0)
-        restarted = await _evaluations_when(kafka_admin, _as_expected)
-    finally:
-        again.stop()
-        # The module's worker carries on for the tests after this one.
-        worker.start()
+    worker.start()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 120
+    while await _end_offset(kafka_admin, Topic.METRICS_EVALUATIONS.value) <= mark:
+        assert loop.time() < deadline, worker.log_text()[-3000:]
+        await asyncio.sleep(1.0)
+    restarted = await _evaluations_when(kafka_admin, _as_expected)
     for quarter in (QA, QB):
         assert _mine(restarted, quarter) == _mine(before, quarter)
 
