@@ -96,6 +96,26 @@ class Counts(Protocol):
         """Every cell of a metric that has a count."""
 
 
+class CountsSnapshot:
+    """Counters read once, for a computation that asks for thousands of values: each
+    question a dictionary look-up, not a read of every partition's row in the store."""
+
+    def __init__(self, values: dict[Cell, float]) -> None:
+        self._values = values
+
+    def __add__(self, other: CountsSnapshot) -> CountsSnapshot:
+        merged = dict(self._values)
+        for cell, value in other._values.items():
+            merged[cell] = merged.get(cell, 0.0) + value
+        return CountsSnapshot(merged)
+
+    def value(self, cell: Cell) -> float:
+        return self._values.get(cell, 0.0)
+
+    def cells(self, metric: str) -> Iterable[Cell]:
+        return [cell for cell in self._values if cell.metric == metric]
+
+
 def cells_in(
     metric: str,
     windows: Iterable[Window],

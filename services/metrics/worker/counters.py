@@ -21,7 +21,7 @@ from typing import Any
 
 from faust.streams import _current_event
 
-from services.metrics.domain.figures import Cell
+from services.metrics.domain.figures import Cell, CountsSnapshot
 from services.metrics.worker.app import table
 
 BATCH_SIZE = 1000
@@ -99,6 +99,15 @@ class Counters:
 
     def _all(self) -> set[Cell]:
         return {Cell.decode(key.split("|", 1)[1]) for key in list(self.table.keys())}
+
+    def snapshot(self) -> CountsSnapshot:
+        """Every cell's value as the table stands, read in one pass over it."""
+        values: dict[Cell, float] = {}
+        for key, current in list(self.table.items()):
+            if current is not None:
+                cell = Cell.decode(key.split("|", 1)[1])
+                values[cell] = values.get(cell, 0.0) + current[0]
+        return CountsSnapshot(values)
 
     def mark_all_changed(self) -> None:
         """After recovery: every cell's figure is re-published (a crash may have cut the

@@ -20,12 +20,10 @@ redelivered event, or publishing again, changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
 from services.metrics.domain import evaluations
-from services.metrics.domain.figures import Cell
 from services.metrics.worker import adoption, deliveries, exchange, programme
 from services.metrics.worker.app import app, partitions_of, table
 from services.metrics.worker.counters import Counters
@@ -162,16 +160,6 @@ def _entry(stored: dict[str, Any] | None) -> evaluations.AgencyEntry | None:
     )
 
 
-class _Counts:
-    """Both counter tables, read as one (their metrics do not overlap)."""
-
-    def value(self, cell: Cell) -> float:
-        return exchange_counts.value(cell) + delivery_counts.value(cell)
-
-    def cells(self, metric: str) -> Iterable[Cell]:
-        return [*exchange_counts.cells(metric), *delivery_counts.cells(metric)]
-
-
 def weighting() -> dict[str, evaluations.Weighting]:
     """The register's weight and names of each measure's indicator (those it has)."""
     out = {}
@@ -187,7 +175,9 @@ def weighting() -> dict[str, evaluations.Weighting]:
 
 def evaluate(now: datetime) -> list[AgencyEvaluated]:
     """Every evaluated agency's record in every quarter, as the tables stand."""
-    counts = _Counts()
+    # Both counter tables as one (their metrics do not overlap), read once: an evaluation
+    # asks for every agency's every measure in every quarter.
+    counts = exchange_counts.snapshot() + delivery_counts.snapshot()
     counted = [
         cell
         for metric in (

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.catalog.reference import reference_agencies
 from services.metrics.domain import adoption, deliveries, exchange, identity
-from services.metrics.domain.figures import Cell, Figure, dims
+from services.metrics.domain.figures import Cell, CountsSnapshot, Figure, dims
 from services.metrics.domain.reference import load_reference
 from services.metrics.domain.windows import ALL_TIME, Window, window_of
 from tests.integration.metrics import events
@@ -177,3 +177,16 @@ def test_a_late_event_updates_the_earlier_window_it_belongs_to() -> None:
     assert "exchange.transactions||day:1403-01-01" not in figures
     assert figures["exchange.transactions||all_time:all"] == 2
     assert counts.value(Cell("exchange.transactions", (), DAY)) == 1
+
+
+def test_a_snapshot_of_two_counter_tables_answers_as_both_would_together() -> None:
+    window = window_of("day", datetime(2026, 11, 1, 10, tzinfo=UTC))
+    requests = Cell("exchange.requests", dims(consumer="tax"), window)
+    deliveries = Cell("deliveries.count", dims(agency="tax"), window)
+    both = CountsSnapshot({requests: 3.0, deliveries: 2.0}) + CountsSnapshot({deliveries: 5.0})
+
+    assert both.value(requests) == 3.0
+    assert both.value(deliveries) == 7.0
+    assert both.value(Cell("deliveries.count", dims(agency="post"), window)) == 0.0
+    assert list(both.cells("deliveries.count")) == [deliveries]
+    assert list(both.cells("identity.signins")) == []
