@@ -154,11 +154,6 @@ async def commit_group_offsets(
         await consumer.stop()
 
 
-def figures_follower(analyst: KafkaAccess, topic: Topic) -> AIOKafkaConsumer:
-    """A reader of a metrics topic from its end, as an analyst reads the figures."""
-    return AIOKafkaConsumer(topic.value, **analyst.client_options(), auto_offset_reset="latest")
-
-
 async def wait_for_figure(consumer: AIOKafkaConsumer, key: str, value: float) -> float:
     """Follow the figures until `key` holds `value`; returns when it was seen."""
     while True:
@@ -173,8 +168,9 @@ async def wait_for_figure(consumer: AIOKafkaConsumer, key: str, value: float) ->
 
 
 async def following(analyst: KafkaAccess, topic: Topic) -> AIOKafkaConsumer:
-    """A started follower of `topic`, positioned at its end."""
-    follower = figures_follower(analyst, topic)
+    """A started reader of a metrics topic, positioned at its end, as an analyst reads the
+    figures."""
+    follower = AIOKafkaConsumer(topic.value, **analyst.client_options(), auto_offset_reset="latest")
     await follower.start()
     await follower.getmany(timeout_ms=500)  # join and position at the end before measuring
     return follower
