@@ -451,6 +451,10 @@ class OutboxRelay:
             chosen = DefaultPartitioner()(key, partitions, partitions)
             tp = TopicPartition(PROGRESS_TOPIC, chosen)
             consumer.assign([tp])
+            # Fetching only while a window is scanned: a consumer stopped just as it sends a
+            # fetch can wait 30 s for the broker to close its TLS connection, and that wait
+            # held up every first publication of a relay that started on a busy broker.
+            consumer.pause(tp)
             begin = (await consumer.beginning_offsets([tp]))[tp]
             end = (await consumer.end_offsets([tp]))[tp]
             # Read backwards in growing windows: the marker is almost always near the end.
@@ -483,17 +487,21 @@ async def _last_value_for(
     consumer: AIOKafkaConsumer, tp: TopicPartition, key: bytes, start: int, end: int
 ) -> bytes | None:
     consumer.seek(tp, start)
+    consumer.resume(tp)
     found: bytes | None = None
     idle = 0
-    # Transaction markers and aborted records occupy offsets but are never returned, so
-    # progress is judged by position; a few idle polls past the last record end the scan.
-    while await consumer.position(tp) < end and idle < 5:
-        batch = await consumer.getmany(tp, timeout_ms=500)
-        records = batch.get(tp, [])
-        idle = 0 if records else idle + 1
-        for record in records:
-            if record.offset < end and record.key == key:
-                found = record.value
+    try:
+        # Transaction markers and aborted records occupy offsets but are never returned, so
+        # progress is judged by position; a few idle polls past the last record end the scan.
+        while await consumer.position(tp) < end and idle < 5:
+            batch = await consumer.getmany(tp, timeout_ms=500)
+            records = batch.get(tp, [])
+            idle = 0 if records else idle + 1
+            for record in records:
+                if record.offset < end and record.key == key:
+                    found = record.value
+    finally:
+        consumer.pause(tp)
     return found
 
 

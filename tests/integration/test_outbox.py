@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from infra.platform.provision import InitReport, ensure_topics
 from shared.db import Pool
@@ -270,6 +271,51 @@ async def test_relay_killed_after_kafka_commit_does_not_publish_again_on_restart
     counts = await published_ids(kafka_admin, set(ids))
     assert set(counts) == set(ids), "an event was lost"
     assert [i for i, n in counts.items() if n > 1] == [], "an event was published twice"
+
+
+async def test_a_starting_relay_reads_its_last_marker_and_stops_that_reader_with_no_fetch_due(
+    scratch_schema: tuple[str, Pool], kafka_admin: KafkaAccess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A consumer stopped just as it sends a fetch can wait 30 s for the broker to close its
+    TLS connection. The relay reads its last marker on every start, so that reader fetches
+    only while it scans: it must stop with its partition paused, and still find the marker.
+    """
+    schema, pool = scratch_schema
+    run = uuid.uuid4().hex
+    relay_id = f"test-{run}"
+    ids = await write_events(pool, run, range(5))
+    first = OutboxRelay(pool, schema=schema, kafka=kafka_admin, relay_id=relay_id)
+    assert await first.publish_pending() == 5
+    await first.stop()
+    await first.run()
+    # As after a crash between Kafka's commit and Postgres's stamp.
+    await pool.execute("UPDATE outbox SET published_at = NULL")
+
+    stopped: list[tuple[frozenset[TopicPartition], frozenset[TopicPartition]]] = []
+    stop = AIOKafkaConsumer.stop
+
+    async def recording_stop(consumer: AIOKafkaConsumer) -> None:
+        stopped.append((frozenset(consumer.assignment()), frozenset(consumer.paused())))
+        await stop(consumer)
+
+    monkeypatch.setattr(AIOKafkaConsumer, "stop", recording_stop)
+    successor = OutboxRelay(pool, schema=schema, kafka=kafka_admin, relay_id=relay_id)
+    assert await successor.publish_pending() == 0, "the marker was missed: rows went out again"
+    await successor.stop()
+    await successor.run()
+    monkeypatch.undo()
+
+    marker_readers = [
+        (assigned, paused)
+        for assigned, paused in stopped
+        if {tp.topic for tp in assigned} == {Topic.PLATFORM_OUTBOX_PROGRESS.value}
+    ]
+    assert len(marker_readers) == 1
+    assigned, paused = marker_readers[0]
+    assert paused == assigned
+    assert await unpublished(pool) == 0
+    counts = await published_ids(kafka_admin, set(ids))
+    assert set(counts.values()) == {1}
 
 
 async def test_relay_killed_at_random_moments_loses_and_duplicates_nothing(
