@@ -40,6 +40,7 @@ from infra.platform.processes import (
     http_json,
     http_ok,
     run_coroutine,
+    stop_together,
     wait_until,
 )
 from infra.platform.provision import InitReport, init_platform
@@ -399,7 +400,9 @@ class LocalPlatform:
         if not self.home.exists():
             return []
         with self._locked():
-            stopped = [s.name for s in reversed(SERVICE_PROCESSES) if self.process(s).stop()]
+            # The services together (each drains and leaves its groups on its own), then
+            # what they all stand on.
+            stopped = stop_together([self.process(s) for s in reversed(SERVICE_PROCESSES)])
             if self.postgres.data_dir.exists() and self.postgres.stop():
                 stopped.append("postgres")
             if self.kafka.stop():

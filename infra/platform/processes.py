@@ -109,30 +109,37 @@ class ManagedProcess:
 
         Only signals a pid that is verifiably ours. Returns whether something was stopped.
         """
-        pid = self.pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        terminate(pid, timeout)
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return bool(stop_together([self], timeout))
 
     def log_tail(self, lines: int = 40) -> str:
         """The last `lines` lines of the log, for error messages."""
         return tail(self.log_file, lines)
 
 
-def terminate(pid: int, timeout: float) -> None:
-    """SIGTERM `pid`'s process group (or the pid alone), then SIGKILL what is left."""
-    _signal(pid, signal.SIGTERM)
+def stop_together(processes: Sequence[ManagedProcess], timeout: float = 20.0) -> list[str]:
+    """Stop several processes at once, as `ManagedProcess.stop` stops one; returns the
+    names of those that were running."""
+    running = [(process, pid) for process in processes if (pid := process.pid()) is not None]
+    terminate(*(pid for _, pid in running), timeout=timeout)
+    for process in processes:
+        process.pid_file.unlink(missing_ok=True)
+    return [process.name for process, _ in running]
+
+
+def terminate(*pids: int, timeout: float) -> None:
+    """SIGTERM each pid's process group (or the pid alone), all at once, then SIGKILL what
+    is left after `timeout`: processes that stop together take the longest one's time."""
+    for pid in pids:
+        _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while alive(pid) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if alive(pid):
+    left = [pid for pid in pids if alive(pid)]
+    for pid in left:
         _signal(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+    deadline = time.monotonic() + 5
+    while any(alive(pid) for pid in left) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
