@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -191,6 +191,22 @@ async def publish(producer: AIOKafkaProducer, envelope: Envelope[Any]) -> None:
         await producer.send_and_wait(
             topic, envelope.to_bytes(), key=envelope.key(), headers=headers
         )
+
+
+@contextlib.contextmanager
+def fetching(consumer: AIOKafkaConsumer, *partitions: TopicPartition) -> Iterator[None]:
+    """Let a consumer without a group fetch `partitions` only inside the block.
+
+    For a reader that assigns partitions, asks for offsets, reads a stretch and stops:
+    assigned, it pauses them, and fetches only here. A consumer stopped just as it sends a
+    fetch can wait 30 s for the broker to close its TLS connection (its event loop's TLS
+    shutdown timeout); paused, it has no fetch going out when it stops.
+    """
+    consumer.resume(*partitions)
+    try:
+        yield
+    finally:
+        consumer.pause(*partitions)
 
 
 async def partitions_of(kafka: KafkaAccess, topic: str) -> set[int]:

@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.db import Connection, Pool, create_pool
 from shared.envelope import Envelope
 from shared.failpoints import failpoint
-from shared.kafka import event_headers, new_producer
+from shared.kafka import event_headers, fetching, new_producer
 from shared.kafka_access import KafkaAccess
 from shared.logging import configure_logging, get_logger
 from shared.outbox_parking import park, refused_for_size
@@ -451,9 +451,8 @@ class OutboxRelay:
             chosen = DefaultPartitioner()(key, partitions, partitions)
             tp = TopicPartition(PROGRESS_TOPIC, chosen)
             consumer.assign([tp])
-            # Fetching only while a window is scanned: a consumer stopped just as it sends a
-            # fetch can wait 30 s for the broker to close its TLS connection, and that wait
-            # held up every first publication of a relay that started on a busy broker.
+            # Fetching only while a window is scanned (see `fetching`): stopped with a fetch
+            # just sent, this reader held a starting relay's first publications for 30 s.
             consumer.pause(tp)
             begin = (await consumer.beginning_offsets([tp]))[tp]
             end = (await consumer.end_offsets([tp]))[tp]
@@ -487,10 +486,9 @@ async def _last_value_for(
     consumer: AIOKafkaConsumer, tp: TopicPartition, key: bytes, start: int, end: int
 ) -> bytes | None:
     consumer.seek(tp, start)
-    consumer.resume(tp)
     found: bytes | None = None
     idle = 0
-    try:
+    with fetching(consumer, tp):
         # Transaction markers and aborted records occupy offsets but are never returned, so
         # progress is judged by position; a few idle polls past the last record end the scan.
         while await consumer.position(tp) < end and idle < 5:
@@ -500,8 +498,6 @@ async def _last_value_for(
             for record in records:
                 if record.offset < end and record.key == key:
                     found = record.value
-    finally:
-        consumer.pause(tp)
     return found
 
 

@@ -32,7 +32,7 @@ from services.exchange.domain.audit import (
 )
 from shared.db import create_pool
 from shared.events.exchange import AuditCheckpointed
-from shared.kafka import partitions_of
+from shared.kafka import fetching, partitions_of
 from shared.kafka_access import KafkaAccess
 from shared.registry import UndecodableEvent, decode
 from shared.topics import Topic
@@ -125,25 +125,27 @@ async def read_checkpoints(
     left_out: list[str] = []
     try:
         consumer.assign(tps)
+        consumer.pause(*tps)  # fetching only while it reads: see `fetching`
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
         idle = 0
-        while idle < IDLE_POLLS:
-            if all([await consumer.position(tp) >= ends[tp] for tp in tps]):
-                break
-            batch = await consumer.getmany(*tps, timeout_ms=500)
-            idle = 0 if batch else idle + 1
-            for records in batch.values():
-                for record in records:
-                    if record.offset >= ends[TopicPartition(record.topic, record.partition)]:
-                        continue
-                    try:
-                        payload = decode(record.value, topic).payload
-                    except UndecodableEvent as error:
-                        left_out.append(f"record at offset {record.offset}: {error.reason}")
-                        continue
-                    if isinstance(payload, AuditCheckpointed):
-                        found.append(payload)
+        with fetching(consumer, *tps):
+            while idle < IDLE_POLLS:
+                if all([await consumer.position(tp) >= ends[tp] for tp in tps]):
+                    break
+                batch = await consumer.getmany(*tps, timeout_ms=500)
+                idle = 0 if batch else idle + 1
+                for records in batch.values():
+                    for record in records:
+                        if record.offset >= ends[TopicPartition(record.topic, record.partition)]:
+                            continue
+                        try:
+                            payload = decode(record.value, topic).payload
+                        except UndecodableEvent as error:
+                            left_out.append(f"record at offset {record.offset}: {error.reason}")
+                            continue
+                        if isinstance(payload, AuditCheckpointed):
+                            found.append(payload)
         return found, left_out
     finally:
         await consumer.stop()
