@@ -71,12 +71,12 @@ def _view(row: Any) -> ServiceView:
 
 
 _FILTERS = """
-  AND s.status = 'published'
-  AND ($3::text IS NULL OR s.agency = $3)
-  AND ($4::text IS NULL OR s.category = $4)
-  AND ($5::text IS NULL OR $5 = ANY (s.channels))
-  AND ($6::smallint IS NULL OR s.maturity = $6)
-  AND ($7::smallint IS NULL OR s.maturity >= $7)
+  AND e.status = 'published'
+  AND ($3::text IS NULL OR e.agency = $3)
+  AND ($4::text IS NULL OR e.category = $4)
+  AND ($5::text IS NULL OR $5 = ANY (e.channels))
+  AND ($6::smallint IS NULL OR e.maturity = $6)
+  AND ($7::smallint IS NULL OR e.maturity >= $7)
   AND ($8::text IS NULL OR a.province IS NULL OR a.province = $8)
 """
 
@@ -92,38 +92,40 @@ FROM page p JOIN services s USING (service_id) JOIN agencies a ON a.code = s.age
 ORDER BY p.rank DESC, s.title_fa, s.service_id
 """
 
-# Candidates come from the two indexes: full-text on both foldings of titles and
-# descriptions, and trigrams of titles (misspellings, word fragments). Full-text matches
-# rank first (ts_rank_cd, titles weigh more); near matches follow by word similarity. The
-# database ranks and counts on narrow rows, then reads the one page it returns.
+#: Near matches are looked for only when the words match fewer services than this exactly.
+NEAR_MATCHES_BELOW = 50
+
+# Search reads `search_entries` (narrow rows, kept by a trigger from `services`) and the
+# services row of the one page it returns. Exact matches come from the full-text index on
+# both foldings of titles and descriptions and rank first (ts_rank_cd, titles weigh more).
+# Near matches (trigrams of titles: misspellings, word fragments) follow by word
+# similarity, and only when exact matches are few: after a common word's thousands of
+# exact matches they would add nothing but the cost of testing every title.
 _SEARCH = f"""
 WITH query AS (
     SELECT websearch_to_tsquery('simple', $1) || websearch_to_tsquery('simple', $2) AS tsq,
            $1::text AS spaced
 ),
-candidates AS (
-    SELECT s.service_id FROM services s, query q WHERE s.document @@ q.tsq
-    UNION
-    SELECT s.service_id FROM services s, query q
-    WHERE q.spaced OPERATOR(public.<%) s.title_folded
+exact AS MATERIALIZED (
+    SELECT e.service_id, e.title_fa, 1 + ts_rank_cd(e.document, q.tsq) AS rank
+    FROM search_entries e JOIN agencies a ON a.code = e.agency CROSS JOIN query q
+    WHERE e.document @@ q.tsq {_FILTERS}
 ),
-ranked AS MATERIALIZED (
-    SELECT s.service_id, s.title_fa,
-           CASE WHEN s.document @@ q.tsq THEN 1 + ts_rank_cd(s.document, q.tsq)
-                ELSE public.word_similarity(q.spaced, s.title_folded)
-           END AS rank
-    FROM candidates c JOIN services s USING (service_id)
-    JOIN agencies a ON a.code = s.agency CROSS JOIN query q
-    WHERE true {_FILTERS}
+near AS MATERIALIZED (
+    SELECT e.service_id, e.title_fa, public.word_similarity(q.spaced, e.title_folded) AS rank
+    FROM search_entries e JOIN agencies a ON a.code = e.agency CROSS JOIN query q
+    WHERE (SELECT count(*) FROM exact) < {NEAR_MATCHES_BELOW}
+      AND q.spaced OPERATOR(public.<%) e.title_folded AND NOT e.document @@ q.tsq {_FILTERS}
 ),
+ranked AS (SELECT * FROM exact UNION ALL SELECT * FROM near),
 {_PAGE}
 """
 
 # Browsing without words: every published service that passes the filters, by title.
 _BROWSE = f"""
 WITH ranked AS MATERIALIZED (
-    SELECT s.service_id, s.title_fa, 0::real AS rank
-    FROM services s JOIN agencies a ON a.code = s.agency
+    SELECT e.service_id, e.title_fa, 0::real AS rank
+    FROM search_entries e JOIN agencies a ON a.code = e.agency
     WHERE length($1) + length($2) >= 0 {_FILTERS}
 ),
 {_PAGE}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from services.catalog import reference
-from services.catalog.storage import CatalogReads
+from services.catalog.storage import NEAR_MATCHES_BELOW, CatalogReads
 from shared.envelope import Envelope
 from shared.events.catalog import AgencyRecorded, ServiceRecorded
 from shared.registry import decode
@@ -230,6 +230,66 @@ async def test_search_filters_by_province_scope_channel_and_maturity(catalog: Ca
     paged = (await catalog.client.get("/services", params={"q": word, "per_page": 1})).json()
     assert paged["total"] == 2
     assert len(paged["results"]) == 1
+
+
+async def test_search_follows_a_services_new_title_and_its_retirement(catalog: Catalog) -> None:
+    code, before, after = unique_code(), persian_word(), persian_word()
+    service_id = f"{code}.permit"
+    await register_agency(catalog, code)
+    writer = catalog.signer.headers(code, "catalog:write")
+    body = service_body(service_id, f"صدور مجوز {before}")
+    assert (await catalog.client.post("/services", json=body, headers=writer)).is_success
+    await catalog.client.post(f"/services/{service_id}/publish", headers=writer)
+
+    async def found(word: str) -> list[str]:
+        page = await catalog.client.get("/services", params={"q": word})
+        return [hit["service_id"] for hit in page.json()["results"]]
+
+    assert await found(before) == [service_id]
+    content = {k: v for k, v in body.items() if k != "service_id"} | {
+        "title_fa": f"صدور مجوز {after}"
+    }
+    revised = await catalog.client.put(f"/services/{service_id}", json=content, headers=writer)
+    assert revised.is_success, revised.text
+    assert await found(after) == [service_id]
+    assert await found(before) == []
+    await catalog.client.post(f"/services/{service_id}/retire", headers=writer)
+    assert await found(after) == []
+
+
+async def test_near_matches_follow_only_while_the_words_match_few_services_exactly(
+    catalog: Catalog,
+) -> None:
+    code, word = unique_code(), persian_word()
+    await register_agency(catalog, code)
+    writer = catalog.signer.headers(code, "catalog:write")
+
+    async def publish(service_id: str, title: str) -> None:
+        body = service_body(service_id, title)
+        assert (await catalog.client.post("/services", json=body, headers=writer)).is_success
+        await catalog.client.post(f"/services/{service_id}/publish", headers=writer)
+
+    # One word longer than the query: not the query's word, but close to it.
+    near = f"{code}.near"
+    await publish(near, f"صدور مجوز {word}ها")
+    await publish(f"{code}.exact-0", f"صدور مجوز {word}")
+
+    async def search() -> dict[str, Any]:
+        page = await catalog.client.get(
+            "/services", params={"q": word, "agency": code, "per_page": 100}
+        )
+        found: dict[str, Any] = page.json()
+        return found
+
+    few = await search()
+    assert few["total"] == 2
+    assert [hit["service_id"] for hit in few["results"]] == [f"{code}.exact-0", near]
+
+    for number in range(1, NEAR_MATCHES_BELOW):
+        await publish(f"{code}.exact-{number}", f"صدور مجوز {word}")
+    many = await search()
+    assert many["total"] == NEAR_MATCHES_BELOW
+    assert near not in {hit["service_id"] for hit in many["results"]}
 
 
 async def test_reference_data_loads_idempotently(catalog: Catalog) -> None:
