@@ -43,6 +43,15 @@ def processing(event: Any) -> Iterator[None]:
         _current_event.reset(token)
 
 
+def _key(partition: int, encoded_cell: str) -> str:
+    """A counter's table key: the cell's count from one source partition."""
+    return f"{partition}|{encoded_cell}"
+
+
+def _cell_of(key: str) -> Cell:
+    return Cell.decode(key.split("|", 1)[1])
+
+
 class Counters:
     """Exactly-once counters of cells, on a table co-partitioned with its source topic.
 
@@ -61,7 +70,7 @@ class Counters:
     def stage(self, cell: Cell, event: Any) -> None:
         """Count the event in the cell, unless it already was; written by `write_staged`."""
         partition, offset = event.message.partition, event.message.offset
-        key = f"{partition}|{cell.encode()}"
+        key = _key(partition, cell.encode())
         staged = self._staged.get(key)
         if staged is None:
             current = self.table.get(key)
@@ -89,7 +98,7 @@ class Counters:
         encoded = cell.encode()
         total = 0.0
         for partition in range(self.partitions):
-            current = self.table.get(f"{partition}|{encoded}")
+            current = self.table.get(_key(partition, encoded))
             if current is not None:
                 total += current[0]
         return total
@@ -98,14 +107,14 @@ class Counters:
         return [cell for cell in self._all() if cell.metric == metric]
 
     def _all(self) -> set[Cell]:
-        return {Cell.decode(key.split("|", 1)[1]) for key in list(self.table.keys())}
+        return {_cell_of(key) for key in list(self.table.keys())}
 
     def snapshot(self) -> CountsSnapshot:
         """Every cell's value as the table stands, read in one pass over it."""
         values: dict[Cell, float] = {}
         for key, current in list(self.table.items()):
             if current is not None:
-                cell = Cell.decode(key.split("|", 1)[1])
+                cell = _cell_of(key)
                 values[cell] = values.get(cell, 0.0) + current[0]
         return CountsSnapshot(values)
 
