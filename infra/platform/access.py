@@ -40,6 +40,8 @@ from shared.principals import ADMIN, PRINCIPALS, agency_principal
 #: PBKDF2 rounds of each stored SCRAM credential: Kafka's minimum for SHA-512 is 4096.
 SCRAM_ITERATIONS = 8192
 _TIMEOUT = 30.0
+#: ACL bindings created per request (one metadata record each).
+ACLS_PER_REQUEST = 1000
 
 _SCRAM: dict[str, ScramMechanism] = {
     "SCRAM-SHA-512": ScramMechanism.SCRAM_SHA_512,
@@ -219,8 +221,11 @@ class BrokerAccess:
             self.remove_users(plan.users_to_remove)
         if plan.users_to_create:
             self._upsert_users(plan.users_to_create)
-        if plan.acls_to_add:
-            self._wait(self._client.create_acls([_to_kafka(b) for b in plan.acls_to_add]))
+        # In slices: a controller refuses an operation of more than 10,000 records, and a
+        # whole register's agencies at once may come near it.
+        for start in range(0, len(plan.acls_to_add), ACLS_PER_REQUEST):
+            adding = plan.acls_to_add[start : start + ACLS_PER_REQUEST]
+            self._wait(self._client.create_acls([_to_kafka(binding) for binding in adding]))
         return plan
 
     def rotate(self, user: str, store: SecretStore) -> str:

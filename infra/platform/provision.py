@@ -66,6 +66,10 @@ async def _admin(kafka: KafkaAccess, within: float) -> Any:
             await asyncio.sleep(1)
 
 
+#: Topics created per request: each is at most a few dozen metadata records.
+TOPICS_PER_CREATE = 100
+
+
 async def ensure_topics(
     kafka: KafkaAccess,
     report: InitReport,
@@ -97,7 +101,10 @@ async def ensure_topics(
     try:
         existing = set(await admin.list_topics())
         missing = [name for name in declared if name not in existing]
-        if missing:
+        # A controller refuses an operation of more than 10,000 metadata records, and a
+        # whole register's channels at once (a topic, its partitions and its configs, for
+        # 1,500 topics) is more: they go in slices.
+        for start in range(0, len(missing), TOPICS_PER_CREATE):
             response = await admin.create_topics(
                 [
                     NewTopic(
@@ -106,7 +113,7 @@ async def ensure_topics(
                         1,
                         topic_configs=declared[name].broker_config(),
                     )
-                    for name in missing
+                    for name in missing[start : start + TOPICS_PER_CREATE]
                 ],
                 timeout_ms=30000,
             )
@@ -116,7 +123,7 @@ async def ensure_topics(
                 elif code != _TOPIC_ALREADY_EXISTS:  # a concurrent init won the race
                     raise RuntimeError(f"cannot create topic {name}: error {code} {message}")
         # New topics, and every topic of a broker just restarted, wait for leaders.
-        await _until_led(admin, list(declared), within)
+        await until_led(admin, list(declared), within)
         present = [name for name in declared if name not in missing]
         if not present:
             return
@@ -146,7 +153,7 @@ async def ensure_topics(
         await admin.close()
 
 
-async def _until_led(admin: Any, topics: list[str], within: float) -> None:
+async def until_led(admin: Any, topics: list[str], within: float) -> None:
     """Wait until every partition of `topics` has a leader: a client that reads a topic
     the moment it is created otherwise retries, logging an error each time."""
     deadline = time.monotonic() + within

@@ -14,6 +14,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+import infra.platform.access
+import infra.platform.provision
 from infra.platform.access import BrokerAccess
 from shared.kafka_access import KafkaAccess
 from shared.principals import agency_principal
@@ -154,3 +156,30 @@ async def test_the_manager_says_provisioned_only_once_every_agency_it_knows_is_p
     for code in codes:
         assert {channel(family, code) for family in PER_AGENCY} <= topics, code
         assert infrastructure.credentials_file(agency_principal(code)).exists(), code
+
+
+async def test_agencies_recorded_together_get_every_channel_and_acl_in_slices(
+    kafka_admin: KafkaAccess,
+    agency_kafka: Callable[[str], Awaitable[KafkaAccess]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A whole register at once is more than a controller takes in one operation, so the
+    # manager creates topics and ACLs in slices; small slices here, so that three agencies
+    # need several of each, and a slice left out would leave an agency without it.
+    monkeypatch.setattr(infra.platform.provision, "TOPICS_PER_CREATE", 4)
+    monkeypatch.setattr(infra.platform.access, "ACLS_PER_REQUEST", 3)
+    agencies = [AgencySystem(f"sl{n}-{uuid.uuid4().hex[:8]}") for n in range(3)]
+    await announce(kafka_admin, *((agency.recorded(), agency.code) for agency in agencies))
+    for agency in agencies:
+        own = await agency_kafka(agency.code)
+        assert await can_write(own, channel(Topic.AGENCY_REQUESTS, agency.code)), agency.code
+        assert await can_write(own, channel(Topic.AGENCY_DELIVERIES, agency.code)), agency.code
+
+    admin = AIOKafkaAdminClient(**kafka_admin.client_options())
+    await admin.start()
+    try:
+        topics = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    for agency in agencies:
+        assert {channel(family, agency.code) for family in PER_AGENCY} <= topics, agency.code
