@@ -359,6 +359,10 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
     ),
     # Each agency's channel. In: what the agency sends (and what the platform's HTTP
     # gateways received from it, authenticated by its token). Out: what only it may read.
+    # The platform's groups read every agency's "in" topics, and every fetch names each of
+    # their partitions (aiokafka has no incremental fetch sessions): one partition each
+    # keeps a poll's cost at one per agency; the groups scale out across agencies' topics.
+    # "Out" topics keep two, for an agency running two workers.
     TopicSpec(
         name=Topic.AGENCY_REQUESTS,
         description=(
@@ -368,7 +372,7 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
         key="the transaction id",
         producers=(Principal.AGENCY, Principal.EXCHANGE),
         consumers=(Principal.EXCHANGE,),
-        partitions=2,
+        partitions=1,
         per_agency=True,
     ),
     TopicSpec(
@@ -377,7 +381,7 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
         key="the transaction id",
         producers=(Principal.AGENCY,),
         consumers=(Principal.EXCHANGE,),
-        partitions=2,
+        partitions=1,
         per_agency=True,
     ),
     TopicSpec(
@@ -390,7 +394,7 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
         key="the service id",
         producers=(Principal.AGENCY, Principal.CATALOG),
         consumers=(Principal.CATALOG,),
-        partitions=2,
+        partitions=1,
         per_agency=True,
     ),
     TopicSpec(
