@@ -24,6 +24,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from opentelemetry import context as otel_context
 
 from shared.envelope import Envelope
+from shared.fetch_sessions import use_fetch_sessions
 from shared.kafka_access import KafkaAccess
 from shared.logging import get_logger
 from shared.registry import UndecodableEvent, decode
@@ -368,6 +369,7 @@ class EventConsumer:
         try:
             await self._dead_letters.start()
             await self._consumer.start()
+            await use_fetch_sessions(self._consumer)
             while not self._stopping.is_set():
                 batches = await self._consumer.getmany(
                     timeout_ms=500, max_records=self._max_records
