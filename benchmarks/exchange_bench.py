@@ -64,6 +64,7 @@ from tests.integration.exchange.helpers import (
     ISSUER,
     AgencySystem,
     Issuer,
+    announce,
     announce_world,
     eventually,
     grant,
@@ -73,8 +74,18 @@ from tests.integration.exchange.helpers import (
 
 FLOOR_PER_SECOND = 8_000_000_000 / (365 * 24 * 3600)
 CITIZEN = "be" * 32
+#: The agencies connected to the exchange in the seed articles (DOMAIN.md), each with its
+#: channels.
+NATIONAL_AGENCIES = 151
 #: The warm-up's offered rate: a full run's, a smoke run's.
 WARMUP_RATE = (50, 10)
+
+
+def idle_agencies(total: int) -> list[AgencySystem]:
+    """The rest of a register of `total` agencies, beside the two that trade: the exchange
+    reads every agency's channels, so what a poll costs depends on how many there are.
+    Their codes are fixed, so a stage kept between runs keeps the same register."""
+    return [AgencySystem(f"bench-idle-{number:03d}") for number in range(max(0, total - 2))]
 
 
 async def answer_at_once(request: DataRequestForwarded) -> dict[str, Any]:
@@ -186,6 +197,8 @@ async def run(arguments: argparse.Namespace, stage: Stage) -> None:
         )
         # The benchmark announces what the catalog and identity would, as the admin.
         await announce_world(stage.admin, database_url, issuer, consumer, provider)
+        register = idle_agencies(arguments.agencies)
+        await announce(stage.admin, *[(agency.recorded(), agency.code) for agency in register])
         async with (
             stage.agencies(),
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http,
@@ -200,8 +213,14 @@ async def run(arguments: argparse.Namespace, stage: Stage) -> None:
                 [
                     channel(Topic.AGENCY_REQUESTS, consumer.code),
                     channel(Topic.AGENCY_ANSWERS, provider.code),
+                    *(
+                        channel(family, agency.code)
+                        for agency in register
+                        for family in (Topic.AGENCY_REQUESTS, Topic.AGENCY_ANSWERS)
+                    ),
                 ],
-                timeout=60,
+                # A register's channels are made once per stage, up to a minute.
+                timeout=60 + len(register),
             )
             keys = (await http.get("/keys")).json()["keys"]
             exchange_keys = ExchangeKeys(keys={key["kid"]: key for key in keys})
@@ -320,13 +339,24 @@ def main() -> None:
         help=f"length of the warm-up load at {WARMUP_RATE[0]}/s, not reported: 10"
         f" (smoke: 1, at {WARMUP_RATE[1]}/s; 0: none)",
     )
+    parser.add_argument(
+        "--agencies",
+        type=int,
+        default=None,
+        help=f"agencies in the register, each with its channels: {NATIONAL_AGENCIES}, those"
+        " connected nationally (smoke: 2, the two that trade)",
+    )
     parser.add_argument("--port", type=int, default=18093 + SHIFT)
     parser.add_argument("--log", default="/dev/null", help="where the exchange's log goes")
     parser.add_argument("--profile", default=None, help="cProfile the exchange into this file")
     add_arguments(parser, database=True)
     arguments = parser.parse_args()
     fill_sizes(
-        arguments, rates=([100, 500, 1000], [20]), seconds=(10.0, 2.0), warmup_seconds=(10.0, 1.0)
+        arguments,
+        rates=([100, 500, 1000], [20]),
+        seconds=(10.0, 2.0),
+        warmup_seconds=(10.0, 1.0),
+        agencies=(NATIONAL_AGENCIES, 2),
     )
     run_on_stage(arguments, "exchange", lambda stage: run(arguments, stage))
 
