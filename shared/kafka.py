@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -222,6 +223,9 @@ async def partitions_of(kafka: KafkaAccess, topic: str) -> set[int]:
         await producer.stop()
 
 
+#: How many dead-lettered records a consumer remembers (topic, partition, offset), so
+#: that one delivered again in the same process is not dead-lettered twice.
+REMEMBERED_DEAD_LETTERS = 10_000
 #: How often consumers refresh metadata: an agency's new channel is read within this.
 CHANNEL_DISCOVERY_MS = 5000
 #: How often a group member hears from the coordinator. A rebalance (a new agency's
@@ -346,6 +350,7 @@ class EventConsumer:
         self._dead_letters: AIOKafkaProducer | None = None
         self.handled = 0
         self.dead_lettered = 0
+        self._dead_lettered_records: OrderedDict[tuple[str, int, int], None] = OrderedDict()
 
     async def run(self) -> None:
         """Consume until `stop()`; a lost or absent broker is waited out, never fatal."""
@@ -497,6 +502,15 @@ class EventConsumer:
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
         assert self._dead_letters is not None
+        where = (record.topic, record.partition, record.offset)
+        if where in self._dead_lettered_records:
+            # The same record again: a rebalance puts every partition back at its last
+            # commit, and a refused event is refused again. Its letter is already sent.
+            log.info("record already dead-lettered, delivered again", reason=reason)
+            return
         target = await dead_letter(self._dead_letters, record, reason, self.group, self._retry)
+        self._dead_lettered_records[where] = None
+        if len(self._dead_lettered_records) > REMEMBERED_DEAD_LETTERS:
+            self._dead_lettered_records.popitem(last=False)
         self.dead_lettered += 1
         log.warning("event dead-lettered", reason=reason, dead_letter_topic=target)

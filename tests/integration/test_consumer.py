@@ -151,6 +151,32 @@ async def test_an_event_the_handler_rejects_is_dead_lettered_with_its_reason(
     assert header(dead, "event-id") == str(refused.id)
 
 
+async def test_a_refused_record_delivered_again_is_dead_lettered_once(
+    kafka_admin: KafkaAccess,
+) -> None:
+    run, group = uuid.uuid4().hex, f"test-{uuid.uuid4().hex}"
+    await publish_all(kafka_admin, [started(run, "refused"), started(run, "accepted")])
+    handled: list[str] = []
+
+    async def handler(envelope: Envelope[Any]) -> None:
+        if envelope.subject != run:
+            return
+        if envelope.payload.instance == "refused":
+            raise Rejected("agency is not in the register")
+        handled.append(envelope.payload.instance)
+
+    async with consuming(kafka_admin, handler, group) as consumer:
+        await eventually(lambda: handled == ["accepted"])
+        # What a rebalance does: every partition back at an earlier offset, so both
+        # records come again; the refused one is refused again.
+        inner: Any = consumer._consumer
+        for tp in inner.assignment():
+            inner.seek(tp, 0)
+        await eventually(lambda: handled == ["accepted", "accepted"], timeout=60)
+    [dead] = await dead_letters_of(kafka_admin, group, run, 1)
+    assert header(dead, "dlq-reason") == "agency is not in the register"
+
+
 async def test_a_transient_failure_is_retried_until_it_passes(kafka_admin: KafkaAccess) -> None:
     run, group = uuid.uuid4().hex, f"test-{uuid.uuid4().hex}"
     await publish_all(kafka_admin, [started(run, "flaky")])
