@@ -29,6 +29,15 @@ pytestmark = pytest.mark.integration
 PER_AGENCY = [spec.name for spec in TOPICS if spec.per_agency]
 
 
+async def topics_on(kafka_admin: KafkaAccess) -> set[str]:
+    admin = AIOKafkaAdminClient(**kafka_admin.client_options())
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
 async def can_write(access: KafkaAccess, topic: str) -> bool:
     """Whether `access` may publish on `topic` now (a fresh connection, so a fresh login)."""
     producer = AIOKafkaProducer(**access.client_options(), request_timeout_ms=5000)
@@ -147,12 +156,7 @@ async def test_the_manager_says_provisioned_only_once_every_agency_it_knows_is_p
     await polling.eventually(lambda: codes <= access_manager.agencies.keys(), timeout=60)
     await polling.eventually(lambda: access_manager.provisioned, timeout=90)
 
-    admin = AIOKafkaAdminClient(**kafka_admin.client_options())
-    await admin.start()
-    try:
-        topics = set(await admin.list_topics())
-    finally:
-        await admin.close()
+    topics = await topics_on(kafka_admin)
     for code in codes:
         assert {channel(family, code) for family in PER_AGENCY} <= topics, code
         assert infrastructure.credentials_file(agency_principal(code)).exists(), code
@@ -175,11 +179,6 @@ async def test_agencies_recorded_together_get_every_channel_and_acl_in_slices(
         assert await can_write(own, channel(Topic.AGENCY_REQUESTS, agency.code)), agency.code
         assert await can_write(own, channel(Topic.AGENCY_DELIVERIES, agency.code)), agency.code
 
-    admin = AIOKafkaAdminClient(**kafka_admin.client_options())
-    await admin.start()
-    try:
-        topics = set(await admin.list_topics())
-    finally:
-        await admin.close()
+    topics = await topics_on(kafka_admin)
     for agency in agencies:
         assert {channel(family, agency.code) for family in PER_AGENCY} <= topics, agency.code
