@@ -97,6 +97,20 @@ async def dead_letters_of(kafka: KafkaAccess, group: str, run: str, count: int) 
     return [r for r in records if mine(r)]
 
 
+def refusing(run: str, handled: list[str]) -> Callable[[Envelope[Any]], Awaitable[None]]:
+    """A handler of this test's events: it refuses the one labelled "refused" and notes
+    the label of each other in `handled`."""
+
+    async def handler(envelope: Envelope[Any]) -> None:
+        if envelope.subject != run:
+            return
+        if envelope.payload.instance == "refused":
+            raise Rejected("agency is not in the register")
+        handled.append(envelope.payload.instance)
+
+    return handler
+
+
 async def test_malformed_events_go_to_the_dead_letter_topic_and_the_next_good_one_is_handled(
     kafka_admin: KafkaAccess,
 ) -> None:
@@ -136,13 +150,7 @@ async def test_an_event_the_handler_rejects_is_dead_lettered_with_its_reason(
     refused, accepted = started(run, "refused"), started(run, "accepted")
     await publish_all(kafka_admin, [refused, accepted])
     handled: list[str] = []
-
-    async def handler(envelope: Envelope[Any]) -> None:
-        if envelope.subject != run:
-            return
-        if envelope.payload.instance == "refused":
-            raise Rejected("agency is not in the register")
-        handled.append(envelope.payload.instance)
+    handler = refusing(run, handled)
 
     async with consuming(kafka_admin, handler, group):
         await eventually(lambda: handled == ["accepted"])
@@ -157,13 +165,7 @@ async def test_a_refused_record_delivered_again_is_dead_lettered_once(
     run, group = uuid.uuid4().hex, f"test-{uuid.uuid4().hex}"
     await publish_all(kafka_admin, [started(run, "refused"), started(run, "accepted")])
     handled: list[str] = []
-
-    async def handler(envelope: Envelope[Any]) -> None:
-        if envelope.subject != run:
-            return
-        if envelope.payload.instance == "refused":
-            raise Rejected("agency is not in the register")
-        handled.append(envelope.payload.instance)
+    handler = refusing(run, handled)
 
     async with consuming(kafka_admin, handler, group) as consumer:
         await eventually(lambda: handled == ["accepted"])
