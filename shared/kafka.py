@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import CommitFailedError, KafkaError
 from opentelemetry import context as otel_context
 
+from shared.channel_watch import METADATA_REFRESH_MS, ChannelWatch, refresh_metadata
 from shared.envelope import Envelope
 from shared.fetch_sessions import use_fetch_sessions
 from shared.kafka_access import KafkaAccess
@@ -226,8 +227,6 @@ async def partitions_of(kafka: KafkaAccess, topic: str) -> set[int]:
 #: How many dead-lettered records a consumer remembers (topic, partition, offset), so
 #: that one delivered again in the same process is not dead-lettered twice.
 REMEMBERED_DEAD_LETTERS = 10_000
-#: How often consumers refresh metadata: an agency's new channel is read within this.
-CHANNEL_DISCOVERY_MS = 5000
 #: How often a group member hears from the coordinator. A rebalance (a new agency's
 #: channels found by a pattern subscription, a member joining) waits until every member
 #: has heard of it, and the whole group stands still meanwhile: with the client's default
@@ -318,7 +317,8 @@ class EventConsumer:
     Records that cannot be decoded are dead-lettered with the reason and the original
     bytes. Every consumed topic must declare a dead-letter topic. A per-agency family
     among `topics` means every agency's topic of it: the consumer subscribes by pattern
-    and finds an agency's new channel within `CHANNEL_DISCOVERY_MS`.
+    and finds an agency's new channel when the access manager announces it
+    (`shared/channel_watch.py`).
     """
 
     def __init__(
@@ -365,17 +365,28 @@ class EventConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
-            metadata_max_age_ms=CHANNEL_DISCOVERY_MS,
+            metadata_max_age_ms=METADATA_REFRESH_MS,
             heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
         )
+        consumer = self._consumer
+        watch: ChannelWatch | None = None
+        watching: asyncio.Task[None] | None = None
         if self._pattern is not None:
-            self._consumer.subscribe(pattern=self._pattern)
+            consumer.subscribe(pattern=self._pattern)
+            watch = ChannelWatch(
+                self._kafka, opened=lambda: refresh_metadata(consumer), refuse=self._dead_letter
+            )
         self._dead_letters = new_producer(self._kafka, client_id=f"{self.group}-dlq")
         try:
             await self._dead_letters.start()
+            if watch is not None:
+                await watch.start()
+                watching = asyncio.create_task(watch.run(self._stopping))
             await self._consumer.start()
             await use_fetch_sessions(self._consumer)
             while not self._stopping.is_set():
+                if watching is not None and watching.done():
+                    watching.result()  # its failure ends this session, to reconnect
                 batches = await self._consumer.getmany(
                     timeout_ms=500, max_records=self._max_records
                 )
@@ -397,6 +408,11 @@ class EventConsumer:
                             break
                     await self._commit({tp: record.offset + 1})
         finally:
+            if watching is not None:
+                watching.cancel()
+                await asyncio.gather(watching, return_exceptions=True)
+            if watch is not None:
+                await watch.stop()
             await self._consumer.stop()
             await self._dead_letters.stop()
 

@@ -39,6 +39,7 @@ class Topic(StrEnum):
     """Names of the platform's topics (dead-letter twins aside); values are what the broker sees."""
 
     PLATFORM_LIFECYCLE = "platform.lifecycle"
+    PLATFORM_CHANNELS = "platform.channels"
     PLATFORM_OUTBOX_PROGRESS = "platform.outbox-progress"
 
     CATALOG_AGENCIES = "catalog.agencies"
@@ -169,6 +170,23 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
         producers=(Principal.IDENTITY, Principal.CATALOG, Principal.EXCHANGE, Principal.METRICS),
         consumers=(Principal.METRICS_WORKER,),
         partitions=3,
+    ),
+    TopicSpec(
+        name=Topic.PLATFORM_CHANNELS,
+        description=(
+            "The access manager (working as the platform's admin) announces here the "
+            "agencies whose channels it has made and opened with their ACLs. The services "
+            "that read a family of channels by pattern refresh the broker's metadata on "
+            "each announcement, so they read a new agency's channel at once; they need not "
+            "ask for the metadata of every topic every few seconds to find it."
+        ),
+        key="the access manager",
+        # Only the admin writes it, and the admin needs no ACL.
+        producers=(),
+        consumers=(Principal.CATALOG, Principal.EXCHANGE),
+        partitions=1,
+        retention_ms=1 * DAY_MS,
+        internal=True,
     ),
     # The catalog: the register of agencies and services, and every service delivery.
     TopicSpec(

@@ -21,21 +21,27 @@ async def until_settled(
     admin: KafkaAccess, group: str, topics: Iterable[str], timeout: float = 30.0
 ) -> None:
     """Return once `group` is stable and each of `topics` is assigned to a member of it."""
-    config: dict[str, str | int | float | bool] = {**admin.librdkafka_config()}
-    client = AdminClient(config)
-    wanted = set(topics)
-
-    def settled() -> bool:
-        (future,) = client.describe_consumer_groups([group], request_timeout=5).values()
-        description = future.result()
-        assigned = {
-            partition.topic
-            for member in description.members
-            for partition in member.assignment.topic_partitions
-        }
-        return description.state == ConsumerGroupState.STABLE and wanted <= assigned
-
+    client = group_admin(admin)
+    wanted = list(topics)
     deadline = time.monotonic() + timeout
-    while not await asyncio.to_thread(settled):
+    while not await asyncio.to_thread(is_settled, client, group, wanted):
         assert time.monotonic() < deadline, f"{group} never settled with {sorted(wanted)}"
         await asyncio.sleep(0.1)
+
+
+def group_admin(admin: KafkaAccess) -> AdminClient:
+    """A client that can describe consumer groups, for `is_settled`."""
+    config: dict[str, str | int | float | bool] = {**admin.librdkafka_config()}
+    return AdminClient(config)
+
+
+def is_settled(client: AdminClient, group: str, topics: Iterable[str]) -> bool:
+    """Whether `group` is stable with each of `topics` assigned to a member of it (blocks)."""
+    (future,) = client.describe_consumer_groups([group], request_timeout=5).values()
+    description = future.result()
+    assigned = {
+        partition.topic
+        for member in description.members
+        for partition in member.assignment.topic_partitions
+    }
+    return description.state == ConsumerGroupState.STABLE and set(topics) <= assigned

@@ -9,15 +9,24 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
+from aiokafka import AIOKafkaProducer
+
 from infra.access.agencies import agency_consumer, take
 from infra.platform.access import current_mechanism
 from infra.platform.provision import InitReport, ensure_access, ensure_topics
 from infra.platform.secrets import SecretStore
+from shared.envelope import Envelope
+from shared.events.platform import ChannelsOpened
+from shared.kafka import event_headers, new_producer
 from shared.kafka_access import KafkaAccess
 from shared.logging import get_logger
 from shared.principals import agency_principal
+from shared.topics import Topic
 
 log = get_logger(__name__)
+
+#: Agencies named in one announcement: a national register (about 150) fits in one.
+AGENCIES_PER_ANNOUNCEMENT = 1_000
 
 
 def _await_login(access: KafkaAccess, within: float = 120.0) -> None:
@@ -51,6 +60,9 @@ class AccessManager:
     whether everything it has read so far is reconciled. A reconciliation that
     fails (the broker away) is retried; it is idempotent. Each active agency's
     credentials file is written to `credentials_dir` (owner-only), and removed with it.
+    Once an agency's channels are open, it says so on `platform.channels`, once per
+    process: after a restart every active agency is announced again, which costs the
+    readers one metadata refresh and can miss nothing.
     """
 
     def __init__(
@@ -71,6 +83,7 @@ class AccessManager:
         self.ready = asyncio.Event()
         self.provisioned = False
         self.agencies: dict[str, bool] = {}
+        self._announced: set[str] = set()
 
     async def reconcile(self, agencies: Mapping[str, bool]) -> list[str]:
         """Make topics, users, ACLs and credentials files match `agencies`; the changes."""
@@ -115,9 +128,31 @@ class AccessManager:
             path.chmod(0o600)
             path.write_text(access.properties())
 
+    async def announce(self, producer: AIOKafkaProducer) -> list[str]:
+        """Announce the active agencies not yet announced; their codes."""
+        opened = sorted(
+            code for code, active in self.agencies.items() if active and code not in self._announced
+        )
+        for start in range(0, len(opened), AGENCIES_PER_ANNOUNCEMENT):
+            envelope = Envelope.wrap(
+                ChannelsOpened(agencies=opened[start : start + AGENCIES_PER_ANNOUNCEMENT]),
+                source="access-manager",
+                subject="access-manager",
+            )
+            await producer.send_and_wait(
+                Topic.PLATFORM_CHANNELS,
+                envelope.to_bytes(),
+                key=b"access-manager",
+                headers=event_headers(envelope),
+            )
+        self._announced.update(opened)
+        return opened
+
     async def run(self) -> None:
         consumer, tps = await agency_consumer(self._admin)
+        producer = new_producer(self._admin, client_id="access-manager")
         try:
+            await producer.start()
             ends = await consumer.end_offsets(tps)
             pending = True
             while not self._stopping.is_set():
@@ -128,17 +163,19 @@ class AccessManager:
                 self.provisioned = self.provisioned and not pending
                 caught_up = all([await consumer.position(tp) >= ends[tp] for tp in tps])
                 if pending and caught_up:
-                    await self._reconcile_until_done()
+                    await self._reconcile_until_done(producer)
                     pending = False
                     self.ready.set()
                 self.provisioned = caught_up and not pending
         finally:
+            await producer.stop()
             await consumer.stop()
 
-    async def _reconcile_until_done(self) -> None:
+    async def _reconcile_until_done(self, producer: AIOKafkaProducer) -> None:
         while not self._stopping.is_set():
             try:
                 changes = await self.reconcile(dict(self.agencies))
+                opened = await self.announce(producer)
             except Exception as error:  # the broker away, a race with init: try again
                 log.warning("access reconciliation failed, retrying", error=repr(error))
                 with contextlib.suppress(TimeoutError):
@@ -146,6 +183,8 @@ class AccessManager:
                 continue
             for change in changes:
                 log.info("access changed", change=change)
+            if opened:
+                log.info("channels announced", agencies=len(opened))
             return
 
     async def stop(self) -> None:

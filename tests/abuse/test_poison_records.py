@@ -41,6 +41,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from confluent_kafka.admin import AdminClient
 from joserfc.jwk import ECKey
 from panjereh_agency.channel import ChannelReader
 from panjereh_agency.exchange_keys import ExchangeKeys
@@ -49,16 +50,17 @@ from infra.platform import LocalPlatform
 from services.identity.settings import DEVELOPMENT_SMS_GATEWAY_PUBLIC_KEY
 from shared.envelope import Envelope, Event
 from shared.events.identity import SmsContent, SmsRequested
+from shared.events.platform import ChannelsOpened
 from shared.kafka import event_headers
 from shared.kafka_access import KafkaAccess
 from shared.principals import METRICS_WORKER_APP_ID, PRINCIPAL_SPECS, Principal, agency_principal
 from shared.registry import example_envelopes, on_topic
 from shared.sealed_box import SealingKey
-from shared.topics import TOPICS, TopicSpec, channel, dead_letter_of
+from shared.topics import SPECS, TOPICS, TopicSpec, channel, dead_letter_of
 from tests.abuse.conftest import CATALOG, EXCHANGE, IDENTITY
 from tests.abuse.users import Tokens
-from tests.groups import until_settled
-from tests.integration.exchange.helpers import ExchangeStandIn
+from tests.groups import group_admin, is_settled, until_settled
+from tests.integration.exchange.helpers import AgencySystem, ExchangeStandIn
 from tests.tokens import access_claims, new_issuer_key, signed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -109,6 +111,14 @@ def concrete(spec: TopicSpec) -> str:
 ISSUER_KEYS = "identity.issuer-keys"
 SESSIONS = "identity.sessions"
 TOKEN_TOPICS = {ISSUER_KEYS, SESSIONS}
+#: What the services' pattern consumers follow without a group (shared/channel_watch.py):
+#: the good record's effect is on their groups, which take the announced channels.
+CHANNELS = "platform.channels"
+#: Followed without a consumer group: no commit says a record is done, its effect does.
+FOLLOWED = TOKEN_TOPICS | {CHANNELS}
+#: What observing an announcement through its effect adds: the group's rebalance onto
+#: the channels, after the metadata refresh the announcement asked for.
+REBALANCE_LAG = 2.0
 
 
 # -- the good record of each topic ---------------------------------------------------------
@@ -146,6 +156,13 @@ def sms_payload(key: str) -> SmsRequested:
         purpose="one_time_code",
         expires_at=datetime.now(UTC) + timedelta(minutes=5),
     )
+
+
+def describes(access: KafkaAccess, topics: list[str]) -> bool:
+    """Whether `access` sees every one of `topics` in the broker's metadata (blocks)."""
+    config: dict[str, str | int | float | bool] = {**access.librdkafka_config(), "log_level": 0}
+    found = AdminClient(config).list_topics(timeout=5).topics
+    return all(topic in found and found[topic].error is None for topic in topics)
 
 
 # -- poisons ------------------------------------------------------------------------------
@@ -341,6 +358,8 @@ class Bench:
     #: A service of the agency's, published, whose deliveries the catalog records.
     service_id: str
     outcomes: dict[tuple[str, str], Outcome] = field(default_factory=dict)
+    #: Describes the services' groups (for the announcement's effect).
+    groups: AdminClient | None = None
 
     async def publish(
         self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]
@@ -361,6 +380,8 @@ class Bench:
             return self._session_revocation(key)
         if spec.name == "identity.sms":
             return Good(Envelope.wrap(sms_payload(key), source="identity", subject=key))
+        if spec.name == CHANNELS:
+            return self._channels_opened(key)
         payload = documented_payload(spec, key)
         if spec.name == "agency.{agency}.deliveries":
             now = datetime.now(UTC)
@@ -394,6 +415,50 @@ class Bench:
             effect=lambda: self._refused(token),
         )
 
+    def _channels_opened(self, key: str) -> Good:
+        """An announcement of channels that `run` has the access manager open first."""
+        opened = ChannelsOpened(agencies=[f"pc-{uuid.uuid4().hex[:8]}"])
+        return Good(
+            Envelope.wrap(opened, source="access-manager", subject=key),
+            effect=lambda: self._groups_took(opened.agencies[0]),
+        )
+
+    def _channels_of(self, agency: str) -> dict[Principal, list[str]]:
+        """The channels of `agency` each service that follows announcements reads."""
+        return {
+            principal: [
+                channel(family.name, agency)
+                for family in TOPICS
+                if family.per_agency and principal in family.consumers
+            ]
+            for principal in SPECS[CHANNELS].consumers
+        }
+
+    async def _groups_took(self, agency: str) -> bool:
+        if self.groups is None:
+            self.groups = group_admin(self.admin)
+        for principal, topics in self._channels_of(agency).items():
+            if not await asyncio.to_thread(is_settled, self.groups, group_of(principal), topics):
+                return False
+        return True
+
+    async def open_unannounced(self, agency: str) -> None:
+        """Have the access manager make `agency`'s channels and the services' ACLs on them,
+        without announcing them: the catalog records it inactive, and only active agencies
+        are announced (their own principal has no ACL either way)."""
+        inactive = AgencySystem(agency).recorded().model_copy(update={"active": False})
+        envelope = Envelope.wrap(inactive, source="catalog", subject=agency)
+        await self.producer.send_and_wait(
+            envelope.destination, envelope.to_bytes(), key=agency.encode()
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + REFUSED_WITHIN * 4
+        for principal, topics in self._channels_of(agency).items():
+            reader = self.platform.kafka_access(principal)
+            while not await asyncio.to_thread(describes, reader, topics):
+                assert loop.time() < deadline, f"{agency}'s channels never opened to {principal}"
+                await asyncio.sleep(0.2)
+
     async def _accepted_with(self, key: ECKey) -> bool:
         claims = access_claims(self.issuer, "poison-check", "", seconds=600)
         return 401 not in await self._statuses(signed(key, claims))
@@ -422,13 +487,19 @@ class Bench:
         # A second is the promise of a settled reader: a case before this one may have
         # registered an agency, whose channels make a pattern-subscribed group rebalance.
         for principal in readers_of(spec):
-            if spec.name not in TOKEN_TOPICS and principal is not Principal.AGENCY:
+            if spec.name not in FOLLOWED and principal is not Principal.AGENCY:
                 await until_settled(self.admin, reader_name(spec, principal), [topic])
         key = f"poison-{poison}-{uuid.uuid4().hex[:8]}"
         good = self.good(spec, key)
         good_bytes = good.envelope.to_bytes()
         headers = [] if poison == "missing-headers" else event_headers(good.envelope)
         bad = POISONS[poison](good_bytes, spec)
+        if spec.name == CHANNELS:
+            agency = good.envelope.payload.agencies[0]
+            await self.open_unannounced(agency)
+            # Only the announcement may make the services look: had a periodic refresh
+            # found the channels already, the case would prove nothing.
+            assert not await self._groups_took(agency), "found before any announcement"
         partition, bad_offset, _ = await self.publish(topic, key, bad, headers)
         _, good_offset, published_at = await self.publish(topic, key, good_bytes, headers)
         readers = {reader_name(spec, principal): principal for principal in readers_of(spec)}
@@ -475,7 +546,7 @@ class Bench:
         tp: TopicPartition,
         offset: int,
     ) -> bool:
-        if spec.name in TOKEN_TOPICS:
+        if spec.name in FOLLOWED:
             assert good.effect is not None
             return bool(await good.effect())
         if principal is Principal.AGENCY:
@@ -610,10 +681,11 @@ async def test_the_good_record_behind_a_poison_record_is_handled_within_a_second
         assert all(JUDGED[spec.name] in reason for reason in reasons), reasons
     else:
         assert not outcome.good_letters, f"the good record was refused by {outcome.good_letters}"
+    allowed = HANDLED_WITHIN + (REBALANCE_LAG if spec.name == CHANNELS else 0.0)
     slow = {
         reader: after
         for reader, after in outcome.handled_after.items()
-        if after is None or after > HANDLED_WITHIN + COMMIT_LAG.get(reader, 0.0)
+        if after is None or after > allowed + COMMIT_LAG.get(reader, 0.0)
     }
     assert not slow, f"seconds until handled (None: not within {REFUSED_WITHIN} s): {slow}"
 
@@ -623,6 +695,7 @@ def test_every_topic_a_process_reads_is_poisoned() -> None:
     names = {spec.name for spec in poisoned_topics()}
     assert {
         "platform.lifecycle",
+        "platform.channels",
         "catalog.agencies",
         "identity.sms",
         "identity.issuer-keys",

@@ -4,6 +4,7 @@ rotated without a moment of refusal, and cut off within seconds when it is deact
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -17,11 +18,14 @@ from aiokafka.errors import KafkaError
 import infra.platform.access
 import infra.platform.provision
 from infra.platform.access import BrokerAccess
+from shared.events.platform import ChannelsOpened
 from shared.kafka_access import KafkaAccess
 from shared.principals import agency_principal
+from shared.registry import UndecodableEvent, decode
 from shared.topics import TOPICS, Topic, channel
 from tests import polling
 from tests.integration.exchange.helpers import AgencySystem, announce, eventually
+from tests.integration.kafka_helpers import read_all
 from tests.kcat import kcat
 
 pytestmark = pytest.mark.integration
@@ -182,3 +186,33 @@ async def test_agencies_recorded_together_get_every_channel_and_acl_in_slices(
     topics = await topics_on(kafka_admin)
     for agency in agencies:
         assert {channel(family, agency.code) for family in PER_AGENCY} <= topics, agency.code
+
+
+async def test_the_manager_announces_an_agency_once_its_channel_is_open(
+    kafka_admin: KafkaAccess, access_manager: Any, infrastructure: Any
+) -> None:
+    # The services read every agency's channel by pattern and look for new ones when
+    # told: an announcement must come, and only once the channel can be used.
+    agency = AgencySystem(f"an-{uuid.uuid4().hex[:8]}")
+    await announce(kafka_admin, (agency.recorded(), agency.code))
+
+    def announced(records: list[Any]) -> bool:
+        return any(agency.code in opened.agencies for opened in announcements(records))
+
+    records = await read_all(kafka_admin, Topic.PLATFORM_CHANNELS, until=announced, timeout=90)
+    assert announced(records), "the agency's channels were never announced"
+    # What the manager had done before announcing is there as soon as the announcement is.
+    assert infrastructure.credentials_file(agency_principal(agency.code)).exists()
+    topics = await topics_on(kafka_admin)
+    assert {channel(family, agency.code) for family in PER_AGENCY} <= topics
+
+
+def announcements(records: list[Any]) -> list[ChannelsOpened]:
+    """The announcements among `records` (other tests put poison there too)."""
+    found = []
+    for record in records:
+        with contextlib.suppress(UndecodableEvent):
+            payload = decode(record.value, record.topic).payload
+            if isinstance(payload, ChannelsOpened):
+                found.append(payload)
+    return found

@@ -22,7 +22,7 @@ from shared import registry
 from shared.auth import FOLLOWED_TOPICS
 from shared.principals import PRINCIPALS, Principal
 from shared.runtime import consumed_topics
-from shared.topics import TOPICS, Topic
+from shared.topics import SPECS, TOPICS, Topic
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,6 +48,27 @@ CARVED_OUT = {
     "services/metrics/domain",
 }
 SERVICES = {Principal.IDENTITY, Principal.CATALOG, Principal.EXCHANGE, Principal.METRICS}
+
+
+# What each process consumes, from its handler maps and consumers.
+CONSUMED: dict[Principal, set[Topic]] = {
+    Principal.IDENTITY: set(consumed_topics(IDENTITY_HANDLERS)),
+    Principal.CATALOG: {Topic.AGENCY_DELIVERIES, *FOLLOWED_TOPICS},
+    Principal.EXCHANGE: {
+        *consumed_topics(PROJECTION_HANDLERS),
+        *TRANSACTION_TOPICS,
+        *FOLLOWED_TOPICS,
+    },
+    Principal.METRICS: set(consumed_topics(METRICS_HANDLERS)),
+    Principal.SMS_GATEWAY: {Topic.IDENTITY_SMS},
+    Principal.SIMULATOR: {Topic.DEVELOPMENT_PHONES},
+}
+
+
+def reads_channels_by_pattern(principal: Principal) -> bool:
+    """Whether its consumer reads a family of channels, so follows `platform.channels`
+    to find new ones (shared/kafka.py, shared/channel_watch.py)."""
+    return any(SPECS[topic].per_agency for topic in CONSUMED.get(principal, ()))
 
 
 def _files(principal: Principal) -> list[Path]:
@@ -98,6 +119,8 @@ def touched_by_code(principal: Principal) -> set[str]:
         bootstrap = (REPO / "services" / principal.value / "bootstrap.py").read_text("utf-8")
         if "verifies_tokens=True" in bootstrap:
             topics |= {topic.value for topic in FOLLOWED_TOPICS}
+        if reads_channels_by_pattern(principal):
+            topics.add(Topic.PLATFORM_CHANNELS.value)
     return topics
 
 
@@ -119,19 +142,7 @@ def test_the_register_names_a_principal_on_exactly_the_topics_its_code_uses(
 
 
 def test_what_the_services_consume_is_declared_as_consumed() -> None:
-    consumed: dict[Principal, set[Topic]] = {
-        Principal.IDENTITY: set(consumed_topics(IDENTITY_HANDLERS)),
-        Principal.CATALOG: {Topic.AGENCY_DELIVERIES, *FOLLOWED_TOPICS},
-        Principal.EXCHANGE: {
-            *consumed_topics(PROJECTION_HANDLERS),
-            *TRANSACTION_TOPICS,
-            *FOLLOWED_TOPICS,
-        },
-        Principal.METRICS: set(consumed_topics(METRICS_HANDLERS)),
-        Principal.SMS_GATEWAY: {Topic.IDENTITY_SMS},
-        Principal.SIMULATOR: {Topic.DEVELOPMENT_PHONES},
-    }
-    for principal, topics in consumed.items():
+    for principal, topics in CONSUMED.items():
         for topic in topics:
             spec = next(s for s in TOPICS if s.name == topic.value)
             assert principal in spec.consumers, f"{principal} consumes {topic} undeclared"
