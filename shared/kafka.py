@@ -227,6 +227,29 @@ async def partitions_of(kafka: KafkaAccess, topic: str) -> set[int]:
 #: How many dead-lettered records a consumer remembers (topic, partition, offset), so
 #: that one delivered again in the same process is not dead-lettered twice.
 REMEMBERED_DEAD_LETTERS = 10_000
+
+
+class DeadLettered:
+    """The records a reader has dead-lettered lately, by topic, partition and offset.
+
+    A rebalance puts every partition back at its last commit, and a refused record is
+    refused again: its letter is already sent. Bounded (the oldest are forgotten), and
+    per process: after a restart a second letter is possible, a lost one never.
+    """
+
+    def __init__(self, capacity: int = REMEMBERED_DEAD_LETTERS) -> None:
+        self._capacity = capacity
+        self._records: OrderedDict[tuple[str, int, int], None] = OrderedDict()
+
+    def __contains__(self, record: ConsumerRecord[Any, Any]) -> bool:
+        return (record.topic, record.partition, record.offset) in self._records
+
+    def add(self, record: ConsumerRecord[Any, Any]) -> None:
+        self._records[(record.topic, record.partition, record.offset)] = None
+        if len(self._records) > self._capacity:
+            self._records.popitem(last=False)
+
+
 #: How often a group member hears from the coordinator. A rebalance (a new agency's
 #: channels found by a pattern subscription, a member joining) waits until every member
 #: has heard of it, and the whole group stands still meanwhile: with the client's default
@@ -350,7 +373,7 @@ class EventConsumer:
         self._dead_letters: AIOKafkaProducer | None = None
         self.handled = 0
         self.dead_lettered = 0
-        self._dead_lettered_records: OrderedDict[tuple[str, int, int], None] = OrderedDict()
+        self._dead_lettered = DeadLettered()
 
     async def run(self) -> None:
         """Consume until `stop()`; a lost or absent broker is waited out, never fatal."""
@@ -518,15 +541,11 @@ class EventConsumer:
 
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
         assert self._dead_letters is not None
-        where = (record.topic, record.partition, record.offset)
-        if where in self._dead_lettered_records:
-            # The same record again: a rebalance puts every partition back at its last
-            # commit, and a refused event is refused again. Its letter is already sent.
+        if record in self._dead_lettered:
+            # The same record again (a rebalance, a seek back): its letter is already sent.
             log.info("record already dead-lettered, delivered again", reason=reason)
             return
         target = await dead_letter(self._dead_letters, record, reason, self.group, self._retry)
-        self._dead_lettered_records[where] = None
-        if len(self._dead_lettered_records) > REMEMBERED_DEAD_LETTERS:
-            self._dead_lettered_records.popitem(last=False)
+        self._dead_lettered.add(record)
         self.dead_lettered += 1
         log.warning("event dead-lettered", reason=reason, dead_letter_topic=target)

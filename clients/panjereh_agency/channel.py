@@ -30,6 +30,7 @@ from aiokafka.errors import (
 from panjereh_agency.exchange_keys import ExchangeKeys
 from shared.envelope import Event
 from shared.kafka import (
+    DeadLettered,
     RetryPolicy,
     commit_what_is_held,
     dead_letter,
@@ -81,8 +82,11 @@ class ChannelReader:
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()
         self.refused = 0
+        """Records dead-lettered (a record refused again after a rebalance counts once)."""
         self.commits_refused = 0
         """Batches whose commit a rebalance refused (they are delivered again)."""
+        self._dead_lettered = DeadLettered()
+        self._consumer: AIOKafkaConsumer | None = None
 
     async def run(self, take: Take) -> None:
         await reconnecting(
@@ -100,6 +104,7 @@ class ChannelReader:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
         )
+        self._consumer = consumer
         dead_letters = new_producer(self._kafka, client_id=f"{self._group}-dlq")
         try:
             await dead_letters.start()
@@ -146,6 +151,10 @@ class ChannelReader:
     async def _refuse(
         self, record: ConsumerRecord[bytes, bytes], reason: str, dead_letters: AIOKafkaProducer
     ) -> None:
-        self.refused += 1
+        if record in self._dead_lettered:
+            # Delivered again (a rebalance put the partition back): its letter is sent.
+            return
         log.warning("record refused", topic=record.topic, offset=record.offset, reason=reason)
         await dead_letter(dead_letters, record, reason, self._group)
+        self._dead_lettered.add(record)
+        self.refused += 1

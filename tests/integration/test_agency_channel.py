@@ -1,12 +1,14 @@
 """The agency package's channel reader through a rebalance, on the real broker: a second
 instance of an agency's system joining while the first still handles a batch neither ends
-the first nor loses the batch."""
+the first nor loses the batch; a refused record that comes again is not dead-lettered
+again."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -17,8 +19,9 @@ from shared.envelope import Envelope, Event
 from shared.events.exchange import DataRequestCompleted
 from shared.kafka import event_headers, new_producer, partitions_of
 from shared.kafka_access import KafkaAccess
-from shared.topics import Topic, channel
+from shared.topics import Topic, channel, dead_letter_of
 from tests.integration.exchange.helpers import AgencySystem, ExchangeStandIn, announce
+from tests.integration.kafka_helpers import read_all
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -112,3 +115,50 @@ async def test_a_rebalance_while_a_batch_is_handled_neither_ends_the_reader_nor_
         await second.stop()
         await asyncio.gather(*tasks)
         await producer.stop()
+
+
+async def test_a_record_refused_again_after_a_rebalance_is_dead_lettered_once(
+    kafka_admin: KafkaAccess, agency_kafka: Callable[[str], Awaitable[KafkaAccess]]
+) -> None:
+    agency = AgencySystem(f"rl-{uuid.uuid4().hex[:8]}")
+    await announce(kafka_admin, (agency.recorded(), agency.code))
+    access = await agency_kafka(agency.code)
+    topic = channel(Topic.AGENCY_OUTCOMES, agency.code)
+    exchange = ExchangeStandIn()
+    reader = ChannelReader(
+        access,
+        agency.code,
+        Topic.AGENCY_OUTCOMES,
+        "outcomes-main",
+        ExchangeKeys(keys=exchange.keys()),
+    )
+    taker = Taker()
+    producer = new_producer(kafka_admin, client_id="agency-channel-tests")
+    await producer.start()
+    task = asyncio.create_task(reader.run(taker))
+    try:
+        # Not signed by the exchange: refused. Then a good one behind it.
+        forged = outcome(ExchangeStandIn(), agency.code)
+        good = outcome(exchange, agency.code)
+        await send_to(producer, topic, 0, forged)
+        await send_to(producer, topic, 0, good)
+        await eventually(lambda: taker.taken == [good], timeout=60)
+        # What a rebalance does: the partition back at an earlier offset, so both come
+        # again; the forged one is refused again.
+        consumer: Any = reader._consumer
+        for tp in consumer.assignment():
+            consumer.seek(tp, 0)
+        await eventually(lambda: taker.taken == [good, good], timeout=60)
+    finally:
+        await reader.stop()
+        await task
+        await producer.stop()
+
+    def letter_of_forged(record: Any) -> bool:
+        return record.value is not None and str(forged.transaction_id).encode() in record.value
+
+    letters = await read_all(
+        kafka_admin, dead_letter_of(topic), until=lambda rs: any(map(letter_of_forged, rs))
+    )
+    assert len([record for record in letters if letter_of_forged(record)]) == 1
+    assert reader.refused == 1
