@@ -11,6 +11,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.events.catalog import AgencyRecorded
+from shared.kafka import fetching
 from shared.kafka_access import KafkaAccess
 from shared.logging import get_logger
 from shared.registry import UndecodableEvent, decode
@@ -55,13 +56,17 @@ async def read_agencies(admin: KafkaAccess, within: float = 60.0) -> dict[str, b
     """Every agency the catalog has recorded, as of now (the topic read to its end)."""
     await asyncio.to_thread(_until_readable, admin, within)
     consumer, tps = await agency_consumer(admin)
+    # Read once and stopped: paused outside the reading, so that no fetch is going out as
+    # it stops (which could hold `init` for the 30 s of a TLS shutdown; see `fetching`).
+    consumer.pause(*tps)
     agencies: dict[str, bool] = {}
     try:
         ends = await consumer.end_offsets(tps)
-        while any([await consumer.position(tp) < ends[tp] for tp in tps]):
-            batch = await consumer.getmany(*tps, timeout_ms=500)
-            for records in batch.values():
-                take(agencies, records)
+        with fetching(consumer, *tps):
+            while any([await consumer.position(tp) < ends[tp] for tp in tps]):
+                batch = await consumer.getmany(*tps, timeout_ms=500)
+                for records in batch.values():
+                    take(agencies, records)
     finally:
         await consumer.stop()
     return agencies

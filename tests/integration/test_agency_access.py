@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaError
 
 import infra.platform.access
 import infra.platform.provision
+from infra.access.agencies import read_agencies
 from infra.platform.access import BrokerAccess
 from shared.events.platform import ChannelsOpened
 from shared.kafka_access import KafkaAccess
@@ -216,3 +217,17 @@ def announcements(records: list[Any]) -> list[ChannelsOpened]:
             if isinstance(payload, ChannelsOpened):
                 found.append(payload)
     return found
+
+
+async def test_init_reads_every_agency_the_catalog_recorded(kafka_admin: KafkaAccess) -> None:
+    # `init` gives the agencies already recorded their channels, users and ACLs again.
+    agencies = [AgencySystem(f"ra{n}-{uuid.uuid4().hex[:8]}") for n in range(2)]
+    inactive = agencies[1].recorded().model_copy(update={"active": False, "revision": 2})
+    await announce(
+        kafka_admin,
+        *((agency.recorded(), agency.code) for agency in agencies),
+        (inactive, agencies[1].code),
+    )
+    read = await read_agencies(kafka_admin)
+    assert read[agencies[0].code] is True
+    assert read[agencies[1].code] is False
