@@ -50,6 +50,16 @@ async def send_to(producer: AIOKafkaProducer, topic: str, partition: int, event:
     )
 
 
+async def outcomes_channel(
+    prefix: str, kafka_admin: KafkaAccess, agency_kafka: Callable[[str], Awaitable[KafkaAccess]]
+) -> tuple[AgencySystem, KafkaAccess, str]:
+    """A newly recorded agency, its own access once issued, and its outcomes topic."""
+    agency = AgencySystem(f"{prefix}-{uuid.uuid4().hex[:8]}")
+    await announce(kafka_admin, (agency.recorded(), agency.code))
+    access = await agency_kafka(agency.code)
+    return agency, access, channel(Topic.AGENCY_OUTCOMES, agency.code)
+
+
 class Taker:
     """An agency's code: records what it is given; `hold` makes it wait until released."""
 
@@ -67,10 +77,7 @@ class Taker:
 async def test_a_rebalance_while_a_batch_is_handled_neither_ends_the_reader_nor_loses_the_batch(
     kafka_admin: KafkaAccess, agency_kafka: Callable[[str], Awaitable[KafkaAccess]]
 ) -> None:
-    agency = AgencySystem(f"rb-{uuid.uuid4().hex[:8]}")
-    await announce(kafka_admin, (agency.recorded(), agency.code))
-    access = await agency_kafka(agency.code)
-    topic = channel(Topic.AGENCY_OUTCOMES, agency.code)
+    agency, access, topic = await outcomes_channel("rb", kafka_admin, agency_kafka)
     assert await partitions_of(kafka_admin, topic) == {0, 1}
     exchange = ExchangeStandIn()
     keys = ExchangeKeys(keys=exchange.keys())
@@ -120,10 +127,7 @@ async def test_a_rebalance_while_a_batch_is_handled_neither_ends_the_reader_nor_
 async def test_a_record_refused_again_after_a_rebalance_is_dead_lettered_once(
     kafka_admin: KafkaAccess, agency_kafka: Callable[[str], Awaitable[KafkaAccess]]
 ) -> None:
-    agency = AgencySystem(f"rl-{uuid.uuid4().hex[:8]}")
-    await announce(kafka_admin, (agency.recorded(), agency.code))
-    access = await agency_kafka(agency.code)
-    topic = channel(Topic.AGENCY_OUTCOMES, agency.code)
+    agency, access, topic = await outcomes_channel("rl", kafka_admin, agency_kafka)
     exchange = ExchangeStandIn()
     reader = ChannelReader(
         access,
