@@ -58,7 +58,6 @@ class ChannelWatch:
         self._refuse = refuse
         self._consumer: AIOKafkaConsumer | None = None
         self._partition = TopicPartition(Topic.PLATFORM_CHANNELS, 0)
-        self.announcements = 0
 
     async def start(self) -> None:
         """Fix the position at the topic's end now, before the consumer being watched for
@@ -87,7 +86,6 @@ class ChannelWatch:
             await self._refuse(record, error.reason)
             return
         if isinstance(payload, ChannelsOpened):
-            self.announcements += 1
             log.info("channels opened, refreshing metadata", agencies=len(payload.agencies))
             self._opened()
 

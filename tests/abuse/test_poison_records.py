@@ -158,10 +158,15 @@ def sms_payload(key: str) -> SmsRequested:
     )
 
 
-def describes(access: KafkaAccess, topics: list[str]) -> bool:
-    """Whether `access` sees every one of `topics` in the broker's metadata (blocks)."""
+def metadata_client(access: KafkaAccess) -> AdminClient:
+    """A client that asks the broker's metadata as `access`, for `describes`."""
     config: dict[str, str | int | float | bool] = {**access.librdkafka_config(), "log_level": 0}
-    found = AdminClient(config).list_topics(timeout=5).topics
+    return AdminClient(config)
+
+
+def describes(client: AdminClient, topics: list[str]) -> bool:
+    """Whether `client` sees every one of `topics` in the broker's metadata (blocks)."""
+    found = client.list_topics(timeout=5).topics
     return all(topic in found and found[topic].error is None for topic in topics)
 
 
@@ -454,7 +459,7 @@ class Bench:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + REFUSED_WITHIN * 4
         for principal, topics in self._channels_of(agency).items():
-            reader = self.platform.kafka_access(principal)
+            reader = metadata_client(self.platform.kafka_access(principal))
             while not await asyncio.to_thread(describes, reader, topics):
                 assert loop.time() < deadline, f"{agency}'s channels never opened to {principal}"
                 await asyncio.sleep(0.2)
