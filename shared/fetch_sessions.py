@@ -16,6 +16,7 @@ partition) stays aiokafka's. Any failure ends the session, and the next fetch is
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -77,45 +78,78 @@ class FetchSession:
 
 
 class SessionFetchRequest(FetchRequest):  # type: ignore[misc]  # untyped in aiokafka
-    """A fetch of `topics` within a session: on the wire, only the difference from what
-    the session holds. `topics` stays the whole set, as aiokafka reads the answer by it."""
+    """A fetch of the partitions `wanted` (partition: offset) within a session: on the wire,
+    only the difference from what the session holds.
 
-    def __init__(self, base: FetchRequest, session: FetchSession, rack_id: str) -> None:
-        super().__init__(
-            base._max_wait_ms,
-            base._min_bytes,
-            base._max_bytes,
-            base._isolation_level,
-            base.topics,
-            rack_id=rack_id,
-        )
+    aiokafka reads an answer by the request's `topics`, building a map of every partition
+    in it. Once answered (`answered`), `topics` holds only the partitions in the answer,
+    so reading it costs what the answer holds, not what the session holds."""
+
+    def __init__(
+        self,
+        wanted: dict[Partition, int],
+        session: FetchSession,
+        *,
+        max_wait_ms: int,
+        min_bytes: int,
+        max_bytes: int,
+        isolation_level: int,
+        partition_bytes: int,
+        rack_id: str = "",
+    ) -> None:
+        super().__init__(max_wait_ms, min_bytes, max_bytes, isolation_level, [], rack_id=rack_id)
         self.session = session
-        self.wanted: dict[Partition, int] = {
+        self.wanted = wanted
+        self._partition_bytes = partition_bytes
+        self.epoch = 0
+
+    @classmethod
+    def of(cls, base: FetchRequest, session: FetchSession, rack_id: str) -> SessionFetchRequest:
+        """aiokafka's own fetch `base`, made a session's."""
+        wanted = {
             (topic, partition): offset
             for topic, partitions in base.topics
             for partition, offset, _ in partitions
         }
-        self._max_partition_bytes = {
-            topic: partitions[0][2] for topic, partitions in base.topics if partitions
-        }
-        self.epoch = 0
+        partition_bytes = next(
+            (limit for _, partitions in base.topics for _, _, limit in partitions), 0
+        )
+        return cls(
+            wanted,
+            session,
+            max_wait_ms=base._max_wait_ms,
+            min_bytes=base._min_bytes,
+            max_bytes=base._max_bytes,
+            isolation_level=base._isolation_level,
+            partition_bytes=partition_bytes,
+            rack_id=rack_id,
+        )
+
+    def _by_topic(self, offsets: Iterable[tuple[Partition, int]]) -> list[tuple[str, Any]]:
+        by_topic: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+        for (topic, partition), offset in offsets:
+            by_topic[topic].append((partition, offset, self._partition_bytes))
+        return list(by_topic.items())
 
     def build(self, request_struct_class: Any) -> Any:
         if request_struct_class.API_VERSION < SESSION_VERSION:
+            self._topics = self._by_topic(self.wanted.items())
             return super().build(request_struct_class)
         session = self.session
         self.epoch = session.epoch
         if session.epoch == 0:
-            changed, forgotten = self.topics, []
+            changed, forgotten = self._by_topic(self.wanted.items()), []
         else:
-            by_topic: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
-            for (topic, partition), offset in self.wanted.items():
-                if session.held.get((topic, partition)) != offset:
-                    by_topic[topic].append((partition, offset, self._max_partition_bytes[topic]))
+            held = session.held
+            changed = self._by_topic(
+                (partition, offset)
+                for partition, offset in self.wanted.items()
+                if held.get(partition) != offset
+            )
             gone: dict[str, list[int]] = defaultdict(list)
-            for topic, partition in session.held.keys() - self.wanted.keys():
+            for topic, partition in held.keys() - self.wanted.keys():
                 gone[topic].append(partition)
-            changed, forgotten = list(by_topic.items()), list(gone.items())
+            forgotten = list(gone.items())
         struct = FetchRequest(
             self._max_wait_ms,
             self._min_bytes,
@@ -128,6 +162,14 @@ class SessionFetchRequest(FetchRequest):  # type: ignore[misc]  # untyped in aio
         struct.session_epoch = session.epoch
         struct.forgotten_topics_data = forgotten
         return struct
+
+    def answered(self, response: Any) -> None:
+        """Let `topics` name what `response` holds, at the offsets this fetch asked for."""
+        wanted, limit = self.wanted, self._partition_bytes
+        self._topics = [
+            (topic, [(p[0], wanted[(topic, p[0])], limit) for p in partitions])
+            for topic, partitions in response.topics
+        ]
 
 
 class _SessionClient:
@@ -150,6 +192,7 @@ class _SessionClient:
             request.session.restart()
             raise
         request.session.settle(request, response)
+        request.answered(response)
         return response
 
 
@@ -158,65 +201,91 @@ class SessionFetcher(Fetcher):  # type: ignore[misc]  # untyped in aiokafka
 
     def __init__(self, client: Any, *args: Any, **kwargs: Any) -> None:
         self._sessions: dict[int, FetchSession] = defaultdict(FetchSession)
+        # Each assigned partition's state, by its leader, for one assignment and one
+        # version of the cluster's metadata (aiokafka replaces its partition map whole
+        # on each update); partitions without a leader are not in it.
+        self._planned_for: tuple[Any, Any] | None = None
+        self._by_leader: dict[int, list[tuple[Any, Any]]] = {}
+        self._leader_of: dict[Any, int] = {}
+        self._leaderless = False
         super().__init__(_SessionClient(client), *args, **kwargs)
+
+    def _plan(self, assignment: Any) -> None:
+        cluster = self._client.cluster
+        if self._planned_for is not None and (
+            self._planned_for[0] is assignment and self._planned_for[1] is cluster._partitions
+        ):
+            return
+        by_leader: dict[int, list[tuple[Any, Any]]] = defaultdict(list)
+        leader_of: dict[Any, int] = {}
+        leaderless = False
+        for tp in assignment.tps:
+            node_id = cluster.leader_for_partition(tp)
+            if node_id is None or node_id == -1:
+                leaderless = True
+                continue
+            by_leader[node_id].append((tp, assignment.state_value(tp)))
+            leader_of[tp] = node_id
+        self._planned_for = (assignment, cluster._partitions)
+        self._by_leader, self._leader_of, self._leaderless = dict(by_leader), leader_of, leaderless
 
     def _get_actions_per_node(self, assignment: Any) -> Any:
         """What to fetch from each broker, what to reset, how long to wait.
 
-        aiokafka's own, less its per-partition costs, when no rack is set (so every
-        partition is read from its leader): it runs over every assigned partition each
-        time the fetcher wakes, and with a register's channels that loop was a sixth
-        of the exchange's CPU at 100 requests a second."""
+        aiokafka's own, when no rack is set (so every partition is read from its leader),
+        without its per-partition lookups: it runs over every assigned partition each time
+        the fetcher wakes, twice a fetch, and with a register's channels that loop was a
+        sixth of the exchange's CPU. Here each partition's leader and state are looked up
+        once per assignment and metadata version, and the fetch carries a map of offsets
+        its session compares at once."""
         if self._client_rack:
             fetch_requests, *rest = super()._get_actions_per_node(assignment)
-            return ([(n, self._in_session(n, r)) for n, r in fetch_requests], *rest)
-        fetchable: dict[int, list[tuple[Any, int]]] = defaultdict(list)
+            return (
+                [
+                    (n, SessionFetchRequest.of(r, self._sessions[n], self._client_rack))
+                    for n, r in fetch_requests
+                ],
+                *rest,
+            )
+        self._plan(assignment)
         awaiting_reset: dict[int, list[Any]] = defaultdict(list)
         backoff_by_nodes: dict[int, list[float]] = defaultdict(list)
         resume_futures = []
-        invalid_metadata = False
         records, in_flight = self._records, self._in_flight
-        state_of, leader_of = assignment.state_value, self._client.cluster.leader_for_partition
-        for tp in assignment.tps:
-            node_id = leader_of(tp)
-            if tp in records:
-                # Data not yet read: wait for the reader, but not past its backoff.
-                if backoff := records[tp].calculate_backoff():
-                    backoff_by_nodes[node_id].append(backoff)
-            elif node_id in in_flight:
+        for tp, fetched in records.items():
+            # Data not yet read: wait for the reader, but not past its backoff.
+            node_id = self._leader_of.get(tp)
+            if node_id is not None and (backoff := fetched.calculate_backoff()):
+                backoff_by_nodes[node_id].append(backoff)
+        fetch_requests = []
+        for node_id, partitions in self._by_leader.items():
+            if node_id in in_flight:
                 continue
-            elif node_id is None or node_id == -1:
-                invalid_metadata = True
-            else:
-                state = state_of(tp)
+            wanted: dict[Partition, int] = {}
+            for tp, state in partitions:
+                if tp in records:
+                    continue
                 if not state.has_valid_position:
                     awaiting_reset[node_id].append(tp)
                 elif state.paused:
                     resume_futures.append(state.resume_fut)
                 else:
-                    fetchable[node_id].append((tp, state.position))
-        fetch_requests = []
-        for node_id, positions in fetchable.items():
-            if node_id in backoff_by_nodes or node_id in awaiting_reset:
-                continue
-            by_topic: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
-            for tp, position in positions:
-                by_topic[tp.topic].append((tp.partition, position, self._max_partition_fetch_bytes))
-            request = FetchRequest(
-                self._fetch_max_wait_ms,
-                self._fetch_min_bytes,
-                self._fetch_max_bytes,
-                self._isolation_level,
-                list(by_topic.items()),
-            )
-            fetch_requests.append((node_id, self._in_session(node_id, request)))
+                    wanted[tp] = state.position
+            if wanted and node_id not in backoff_by_nodes and node_id not in awaiting_reset:
+                request = SessionFetchRequest(
+                    wanted,
+                    self._sessions[node_id],
+                    max_wait_ms=self._fetch_max_wait_ms,
+                    min_bytes=self._fetch_min_bytes,
+                    max_bytes=self._fetch_max_bytes,
+                    isolation_level=self._isolation_level,
+                    partition_bytes=self._max_partition_fetch_bytes,
+                )
+                fetch_requests.append((node_id, request))
         backoff = (
             min(map(max, backoff_by_nodes.values())) if backoff_by_nodes else self._fetcher_timeout
         )
-        return fetch_requests, awaiting_reset, backoff, invalid_metadata, resume_futures
-
-    def _in_session(self, node_id: int, request: Any) -> SessionFetchRequest:
-        return SessionFetchRequest(request, self._sessions[node_id], self._client_rack or "")
+        return fetch_requests, awaiting_reset, backoff, self._leaderless, resume_futures
 
 
 async def use_fetch_sessions(consumer: AIOKafkaConsumer) -> None:
