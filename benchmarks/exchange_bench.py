@@ -69,7 +69,6 @@ from tests.integration.exchange.helpers import (
     eventually,
     grant,
     register_data_service,
-    run_id,
 )
 
 FLOOR_PER_SECOND = 8_000_000_000 / (365 * 24 * 3600)
@@ -190,11 +189,9 @@ async def run(arguments: argparse.Namespace, stage: Stage) -> None:
 
         await eventually(up, timeout=120)
         issuer = Issuer()
-        run_tag = run_id()
-        consumer, provider = (
-            AgencySystem(f"bench-ss-{run_tag}"),
-            AgencySystem(f"bench-cr-{run_tag}"),
-        )
+        # The same two agencies every run (each with a new key), so that a stage kept
+        # between runs keeps the register it was measured with.
+        consumer, provider = AgencySystem("bench-consumer"), AgencySystem("bench-provider")
         # The benchmark announces what the catalog and identity would, as the admin.
         await announce_world(stage.admin, database_url, issuer, consumer, provider)
         register = idle_agencies(arguments.agencies)
