@@ -11,13 +11,25 @@ aiokafka 0.14 knows the protocol's session fields but always asks for a full fet
 `use_fetch_sessions` gives a started consumer a fetcher that keeps one session per
 broker; everything else (positions, the discarding of stale answers, errors per
 partition) stays aiokafka's. Any failure ends the session, and the next fetch is full.
+
+A session spares the wire, not the broker: on every fetch the broker authorises each
+topic the session holds and reads each of its partitions, so a consumer of every
+agency's channels still cost it work for every agency in the register, a fetch at a
+time, dozens of times a second under load. So partitions that have been quiet for a
+while (`QUIET_AFTER_S`) leave the busy session for a second one, the watch, on a
+connection of its own: a long poll the broker answers as soon as any of them gets a
+record, and otherwise once per `fetch_max_wait_ms`. The busy session then costs what
+the busy partitions cost. A quiet partition leaves it only once a watch in flight
+holds it, and a watch also takes whatever the busy fetch in flight lacks, so every
+partition is always in a fetch the broker is holding.
 """
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.consumer.fetcher import Fetcher
@@ -36,7 +48,23 @@ INVALID_FETCH_SESSION_EPOCH = 71
 #: Epochs run from 1 to this, then start again at 1; 0 asks for a new session.
 LAST_EPOCH = 2**31 - 1
 
+#: A partition without records for this long is watched rather than fetched.
+QUIET_AFTER_S = 5.0
+#: Fewer quiet partitions than this on a broker are not worth a second session.
+MIN_WATCHED = 16
+#: The connection group of watches (aiokafka's own are 0, the default, and 1, the
+#: coordinator's): a broker answers one request per connection at a time, so a long
+#: poll on the fetches' own connection would hold the busy fetches back.
+WATCH_CONNECTION = 2
+
 Partition = tuple[str, int]
+
+
+class Watch(NamedTuple):
+    """The key of a broker's watch among the fetcher's requests in flight (its busy
+    fetch's key is the broker's id)."""
+
+    node_id: int
 
 
 class FetchSession:
@@ -102,6 +130,8 @@ class SessionFetchRequest(FetchRequest):  # type: ignore[misc]  # untyped in aio
         self.wanted = wanted
         self._partition_bytes = partition_bytes
         self.epoch = 0
+        #: Once answered, the partitions the answer brought records for.
+        self.with_records: list[Partition] = []
 
     @classmethod
     def of(cls, base: FetchRequest, session: FetchSession, rack_id: str) -> SessionFetchRequest:
@@ -170,6 +200,10 @@ class SessionFetchRequest(FetchRequest):  # type: ignore[misc]  # untyped in aio
             (topic, [(p[0], wanted[(topic, p[0])], limit) for p in partitions])
             for topic, partitions in response.topics
         ]
+        # The record set comes last in each partition's answer, from every version on.
+        self.with_records = [
+            (topic, p[0]) for topic, partitions in response.topics for p in partitions if p[-1]
+        ]
 
 
 class _SessionClient:
@@ -183,7 +217,9 @@ class _SessionClient:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
 
-    async def send(self, node_id: int, request: Any, *args: Any, **kwargs: Any) -> Any:
+    async def send(self, node_id: int | Watch, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(node_id, Watch):
+            node_id, kwargs["group"] = node_id.node_id, WATCH_CONNECTION
         if not isinstance(request, SessionFetchRequest):
             return await self._client.send(node_id, request, *args, **kwargs)
         try:
@@ -197,10 +233,26 @@ class _SessionClient:
 
 
 class SessionFetcher(Fetcher):  # type: ignore[misc]  # untyped in aiokafka
-    """aiokafka's fetcher, fetching within one session per broker."""
+    """aiokafka's fetcher, fetching within one session per broker, and watching a broker's
+    quiet partitions within a second one."""
 
-    def __init__(self, client: Any, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *args: Any,
+        quiet_after_s: float = QUIET_AFTER_S,
+        min_watched: int = MIN_WATCHED,
+        **kwargs: Any,
+    ) -> None:
         self._sessions: dict[int, FetchSession] = defaultdict(FetchSession)
+        self._watch_sessions: dict[int, FetchSession] = defaultdict(FetchSession)
+        # What each broker's busy fetch and watch ask for; current while in flight.
+        self._fetching: dict[int, dict[Partition, int]] = {}
+        self._watching: dict[int, dict[Partition, int]] = {}
+        self._quiet_after_s = quiet_after_s
+        self._min_watched = min_watched
+        # When each assigned partition last brought records (or was assigned).
+        self._heard: dict[Any, float] = {}
         # Each assigned partition's state, by its leader, for one assignment and one
         # version of the cluster's metadata (aiokafka replaces its partition map whole
         # on each update); partitions without a leader are not in it.
@@ -219,6 +271,7 @@ class SessionFetcher(Fetcher):  # type: ignore[misc]  # untyped in aiokafka
         by_leader: dict[int, list[tuple[Any, Any]]] = defaultdict(list)
         leader_of: dict[Any, int] = {}
         leaderless = False
+        now, heard = time.monotonic(), self._heard
         for tp in assignment.tps:
             node_id = cluster.leader_for_partition(tp)
             if node_id is None or node_id == -1:
@@ -226,6 +279,7 @@ class SessionFetcher(Fetcher):  # type: ignore[misc]  # untyped in aiokafka
                 continue
             by_leader[node_id].append((tp, assignment.state_value(tp)))
             leader_of[tp] = node_id
+        self._heard = {tp: heard.get(tp, now) for tp in assignment.tps}
         self._planned_for = (assignment, cluster._partitions)
         self._by_leader, self._leader_of, self._leaderless = dict(by_leader), leader_of, leaderless
 
@@ -237,13 +291,14 @@ class SessionFetcher(Fetcher):  # type: ignore[misc]  # untyped in aiokafka
         the fetcher wakes, twice a fetch, and with a register's channels that loop was a
         sixth of the exchange's CPU. Here each partition's leader and state are looked up
         once per assignment and metadata version, and the fetch carries a map of offsets
-        its session compares at once."""
+        its session compares at once. Beside each broker's busy fetch goes its watch of
+        the quiet partitions (the module's docstring says why)."""
         if self._client_rack:
-            fetch_requests, *rest = super()._get_actions_per_node(assignment)
+            theirs, *rest = super()._get_actions_per_node(assignment)
             return (
                 [
                     (n, SessionFetchRequest.of(r, self._sessions[n], self._client_rack))
-                    for n, r in fetch_requests
+                    for n, r in theirs
                 ],
                 *rest,
             )
@@ -251,44 +306,100 @@ class SessionFetcher(Fetcher):  # type: ignore[misc]  # untyped in aiokafka
         awaiting_reset: dict[int, list[Any]] = defaultdict(list)
         backoff_by_nodes: dict[int, list[float]] = defaultdict(list)
         resume_futures = []
-        records, in_flight = self._records, self._in_flight
+        records, in_flight, heard = self._records, self._in_flight, self._heard
+        quiet_since = time.monotonic() - self._quiet_after_s
         for tp, fetched in records.items():
             # Data not yet read: wait for the reader, but not past its backoff.
             node_id = self._leader_of.get(tp)
             if node_id is not None and (backoff := fetched.calculate_backoff()):
                 backoff_by_nodes[node_id].append(backoff)
-        fetch_requests = []
+        fetch_requests: list[tuple[int | Watch, SessionFetchRequest]] = []
         for node_id, partitions in self._by_leader.items():
-            if node_id in in_flight:
-                continue
-            wanted: dict[Partition, int] = {}
+            fetching, watch = node_id in in_flight, Watch(node_id)
+            watching = watch in in_flight
+            if fetching and (watching or node_id not in self._fetching):
+                continue  # both out, or a reset (which waits for nothing else, as in aiokafka)
+            fetchable: dict[Partition, int] = {}
+            quiet: set[Partition] = set()
             for tp, state in partitions:
                 if tp in records:
                     continue
                 if not state.has_valid_position:
-                    awaiting_reset[node_id].append(tp)
+                    # Resets, like aiokafka's, go out when no fetch is (their task
+                    # takes the broker's key among those in flight).
+                    if not fetching:
+                        awaiting_reset[node_id].append(tp)
                 elif state.paused:
-                    resume_futures.append(state.resume_fut)
+                    if not fetching:
+                        resume_futures.append(state.resume_fut)
                 else:
-                    wanted[tp] = state.position
-            if wanted and node_id not in backoff_by_nodes and node_id not in awaiting_reset:
-                request = SessionFetchRequest(
-                    wanted,
-                    self._sessions[node_id],
-                    max_wait_ms=self._fetch_max_wait_ms,
-                    min_bytes=self._fetch_min_bytes,
-                    max_bytes=self._fetch_max_bytes,
-                    isolation_level=self._isolation_level,
-                    partition_bytes=self._max_partition_fetch_bytes,
-                )
-                fetch_requests.append((node_id, request))
+                    fetchable[tp] = state.position
+                    if heard[tp] < quiet_since:
+                        quiet.add(tp)
+            if node_id in awaiting_reset:
+                self._fetching.pop(node_id, None)  # the reset takes the broker's key
+                continue
+            if not fetchable or node_id in backoff_by_nodes:
+                continue
+            watch_quiet = len(quiet) >= self._min_watched
+            if not fetching:
+                # Quiet partitions leave the busy fetch for a watch: the one sent below,
+                # or one in flight that holds them.
+                watched = self._watching[node_id] if watching else quiet if watch_quiet else set()
+                busy = {
+                    tp: offset
+                    for tp, offset in fetchable.items()
+                    if tp not in quiet or tp not in watched
+                }
+                if busy:
+                    fetch_requests.append((node_id, self._request(busy, self._sessions[node_id])))
+                    self._fetching[node_id] = busy
+                    fetching = True
+            if not watching:
+                # The quiet ones, and whatever the busy fetch in flight lacks (a partition
+                # that was watched when it was sent, or has been resumed since).
+                held = self._fetching[node_id] if fetching else {}
+                wanted = {
+                    tp: offset
+                    for tp, offset in fetchable.items()
+                    if (watch_quiet and tp in quiet) or tp not in held
+                }
+                if wanted:
+                    session = self._watch_sessions[node_id]
+                    fetch_requests.append((watch, self._request(wanted, session)))
+                    self._watching[node_id] = wanted
         backoff = (
             min(map(max, backoff_by_nodes.values())) if backoff_by_nodes else self._fetcher_timeout
         )
         return fetch_requests, awaiting_reset, backoff, self._leaderless, resume_futures
 
+    def _request(self, wanted: dict[Partition, int], session: FetchSession) -> SessionFetchRequest:
+        return SessionFetchRequest(
+            wanted,
+            session,
+            max_wait_ms=self._fetch_max_wait_ms,
+            min_bytes=self._fetch_min_bytes,
+            max_bytes=self._fetch_max_bytes,
+            isolation_level=self._isolation_level,
+            partition_bytes=self._max_partition_fetch_bytes,
+        )
 
-async def use_fetch_sessions(consumer: AIOKafkaConsumer) -> None:
+    async def _proc_fetch_request(self, assignment: Any, node_id: Any, request: Any) -> Any:
+        got = await super()._proc_fetch_request(assignment, node_id, request)
+        if isinstance(request, SessionFetchRequest) and request.with_records:
+            now, heard = time.monotonic(), self._heard
+            for tp in request.with_records:
+                if tp in heard:
+                    heard[tp] = now
+        return got
+
+
+async def use_fetch_sessions(
+    consumer: AIOKafkaConsumer,
+    *,
+    quiet_after_s: float = QUIET_AFTER_S,
+    min_watched: int = MIN_WATCHED,
+) -> None:
     """Give a started consumer, before it is first read, a fetcher that uses sessions.
 
     aiokafka makes its fetcher in `start()`; that one is closed (anything it fetched
@@ -311,4 +422,6 @@ async def use_fetch_sessions(consumer: AIOKafkaConsumer) -> None:
         auto_offset_reset=inner._auto_offset_reset,
         isolation_level=inner._isolation_level,
         client_rack=inner._client_rack,
+        quiet_after_s=quiet_after_s,
+        min_watched=min_watched,
     )

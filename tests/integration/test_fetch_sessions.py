@@ -13,13 +13,30 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from infra.platform.provision import until_led
-from shared.fetch_sessions import SessionFetchRequest, use_fetch_sessions
+from shared.fetch_sessions import (
+    SessionFetcher,
+    SessionFetchRequest,
+    Watch,
+    use_fetch_sessions,
+)
 from shared.kafka_access import KafkaAccess
 
 pytestmark = pytest.mark.integration
 
 #: As many partitions as a few dozen agencies' channels: most idle at any moment.
 PARTITIONS = 48
+
+
+async def new_topic(kafka_admin: KafkaAccess, partitions: int) -> str:
+    topic = f"test.sessions-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(**kafka_admin.client_options())
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, partitions, 1)])
+        await until_led(admin, [topic], within=30)
+    finally:
+        await admin.close()
+    return topic
 
 
 async def read_until(
@@ -47,14 +64,7 @@ async def test_a_session_consumer_reads_every_record_once_and_names_only_what_ch
         return struct
 
     monkeypatch.setattr(SessionFetchRequest, "build", naming)
-    topic = f"test.sessions-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(**kafka_admin.client_options())
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
-        await until_led(admin, [topic], within=30)
-    finally:
-        await admin.close()
+    topic = await new_topic(kafka_admin, PARTITIONS)
     producer = AIOKafkaProducer(**kafka_admin.client_options())
     consumer = AIOKafkaConsumer(
         **kafka_admin.client_options(),
@@ -117,3 +127,55 @@ async def test_a_session_consumer_reads_every_record_once_and_names_only_what_ch
     assert named[0] == PARTITIONS
     assert len(named) > 10
     assert max(named[2:]) < PARTITIONS // 4, named
+
+
+async def test_quiet_partitions_are_watched_apart_and_a_record_on_one_is_read_at_once(
+    kafka_admin: KafkaAccess,
+) -> None:
+    # Fetches wait up to 10 s for records: a record read much sooner than that was
+    # answered for by a fetch the broker held, busy or watch, not by one sent after it.
+    topic = await new_topic(kafka_admin, 24)
+    producer = AIOKafkaProducer(**kafka_admin.client_options())
+    consumer = AIOKafkaConsumer(
+        **kafka_admin.client_options(),
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        fetch_max_wait_ms=10_000,
+    )
+    tps = [TopicPartition(topic, p) for p in range(24)]
+    got: list[tuple[int, str]] = []
+    await producer.start()
+    consumer.assign(tps)
+    await consumer.start()
+    for tp in tps:
+        consumer.seek(tp, 0)
+    try:
+        await use_fetch_sessions(consumer, quiet_after_s=1.0, min_watched=4)
+        fetcher: Any = consumer._fetcher
+        assert isinstance(fetcher, SessionFetcher)
+        for p in range(24):
+            await producer.send_and_wait(topic, f"first-{p}".encode(), partition=p)
+        await read_until(consumer, got, {f"first-{p}" for p in range(24)}, within=20)
+
+        # Partition 0 stays busy while the others go quiet.
+        loop = asyncio.get_running_loop()
+        busy_until = loop.time() + 3
+        n = 0
+        while loop.time() < busy_until:
+            await producer.send_and_wait(topic, f"busy-{n}".encode(), partition=0)
+            await read_until(consumer, got, {f"busy-{n}"}, within=10)
+            n += 1
+        [node] = fetcher._sessions
+        assert Watch(node) in fetcher._in_flight
+        assert {p for _, p in fetcher._watching[node]} == set(range(1, 24))
+        assert {p for _, p in fetcher._fetching[node]} == {0}
+
+        # A record on a quiet partition: the watch the broker holds answers with it.
+        await producer.send_and_wait(topic, b"on-a-quiet-one", partition=17)
+        await read_until(consumer, got, {"on-a-quiet-one"}, within=4)
+        assert loop.time() - fetcher._heard[TopicPartition(topic, 17)] < 4
+    finally:
+        await consumer.stop()  # after its fetches' wait: the broker answers them first
+        await producer.stop()
+    values = [value for _, value in got]
+    assert len(values) == len(set(values)) == 24 + n + 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
@@ -16,9 +18,12 @@ from shared.fetch_sessions import (
     FETCH_SESSION_ID_NOT_FOUND,
     INVALID_FETCH_SESSION_EPOCH,
     LAST_EPOCH,
+    MIN_WATCHED,
+    QUIET_AFTER_S,
     FetchSession,
     SessionFetcher,
     SessionFetchRequest,
+    Watch,
 )
 
 
@@ -110,7 +115,9 @@ def test_an_answered_fetch_names_only_the_partitions_its_answer_holds() -> None:
 # The fetcher's plan, against aiokafka's own, on aiokafka's assignment and metadata.
 
 
-def fetcher_on(leaders: dict[int, int]) -> SessionFetcher:
+def fetcher_on(
+    leaders: dict[int, int], *, quiet_after_s: float = QUIET_AFTER_S, min_watched: int = MIN_WATCHED
+) -> SessionFetcher:
     """A fetcher of topic "t", not started, whose partition p is led by node leaders[p]."""
     fetcher: Any = object.__new__(SessionFetcher)
     cluster = ClusterMetadata()
@@ -129,8 +136,14 @@ def fetcher_on(leaders: dict[int, int]) -> SessionFetcher:
         _isolation_level=1,
         _max_partition_fetch_bytes=100,
         _fetcher_timeout=0.2,
+        _fetching={},
+        _watching={},
+        _heard={},
+        _quiet_after_s=quiet_after_s,
+        _min_watched=min_watched,
     )
     fetcher._sessions = defaultdict(FetchSession)
+    fetcher._watch_sessions = defaultdict(FetchSession)
     assert isinstance(fetcher, SessionFetcher)
     return fetcher
 
@@ -196,3 +209,116 @@ async def test_the_fetch_plan_follows_new_metadata_and_a_new_assignment() -> Non
     narrower = Assignment([TopicPartition("t", 0)])
     narrower.state_value(TopicPartition("t", 0)).reset_to(9)
     assert plan(fetcher._get_actions_per_node(narrower))[0] == {1: {(0, 9)}}
+
+
+# Quiet partitions watched apart from the busy ones.
+
+LONG_AGO = float("-inf")
+
+
+def assigned(partitions: int) -> Assignment:
+    assignment = Assignment([TopicPartition("t", p) for p in range(partitions)])
+    for p in range(partitions):
+        assignment.state_value(TopicPartition("t", p)).reset_to(100 + p)
+    return assignment
+
+
+def requests(actions: Any) -> dict[Any, set[int]]:
+    """Each request of a plan, by its key (a broker's id, or its `Watch`): the partitions."""
+    return {key: {p for _, p in request.wanted} for key, request in actions[0]}
+
+
+async def test_quiet_partitions_are_watched_in_a_session_of_their_own_and_busy_ones_fetched() -> (
+    None
+):
+    fetcher = fetcher_on({p: 1 for p in range(20)}, quiet_after_s=60)
+    assignment = assigned(20)
+    # Newly assigned partitions count as heard from: one fetch holds them all.
+    assert requests(fetcher._get_actions_per_node(assignment)) == {1: set(range(20))}
+
+    fetcher._in_flight.clear()
+    for p in range(4, 20):
+        fetcher._heard[TopicPartition("t", p)] = LONG_AGO
+    actions = fetcher._get_actions_per_node(assignment)
+    assert requests(actions) == {1: {0, 1, 2, 3}, Watch(1): set(range(4, 20))}
+    (_, busy), (_, watch) = actions[0]
+    assert busy.session is fetcher._sessions[1]
+    assert watch.session is fetcher._watch_sessions[1]
+    assert watch.session is not busy.session
+
+
+async def test_fewer_quiet_partitions_than_worth_a_watch_stay_in_the_busy_fetch() -> None:
+    fetcher = fetcher_on({p: 1 for p in range(20)}, quiet_after_s=60, min_watched=16)
+    assignment = assigned(20)
+    fetcher._get_actions_per_node(assignment)
+    fetcher._in_flight.clear()
+    for p in range(5, 20):  # fifteen
+        fetcher._heard[TopicPartition("t", p)] = LONG_AGO
+    assert requests(fetcher._get_actions_per_node(assignment)) == {1: set(range(20))}
+
+
+async def test_a_partition_gone_quiet_stays_in_the_busy_fetch_until_a_watch_holds_it() -> None:
+    fetcher = fetcher_on({p: 1 for p in range(20)}, quiet_after_s=60, min_watched=4)
+    assignment = assigned(20)
+    fetcher._get_actions_per_node(assignment)
+    fetcher._in_flight.clear()
+    for p in range(10, 20):
+        fetcher._heard[TopicPartition("t", p)] = LONG_AGO
+    first = requests(fetcher._get_actions_per_node(assignment))
+    assert first == {1: set(range(10)), Watch(1): set(range(10, 20))}
+    fetcher._in_flight.update(first)
+
+    # Partition 3 goes quiet while both are out; the busy fetch comes back first.
+    fetcher._heard[TopicPartition("t", 3)] = LONG_AGO
+    fetcher._in_flight.discard(1)
+    assert requests(fetcher._get_actions_per_node(assignment)) == {1: set(range(10))}
+    fetcher._in_flight.add(1)
+
+    # Then the watch: the next one takes partition 3, and the busy fetch after it lets go.
+    fetcher._in_flight.discard(Watch(1))
+    assert requests(fetcher._get_actions_per_node(assignment)) == {Watch(1): {3, *range(10, 20)}}
+    fetcher._in_flight.add(Watch(1))
+    fetcher._in_flight.discard(1)
+    assert requests(fetcher._get_actions_per_node(assignment)) == {1: set(range(10)) - {3}}
+
+
+async def test_every_partition_is_always_in_a_fetch_out_whatever_order_answers_come_in() -> None:
+    rng = random.Random(20261201)
+    leaders = {p: 1 + p % 2 for p in range(60)}
+    fetcher = fetcher_on(leaders, quiet_after_s=60, min_watched=8)
+    assignment = assigned(60)
+    out: dict[Any, set[int]] = {}
+
+    def send() -> None:
+        sent = requests(fetcher._get_actions_per_node(assignment))
+        assert not sent.keys() & out.keys(), "a second request to a broker with one out"
+        out.update(sent)
+        fetcher._in_flight.update(sent)
+
+    send()
+    for _ in range(2000):
+        # An answer comes back; meanwhile some partitions were heard from, some went quiet.
+        key = rng.choice(sorted(out, key=str))
+        del out[key]
+        fetcher._in_flight.discard(key)
+        for p in rng.sample(range(60), rng.randint(0, 6)):
+            heard = rng.random() < 0.5
+            fetcher._heard[TopicPartition("t", p)] = time.monotonic() if heard else LONG_AGO
+        send()
+        for node in (1, 2):
+            theirs = {p for p, n in leaders.items() if n == node}
+            held = out.get(node, set()) | out.get(Watch(node), set())
+            assert theirs <= held, f"broker {node} has {sorted(theirs - held)} in no fetch"
+
+    # Once partitions stop changing, two rounds of answers split each broker's partitions
+    # exactly: the quiet ones in its watch, the others in its busy fetch.
+    for _ in range(2):
+        for key in sorted(out, key=str):
+            del out[key]
+            fetcher._in_flight.discard(key)
+            send()
+    for node in (1, 2):
+        theirs = {p for p, n in leaders.items() if n == node}
+        quiet = {p for p in theirs if fetcher._heard[TopicPartition("t", p)] == LONG_AGO}
+        assert len(quiet) >= 8
+        assert (out[node], out[Watch(node)]) == (theirs - quiet, quiet)
