@@ -13,9 +13,12 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.kafka_access import KafkaAccess
+
+if TYPE_CHECKING:
+    from shared.topics import TopicSpec
 
 log = logging.getLogger("panjereh.init")
 
@@ -28,6 +31,7 @@ class InitReport:
 
     topics_created: list[str] = field(default_factory=list)
     topics_altered: list[str] = field(default_factory=list)
+    topics_grown: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     migrations: dict[str, list[str]] = field(default_factory=dict)
     access: list[str] = field(default_factory=list)
@@ -36,6 +40,7 @@ class InitReport:
         """Human-readable summary, one line per fact."""
         out = [f"topic created: {name}" for name in self.topics_created]
         out += [f"topic config updated: {name}" for name in self.topics_altered]
+        out += [f"topic partitions added: {change}" for change in self.topics_grown]
         out += [f"access: {change}" for change in self.access]
         for service, applied in self.migrations.items():
             out.append(f"migrations {service}: {', '.join(applied) or 'up to date'}")
@@ -123,10 +128,11 @@ async def ensure_topics(
                 elif code != _TOPIC_ALREADY_EXISTS:  # a concurrent init won the race
                     raise RuntimeError(f"cannot create topic {name}: error {code} {message}")
         # New topics, and every topic of a broker just restarted, wait for leaders.
-        await until_led(admin, list(declared), within)
+        partitions = await until_led(admin, list(declared), within)
         present = [name for name in declared if name not in missing]
         if not present:
             return
+        await _grow(admin, declared, partitions, report)
         wanted = {name: declared[name].broker_config() for name in present}
         try:
             responses = await admin.describe_configs(
@@ -153,9 +159,43 @@ async def ensure_topics(
         await admin.close()
 
 
-async def until_led(admin: Any, topics: list[str], within: float) -> None:
+async def _grow(
+    admin: Any,
+    declared: Mapping[str, TopicSpec],
+    partitions: Mapping[str, int],
+    report: InitReport,
+) -> None:
+    """Give existing topics the partitions their spec gained (a topic never loses any).
+
+    Records of a key go to another partition once a topic grows, so a compacted topic,
+    whose latest record per key is its value, is left as it is, with a warning."""
+    from aiokafka.admin import NewPartitions
+
+    short = {
+        name: spec.partitions
+        for name, spec in declared.items()
+        if partitions.get(name, spec.partitions) < spec.partitions
+    }
+    compacted = sorted(name for name in short if declared[name].cleanup_policy == "compact")
+    if compacted:
+        report.warnings.append(f"compacted topics keep fewer partitions than declared: {compacted}")
+    growing = {name: count for name, count in short.items() if name not in compacted}
+    if not growing:
+        return
+    response = await admin.create_partitions(
+        {name: NewPartitions(count) for name, count in growing.items()}, timeout_ms=30000
+    )
+    for name, code, message in _topic_errors(response):
+        if code != 0:
+            raise RuntimeError(f"cannot add partitions to topic {name}: error {code} {message}")
+        report.topics_grown.append(f"{name} ({partitions[name]} -> {growing[name]})")
+    await until_led(admin, list(growing), 30.0)
+
+
+async def until_led(admin: Any, topics: list[str], within: float) -> dict[str, int]:
     """Wait until every partition of `topics` has a leader: a client that reads a topic
-    the moment it is created otherwise retries, logging an error each time."""
+    the moment it is created otherwise retries, logging an error each time. Returns each
+    topic's partition count."""
     deadline = time.monotonic() + within
     while True:
         described = await admin.describe_topics(topics)
@@ -165,7 +205,7 @@ async def until_led(admin: Any, topics: list[str], within: float) -> None:
             and all(partition["leader"] >= 0 for partition in topic["partitions"])
             for topic in described
         ):
-            return
+            return {topic["topic"]: len(topic["partitions"]) for topic in described}
         if time.monotonic() > deadline:
             raise RuntimeError(f"topics without a leader after {within} s: {topics}")
         await asyncio.sleep(0.2)

@@ -23,7 +23,7 @@ from shared.events.platform import ChannelsOpened
 from shared.kafka_access import KafkaAccess
 from shared.principals import agency_principal
 from shared.registry import UndecodableEvent, decode
-from shared.topics import TOPICS, Topic, channel
+from shared.topics import SPECS, TOPICS, Topic, channel
 from tests import polling
 from tests.integration.exchange.helpers import AgencySystem, announce, eventually
 from tests.integration.kafka_helpers import read_all
@@ -231,3 +231,63 @@ async def test_init_reads_every_agency_the_catalog_recorded(kafka_admin: KafkaAc
     read = await read_agencies(kafka_admin)
     assert read[agencies[0].code] is True
     assert read[agencies[1].code] is False
+
+
+async def test_init_gives_an_older_channel_the_partitions_its_family_has_now(
+    kafka_admin: KafkaAccess,
+) -> None:
+    # A channel made when its family had one partition gets the declared count, and keeps
+    # its records; a compacted topic is never grown (its keys' latest values would move).
+    from aiokafka.admin import NewTopic
+
+    code = f"gr-{uuid.uuid4().hex[:8]}"
+    requests = channel(Topic.AGENCY_REQUESTS, code)
+    declared = SPECS[Topic.AGENCY_REQUESTS].partitions
+    assert declared > 1
+    admin = AIOKafkaAdminClient(**kafka_admin.client_options())
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(requests, 1, 1)])
+        await infra.platform.provision.until_led(admin, [requests], within=30)
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(**kafka_admin.client_options())
+    await producer.start()
+    try:
+        await producer.send_and_wait(requests, b"before", key=b"k", partition=0)
+    finally:
+        await producer.stop()
+
+    report = infra.platform.provision.InitReport()
+    await infra.platform.provision.ensure_topics(kafka_admin, report, agencies=[code])
+    assert f"{requests} (1 -> {declared})" in report.topics_grown
+    admin = AIOKafkaAdminClient(**kafka_admin.client_options())
+    await admin.start()
+    try:
+        counts = await infra.platform.provision.until_led(admin, [requests], within=30)
+    finally:
+        await admin.close()
+    assert counts == {requests: declared}
+    assert [r.value for r in await read_all(kafka_admin, requests)] == [b"before"]
+
+    again = infra.platform.provision.InitReport()
+    await infra.platform.provision.ensure_topics(kafka_admin, again, agencies=[code])
+    assert again.topics_grown == []
+
+    # A compacted topic declared with more partitions keeps the one it has.
+    log_topic = f"test.compacted-{uuid.uuid4().hex[:8]}"
+    compacted = SPECS[Topic.AGENCY_OUTCOMES].model_copy(
+        update={"name": log_topic, "partitions": 3, "cleanup_policy": "compact"}
+    )
+    admin = AIOKafkaAdminClient(**kafka_admin.client_options())
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(log_topic, 1, 1)])
+        await infra.platform.provision.until_led(admin, [log_topic], within=30)
+        kept = infra.platform.provision.InitReport()
+        await infra.platform.provision._grow(admin, {log_topic: compacted}, {log_topic: 1}, kept)
+        assert await infra.platform.provision.until_led(admin, [log_topic], 30) == {log_topic: 1}
+    finally:
+        await admin.close()
+    assert kept.topics_grown == []
+    assert log_topic in kept.warnings[0]
