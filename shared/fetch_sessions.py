@@ -31,7 +31,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.consumer.fetcher import Fetcher
 from aiokafka.protocol.fetch import FetchRequest
 
@@ -251,8 +251,13 @@ class SessionFetcher(Fetcher):  # type: ignore[misc]  # untyped in aiokafka
         self._watching: dict[int, dict[Partition, int]] = {}
         self._quiet_after_s = quiet_after_s
         self._min_watched = min_watched
-        # When each assigned partition last brought records (or was assigned).
+        # When each assigned partition last brought records (or was assigned); by broker,
+        # those heard from within `quiet_after_s`, and the quiet ones no watch holds.
+        # A step looks at these alone while a watch is out, not at every partition.
         self._heard: dict[Any, float] = {}
+        self._busy: dict[int, set[Any]] = {}
+        self._handoff: dict[int, set[Any]] = {}
+        self._state_of: dict[Any, Any] = {}
         # Each assigned partition's state, by its leader, for one assignment and one
         # version of the cluster's metadata (aiokafka replaces its partition map whole
         # on each update); partitions without a leader are not in it.
@@ -279,7 +284,15 @@ class SessionFetcher(Fetcher):  # type: ignore[misc]  # untyped in aiokafka
                 continue
             by_leader[node_id].append((tp, assignment.state_value(tp)))
             leader_of[tp] = node_id
-        self._heard = {tp: heard.get(tp, now) for tp in assignment.tps}
+        self._heard = heard = {tp: heard.get(tp, now) for tp in assignment.tps}
+        quiet_since = now - self._quiet_after_s
+        self._busy, self._handoff = {}, {}
+        for node_id, partitions in by_leader.items():
+            self._busy[node_id] = {tp for tp, _ in partitions if heard[tp] >= quiet_since}
+            self._handoff[node_id] = {tp for tp, _ in partitions if heard[tp] < quiet_since}
+        self._state_of = {
+            tp: state for partitions in by_leader.values() for tp, state in partitions
+        }
         self._planned_for = (assignment, cluster._partitions)
         self._by_leader, self._leader_of, self._leaderless = dict(by_leader), leader_of, leaderless
 
@@ -319,9 +332,24 @@ class SessionFetcher(Fetcher):  # type: ignore[misc]  # untyped in aiokafka
             watching = watch in in_flight
             if fetching and (watching or node_id not in self._fetching):
                 continue  # both out, or a reset (which waits for nothing else, as in aiokafka)
+            busy = self._busy[node_id]
+            for tp in [tp for tp in busy if heard[tp] < quiet_since]:
+                busy.discard(tp)
+                self._handoff[node_id].add(tp)
+            watch_quiet = len(partitions) - len(busy) >= self._min_watched
+            if watching and watch_quiet:
+                # The busy ones, and the quiet ones the watch out does not hold.
+                state_of = self._state_of
+                looked_at = [(tp, state_of[tp]) for tp in (*busy, *self._handoff[node_id])]
+            else:
+                # Every partition: a watch may go out (and none is watched until it
+                # does), or the one out is winding down and the busy fetch takes all.
+                looked_at = partitions
+                if not watching:
+                    self._handoff[node_id] = {tp for tp, _ in partitions if tp not in busy}
+            handoff = self._handoff[node_id]
             fetchable: dict[Partition, int] = {}
-            quiet: set[Partition] = set()
-            for tp, state in partitions:
+            for tp, state in looked_at:
                 if tp in records:
                     continue
                 if not state.has_valid_position:
@@ -334,26 +362,22 @@ class SessionFetcher(Fetcher):  # type: ignore[misc]  # untyped in aiokafka
                         resume_futures.append(state.resume_fut)
                 else:
                     fetchable[tp] = state.position
-                    if heard[tp] < quiet_since:
-                        quiet.add(tp)
             if node_id in awaiting_reset:
                 self._fetching.pop(node_id, None)  # the reset takes the broker's key
                 continue
             if not fetchable or node_id in backoff_by_nodes:
                 continue
-            watch_quiet = len(quiet) >= self._min_watched
             if not fetching:
-                # Quiet partitions leave the busy fetch for a watch: the one sent below,
-                # or one in flight that holds them.
-                watched = self._watching[node_id] if watching else quiet if watch_quiet else set()
-                busy = {
-                    tp: offset
-                    for tp, offset in fetchable.items()
-                    if tp not in quiet or tp not in watched
-                }
-                if busy:
-                    fetch_requests.append((node_id, self._request(busy, self._sessions[node_id])))
-                    self._fetching[node_id] = busy
+                # With a watch going out now, the quiet ones are its.
+                sending_watch = not watching and watch_quiet
+                wanted = (
+                    {tp: offset for tp, offset in fetchable.items() if tp in busy}
+                    if sending_watch
+                    else fetchable
+                )
+                if wanted:
+                    fetch_requests.append((node_id, self._request(wanted, self._sessions[node_id])))
+                    self._fetching[node_id] = wanted
                     fetching = True
             if not watching:
                 # The quiet ones, and whatever the busy fetch in flight lacks (a partition
@@ -362,12 +386,13 @@ class SessionFetcher(Fetcher):  # type: ignore[misc]  # untyped in aiokafka
                 wanted = {
                     tp: offset
                     for tp, offset in fetchable.items()
-                    if (watch_quiet and tp in quiet) or tp not in held
+                    if (watch_quiet and tp in handoff) or tp not in held
                 }
                 if wanted:
                     session = self._watch_sessions[node_id]
                     fetch_requests.append((watch, self._request(wanted, session)))
                     self._watching[node_id] = wanted
+                    handoff.difference_update(wanted)
         backoff = (
             min(map(max, backoff_by_nodes.values())) if backoff_by_nodes else self._fetcher_timeout
         )
@@ -387,11 +412,18 @@ class SessionFetcher(Fetcher):  # type: ignore[misc]  # untyped in aiokafka
     async def _proc_fetch_request(self, assignment: Any, node_id: Any, request: Any) -> Any:
         got = await super()._proc_fetch_request(assignment, node_id, request)
         if isinstance(request, SessionFetchRequest) and request.with_records:
-            now, heard = time.monotonic(), self._heard
-            for tp in request.with_records:
-                if tp in heard:
-                    heard[tp] = now
+            self._heard_from(request.with_records)
         return got
+
+    def _heard_from(self, partitions: Iterable[Partition]) -> None:
+        """`partitions` brought records: busy again."""
+        now, heard = time.monotonic(), self._heard
+        for topic, partition in partitions:
+            tp = TopicPartition(topic, partition)
+            node_id = self._leader_of.get(tp)
+            if tp in heard and node_id is not None:
+                heard[tp] = now
+                self._busy[node_id].add(tp)
 
 
 async def use_fetch_sessions(
