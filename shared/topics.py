@@ -27,8 +27,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.principals import Principal
 
 DAY_MS = 24 * 60 * 60 * 1000
-#: Partitions of an agency's channels to the exchange (see the channels' specs).
-IN_CHANNEL_PARTITIONS = 4
 FOREVER = None
 #: An event topic's largest record. Its dead-letter twin takes a little more, so that a
 #: refused record of the largest size still fits with the reason in its headers; both stay
@@ -379,13 +377,12 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
     ),
     # Each agency's channel. In: what the agency sends (and what the platform's HTTP
     # gateways received from it, authenticated by its token). Out: what only it may read.
-    # The platform's groups read every agency's "in" topics. The exchange's take four
-    # partitions, so that one agency's requests (or answers) spread over the exchange's
-    # members, two by default and up to four without more: on one partition they all
-    # went to one member, and queued behind each other. The broker works on every
-    # partition of a fetch session on every fetch, but idle ones wait in a watch of
-    # their own (`shared/fetch_sessions.py`). "Out" topics keep two, for an agency
-    # running two workers.
+    # The platform's groups read every agency's "in" topics, one partition each. The
+    # broker works on every partition of a fetch session on every fetch, though idle ones
+    # wait in a watch of their own (`shared/fetch_sessions.py`); with four partitions each
+    # the exchange's round trip at 100/s was longer, not shorter, with 153 agencies
+    # (services/exchange/README.md). The groups scale out across agencies' topics. "Out"
+    # topics keep two, for an agency running two workers.
     TopicSpec(
         name=Topic.AGENCY_REQUESTS,
         description=(
@@ -395,7 +392,7 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
         key="the transaction id",
         producers=(Principal.AGENCY, Principal.EXCHANGE),
         consumers=(Principal.EXCHANGE,),
-        partitions=IN_CHANNEL_PARTITIONS,
+        partitions=1,
         per_agency=True,
     ),
     TopicSpec(
@@ -404,7 +401,7 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
         key="the transaction id",
         producers=(Principal.AGENCY,),
         consumers=(Principal.EXCHANGE,),
-        partitions=IN_CHANNEL_PARTITIONS,
+        partitions=1,
         per_agency=True,
     ),
     TopicSpec(

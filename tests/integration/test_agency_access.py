@@ -241,34 +241,34 @@ async def test_init_gives_an_older_channel_the_partitions_its_family_has_now(
     from aiokafka.admin import NewTopic
 
     code = f"gr-{uuid.uuid4().hex[:8]}"
-    requests = channel(Topic.AGENCY_REQUESTS, code)
-    declared = SPECS[Topic.AGENCY_REQUESTS].partitions
+    outcomes = channel(Topic.AGENCY_OUTCOMES, code)
+    declared = SPECS[Topic.AGENCY_OUTCOMES].partitions
     assert declared > 1
     admin = AIOKafkaAdminClient(**kafka_admin.client_options())
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(requests, 1, 1)])
-        await infra.platform.provision.until_led(admin, [requests], within=30)
+        await admin.create_topics([NewTopic(outcomes, 1, 1)])
+        await infra.platform.provision.until_led(admin, [outcomes], within=30)
     finally:
         await admin.close()
     producer = AIOKafkaProducer(**kafka_admin.client_options())
     await producer.start()
     try:
-        await producer.send_and_wait(requests, b"before", key=b"k", partition=0)
+        await producer.send_and_wait(outcomes, b"before", key=b"k", partition=0)
     finally:
         await producer.stop()
 
     report = infra.platform.provision.InitReport()
     await infra.platform.provision.ensure_topics(kafka_admin, report, agencies=[code])
-    assert f"{requests} (1 -> {declared})" in report.topics_grown
+    assert f"{outcomes} (1 -> {declared})" in report.topics_grown
     admin = AIOKafkaAdminClient(**kafka_admin.client_options())
     await admin.start()
     try:
-        counts = await infra.platform.provision.until_led(admin, [requests], within=30)
+        counts = await infra.platform.provision.until_led(admin, [outcomes], within=30)
     finally:
         await admin.close()
-    assert counts == {requests: declared}
-    assert [r.value for r in await read_all(kafka_admin, requests)] == [b"before"]
+    assert counts == {outcomes: declared}
+    assert [r.value for r in await read_all(kafka_admin, outcomes)] == [b"before"]
 
     again = infra.platform.provision.InitReport()
     await infra.platform.provision.ensure_topics(kafka_admin, again, agencies=[code])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from services.exchange.settings import ExchangeSettings
 from shared import registry
 from shared.topics import SPECS, TOPICS, Topic
 
@@ -39,10 +38,3 @@ def test_compacted_topics_keep_their_records() -> None:
     for spec in TOPICS:
         if spec.cleanup_policy == "compact":
             assert spec.broker_config()["retention.ms"] == "-1"
-
-
-def test_one_agencys_channels_to_the_exchange_spread_over_its_default_members() -> None:
-    members = ExchangeSettings.model_fields["transaction_consumers"].default
-    for family in (Topic.AGENCY_REQUESTS, Topic.AGENCY_ANSWERS):
-        assert SPECS[family].partitions >= members, family
-        assert SPECS[family].partitions % members == 0, family  # evenly
