@@ -424,6 +424,7 @@ class SessionFetcher(Fetcher):  # type: ignore[misc]  # untyped in aiokafka
             if tp in heard and node_id is not None:
                 heard[tp] = now
                 self._busy[node_id].add(tp)
+                self._handoff[node_id].discard(tp)
 
 
 async def use_fetch_sessions(
