@@ -246,9 +246,8 @@ class SessionFetcher(Fetcher):  # type: ignore[misc]  # untyped in aiokafka
     ) -> None:
         self._sessions: dict[int, FetchSession] = defaultdict(FetchSession)
         self._watch_sessions: dict[int, FetchSession] = defaultdict(FetchSession)
-        # What each broker's busy fetch and watch ask for; current while in flight.
+        # What each broker's busy fetch asks for; current while it is in flight.
         self._fetching: dict[int, dict[Partition, int]] = {}
-        self._watching: dict[int, dict[Partition, int]] = {}
         self._quiet_after_s = quiet_after_s
         self._min_watched = min_watched
         # When each assigned partition last brought records (or was assigned); by broker,
@@ -391,7 +390,6 @@ class SessionFetcher(Fetcher):  # type: ignore[misc]  # untyped in aiokafka
                 if wanted:
                     session = self._watch_sessions[node_id]
                     fetch_requests.append((watch, self._request(wanted, session)))
-                    self._watching[node_id] = wanted
                     handoff.difference_update(wanted)
         backoff = (
             min(map(max, backoff_by_nodes.values())) if backoff_by_nodes else self._fetcher_timeout

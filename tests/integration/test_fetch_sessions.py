@@ -130,10 +130,20 @@ async def test_a_session_consumer_reads_every_record_once_and_names_only_what_ch
 
 
 async def test_quiet_partitions_are_watched_apart_and_a_record_on_one_is_read_at_once(
-    kafka_admin: KafkaAccess,
+    kafka_admin: KafkaAccess, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Fetches wait up to 10 s for records: a record read much sooner than that was
     # answered for by a fetch the broker held, busy or watch, not by one sent after it.
+    last_sent: dict[Any, set[int]] = {}  # each request's key: the partitions it last held
+    plan = SessionFetcher._get_actions_per_node
+
+    def recording(fetcher: SessionFetcher, assignment: Any) -> Any:
+        actions = plan(fetcher, assignment)
+        for key, request in actions[0]:
+            last_sent[key] = {partition for _, partition in request.wanted}
+        return actions
+
+    monkeypatch.setattr(SessionFetcher, "_get_actions_per_node", recording)
     topic = await new_topic(kafka_admin, 24)
     producer = AIOKafkaProducer(**kafka_admin.client_options())
     consumer = AIOKafkaConsumer(
@@ -167,8 +177,8 @@ async def test_quiet_partitions_are_watched_apart_and_a_record_on_one_is_read_at
             n += 1
         [node] = fetcher._sessions
         assert Watch(node) in fetcher._in_flight
-        assert {p for _, p in fetcher._watching[node]} == set(range(1, 24))
-        assert {p for _, p in fetcher._fetching[node]} == {0}
+        assert last_sent[Watch(node)] == set(range(1, 24))
+        assert last_sent[node] == {0}
 
         # A record on a quiet partition: the watch the broker holds answers with it.
         await producer.send_and_wait(topic, b"on-a-quiet-one", partition=17)

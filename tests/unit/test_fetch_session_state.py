@@ -137,7 +137,6 @@ def fetcher_on(
         _max_partition_fetch_bytes=100,
         _fetcher_timeout=0.2,
         _fetching={},
-        _watching={},
         _heard={},
         _quiet_after_s=quiet_after_s,
         _min_watched=min_watched,
