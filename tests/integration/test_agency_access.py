@@ -244,49 +244,36 @@ async def test_init_gives_an_older_channel_the_partitions_its_family_has_now(
     outcomes = channel(Topic.AGENCY_OUTCOMES, code)
     declared = SPECS[Topic.AGENCY_OUTCOMES].partitions
     assert declared > 1
-    admin = AIOKafkaAdminClient(**kafka_admin.client_options())
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(outcomes, 1, 1)])
-        await infra.platform.provision.until_led(admin, [outcomes], within=30)
-    finally:
-        await admin.close()
-    producer = AIOKafkaProducer(**kafka_admin.client_options())
-    await producer.start()
-    try:
-        await producer.send_and_wait(outcomes, b"before", key=b"k", partition=0)
-    finally:
-        await producer.stop()
-
-    report = infra.platform.provision.InitReport()
-    await infra.platform.provision.ensure_topics(kafka_admin, report, agencies=[code])
-    assert f"{outcomes} (1 -> {declared})" in report.topics_grown
-    admin = AIOKafkaAdminClient(**kafka_admin.client_options())
-    await admin.start()
-    try:
-        counts = await infra.platform.provision.until_led(admin, [outcomes], within=30)
-    finally:
-        await admin.close()
-    assert counts == {outcomes: declared}
-    assert [r.value for r in await read_all(kafka_admin, outcomes)] == [b"before"]
-
-    again = infra.platform.provision.InitReport()
-    await infra.platform.provision.ensure_topics(kafka_admin, again, agencies=[code])
-    assert again.topics_grown == []
-
-    # A compacted topic declared with more partitions keeps the one it has.
     log_topic = f"test.compacted-{uuid.uuid4().hex[:8]}"
     compacted = SPECS[Topic.AGENCY_OUTCOMES].model_copy(
         update={"name": log_topic, "partitions": 3, "cleanup_policy": "compact"}
     )
+    provision = infra.platform.provision
     admin = AIOKafkaAdminClient(**kafka_admin.client_options())
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(log_topic, 1, 1)])
-        await infra.platform.provision.until_led(admin, [log_topic], within=30)
-        kept = infra.platform.provision.InitReport()
-        await infra.platform.provision._grow(admin, {log_topic: compacted}, {log_topic: 1}, kept)
-        assert await infra.platform.provision.until_led(admin, [log_topic], 30) == {log_topic: 1}
+        await admin.create_topics([NewTopic(outcomes, 1, 1), NewTopic(log_topic, 1, 1)])
+        await provision.until_led(admin, [outcomes, log_topic], within=30)
+        producer = AIOKafkaProducer(**kafka_admin.client_options())
+        await producer.start()
+        try:
+            await producer.send_and_wait(outcomes, b"before", key=b"k", partition=0)
+        finally:
+            await producer.stop()
+
+        report = provision.InitReport()
+        await provision.ensure_topics(kafka_admin, report, agencies=[code])
+        assert f"{outcomes} (1 -> {declared})" in report.topics_grown
+        assert await provision.until_led(admin, [outcomes], within=30) == {outcomes: declared}
+        assert [r.value for r in await read_all(kafka_admin, outcomes)] == [b"before"]
+        again = provision.InitReport()
+        await provision.ensure_topics(kafka_admin, again, agencies=[code])
+        assert again.topics_grown == []
+
+        # A compacted topic declared with more partitions keeps the one it has.
+        kept = provision.InitReport()
+        await provision._grow(admin, {log_topic: compacted}, {log_topic: 1}, kept)
+        assert await provision.until_led(admin, [log_topic], within=30) == {log_topic: 1}
     finally:
         await admin.close()
     assert kept.topics_grown == []
