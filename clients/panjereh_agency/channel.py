@@ -4,11 +4,12 @@ is lost, and only what the exchange signed is handed on.
 Each record is decoded with the platform's contracts and its signature checked against
 the exchange's keys. What fails either goes to the channel's dead-letter topic (which the
 agency itself may read) with the reason, and is never handed to the agency's code.
-Offsets are committed after the batch was handled, so a crash means seeing a record
-again, never missing one. For the same reason neither a lost broker nor a rebalance ends
-the reader: it reconnects (backing off) and carries on from the group's committed offsets,
-and a commit a rebalance refused only means the batch comes again, to whichever member
-now holds its partition. An agency's code therefore takes an event at least once.
+Offsets are committed after the batch was handled (while the next is read), so a crash
+means seeing a record again, never missing one. For the same reason neither a lost broker
+nor a rebalance ends the reader: it reconnects (backing off) and carries on from the
+group's committed offsets, and a commit a rebalance refused only means the batch comes
+again, to whichever member now holds its partition. An agency's code therefore takes an
+event at least once.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import (
     AuthenticationFailedError,
     AuthenticationMethodNotSupported,
@@ -106,6 +107,10 @@ class ChannelReader:
         )
         self._consumer = consumer
         dead_letters = new_producer(self._kafka, client_id=f"{self._group}-dlq")
+        # The commit of one batch runs while the next is read and handled: waiting for it
+        # would hold every record that arrives meanwhile for a round trip to the group
+        # coordinator. One commit at a time, in order, so offsets never go back.
+        committing: asyncio.Task[None] | None = None
         try:
             await dead_letters.start()
             await consumer.start()
@@ -125,9 +130,13 @@ class ChannelReader:
                     await asyncio.gather(*(take(event) for event in events))
                 if batches:
                     offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
-                    if not await commit_what_is_held(consumer, offsets):
-                        self.commits_refused += 1
+                    if committing is not None:
+                        await committing
+                    committing = asyncio.create_task(self._commit(consumer, offsets))
         finally:
+            if committing is not None:
+                with contextlib.suppress(Exception):
+                    await committing
             with contextlib.suppress(Exception):
                 await consumer.stop()
             with contextlib.suppress(Exception):
@@ -135,6 +144,10 @@ class ChannelReader:
 
     async def stop(self) -> None:
         self._stopping.set()
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        if not await commit_what_is_held(consumer, offsets):
+            self.commits_refused += 1
 
     async def _checked(
         self, record: ConsumerRecord[bytes, bytes], dead_letters: AIOKafkaProducer

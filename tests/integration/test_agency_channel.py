@@ -1,7 +1,7 @@
-"""The agency package's channel reader through a rebalance, on the real broker: a second
+"""The agency package's channel reader on the real broker: through a rebalance, a second
 instance of an agency's system joining while the first still handles a batch neither ends
 the first nor loses the batch; a refused record that comes again is not dead-lettered
-again."""
+again; and a reader that stops leaves every batch it handled committed."""
 
 from __future__ import annotations
 
@@ -166,3 +166,51 @@ async def test_a_record_refused_again_after_a_rebalance_is_dead_lettered_once(
     )
     assert len([record for record in letters if letter_of_forged(record)]) == 1
     assert reader.refused == 1
+
+
+async def test_a_reader_that_stops_has_committed_every_batch_it_handled(
+    kafka_admin: KafkaAccess, agency_kafka: Callable[[str], Awaitable[KafkaAccess]]
+) -> None:
+    # A batch's commit runs while the next batch is read: stopping must still wait for it,
+    # or the next instance of the agency's system gets the last batch again.
+    agency, access, topic = await outcomes_channel("cm", kafka_admin, agency_kafka)
+    exchange = ExchangeStandIn()
+    keys = ExchangeKeys(keys=exchange.keys())
+    producer = new_producer(kafka_admin, client_id="agency-channel-tests")
+    await producer.start()
+    try:
+        handled = [outcome(exchange, agency.code) for _ in range(6)]
+        first_taker = Taker()
+        first = ChannelReader(access, agency.code, Topic.AGENCY_OUTCOMES, "outcomes-main", keys)
+
+        async def take_then_stop_at_the_last(event: Event) -> None:
+            # Stopping while the last batch is handled: the reader leaves right after it,
+            # its commit still in flight.
+            await first_taker(event)
+            if event == handled[-1]:
+                await first.stop()
+
+        task = asyncio.create_task(first.run(take_then_stop_at_the_last))
+        await asyncio.wait_for(first.ready.wait(), 60)
+        for number, event in enumerate(handled):
+            # One at a time, so they come in several batches.
+            await send_to(producer, topic, number % 2, event)
+            await eventually(lambda: event in first_taker.taken, timeout=30)  # noqa: B023
+        await asyncio.wait_for(task, 30)
+        assert first_taker.taken == handled
+
+        second_taker = Taker()
+        second = ChannelReader(access, agency.code, Topic.AGENCY_OUTCOMES, "outcomes-main", keys)
+        task = asyncio.create_task(second.run(second_taker))
+        later = [outcome(exchange, agency.code) for _ in range(2)]
+        for partition, event in enumerate(later):
+            await send_to(producer, topic, partition, event)
+        # Anything left uncommitted would come before these, on its partition.
+        await eventually(lambda: len(second_taker.taken) >= 2, timeout=60)
+        await second.stop()
+        await task
+        assert len(second_taker.taken) == 2
+        assert all(event in second_taker.taken for event in later)
+        assert first.commits_refused == second.commits_refused == 0
+    finally:
+        await producer.stop()
