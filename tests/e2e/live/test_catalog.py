@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,7 +28,6 @@ from shared.kafka_access import KafkaAccess
 from shared.principals import agency_principal
 from shared.registry import decode
 from shared.topics import Topic, channel, dead_letter_of
-from tests.e2e.running import platform_up
 from tests.integration.kafka_helpers import header, read_all
 from tests.slots import e2e_ports
 from tests.tokens import access_claims, new_issuer_key, publish_issuer_key, signed
@@ -38,12 +37,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 PORTS = e2e_ports()
 # The issuer the platform's services trust: identity's own (the test stands in for it).
 ISSUER = f"http://127.0.0.1:{PORTS.identity}"
-
-
-@pytest.fixture(scope="module")
-def platform() -> Iterator[LocalPlatform]:
-    with platform_up("panjereh-catalog-e2e-", environment="development") as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

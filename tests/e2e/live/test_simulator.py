@@ -13,7 +13,7 @@ import json
 import re
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, get_args
 
 import pytest
@@ -22,7 +22,6 @@ from infra.platform import SERVICE_PROCESSES, LocalPlatform
 from shared.events.metrics import ProgressStatus
 from shared.topics import Topic, channel
 from simulator.app import SERVICES
-from tests.e2e.running import platform_up
 from tests.groups import until_settled
 from tests.kcat import kcat
 from tests.slots import e2e_ports
@@ -30,20 +29,6 @@ from tests.slots import e2e_ports
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 PORTS = e2e_ports()
-
-
-@pytest.fixture(scope="module")
-def platform() -> Iterator[LocalPlatform]:
-    rates = {
-        "PANJEREH_SIMULATOR_DELIVERIES_PER_SECOND": "10",
-        "PANJEREH_SIMULATOR_SIGN_INS_PER_SECOND": "2",
-        "PANJEREH_SIMULATOR_REQUESTS_PER_SECOND": "5",
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in rates.items():
-            patch.setenv(name, value)
-        with platform_up("panjereh-e2e-sim-") as running:
-            yield running
 
 
 def _records(platform: LocalPlatform, topic: str, principal: str = "admin") -> list[dict[str, Any]]:
