@@ -33,8 +33,8 @@ NOW = datetime(2026, 1, 1, 9, tzinfo=UTC)
 
 
 def test_deliveries_are_valid_reports_mostly_online_and_weighted_to_populous_provinces() -> None:
-    rng = random.Random(1)
-    reports = [plan_delivery(rng, NOW, load_reference()) for _ in range(2000)]
+    rng, reference = random.Random(1), load_reference()
+    reports = [plan_delivery(rng, NOW, reference) for _ in range(2000)]
     channels = Counter(r.channel for r in reports)
     provinces = Counter(r.province for r in reports)
     assert {(r.agency, r.service_id) for r in reports} <= set(SERVICES)
@@ -53,7 +53,8 @@ def test_pace_carries_fractions_so_the_rate_holds_over_time() -> None:
 def test_deliveries_name_only_the_services_given() -> None:
     rng = random.Random(2)
     registered = [SERVICES[0], SERVICES[2]]
-    reports = [plan_delivery(rng, NOW, load_reference(), registered) for _ in range(200)]
+    reference = load_reference()
+    reports = [plan_delivery(rng, NOW, reference, registered) for _ in range(200)]
     assert {(r.agency, r.service_id) for r in reports} == set(registered)
 
 
