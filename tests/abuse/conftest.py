@@ -10,7 +10,7 @@ import pytest
 
 from infra.platform import LocalPlatform
 from tests.abuse.users import Tokens, tokens_of_every_kind, until_accepted
-from tests.e2e.running import platform_up
+from tests.e2e.running import platform_up, simulator_at
 from tests.slots import e2e_ports
 
 PORTS = e2e_ports()
@@ -20,23 +20,15 @@ EXCHANGE = f"http://127.0.0.1:{PORTS.exchange}"
 METRICS = f"http://127.0.0.1:{PORTS.metrics}"
 METRICS_WORKER = f"http://127.0.0.1:{PORTS.metrics_worker}"
 
-# The simulator's traffic would only compete with the suite for two cores and make the
-# services' logs harder to read; its processes still run, so every consumer is there.
-_QUIET_SIMULATOR = {
-    "PANJEREH_SIMULATOR_DELIVERIES_PER_SECOND": "0",
-    "PANJEREH_SIMULATOR_SIGN_INS_PER_SECOND": "0",
-    "PANJEREH_SIMULATOR_REQUESTS_PER_SECOND": "0",
-    "PANJEREH_SIMULATOR_PROVINCIAL_REPORTS": "false",
-}
-
 
 @pytest.fixture(scope="package")
 def platform() -> Iterator[LocalPlatform]:
-    with pytest.MonkeyPatch.context() as environment:
-        for name, value in _QUIET_SIMULATOR.items():
-            environment.setenv(name, value)
-        with platform_up("panjereh-abuse-") as running:
-            yield running
+    # The simulator's traffic would only compete with the suite for two cores and make
+    # the services' logs harder to read; its processes still run, so every consumer is
+    # there.
+    quiet = simulator_at(deliveries=0, sign_ins=0, requests=0, provincial_reports=False)
+    with platform_up("panjereh-abuse-", settings=quiet) as running:
+        yield running
 
 
 @pytest.fixture(scope="package")

@@ -13,19 +13,11 @@ from collections.abc import Iterator
 import pytest
 
 from infra.platform import LocalPlatform
-from tests.e2e.running import platform_up
-
-SIMULATOR_RATES = {
-    "PANJEREH_SIMULATOR_DELIVERIES_PER_SECOND": "10",
-    "PANJEREH_SIMULATOR_SIGN_INS_PER_SECOND": "2",
-    "PANJEREH_SIMULATOR_REQUESTS_PER_SECOND": "5",
-}
+from tests.e2e.running import platform_up, simulator_at
 
 
 @pytest.fixture(scope="package")
 def platform() -> Iterator[LocalPlatform]:
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in SIMULATOR_RATES.items():
-            patch.setenv(name, value)
-        with platform_up("panjereh-e2e-live-") as running:
-            yield running
+    traffic = simulator_at(deliveries=10, sign_ins=2, requests=5)
+    with platform_up("panjereh-e2e-live-", settings=traffic) as running:
+        yield running
