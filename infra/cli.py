@@ -326,20 +326,25 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             print(f"  {reason}")
     if result.broken is not None:
         print(
-            f"audit log BROKEN at record {result.broken.seq}: {result.broken.reason}"
+            f"audit log BROKEN at {result.broken.named()}: {result.broken.reason}"
             f" ({result.checked} records hold before it)"
         )
         return 2
-    print(f"audit log intact: {result.checked} records, head {result.head_seq}")
+    chains = "" if len(result.chains) == 1 else f" in {len(result.chains)} chains"
+    print(f"audit log intact: {result.checked} records{chains}")
     if checkpoints is None:
         print("not held to the exchange's checkpoints (--unanchored)")
-    elif result.anchored is None:
-        print("no checkpoint signed by the exchange vouches for any record yet")
-    else:
-        print(
-            f"anchored through {result.anchored.named()} by {result.checkpoints} checkpoints;"
-            f" {result.head_seq - result.anchored.seq} records since wait for their checkpoint"
-        )
+        return 0
+    for chain in result.chains:
+        of_chain = "" if len(result.chains) == 1 else f"chain {chain.chain}: "
+        if chain.anchored is None:
+            print(f"{of_chain}no checkpoint signed by the exchange vouches for any record yet")
+        else:
+            print(
+                f"{of_chain}anchored through {chain.anchored.named()};"
+                f" {chain.waiting} records since wait for their checkpoint"
+            )
+    print(f"{result.checkpoints} checkpoints believed")
     return 0
 
 

@@ -1,11 +1,12 @@
 """Verifying the audit log: what `panjereh audit verify` runs.
 
-The hash chain is walked in seq order from the database and held to the exchange's
-signed checkpoints, read from `exchange.audit-checkpoints` (outside the database) and
-believed only when one of the exchange's public keys (its `/keys`) verifies them. So a
-record rewritten with every later hash redone, a tail cut with the head moved back, or
-a head moved back with a new history written over it, is named as the first record
-whose hash differs from the one the exchange signed, or the first one missing.
+Each hash chain of the log is walked in seq order from the database and held to the
+exchange's signed checkpoints of it, read from `exchange.audit-checkpoints` (outside the
+database) and believed only when one of the exchange's public keys (its `/keys`)
+verifies them. So a record rewritten with every later hash redone, a tail cut with the
+head moved back, or a head moved back with a new history written over it, is named as
+the first record whose hash differs from the one the exchange signed, or the first one
+missing.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ from services.exchange.domain.audit import (
     Anchors,
     ChainBreak,
     ChainCheck,
+    Checkpoint,
     LastAnchored,
     Trusted,
     trusted,
 )
-from shared.db import create_pool
-from shared.events.exchange import AuditCheckpointed
+from shared.db import Connection, create_pool
+from shared.events.exchange import AuditCheckpointed, AuditCheckpointedV1
 from shared.kafka import fetching, partitions_of
 from shared.kafka_access import KafkaAccess
 from shared.registry import UndecodableEvent, decode
@@ -44,54 +46,85 @@ IDLE_POLLS = 6
 
 
 @dataclass(frozen=True)
-class Verification:
+class ChainVerified:
+    """How far one chain was checked."""
+
+    chain: int
     checked: int
     head_seq: int
-    broken: ChainBreak | None
     #: The last record a trusted checkpoint vouches for (None: none does, or not asked).
-    anchored: LastAnchored | None = None
+    anchored: LastAnchored | None
+
+    @property
+    def waiting(self) -> int:
+        """Records past the last checkpoint: they wait for theirs."""
+        return self.head_seq - (self.anchored.seq if self.anchored is not None else 0)
+
+
+@dataclass(frozen=True)
+class Verification:
+    chains: tuple[ChainVerified, ...]
+    #: The first broken record, of the lowest chain that has one.
+    broken: ChainBreak | None
     checkpoints: int = 0
     #: Why checkpoints read from the topic were not believed.
     left_out: tuple[str, ...] = field(default=())
+
+    @property
+    def checked(self) -> int:
+        return sum(chain.checked for chain in self.chains)
 
 
 async def verify_audit_log(
     database_url: str, schema: str = "exchange", checkpoints: Trusted | None = None
 ) -> Verification:
-    """Walk the whole chain in seq order, held to `checkpoints` when given; the first
+    """Walk every chain in seq order, each held to its checkpoints when given; the first
     broken record, if any.
 
-    The head is read before the records, in one repeatable-read snapshot, so appends
-    running meanwhile never look like a break.
+    The chains are those with a head or a record in the database, and those a trusted
+    checkpoint names: a chain removed whole is missing from its first signed record on.
+    Heads are read before records, in one repeatable-read snapshot, so appends running
+    meanwhile never look like a break.
     """
-    anchors = Anchors.of(checkpoints.checkpoints if checkpoints is not None else ())
+    anchors = Anchors.by_chain(checkpoints.checkpoints if checkpoints is not None else ())
     pool = await create_pool(database_url, schema, max_size=1)
+    verified: list[ChainVerified] = []
+    broken: ChainBreak | None = None
     try:
         async with (
             pool.acquire() as connection,
             connection.transaction(isolation="repeatable_read", readonly=True),
         ):
-            head_seq, head_hash = await storage.audit_head(connection)
-            check, after = ChainCheck(anchors), 0
-            while True:
-                records = await storage.audit_records(connection, after, BATCH)
-                for record in records:
-                    if check.take(record) is not None:
-                        break
-                if check.broken is not None or len(records) < BATCH:
-                    break
-                after = records[-1]["seq"]
-            broken = check.finish(head_seq, head_hash)
+            for chain in sorted({*await storage.audit_chains(connection), *anchors}):
+                check = await _verify_chain(connection, chain, anchors.get(chain, Anchors()))
+                head_seq = (await storage.audit_head(connection, chain))[0]
+                anchored = anchors[chain].last if chain in anchors else None
+                verified.append(ChainVerified(chain, check.checked, head_seq, anchored))
+                if broken is None:
+                    broken = check.broken
         return Verification(
-            check.checked,
-            head_seq,
+            tuple(verified),
             broken,
-            anchored=anchors.last,
-            checkpoints=anchors.count,
+            checkpoints=sum(chain_anchors.count for chain_anchors in anchors.values()),
             left_out=tuple(checkpoints.left_out) if checkpoints is not None else (),
         )
     finally:
         await pool.close()
+
+
+async def _verify_chain(connection: Connection, chain: int, anchors: Anchors) -> ChainCheck:
+    head_seq, head_hash = await storage.audit_head(connection, chain)
+    check, after = ChainCheck(anchors, chain), 0
+    while True:
+        records = await storage.audit_records(connection, after, BATCH, chain)
+        for record in records:
+            if check.take(record) is not None:
+                break
+        if check.broken is not None or len(records) < BATCH:
+            break
+        after = records[-1]["seq"]
+    check.finish(head_seq, head_hash)
+    return check
 
 
 def load_public_keys(source: str) -> dict[str, dict[str, Any]]:
@@ -108,7 +141,7 @@ def load_public_keys(source: str) -> dict[str, dict[str, Any]]:
 
 async def read_checkpoints(
     kafka: KafkaAccess, topic: str = Topic.EXCHANGE_AUDIT_CHECKPOINTS
-) -> tuple[list[AuditCheckpointed], list[str]]:
+) -> tuple[list[Checkpoint], list[str]]:
     """Every checkpoint on the topic, from its beginning to its end as it is now (only
     what committed), and why records that are no checkpoint were left out."""
     consumer = AIOKafkaConsumer(
@@ -121,7 +154,7 @@ async def read_checkpoints(
         TopicPartition(topic, partition) for partition in sorted(await partitions_of(kafka, topic))
     ]
     await consumer.start()
-    found: list[AuditCheckpointed] = []
+    found: list[Checkpoint] = []
     left_out: list[str] = []
     try:
         consumer.assign(tps)
@@ -144,7 +177,7 @@ async def read_checkpoints(
                         except UndecodableEvent as error:
                             left_out.append(f"record at offset {record.offset}: {error.reason}")
                             continue
-                        if isinstance(payload, AuditCheckpointed):
+                        if isinstance(payload, AuditCheckpointed | AuditCheckpointedV1):
                             found.append(payload)
         return found, left_out
     finally:

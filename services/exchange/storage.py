@@ -21,7 +21,7 @@ from typing import Any
 from joserfc.jwk import ECKey, import_key
 from opentelemetry import context as otel_context
 
-from services.exchange.domain.audit import AuditEntry, CheckpointMark, chain_hash
+from services.exchange.domain.audit import GENESIS_HASH, AuditEntry, CheckpointMark, chain_hash
 from services.exchange.domain.authorisation import (
     SIGNATURE_PROBLEM_CODES,
     AgencyKey,
@@ -454,7 +454,9 @@ class ExchangeStorage(UnitOfWork):
             # Unsigned requests recorded as denied before they were recorded as unverified.
             " AND NOT (kind = 'request' AND outcome = 'denied'"
             "  AND coalesce(split_part(reason, ':', 1), '') = ANY($3::text[]))"
-            " ORDER BY transaction_id, seq DESC) latest ORDER BY seq DESC LIMIT $2",
+            # A transaction's records may be in different chains: the latest is by time.
+            " ORDER BY transaction_id, recorded_at DESC, seq DESC) latest"
+            " ORDER BY recorded_at DESC, transaction_id LIMIT $2",
             citizen,
             limit,
             list(SIGNATURE_PROBLEM_CODES),
@@ -699,46 +701,61 @@ async def _load_signing_key(connection: Connection, sealer: Sealer) -> tuple[str
 # The audit log.
 
 
-async def append_audit(connection: Connection, entry: AuditEntry, at: datetime) -> int:
-    """Append a record to the chain, in the caller's transaction; returns its seq.
+#: The most chains appends begin: past it, an append waits for a held one. As many as
+#: transactions that append at once, at most; a few per exchange process.
+MAX_AUDIT_CHAINS = 64
 
-    The head row is locked until the caller commits, so appends form one line.
-    """
-    head = await connection.fetchrow("SELECT seq, hash FROM audit_head FOR UPDATE")
-    record: dict[str, Any] = {
-        "seq": head["seq"] + 1,
-        # Postgres keeps microseconds: hash exactly what will be read back.
-        "recorded_at": at.astimezone(UTC),
-        **{name: getattr(entry, name) for name in entry.__dataclass_fields__},
-    }
-    record["hash"] = chain_hash(head["hash"], record)
-    record["previous_hash"] = head["hash"]
-    columns = list(record)
-    values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-    # One round trip for the row and the head: the head stays locked for less time.
-    await connection.execute(
-        f"WITH appended AS (INSERT INTO audit_log ({', '.join(columns)}) VALUES ({values}))"
-        f" UPDATE audit_head SET seq = ${columns.index('seq') + 1},"
-        f" hash = ${columns.index('hash') + 1}",
-        *record.values(),
-    )
-    seq: int = record["seq"]
-    return seq
+
+async def _take_a_chain(connection: Connection) -> Record:
+    """The head of a chain that no other transaction holds, locked until the caller
+    commits: the lowest free one, a new one when every chain is held, and past
+    `MAX_AUDIT_CHAINS` the lowest, once it is free. So appends never queue behind each
+    other, and one exchange alone keeps appending to chain 0."""
+    while True:
+        head: Record | None = await connection.fetchrow(
+            "SELECT chain, seq, hash FROM audit_head ORDER BY chain LIMIT 1 FOR UPDATE SKIP LOCKED"
+        )
+        if head is not None:
+            return head
+        # Two appends beginning a chain at once compute the same number: one of them
+        # finds it taken (nothing returned) and looks again.
+        head = await connection.fetchrow(
+            "INSERT INTO audit_head (chain, seq, hash)"
+            " SELECT coalesce(max(chain) + 1, 0), 0, $1 FROM audit_head HAVING count(*) < $2"
+            " ON CONFLICT (chain) DO NOTHING RETURNING chain, seq, hash",
+            GENESIS_HASH,
+            MAX_AUDIT_CHAINS,
+        )
+        if head is not None:
+            return head
+        if await connection.fetchval("SELECT count(*) FROM audit_head") >= MAX_AUDIT_CHAINS:
+            waited: Record = await connection.fetchrow(
+                "SELECT chain, seq, hash FROM audit_head ORDER BY chain LIMIT 1 FOR UPDATE"
+            )
+            return waited
+
+
+async def append_audit(connection: Connection, entry: AuditEntry, at: datetime) -> tuple[int, int]:
+    """Append a record, in the caller's transaction; returns its chain and seq."""
+    return await append_audits(connection, [(entry, at)])
 
 
 async def append_audits(
     connection: Connection, entries: Sequence[tuple[AuditEntry, datetime]]
-) -> None:
-    """Append several records to the chain, in order, under one lock of its head."""
+) -> tuple[int, int]:
+    """Append records, in order, to one chain whose head stays locked until the caller
+    commits; returns the chain and the last seq (0, 0 when there is nothing to append)."""
     if not entries:
-        return
-    head = await connection.fetchrow("SELECT seq, hash FROM audit_head FOR UPDATE")
-    seq, previous = head["seq"], head["hash"]
+        return 0, 0
+    head = await _take_a_chain(connection)
+    chain, seq, previous = head["chain"], head["seq"], head["hash"]
     rows = []
     for entry, at in entries:
         seq += 1
         record: dict[str, Any] = {
+            "chain": chain,
             "seq": seq,
+            # Postgres keeps microseconds: hash exactly what will be read back.
             "recorded_at": at.astimezone(UTC),
             **{name: getattr(entry, name) for name in entry.__dataclass_fields__},
         }
@@ -752,45 +769,81 @@ async def append_audits(
         f"INSERT INTO audit_log ({', '.join(columns)}) VALUES ({values})",
         [tuple(row[name] for name in columns) for row in rows],
     )
-    await connection.execute("UPDATE audit_head SET seq = $1, hash = $2", seq, previous)
+    await connection.execute(
+        "UPDATE audit_head SET seq = $2, hash = $3 WHERE chain = $1", chain, seq, previous
+    )
+    return chain, seq
 
 
-async def audit_records(connection: Connection, after: int, limit: int) -> list[Record]:
+async def audit_records(
+    connection: Connection, after: int, limit: int, chain: int = 0
+) -> list[Record]:
     rows: list[Record] = await connection.fetch(
-        "SELECT * FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2", after, limit
+        "SELECT * FROM audit_log WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        chain,
+        after,
+        limit,
     )
     return rows
 
 
-async def audit_head(connection: Connection) -> tuple[int, str]:
-    row = await connection.fetchrow("SELECT seq, hash FROM audit_head")
-    return row["seq"], row["hash"]
+async def audit_head(connection: Connection, chain: int = 0) -> tuple[int, str]:
+    """A chain's head; a chain never begun is at its genesis."""
+    row = await connection.fetchrow("SELECT seq, hash FROM audit_head WHERE chain = $1", chain)
+    return (0, GENESIS_HASH) if row is None else (row["seq"], row["hash"])
+
+
+async def audit_chains(connection: Connection) -> list[int]:
+    """Every chain the log has a head or a record in, in order."""
+    rows = await connection.fetch(
+        "SELECT chain FROM audit_head UNION SELECT DISTINCT chain FROM audit_log ORDER BY chain"
+    )
+    return [row["chain"] for row in rows]
 
 
 class CheckpointStorage(ExchangeStorage):
-    """The exchange's storage as signing checkpoints of the audit chain needs it
+    """The exchange's storage as signing checkpoints of the audit chains needs it
     (`use_cases.audit.CheckpointWork`)."""
 
-    async def last_checkpoint(self) -> CheckpointMark:
-        row = await self.connection.fetchrow(
-            "SELECT seq, signed_at FROM audit_checkpoint FOR UPDATE"
-        )
-        return CheckpointMark(row["seq"], row["signed_at"])
+    async def audit_chains(self) -> list[int]:
+        rows = await self.connection.fetch("SELECT chain FROM audit_head ORDER BY chain")
+        return [row["chain"] for row in rows]
 
-    async def audit_head_seq(self) -> int:
+    async def last_checkpoint(self, chain: int) -> CheckpointMark | None:
+        # A chain begun since the last look has no mark yet: it starts at nothing signed.
+        await self.connection.execute(
+            "INSERT INTO audit_checkpoint (chain, seq, signed_at) VALUES ($1, 0, 'epoch')"
+            " ON CONFLICT (chain) DO NOTHING",
+            chain,
+        )
+        # Another process signing this chain holds its row: it is that one's turn.
+        row = await self.connection.fetchrow(
+            "SELECT seq, signed_at FROM audit_checkpoint WHERE chain = $1 FOR UPDATE SKIP LOCKED",
+            chain,
+        )
+        return None if row is None else CheckpointMark(row["seq"], row["signed_at"])
+
+    async def audit_head_seq(self, chain: int) -> int:
         # The committed head: the records up to it are committed with it.
-        seq: int = await self.connection.fetchval("SELECT seq FROM audit_head")
+        seq: int = await self.connection.fetchval(
+            "SELECT seq FROM audit_head WHERE chain = $1", chain
+        )
         return seq
 
-    async def audit_hashes(self, after: int, through: int) -> list[tuple[int, str]]:
+    async def audit_hashes(self, chain: int, after: int, through: int) -> list[tuple[int, str]]:
         rows = await self.connection.fetch(
-            "SELECT seq, hash FROM audit_log WHERE seq > $1 AND seq <= $2 ORDER BY seq",
+            "SELECT seq, hash FROM audit_log WHERE chain = $1 AND seq > $2 AND seq <= $3"
+            " ORDER BY seq",
+            chain,
             after,
             through,
         )
         return [(row["seq"], row["hash"]) for row in rows]
 
-    async def save_checkpoint_mark(self, mark: CheckpointMark) -> None:
+    async def save_checkpoint_mark(self, chain: int, mark: CheckpointMark) -> None:
         await self.connection.execute(
-            "UPDATE audit_checkpoint SET seq = $1, signed_at = $2", mark.seq, mark.signed_at
+            "UPDATE audit_checkpoint SET seq = $2, signed_at = $3 WHERE chain = $1",
+            chain,
+            mark.seq,
+            mark.signed_at,
         )

@@ -379,28 +379,8 @@ RecordHashPrefix = Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
 _CHAIN_HASH = "3f6c" + "a" * 60
 
 
-@event
-class AuditCheckpointed(Event):
-    """The exchange signs where its audit log's hash chain stands, to anchor it outside
-    the database: a history rewritten later, even with every hash redone, disagrees."""
-
-    event_type = "AuditCheckpointed"
-    schema_version = 1
-    topic = Topic.EXCHANGE_AUDIT_CHECKPOINTS
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "first_seq": 4999,
-                    "seq": 5000,
-                    "hash": _CHAIN_HASH,
-                    "record_hashes": ["9b1e0c4d2a7f3e58", _CHAIN_HASH[:16]],
-                    "signed_at": "2024-03-20T08:30:05Z",
-                    "signature": _SIGNATURE,
-                }
-            ]
-        }
-    )
+class _AuditCheckpointFields(Event):
+    """What every version of a checkpoint lists (not an event by itself)."""
 
     first_seq: int = Field(
         ge=1, description="The first record it lists: the one after the previous checkpoint's last."
@@ -423,3 +403,43 @@ class AuditCheckpointed(Event):
         if self.record_hashes[-1] != self.hash[:16]:
             raise ValueError("the last of record_hashes must begin the checkpoint's hash")
         return self
+
+
+_CHECKPOINT_EXAMPLE: dict[str, Any] = {
+    "first_seq": 4999,
+    "seq": 5000,
+    "hash": _CHAIN_HASH,
+    "record_hashes": ["9b1e0c4d2a7f3e58", _CHAIN_HASH[:16]],
+    "signed_at": "2024-03-20T08:30:05Z",
+    "signature": _SIGNATURE,
+}
+
+
+@event
+class AuditCheckpointed(_AuditCheckpointFields):
+    """The exchange signs where one of its audit log's hash chains stands, to anchor it
+    outside the database: a history rewritten later, even with every hash redone,
+    disagrees. The log is several chains (appends running at once take different ones);
+    each is checkpointed on its own."""
+
+    event_type = "AuditCheckpointed"
+    schema_version = 2
+    topic = Topic.EXCHANGE_AUDIT_CHECKPOINTS
+    model_config = ConfigDict(json_schema_extra={"examples": [_CHECKPOINT_EXAMPLE | {"chain": 1}]})
+
+    chain: int = Field(ge=0, description="The chain it anchors (0: the log's first chain).")
+
+
+@event
+class AuditCheckpointedV1(_AuditCheckpointFields):
+    """A checkpoint as version 1 signed it, when the log was one chain (chain 0 now):
+    still read from the topic, which keeps checkpoints for ever."""
+
+    event_type = "AuditCheckpointed"
+    schema_version = 1
+    topic = Topic.EXCHANGE_AUDIT_CHECKPOINTS
+    model_config = ConfigDict(json_schema_extra={"examples": [_CHECKPOINT_EXAMPLE]})
+
+    @property
+    def chain(self) -> int:
+        return 0

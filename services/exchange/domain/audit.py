@@ -1,7 +1,10 @@
 """The audit log's records, its hash chain and the checkpoints that anchor it, pure.
 
 Each record's hash is SHA-256 over the previous record's hash and the canonical JSON of
-its own content; payloads are kept only as digests of the signed content.
+its own content; payloads are kept only as digests of the signed content. The log is
+several such chains, numbered from 0: appends that run at once (two polls, two exchange
+processes) each take a chain no other holds, so none waits for another. Each chain is
+checked, and checkpointed, on its own.
 
 The chain alone cannot tell a history rewritten with every later hash redone, or a tail
 cut with the head moved back, from the real one: whoever can write the database can
@@ -21,12 +24,22 @@ from typing import Any, Literal
 
 from joserfc.jwk import Key
 
-from shared.events.exchange import AuditCheckpointed
+from shared.events.exchange import AuditCheckpointed, AuditCheckpointedV1
 from shared.signing import SignatureInvalid, canonical, key_id_of, sign_event, verify_event
 
 GENESIS_HASH = "0" * 64
 
 AuditKind = Literal["request", "response", "timeout", "late_response"]
+
+#: A checkpoint as the topic holds it: version 1 (the log's chain 0) or 2.
+Checkpoint = AuditCheckpointed | AuditCheckpointedV1
+
+
+def record_named(seq: int, chain: int) -> str:
+    """How a record is named to people: chain 0 is the log as it was before it had
+    several, so its records keep their plain names."""
+    return f"record {seq}" if chain == 0 else f"record {seq} of chain {chain}"
+
 
 AUDIT_FIELDS = (
     "seq",
@@ -89,10 +102,14 @@ def chain_hash(previous_hash: str, record: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class ChainBreak:
-    """Where the audit chain stops holding, and why."""
+    """Where an audit chain stops holding, and why."""
 
     seq: int
     reason: str
+    chain: int = 0
+
+    def named(self) -> str:
+        return record_named(self.seq, self.chain)
 
 
 class ChainCheck:
@@ -107,7 +124,8 @@ class ChainCheck:
     checkpoints.
     """
 
-    def __init__(self, anchors: Anchors | None = None) -> None:
+    def __init__(self, anchors: Anchors | None = None, chain: int = 0) -> None:
+        self.chain = chain
         self.previous_hash = GENESIS_HASH
         self.expected_seq = 1
         self.broken: ChainBreak | None = None
@@ -119,13 +137,15 @@ class ChainCheck:
             return self.broken
         seq = int(record["seq"])
         if seq != self.expected_seq:
-            self.broken = ChainBreak(self.expected_seq, f"record {self.expected_seq} is missing")
+            self.broken = self._break(
+                self.expected_seq, f"{record_named(self.expected_seq, self.chain)} is missing"
+            )
         elif record["previous_hash"] != self.previous_hash:
-            self.broken = ChainBreak(seq, "its link to the previous record does not match")
+            self.broken = self._break(seq, "its link to the previous record does not match")
         elif chain_hash(self.previous_hash, record) != record["hash"]:
-            self.broken = ChainBreak(seq, "its content does not match its hash")
+            self.broken = self._break(seq, "its content does not match its hash")
         elif (signed := self.anchors.contradicted(seq, record["hash"])) is not None:
-            self.broken = ChainBreak(
+            self.broken = self._break(
                 seq, f"its hash is not the one the exchange signed for it {signed.named()}"
             )
         else:
@@ -137,18 +157,21 @@ class ChainCheck:
         if self.broken is None and (
             self.expected_seq - 1 != head_seq or self.previous_hash != head_hash
         ):
-            self.broken = ChainBreak(
+            self.broken = self._break(
                 self.expected_seq,
                 f"the log ends at {self.expected_seq - 1}, its head at {head_seq}",
             )
         last = self.anchors.last
         if self.broken is None and last is not None and last.seq >= self.expected_seq:
-            self.broken = ChainBreak(
+            self.broken = self._break(
                 self.expected_seq,
-                f"record {self.expected_seq} is missing: the log ends at "
+                f"{record_named(self.expected_seq, self.chain)} is missing: the log ends at "
                 f"{self.expected_seq - 1}, but the exchange signed it through {last.named()}",
             )
         return self.broken
+
+    def _break(self, seq: int, reason: str) -> ChainBreak:
+        return ChainBreak(seq, reason, self.chain)
 
 
 def first_break(
@@ -205,15 +228,18 @@ def checkpoints(
     now: datetime,
     key: Key,
     kid: str,
+    chain: int = 0,
 ) -> list[AuditCheckpointed]:
-    """Signed checkpoints of the records since the last one (`hashes`: each record's seq
-    and hash, in order, from `first_seq`), at most `policy.every_records` records each."""
+    """Signed checkpoints of one chain's records since its last one (`hashes`: each
+    record's seq and hash, in order, from `first_seq`), at most `policy.every_records`
+    records each."""
     signed: list[AuditCheckpointed] = []
     size = policy.every_records
     for start in range(0, len(hashes), size):
         chunk = hashes[start : start + size]
         seq, last_hash = chunk[-1]
         unsigned = AuditCheckpointed(
+            chain=chain,
             first_seq=first_seq + start,
             seq=seq,
             hash=last_hash,
@@ -225,10 +251,13 @@ def checkpoints(
     return signed
 
 
-def checkpoint_subject(checkpoint: AuditCheckpointed) -> str:
+def checkpoint_subject(checkpoint: Checkpoint) -> str:
     """Its record key: a second head signed for the same seq (a rewritten history) has
-    another key, so compaction never takes the first one away."""
-    return f"{checkpoint.seq}:{checkpoint.hash}"
+    another key, so compaction never takes the first one away. Chain 0's keep the form
+    they had when the log was one chain."""
+    if checkpoint.chain == 0:
+        return f"{checkpoint.seq}:{checkpoint.hash}"
+    return f"{checkpoint.chain}:{checkpoint.seq}:{checkpoint.hash}"
 
 
 @dataclass(frozen=True)
@@ -236,16 +265,16 @@ class Trusted:
     """Checkpoints whose signature one of the exchange's keys verifies, and why the others
     were left out."""
 
-    checkpoints: list[AuditCheckpointed]
+    checkpoints: list[Checkpoint]
     left_out: list[str]
 
 
 def trusted(
-    candidates: Iterable[AuditCheckpointed], public_keys: Mapping[str, Mapping[str, Any]]
+    candidates: Iterable[Checkpoint], public_keys: Mapping[str, Mapping[str, Any]]
 ) -> Trusted:
     """Only what the exchange signed counts: a checkpoint under an unknown key, or whose
     signature does not verify, is left out (and said why), never believed."""
-    kept: list[AuditCheckpointed] = []
+    kept: list[Checkpoint] = []
     left_out: list[str] = []
     for checkpoint in candidates:
         try:
@@ -255,7 +284,10 @@ def trusted(
                 raise SignatureInvalid(f"signed with key {kid}, not one of the exchange's")
             verify_event(checkpoint, dict(jwk), str(jwk.get("alg", "ES256")))
         except SignatureInvalid as error:
-            left_out.append(f"checkpoint through record {checkpoint.seq}: {error.reason}")
+            left_out.append(
+                f"checkpoint through {record_named(checkpoint.seq, checkpoint.chain)}:"
+                f" {error.reason}"
+            )
             continue
         kept.append(checkpoint)
     return Trusted(kept, left_out)
@@ -267,25 +299,35 @@ class Anchor:
     checkpoint's last record)."""
 
     hash_start: str
-    checkpoint: AuditCheckpointed
+    checkpoint: Checkpoint
 
     def named(self) -> str:
         return (
-            f"in its checkpoint through record {self.checkpoint.seq}"
+            f"in its checkpoint through {record_named(self.checkpoint.seq, self.checkpoint.chain)}"
             f" signed at {self.checkpoint.signed_at.astimezone(UTC).isoformat()}"
         )
 
 
 @dataclass
 class Anchors:
-    """What trusted checkpoints say of each record; every one must hold."""
+    """What trusted checkpoints of one chain say of each of its records; every one must
+    hold."""
 
     by_seq: dict[int, list[Anchor]] = field(default_factory=dict)
-    last_checkpoint: AuditCheckpointed | None = None
+    last_checkpoint: Checkpoint | None = None
     count: int = 0
 
     @classmethod
-    def of(cls, checkpoints: Iterable[AuditCheckpointed]) -> Anchors:
+    def by_chain(cls, checkpoints: Iterable[Checkpoint]) -> dict[int, Anchors]:
+        """Each chain's anchors, from checkpoints of any chains."""
+        of_chain: dict[int, list[Checkpoint]] = {}
+        for checkpoint in checkpoints:
+            of_chain.setdefault(checkpoint.chain, []).append(checkpoint)
+        return {chain: cls.of(listed) for chain, listed in of_chain.items()}
+
+    @classmethod
+    def of(cls, checkpoints: Iterable[Checkpoint]) -> Anchors:
+        """Anchors from checkpoints of one chain."""
         anchors = cls()
         for checkpoint in checkpoints:
             anchors.count += 1
@@ -302,7 +344,9 @@ class Anchors:
     @property
     def last(self) -> LastAnchored | None:
         checkpoint = self.last_checkpoint
-        return None if checkpoint is None else LastAnchored(checkpoint.seq, checkpoint.signed_at)
+        if checkpoint is None:
+            return None
+        return LastAnchored(checkpoint.seq, checkpoint.signed_at, checkpoint.chain)
 
     def contradicted(self, seq: int, record_hash: str) -> Anchor | None:
         """The first checkpoint that signed another hash for record `seq`, if any."""
@@ -318,6 +362,8 @@ class LastAnchored:
 
     seq: int
     signed_at: datetime
+    chain: int = 0
 
     def named(self) -> str:
-        return f"record {self.seq} at {self.signed_at.astimezone(UTC).isoformat()}"
+        moment = self.signed_at.astimezone(UTC).isoformat()
+        return f"{record_named(self.seq, self.chain)} at {moment}"

@@ -117,7 +117,9 @@ class AnchoredLog:
         await relay.run()
 
     async def records(self, after: int) -> list[dict[str, Any]]:
-        rows = await self.pool.fetch("SELECT * FROM audit_log WHERE seq > $1 ORDER BY seq", after)
+        rows = await self.pool.fetch(
+            "SELECT * FROM audit_log WHERE chain = 0 AND seq > $1 ORDER BY seq", after
+        )
         return [dict(row) for row in rows]
 
     async def as_owner(self, *statements: tuple[str, tuple[Any, ...]]) -> None:
@@ -216,6 +218,37 @@ async def test_a_head_moved_back_with_a_new_history_written_after_it_is_named(
     assert "not the one the exchange signed" in out
 
 
+async def append_to_a_second_chain(pool: Pool, count: int) -> None:
+    """`count` records appended while another transaction holds chain 0."""
+    async with pool.acquire() as holder, holder.transaction():
+        await storage.append_audit(holder, entry(), datetime.now(UTC))
+        for _ in range(count):
+            async with pool.acquire() as connection, connection.transaction():
+                chain, _ = await storage.append_audit(connection, entry(), datetime.now(UTC))
+                assert chain == 1
+
+
+async def test_each_chain_is_anchored_and_one_removed_whole_is_named(
+    anchored: AnchoredLog, admin_database_url: str
+) -> None:
+    await append_to_a_second_chain(anchored.pool, 4)  # and record 9 of chain 0
+    await anchored.checkpoint()  # chain 1's four records; chain 0's one waits for more
+    status, out = await anchored.verify(admin_database_url)
+    assert status == 0, out
+    assert "intact: 13 records in 2 chains" in out
+    assert "chain 0: anchored through record 8" in out
+    assert "chain 1: anchored through record 4 of chain 1" in out
+
+    await anchored.as_owner(
+        ("DELETE FROM audit_log WHERE chain = 1", ()),
+        ("DELETE FROM audit_head WHERE chain = 1", ()),
+    )
+    status, out = await anchored.verify(admin_database_url)
+    assert status == 2, out
+    assert "BROKEN at record 1 of chain 1: record 1 of chain 1 is missing" in out
+    assert "signed it through record 4 of chain 1" in out
+
+
 async def test_the_running_exchange_anchors_its_log_and_verify_holds_it_to_that(
     credentials_file: Callable[[str], str],
     database_urls: Mapping[str, str],
@@ -232,8 +265,8 @@ async def test_the_running_exchange_anchors_its_log_and_verify_holds_it_to_that(
     async with app.router.lifespan_context(app):
         pool = await create_pool(database_urls["exchange"], "exchange", max_size=1)
         try:
-            await append(pool, 1)
-            head: int = await pool.fetchval("SELECT seq FROM audit_head")
+            async with pool.acquire() as connection, connection.transaction():
+                chain, head = await storage.append_audit(connection, entry(), datetime.now(UTC))
         finally:
             await pool.close()
         transport = httpx.ASGITransport(app=app)
@@ -243,7 +276,9 @@ async def test_the_running_exchange_anchors_its_log_and_verify_holds_it_to_that(
 
         async def checkpointed() -> bool:
             found, _ = await read_checkpoints(kafka_admin)
-            return any(c.seq >= head and key_id_of(c.signature) in kids for c in found)
+            return any(
+                c.chain == chain and c.seq >= head and key_id_of(c.signature) in kids for c in found
+            )
 
         await eventually(checkpointed, timeout=60)
     copy = saved(tmp_path / "keys.json", keys)

@@ -31,24 +31,42 @@ async def audit_schema(admin_database_url: str) -> AsyncIterator[tuple[str, Pool
         yield schema_and_pool
 
 
+def entry(index: int = 0) -> AuditEntry:
+    return AuditEntry(
+        transaction_id=uuid.uuid4(),
+        kind="request",
+        outcome="forwarded",
+        consumer="social-security",
+        provider="civil-registration",
+        data_service="civil-registration.vital-status",
+        purpose="benefit-eligibility",
+        legal_basis="National Data and Information Law, art. 5",
+        citizen=f"{index:064x}",
+        reason=None,
+        content_digest="ab" * 32,
+        signature="header..signature",
+    )
+
+
 async def append(pool: Pool, count: int) -> None:
     for index in range(count):
-        entry = AuditEntry(
-            transaction_id=uuid.uuid4(),
-            kind="request",
-            outcome="forwarded",
-            consumer="social-security",
-            provider="civil-registration",
-            data_service="civil-registration.vital-status",
-            purpose="benefit-eligibility",
-            legal_basis="National Data and Information Law, art. 5",
-            citizen=f"{index:064x}",
-            reason=None,
-            content_digest="ab" * 32,
-            signature="header..signature",
-        )
         async with pool.acquire() as connection, connection.transaction():
-            await storage.append_audit(connection, entry, datetime.now(UTC))
+            await storage.append_audit(connection, entry(index), datetime.now(UTC))
+
+
+async def append_beside(pool: Pool, count: int) -> list[int]:
+    """Append `count` records while another transaction holds the lowest chain (and has
+    appended one record to it); the chains the `count` took."""
+    async with pool.acquire() as holder, holder.transaction():
+        await storage.append_audit(holder, entry(), datetime.now(UTC))
+        chains = []
+        for index in range(count):
+            async with pool.acquire() as connection, connection.transaction():
+                chain, _ = await asyncio.wait_for(
+                    storage.append_audit(connection, entry(index), datetime.now(UTC)), timeout=10
+                )
+                chains.append(chain)
+    return chains
 
 
 async def verify(schema: str, database_url: str) -> tuple[int, str]:
@@ -79,6 +97,49 @@ async def test_an_untouched_log_verifies(
     status, out = await verify(schema, admin_database_url)
     assert status == 0
     assert "5 records" in out
+
+
+async def heads(pool: Pool) -> dict[int, int]:
+    return {row["chain"]: row["seq"] for row in await pool.fetch("SELECT * FROM audit_head")}
+
+
+async def test_appends_running_at_once_take_chains_of_their_own_and_every_chain_verifies(
+    audit_schema: tuple[str, Pool], admin_database_url: str
+) -> None:
+    schema, pool = audit_schema
+    await append(pool, 3)
+    # Chain 0 held by a transaction still open: the others neither wait nor fail.
+    assert await append_beside(pool, 2) == [1, 1]
+    await append(pool, 2)  # chain 0 is free again, and first
+    assert await heads(pool) == {0: 6, 1: 2}
+    status, out = await verify(schema, admin_database_url)
+    assert status == 0, out
+    assert "intact: 8 records in 2 chains" in out
+
+
+async def test_tampering_in_a_later_chain_is_named_with_its_chain(
+    audit_schema: tuple[str, Pool], admin_database_url: str
+) -> None:
+    schema, pool = audit_schema
+    await append_beside(pool, 3)
+    async with pool.acquire() as connection:
+        await connection.execute("SET session_replication_role = replica")
+        await connection.execute(
+            "UPDATE audit_log SET purpose = 'curiosity' WHERE chain = 1 AND seq = 2"
+        )
+    status, out = await verify(schema, admin_database_url)
+    assert status == 2, out
+    assert "BROKEN at record 2 of chain 1: its content does not match its hash" in out
+
+
+async def test_a_chain_begins_only_at_its_genesis(audit_schema: tuple[str, Pool]) -> None:
+    _, pool = audit_schema
+    # A head that claims records nobody appended would hide a chain's missing start.
+    with pytest.raises(asyncpg.RaiseError, match="genesis"):
+        await pool.execute("INSERT INTO audit_head (chain, seq, hash) VALUES (7, 5, $1)", "ab" * 32)
+    with pytest.raises(asyncpg.RaiseError, match="genesis"):
+        await pool.execute("INSERT INTO audit_head (chain, seq, hash) VALUES (7, 0, $1)", "ab" * 32)
+    await pool.execute("INSERT INTO audit_head (chain, seq, hash) VALUES (7, 0, $1)", "0" * 64)
 
 
 async def test_the_database_refuses_to_change_or_remove_audit_records(
@@ -121,7 +182,7 @@ ATTEMPTS_OF_THE_EXCHANGE_ROLE = {
     "update": "UPDATE audit_log SET purpose = 'curiosity'",
     "delete": "DELETE FROM audit_log",
     "truncate": "TRUNCATE audit_log",
-    "upsert": "INSERT INTO audit_log SELECT * FROM audit_log ON CONFLICT (seq)"
+    "upsert": "INSERT INTO audit_log SELECT * FROM audit_log ON CONFLICT (chain, seq)"
     " DO UPDATE SET purpose = 'curiosity'",
     "drop table": "DROP TABLE audit_log",
     "drop schema": "DROP SCHEMA exchange CASCADE",
@@ -188,7 +249,10 @@ async def test_the_exchange_role_appends_and_reads_the_audit_log(
             transaction = connection.transaction()
             await transaction.start()
             try:
-                before = await storage.audit_head(connection)
+                before = {
+                    chain: (await storage.audit_head(connection, chain))[0]
+                    for chain in await storage.audit_chains(connection)
+                }
                 entry = AuditEntry(
                     transaction_id=uuid.uuid4(),
                     kind="request",
@@ -203,12 +267,11 @@ async def test_the_exchange_role_appends_and_reads_the_audit_log(
                     content_digest=None,
                     signature=None,
                 )
-                seq = await storage.append_audit(connection, entry, datetime.now(UTC))
-                assert seq == before[0] + 1
-                assert (await storage.audit_head(connection))[0] == seq
-                assert [r["seq"] for r in await storage.audit_records(connection, seq - 1, 5)] == [
-                    seq
-                ]
+                chain, seq = await storage.append_audit(connection, entry, datetime.now(UTC))
+                assert seq == before.get(chain, 0) + 1
+                assert (await storage.audit_head(connection, chain))[0] == seq
+                appended = await storage.audit_records(connection, seq - 1, 5, chain)
+                assert [r["seq"] for r in appended] == [seq]
             finally:
                 await transaction.rollback()
             roles = await connection.fetchrow(

@@ -199,7 +199,8 @@ async def world(
 
 async def audit_of(world: World, transaction_id: uuid.UUID) -> list[Any]:
     rows: list[Any] = await world.pool.fetch(
-        "SELECT * FROM audit_log WHERE transaction_id = $1 ORDER BY seq", transaction_id
+        "SELECT * FROM audit_log WHERE transaction_id = $1 ORDER BY recorded_at, seq",
+        transaction_id,
     )
     return rows
 

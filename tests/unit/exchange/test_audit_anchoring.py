@@ -126,6 +126,7 @@ def test_a_checkpoint_not_signed_by_the_exchanges_keys_is_left_out_with_why() ->
 def test_a_checkpoint_must_list_each_record_it_covers() -> None:
     with pytest.raises(ValueError, match="each record"):
         AuditCheckpointed(
+            chain=0,
             first_seq=1,
             seq=3,
             hash="a" * 64,
@@ -189,27 +190,34 @@ def test_what_the_chain_alone_caught_it_still_catches_when_anchored() -> None:
 
 
 class CheckpointingWork:
-    """A fake unit of work: a chain of `count` records, and what the use case writes."""
+    """A fake unit of work: chains of records (`counts[chain]` each), and what the use
+    case writes."""
 
-    def __init__(self, count: int, last: CheckpointMark) -> None:
-        self.records = chain(count)
-        self.mark = last
+    def __init__(self, counts: Sequence[int], last: Sequence[CheckpointMark]) -> None:
+        self.records = [
+            chain(count, purpose=f"benefit-{index}") for index, count in enumerate(counts)
+        ]
+        self.marks = list(last)
+        self.held: set[int] = set()  # chains another process is signing
         self.published: list[Envelope[Any]] = []
 
     async def signer(self) -> ExchangeSigner:
         return ExchangeSigner(KID, KEY)
 
-    async def last_checkpoint(self) -> CheckpointMark:
-        return self.mark
+    async def audit_chains(self) -> list[int]:
+        return list(range(len(self.records)))
 
-    async def audit_head_seq(self) -> int:
-        return len(self.records)
+    async def last_checkpoint(self, chain: int) -> CheckpointMark | None:
+        return None if chain in self.held else self.marks[chain]
 
-    async def audit_hashes(self, after: int, through: int) -> list[tuple[int, str]]:
-        return [(r["seq"], r["hash"]) for r in self.records if after < r["seq"] <= through]
+    async def audit_head_seq(self, chain: int) -> int:
+        return len(self.records[chain])
 
-    async def save_checkpoint_mark(self, mark: CheckpointMark) -> None:
-        self.mark = mark
+    async def audit_hashes(self, chain: int, after: int, through: int) -> list[tuple[int, str]]:
+        return [(r["seq"], r["hash"]) for r in self.records[chain] if after < r["seq"] <= through]
+
+    async def save_checkpoint_mark(self, chain: int, mark: CheckpointMark) -> None:
+        self.marks[chain] = mark
 
     async def publish(
         self,
@@ -220,15 +228,35 @@ class CheckpointingWork:
 
 
 async def test_the_exchange_publishes_due_checkpoints_and_remembers_how_far_they_reach() -> None:
-    work = CheckpointingWork(6, CheckpointMark(2, NOW))
+    work = CheckpointingWork([6], [CheckpointMark(2, NOW)])
     signed = await sign_checkpoints(work, EVERY_FOUR, now=NOW + timedelta(seconds=1))
-    assert [(c.first_seq, c.seq) for c in signed] == [(3, 6)]
+    assert [(c.chain, c.first_seq, c.seq) for c in signed] == [(0, 3, 6)]
     [envelope] = work.published
     assert envelope.payload == signed[0]
-    assert envelope.subject == f"6:{work.records[5]['hash']}"
+    assert envelope.subject == f"6:{work.records[0][5]['hash']}"
     assert envelope.destination == Topic.EXCHANGE_AUDIT_CHECKPOINTS
-    assert work.mark == CheckpointMark(6, NOW + timedelta(seconds=1))
+    assert work.marks == [CheckpointMark(6, NOW + timedelta(seconds=1))]
     assert await sign_checkpoints(work, EVERY_FOUR, now=NOW + timedelta(hours=1)) == []
+    assert len(work.published) == 1
+
+
+async def test_each_chain_is_checkpointed_on_its_own_and_one_held_elsewhere_is_left_to_it() -> None:
+    later = NOW + timedelta(seconds=10)  # due by time, wherever a chain stands
+    work = CheckpointingWork([5, 2, 3], [CheckpointMark(0, NOW)] * 3)
+    work.held = {2}
+    signed = await sign_checkpoints(work, EVERY_FOUR, now=later)
+    assert [(c.chain, c.first_seq, c.seq) for c in signed] == [(0, 1, 4), (0, 5, 5), (1, 1, 2)]
+    assert [e.subject for e in work.published][2] == f"1:2:{work.records[1][1]['hash']}"
+    assert work.marks == [
+        CheckpointMark(5, later),
+        CheckpointMark(2, later),
+        CheckpointMark(0, NOW),
+    ]
+    # Each chain's checkpoints anchor that chain only.
+    anchors = Anchors.by_chain(trusted(signed, KEYS).checkpoints)
+    assert sorted(anchors) == [0, 1]
+    assert first_break(work.records[1], 2, work.records[1][-1]["hash"], anchors[1]) is None
+    assert first_break(work.records[0], 5, work.records[0][-1]["hash"], anchors[1]) is not None
 
 
 def test_the_checkpoints_are_kept_for_ever_written_by_the_exchange_and_read_by_analysts() -> None:
