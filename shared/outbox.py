@@ -15,6 +15,16 @@ transaction committed. If the relay dies between the Kafka commit and the stamp,
 successor (same transactional id, which fences the old one and settles its open
 transaction) reads the last marker and stamps those rows instead of publishing them
 again. Consumers read with `read_committed`, so they see each event exactly once.
+
+A service may run as several processes, each with its relay, but only one relay publishes
+an outbox: the one holding its lease, a PostgreSQL session-level advisory lock keyed by
+the schema and taken on the connection the relay listens on. The others stand by and try
+for the lease every second or so. When the holder dies, its connection closes and
+PostgreSQL frees the lease; the standby that takes it starts its producer with the same
+transactional id, which fences any zombie of the old holder and settles its open
+transaction, and the marker recovery above stamps what the old holder committed to Kafka
+but did not stamp. The lease keeps relays from fencing each other in turn; the fencing
+keeps a holder that lost its lease but has not noticed yet from publishing anything.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -41,6 +51,7 @@ from aiokafka.errors import (
     UnknownTopicOrPartitionError,
 )
 from aiokafka.partitioner import DefaultPartitioner
+from asyncpg import InterfaceError
 from opentelemetry import context as otel_context
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -68,6 +79,10 @@ TOPIC_CHECK_SECONDS = 2.0
 #: How often the relay asks again about topics whose rows wait: each ask is a metadata
 #: request (and aiokafka logs each refusal as an error), and new rows wake the relay often.
 WAITING_TOPICS_RECHECK_SECONDS = 2.0
+
+#: The advisory lock whose holder is the one relay that publishes a schema's outbox: the
+#: key is derived in SQL from the schema name (`$1`), so every process derives the same.
+LEASE_KEY = "hashtext('panjereh-outbox-relay-' || $1)"
 
 
 class ProgressMarker(BaseModel):
@@ -191,11 +206,21 @@ def _outbox_headers(
 class OutboxRelay:
     """Publishes one schema's outbox to Kafka, exactly once, in id order per topic.
 
-    Contract: one relay per schema is active at a time (a second one with the same
-    `relay_id` fences the first, which then stops); `run()` blocks until `stop()` and
-    never gives up on a pending row: Kafka and Postgres failures are retried with backoff,
-    and a topic it may not write yet (missing, or no ACL yet) is asked about again every
-    few seconds while the other topics' rows are published.
+    Contract: `run()` blocks until `stop()` and publishes only while this relay holds the
+    schema's lease; without it the relay is a standby, publishes nothing and tries for the
+    lease again every `standby_interval` seconds, so of several processes of one service
+    exactly one publishes and another takes over about a second after it dies. The relays
+    of one schema share `relay_id` (the default does): it is their transactional id, so the
+    one taking the lease fences what is left of the last holder. A relay fenced by another
+    producer with its id steps back to standby; one whose lease connection fails stops
+    publishing at once, reconnects with backoff and tries for the lease again. The active
+    relay never gives up on a pending row: Kafka and Postgres failures are retried with
+    backoff, and a topic it may not write yet (missing, or no ACL yet) is asked about again
+    every few seconds while the other topics' rows are published. `stop()` ends `run()`
+    promptly, active or standby, and the lease is given up.
+
+    `publish_pending()` publishes one batch whether this relay holds the lease or not: it
+    is for a caller that is the schema's only relay (tests, tools).
     """
 
     def __init__(
@@ -207,6 +232,7 @@ class OutboxRelay:
         relay_id: str | None = None,
         batch_size: int = 500,
         poll_interval: float = 1.0,
+        standby_interval: float = 1.0,
         keep_published: timedelta = timedelta(days=1),
         prune_every: float = 300.0,
     ) -> None:
@@ -216,7 +242,9 @@ class OutboxRelay:
         self.relay_id = relay_id or f"{schema}-outbox-relay"
         self._batch_size = batch_size
         self._poll_interval = poll_interval
+        self._standby_interval = standby_interval
         self._producer: AIOKafkaProducer | None = None
+        self._holds_lease = False
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         # Ids Kafka has committed but Postgres has not yet stamped (a failed UPDATE).
@@ -231,37 +259,117 @@ class OutboxRelay:
         self._prune_every = prune_every
         self._pruned_at = float("-inf")
 
+    @property
+    def active(self) -> bool:
+        """Whether this relay holds its schema's lease, so its `run()` publishes."""
+        return self._holds_lease
+
     async def run(self) -> None:
-        listener = await self._pool.acquire()
+        failures = 0
         try:
-            await listener.add_listener(f"outbox_{self._schema}", self._on_notify)
-            failures = 0
             while not self._stopping.is_set():
                 try:
-                    if self._producer is None:
-                        await self._connect()
-                    count = await self.publish_pending()
-                    failures = 0
-                except ProducerFenced:
-                    log.error("another relay took over this outbox; stopping", relay=self.relay_id)
-                    return
-                except Exception as error:  # whatever failed, pending rows wait for a retry
+                    async with self._lease_connection() as lease:
+                        failures = 0
+                        await self._publish_while_leased(lease)
+                except Exception as error:  # Postgres unreachable: the lease went with it
                     failures += 1
-                    log.warning("outbox relay failed, reconnecting", error=repr(error))
-                    await self._disconnect()
-                    await self._sleep(min(30.0, 0.2 * 2**failures))
-                    continue
-                if count < self._batch_size:
-                    await self._prune_when_due()
-                    await self._sleep(self._poll_interval)
+                    log.warning(
+                        "outbox relay lost its database connection, reconnecting",
+                        relay=self.relay_id,
+                        error=repr(error),
+                    )
+                    await self._sleep(_backoff(failures))
         finally:
             await self._disconnect()
-            await listener.remove_listener(f"outbox_{self._schema}", self._on_notify)
-            await self._pool.release(listener)
 
     async def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
+
+    async def _publish_while_leased(self, lease: Connection) -> None:
+        """Stand by or publish until `stop()`; raises once `lease` fails, which has
+        freed the lease in Postgres: another relay may hold it already."""
+        failures = 0
+        while not self._stopping.is_set():
+            if not _is_open(lease):
+                raise ConnectionError("the connection holding the lease closed")
+            if not self._holds_lease and not await self._take_lease(lease):
+                await self._stand_by()
+                continue
+            try:
+                if self._producer is None:
+                    await self._connect()
+                count = await self.publish_pending()
+                failures = 0
+            except ProducerFenced:
+                log.warning("another producer with this relay's id fenced it", relay=self.relay_id)
+                await self._step_back(lease, reason="fenced")
+                # A standby like any other: whoever fenced it gets a turn at the lease.
+                await self._stand_by()
+                continue
+            except Exception as error:  # whatever failed, pending rows wait for a retry
+                failures += 1
+                log.warning("outbox relay failed, reconnecting", error=repr(error))
+                await self._disconnect()
+                await self._sleep(_backoff(failures))
+                continue
+            if count < self._batch_size:
+                await self._prune_when_due()
+                await self._sleep(self._poll_interval)
+
+    @contextlib.asynccontextmanager
+    async def _lease_connection(self) -> AsyncIterator[Connection]:
+        """A connection of the pool held for as long as the relay may hold the lease on
+        it, listening for new rows; the lease is given up before it goes back."""
+        connection = await self._pool.acquire()
+        try:
+            # Wakes the relay from its sleep: it must stop publishing once the lease is gone.
+            connection.add_termination_listener(self._on_notify)
+            await connection.add_listener(f"outbox_{self._schema}", self._on_notify)
+            yield connection
+        finally:
+            try:
+                reason = "stopping" if self._stopping.is_set() else "its connection failed"
+                await self._step_back(connection, reason=reason)
+                if _is_open(connection):
+                    connection.remove_termination_listener(self._on_notify)
+                    await connection.remove_listener(f"outbox_{self._schema}", self._on_notify)
+            except BaseException:
+                # The pool does not unlock what a released connection holds: one that may
+                # still hold the lease is closed rather than handed back with it.
+                if _is_open(connection):
+                    connection.terminate()
+                raise
+            finally:
+                await self._pool.release(connection)
+
+    async def _take_lease(self, lease: Connection) -> bool:
+        """Try for the lease once. On taking it, any producer is dropped: the one started
+        next fences what is left of the last holder and recovers its last marker."""
+        if not await lease.fetchval(f"SELECT pg_try_advisory_lock({LEASE_KEY})", self._schema):
+            return False
+        self._holds_lease = True
+        log.info("outbox relay is active", relay=self.relay_id, schema=self._schema)
+        # A producer started before the lease (by `publish_pending`) missed what others
+        # published since: only a fresh start fences them and reads their marker.
+        await self._disconnect()
+        return True
+
+    async def _step_back(self, lease: Connection, *, reason: str) -> None:
+        """Stop publishing, then give the lease up (if the connection still holds it)."""
+        await self._disconnect()
+        if not self._holds_lease:
+            return
+        if _is_open(lease):
+            await lease.execute(f"SELECT pg_advisory_unlock({LEASE_KEY})", self._schema)
+        self._holds_lease = False
+        log.info(
+            "outbox relay steps back to standby",
+            relay=self.relay_id,
+            schema=self._schema,
+            reason=reason,
+        )
 
     async def publish_pending(self) -> int:
         """Publish one batch of pending rows; returns how many were published.
@@ -468,6 +576,10 @@ class OutboxRelay:
         finally:
             await consumer.stop()
 
+    async def _stand_by(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), self._standby_interval)
+
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()
 
@@ -475,6 +587,17 @@ class OutboxRelay:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
         self._wake.clear()
+
+
+def _backoff(failures: int) -> float:
+    return min(30.0, 0.2 * 2.0**failures)
+
+
+def _is_open(connection: Connection) -> bool:
+    try:
+        return not connection.is_closed()
+    except InterfaceError:  # asyncpg hands a pooled connection back as it closes
+        return False
 
 
 def _read_outcome(delivery: asyncio.Future[Any]) -> None:

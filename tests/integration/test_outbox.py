@@ -2,7 +2,10 @@
 
 The relay runs as a real process here, and is killed with SIGKILL: at the worst moment
 (after Kafka committed a batch, before Postgres recorded it) and at random moments while
-events keep arriving. Readers use read_committed, as every consumer of the platform does.
+events keep arriving. Several relays run on one outbox, as in the processes of one
+service: one holds the lease and publishes, and a standby takes over when it stops, dies,
+loses its database connection or is fenced. Readers use read_committed, as every consumer
+of the platform does.
 """
 
 from __future__ import annotations
@@ -16,21 +19,25 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from infra.platform.provision import InitReport, ensure_topics
-from shared.db import Pool
+from shared.db import Pool, create_pool
 from shared.envelope import Envelope
 from shared.events.catalog import DeliveryReported
 from shared.events.platform import ServiceStarted
 from shared.kafka_access import KafkaAccess
-from shared.outbox import Change, OutboxRelay, enqueue, enqueue_many
+from shared.outbox import LEASE_KEY, Change, OutboxRelay, enqueue, enqueue_many
 from shared.topics import Topic, channel
 from tests.integration.kafka_helpers import header, read_all
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -119,6 +126,67 @@ async def wait_until_drained(pool: Pool, timeout: float = 60) -> None:
     while await unpublished(pool) and loop.time() < deadline:
         await asyncio.sleep(0.2)
     assert await unpublished(pool) == 0, "the relay did not publish everything in time"
+
+
+def relay_of(pool: Pool, schema: str, kafka: KafkaAccess, run: str) -> OutboxRelay:
+    """A relay of the run's outbox, as each process of one service has: the same id."""
+    return OutboxRelay(
+        pool, schema=schema, kafka=kafka, relay_id=f"test-{run}", standby_interval=0.2
+    )
+
+
+@asynccontextmanager
+async def running(relay: OutboxRelay) -> AsyncIterator[OutboxRelay]:
+    """The relay's `run()` for the block; stopped after it, and must end then."""
+    task = asyncio.create_task(relay.run())
+    try:
+        yield relay
+    finally:
+        await relay.stop()
+        await asyncio.wait_for(task, 30)
+
+
+@asynccontextmanager
+async def another_process_pool(admin_database_url: str, schema: str) -> AsyncIterator[Pool]:
+    """A pool of the schema's own, as a second process of the service would have."""
+    pool = await create_pool(admin_database_url, schema, max_size=2)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def lease_holder(pool: Pool, schema: str) -> int | None:
+    """The server process of the connection holding the schema's relay lease, if any."""
+    pid: int | None = await pool.fetchval(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+        f" AND ((classid::bigint << 32) | objid::bigint) = ({LEASE_KEY})::bigint",
+        schema,
+    )
+    return pid
+
+
+@asynccontextmanager
+async def queued_for_the_lease(
+    admin_database_url: str, pool: Pool, schema: str
+) -> AsyncIterator[asyncio.Task[str]]:
+    """A connection of the test's own waiting for the schema's relay lease: Postgres
+    hands the lease to it the moment its holder lets go, before any relay can try again.
+    The task ends once it holds the lease, which it keeps until the block ends."""
+    connection = await asyncpg.connect(admin_database_url)
+    taken = asyncio.create_task(connection.execute(f"SELECT pg_advisory_lock({LEASE_KEY})", schema))
+    try:
+        waiting = (
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND pid = $1"
+        )
+        pid = connection.get_server_pid()
+        while not await pool.fetchval(waiting, pid) and not taken.done():
+            await asyncio.sleep(0.05)
+        assert not taken.done(), "the lease was free: nobody to wait for"
+        yield taken
+    finally:
+        connection.terminate()  # a closed session holds no lock
+        await asyncio.gather(taken, return_exceptions=True)
 
 
 async def test_committed_events_are_published_once_in_order_per_subject(
@@ -348,28 +416,147 @@ async def test_relay_killed_at_random_moments_loses_and_duplicates_nothing(
     assert [i for i, n in counts.items() if n > 1] == [], "an event was published twice"
 
 
-@pytest.mark.allows_error_logs  # the fenced relay logs why it stops
-async def test_a_second_relay_with_the_same_id_fences_the_first(
-    scratch_schema: tuple[str, Pool], kafka_admin: KafkaAccess
+async def test_of_two_running_relays_one_publishes_and_the_other_stands_by(
+    scratch_schema: tuple[str, Pool], kafka_admin: KafkaAccess, admin_database_url: str
 ) -> None:
     schema, pool = scratch_schema
     run = uuid.uuid4().hex
-    first = OutboxRelay(pool, schema=schema, kafka=kafka_admin, relay_id=f"test-{run}")
-    second = OutboxRelay(pool, schema=schema, kafka=kafka_admin, relay_id=f"test-{run}")
-    await write_events(pool, run, range(1))
-    assert await first.publish_pending() == 1
-    await write_events(pool, run, range(1, 2))
-    assert await second.publish_pending() == 1
-    await write_events(pool, run, range(2, 3))
-    # The first relay's producer is fenced: its run loop notices and stops for good.
-    await asyncio.wait_for(first.run(), timeout=30)
+    ids: list[str] = []
+    async with (
+        another_process_pool(admin_database_url, schema) as other_pool,
+        running(relay_of(pool, schema, kafka_admin, run)) as first,
+        running(relay_of(other_pool, schema, kafka_admin, run)) as second,
+    ):
+        for round_number in range(3):
+            numbers = range(round_number * 40, (round_number + 1) * 40)
+            ids += await write_events(pool, run, numbers)
+            await wait_until_drained(pool)
+            assert [first.active, second.active].count(True) == 1
+        standby = second if first.active else first
+        assert standby.published == 0, "the standby published"
+
+    counts = await published_ids(kafka_admin, set(ids))
+    assert set(counts) == set(ids), "an event was lost"
+    assert [i for i, n in counts.items() if n > 1] == [], "an event was published twice"
+
+
+async def test_a_standby_takes_over_from_a_stopped_relay_and_publishes_what_follows_once(
+    scratch_schema: tuple[str, Pool], kafka_admin: KafkaAccess, admin_database_url: str
+) -> None:
+    schema, pool = scratch_schema
+    run = uuid.uuid4().hex
+    first = relay_of(pool, schema, kafka_admin, run)
+    async with another_process_pool(admin_database_url, schema) as other_pool:
+        second = relay_of(other_pool, schema, kafka_admin, run)
+        async with running(first):
+            before = await write_events(pool, run, range(30))
+            await wait_until_drained(pool)
+            assert first.active
+            async with running(second):
+                await asyncio.sleep(1)  # a few standby rounds beside an active relay
+                assert not second.active
+                await first.stop()
+                after = await write_events(pool, run, range(30, 60))
+                await wait_until_drained(pool)
+                assert second.active
+                assert second.published == len(after)
+
+    counts = await published_ids(kafka_admin, set(before + after))
+    assert set(counts) == set(before + after), "an event was lost"
+    assert set(counts.values()) == {1}, "an event was published twice"
+
+
+async def test_a_standby_takes_over_from_a_killed_relay_and_loses_and_duplicates_nothing(
+    scratch_schema: tuple[str, Pool], kafka_admin: KafkaAccess, admin_database_url: str
+) -> None:
+    schema, pool = scratch_schema
+    run = uuid.uuid4().hex
+    chance = random.Random(run)
+    killed = start_relay(kafka_admin, schema, f"test-{run}", admin_database_url)
+    try:
+        ids = await write_events(pool, run, range(20))
+        await wait_until_drained(pool)  # the process holds the lease now
+        standby = relay_of(pool, schema, kafka_admin, run)
+        async with running(standby):
+            writer = asyncio.create_task(write_events(pool, run, range(20, 1020)))
+            await asyncio.sleep(chance.uniform(0.5, 1.5))
+            assert not standby.active, "the standby took the lease from a live relay"
+            assert standby.published == 0
+            killed.send_signal(signal.SIGKILL)  # while events keep coming, most likely
+            ids += await writer
+            after = await write_events(pool, run, range(1020, 1040))
+            ids += after
+            await wait_until_drained(pool, timeout=120)
+            assert standby.active
+            assert standby.published >= len(after)
+    finally:
+        killed.kill()
+        await asyncio.to_thread(killed.wait, 30)
+
+    counts = await published_ids(kafka_admin, set(ids))
+    assert set(counts) == set(ids), f"{len(set(ids) - set(counts))} events were lost"
+    assert [i for i, n in counts.items() if n > 1] == [], "an event was published twice"
+
+
+async def test_a_relay_that_loses_its_lease_connection_publishes_nothing_until_it_leases_again(
+    scratch_schema: tuple[str, Pool], kafka_admin: KafkaAccess, admin_database_url: str
+) -> None:
+    schema, pool = scratch_schema
+    run = uuid.uuid4().hex
+    relay = relay_of(pool, schema, kafka_admin, run)
+    async with running(relay):
+        before = await write_events(pool, run, range(5))
+        await wait_until_drained(pool)
+        holder = await lease_holder(pool, schema)
+        assert holder is not None
+        async with queued_for_the_lease(admin_database_url, pool, schema) as taken:
+            # As if the relay's database connection broke: Postgres frees its lease.
+            assert await pool.fetchval("SELECT pg_terminate_backend($1)", holder)
+            await asyncio.wait_for(taken, 30)
+            await eventually(lambda: not relay.active, timeout=30)
+            during = await write_events(pool, run, range(5, 10))
+            await asyncio.sleep(2)  # many standby rounds
+            assert await unpublished(pool) == len(during), "published without the lease"
+        await wait_until_drained(pool)
+        assert relay.active
+
+    counts = await published_ids(kafka_admin, set(before + during))
+    assert set(counts) == set(before + during), "an event was lost"
+    assert set(counts.values()) == {1}, "an event was published twice"
+
+
+@pytest.mark.allows_error_logs  # asyncio reports the fenced producer's unread errors
+async def test_a_fenced_relay_stands_by_and_takes_the_lease_again_once_it_is_free(
+    scratch_schema: tuple[str, Pool], kafka_admin: KafkaAccess, admin_database_url: str
+) -> None:
+    schema, pool = scratch_schema
+    run = uuid.uuid4().hex
+    relay = relay_of(pool, schema, kafka_admin, run)
+    # Not running, so holding no lease: it only starts a producer with the same id.
+    intruder = relay_of(pool, schema, kafka_admin, run)
+    async with running(relay):
+        before = await write_events(pool, run, range(3))
+        await wait_until_drained(pool)
+        assert relay.active
+        async with queued_for_the_lease(admin_database_url, pool, schema) as taken:
+            assert await intruder.publish_pending() == 0  # its producer fences the relay's
+            during = await write_events(pool, run, range(3, 6))
+            # The relay finds itself fenced as it publishes these, and gives the lease up.
+            await asyncio.wait_for(taken, 30)
+            await eventually(lambda: not relay.active, timeout=30)
+            await asyncio.sleep(2)  # many standby rounds
+            assert await unpublished(pool) == len(during), "published without the lease"
+        await wait_until_drained(pool)
+        assert relay.active
+    await intruder.stop()
+    await intruder.run()  # returns at once: stopped; closes the producer
     # aiokafka leaves the fenced producer's fatal error in futures nobody awaits; collect
     # them now so asyncio reports them within this test, which expects error logs.
     gc.collect()
-    assert await unpublished(pool) == 1
-    assert await second.publish_pending() == 1
-    await second.stop()
-    await second.run()
+
+    counts = await published_ids(kafka_admin, set(before + during))
+    assert set(counts) == set(before + during), "an event was lost"
+    assert set(counts.values()) == {1}, "an event was published twice"
 
 
 @pytest.mark.allows_error_logs  # aiokafka logs the missing topic as an error
