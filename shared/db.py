@@ -55,9 +55,11 @@ async def _reset_if_left_in_transaction(connection: asyncpg.Connection) -> None:
     """Roll back what a released connection left open; nothing else.
 
     asyncpg's default reset (unlock advisory locks, close cursors, unlisten, reset
-    settings) costs a round trip on every release. Pooled connections never keep session
-    state here: advisory locks are transaction-scoped, listeners and migrations use
-    connections of their own. A transaction left open (a cancelled request) still ends.
+    settings) costs a round trip on every release. Pooled connections keep no session
+    state when they go back: advisory locks are transaction-scoped, except the outbox
+    relay's lease, which it unlocks (or closes the connection) before it releases the
+    connection it held, listener and all, for its whole run; migrations use a connection
+    of their own. A transaction left open (a cancelled request) still ends.
     """
     if connection.is_in_transaction():
         await connection.reset()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -329,6 +331,13 @@ async def commit_what_is_held(
     return not moved
 
 
+def member_client_id(group: str) -> str:
+    """A group member's client id: its group, host and process, so that whoever describes
+    the group (an operator, a test) sees which process holds which partitions when a
+    service runs as several."""
+    return f"{group}-{socket.gethostname()}-{os.getpid()}"
+
+
 class EventConsumer:
     """Consumes topics in a consumer group and hands each event to one handler.
 
@@ -384,7 +393,7 @@ class EventConsumer:
             *(self._topics if self._pattern is None else ()),
             **self._kafka.client_options(),
             group_id=self.group,
-            client_id=self.group,
+            client_id=member_client_id(self.group),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",

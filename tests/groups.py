@@ -45,3 +45,13 @@ def is_settled(client: AdminClient, group: str, topics: Iterable[str]) -> bool:
         for partition in member.assignment.topic_partitions
     }
     return description.state == ConsumerGroupState.STABLE and set(topics) <= assigned
+
+
+def holders(client: AdminClient, group: str) -> dict[str, set[str]]:
+    """Which member (by client id) holds each topic's partitions in `group` now (blocks)."""
+    (future,) = client.describe_consumer_groups([group], request_timeout=5).values()
+    held: dict[str, set[str]] = {}
+    for member in future.result().members:
+        for partition in member.assignment.topic_partitions:
+            held.setdefault(partition.topic, set()).add(member.client_id)
+    return held
