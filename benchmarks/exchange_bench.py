@@ -99,11 +99,10 @@ def healthy(port: int) -> bool:
         return False
 
 
-def cpu_seconds(process: psutil.Process) -> float:
-    """User + system CPU seconds the process has used so far (the kernel's accounting,
+def cpu_seconds(*processes: psutil.Process) -> float:
+    """User + system CPU seconds the processes have used so far (the kernel's accounting,
     /proc/<pid>/stat on Linux)."""
-    times = process.cpu_times()
-    return float(times.user + times.system)
+    return sum(float(p.cpu_times().user + p.cpu_times().system) for p in processes)
 
 
 async def offered_load(
@@ -166,26 +165,63 @@ async def offered_load(
 
 async def run(arguments: argparse.Namespace, stage: Stage) -> None:
     configure_logging("exchange-bench", PlatformSettings(log_level="WARNING"))
+    figures: dict[str, float | None] = {
+        "warmup_seconds": arguments.warmup_seconds,
+        "seconds": arguments.seconds,
+    }
+    best: dict[int, float] = {}
+    for count in arguments.instances:
+        print(f"=== {count} exchange instance{'s' if count > 1 else ''}", flush=True)
+        rows = await measure(arguments, stage, count)
+        best[count] = summarise(rows, figures, "" if count == 1 else f"_with_{count}")
+    if 1 in best and 2 in best:
+        figures["two_instances_ratio"] = best[2] / best[1]
+        print(f"two instances against one, best sustained: {best[2] / best[1]:.2f}x")
+    write_figures(arguments, figures)
+
+
+def start_exchanges(
+    arguments: argparse.Namespace, stage: Stage, count: int
+) -> list[subprocess.Popen[bytes]]:
+    """`count` exchange processes in one consumer group, on ports from `--port` on."""
+    database_url = stage.database_url
+    assert database_url is not None
+    log = open(Path(arguments.log), "ab")  # noqa: SIM115 (the children's log, for their life)
+    processes = []
+    for index in range(count):
+        env = os.environ | {
+            "PANJEREH_KAFKA_CREDENTIALS_FILE": str(stage.credentials_file(Principal.EXCHANGE)),
+            "PANJEREH_DATABASE_URL": database_url,
+            "PANJEREH_EXCHANGE_PORT": str(arguments.port + index),
+            "PANJEREH_LOG_LEVEL": "WARNING",
+            # The benchmark stands in for identity: the exchange trusts its issuer alone.
+            "PANJEREH_TOKEN_ISSUER": ISSUER,
+        }
+        # Profiled: the first instance only.
+        profile = (
+            [arguments.profile] if arguments.profile and index == 0 else ["-m", "services.exchange"]
+        )
+        processes.append(
+            subprocess.Popen([sys.executable, *profile], env=env, stdout=log, stderr=log)
+        )
+    log.close()  # each child holds its own descriptor
+    return processes
+
+
+async def measure(
+    arguments: argparse.Namespace, stage: Stage, instances: int
+) -> list[dict[str, float]]:
+    """Each offered load through `instances` exchange processes: one row each."""
     port = arguments.port
     database_url = stage.database_url
     assert database_url is not None
-    env = os.environ | {
-        "PANJEREH_KAFKA_CREDENTIALS_FILE": str(stage.credentials_file(Principal.EXCHANGE)),
-        "PANJEREH_DATABASE_URL": database_url,
-        "PANJEREH_EXCHANGE_PORT": str(port),
-        "PANJEREH_LOG_LEVEL": "WARNING",
-        # The benchmark stands in for identity: the exchange trusts its issuer alone.
-        "PANJEREH_TOKEN_ISSUER": ISSUER,
-    }
-    log = open(Path(arguments.log), "ab")  # noqa: SIM115, ASYNC230 (the child's log, for its life)
-    profile = [arguments.profile] if arguments.profile else ["-m", "services.exchange"]
-    exchange = subprocess.Popen(  # noqa: ASYNC220 (started once, before any load)
-        [sys.executable, *profile], env=env, stdout=log, stderr=log
-    )
+    exchanges = await asyncio.to_thread(start_exchanges, arguments, stage, instances)
     try:
 
         async def up() -> bool:
-            return await asyncio.to_thread(healthy, port)
+            return all(
+                [await asyncio.to_thread(healthy, port + index) for index in range(len(exchanges))]
+            )
 
         await eventually(up, timeout=120)
         issuer = Issuer()
@@ -246,13 +282,13 @@ async def run(arguments: argparse.Namespace, stage: Stage) -> None:
                 warm_count = int(warm_rate * arguments.warmup_seconds)
                 if warm_count > 0:
                     await offered_load(client, data_service, warm_rate, warm_count)  # not reported
-                process = psutil.Process(exchange.pid)
+                processes = [psutil.Process(exchange.pid) for exchange in exchanges]
                 rows = []
                 for rate in arguments.rates:
                     count = max(1, int(rate * arguments.seconds))
-                    started, used = time.perf_counter(), cpu_seconds(process)
+                    started, used = time.perf_counter(), cpu_seconds(*processes)
                     row = await offered_load(client, data_service, rate, count)
-                    row["cpu_s"] = cpu_seconds(process) - used
+                    row["cpu_s"] = cpu_seconds(*processes) - used
                     row["wall_s"] = time.perf_counter() - started
                     row["cpu_us_per_tx"] = (
                         row["cpu_s"] / row["answered"] * 1e6 if row["answered"] else float("nan")
@@ -268,9 +304,16 @@ async def run(arguments: argparse.Namespace, stage: Stage) -> None:
             await worker.stop()
             await asyncio.wait_for(worker_task, 30)
     finally:
-        exchange.send_signal(signal.SIGTERM)
-        exchange.wait(timeout=30)
-        log.close()
+        for exchange in exchanges:
+            exchange.send_signal(signal.SIGTERM)
+        for exchange in exchanges:
+            await asyncio.to_thread(exchange.wait, 30)
+    return rows
+
+
+def summarise(rows: list[dict[str, float]], figures: dict[str, float | None], suffix: str) -> float:
+    """Print the loads' summary and add their figures, each name ending in `suffix`; the
+    best sustained rate."""
     print()
     best = max(rows, key=lambda row: row["throughput"])
     print(f"floor (8 billion a year): {FLOOR_PER_SECOND:.0f}/s")
@@ -292,22 +335,18 @@ async def run(arguments: argparse.Namespace, stage: Stage) -> None:
         f" (at {costed['offered']:.0f}/s, "
         + ("the highest load answered in full)" if carried else "the best sustained load)")
     )
-    figures: dict[str, float | None] = {
-        "warmup_seconds": arguments.warmup_seconds,
-        "seconds": arguments.seconds,
-        "best_sustained_per_s": best["throughput"],
-        "best_sustained_at_offered": best["offered"],
-        "cpu_us_per_tx": costed["cpu_us_per_tx"],
-        "cpu_us_per_tx_at_offered": costed["offered"],
-    }
+    figures[f"best_sustained_per_s{suffix}"] = best["throughput"]
+    figures[f"best_sustained_at_offered{suffix}"] = best["offered"]
+    figures[f"cpu_us_per_tx{suffix}"] = costed["cpu_us_per_tx"]
+    figures[f"cpu_us_per_tx_at_offered{suffix}"] = costed["offered"]
     for row in rows:
         rate = f"{row['offered']:.0f}"
         for name in ("sent", "unsent", "answered", "other", "p50_ms", "p99_ms", "cpu_us_per_tx"):
-            figures[f"{name}_at_{rate}"] = row[name]
-        figures[f"sustained_per_s_at_{rate}"] = row["throughput"]
-        figures[f"cpu_s_at_{rate}"] = row["cpu_s"]
-        figures[f"wall_s_at_{rate}"] = row["wall_s"]
-    write_figures(arguments, figures)
+            figures[f"{name}_at_{rate}{suffix}"] = row[name]
+        figures[f"sustained_per_s_at_{rate}{suffix}"] = row["throughput"]
+        figures[f"cpu_s_at_{rate}{suffix}"] = row["cpu_s"]
+        figures[f"wall_s_at_{rate}{suffix}"] = row["wall_s"]
+    return float(best["throughput"])
 
 
 def _line(row: dict[str, float]) -> str:
@@ -343,7 +382,19 @@ def main() -> None:
         help=f"agencies in the register, each with its channels: {NATIONAL_AGENCIES}, those"
         " connected nationally (smoke: 2, the two that trade)",
     )
-    parser.add_argument("--port", type=int, default=18093 + SHIFT)
+    parser.add_argument(
+        "--instances",
+        type=int,
+        nargs="+",
+        default=None,
+        choices=range(1, 5),
+        help="exchange processes in one consumer group; several counts run one after the"
+        " other, each with every rate: 1 2 (smoke too), side by side, and"
+        " two_instances_ratio in the figures",
+    )
+    parser.add_argument(
+        "--port", type=int, default=18093 + SHIFT, help="the first exchange's; the next on"
+    )
     parser.add_argument("--log", default="/dev/null", help="where the exchange's log goes")
     parser.add_argument("--profile", default=None, help="cProfile the exchange into this file")
     add_arguments(parser, database=True)
@@ -354,6 +405,7 @@ def main() -> None:
         seconds=(10.0, 2.0),
         warmup_seconds=(10.0, 1.0),
         agencies=(NATIONAL_AGENCIES, 2),
+        instances=([1, 2], [1, 2]),
     )
     run_on_stage(arguments, "exchange", lambda stage: run(arguments, stage))
 

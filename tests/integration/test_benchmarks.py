@@ -42,6 +42,8 @@ BENCHMARKS: dict[str, tuple[str | None, tuple[str, ...]]] = {
             r" sustained +[\d.]+/s +p50 +[\d.]+ ms",
             r"exchange CPU per answered transaction at \d+/s: \d+ µs",
             r"best sustained: \d+/s",
+            r"=== 2 exchange instances",
+            r"two instances against one, best sustained: [\d.]+x",
         ),
     ),
     "identity_bench.py": (
