@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust.transport.drivers import aiokafka as faust_kafka
 from pydantic import Field
 
 from shared.envelope import Envelope, Event
@@ -85,7 +86,36 @@ _ROCKSDB_OPTIONS = {
     "block_cache_compressed_size": 0,
 }
 
-app = faust.App(
+
+class _ReadCommittedConsumerThread(faust_kafka.AIOKafkaConsumerThread):
+    """Faust reads `read_committed` only in its exactly_once mode (whose transactional
+    producers per partition the worker does not need: its counters guard themselves).
+    The services publish through transactional relays, whose aborted records a
+    `read_uncommitted` reader would count, and count again when the relay publishes them
+    anew; so the worker reads only what committed."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # aiokafka hands it to its fetcher at start(), which has not run yet.
+        consumer._isolation_level = "read_committed"
+        return consumer
+
+
+class _Consumer(faust_kafka.Consumer):
+    def _new_consumer_thread(self) -> faust_kafka.AIOKafkaConsumerThread:
+        return _ReadCommittedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _Transport(faust_kafka.Transport):
+    Consumer = _Consumer
+
+
+class _App(faust.App):
+    def _new_transport(self) -> Any:
+        return _Transport(self.conf.broker_consumer, self)
+
+
+app = _App(
     settings.app_id,
     broker=f"kafka://{kafka.bootstrap_servers}",
     broker_credentials=faust.SASLCredentials(
@@ -100,8 +130,9 @@ app = faust.App(
     datadir=settings.data_dir,
     consumer_group_instance_id=settings.member_id(),
     # Counters guard themselves against replays (see counters.py), so at-least-once
-    # delivery yields exact counts; offsets are committed only after the changelog is
-    # flushed (Faust flushes the producer before every commit).
+    # delivery of committed records (read_committed: `_ReadCommittedConsumerThread`)
+    # yields exact counts; offsets are committed only after the changelog is flushed
+    # (Faust flushes the producer before every commit).
     processing_guarantee="at_least_once",
     topic_partitions=3,
     topic_replication_factor=1,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.metrics.domain.windows import window_of
 from shared.envelope import Envelope
-from shared.kafka import publish
+from shared.kafka import new_producer, publish
 from shared.kafka_access import KafkaAccess
 from shared.topics import Topic
 from tests.integration.metrics import events
@@ -131,3 +132,35 @@ async def test_counts_are_exact_after_sigkill_mid_stream_and_restart(
     assert found == {**expected_exchange, **expected_identity, **expected_deliveries}, (
         worker.log_text()[-3000:]
     )
+
+
+async def test_records_of_an_aborted_transaction_are_never_counted(
+    kafka_admin: KafkaAccess, worker: WorkerProcess
+) -> None:
+    """The services publish through transactional relays: what a relay aborted (and
+    publishes again, as new records, in a later transaction) must not count."""
+    consumer = events.unique_agency("abort")
+    aborted = [events.transaction(consumer) for _ in range(50)]
+    committed = [events.transaction(consumer) for _ in range(20)]
+    relay = new_producer(
+        kafka_admin, client_id="metrics-tests", transactional_id=f"metrics-tests-{uuid.uuid4()}"
+    )
+    await relay.start()
+    try:
+        await relay.begin_transaction()
+        await _publish_all(relay, aborted)  # written to the log, then aborted
+        await relay.abort_transaction()
+        await relay.begin_transaction()
+        await _publish_all(relay, committed)
+        await relay.commit_transaction()
+    finally:
+        await relay.stop()
+
+    key = f"exchange.transactions|consumer={consumer}|all_time:all"
+    # Aborted records come first in the log: a worker that read them would pass 20
+    # before the committed ones and never show 20.
+    # A new worker reads the session's whole history first: that takes a while late in it.
+    found = await wait_for_values(
+        kafka_admin, Topic.METRICS_EXCHANGE.value, {key: 20.0}, timeout=240
+    )
+    assert found == {key: 20.0}, worker.log_text()[-3000:]
