@@ -197,13 +197,10 @@ def start_exchanges(
             # The benchmark stands in for identity: the exchange trusts its issuer alone.
             "PANJEREH_TOKEN_ISSUER": ISSUER,
         }
-        # Profiled: the first instance only.
-        profile = (
-            [arguments.profile] if arguments.profile and index == 0 else ["-m", "services.exchange"]
-        )
-        processes.append(
-            subprocess.Popen([sys.executable, *profile], env=env, stdout=log, stderr=log)
-        )
+        # cProfile writes its file when the process ends (SIGTERM: uvicorn's clean exit).
+        profiled = ["-m", "cProfile", "-o", arguments.profile] if arguments.profile else []
+        command = [sys.executable, *(profiled if index == 0 else []), "-m", "services.exchange"]
+        processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=log))
     log.close()  # each child holds its own descriptor
     return processes
 
@@ -304,8 +301,13 @@ async def measure(
             await worker.stop()
             await asyncio.wait_for(worker_task, 30)
     finally:
-        for exchange in exchanges:
-            exchange.send_signal(signal.SIGTERM)
+        for index, exchange in enumerate(exchanges):
+            # uvicorn ends by raising the signal it stopped for again: under SIGTERM's
+            # default action the profile is never written; SIGINT's KeyboardInterrupt
+            # lets cProfile write it on the way out.
+            exchange.send_signal(
+                signal.SIGINT if arguments.profile and index == 0 else signal.SIGTERM
+            )
         for exchange in exchanges:
             await asyncio.to_thread(exchange.wait, 30)
     return rows
@@ -396,7 +398,11 @@ def main() -> None:
         "--port", type=int, default=18093 + SHIFT, help="the first exchange's; the next on"
     )
     parser.add_argument("--log", default="/dev/null", help="where the exchange's log goes")
-    parser.add_argument("--profile", default=None, help="cProfile the exchange into this file")
+    parser.add_argument(
+        "--profile",
+        default=None,
+        help="cProfile the (first) exchange into this file, for `python -m pstats FILE`",
+    )
     add_arguments(parser, database=True)
     arguments = parser.parse_args()
     fill_sizes(
