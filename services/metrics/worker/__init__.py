@@ -12,6 +12,10 @@ import asyncio
 import importlib
 import sys
 
+#: The worker's exit status when a batch failed (`counters.whole_batch_or_none`); the
+#: platform starts it again.
+EXIT_BATCH_FAILED = 70
+
 AGENT_MODULES: tuple[str, ...] = (
     "services.metrics.worker.lifecycle",
     "services.metrics.worker.exchange",

@@ -10,6 +10,7 @@ from services.metrics.domain import adoption
 from services.metrics.domain.figures import Figure
 from services.metrics.worker import exchange
 from services.metrics.worker.app import Follower, app, decoded, partitions_of, source_topic, table
+from services.metrics.worker.counters import whole_batch_or_none
 from services.metrics.worker.publisher import Source, register
 from shared.events.catalog import AgencyRecorded, ServiceRecorded
 from shared.events.metrics import AdoptionMetricUpdated
@@ -48,42 +49,44 @@ def _newer(current: list[object] | None, revision: int) -> bool:
 @app.agent(services_topic)
 async def follow_services(stream: faust.StreamT[bytes]) -> None:
     async for event in stream.events():
-        envelope = await decoded(event)
-        if envelope is None or not isinstance(envelope.payload, ServiceRecorded):
-            continue
-        service = envelope.payload
-        if _newer(services.get(service.service_id), service.revision):
-            state = adoption.ServiceState.of(service)
-            services[service.service_id] = [
-                state.agency,
-                state.maturity,
-                state.published,
-                state.revision,
-            ]
-            _changed.flag = True
-        for follow in service_followers:
-            follow(envelope, event)
+        with whole_batch_or_none():
+            envelope = await decoded(event)
+            if envelope is None or not isinstance(envelope.payload, ServiceRecorded):
+                continue
+            service = envelope.payload
+            if _newer(services.get(service.service_id), service.revision):
+                state = adoption.ServiceState.of(service)
+                services[service.service_id] = [
+                    state.agency,
+                    state.maturity,
+                    state.published,
+                    state.revision,
+                ]
+                _changed.flag = True
+            for follow in service_followers:
+                follow(envelope, event)
 
 
 @app.agent(agencies_topic)
 async def follow_agencies(stream: faust.StreamT[bytes]) -> None:
     async for event in stream.events():
-        envelope = await decoded(event)
-        if envelope is None or not isinstance(envelope.payload, AgencyRecorded):
-            continue
-        agency = envelope.payload
-        if _newer(agencies.get(agency.code), agency.revision):
-            state = adoption.AgencyState.of(agency)
-            agencies[agency.code] = [
-                state.active,
-                state.window_connected,
-                state.national,
-                "national",
-                state.revision,
-            ]
-            _changed.flag = True
-        for follow in agency_followers:
-            follow(envelope, event)
+        with whole_batch_or_none():
+            envelope = await decoded(event)
+            if envelope is None or not isinstance(envelope.payload, AgencyRecorded):
+                continue
+            agency = envelope.payload
+            if _newer(agencies.get(agency.code), agency.revision):
+                state = adoption.AgencyState.of(agency)
+                agencies[agency.code] = [
+                    state.active,
+                    state.window_connected,
+                    state.national,
+                    "national",
+                    state.revision,
+                ]
+                _changed.flag = True
+            for follow in agency_followers:
+                follow(envelope, event)
 
 
 def figures(now: datetime) -> list[Figure]:

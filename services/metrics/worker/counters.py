@@ -14,6 +14,8 @@ twice) go through `FirstSeen`, which remembers where an id was first seen.
 
 from __future__ import annotations
 
+import logging
+import os
 import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -22,10 +24,36 @@ from typing import Any
 from faust.streams import _current_event
 
 from services.metrics.domain.figures import Cell, CountsSnapshot
+from services.metrics.worker import EXIT_BATCH_FAILED
 from services.metrics.worker.app import table
+from shared.failpoints import failpoint
+from shared.logging import get_logger
+
+log = get_logger(__name__)
 
 BATCH_SIZE = 1000
 BATCH_WITHIN_SECONDS = 0.1
+
+
+@contextmanager
+def whole_batch_or_none() -> Iterator[None]:
+    """Count a batch (or one event) whole, or end the worker before anything of it is
+    acknowledged.
+
+    Faust acknowledges the events it handed an agent whatever the agent did with them:
+    `take_events` acks its batch on the way out, an exception too. A batch that failed
+    halfway would then be lost (its staged counts never written) or, written in part,
+    counted in part. So a failure ends the process on the spot, as SIGKILL would, whose
+    exactness the counters are built for (see the module's docstring): nothing after the
+    last commit was acknowledged, and the worker started again counts it all, once.
+    """
+    try:
+        failpoint("metrics.batch_begun")
+        yield
+    except Exception as error:
+        log.critical("a batch failed; the worker stops before acknowledging it", error=repr(error))
+        logging.shutdown()
+        os._exit(EXIT_BATCH_FAILED)
 
 
 @contextmanager

@@ -11,7 +11,13 @@ from services.metrics.domain import deliveries
 from services.metrics.domain.figures import Figure
 from services.metrics.domain.reference import load_reference
 from services.metrics.worker.app import Follower, app, decoded, partitions_of, source_topic
-from services.metrics.worker.counters import BATCH_SIZE, BATCH_WITHIN_SECONDS, Counters, FirstSeen
+from services.metrics.worker.counters import (
+    BATCH_SIZE,
+    BATCH_WITHIN_SECONDS,
+    Counters,
+    FirstSeen,
+    whole_batch_or_none,
+)
 from services.metrics.worker.publisher import Source, register
 from shared.events.catalog import DeliveryRecorded
 from shared.events.metrics import DeliveryMetricUpdated
@@ -31,19 +37,20 @@ after_batch: list[Callable[[], None]] = []
 @app.agent(deliveries_topic)
 async def count_deliveries(stream: faust.StreamT[bytes]) -> None:
     async for batch in stream.take_events(BATCH_SIZE, BATCH_WITHIN_SECONDS):  # type: ignore[attr-defined]
-        for event in batch:
-            envelope = await decoded(event)
-            if envelope is None or not isinstance(envelope.payload, DeliveryRecorded):
-                continue
-            if not seen.is_first(str(envelope.id), event):
-                continue
-            for cell in deliveries.increments(envelope.payload):
-                counters.stage(cell, event)
-            for follow in followers:
-                follow(envelope, event)
-        counters.write_staged()
-        for done in after_batch:
-            done()
+        with whole_batch_or_none():
+            for event in batch:
+                envelope = await decoded(event)
+                if envelope is None or not isinstance(envelope.payload, DeliveryRecorded):
+                    continue
+                if not seen.is_first(str(envelope.id), event):
+                    continue
+                for cell in deliveries.increments(envelope.payload):
+                    counters.stage(cell, event)
+                for follow in followers:
+                    follow(envelope, event)
+            counters.write_staged()
+            for done in after_batch:
+                done()
 
 
 def figures(now: datetime) -> list[Figure]:

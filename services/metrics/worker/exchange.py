@@ -11,7 +11,12 @@ from services.metrics.domain import exchange
 from services.metrics.domain.figures import Figure
 from services.metrics.domain.windows import Window, window_of
 from services.metrics.worker.app import Follower, app, decoded, partitions_of, source_topic
-from services.metrics.worker.counters import BATCH_SIZE, BATCH_WITHIN_SECONDS, Counters
+from services.metrics.worker.counters import (
+    BATCH_SIZE,
+    BATCH_WITHIN_SECONDS,
+    Counters,
+    whole_batch_or_none,
+)
 from services.metrics.worker.publisher import Source, register
 from shared.events.exchange import TransactionRecorded
 from shared.events.metrics import ExchangeMetricUpdated
@@ -29,17 +34,18 @@ after_batch: list[Callable[[], None]] = []
 @app.agent(transactions)
 async def count_transactions(stream: faust.StreamT[bytes]) -> None:
     async for batch in stream.take_events(BATCH_SIZE, BATCH_WITHIN_SECONDS):  # type: ignore[attr-defined]
-        for event in batch:
-            envelope = await decoded(event)
-            if envelope is None or not isinstance(envelope.payload, TransactionRecorded):
-                continue
-            for cell in exchange.increments(envelope.payload):
-                counters.stage(cell, event)
-            for follow in followers:
-                follow(envelope, event)
-        counters.write_staged()
-        for done in after_batch:
-            done()
+        with whole_batch_or_none():
+            for event in batch:
+                envelope = await decoded(event)
+                if envelope is None or not isinstance(envelope.payload, TransactionRecorded):
+                    continue
+                for cell in exchange.increments(envelope.payload):
+                    counters.stage(cell, event)
+                for follow in followers:
+                    follow(envelope, event)
+            counters.write_staged()
+            for done in after_batch:
+                done()
 
 
 def figures(now: datetime) -> list[Figure]:

@@ -10,7 +10,13 @@ from services.metrics.domain import identity
 from services.metrics.domain.figures import Cell, Figure
 from services.metrics.domain.reference import load_reference
 from services.metrics.worker.app import app, decoded, partitions_of, source_topic
-from services.metrics.worker.counters import BATCH_SIZE, BATCH_WITHIN_SECONDS, Counters, FirstSeen
+from services.metrics.worker.counters import (
+    BATCH_SIZE,
+    BATCH_WITHIN_SECONDS,
+    Counters,
+    FirstSeen,
+    whole_batch_or_none,
+)
 from services.metrics.worker.publisher import Source, register
 from shared.events.identity import CitizenAuthenticated
 from shared.events.metrics import IdentityMetricUpdated
@@ -32,32 +38,34 @@ authenticated = FirstSeen("identity-authenticated", partitions_of(Topic.IDENTITY
 @app.agent(citizens_topic)
 async def count_registrations(stream: faust.StreamT[bytes]) -> None:
     async for batch in stream.take_events(BATCH_SIZE, BATCH_WITHIN_SECONDS):  # type: ignore[attr-defined]
-        for event in batch:
-            envelope = await decoded(event)
-            if envelope is None:
-                continue
-            for cell in identity.increments(envelope):  # type: ignore[arg-type]
-                registrations.stage(cell, event)
-        registrations.write_staged()
+        with whole_batch_or_none():
+            for event in batch:
+                envelope = await decoded(event)
+                if envelope is None:
+                    continue
+                for cell in identity.increments(envelope):  # type: ignore[arg-type]
+                    registrations.stage(cell, event)
+            registrations.write_staged()
 
 
 @app.agent(authentications)
 async def count_authentications(stream: faust.StreamT[bytes]) -> None:
     async for batch in stream.take_events(BATCH_SIZE, BATCH_WITHIN_SECONDS):  # type: ignore[attr-defined]
-        for event in batch:
-            envelope = await decoded(event)
-            if envelope is None:
-                continue
-            for cell in identity.increments(envelope):  # type: ignore[arg-type]
-                signins.stage(cell, event)
-            payload = envelope.payload
-            if isinstance(payload, CitizenAuthenticated) and authenticated.is_first(
-                payload.citizen, event
-            ):
-                for cell in identity.first_authentication(envelope):  # type: ignore[arg-type]
-                    people.stage(cell, event)
-        signins.write_staged()
-        people.write_staged()
+        with whole_batch_or_none():
+            for event in batch:
+                envelope = await decoded(event)
+                if envelope is None:
+                    continue
+                for cell in identity.increments(envelope):  # type: ignore[arg-type]
+                    signins.stage(cell, event)
+                payload = envelope.payload
+                if isinstance(payload, CitizenAuthenticated) and authenticated.is_first(
+                    payload.citizen, event
+                ):
+                    for cell in identity.first_authentication(envelope):  # type: ignore[arg-type]
+                        people.stage(cell, event)
+            signins.write_staged()
+            people.write_staged()
 
 
 def figures(now: datetime) -> list[Figure]:

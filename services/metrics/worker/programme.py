@@ -17,6 +17,7 @@ import faust
 
 from services.metrics.domain import programme
 from services.metrics.worker.app import app, decoded, partitions_of, source_topic, table
+from services.metrics.worker.counters import whole_batch_or_none
 from services.metrics.worker.publisher import Publication, mark_everything_changed, tables_recovered
 from shared.events.metrics import (
     AdoptionMetricUpdated,
@@ -92,32 +93,35 @@ def _keep_latest(
 @app.agent(indicators_topic)
 async def follow_indicators(stream: faust.StreamT[bytes]) -> None:
     async for event in stream.events():
-        envelope = await decoded(event)
-        if envelope is None or not isinstance(envelope.payload, IndicatorRecorded):
-            continue
-        indicator = envelope.payload
-        was_read = (indicator.live_metric, indicator.live_window) in _read_metrics()
-        if _keep_latest(indicators, indicator.code, indicator):
-            _state.read_metrics = None
-            if indicator.live_metric is not None and not was_read:
-                # Figures of a metric nobody read were not kept: have them published again.
-                mark_everything_changed()
+        with whole_batch_or_none():
+            envelope = await decoded(event)
+            if envelope is None or not isinstance(envelope.payload, IndicatorRecorded):
+                continue
+            indicator = envelope.payload
+            was_read = (indicator.live_metric, indicator.live_window) in _read_metrics()
+            if _keep_latest(indicators, indicator.code, indicator):
+                _state.read_metrics = None
+                if indicator.live_metric is not None and not was_read:
+                    # Figures of a metric nobody read were not kept: have them published again.
+                    mark_everything_changed()
 
 
 @app.agent(targets_topic)
 async def follow_targets(stream: faust.StreamT[bytes]) -> None:
     async for event in stream.events():
-        envelope = await decoded(event)
-        if envelope is not None and isinstance(envelope.payload, TargetRecorded):
-            _keep_latest(targets, envelope.payload.target_id, envelope.payload)
+        with whole_batch_or_none():
+            envelope = await decoded(event)
+            if envelope is not None and isinstance(envelope.payload, TargetRecorded):
+                _keep_latest(targets, envelope.payload.target_id, envelope.payload)
 
 
 @app.agent(observations_topic)
 async def follow_observations(stream: faust.StreamT[bytes]) -> None:
     async for event in stream.events():
-        envelope = await decoded(event)
-        if envelope is not None and isinstance(envelope.payload, ObservationRecorded):
-            _keep_latest(observations, envelope.payload.record_key(), envelope.payload)
+        with whole_batch_or_none():
+            envelope = await decoded(event)
+            if envelope is not None and isinstance(envelope.payload, ObservationRecorded):
+                _keep_latest(observations, envelope.payload.record_key(), envelope.payload)
 
 
 def _read_metrics() -> set[tuple[str, str]]:
@@ -133,30 +137,31 @@ def _read_metrics() -> set[tuple[str, str]]:
 @app.agent(live_topic)
 async def follow_live_figures(stream: faust.StreamT[bytes]) -> None:
     async for event in stream.events():
-        # Every record is decoded, so what cannot be is dead-lettered like on any topic the
-        # worker reads; most figures are then of no indicator's metric, and skipped.
-        envelope = await decoded(event)
-        if envelope is None or not isinstance(envelope.payload, _LIVE_EVENTS):
-            continue
-        figure: _MetricValue = envelope.payload
-        if (figure.metric, figure.granularity) not in _read_metrics():
-            continue
-        key = figure.record_key()
-        history = _history(live.get(key))
-        if figure.granularity == "all_time":
-            history = programme.remember(
-                history, programme.local_day(envelope.occurred_at), figure.value
-            )
-        live[key] = {
-            "metric": figure.metric,
-            "dimensions": figure.dimensions,
-            "granularity": figure.granularity,
-            "start": figure.window_start.isoformat() if figure.window_start else None,
-            "end": figure.window_end.isoformat() if figure.window_end else None,
-            "value": figure.value,
-            "history": {day.isoformat(): value for day, value in history.items()},
-        }
-        _state.changed = True
+        with whole_batch_or_none():
+            # Every record is decoded, so what cannot be is dead-lettered like on any topic the
+            # worker reads; most figures are then of no indicator's metric, and skipped.
+            envelope = await decoded(event)
+            if envelope is None or not isinstance(envelope.payload, _LIVE_EVENTS):
+                continue
+            figure: _MetricValue = envelope.payload
+            if (figure.metric, figure.granularity) not in _read_metrics():
+                continue
+            key = figure.record_key()
+            history = _history(live.get(key))
+            if figure.granularity == "all_time":
+                history = programme.remember(
+                    history, programme.local_day(envelope.occurred_at), figure.value
+                )
+            live[key] = {
+                "metric": figure.metric,
+                "dimensions": figure.dimensions,
+                "granularity": figure.granularity,
+                "start": figure.window_start.isoformat() if figure.window_start else None,
+                "end": figure.window_end.isoformat() if figure.window_end else None,
+                "value": figure.value,
+                "history": {day.isoformat(): value for day, value in history.items()},
+            }
+            _state.changed = True
 
 
 def _history(stored: dict[str, Any] | None) -> dict[date, float]:

@@ -69,7 +69,9 @@ class WorkerProcess(ModuleProcess):
         self.kafka = kafka
         self.port = free_port()
 
-    def start(self) -> None:
+    def start(self, *, failpoints: str = "") -> None:
+        """Start it (again, on the same tables); `failpoints` armed as shared/failpoints.py
+        says."""
         self.run(
             {
                 **self.kafka.environment(),
@@ -77,6 +79,7 @@ class WorkerProcess(ModuleProcess):
                 "PANJEREH_METRICS_WORKER_DATA_DIR": str(self.log_file.parent / self.app_id),
                 "PANJEREH_METRICS_WORKER_PORT": str(self.port),
                 "PANJEREH_METRICS_FLUSH_INTERVAL": "0.5",
+                "PANJEREH_FAILPOINTS": failpoints,
             }
         )
 
