@@ -12,8 +12,8 @@ import asyncio
 import importlib
 import sys
 
-#: The worker's exit status when a batch failed (`counters.whole_batch_or_none`); the
-#: platform starts it again.
+#: The worker's exit status when a batch failed (`counters.whole_batch_or_none`); whatever
+#: runs it starts it again (compose: `restart: unless-stopped`).
 EXIT_BATCH_FAILED = 70
 
 AGENT_MODULES: tuple[str, ...] = (
