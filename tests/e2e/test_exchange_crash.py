@@ -39,6 +39,7 @@ from tests.integration.exchange.helpers import (
     AgencySystem,
     Issuer,
     announce_world,
+    audit_verify,
     eventually,
     grant,
     register_data_service,
@@ -314,7 +315,7 @@ async def test_two_exchanges_share_the_load_and_one_killed_loses_doubles_and_una
     }
     keys_file = tmp_path / "keys.json"
     keys_file.write_text(json.dumps(keys))
-    status, out = await audit_verify(admin_database_url, kafka_admin, keys_file)
+    status, out = await audit_verify("exchange", admin_database_url, kafka_admin, keys_file)
     assert status == 0, out
     assert "audit log intact" in out
 
@@ -336,16 +337,3 @@ async def audit_records_of(database_url: str, ours: set[str]) -> list[tuple[str,
     finally:
         await connection.close()
     return [(row[0], row[1], row[2]) for row in rows]
-
-
-async def audit_verify(database_url: str, kafka: KafkaAccess, keys: Path) -> tuple[int, str]:
-    """`panjereh audit verify`, held to the exchange's checkpoints, as an operator runs it."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "infra.cli", "audit", "verify", "--schema", "exchange", "--keys", str(keys)),
-        stdout=asyncio.subprocess.PIPE,
-        env=os.environ | kafka.environment() | {"PANJEREH_DATABASE_URL": database_url},
-    )
-    out, _ = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode()

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -94,6 +94,14 @@ async def published_ids(
     )
     wanted = expected | unexpected
     return Counter(found for r in records if (found := header(r, "event-id")) in wanted)
+
+
+async def assert_each_published_once(kafka: KafkaAccess, ids: Iterable[str]) -> None:
+    """Every one of `ids` on the topic exactly once: none lost, none published twice."""
+    expected = set(ids)
+    counts = await published_ids(kafka, expected)
+    assert set(counts) == expected, f"{len(expected - set(counts))} events were lost"
+    assert [i for i, n in counts.items() if n > 1] == [], "an event was published twice"
 
 
 def start_relay(
@@ -336,9 +344,7 @@ async def test_relay_killed_after_kafka_commit_does_not_publish_again_on_restart
         restarted.terminate()
         await asyncio.to_thread(restarted.wait, 30)
 
-    counts = await published_ids(kafka_admin, set(ids))
-    assert set(counts) == set(ids), "an event was lost"
-    assert [i for i, n in counts.items() if n > 1] == [], "an event was published twice"
+    await assert_each_published_once(kafka_admin, ids)
 
 
 async def test_a_starting_relay_reads_its_last_marker_and_stops_that_reader_with_no_fetch_due(
@@ -435,9 +441,7 @@ async def test_of_two_running_relays_one_publishes_and_the_other_stands_by(
         standby = second if first.active else first
         assert standby.published == 0, "the standby published"
 
-    counts = await published_ids(kafka_admin, set(ids))
-    assert set(counts) == set(ids), "an event was lost"
-    assert [i for i, n in counts.items() if n > 1] == [], "an event was published twice"
+    await assert_each_published_once(kafka_admin, ids)
 
 
 async def test_a_standby_takes_over_from_a_stopped_relay_and_publishes_what_follows_once(
@@ -461,9 +465,7 @@ async def test_a_standby_takes_over_from_a_stopped_relay_and_publishes_what_foll
                 assert second.active
                 assert second.published == len(after)
 
-    counts = await published_ids(kafka_admin, set(before + after))
-    assert set(counts) == set(before + after), "an event was lost"
-    assert set(counts.values()) == {1}, "an event was published twice"
+    await assert_each_published_once(kafka_admin, before + after)
 
 
 async def test_a_standby_takes_over_from_a_killed_relay_and_loses_and_duplicates_nothing(
@@ -493,9 +495,7 @@ async def test_a_standby_takes_over_from_a_killed_relay_and_loses_and_duplicates
         killed.kill()
         await asyncio.to_thread(killed.wait, 30)
 
-    counts = await published_ids(kafka_admin, set(ids))
-    assert set(counts) == set(ids), f"{len(set(ids) - set(counts))} events were lost"
-    assert [i for i, n in counts.items() if n > 1] == [], "an event was published twice"
+    await assert_each_published_once(kafka_admin, ids)
 
 
 async def test_a_relay_that_loses_its_lease_connection_publishes_nothing_until_it_leases_again(
@@ -520,9 +520,7 @@ async def test_a_relay_that_loses_its_lease_connection_publishes_nothing_until_i
         await wait_until_drained(pool)
         assert relay.active
 
-    counts = await published_ids(kafka_admin, set(before + during))
-    assert set(counts) == set(before + during), "an event was lost"
-    assert set(counts.values()) == {1}, "an event was published twice"
+    await assert_each_published_once(kafka_admin, before + during)
 
 
 @pytest.mark.allows_error_logs  # asyncio reports the fenced producer's unread errors
@@ -554,9 +552,7 @@ async def test_a_fenced_relay_stands_by_and_takes_the_lease_again_once_it_is_fre
     # them now so asyncio reports them within this test, which expects error logs.
     gc.collect()
 
-    counts = await published_ids(kafka_admin, set(before + during))
-    assert set(counts) == set(before + during), "an event was lost"
-    assert set(counts.values()) == {1}, "an event was published twice"
+    await assert_each_published_once(kafka_admin, before + during)
 
 
 @pytest.mark.allows_error_logs  # aiokafka logs the missing topic as an error

@@ -7,10 +7,13 @@ agency keys, the token issuer's key) by publishing their events straight to Kafk
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
@@ -19,6 +22,7 @@ from aiokafka import AIOKafkaProducer
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
+from services.exchange.domain.audit import AuditEntry
 from shared.envelope import Envelope, Event
 from shared.events.catalog import AgencyRecorded
 from shared.events.identity import AgencyKeyPublished, IssuerKeyPublished
@@ -226,3 +230,37 @@ async def grant(
     assert response.status_code == 201, response.text
     right_id: str = response.json()["right_id"]
     return right_id
+
+
+def audit_entry(*, purpose: str = "benefit-eligibility", citizen: str = "cd" * 32) -> AuditEntry:
+    """An audit record of a forwarded request, as the exchange appends one."""
+    return AuditEntry(
+        transaction_id=uuid.uuid4(),
+        kind="request",
+        outcome="forwarded",
+        consumer="social-security",
+        provider="civil-registration",
+        data_service="civil-registration.vital-status",
+        purpose=purpose,
+        legal_basis="National Data and Information Law, art. 5",
+        citizen=citizen,
+        reason=None,
+        content_digest="ab" * 32,
+        signature="header..signature",
+    )
+
+
+async def audit_verify(
+    schema: str, database_url: str, kafka: KafkaAccess, keys: Path
+) -> tuple[int, str]:
+    """Run `panjereh audit verify`, held to the checkpoints the exchange's `keys` (a saved
+    copy of its `/keys`) verify, as an operator would: its exit status and output."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "infra.cli", "audit", "verify", "--schema", schema, "--keys", str(keys)),
+        stdout=asyncio.subprocess.PIPE,
+        env=os.environ | kafka.environment() | {"PANJEREH_DATABASE_URL": database_url},
+    )
+    out, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode()

@@ -9,11 +9,7 @@ chain alone holds. The checkpoints name the first record that changed or is miss
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
-import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +22,7 @@ import pytest
 from services.exchange import storage
 from services.exchange.audit import read_checkpoints
 from services.exchange.bootstrap import build
-from services.exchange.domain.audit import AuditEntry, CheckpointPolicy, chain_hash
+from services.exchange.domain.audit import CheckpointPolicy, chain_hash
 from services.exchange.settings import ExchangeSettings
 from services.exchange.storage import CheckpointStorage, ExchangeStorage
 from services.exchange.use_cases import registers
@@ -37,7 +33,7 @@ from shared.outbox import OutboxRelay
 from shared.sealing import Sealer
 from shared.signing import key_id_of
 from shared.unit_of_work import transaction
-from tests.integration.exchange.helpers import eventually
+from tests.integration.exchange.helpers import audit_entry, audit_verify, eventually
 from tests.schemas import migrated_schema
 
 pytestmark = pytest.mark.integration
@@ -47,27 +43,10 @@ SEALER = Sealer(ExchangeSettings().data_key_bytes)
 EVERY_FOUR = CheckpointPolicy(every_seconds=3600, every_records=4)
 
 
-def entry(purpose: str = "benefit-eligibility") -> AuditEntry:
-    return AuditEntry(
-        transaction_id=uuid.uuid4(),
-        kind="request",
-        outcome="forwarded",
-        consumer="social-security",
-        provider="civil-registration",
-        data_service="civil-registration.vital-status",
-        purpose=purpose,
-        legal_basis="National Data and Information Law, art. 5",
-        citizen="cd" * 32,
-        reason=None,
-        content_digest="ab" * 32,
-        signature="header..signature",
-    )
-
-
 async def append(pool: Pool, count: int) -> None:
     for _ in range(count):
         async with pool.acquire() as connection, connection.transaction():
-            await storage.append_audit(connection, entry(), datetime.now(UTC))
+            await storage.append_audit(connection, audit_entry(), datetime.now(UTC))
 
 
 async def write_keys(pool: Pool, path: Path) -> Path:
@@ -81,19 +60,6 @@ def saved(path: Path, jwks: dict[str, Any]) -> Path:
     """A copy of the exchange's public keys, as an operator keeps one."""
     path.write_text(json.dumps(jwks))
     return path
-
-
-async def verify(schema: str, database_url: str, kafka: KafkaAccess, keys: Path) -> tuple[int, str]:
-    """Run `panjereh audit verify` as an operator would: its exit status and output."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "infra.cli", "audit", "verify", "--schema", schema, "--keys", str(keys)),
-        stdout=asyncio.subprocess.PIPE,
-        env=os.environ | kafka.environment() | {"PANJEREH_DATABASE_URL": database_url},
-    )
-    out, _ = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode()
 
 
 @dataclass
@@ -133,7 +99,7 @@ class AnchoredLog:
                 await connection.execute("SET session_replication_role = origin")
 
     async def verify(self, admin_database_url: str) -> tuple[int, str]:
-        return await verify(self.schema, admin_database_url, self.kafka, self.keys)
+        return await audit_verify(self.schema, admin_database_url, self.kafka, self.keys)
 
 
 @pytest.fixture
@@ -221,10 +187,10 @@ async def test_a_head_moved_back_with_a_new_history_written_after_it_is_named(
 async def append_to_a_second_chain(pool: Pool, count: int) -> None:
     """`count` records appended while another transaction holds chain 0."""
     async with pool.acquire() as holder, holder.transaction():
-        await storage.append_audit(holder, entry(), datetime.now(UTC))
+        await storage.append_audit(holder, audit_entry(), datetime.now(UTC))
         for _ in range(count):
             async with pool.acquire() as connection, connection.transaction():
-                chain, _ = await storage.append_audit(connection, entry(), datetime.now(UTC))
+                chain, _ = await storage.append_audit(connection, audit_entry(), datetime.now(UTC))
                 assert chain == 1
 
 
@@ -266,7 +232,9 @@ async def test_the_running_exchange_anchors_its_log_and_verify_holds_it_to_that(
         pool = await create_pool(database_urls["exchange"], "exchange", max_size=1)
         try:
             async with pool.acquire() as connection, connection.transaction():
-                chain, head = await storage.append_audit(connection, entry(), datetime.now(UTC))
+                chain, head = await storage.append_audit(
+                    connection, audit_entry(), datetime.now(UTC)
+                )
         finally:
             await pool.close()
         transport = httpx.ASGITransport(app=app)
@@ -282,6 +250,6 @@ async def test_the_running_exchange_anchors_its_log_and_verify_holds_it_to_that(
 
         await eventually(checkpointed, timeout=60)
     copy = saved(tmp_path / "keys.json", keys)
-    status, out = await verify("exchange", admin_database_url, kafka_admin, copy)
+    status, out = await audit_verify("exchange", admin_database_url, kafka_admin, copy)
     assert status == 0, out
     assert "anchored through record" in out

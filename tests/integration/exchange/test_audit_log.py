@@ -20,6 +20,7 @@ import pytest
 from services.exchange import storage
 from services.exchange.domain.audit import AuditEntry
 from shared.db import Pool, create_pool
+from tests.integration.exchange.helpers import audit_entry
 from tests.schemas import migrated_schema
 
 pytestmark = pytest.mark.integration
@@ -31,39 +32,27 @@ async def audit_schema(admin_database_url: str) -> AsyncIterator[tuple[str, Pool
         yield schema_and_pool
 
 
-def entry(index: int = 0) -> AuditEntry:
-    return AuditEntry(
-        transaction_id=uuid.uuid4(),
-        kind="request",
-        outcome="forwarded",
-        consumer="social-security",
-        provider="civil-registration",
-        data_service="civil-registration.vital-status",
-        purpose="benefit-eligibility",
-        legal_basis="National Data and Information Law, art. 5",
-        citizen=f"{index:064x}",
-        reason=None,
-        content_digest="ab" * 32,
-        signature="header..signature",
-    )
-
-
 async def append(pool: Pool, count: int) -> None:
     for index in range(count):
         async with pool.acquire() as connection, connection.transaction():
-            await storage.append_audit(connection, entry(index), datetime.now(UTC))
+            await storage.append_audit(
+                connection, audit_entry(citizen=f"{index:064x}"), datetime.now(UTC)
+            )
 
 
 async def append_beside(pool: Pool, count: int) -> list[int]:
     """Append `count` records while another transaction holds the lowest chain (and has
     appended one record to it); the chains the `count` took."""
     async with pool.acquire() as holder, holder.transaction():
-        await storage.append_audit(holder, entry(), datetime.now(UTC))
+        await storage.append_audit(holder, audit_entry(), datetime.now(UTC))
         chains = []
         for index in range(count):
             async with pool.acquire() as connection, connection.transaction():
                 chain, _ = await asyncio.wait_for(
-                    storage.append_audit(connection, entry(index), datetime.now(UTC)), timeout=10
+                    storage.append_audit(
+                        connection, audit_entry(citizen=f"{index:064x}"), datetime.now(UTC)
+                    ),
+                    timeout=10,
                 )
                 chains.append(chain)
     return chains
