@@ -7,9 +7,7 @@ import json
 import random
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -61,9 +59,34 @@ async def _first_figure_after_now(kafka: KafkaAccess, key: str, above: float) ->
     raise AssertionError("the metrics topic ended")
 
 
-async def test_counts_are_exact_after_sigkill_mid_stream_and_restart(
+async def aborted_then_committed(kafka: KafkaAccess, consumer: str) -> int:
+    """What a transactional relay does when a transaction fails: 50 transactions of
+    `consumer` written to the log and aborted, then 20 written and committed; returns the
+    count that must be seen (20)."""
+    relay = new_producer(
+        kafka, client_id="metrics-tests", transactional_id=f"metrics-tests-{uuid.uuid4()}"
+    )
+    await relay.start()
+    try:
+        await relay.begin_transaction()
+        await _publish_all(relay, [events.transaction(consumer) for _ in range(50)])
+        await relay.abort_transaction()
+        await relay.begin_transaction()
+        await _publish_all(relay, [events.transaction(consumer) for _ in range(20)])
+        await relay.commit_transaction()
+    finally:
+        await relay.stop()
+    return 20
+
+
+async def test_counts_are_exact_across_sigkills_a_failed_batch_and_an_aborted_transaction(
     kafka_admin: KafkaAccess, producer: AIOKafkaProducer, worker: WorkerProcess
 ) -> None:
+    """The worker SIGKILLed mid-stream twice; then every batch made to fail (Faust would
+    acknowledge a batch whose agent raised: the worker must end before it does); then
+    started as usual. Meanwhile a relay aborted a transaction (its records are in the log,
+    and must not count). One worker for it all, so that it catches up on the session's
+    history once."""
     at = _unique_moment()
     day = window_of("day", at).label
     minute = window_of("minute", at).label
@@ -96,10 +119,19 @@ async def test_counts_are_exact_after_sigkill_mid_stream_and_restart(
     worker.start()
     seen_at_second_kill = await _first_figure_after_now(kafka_admin, total_key, seen_at_first_kill)
     worker.kill()
+    worker.start(failpoints="metrics.batch_begun:raise")  # its every batch fails
+    committed_only = events.unique_agency("relay")
+    committed = await aborted_then_committed(kafka_admin, committed_only)
+    assert worker.process is not None
+    status = await asyncio.to_thread(worker.process.wait, 120)
+    assert status == EXIT_BATCH_FAILED, worker.log_text()[-3000:]
+    assert "a batch failed; the worker stops before acknowledging it" in worker.log_text()
     worker.start()
 
     outcome_counts = Counter(outcomes[i % 6] for i in range(N_TRANSACTIONS))
+    committed_key = f"exchange.transactions|consumer={committed_only}|all_time:all"
     expected_exchange = {
+        committed_key: float(committed),
         total_key: float(N_TRANSACTIONS),
         f"exchange.transactions||day:{day}": float(N_TRANSACTIONS),
         **{
@@ -139,57 +171,8 @@ async def test_counts_are_exact_after_sigkill_mid_stream_and_restart(
     assert found == {**expected_exchange, **expected_identity, **expected_deliveries}, (
         worker.log_text()[-3000:]
     )
-
-
-async def test_only_committed_records_count_and_a_failed_batch_counts_once_after_a_restart(
-    kafka_as: Callable[[str], KafkaAccess],
-    worker_logs: Path,
-    producer: AIOKafkaProducer,
-    kafka_admin: KafkaAccess,
-) -> None:
-    """Two ways a worker could miscount what it was handed. The services publish through
-    transactional relays: what a relay aborted (and publishes again, as new records, in a
-    later transaction) must not count. And Faust acknowledges a batch whose agent raised:
-    the worker must not let it, or that batch's counts are lost. (One test, so that one
-    worker catches up on the session's history, not two.)"""
-    consumer = events.unique_agency("exact")
-    aborted = [events.transaction(consumer) for _ in range(50)]
-    committed = [events.transaction(consumer) for _ in range(20)]
-    plain = [events.transaction(consumer) for _ in range(30)]
-    relay = new_producer(
-        kafka_admin, client_id="metrics-tests", transactional_id=f"metrics-tests-{uuid.uuid4()}"
-    )
-    await relay.start()
-    try:
-        await relay.begin_transaction()
-        await _publish_all(relay, aborted)  # written to the log, then aborted
-        await relay.abort_transaction()
-        await relay.begin_transaction()
-        await _publish_all(relay, committed)
-        await relay.commit_transaction()
-    finally:
-        await relay.stop()
-    await _publish_all(producer, plain)
-
-    worker = WorkerProcess(kafka_as("metrics-worker"), worker_logs)
-    worker.start(failpoints="metrics.batch_begun:raise")  # its every batch fails
-    try:
-        assert worker.process is not None
-        status = await asyncio.to_thread(worker.process.wait, 120)
-        assert status == EXIT_BATCH_FAILED, worker.log_text()[-3000:]
-        assert "a batch failed; the worker stops before acknowledging it" in worker.log_text()
-        worker.start()
-        key = f"exchange.transactions|consumer={consumer}|all_time:all"
-        # 20 committed and 30 plain. A worker that read the aborted records would end at
-        # 100, one that lost a failed batch below 50. A new worker reads the session's
-        # history first: give it time.
-        found = await wait_for_values(
-            kafka_admin, Topic.METRICS_EXCHANGE.value, {key: 50.0}, timeout=240
-        )
-        assert found == {key: 50.0}, worker.log_text()[-3000:]
-        # 50 on the way to 100 would not stay: the rest of a run this size takes moments.
-        await asyncio.sleep(10)
-        latest = await latest_figures(kafka_admin, Topic.METRICS_EXCHANGE.value)
-        assert latest[key]["value"] == 50.0
-    finally:
-        worker.stop()
+    # Read with the aborted records, the relay's consumer would end at 70: 20 on the way
+    # there would not stay, the rest of a run this size takes moments.
+    await asyncio.sleep(10)
+    latest = await latest_figures(kafka_admin, Topic.METRICS_EXCHANGE.value)
+    assert latest[committed_key]["value"] == float(committed)
