@@ -229,6 +229,40 @@ async def test_the_exchange_role_cannot_rewrite_or_unguard_the_audit_log(
     ]
 
 
+async def test_the_exchange_role_begins_a_chain_when_every_chain_is_held(
+    database_urls: Mapping[str, str],
+) -> None:
+    """An append that finds every chain held begins one: the exchange's own role may (at
+    genesis), as two exchange processes need."""
+    pool = await create_pool(database_urls["exchange"], "exchange", max_size=1)
+    holders: list[asyncpg.Connection] = []
+    try:
+        chains = {row["chain"] for row in await pool.fetch("SELECT chain FROM audit_head")}
+        for _ in chains:
+            holder = await asyncpg.connect(database_urls["exchange"])
+            holders.append(holder)
+            await holder.execute("SET search_path TO exchange")
+            await holder.execute("BEGIN")
+            await holder.fetchrow(
+                "SELECT chain FROM audit_head ORDER BY chain LIMIT 1 FOR UPDATE SKIP LOCKED"
+            )
+        async with pool.acquire() as connection:
+            transaction = connection.transaction()
+            await transaction.start()
+            try:
+                chain, seq = await asyncio.wait_for(
+                    storage.append_audit(connection, audit_entry(), datetime.now(UTC)), timeout=10
+                )
+                assert chain not in chains
+                assert seq == 1
+            finally:
+                await transaction.rollback()  # the real log keeps no test chain
+    finally:
+        for holder in holders:
+            await holder.close()
+        await pool.close()
+
+
 async def test_the_exchange_role_appends_and_reads_the_audit_log(
     database_urls: Mapping[str, str],
 ) -> None:
