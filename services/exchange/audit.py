@@ -96,10 +96,9 @@ async def verify_audit_log(
             connection.transaction(isolation="repeatable_read", readonly=True),
         ):
             for chain in sorted({*await storage.audit_chains(connection), *anchors}):
-                check = await _verify_chain(connection, chain, anchors.get(chain, Anchors()))
-                head_seq = (await storage.audit_head(connection, chain))[0]
-                anchored = anchors[chain].last if chain in anchors else None
-                verified.append(ChainVerified(chain, check.checked, head_seq, anchored))
+                chain_anchors = anchors.get(chain, Anchors())
+                check, head_seq = await _verify_chain(connection, chain, chain_anchors)
+                verified.append(ChainVerified(chain, check.checked, head_seq, chain_anchors.last))
                 if broken is None:
                     broken = check.broken
         return Verification(
@@ -112,7 +111,10 @@ async def verify_audit_log(
         await pool.close()
 
 
-async def _verify_chain(connection: Connection, chain: int, anchors: Anchors) -> ChainCheck:
+async def _verify_chain(
+    connection: Connection, chain: int, anchors: Anchors
+) -> tuple[ChainCheck, int]:
+    """The chain checked against its head and `anchors`; and its head's seq."""
     head_seq, head_hash = await storage.audit_head(connection, chain)
     check, after = ChainCheck(anchors, chain), 0
     while True:
@@ -124,7 +126,7 @@ async def _verify_chain(connection: Connection, chain: int, anchors: Anchors) ->
             break
         after = records[-1]["seq"]
     check.finish(head_seq, head_hash)
-    return check
+    return check, head_seq
 
 
 def load_public_keys(source: str) -> dict[str, dict[str, Any]]:
