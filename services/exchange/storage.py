@@ -806,6 +806,8 @@ class CheckpointStorage(ExchangeStorage):
     (`use_cases.audit.CheckpointWork`)."""
 
     async def audit_chains(self) -> list[int]:
+        # Heads only: every chain appends begin has one, and this runs every few seconds,
+        # where `audit_chains()` (for verify, which reads the whole log anyway) scans it.
         rows = await self.connection.fetch("SELECT chain FROM audit_head ORDER BY chain")
         return [row["chain"] for row in rows]
 
