@@ -51,6 +51,7 @@ from infra.platform.provision import InitReport, Passwords, apply_all_migrations
 from shared.kafka_access import KafkaAccess
 from shared.principals import ADMIN
 from shared.settings import PlatformSettings
+from shared.topics import SINGLE_BROKER, Durability
 
 
 def _platform() -> LocalPlatform:
@@ -83,6 +84,7 @@ class Targets:
     passwords: Passwords
     database_url: str
     development: bool
+    durability: Durability
 
 
 def _targets() -> Targets:
@@ -106,6 +108,8 @@ def _targets() -> Targets:
         passwords=passwords,
         database_url=database_url if database_url is not None else local.admin_database_url,
         development=settings.environment != "production",
+        # The local platform's single broker holds one replica of everything.
+        durability=settings.durability if _given_kafka() else SINGLE_BROKER,
     )
 
 
@@ -180,6 +184,7 @@ def cmd_init(_: argparse.Namespace) -> int:
             targets.passwords,
             development=targets.development,
             database_passwords=_database_passwords(),
+            durability=targets.durability,
         )
     )
     if not _given_kafka():

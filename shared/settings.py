@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.kafka_access import CredentialsError, KafkaAccess
 from shared.sealing import parse_key
+from shared.topics import Durability
 
 Environment = Literal["development", "test", "production"]
 
@@ -38,6 +39,18 @@ class PlatformSettings(BaseSettings):
     kafka_password: SecretStr | None = None
     kafka_ca_file: str | None = Field(
         default=None, description="The platform CA's certificate (PEM), the only one trusted."
+    )
+    kafka_replication_factor: int = Field(
+        default=1,
+        ge=1,
+        description="Brokers that hold each partition of the topics the platform makes "
+        "(3 on a production cluster).",
+    )
+    kafka_min_insync_replicas: int = Field(
+        default=1,
+        ge=1,
+        description="Replicas that must have a write before the broker acknowledges it "
+        "(2 on a production cluster of 3).",
     )
     database_url: str = "postgresql://panjereh@127.0.0.1:55432/panjereh"
     http_host: str = "127.0.0.1"
@@ -69,6 +82,16 @@ class PlatformSettings(BaseSettings):
                     " bytes), not the development key"
                 )
         return self
+
+    @model_validator(mode="after")
+    def _durability_is_possible(self) -> PlatformSettings:
+        self.durability  # noqa: B018 - raises when min.insync.replicas exceeds the factor
+        return self
+
+    @property
+    def durability(self) -> Durability:
+        """How the topics this process makes are replicated."""
+        return Durability(self.kafka_replication_factor, self.kafka_min_insync_replicas)
 
     @property
     def kafka(self) -> KafkaAccess:

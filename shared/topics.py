@@ -19,6 +19,7 @@ channel it came on, never from a field the sender filled in.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
@@ -33,6 +34,27 @@ FOREVER = None
 #: within a producer's default request size (1 MiB).
 MAX_RECORD_BYTES = 1_000_000
 DEAD_LETTER_MAX_RECORD_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Durability:
+    """How many brokers hold each partition, and how many must have a write before it is
+    acknowledged. The cluster's, not a topic's: one broker in development, three in
+    production (`PANJEREH_KAFKA_REPLICATION_FACTOR`, `PANJEREH_KAFKA_MIN_INSYNC_REPLICAS`)."""
+
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_insync_replicas <= self.replication_factor:
+            raise ValueError(
+                f"min.insync.replicas {self.min_insync_replicas} must be between 1 and the "
+                f"replication factor {self.replication_factor}"
+            )
+
+
+#: One broker, as the local platform and the test harness run it.
+SINGLE_BROKER = Durability()
 
 
 class Topic(StrEnum):
@@ -128,12 +150,12 @@ class TopicSpec(BaseModel):
         "takes; services refuse a larger event before it reaches their outbox.",
     )
 
-    def broker_config(self) -> dict[str, str]:
+    def broker_config(self, durability: Durability = SINGLE_BROKER) -> dict[str, str]:
         """Topic-level broker configuration for creating or altering this topic."""
         return {
             "cleanup.policy": self.cleanup_policy,
             "retention.ms": str(self.retention_ms if self.retention_ms is not None else -1),
-            "min.insync.replicas": "1",
+            "min.insync.replicas": str(durability.min_insync_replicas),
             "max.message.bytes": str(self.max_record_bytes),
         }
 

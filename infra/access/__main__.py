@@ -38,6 +38,7 @@ def build(settings: AccessManagerSettings) -> FastAPI:
         SecretStore(settings.home / "secrets" / "kafka.json"),
         development=settings.environment != "production",
         credentials_dir=settings.home / "credentials",
+        durability=settings.durability,
     )
 
     @asynccontextmanager

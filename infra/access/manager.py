@@ -21,7 +21,7 @@ from shared.kafka import event_headers, new_producer
 from shared.kafka_access import KafkaAccess
 from shared.logging import get_logger
 from shared.principals import agency_principal
-from shared.topics import Topic
+from shared.topics import SINGLE_BROKER, Durability, Topic
 
 log = get_logger(__name__)
 
@@ -73,8 +73,10 @@ class AccessManager:
         development: bool,
         credentials_dir: Path,
         retry_seconds: float = 2.0,
+        durability: Durability = SINGLE_BROKER,
     ) -> None:
         self._admin = admin
+        self._durability = durability
         self._passwords = passwords
         self._development = development
         self._credentials_dir = credentials_dir
@@ -92,7 +94,9 @@ class AccessManager:
                 # A reactivated agency gets a new secret, never the revoked one back.
                 self._passwords.remove(agency_principal(code))
         report = InitReport()
-        await ensure_topics(self._admin, report, agencies=list(agencies))
+        await ensure_topics(
+            self._admin, report, agencies=list(agencies), durability=self._durability
+        )
         await ensure_access(
             self._admin,
             self._passwords,

@@ -243,6 +243,9 @@ class LocalPlatform:
             # Where the access manager leaves each agency's credentials file.
             "PANJEREH_AGENCY_CREDENTIALS_DIR": str(self.home / "credentials"),
             "PANJEREH_METRICS_WORKER_DATA_DIR": str(self.home / "metrics-worker"),
+            # One broker: one replica of everything, whatever the caller's shell says.
+            "PANJEREH_KAFKA_REPLICATION_FACTOR": "1",
+            "PANJEREH_KAFKA_MIN_INSYNC_REPLICAS": "1",
         }
 
     def env_for(self, service: ServiceProcess) -> dict[str, str]:

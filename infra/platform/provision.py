@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.kafka_access import KafkaAccess
+from shared.topics import SINGLE_BROKER, Durability
 
 if TYPE_CHECKING:
     from shared.topics import TopicSpec
@@ -82,10 +83,11 @@ async def ensure_topics(
     *,
     agencies: Iterable[str] = (),
     development: bool = True,
+    durability: Durability = SINGLE_BROKER,
 ) -> None:
     """Create every declared topic that is missing (and every channel topic of
-    `agencies`); align configs of existing ones. Outside development, development-only
-    topics are left out.
+    `agencies`), replicated as `durability` says; align configs of existing ones. Outside
+    development, development-only topics are left out.
 
     Config alignment is best effort (a warning, not a failure): a broker may forbid some
     changes, and existing data must never be put at risk by init.
@@ -115,8 +117,8 @@ async def ensure_topics(
                     NewTopic(
                         name,
                         declared[name].partitions,
-                        1,
-                        topic_configs=declared[name].broker_config(),
+                        durability.replication_factor,
+                        topic_configs=declared[name].broker_config(durability),
                     )
                     for name in missing[start : start + TOPICS_PER_CREATE]
                 ],
@@ -133,7 +135,7 @@ async def ensure_topics(
         if not present:
             return
         await _grow(admin, declared, partitions, report)
-        wanted = {name: declared[name].broker_config() for name in present}
+        wanted = {name: declared[name].broker_config(durability) for name in present}
         try:
             responses = await admin.describe_configs(
                 [ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted]
@@ -297,6 +299,7 @@ async def init_platform(
     development: bool = True,
     within: float = 60.0,
     database_passwords: Mapping[str, str | None] | None = None,
+    durability: Durability = SINGLE_BROKER,
 ) -> InitReport:
     """Create declared topics, users and ACLs, the services' database roles, and apply
     every service's migrations. Idempotent.
@@ -309,10 +312,12 @@ async def init_platform(
     from infra.access.agencies import read_agencies
 
     report = InitReport()
-    await ensure_topics(admin, report, within, development=development)
+    await ensure_topics(admin, report, within, development=development, durability=durability)
     # Agencies the catalog already recorded keep their channels, users and ACLs.
     agencies = await read_agencies(admin)
-    await ensure_topics(admin, report, within, agencies=agencies, development=development)
+    await ensure_topics(
+        admin, report, within, agencies=agencies, development=development, durability=durability
+    )
     await ensure_access(admin, passwords, report, development=development, agencies=agencies)
     await ensure_coordinators(admin, within)
     await apply_all_migrations(database_url, report, database_passwords)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
 from shared import registry
-from shared.topics import SPECS, TOPICS, Topic
+from shared.settings import PlatformSettings
+from shared.topics import SINGLE_BROKER, SPECS, TOPICS, Durability, Topic
 
 
 def test_every_topic_is_declared_exactly_once_with_its_dead_letter_twin() -> None:
@@ -38,3 +42,24 @@ def test_compacted_topics_keep_their_records() -> None:
     for spec in TOPICS:
         if spec.cleanup_policy == "compact":
             assert spec.broker_config()["retention.ms"] == "-1"
+
+
+def test_topics_are_made_with_the_clusters_durability_one_broker_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = SPECS[Topic.EXCHANGE_TRANSACTIONS]
+    assert spec.broker_config()["min.insync.replicas"] == "1"
+    assert PlatformSettings().durability == SINGLE_BROKER
+    monkeypatch.setenv("PANJEREH_KAFKA_REPLICATION_FACTOR", "3")
+    monkeypatch.setenv("PANJEREH_KAFKA_MIN_INSYNC_REPLICAS", "2")
+    three = PlatformSettings().durability
+    assert three == Durability(replication_factor=3, min_insync_replicas=2)
+    assert spec.broker_config(three)["min.insync.replicas"] == "2"
+
+
+def test_more_replicas_in_sync_than_there_are_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="between 1 and the replication factor 1"):
+        Durability(replication_factor=1, min_insync_replicas=2)
+    monkeypatch.setenv("PANJEREH_KAFKA_MIN_INSYNC_REPLICAS", "2")
+    with pytest.raises(ValidationError, match=r"min\.insync\.replicas 2"):
+        PlatformSettings()

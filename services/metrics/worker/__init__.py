@@ -41,6 +41,6 @@ def main() -> None:
 
     configure_logging("metrics-worker", settings)
     load_agents()
-    asyncio.run(ensure_changelog_topics(app, settings.kafka))
+    asyncio.run(ensure_changelog_topics(app, settings.kafka, settings.durability))
     sys.argv = [sys.argv[0], "worker", "--loglevel", settings.log_level.lower()]
     app.main()

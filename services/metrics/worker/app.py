@@ -135,7 +135,7 @@ app = _App(
     # (Faust flushes the producer before every commit).
     processing_guarantee="at_least_once",
     topic_partitions=3,
-    topic_replication_factor=1,
+    topic_replication_factor=settings.durability.replication_factor,
     web_host=settings.http_host,
     web_bind=settings.http_host,
     web_port=settings.web_port,

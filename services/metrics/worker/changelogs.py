@@ -19,6 +19,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from shared.kafka_access import KafkaAccess
 from shared.logging import get_logger
+from shared.topics import Durability
 
 log = get_logger(__name__)
 
@@ -32,9 +33,12 @@ def changelog_topics(app: faust.App) -> dict[str, int]:
     }
 
 
-async def ensure_changelog_topics(app: faust.App, kafka: KafkaAccess, within: float = 60.0) -> None:
-    """Create the missing changelog topics (compacted, as Faust makes them) and wait until
-    the broker describes every partition of each; raises if it has not within `within`."""
+async def ensure_changelog_topics(
+    app: faust.App, kafka: KafkaAccess, durability: Durability, within: float = 60.0
+) -> None:
+    """Create the missing changelog topics (compacted, as Faust makes them; replicated as
+    `durability` says) and wait until the broker describes every partition of each; raises
+    if it has not within `within`."""
     wanted = changelog_topics(app)
     admin = AIOKafkaAdminClient(**kafka.client_options(), request_timeout_ms=10000)
     await admin.start()
@@ -42,7 +46,15 @@ async def ensure_changelog_topics(app: faust.App, kafka: KafkaAccess, within: fl
         missing = sorted(set(wanted) - set(await admin.list_topics()))
         if missing:
             new = [
-                NewTopic(name, wanted[name], 1, topic_configs={"cleanup.policy": "compact"})
+                NewTopic(
+                    name,
+                    wanted[name],
+                    durability.replication_factor,
+                    topic_configs={
+                        "cleanup.policy": "compact",
+                        "min.insync.replicas": str(durability.min_insync_replicas),
+                    },
+                )
                 for name in missing
             ]
             response = await admin.create_topics(new, timeout_ms=30000)

@@ -13,6 +13,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from services.metrics.worker.changelogs import changelog_topics, ensure_changelog_topics
 from shared.kafka_access import KafkaAccess
 from shared.principals import METRICS_WORKER_APP_ID
+from shared.topics import SINGLE_BROKER
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +32,8 @@ async def test_changelog_topics_are_created_compacted_with_their_tables_partitio
     wanted = changelog_topics(app)
     assert wanted == {f"{app.conf.id}-three-changelog": 3, f"{app.conf.id}-six-changelog": 6}
 
-    await ensure_changelog_topics(app, worker)
-    await ensure_changelog_topics(app, worker)  # a second worker's start: no error
+    await ensure_changelog_topics(app, worker, SINGLE_BROKER)
+    await ensure_changelog_topics(app, worker, SINGLE_BROKER)  # a second worker's start
 
     admin = AIOKafkaAdminClient(**kafka_admin.client_options())
     await admin.start()
