@@ -66,13 +66,15 @@ class PlatformSettings(BaseSettings):
 
     #: Whether the process seals data with `data_key` (so production needs a real one).
     uses_data_key: ClassVar[bool] = False
+    #: Whether the process logs in to PostgreSQL (so production needs a real password).
+    uses_database: ClassVar[bool] = True
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> PlatformSettings:
         parse_key(self.data_key.get_secret_value())  # a malformed key fails at start
         if self.environment == "production":
             password = urlsplit(self.database_url).password or ""
-            if password.lower() in PLACEHOLDER_SECRETS:
+            if self.uses_database and password.lower() in PLACEHOLDER_SECRETS:
                 raise ValueError(
                     "PANJEREH_DATABASE_URL needs a real password in production, not a placeholder"
                 )

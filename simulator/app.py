@@ -42,13 +42,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import httpx
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from panjereh_agency import DeliveryReporter
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from services.identity.settings import DEVELOPMENT_OPERATOR_TOKEN
 from services.metrics.domain.reference import Reference, load_reference
@@ -75,6 +75,8 @@ log = get_logger(__name__)
 
 
 class SimulatorSettings(PlatformSettings):
+    uses_database: ClassVar[bool] = False  # it acts only through the public doors
+
     http_port: int = Field(default=8024, validation_alias="PANJEREH_SIMULATOR_PORT")
     deliveries_per_second: float = Field(
         default=5.0, ge=0, validation_alias="PANJEREH_SIMULATOR_DELIVERIES_PER_SECOND"
@@ -110,6 +112,33 @@ class SimulatorSettings(PlatformSettings):
         validation_alias="PANJEREH_AGENCY_CREDENTIALS_DIR",
         description="Where the platform issued the simulated agencies' credentials files.",
     )
+    identity_url: str | None = Field(
+        default=None,
+        validation_alias="PANJEREH_SIMULATOR_IDENTITY_URL",
+        description="Identity's base URL; by default this host at PANJEREH_IDENTITY_PORT.",
+    )
+    catalog_url: str | None = Field(default=None, validation_alias="PANJEREH_SIMULATOR_CATALOG_URL")
+    exchange_url: str | None = Field(
+        default=None, validation_alias="PANJEREH_SIMULATOR_EXCHANGE_URL"
+    )
+    metrics_url: str | None = Field(default=None, validation_alias="PANJEREH_SIMULATOR_METRICS_URL")
+
+    @model_validator(mode="after")
+    def _never_in_production(self) -> SimulatorSettings:
+        if self.environment == "production":
+            raise ValueError(
+                "the traffic simulator makes up agencies, citizens and deliveries and reads "
+                "one-time codes off the development channel: refused in production"
+            )
+        return self
+
+    def service_url(self, service: str) -> str:
+        """The base URL of `service` (identity, catalog, exchange or metrics)."""
+        given: str | None = getattr(self, f"{service}_url")
+        if given:
+            return given.rstrip("/")
+        host = self.http_host if self.http_host not in ("0.0.0.0", "::") else "127.0.0.1"
+        return f"http://{host}:{getattr(self, f'{service}_port')}"
 
 
 # (agency, service id): services the simulated agencies deliver, under reference agencies.
@@ -305,11 +334,10 @@ def build(settings: SimulatorSettings | None = None) -> FastAPI:
         configure_logging("simulator", settings)
         readiness = Readiness()
         state["readiness"] = readiness
-        host = settings.http_host if settings.http_host not in ("0.0.0.0", "::") else "127.0.0.1"
-        identity = httpx.AsyncClient(base_url=f"http://{host}:{settings.identity_port}", timeout=15)
-        catalog = httpx.AsyncClient(base_url=f"http://{host}:{settings.catalog_port}", timeout=15)
-        exchange = httpx.AsyncClient(base_url=f"http://{host}:{settings.exchange_port}", timeout=15)
-        metrics = httpx.AsyncClient(base_url=f"http://{host}:{settings.metrics_port}", timeout=15)
+        identity = httpx.AsyncClient(base_url=settings.service_url("identity"), timeout=15)
+        catalog = httpx.AsyncClient(base_url=settings.service_url("catalog"), timeout=15)
+        exchange = httpx.AsyncClient(base_url=settings.service_url("exchange"), timeout=15)
+        metrics = httpx.AsyncClient(base_url=settings.service_url("metrics"), timeout=15)
         operator = Operator(identity, settings.operator_token.get_secret_value(), settings.instance)
         reference = load_reference()
         registered: list[tuple[str, str]] = []

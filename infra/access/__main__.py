@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import ClassVar
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -21,6 +22,8 @@ from shared.settings import PlatformSettings
 
 
 class AccessManagerSettings(PlatformSettings):
+    uses_database: ClassVar[bool] = False  # its state is the broker's and its volume's
+
     http_port: int = Field(default=8005, validation_alias="PANJEREH_ACCESS_MANAGER_PORT")
     home: Path = Field(
         default=Path(".data/dev"),

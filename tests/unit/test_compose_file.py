@@ -3,72 +3,109 @@ service its own database role; only `init` is PostgreSQL's superuser."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 
 from infra.platform import SERVICE_PROCESSES, ServiceProcess
 from infra.platform.paths import REPO_ROOT, kafka_version
 from shared.db import SERVICES, role_of
-from shared.principals import ADMIN, PRINCIPALS
+from shared.principals import ADMIN
+from tests.compose import DEVELOPMENT_ONLY, SECRETS, compose_config, rendered, variables_used
 
-COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
-
-#: What an operator must set: distinct values, so each DSN shows whose password it holds.
-SECRETS = {
-    "PANJEREH_POSTGRES_PASSWORD": "superuser-secret",
-    **{f"PANJEREH_{s.upper()}_DATABASE_PASSWORD": f"{s}-secret" for s in SERVICES},
-    "PANJEREH_DATA_KEY": "ZGF0YS1rZXktb2YtdGhlLWNvbXBvc2UtdGVzdC0zMmI=",
-    **{
-        f"PANJEREH_KAFKA_PASSWORD_{name.upper().replace('-', '_')}": f"kafka-{name}-secret"
-        for name in (ADMIN, *(spec.name.value for spec in PRINCIPALS))
-    },
-    "PANJEREH_IDENTITY_SMS_GATEWAY_PUBLIC_KEY": "c21zLWdhdGV3YXktb2YtdGhlLWNvbXBvc2UtdGVzdDI=",
-    "PANJEREH_IDENTITY_OPERATOR_CHECK_URL": "https://regulator.example/mobile-ownership",
-}
 #: The processes that seal private keys, and so need the data key.
 SEALING = {"identity", "exchange"}
-
-
-def _compose_config(**extra_env: str) -> subprocess.CompletedProcess[str]:
-    if shutil.which("docker-compose") is None:
-        pytest.fail("docker-compose is not installed: run infra/bootstrap.sh")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PANJEREH_")}
-    env.update(extra_env)
-    return subprocess.run(
-        ["docker-compose", "-f", str(COMPOSE_FILE), "config"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+#: The services citizens, agencies and analysts reach: the only published ports.
+PUBLIC = {
+    "identity": "IDENTITY",
+    "catalog": "CATALOG",
+    "exchange": "EXCHANGE",
+    "metrics": "METRICS",
+}
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    result = _compose_config(**SECRETS)
-    assert result.returncode == 0, result.stderr
-    config: dict[str, Any] = yaml.safe_load(result.stdout)
-    return config
+    return rendered(SECRETS)
 
 
-@pytest.mark.parametrize("missing", SECRETS)
+@pytest.mark.parametrize("missing", sorted(set(SECRETS) - DEVELOPMENT_ONLY))
 def test_secrets_are_required(missing: str) -> None:
-    result = _compose_config(**{k: v for k, v in SECRETS.items() if k != missing})
+    result = compose_config({k: v for k, v in SECRETS.items() if k != missing})
     assert result.returncode != 0
     assert missing in result.stderr
+
+
+def test_what_only_development_needs_is_not_required_in_production() -> None:
+    assert DEVELOPMENT_ONLY
+    rendered({k: v for k, v in SECRETS.items() if k not in DEVELOPMENT_ONLY})
+
+
+def test_every_variable_the_file_reads_is_in_the_readmes_table() -> None:
+    section = (REPO_ROOT / "README.md").read_text().split("## Containers", 1)[1]
+    rows = {
+        name: row.split("|")[2].strip()
+        for row in section.splitlines()
+        if row.startswith("| `")
+        for name in re.findall(r"`(\w+)`", row.split("|")[1])
+    }
+    used = variables_used()
+    assert sorted(used) == sorted(rows)
+    for name, required in used.items():
+        said = rows[name]
+        if required:
+            assert said == "yes", name
+        else:
+            assert said != "yes", name
+    needed = {name for name, said in rows.items() if said == "yes" or said == "in development"}
+    assert set(SECRETS) == needed
+    assert {name for name, said in rows.items() if said == "in development"} == DEVELOPMENT_ONLY
 
 
 def test_services_are_the_local_process_table(compose: dict[str, Any]) -> None:
     ours = {p.name for p in SERVICE_PROCESSES}
     assert set(compose["services"]) == ours | {"kafka", "kafka-config", "postgres", "init"}
+
+
+def test_the_simulator_runs_only_in_the_development_profile(compose: dict[str, Any]) -> None:
+    profiled = {name for name, service in compose["services"].items() if service.get("profiles")}
+    assert profiled == {"simulator"}
+    assert compose["services"]["simulator"]["profiles"] == ["development"]
+
+
+def test_only_the_public_services_publish_ports_on_the_publish_address(
+    compose: dict[str, Any],
+) -> None:
+    published = {
+        name: service["ports"]
+        for name, service in compose["services"].items()
+        if service.get("ports") and "development" not in service.get("profiles", [])
+    }
+    assert set(published) == set(PUBLIC)
+    moved = rendered(
+        {**SECRETS, "PANJEREH_PUBLISH_ADDRESS": "10.1.2.3", "PANJEREH_CATALOG_PORT": "9002"}
+    )
+    for name, variable in PUBLIC.items():
+        (port,) = moved["services"][name]["ports"]
+        container = compose["services"][name]["environment"][f"PANJEREH_{variable}_PORT"]
+        host_port = "9002" if name == "catalog" else container
+        assert port in (
+            f"10.1.2.3:{host_port}:{container}",
+            f"10.1.2.3:{host_port}:{container}/tcp",
+        )
+        assert compose["services"][name]["ports"][0].startswith("127.0.0.1:")
+
+
+def test_the_metrics_worker_keeps_its_tables_on_a_volume_of_its_own(
+    compose: dict[str, Any],
+) -> None:
+    worker = compose["services"]["metrics-worker"]
+    data_dir = worker["environment"]["PANJEREH_METRICS_WORKER_DATA_DIR"]
+    mounts = [volume.split(":") for volume in worker["volumes"]]
+    writable = [target for _, target, *mode in mounts if mode != ["ro"]]
+    assert any(data_dir.startswith(target + "/") for target in writable)
 
 
 @pytest.mark.parametrize("process", SERVICE_PROCESSES, ids=lambda p: p.name)

@@ -49,6 +49,16 @@ def test_production_accepts_a_real_password(monkeypatch: pytest.MonkeyPatch) -> 
     assert PlatformSettings().environment == "production"
 
 
+def test_a_process_without_a_database_needs_no_database_password_in_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from infra.access.__main__ import AccessManagerSettings
+
+    monkeypatch.setenv("PANJEREH_ENVIRONMENT", "production")
+    monkeypatch.delenv("PANJEREH_DATABASE_URL", raising=False)
+    assert AccessManagerSettings().environment == "production"
+
+
 def test_development_runs_without_a_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PANJEREH_ENVIRONMENT", "development")
     monkeypatch.setenv("PANJEREH_DATABASE_URL", "postgresql://panjereh@127.0.0.1:55432/p")

@@ -7,6 +7,9 @@ import random
 from collections import Counter
 from datetime import UTC, datetime
 
+import pytest
+from pydantic import ValidationError
+
 from services.catalog.domain import ServiceEntry, owner_of
 from services.identity.domain.citizens import is_valid_national_id, normalise_mobile
 from services.metrics.domain.reference import load_reference
@@ -25,6 +28,7 @@ from simulator.app import (
     CHANNEL_WEIGHTS,
     SERVICES,
     Pace,
+    SimulatorSettings,
     channel_delivery_reports,
     plan_delivery,
 )
@@ -142,3 +146,21 @@ async def test_background_actions_past_the_limit_are_skipped() -> None:
     assert not tasks.spawn(wait())
     assert tasks.skipped == 1
     await tasks.cancel()
+
+
+def test_the_simulator_refuses_to_start_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PANJEREH_ENVIRONMENT", "production")
+    with pytest.raises(ValidationError, match="refused in production"):
+        SimulatorSettings()
+
+
+def test_the_simulator_reaches_each_service_at_its_given_url_or_this_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PANJEREH_ENVIRONMENT", "development")
+    monkeypatch.setenv("PANJEREH_HTTP_HOST", "0.0.0.0")
+    monkeypatch.setenv("PANJEREH_CATALOG_PORT", "18002")
+    monkeypatch.setenv("PANJEREH_SIMULATOR_IDENTITY_URL", "http://identity:8001/")
+    settings = SimulatorSettings()
+    assert settings.service_url("identity") == "http://identity:8001"
+    assert settings.service_url("catalog") == "http://127.0.0.1:18002"
