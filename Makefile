@@ -2,10 +2,10 @@
 .DEFAULT_GOAL := help
 VENV := .venv/bin
 
-.PHONY: help bootstrap up down status logs reset test lint typecheck asyncapi bench bench-smoke
+.PHONY: help bootstrap up down status logs reset test lint typecheck asyncapi strimzi bench bench-smoke
 
 help:
-	@echo "make up | down | status | logs | reset | test | lint | typecheck | asyncapi"
+	@echo "make up | down | status | logs | reset | test | lint | typecheck | asyncapi | strimzi"
 	@echo "make bench        every benchmark, one table against the goals, .data/bench/results.json"
 	@echo "make bench-smoke  every benchmark in smoke mode: they still work (figures mean nothing)"
 
@@ -44,6 +44,9 @@ typecheck: bootstrap
 
 asyncapi: bootstrap
 	$(VENV)/panjereh asyncapi > docs/asyncapi.yaml
+
+strimzi: bootstrap
+	$(VENV)/panjereh strimzi > deploy/helm/panjereh/files/register.yaml
 
 # Every benchmark on the benchmarks' own Kafka and PostgreSQL (.data/bench-<slot>, ports
 # shifted by PANJEREH_TEST_SLOT), one at a time: run it on a quiet machine.

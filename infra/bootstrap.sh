@@ -55,6 +55,20 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ clients/pyproject.t
     touch "$stamp"
 fi
 
+# Helm, whose lint and render of deploy/helm/panjereh run in the suite: built from its Go
+# module at a pinned version (there is no Debian package), once; a few minutes.
+HELM_VERSION=v3.22.0
+go=$(command -v go || echo /usr/local/go/bin/go)
+if [ ! -x "$go" ]; then
+    echo "bootstrap: please install Go 1.24 or newer (it builds helm $HELM_VERSION)" >&2
+    exit 1
+fi
+# The binary's own build information names the module version it was built from.
+if ! "$go" version -m .venv/bin/helm 2>/dev/null | grep -Eq "mod[[:space:]]+helm.sh/helm/v3[[:space:]]+$HELM_VERSION"; then
+    echo "bootstrap: building helm $HELM_VERSION into .venv/bin"
+    GOBIN="$PWD/.venv/bin" GOFLAGS=-trimpath "$go" install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+fi
+
 # Debian 12's kcat links librdkafka 2.0, whose SCRAM exchange Kafka 4 refuses (fixed in
 # librdkafka 2.6.1). .venv/bin/kcat runs the same kcat on the newer librdkafka that the
 # confluent-kafka wheel ships.

@@ -24,6 +24,7 @@ Commands (home: $PANJEREH_HOME or .data/dev; ports: PANJEREH_*_PORT, see infra/R
     topics      list the declared topics
     migrate     database roles + every service's migrations (same database as `init`)
     asyncapi    print the AsyncAPI document of the platform's topics
+    strimzi     print the Helm chart's register of topics and users (Strimzi resources)
     catalog load-reference
                 load the catalog's reference agencies and services (idempotent)
     programme load-reference
@@ -291,6 +292,13 @@ def cmd_asyncapi(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_strimzi(_: argparse.Namespace) -> int:
+    from infra.strimzi import render
+
+    sys.stdout.write(render())
+    return 0
+
+
 def cmd_catalog_load_reference(_: argparse.Namespace) -> int:
     from services.catalog.reference.__main__ import main as load_reference
 
@@ -392,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     kafka_config.set_defaults(func=cmd_kafka_config)
     sub.add_parser("migrate", help="apply migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("asyncapi", help="print the AsyncAPI document").set_defaults(func=cmd_asyncapi)
+    sub.add_parser(
+        "strimzi", help="print the Helm chart's register of topics and users"
+    ).set_defaults(func=cmd_strimzi)
     catalog = sub.add_parser("catalog", help="the catalog's data")
     catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
     catalog_sub.add_parser(
