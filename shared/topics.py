@@ -45,6 +45,13 @@ class Durability:
     replication_factor: int = 1
     min_insync_replicas: int = 1
 
+    @classmethod
+    def for_brokers(cls, brokers: int) -> Durability:
+        """What a cluster of `brokers` gives every topic: three replicas, two in sync, once
+        there are three brokers (one may then be down without refusing a write)."""
+        replicas = min(brokers, 3)
+        return cls(replicas, 2 if replicas == 3 else 1)
+
     def __post_init__(self) -> None:
         if not 1 <= self.min_insync_replicas <= self.replication_factor:
             raise ValueError(

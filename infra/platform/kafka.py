@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -29,11 +30,13 @@ from infra.platform.processes import (
     port_open,
     run,
     run_coroutine,
+    stop_together,
     wait_until,
 )
 from infra.platform.secrets import SecretStore
 from infra.platform.tls import NODE_COMMON_NAME, PlatformTls
 from shared.kafka_access import KafkaAccess
+from shared.topics import Durability
 
 HOST = "127.0.0.1"
 _COMPLETE_MARKER = ".complete"
@@ -51,7 +54,10 @@ def resolve_jars() -> Path:
     download never leaves a half-filled cache that would later be trusted.
     """
     libs = paths.kafka_libs_dir()
-    if (libs / _COMPLETE_MARKER).exists():
+    # The marker names the pom it was resolved from: a changed pom resolves again.
+    fingerprint = hashlib.sha256(paths.KAFKA_POM.read_bytes()).hexdigest()
+    marker = libs / _COMPLETE_MARKER
+    if marker.exists() and fingerprint in marker.read_text():
         return libs
     if shutil.which("mvn") is None:
         raise PlatformError("mvn not found: run infra/bootstrap.sh (installs maven and a JDK)")
@@ -70,7 +76,7 @@ def resolve_jars() -> Path:
                 "-DincludeScope=runtime",
             ]
         )
-        (staging / _COMPLETE_MARKER).write_text(paths.kafka_version() + "\n")
+        (staging / _COMPLETE_MARKER).write_text(f"{paths.kafka_version()} {fingerprint}\n")
         if libs.exists():
             shutil.rmtree(libs)
         staging.rename(libs)
@@ -81,11 +87,27 @@ def resolve_jars() -> Path:
 
 @dataclass(frozen=True)
 class KafkaNode:
-    """One combined broker+controller node whose config, data and logs live under `home`."""
+    """One combined broker+controller node whose config, data and logs live under `home`.
+
+    Alone (the default) it is the whole cluster, named `kafka`. In a cluster of several
+    (`KafkaCluster`) it is `kafka-<node id>`, one voter of the controller quorum.
+    """
 
     home: Path
     port: int
     controller_port: int
+    node_id: int = 1
+    #: Every voter of the controller quorum as (node id, controller port); empty: this node.
+    voters: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def name(self) -> str:
+        """Its files' and its process's name: `kafka`, or `kafka-<id>` in a cluster."""
+        return f"kafka-{self.node_id}" if self.voters else "kafka"
+
+    @property
+    def cluster_size(self) -> int:
+        return max(1, len(self.voters))
 
     @property
     def bootstrap(self) -> str:
@@ -94,11 +116,11 @@ class KafkaNode:
 
     @property
     def data_dir(self) -> Path:
-        return self.home / "kafka"
+        return self.home / self.name
 
     @property
     def config_file(self) -> Path:
-        return self.home / "config" / "kafka.properties"
+        return self.home / "config" / f"{self.name}.properties"
 
     @property
     def tls(self) -> PlatformTls:
@@ -120,7 +142,7 @@ class KafkaNode:
 
     @property
     def log_file(self) -> Path:
-        return self.home / "logs" / "kafka.log"
+        return self.home / "logs" / f"{self.name}.log"
 
     def process(self) -> ManagedProcess:
         """The broker's JVM as a managed process (its command names this home's config)."""
@@ -140,15 +162,16 @@ class KafkaNode:
             str(self.config_file),
         )
         return ManagedProcess(
-            name="kafka",
+            name=self.name,
             command=command,
-            pid_file=self.home / "run" / "kafka.pid",
+            pid_file=self.home / "run" / f"{self.name}.pid",
             log_file=self.log_file,
             home=self.home,
         )
 
     def properties(self) -> dict[str, str]:
-        """The broker configuration: single node, loopback only, authenticated, authorized."""
+        """The broker configuration: loopback only, authenticated, authorized."""
+        voters = self.voters or ((self.node_id, self.controller_port),)
         return broker_properties(
             listen_host=HOST,
             advertised_host=HOST,
@@ -157,6 +180,9 @@ class KafkaNode:
             tls=self.tls,
             data_dir=self.data_dir,
             admin_password=self.passwords.get(ADMIN_PRINCIPAL),
+            node_id=self.node_id,
+            voters=",".join(f"{node}@{HOST}:{port}" for node, port in voters),
+            brokers=self.cluster_size,
         )
 
     def write_config(self) -> None:
@@ -172,8 +198,9 @@ class KafkaNode:
         self.config_file.chmod(0o600)
         self.config_file.write_text(text)
 
-    def format_storage(self) -> None:
-        """Format the KRaft log directory once, with the admin's SCRAM credential in it.
+    def format_storage(self, cluster_id: str | None = None) -> None:
+        """Format the KRaft log directory once, with the admin's SCRAM credential in it;
+        `cluster_id` is the cluster's (every node of one has the same), else a new one.
 
         An existing meta.properties is kept. Storage formatted before the broker required
         authentication holds no admin credential, and nothing could add one: it is refused
@@ -200,7 +227,7 @@ class KafkaNode:
                 "kafka.tools.StorageTool",
                 "format",
                 "-t",
-                new_cluster_id(),
+                cluster_id or new_cluster_id(),
                 "-c",
                 str(self.config_file),
                 "--ignore-formatted",
@@ -244,6 +271,146 @@ class KafkaNode:
         return self.process().stop(timeout=30)
 
 
+@dataclass(frozen=True)
+class KafkaCluster:
+    """The platform's brokers: one node (the default), or several, each a broker and a
+    voter of the controller quorum, on consecutive pairs of ports from `port` and
+    `controller_port` (node n: `port + 2(n-1)`). They share the home's CA, node
+    certificate, admin credential and cluster id."""
+
+    home: Path
+    port: int
+    controller_port: int
+    size: int = 1
+
+    @property
+    def nodes(self) -> tuple[KafkaNode, ...]:
+        if self.size == 1:
+            return (KafkaNode(self.home, self.port, self.controller_port),)
+        voters = tuple((n + 1, self.controller_port + 2 * n) for n in range(self.size))
+        return tuple(
+            KafkaNode(self.home, self.port + 2 * n, self.controller_port + 2 * n, n + 1, voters)
+            for n in range(self.size)
+        )
+
+    @property
+    def bootstrap(self) -> str:
+        """Every node's host:port, comma-separated, for clients."""
+        return ",".join(node.bootstrap for node in self.nodes)
+
+    @property
+    def durability(self) -> Durability:
+        """How every topic of this cluster is replicated."""
+        return Durability.for_brokers(self.size)
+
+    @property
+    def tls(self) -> PlatformTls:
+        return PlatformTls(self.home / "tls")
+
+    @property
+    def passwords(self) -> SecretStore:
+        """The SCRAM passwords of every principal this home made (admin's included)."""
+        return SecretStore(self.home / "secrets" / "kafka.json")
+
+    @property
+    def log_file(self) -> Path:
+        """The first node's log (each node has its own)."""
+        return self.nodes[0].log_file
+
+    def admin_access(self) -> KafkaAccess:
+        """How `infra/` reaches these brokers: as the super user `admin`."""
+        return KafkaAccess(
+            bootstrap_servers=self.bootstrap,
+            username=ADMIN_PRINCIPAL,
+            password=self.passwords.get(ADMIN_PRINCIPAL),
+            ca_file=str(self.tls.ca_file),
+        )
+
+    def processes(self) -> list[ManagedProcess]:
+        return [node.process() for node in self.nodes]
+
+    def _cluster_id(self) -> str | None:
+        """The id every node is formatted with (kept in the home); a single node makes its
+        own at format, as it always has."""
+        if self.size == 1:
+            return None
+        path = self.home / "config" / "kafka-cluster-id"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(new_cluster_id() + "\n")
+        return path.read_text().strip()
+
+    def start(self, timeout: float = 120.0) -> None:
+        """Every node up (those already running left alone), then wait until the cluster
+        serves metadata with all of its brokers."""
+        if self.size == 1:
+            self.nodes[0].start(timeout)
+            return
+        resolve_jars()
+        cluster_id = self._cluster_id()
+        for node in self.nodes:
+            proc = node.process()
+            if proc.running():
+                continue
+            for port in (node.port, node.controller_port):
+                if port_open(HOST, port):
+                    raise PlatformError(
+                        f"port {port} is taken by another process; choose other Kafka ports "
+                        "(PANJEREH_KAFKA_PORT / PANJEREH_KAFKA_CONTROLLER_PORT)"
+                    )
+            node.write_config()
+            node.format_storage(cluster_id)
+            proc.start(env=_java_env(), cwd=self.home)
+        wait_until(
+            lambda: brokers_registered(self.admin_access()) == self.size,
+            timeout=timeout,
+            what=f"{self.size} Kafka brokers on {self.bootstrap}",
+            alive=lambda: all(p.running() for p in self.processes()),
+            log=self.log_file,
+            interval=0.5,
+        )
+
+    def stop(self) -> bool:
+        """Stop every node (controlled shutdown on SIGTERM, together). Data stays."""
+        return bool(stop_together(self.processes(), timeout=30))
+
+    def quorum_leader(self) -> int:
+        """The node id of the controller quorum's leader (the active controller), as
+        Kafka's own `kafka-metadata-quorum describe --status` reports it."""
+        jaas = (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{ADMIN_PRINCIPAL}" password="{self.passwords.get(ADMIN_PRINCIPAL)}";'
+        )
+        with tempfile.TemporaryDirectory(prefix="kafka-admin-") as scratch:
+            config = Path(scratch) / "admin.properties"
+            _write_owner_only(
+                config,
+                "security.protocol=SASL_SSL\n"
+                f"sasl.mechanism={MECHANISM}\n"
+                f"sasl.jaas.config={jaas}\n"
+                "ssl.truststore.type=PEM\n"
+                f"ssl.truststore.location={self.tls.ca_file}\n",
+            )
+            output = run(
+                [
+                    shutil.which("java") or "java",
+                    "-cp",
+                    f"{resolve_jars()}/*",
+                    "org.apache.kafka.tools.MetadataQuorumCommand",
+                    "--bootstrap-server",
+                    self.bootstrap,
+                    "--command-config",
+                    str(config),
+                    "describe",
+                    "--status",
+                ]
+            ).stdout
+        for line in output.splitlines():
+            if line.startswith("LeaderId:"):
+                return int(line.split(":", 1)[1])
+        raise PlatformError(f"no LeaderId in the quorum's status:\n{output}")
+
+
 def broker_properties(
     *,
     listen_host: str,
@@ -253,20 +420,28 @@ def broker_properties(
     tls: PlatformTls,
     data_dir: Path,
     admin_password: str,
+    node_id: int = 1,
+    voters: str | None = None,
+    brokers: int = 1,
 ) -> dict[str, str]:
     """One combined broker+controller node's configuration, authenticated and authorized.
 
     The same for `panjereh up`, the test harness and the compose file's broker (which
-    `panjereh kafka-config` writes); only addresses and paths differ.
+    `panjereh kafka-config` writes); only addresses and paths differ. In a cluster of
+    `brokers` nodes (`voters` names the quorum), the broker's own topics (offsets,
+    transactions) get the cluster's durability, as every platform topic does.
     """
+    durability = Durability.for_brokers(brokers)
+    replicas = str(durability.replication_factor)
+    in_sync = str(durability.min_insync_replicas)
     jaas = (
         "org.apache.kafka.common.security.scram.ScramLoginModule required "
         f'username="{ADMIN_PRINCIPAL}" password="{admin_password}";'
     )
     return {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@{advertised_host}:{controller_port}",
+        "node.id": str(node_id),
+        "controller.quorum.voters": voters or f"{node_id}@{advertised_host}:{controller_port}",
         "listeners": (
             f"CLIENT://{listen_host}:{port},CONTROLLER://{listen_host}:{controller_port}"
         ),
@@ -294,16 +469,16 @@ def broker_properties(
         "super.users": f"User:{ADMIN_PRINCIPAL}",
         "log.dirs": str(data_dir),
         "num.partitions": "1",
-        "default.replication.factor": "1",
-        "min.insync.replicas": "1",
-        # A single node: internal topics cannot have more replicas than that.
-        "offsets.topic.replication.factor": "1",
+        "default.replication.factor": replicas,
+        "min.insync.replicas": in_sync,
+        # Internal topics cannot have more replicas than there are nodes.
+        "offsets.topic.replication.factor": replicas,
         "offsets.topic.num.partitions": "3",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.replication.factor": replicas,
+        "transaction.state.log.min.isr": in_sync,
         "transaction.state.log.num.partitions": "3",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": replicas,
+        "share.coordinator.state.topic.min.isr": in_sync,
         # Tests join and leave consumer groups constantly; don't wait for stragglers.
         "group.initial.rebalance.delay.ms": "0",
         # Topics are declared in shared/topics.py and created explicitly, never by typo.
@@ -381,6 +556,26 @@ def _java_env() -> dict[str, str]:
     # Don't let a developer's JAVA_TOOL_OPTIONS/CLASSPATH change what the broker runs.
     env.pop("CLASSPATH", None)
     return env
+
+
+def brokers_registered(access: KafkaAccess, timeout: float = 5.0) -> int:
+    """How many brokers the cluster's metadata lists (0 when it cannot be asked)."""
+
+    async def probe() -> int:
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(**access.client_options(), request_timeout_ms=3000)
+        try:
+            await asyncio.wait_for(admin.start(), timeout)
+            cluster = await asyncio.wait_for(admin.describe_cluster(), timeout)
+            return len(cluster["brokers"])
+        except Exception:
+            return 0
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+
+    return run_coroutine(probe)
 
 
 def metadata_ok(access: KafkaAccess, timeout: float = 5.0) -> bool:

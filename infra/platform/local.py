@@ -32,7 +32,7 @@ from pathlib import Path
 from pydantic import TypeAdapter
 
 from infra.platform import paths
-from infra.platform.kafka import KafkaNode
+from infra.platform.kafka import KafkaCluster
 from infra.platform.postgres import PostgresCluster
 from infra.platform.processes import (
     ManagedProcess,
@@ -138,6 +138,7 @@ class LocalPlatform:
         health_timeout: float = 90.0,
         provision_timeout: float = 240.0,
         python: str | None = None,
+        brokers: int | None = None,
     ) -> None:
         self.home = home.resolve()
         self.ports = ports or Ports()
@@ -146,7 +147,11 @@ class LocalPlatform:
         self.provision_timeout = provision_timeout
         # The interpreter for our services: by default the one running this code (.venv).
         self.python = python or sys.executable
-        self.kafka = KafkaNode(self.home, self.ports.kafka, self.ports.kafka_controller)
+        # PANJEREH_KAFKA_BROKERS=3: three brokers, each a voter of the controller quorum.
+        # Unsaid, a home has what it was made with (so `down` stops all of them).
+        asked = brokers or int(os.environ.get("PANJEREH_KAFKA_BROKERS") or 0)
+        size = asked or self._brokers_made() or 1
+        self.kafka = KafkaCluster(self.home, self.ports.kafka, self.ports.kafka_controller, size)
         self.postgres = PostgresCluster(self.home, self.ports.postgres)
         self._lock_depth = 0
 
@@ -243,9 +248,9 @@ class LocalPlatform:
             # Where the access manager leaves each agency's credentials file.
             "PANJEREH_AGENCY_CREDENTIALS_DIR": str(self.home / "credentials"),
             "PANJEREH_METRICS_WORKER_DATA_DIR": str(self.home / "metrics-worker"),
-            # One broker: one replica of everything, whatever the caller's shell says.
-            "PANJEREH_KAFKA_REPLICATION_FACTOR": "1",
-            "PANJEREH_KAFKA_MIN_INSYNC_REPLICAS": "1",
+            # What this home's brokers give every topic, whatever the caller's shell says.
+            "PANJEREH_KAFKA_REPLICATION_FACTOR": str(self.kafka.durability.replication_factor),
+            "PANJEREH_KAFKA_MIN_INSYNC_REPLICAS": str(self.kafka.durability.min_insync_replicas),
         }
 
     def env_for(self, service: ServiceProcess) -> dict[str, str]:
@@ -302,9 +307,37 @@ class LocalPlatform:
             return self._start_infrastructure()
 
     def _start_infrastructure(self) -> InitReport:
+        self._same_brokers_as_before()
         self.kafka.start()
         self.postgres.start()
         return self.init()
+
+    @property
+    def _brokers_record(self) -> Path:
+        return self.home / "config" / "kafka-brokers"
+
+    def _brokers_made(self) -> int | None:
+        """How many brokers this home's Kafka was made with, if it says."""
+        if self._brokers_record.exists():
+            return int(self._brokers_record.read_text())
+        return 1 if (self.home / "kafka").exists() else None
+
+    def _same_brokers_as_before(self) -> None:
+        """A home keeps the number of brokers it was made with: its services' databases
+        describe what its topics held."""
+        record = self._brokers_record
+        made = self._brokers_made()
+        if made is not None:
+            if made != self.kafka.size:
+                raise PlatformError(
+                    f"this home's Kafka has {made} broker(s), not {self.kafka.size}: "
+                    "`panjereh reset` (deletes its data) to change, or set "
+                    f"PANJEREH_KAFKA_BROKERS={made}"
+                )
+            if record.exists():
+                return
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(f"{self.kafka.size}\n")
 
     def init(self) -> InitReport:
         """Topics, users, ACLs, database roles and migrations against the running
@@ -317,6 +350,7 @@ class LocalPlatform:
                 self.kafka.passwords,
                 development=self.environment != "production",
                 database_passwords=passwords,
+                durability=self.kafka.durability,
             )
         )
         self.write_credentials()
@@ -415,7 +449,10 @@ class LocalPlatform:
     def status(self) -> list[ProcessStatus]:
         """Name, pid, whether it runs, and where it listens, for every process."""
         rows = [
-            ProcessStatus("kafka", self.kafka.process().pid(), False, self.kafka_bootstrap),
+            *(
+                ProcessStatus(node.name, node.process().pid(), False, node.bootstrap)
+                for node in self.kafka.nodes
+            ),
             ProcessStatus(
                 "postgres",
                 self.postgres.pid() if self.postgres.data_dir.exists() else None,

@@ -1,11 +1,10 @@
 """Identity in the running platform: a citizen registers, gets a code by SMS, signs in.
 
-The platform is brought up as `panjereh up` runs it, in a home and on ports of its own.
+On the package's live platform, as `panjereh up` runs it (the simulator's citizens sign in
+beside this one, with mobiles of their own).
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import httpx
 import jwt as pyjwt
@@ -13,19 +12,12 @@ import pytest
 
 from infra.platform import LocalPlatform
 from services.identity.domain.citizens import normalise_mobile
-from tests.e2e.running import platform_up
 from tests.integration.identity.conftest import code_sent_to, new_mobile, new_national_id
 from tests.slots import e2e_ports
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 PORTS = e2e_ports()
-
-
-@pytest.fixture(scope="module")
-def platform() -> Iterator[LocalPlatform]:
-    with platform_up("panjereh-e2e-identity-", reference=False) as running:
-        yield running
 
 
 async def test_a_citizen_registers_receives_a_code_signs_in_and_the_token_verifies(

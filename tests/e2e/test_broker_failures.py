@@ -1,0 +1,233 @@
+"""Three brokers, one SIGKILLed at a time under load: nothing lost, nothing doubled.
+
+The platform's Kafka as `PANJEREH_KAFKA_BROKERS=3` runs it: three nodes, each a broker
+and a voter of the controller quorum, every topic on three replicas with two in sync
+(`init` makes them so; the brokers' own topics too). Two agencies drive a steady stream of
+signed requests through an exchange (the crash test's load, longer). Meanwhile the active
+controller gets SIGKILL, is started again, and once every partition is back in sync
+another broker gets the same. Every request must end with exactly one outcome on the
+consumer's channel, one monitoring record and one request and one response record in
+the audit log, which verifies; the exchange rides it out in the same process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from infra.platform import SERVICE_PROCESSES, LocalPlatform
+from infra.platform.kafka import KafkaNode, _java_env
+from infra.platform.paths import REPO_ROOT
+from infra.platform.processes import http_ok, run_coroutine, wait_until
+from shared.kafka_access import KafkaAccess
+from shared.principals import agency_principal
+from shared.topics import Durability
+from tests.e2e.exchange_load import (
+    PORT,
+    ExchangeProcess,
+    assert_each_published_once,
+    audit_records_of,
+    drive,
+    until_healthy,
+)
+from tests.integration.exchange.helpers import audit_verify
+from tests.slots import e2e_ports
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+RATE_PER_SECOND = 30
+REQUESTS = 1500  # 50 s of load; the two failures take about half of it
+CHAOS_AFTER = 60
+DOWN_SECONDS = 5.0
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalPlatform]:
+    """Three brokers, PostgreSQL, `init` and the access manager (agencies' channels)."""
+    home = Path(tempfile.mkdtemp(prefix="panjereh-e2e-brokers-"))
+    home.chmod(0o755)  # PostgreSQL (the postgres user when we are root) enters the home
+    platform = LocalPlatform(home, e2e_ports(), brokers=3)
+    try:
+        platform.start_infrastructure()
+        [access] = [s for s in SERVICE_PROCESSES if s.name == "access-manager"]
+        manager = platform.process(access)
+        manager.start(env={**os.environ, **platform.env_for(access)}, cwd=REPO_ROOT)
+        wait_until(
+            lambda: http_ok(platform.service_url(access) + "/health"),
+            timeout=90,
+            what="the access manager",
+            alive=manager.running,
+            log=manager.log_file,
+        )
+        yield platform
+    finally:
+        platform.down()
+        if os.environ.get("PANJEREH_TEST_KEEP_HOME") != "1":
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def fully_replicated(admin: KafkaAccess) -> bool:
+    """Whether every partition of every topic has all its replicas in sync."""
+
+    async def check() -> bool:
+        client = AIOKafkaAdminClient(**admin.client_options(), request_timeout_ms=5000)
+        await client.start()
+        try:
+            described = await client.describe_topics(await client.list_topics())
+            return all(
+                len(partition["isr"]) == len(partition["replicas"])
+                for topic in described
+                for partition in topic["partitions"]
+            )
+        except Exception:
+            return False
+        finally:
+            await client.close()
+
+    return run_coroutine(check)
+
+
+@dataclass
+class Chaos:
+    """Kills the active controller, restarts it, waits for full replication, then does
+    the same to another broker; what it did and when, for the assertions."""
+
+    platform: LocalPlatform
+    done: list[tuple[str, int, float]] = field(default_factory=list)
+    error: BaseException | None = None
+    thread: threading.Thread | None = None
+
+    def begin(self, _: str) -> None:
+        self.thread = threading.Thread(target=self._run, name="chaos", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            leader = self.platform.kafka.quorum_leader()
+            self._kill_and_restart(leader)
+            another = next(n for n in (1, 2, 3) if n != leader)
+            self._kill_and_restart(another)
+        except BaseException as error:
+            self.error = error
+
+    def _kill_and_restart(self, node_id: int) -> None:
+        node: KafkaNode = self.platform.kafka.nodes[node_id - 1]
+        process = node.process()
+        pid = process.pid()
+        assert pid is not None, f"broker {node_id} is not running"
+        os.kill(pid, signal.SIGKILL)
+        self.done.append(("killed", node_id, time.monotonic()))
+        time.sleep(DOWN_SECONDS)
+        process.start(env=_java_env(), cwd=self.platform.home)
+        self.done.append(("restarted", node_id, time.monotonic()))
+        wait_until(
+            lambda: fully_replicated(self.platform.kafka_admin),
+            timeout=120,
+            what=f"every partition in sync again after broker {node_id}",
+            interval=1.0,
+        )
+        self.done.append(("in sync", node_id, time.monotonic()))
+
+    def finish(self) -> list[tuple[str, int, float]]:
+        assert self.thread is not None, "the chaos never began"
+        self.thread.join(timeout=240)
+        assert not self.thread.is_alive(), f"the chaos did not finish: {self.done}"
+        if self.error is not None:
+            raise self.error
+        return self.done
+
+
+@pytest.fixture
+def exchange(tmp_path: Path, cluster: LocalPlatform) -> Iterator[ExchangeProcess]:
+    process = ExchangeProcess(
+        tmp_path / "exchange.log",
+        str(cluster.credentials_file("exchange")),
+        cluster.postgres.service_url("exchange"),
+    )
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{PORT}", timeout=10) as client:
+        yield client
+
+
+def issued_to(cluster: LocalPlatform) -> Callable[[str], Awaitable[KafkaAccess]]:
+    """An agency's own access, once the access manager has issued it."""
+
+    async def issued(agency: str) -> KafkaAccess:
+        path = cluster.home / "credentials" / f"{agency_principal(agency)}.properties"
+        deadline = time.monotonic() + 90
+        while not path.exists():
+            assert time.monotonic() < deadline, f"no credentials issued to {agency}"
+            await asyncio.sleep(0.2)
+        return KafkaAccess.read(path)
+
+    return issued
+
+
+@pytest.mark.allows_error_logs  # clients log every failed fetch from a killed broker
+async def test_the_active_controller_then_another_broker_killed_under_load_lose_and_double_nothing(
+    cluster: LocalPlatform, exchange: ExchangeProcess, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    assert cluster.kafka.durability == Durability(replication_factor=3, min_insync_replicas=2)
+    await until_healthy(exchange)
+    keys = (await http.get("/keys")).json()
+    chaos = Chaos(cluster)
+    started = time.monotonic()
+
+    def begin(requests_channel: str) -> None:
+        chaos.begin(requests_channel)
+
+    ours, consumer = await drive(
+        cluster.kafka_admin,
+        issued_to(cluster),
+        cluster.postgres.service_url("exchange"),
+        http,
+        begin,
+        requests=REQUESTS,
+        rate_per_second=RATE_PER_SECOND,
+        midway_after=CHAOS_AFTER,
+    )
+    done = chaos.finish()
+    timeline = [(what, node, round(at - started, 1)) for what, node, at in done]
+    assert [what for what, _, _ in timeline] == ["killed", "restarted", "in sync"] * 2
+    assert len({node for _, node, _ in timeline}) == 2
+    # Both failures happened while requests were still being sent.
+    second_restart = timeline[4][2]
+    assert second_restart < REQUESTS / RATE_PER_SECOND, timeline
+
+    # The exchange rode it out: the same process, healthy.
+    assert exchange.process is not None
+    assert exchange.process.poll() is None
+    await until_healthy(exchange)
+    await assert_each_published_once(cluster.kafka_admin, ours, consumer)
+    audit = await audit_records_of(cluster.admin_database_url, ours)
+    assert Counter((transaction, kind) for transaction, kind, _ in audit) == {
+        (transaction, kind): 1 for transaction in ours for kind in ("request", "response")
+    }
+    keys_file = tmp_path / "keys.json"
+    keys_file.write_text(json.dumps(keys))
+    status, out = await audit_verify(
+        "exchange", cluster.admin_database_url, cluster.kafka_admin, keys_file
+    )
+    assert status == 0, out
