@@ -362,7 +362,11 @@ class KafkaCluster:
             node.format_storage(cluster_id)
             proc.start(env=_java_env(), cwd=self.home)
         wait_until(
-            lambda: brokers_registered(self.admin_access()) == self.size,
+            # Ports first: asking a broker that is not listening yet logs client errors.
+            lambda: (
+                all(port_open(HOST, node.port) for node in self.nodes)
+                and brokers_registered(self.admin_access()) == self.size
+            ),
             timeout=timeout,
             what=f"{self.size} Kafka brokers on {self.bootstrap}",
             alive=lambda: all(p.running() for p in self.processes()),
@@ -394,6 +398,9 @@ class KafkaCluster:
             output = run(
                 [
                     shutil.which("java") or "java",
+                    # A short-lived tool: start fast rather than run fast.
+                    "-XX:TieredStopAtLevel=1",
+                    "-XX:+UseSerialGC",
                     "-cp",
                     f"{resolve_jars()}/*",
                     "org.apache.kafka.tools.MetadataQuorumCommand",

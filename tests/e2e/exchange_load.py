@@ -114,10 +114,12 @@ async def drive(
     requests: int = REQUESTS,
     rate_per_second: float = RATE_PER_SECOND,
     midway_after: int = KILL_AFTER,
+    more: Callable[[int], bool] | None = None,
 ) -> tuple[set[str], str]:
-    """Two agencies send `requests` requests through the exchange at `http`, and `midway`
-    runs (given the consumer's requests channel) after `midway_after` of them; every
-    outcome is answered. The transaction ids, and the consumer's code."""
+    """Two agencies send `requests` requests through the exchange at `http` (or, given
+    `more`, as long as `more(number sent)` says), and `midway` runs (given the consumer's
+    requests channel) after `midway_after` of them; every outcome is answered. The
+    transaction ids, and the consumer's code."""
     run = run_id()
     issuer = Issuer()
     consumer, provider = AgencySystem(f"e2e-ss-{run}"), AgencySystem(f"e2e-cr-{run}")
@@ -147,18 +149,20 @@ async def drive(
         exchange_keys=exchange_keys,
     ) as client:
         futures = {}
-        for index in range(requests):
+        index = 0
+        while more(index) if more is not None else index < requests:
             if index == midway_after:
                 await asyncio.to_thread(midway, channel(Topic.AGENCY_REQUESTS, consumer.code))
             transaction_id, future = await client.send(
                 data_service, "benefit-eligibility", {"citizen": CITIZEN}, citizen=CITIZEN
             )
             futures[transaction_id] = future
+            index += 1
             await asyncio.sleep(1 / rate_per_second)
         outcomes = await asyncio.wait_for(asyncio.gather(*futures.values()), 240)
     await worker.stop()
     await asyncio.wait_for(worker_task, 30)
-    assert Counter(o.outcome for o in outcomes) == {"answered": requests}
+    assert Counter(o.outcome for o in outcomes) == {"answered": len(futures)}
     return {str(t) for t in futures}, consumer.code
 
 
