@@ -30,6 +30,13 @@ Commands (home: $PANJEREH_HOME or .data/dev; ports: PANJEREH_*_PORT, see infra/R
     programme load-reference
                 load the programme's reference indicators, targets and figures into the
                 metrics service's register (idempotent: entries it has are left alone)
+    dlq list [TOPIC]
+                dead letters by topic and reason, with the oldest and newest
+    dlq show TOPIC OFFSET [--partition N]
+                one dead letter: why, where from, by whom, and its original bytes
+    dlq replay TOPIC [--reason TEXT] [--since ISO-TIME]
+                send the originals back to their topic (consumers drop what they have
+                handled, so a replay twice counts once)
     audit verify [--keys URL|FILE] [--unanchored]
                 check the exchange's audit log hash chain against the checkpoints the
                 exchange signed (exchange.audit-checkpoints, read as admin) and its public
@@ -361,6 +368,69 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dead_letter_topics(topic: str | None) -> list[str]:
+    from infra.dead_letters import dead_letter_topics, known_dead_letter_topic
+
+    try:
+        return [known_dead_letter_topic(topic)] if topic else dead_letter_topics()
+    except ValueError as error:
+        raise PlatformError(str(error)) from None
+
+
+def cmd_dlq_list(args: argparse.Namespace) -> int:
+    from infra.dead_letters import counts, read_dead_letters
+
+    letters = asyncio.run(read_dead_letters(_targets().admin, _dead_letter_topics(args.topic)))
+    rows = counts(letters)
+    for row in rows:
+        print(
+            f"{row.topic}  {row.count:>6}  oldest {row.oldest:%Y-%m-%d %H:%M}"
+            f"  newest {row.newest:%Y-%m-%d %H:%M}  {row.reason}"
+        )
+    print(f"{len(letters)} dead letters" + ("" if rows else " (none)"))
+    return 0
+
+
+def cmd_dlq_show(args: argparse.Namespace) -> int:
+    import json
+
+    from infra.dead_letters import read_dead_letters
+
+    (topic,) = _dead_letter_topics(args.topic)
+    letters = asyncio.run(read_dead_letters(_targets().admin, [topic]))
+    found = [
+        letter
+        for letter in letters
+        if letter.offset == args.offset and letter.partition == args.partition
+    ]
+    if not found:
+        raise PlatformError(f"no dead letter at {topic}:{args.partition}:{args.offset}")
+    (letter,) = found
+    print(json.dumps(letter.summary(), ensure_ascii=False, indent=2))
+    print("original bytes:")
+    sys.stdout.flush()
+    sys.stdout.buffer.write(letter.value + b"\n")
+    return 0
+
+
+def cmd_dlq_replay(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from infra.dead_letters import chosen, read_dead_letters, replay
+
+    admin = _targets().admin
+    (topic,) = _dead_letter_topics(args.topic)
+    since = datetime.fromisoformat(args.since) if args.since else None
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)  # a time without a zone is UTC, as letters are
+    letters = chosen(
+        asyncio.run(read_dead_letters(admin, [topic])), reason=args.reason, since=since
+    )
+    sent = asyncio.run(replay(admin, letters))
+    print(f"replayed {sent} dead letters from {topic}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser (each subcommand sets `func`)."""
     parser = argparse.ArgumentParser(
@@ -431,6 +501,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="check the chain alone, without the checkpoints on Kafka (proves less)",
     )
     verify.set_defaults(func=cmd_audit_verify)
+    dlq = sub.add_parser("dlq", help="dead letters: count, show, replay")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
+    dlq_list = dlq_sub.add_parser("list", help="dead letters by topic and reason")
+    dlq_list.add_argument("topic", nargs="?", help="one dead-letter topic (default: all)")
+    dlq_list.set_defaults(func=cmd_dlq_list)
+    dlq_show = dlq_sub.add_parser("show", help="one dead letter and its original bytes")
+    dlq_show.add_argument("topic")
+    dlq_show.add_argument("offset", type=int)
+    dlq_show.add_argument("--partition", type=int, default=0)
+    dlq_show.set_defaults(func=cmd_dlq_show)
+    dlq_replay = dlq_sub.add_parser("replay", help="send the originals back to their topic")
+    dlq_replay.add_argument("topic")
+    dlq_replay.add_argument("--reason", help="only letters whose reason contains this")
+    dlq_replay.add_argument(
+        "--since", help="only letters dead-lettered at this time or later (ISO 8601)"
+    )
+    dlq_replay.set_defaults(func=cmd_dlq_replay)
     return parser
 
 

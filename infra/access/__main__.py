@@ -10,10 +10,13 @@ from typing import ClassVar
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 
 from infra.access.manager import AccessManager
+from infra.dead_letters import operator_routes
 from infra.platform.secrets import SecretStore
+from services.identity.settings import DEVELOPMENT_OPERATOR_TOKEN
+from shared.http import install_problem_handlers
 from shared.input_guard import InputGuard
 from shared.logging import configure_logging
 from shared.principals import ADMIN
@@ -30,6 +33,24 @@ class AccessManagerSettings(PlatformSettings):
         validation_alias="PANJEREH_HOME",
         description="Where agencies' secrets and credentials files are kept.",
     )
+    operator_token: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_OPERATOR_TOKEN),
+        validation_alias="PANJEREH_IDENTITY_OPERATOR_TOKEN",
+        description="The platform operators' bearer secret (identity's operator endpoints "
+        "take the same): its dead-letter routes need it.",
+    )
+
+    @model_validator(mode="after")
+    def _real_operator_secret_in_production(self) -> AccessManagerSettings:
+        value = self.operator_token.get_secret_value()
+        if self.environment == "production" and (
+            value == DEVELOPMENT_OPERATOR_TOKEN or len(value) < 32
+        ):
+            raise ValueError(
+                "PANJEREH_IDENTITY_OPERATOR_TOKEN needs a real secret (32+ characters) in "
+                "production"
+            )
+        return self
 
 
 def build(settings: AccessManagerSettings) -> FastAPI:
@@ -57,6 +78,8 @@ def build(settings: AccessManagerSettings) -> FastAPI:
 
     app = FastAPI(title="Panjereh access manager", lifespan=lifespan)
     app.add_middleware(InputGuard)
+    install_problem_handlers(app)
+    app.include_router(operator_routes(admin, settings.operator_token.get_secret_value()))
 
     @app.get("/health")
     async def health() -> JSONResponse:

@@ -55,8 +55,20 @@ def test_a_process_without_a_database_needs_no_database_password_in_production(
     from infra.access.__main__ import AccessManagerSettings
 
     monkeypatch.setenv("PANJEREH_ENVIRONMENT", "production")
+    monkeypatch.setenv("PANJEREH_IDENTITY_OPERATOR_TOKEN", "o" * 40)
     monkeypatch.delenv("PANJEREH_DATABASE_URL", raising=False)
     assert AccessManagerSettings().environment == "production"
+
+
+def test_the_access_manager_refuses_the_development_operator_secret_in_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from infra.access.__main__ import AccessManagerSettings
+
+    monkeypatch.setenv("PANJEREH_ENVIRONMENT", "production")
+    monkeypatch.delenv("PANJEREH_IDENTITY_OPERATOR_TOKEN", raising=False)
+    with pytest.raises(ValidationError, match="PANJEREH_IDENTITY_OPERATOR_TOKEN"):
+        AccessManagerSettings()
 
 
 def test_development_runs_without_a_password(monkeypatch: pytest.MonkeyPatch) -> None:

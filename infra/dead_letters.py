@@ -1,0 +1,280 @@
+"""Dead letters as a tool for the platform team: count them, show one, send them back.
+
+Every consumer of the platform sends what it cannot decode or accept to its topic's
+dead-letter twin (`<topic>.dlq`): the record as it came, with why, where from and by whom
+in its `dlq-*` headers (`shared/kafka.py`). Here the platform team, as `admin`, counts them
+by topic and reason, shows one with its original bytes, and replays the originals to
+their topic once the cause is fixed.
+
+Replaying is safe to repeat: the platform's consumers drop an event they have handled
+(by its id: the services' inboxes, the metrics worker's counters), so a record replayed
+twice counts once; one that fails again goes back to the dead-letter topic with its new
+reason. A replayed record carries `replayed-from` (`<dlq topic>:<partition>:<offset>`)
+besides its original headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from fastapi import APIRouter, Depends, Header
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from shared.http import ProblemError
+from shared.kafka import new_producer, partitions_of
+from shared.kafka_access import KafkaAccess
+from shared.topics import SPECS, resolve
+
+#: Kept with the original headers when a replayed record is refused again.
+REPLAYED_FROM = "replayed-from"
+
+
+def dead_letter_topics() -> list[str]:
+    """Every dead-letter topic of the shared register (agencies' channels have their own)."""
+    return sorted(
+        spec.dead_letter
+        for spec in SPECS.values()
+        if spec.dead_letter is not None and not spec.per_agency
+    )
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One refused record: where it lies, why, and the original as it came."""
+
+    topic: str
+    partition: int
+    offset: int
+    #: When it was dead-lettered.
+    at: datetime
+    reason: str
+    source_topic: str
+    source_partition: int | None
+    source_offset: int | None
+    consumer: str
+    key: bytes | None
+    value: bytes
+    original_headers: tuple[tuple[str, bytes], ...]
+
+    @property
+    def address(self) -> str:
+        return f"{self.topic}:{self.partition}:{self.offset}"
+
+    def summary(self) -> dict[str, object]:
+        """What `dlq show` prints: everything but the bytes, which are given apart."""
+        return {
+            "dead_letter": self.address,
+            "at": self.at.isoformat(),
+            "reason": self.reason,
+            "from": f"{self.source_topic}:{self.source_partition}:{self.source_offset}",
+            "consumer": self.consumer,
+            "key": self.key.decode(errors="replace") if self.key is not None else None,
+            "headers": {k: v.decode(errors="replace") for k, v in self.original_headers},
+            "bytes": len(self.value),
+        }
+
+
+def _letter(record: ConsumerRecord[bytes, bytes]) -> DeadLetter:
+    headers = dict(record.headers)
+
+    def text(name: str, default: str = "") -> str:
+        return headers[name].decode(errors="replace") if name in headers else default
+
+    def number(name: str) -> int | None:
+        try:
+            return int(text(name))
+        except ValueError:
+            return None
+
+    return DeadLetter(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        at=datetime.fromtimestamp(record.timestamp / 1000, UTC),
+        reason=text("dlq-reason", "(no reason given)"),
+        source_topic=text("dlq-topic", record.topic.removesuffix(".dlq")),
+        source_partition=number("dlq-partition"),
+        source_offset=number("dlq-offset"),
+        consumer=text("dlq-consumer"),
+        key=record.key,
+        value=record.value or b"",
+        original_headers=tuple((k, v) for k, v in record.headers if not k.startswith("dlq-")),
+    )
+
+
+async def read_dead_letters(admin: KafkaAccess, topics: Sequence[str]) -> list[DeadLetter]:
+    """Every dead letter on `topics`, from their beginning to their end now."""
+    consumer = AIOKafkaConsumer(
+        **admin.client_options(),
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        client_id="panjereh-dlq",
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in topics
+            for partition in sorted(await partitions_of(admin, topic))
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        letters: list[DeadLetter] = []
+        pending = {tp for tp in partitions if ends[tp] > 0}
+        while pending:
+            batch = await consumer.getmany(*pending, timeout_ms=1000)
+            for records in batch.values():
+                letters.extend(_letter(record) for record in records)
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+        return letters
+    finally:
+        await consumer.stop()
+
+
+@dataclass(frozen=True)
+class Count:
+    """`dlq list`: how many letters of one reason on one topic, and how old."""
+
+    topic: str
+    reason: str
+    count: int
+    oldest: datetime
+    newest: datetime
+
+
+def counts(letters: Iterable[DeadLetter]) -> list[Count]:
+    grouped: dict[tuple[str, str], list[DeadLetter]] = defaultdict(list)
+    for letter in letters:
+        grouped[(letter.topic, letter.reason)].append(letter)
+    return [
+        Count(
+            topic,
+            reason,
+            len(group),
+            min(letter.at for letter in group),
+            max(letter.at for letter in group),
+        )
+        for (topic, reason), group in sorted(grouped.items())
+    ]
+
+
+def chosen(
+    letters: Iterable[DeadLetter], *, reason: str | None = None, since: datetime | None = None
+) -> list[DeadLetter]:
+    """Those whose reason contains `reason` and that were dead-lettered at `since` or later."""
+    return [
+        letter
+        for letter in letters
+        if (reason is None or reason in letter.reason) and (since is None or letter.at >= since)
+    ]
+
+
+async def replay(admin: KafkaAccess, letters: Sequence[DeadLetter]) -> int:
+    """Send each letter's original back to its topic (key, bytes and headers as they came,
+    plus where it was replayed from); the number sent."""
+    producer = new_producer(admin, client_id="panjereh-dlq-replay")
+    await producer.start()
+    try:
+        sends = [
+            await producer.send(
+                letter.source_topic,
+                letter.value,
+                key=letter.key,
+                headers=[*letter.original_headers, (REPLAYED_FROM, letter.address.encode())],
+            )
+            for letter in letters
+        ]
+        await asyncio.gather(*sends)
+        return len(sends)
+    finally:
+        await producer.stop()
+
+
+def known_dead_letter_topic(topic: str) -> str:
+    """`topic` if it is a dead-letter topic of the register, an agency's channel's included
+    (the name of the topic it is the twin of is taken too); else ValueError."""
+    name = topic if topic.endswith(".dlq") else f"{topic}.dlq"
+    try:
+        spec, _ = resolve(name)
+    except KeyError:
+        raise ValueError(
+            f"{topic!r} is not a dead-letter topic; known: {', '.join(dead_letter_topics())}"
+            " and each agency's agency.<code>.<channel>.dlq"
+        ) from None
+    if spec.dead_letter is not None:  # a topic with a twin, not a twin
+        raise ValueError(f"{topic!r} is not a dead-letter topic")
+    return name
+
+
+class Replay(BaseModel):
+    """Which dead letters of a topic to replay: all, or those of a reason, or since."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=1000)
+    since: AwareDatetime | None = None
+
+
+def operator_routes(admin: KafkaAccess, operator_token: str) -> APIRouter:
+    """The same operations over HTTP, for the platform team's tools: each request needs
+    the operators' bearer secret (the one identity's operator endpoints take)."""
+
+    def operator(authorization: str | None = Header(default=None)) -> None:
+        given = (authorization or "").removeprefix("Bearer ").encode()
+        if not authorization or not hmac.compare_digest(given, operator_token.encode()):
+            raise ProblemError(
+                401,
+                "unauthenticated",
+                "the operators' bearer secret is needed",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    routes = APIRouter(prefix="/operator/dead-letters", dependencies=[Depends(operator)])
+
+    def topics_of(topic: str | None) -> list[str]:
+        try:
+            return [known_dead_letter_topic(topic)] if topic else dead_letter_topics()
+        except ValueError as error:
+            raise ProblemError(404, "not_found", str(error)) from None
+
+    @routes.get("")
+    async def listed(topic: str | None = None) -> list[dict[str, object]]:
+        letters = await read_dead_letters(admin, topics_of(topic))
+        return [
+            {
+                "topic": row.topic,
+                "reason": row.reason,
+                "count": row.count,
+                "oldest": row.oldest.isoformat(),
+                "newest": row.newest.isoformat(),
+            }
+            for row in counts(letters)
+        ]
+
+    @routes.get("/{topic}/{partition}/{offset}")
+    async def shown(topic: str, partition: int, offset: int) -> dict[str, object]:
+        (name,) = topics_of(topic)
+        for letter in await read_dead_letters(admin, [name]):
+            if (letter.partition, letter.offset) == (partition, offset):
+                return {**letter.summary(), "value_base64": base64.b64encode(letter.value).decode()}
+        raise ProblemError(404, "not_found", f"no dead letter at {name}:{partition}:{offset}")
+
+    @routes.post("/{topic}/replay")
+    async def replayed(topic: str, body: Replay) -> dict[str, object]:
+        (name,) = topics_of(topic)
+        letters = chosen(
+            await read_dead_letters(admin, [name]), reason=body.reason, since=body.since
+        )
+        return {"topic": name, "replayed": await replay(admin, letters)}
+
+    return routes
