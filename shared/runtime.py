@@ -189,7 +189,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(name, settings)
-        configure_tracing(name, settings.trace_exporter)
+        configure_tracing(
+            name,
+            settings.trace_exporter,
+            otlp_endpoint=settings.otlp_endpoint,
+            otlp_headers_text=settings.otlp_headers.get_secret_value(),
+        )
         pool = await create_pool(
             settings.database_url, settings.database_schema, max_size=settings.database_pool_size
         )

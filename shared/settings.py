@@ -55,8 +55,19 @@ class PlatformSettings(BaseSettings):
     database_url: str = "postgresql://panjereh@127.0.0.1:55432/panjereh"
     http_host: str = "127.0.0.1"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    trace_exporter: Literal["none", "console"] = Field(
-        default="none", description="Where finished spans go; `console` prints them as JSON."
+    trace_exporter: Literal["none", "console", "otlp"] = Field(
+        default="none",
+        description="Where finished spans go: `console` prints them as JSON, `otlp` sends "
+        "them to a collector over OTLP/HTTP (PANJEREH_OTLP_ENDPOINT).",
+    )
+    otlp_endpoint: str = Field(
+        default="http://127.0.0.1:4318/v1/traces",
+        description="The collector's OTLP/HTTP traces endpoint.",
+    )
+    otlp_headers: SecretStr = Field(
+        default=SecretStr(""),
+        description="Headers every export carries, `name=value` comma-separated (a "
+        "collector's API key, say).",
     )
     data_key: SecretStr = Field(
         default=SecretStr(DEVELOPMENT_DATA_KEY),
@@ -83,6 +94,13 @@ class PlatformSettings(BaseSettings):
                     "PANJEREH_DATA_KEY needs a real key in production (base64 of 32 random"
                     " bytes), not the development key"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _otlp_headers_are_readable(self) -> PlatformSettings:
+        from shared.tracing import otlp_headers
+
+        otlp_headers(self.otlp_headers.get_secret_value())  # ValueError names the bad pair
         return self
 
     @model_validator(mode="after")

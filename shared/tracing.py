@@ -73,8 +73,33 @@ class RecordWhenExported(Sampler):
 _SAMPLER = RecordWhenExported()
 
 
+def otlp_headers(text: str) -> dict[str, str]:
+    """`name=value,name=value` (as OTEL_EXPORTER_OTLP_HEADERS spells them) as a mapping."""
+    headers: dict[str, str] = {}
+    for pair in filter(None, (part.strip() for part in text.split(","))):
+        name, separator, value = pair.partition("=")
+        if not separator or not name.strip():
+            raise ValueError(f"an OTLP header is name=value, not {pair!r}")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def otlp_processor(endpoint: str, headers: str = "") -> SpanProcessor:
+    """Finished spans batched to an OTLP/HTTP collector at `endpoint`."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return BatchSpanProcessor(
+        OTLPSpanExporter(endpoint=endpoint, headers=otlp_headers(headers), timeout=10)
+    )
+
+
 def configure_tracing(
-    service: str, exporter: str = "none", processors: Sequence[SpanProcessor] = ()
+    service: str,
+    exporter: str = "none",
+    processors: Sequence[SpanProcessor] = (),
+    *,
+    otlp_endpoint: str = "",
+    otlp_headers_text: str = "",
 ) -> TracerProvider:
     """Install the process-wide tracer provider, once; later calls add processors."""
     current = trace.get_tracer_provider()
@@ -87,6 +112,9 @@ def configure_tracing(
         )
         if exporter == "console":
             provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+            _SAMPLER.exporting = True
+        elif exporter == "otlp":
+            provider.add_span_processor(otlp_processor(otlp_endpoint, otlp_headers_text))
             _SAMPLER.exporting = True
         trace.set_tracer_provider(provider)
     for processor in processors:

@@ -1,13 +1,22 @@
-"""One trace spans the request that wrote an event and the consumer that handled it."""
+"""One trace spans the request that wrote an event and the consumer that handled it, and
+reaches an OTLP collector whole."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -19,16 +28,16 @@ from shared.kafka import EventConsumer
 from shared.kafka_access import KafkaAccess
 from shared.outbox import OutboxRelay, enqueue
 from shared.topics import Topic
-from shared.tracing import configure_tracing
+from shared.tracing import configure_tracing, otlp_processor
 
 pytestmark = pytest.mark.integration
 
 
-async def test_one_trace_spans_the_producer_the_outbox_and_the_consumer(
+async def request_outbox_kafka_consumer(
     kafka_admin: KafkaAccess, scratch_schema: tuple[str, Pool]
-) -> None:
-    exporter = InMemorySpanExporter()
-    configure_tracing("tests", processors=[SimpleSpanProcessor(exporter)])
+) -> tuple[Envelope[ServiceStarted], trace.SpanContext]:
+    """A request span writes an event to the outbox, the relay publishes it, a consumer
+    handles it; the event and the request span's context."""
     schema, pool = scratch_schema
     run = uuid.uuid4().hex
     envelope = Envelope.wrap(
@@ -38,7 +47,6 @@ async def test_one_trace_spans_the_producer_the_outbox_and_the_consumer(
     with trace.get_tracer("tests").start_as_current_span("POST /register") as request_span:
         async with pool.acquire() as connection, connection.transaction():
             await enqueue(connection, envelope)
-    trace_id = request_span.get_span_context().trace_id
 
     relay = OutboxRelay(pool, schema=schema, kafka=kafka_admin, relay_id=f"test-{run}")
     await relay.publish_pending()
@@ -61,6 +69,16 @@ async def test_one_trace_spans_the_producer_the_outbox_and_the_consumer(
     await asyncio.wait_for(seen.wait(), timeout=60)
     await consumer.stop()
     await task
+    return envelope, request_span.get_span_context()
+
+
+async def test_one_trace_spans_the_producer_the_outbox_and_the_consumer(
+    kafka_admin: KafkaAccess, scratch_schema: tuple[str, Pool]
+) -> None:
+    exporter = InMemorySpanExporter()
+    configure_tracing("tests", processors=[SimpleSpanProcessor(exporter)])
+    envelope, request = await request_outbox_kafka_consumer(kafka_admin, scratch_schema)
+    trace_id = request.trace_id
 
     spans = exporter.get_finished_spans()
     [producer_span] = [
@@ -75,8 +93,89 @@ async def test_one_trace_spans_the_producer_the_outbox_and_the_consumer(
     ]
     assert producer_span.context.trace_id == trace_id
     assert producer_span.parent is not None
-    assert producer_span.parent.span_id == request_span.get_span_context().span_id
+    assert producer_span.parent.span_id == request.span_id
     assert consumer_span.parent is not None
     assert consumer_span.parent.span_id == producer_span.context.span_id
     assert consumer_span.attributes is not None
     assert consumer_span.attributes["messaging.destination.name"] == Topic.PLATFORM_LIFECYCLE.value
+
+
+class Collector(ThreadingHTTPServer):
+    """An OTLP/HTTP traces receiver on loopback: what every export carried."""
+
+    def __init__(self) -> None:
+        self.exports: list[tuple[dict[str, str], ExportTraceServiceRequest]] = []
+        received = self.exports
+
+        class Receive(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                received.append(({k.lower(): v for k, v in self.headers.items()}, request))
+                answer = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Receive)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1/traces"
+
+    def spans_of(self, trace_id: int) -> list[tuple[str, Any]]:
+        """(service.name, span) of every span received of this trace."""
+        found = []
+        for _, request in self.exports:
+            for resource_spans in request.resource_spans:
+                service = next(
+                    a.value.string_value
+                    for a in resource_spans.resource.attributes
+                    if a.key == "service.name"
+                )
+                for scope in resource_spans.scope_spans:
+                    for span in scope.spans:
+                        if int.from_bytes(span.trace_id, "big") == trace_id:
+                            found.append((service, span))
+        return found
+
+
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    server = Collector()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_the_otlp_exporter_sends_the_whole_trace_to_a_collector_with_its_headers(
+    kafka_admin: KafkaAccess, scratch_schema: tuple[str, Pool], collector: Collector
+) -> None:
+    processor = otlp_processor(collector.endpoint, "x-api-key=collector-secret, x-tenant=panjereh")
+    configure_tracing("tests", processors=[processor])
+    try:
+        envelope, request = await request_outbox_kafka_consumer(kafka_admin, scratch_schema)
+        assert processor.force_flush(10_000)
+    finally:
+        processor.shutdown()  # nothing more goes to a collector that is about to stop
+    spans = collector.spans_of(request.trace_id)
+    kinds = {span.kind for _, span in spans}
+    assert {"POST /register"} <= {span.name for _, span in spans}
+    assert {OtlpSpan.SPAN_KIND_PRODUCER, OtlpSpan.SPAN_KIND_CONSUMER} <= kinds
+    assert {service for service, _ in spans} == {"tests"}
+    [produced] = [s for _, s in spans if s.kind == OtlpSpan.SPAN_KIND_PRODUCER]
+    assert any(a.value.string_value == str(envelope.id) for a in produced.attributes)
+    headers = [sent for sent, _ in collector.exports]
+    assert all(h["x-api-key"] == "collector-secret" for h in headers)
+    assert all(h["x-tenant"] == "panjereh" for h in headers)
+    assert all(h["content-type"] == "application/x-protobuf" for h in headers)
