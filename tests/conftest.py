@@ -101,21 +101,10 @@ def agency_kafka(
 ) -> Callable[[str], Awaitable[KafkaAccess]]:
     """An agency's own access, once the access manager has issued it and its channel is
     usable (the agency must be recorded on `catalog.agencies` first)."""
-    from shared.principals import agency_principal
+    from tests.issued import issued_credentials
 
     folder: Path = infrastructure.home / "credentials"  # type: ignore[attr-defined]
-
-    async def issued(agency: str) -> KafkaAccess:
-        # The manager writes the file once the topics, the user and the ACLs exist.
-        path = folder / f"{agency_principal(agency)}.properties"
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 90
-        while not path.exists():
-            assert loop.time() < deadline, f"no credentials issued to {agency}"
-            await asyncio.sleep(0.2)
-        return KafkaAccess.read(path)
-
-    return issued
+    return issued_credentials(folder)
 
 
 @pytest.fixture(scope="session")

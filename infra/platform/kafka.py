@@ -85,8 +85,37 @@ def resolve_jars() -> Path:
     return libs
 
 
+class _Home:
+    """What every broker of a platform home shares: its CA and node certificate, its
+    principals' passwords, and so the admin's way in (over `bootstrap`)."""
+
+    home: Path
+
+    @property
+    def bootstrap(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def tls(self) -> PlatformTls:
+        return PlatformTls(self.home / "tls")
+
+    @property
+    def passwords(self) -> SecretStore:
+        """The SCRAM passwords of every principal this home made (admin's included)."""
+        return SecretStore(self.home / "secrets" / "kafka.json")
+
+    def admin_access(self) -> KafkaAccess:
+        """How `infra/` reaches the broker(s): as the super user `admin`."""
+        return KafkaAccess(
+            bootstrap_servers=self.bootstrap,
+            username=ADMIN_PRINCIPAL,
+            password=self.passwords.get(ADMIN_PRINCIPAL),
+            ca_file=str(self.tls.ca_file),
+        )
+
+
 @dataclass(frozen=True)
-class KafkaNode:
+class KafkaNode(_Home):
     """One combined broker+controller node whose config, data and logs live under `home`.
 
     Alone (the default) it is the whole cluster, named `kafka`. In a cluster of several
@@ -121,24 +150,6 @@ class KafkaNode:
     @property
     def config_file(self) -> Path:
         return self.home / "config" / f"{self.name}.properties"
-
-    @property
-    def tls(self) -> PlatformTls:
-        return PlatformTls(self.home / "tls")
-
-    @property
-    def passwords(self) -> SecretStore:
-        """The SCRAM passwords of every principal this home made (admin's included)."""
-        return SecretStore(self.home / "secrets" / "kafka.json")
-
-    def admin_access(self) -> KafkaAccess:
-        """How `infra/` reaches this broker: as the super user `admin`."""
-        return KafkaAccess(
-            bootstrap_servers=self.bootstrap,
-            username=ADMIN_PRINCIPAL,
-            password=self.passwords.get(ADMIN_PRINCIPAL),
-            ca_file=str(self.tls.ca_file),
-        )
 
     @property
     def log_file(self) -> Path:
@@ -272,7 +283,7 @@ class KafkaNode:
 
 
 @dataclass(frozen=True)
-class KafkaCluster:
+class KafkaCluster(_Home):
     """The platform's brokers: one node (the default), or several, each a broker and a
     voter of the controller quorum, on consecutive pairs of ports from `port` and
     `controller_port` (node n: `port + 2(n-1)`). They share the home's CA, node
@@ -304,27 +315,9 @@ class KafkaCluster:
         return Durability.for_brokers(self.size)
 
     @property
-    def tls(self) -> PlatformTls:
-        return PlatformTls(self.home / "tls")
-
-    @property
-    def passwords(self) -> SecretStore:
-        """The SCRAM passwords of every principal this home made (admin's included)."""
-        return SecretStore(self.home / "secrets" / "kafka.json")
-
-    @property
     def log_file(self) -> Path:
         """The first node's log (each node has its own)."""
         return self.nodes[0].log_file
-
-    def admin_access(self) -> KafkaAccess:
-        """How `infra/` reaches these brokers: as the super user `admin`."""
-        return KafkaAccess(
-            bootstrap_servers=self.bootstrap,
-            username=ADMIN_PRINCIPAL,
-            password=self.passwords.get(ADMIN_PRINCIPAL),
-            ca_file=str(self.tls.ca_file),
-        )
 
     def processes(self) -> list[ManagedProcess]:
         return [node.process() for node in self.nodes]
@@ -381,19 +374,10 @@ class KafkaCluster:
     def quorum_leader(self) -> int:
         """The node id of the controller quorum's leader (the active controller), as
         Kafka's own `kafka-metadata-quorum describe --status` reports it."""
-        jaas = (
-            "org.apache.kafka.common.security.scram.ScramLoginModule required "
-            f'username="{ADMIN_PRINCIPAL}" password="{self.passwords.get(ADMIN_PRINCIPAL)}";'
-        )
         with tempfile.TemporaryDirectory(prefix="kafka-admin-") as scratch:
             config = Path(scratch) / "admin.properties"
             _write_owner_only(
-                config,
-                "security.protocol=SASL_SSL\n"
-                f"sasl.mechanism={MECHANISM}\n"
-                f"sasl.jaas.config={jaas}\n"
-                "ssl.truststore.type=PEM\n"
-                f"ssl.truststore.location={self.tls.ca_file}\n",
+                config, java_admin_client(self.passwords.get(ADMIN_PRINCIPAL), self.tls.ca_file)
             )
             output = run(
                 [
@@ -441,10 +425,7 @@ def broker_properties(
     durability = Durability.for_brokers(brokers)
     replicas = str(durability.replication_factor)
     in_sync = str(durability.min_insync_replicas)
-    jaas = (
-        "org.apache.kafka.common.security.scram.ScramLoginModule required "
-        f'username="{ADMIN_PRINCIPAL}" password="{admin_password}";'
-    )
+    jaas = _admin_jaas(admin_password)
     return {
         "process.roles": "broker,controller",
         "node.id": str(node_id),
@@ -525,20 +506,30 @@ def write_container_config(
     server = directory / "server.properties"
     client = directory / "admin-client.properties"
     _write_owner_only(server, "\n".join(f"{k}={v}" for k, v in properties.items()) + "\n")
-    jaas = properties[f"listener.name.client.{MECHANISM.lower()}.sasl.jaas.config"]
-    _write_owner_only(
-        client,
-        "security.protocol=SASL_SSL\n"
-        f"sasl.mechanism={MECHANISM}\n"
-        f"sasl.jaas.config={jaas}\n"
-        "ssl.truststore.type=PEM\n"
-        f"ssl.truststore.location={tls.ca_file}\n",
-    )
+    _write_owner_only(client, java_admin_client(admin_password, tls.ca_file))
     private = [server, client, tls.node_keystore]
     if owner is not None:
         for path in private:
             os.chown(path, owner, owner)
     return [tls.ca_file, *private]
+
+
+def _admin_jaas(password: str) -> str:
+    return (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{ADMIN_PRINCIPAL}" password="{password}";'
+    )
+
+
+def java_admin_client(password: str, ca_file: Path) -> str:
+    """A Java client's configuration as `admin`, for Kafka's own tools."""
+    return (
+        "security.protocol=SASL_SSL\n"
+        f"sasl.mechanism={MECHANISM}\n"
+        f"sasl.jaas.config={_admin_jaas(password)}\n"
+        "ssl.truststore.type=PEM\n"
+        f"ssl.truststore.location={ca_file}\n"
+    )
 
 
 def _write_owner_only(path: Path, text: str) -> None:

@@ -12,7 +12,6 @@ the audit log, which verifies; the exchange rides it out in the same process.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -21,7 +20,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,10 +33,8 @@ from infra.platform.kafka import KafkaNode, _java_env
 from infra.platform.paths import REPO_ROOT
 from infra.platform.processes import http_ok, run_coroutine, wait_until
 from shared.kafka_access import KafkaAccess
-from shared.principals import agency_principal
 from shared.topics import Durability
 from tests.e2e.exchange_load import (
-    PORT,
     ExchangeProcess,
     assert_each_published_once,
     audit_records_of,
@@ -45,6 +42,7 @@ from tests.e2e.exchange_load import (
     until_healthy,
 )
 from tests.integration.exchange.helpers import audit_verify
+from tests.issued import issued_credentials
 from tests.slots import e2e_ports
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -166,26 +164,6 @@ def exchange(tmp_path: Path, cluster: LocalPlatform) -> Iterator[ExchangeProcess
         process.stop()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{PORT}", timeout=10) as client:
-        yield client
-
-
-def issued_to(cluster: LocalPlatform) -> Callable[[str], Awaitable[KafkaAccess]]:
-    """An agency's own access, once the access manager has issued it."""
-
-    async def issued(agency: str) -> KafkaAccess:
-        path = cluster.home / "credentials" / f"{agency_principal(agency)}.properties"
-        deadline = time.monotonic() + 90
-        while not path.exists():
-            assert time.monotonic() < deadline, f"no credentials issued to {agency}"
-            await asyncio.sleep(0.2)
-        return KafkaAccess.read(path)
-
-    return issued
-
-
 @pytest.mark.allows_error_logs  # clients log every failed fetch from a killed broker
 async def test_the_active_controller_then_another_broker_killed_under_load_lose_and_double_nothing(
     cluster: LocalPlatform, exchange: ExchangeProcess, http: httpx.AsyncClient, tmp_path: Path
@@ -207,7 +185,7 @@ async def test_the_active_controller_then_another_broker_killed_under_load_lose_
 
     ours, consumer = await drive(
         cluster.kafka_admin,
-        issued_to(cluster),
+        issued_credentials(cluster.home / "credentials"),
         cluster.postgres.service_url("exchange"),
         http,
         chaos.begin,
