@@ -32,6 +32,8 @@ from shared.kafka import new_producer, partitions_of
 from shared.kafka_access import KafkaAccess
 from shared.topics import SPECS, resolve
 
+#: Polls in a row that bring nothing before a read stops short of a partition's end.
+IDLE_POLLS = 5
 #: Kept with the original headers when a replayed record is refused again.
 REPLAYED_FROM = "replayed-from"
 
@@ -129,13 +131,17 @@ async def read_dead_letters(admin: KafkaAccess, topics: Sequence[str]) -> list[D
         ends = await consumer.end_offsets(partitions)
         letters: list[DeadLetter] = []
         pending = {tp for tp in partitions if ends[tp] > 0}
-        while pending:
+        idle = 0
+        # A partition whose last offsets hold no record to read (a transaction's marker,
+        # records gone) may never bring its position to the end: stop once nothing moves.
+        while pending and idle < IDLE_POLLS:
+            before = {tp: await consumer.position(tp) for tp in pending}
             batch = await consumer.getmany(*pending, timeout_ms=1000)
             for records in batch.values():
                 letters.extend(_letter(record) for record in records)
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
+            positions = {tp: await consumer.position(tp) for tp in pending}
+            idle = 0 if batch or positions != before else idle + 1
+            pending = {tp for tp in pending if positions[tp] < ends[tp]}
         return letters
     finally:
         await consumer.stop()
