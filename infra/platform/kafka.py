@@ -249,27 +249,33 @@ class KafkaNode(_Home):
         )
         (self.data_dir / _SECURED_MARKER).write_text("admin SCRAM credential formatted in\n")
 
-    def start(self, timeout: float = 90.0) -> None:
-        """Resolve jars, format once, start the broker and wait until it serves metadata.
+    def launch(self, cluster_id: str | None = None) -> ManagedProcess:
+        """Resolve jars, write the config, format once and start the broker, unless this
+        home's broker already runs; its process either way.
 
-        A broker of this home that already runs is left alone; a port taken by anything
-        else is an error (we would otherwise talk to someone else's broker).
+        A port taken by anything else is an error (we would otherwise talk to someone
+        else's broker).
         """
         proc = self.process()
-        if not proc.running():
-            for port in (self.port, self.controller_port):
-                if port_open(HOST, port):
-                    raise PlatformError(
-                        f"port {port} is taken by another process; choose other Kafka ports "
-                        "(PANJEREH_KAFKA_PORT / PANJEREH_KAFKA_CONTROLLER_PORT)"
-                    )
-            resolve_jars()
-            self.write_config()
-            self.format_storage()
-            proc = self.process()
-            proc.start(env=_java_env(), cwd=self.home)
+        if proc.running():
+            return proc
+        for port in (self.port, self.controller_port):
+            if port_open(HOST, port):
+                raise PlatformError(
+                    f"port {port} is taken by another process; choose other Kafka ports "
+                    "(PANJEREH_KAFKA_PORT / PANJEREH_KAFKA_CONTROLLER_PORT)"
+                )
+        resolve_jars()
+        self.write_config()
+        self.format_storage(cluster_id)
+        proc.start(env=_java_env(), cwd=self.home)
+        return proc
+
+    def start(self, timeout: float = 90.0) -> None:
+        """`launch`, then wait until the broker serves metadata."""
+        proc = self.launch()
         wait_until(
-            lambda: port_open(HOST, self.port) and metadata_ok(self.admin_access()),
+            lambda: port_open(HOST, self.port) and brokers_registered(self.admin_access()) > 0,
             timeout=timeout,
             what=f"Kafka on {self.bootstrap}",
             alive=proc.running,
@@ -339,21 +345,9 @@ class KafkaCluster(_Home):
         if self.size == 1:
             self.nodes[0].start(timeout)
             return
-        resolve_jars()
         cluster_id = self._cluster_id()
         for node in self.nodes:
-            proc = node.process()
-            if proc.running():
-                continue
-            for port in (node.port, node.controller_port):
-                if port_open(HOST, port):
-                    raise PlatformError(
-                        f"port {port} is taken by another process; choose other Kafka ports "
-                        "(PANJEREH_KAFKA_PORT / PANJEREH_KAFKA_CONTROLLER_PORT)"
-                    )
-            node.write_config()
-            node.format_storage(cluster_id)
-            proc.start(env=_java_env(), cwd=self.home)
+            node.launch(cluster_id)
         wait_until(
             # Ports first: asking a broker that is not listening yet logs client errors.
             lambda: (
@@ -557,7 +551,8 @@ def _java_env() -> dict[str, str]:
 
 
 def brokers_registered(access: KafkaAccess, timeout: float = 5.0) -> int:
-    """How many brokers the cluster's metadata lists (0 when it cannot be asked)."""
+    """How many brokers the cluster's metadata lists, asked as `access` (0 when the
+    request fails)."""
 
     async def probe() -> int:
         from aiokafka.admin import AIOKafkaAdminClient
@@ -569,26 +564,6 @@ def brokers_registered(access: KafkaAccess, timeout: float = 5.0) -> int:
             return len(cluster["brokers"])
         except Exception:
             return 0
-        finally:
-            with contextlib.suppress(Exception):
-                await admin.close()
-
-    return run_coroutine(probe)
-
-
-def metadata_ok(access: KafkaAccess, timeout: float = 5.0) -> bool:
-    """Whether a Kafka metadata request, authenticated as `access`, succeeds."""
-
-    async def probe() -> bool:
-        from aiokafka.admin import AIOKafkaAdminClient
-
-        admin = AIOKafkaAdminClient(**access.client_options(), request_timeout_ms=3000)
-        try:
-            await asyncio.wait_for(admin.start(), timeout)
-            await asyncio.wait_for(admin.list_topics(), timeout)
-            return True
-        except Exception:
-            return False
         finally:
             # A half-open client may fail to close; nothing to do about it.
             with contextlib.suppress(Exception):
