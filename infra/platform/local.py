@@ -325,19 +325,17 @@ class LocalPlatform:
     def _same_brokers_as_before(self) -> None:
         """A home keeps the number of brokers it was made with: its services' databases
         describe what its topics held."""
-        record = self._brokers_record
         made = self._brokers_made()
-        if made is not None:
-            if made != self.kafka.size:
-                raise PlatformError(
-                    f"this home's Kafka has {made} broker(s), not {self.kafka.size}: "
-                    "`panjereh reset` (deletes its data) to change, or set "
-                    f"PANJEREH_KAFKA_BROKERS={made}"
-                )
-            if record.exists():
-                return
-        record.parent.mkdir(parents=True, exist_ok=True)
-        record.write_text(f"{self.kafka.size}\n")
+        if made is not None and made != self.kafka.size:
+            raise PlatformError(
+                f"this home's Kafka has {made} broker(s), not {self.kafka.size}: "
+                "`panjereh reset` (deletes its data) to change, or set "
+                f"PANJEREH_KAFKA_BROKERS={made}"
+            )
+        record = self._brokers_record
+        if not record.exists():
+            record.parent.mkdir(parents=True, exist_ok=True)
+            record.write_text(f"{self.kafka.size}\n")
 
     def init(self) -> InitReport:
         """Topics, users, ACLs, database roles and migrations against the running
