@@ -369,10 +369,10 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def _dead_letter_topics(topic: str | None) -> list[str]:
-    from infra.dead_letters import dead_letter_topics, known_dead_letter_topic
+    from infra.dead_letters import dead_letter_topics_named
 
     try:
-        return [known_dead_letter_topic(topic)] if topic else dead_letter_topics()
+        return dead_letter_topics_named(topic)
     except ValueError as error:
         raise PlatformError(str(error)) from None
 
@@ -394,18 +394,12 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
 def cmd_dlq_show(args: argparse.Namespace) -> int:
     import json
 
-    from infra.dead_letters import read_dead_letters
+    from infra.dead_letters import find_dead_letter
 
     (topic,) = _dead_letter_topics(args.topic)
-    letters = asyncio.run(read_dead_letters(_targets().admin, [topic]))
-    found = [
-        letter
-        for letter in letters
-        if letter.offset == args.offset and letter.partition == args.partition
-    ]
-    if not found:
+    letter = asyncio.run(find_dead_letter(_targets().admin, topic, args.partition, args.offset))
+    if letter is None:
         raise PlatformError(f"no dead letter at {topic}:{args.partition}:{args.offset}")
-    (letter,) = found
     print(json.dumps(letter.summary(), ensure_ascii=False, indent=2))
     print("original bytes:")
     sys.stdout.flush()

@@ -147,6 +147,37 @@ async def read_dead_letters(admin: KafkaAccess, topics: Sequence[str]) -> list[D
         await consumer.stop()
 
 
+async def find_dead_letter(
+    admin: KafkaAccess, topic: str, partition: int, offset: int
+) -> DeadLetter | None:
+    """The dead letter at `topic`:`partition`:`offset`, read there alone; None if there is
+    none (never written, or gone with retention)."""
+    consumer = AIOKafkaConsumer(
+        **admin.client_options(),
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        client_id="panjereh-dlq",
+    )
+    await consumer.start()
+    try:
+        where = TopicPartition(topic, partition)
+        if partition not in await partitions_of(admin, topic):
+            return None
+        consumer.assign([where])
+        first = (await consumer.beginning_offsets([where]))[where]
+        end = (await consumer.end_offsets([where]))[where]
+        if not first <= offset < end:
+            return None
+        consumer.seek(where, offset)
+        batch = await consumer.getmany(where, timeout_ms=5000, max_records=1)
+        for record in batch.get(where, []):
+            if record.offset == offset:
+                return _letter(record)
+        return None
+    finally:
+        await consumer.stop()
+
+
 @dataclass(frozen=True)
 class Count:
     """`dlq list`: how many letters of one reason on one topic, and how old."""
@@ -206,6 +237,12 @@ async def replay(admin: KafkaAccess, letters: Sequence[DeadLetter]) -> int:
         await producer.stop()
 
 
+def dead_letter_topics_named(topic: str | None) -> list[str]:
+    """The one dead-letter topic `topic` names, or every shared one when it names none;
+    ValueError for a name that is not one."""
+    return [known_dead_letter_topic(topic)] if topic else dead_letter_topics()
+
+
 def known_dead_letter_topic(topic: str) -> str:
     """`topic` if it is a dead-letter topic of the register, an agency's channel's included
     (the name of the topic it is the twin of is taken too); else ValueError."""
@@ -249,7 +286,7 @@ def operator_routes(admin: KafkaAccess, operator_token: str) -> APIRouter:
 
     def topics_of(topic: str | None) -> list[str]:
         try:
-            return [known_dead_letter_topic(topic)] if topic else dead_letter_topics()
+            return dead_letter_topics_named(topic)
         except ValueError as error:
             raise ProblemError(404, "not_found", str(error)) from None
 
@@ -270,10 +307,10 @@ def operator_routes(admin: KafkaAccess, operator_token: str) -> APIRouter:
     @routes.get("/{topic}/{partition}/{offset}")
     async def shown(topic: str, partition: int, offset: int) -> dict[str, object]:
         (name,) = topics_of(topic)
-        for letter in await read_dead_letters(admin, [name]):
-            if (letter.partition, letter.offset) == (partition, offset):
-                return {**letter.summary(), "value_base64": base64.b64encode(letter.value).decode()}
-        raise ProblemError(404, "not_found", f"no dead letter at {name}:{partition}:{offset}")
+        letter = await find_dead_letter(admin, name, partition, offset)
+        if letter is None:
+            raise ProblemError(404, "not_found", f"no dead letter at {name}:{partition}:{offset}")
+        return {**letter.summary(), "value_base64": base64.b64encode(letter.value).decode()}
 
     @routes.post("/{topic}/replay")
     async def replayed(topic: str, body: Replay) -> dict[str, object]:

@@ -186,6 +186,8 @@ async def test_the_operator_routes_need_the_operators_secret_and_replay_by_reaso
         assert shown.status_code == 200
         assert base64.b64decode(shown.json()["value_base64"]) == event.to_bytes()
         assert shown.json()["reason"] == letter.reason
+        beyond = f"/operator/dead-letters/{DLQ}/{letter.partition}/{10**12}"
+        assert (await http.get(beyond, headers=operator)).status_code == 404
 
         unknown = await http.get(
             "/operator/dead-letters", params={"topic": "nope"}, headers=operator
