@@ -74,6 +74,13 @@ def manifests(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     return render(REQUIRED, tmp_path_factory.mktemp("helm"))
 
 
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    """docker-compose.yml's services as rendered from the example secrets, once."""
+    services: dict[str, Any] = rendered(SECRETS)["services"]
+    return services
+
+
 def of_kind(manifests: list[dict[str, Any]], *kinds: str) -> dict[str, dict[str, Any]]:
     return {m["metadata"]["name"]: m for m in manifests if m["kind"] in kinds}
 
@@ -137,13 +144,13 @@ def test_every_process_of_the_table_and_no_other_is_deployed(
 
 @pytest.mark.parametrize("process", DEPLOYED, ids=lambda p: p.name)
 def test_each_process_runs_its_module_with_probes_on_its_health(
-    manifests: list[dict[str, Any]], process: ServiceProcess
+    manifests: list[dict[str, Any]], compose: dict[str, Any], process: ServiceProcess
 ) -> None:
     running = container(manifests, process)
     assert running["command"] == ["python", *process.args()]
     (port,) = running["ports"]
-    compose = rendered(SECRETS)["services"][process.name]
-    assert f":{port['containerPort']}/health" in " ".join(compose["healthcheck"]["test"])
+    service = compose[process.name]
+    assert f":{port['containerPort']}/health" in " ".join(service["healthcheck"]["test"])
     for probe in ("readinessProbe", "livenessProbe"):
         assert running[probe]["httpGet"] == {"path": "/health", "port": "http"}
     assert running["securityContext"]["readOnlyRootFilesystem"] is True
@@ -170,21 +177,21 @@ def test_each_process_connects_as_its_own_principal_and_database_role(
 
 @pytest.mark.parametrize("process", DEPLOYED, ids=lambda p: p.name)
 def test_each_process_gets_every_variable_compose_gives_it(
-    manifests: list[dict[str, Any]], process: ServiceProcess
+    manifests: list[dict[str, Any]], compose: dict[str, Any], process: ServiceProcess
 ) -> None:
-    compose = set(rendered(SECRETS)["services"][process.name]["environment"])
+    given = set(compose[process.name]["environment"])
     chart = set(env_of(manifests, process)) - {"PANJEREH_DATABASE_PASSWORD_FOR_URL"}
     # No simulator in the chart, so no port of its.
-    assert chart == compose - {"PANJEREH_SIMULATOR_PORT"}
+    assert chart == given - {"PANJEREH_SIMULATOR_PORT"}
 
 
 @pytest.mark.parametrize("process", DEPLOYED, ids=lambda p: p.name)
 def test_processes_that_keep_state_are_stateful_sets_writing_only_to_their_volume(
-    manifests: list[dict[str, Any]], process: ServiceProcess
+    manifests: list[dict[str, Any]], compose: dict[str, Any], process: ServiceProcess
 ) -> None:
     kept = workload(manifests, process)
-    compose = rendered(SECRETS)["services"][process.name]
-    writable = [v.split(":")[1] for v in compose.get("volumes", []) if not v.endswith(":ro")]
+    volumes = compose[process.name].get("volumes", [])
+    writable = [v.split(":")[1] for v in volumes if not v.endswith(":ro")]
     if not writable:
         assert kept["kind"] == "Deployment"
         return
@@ -195,15 +202,15 @@ def test_processes_that_keep_state_are_stateful_sets_writing_only_to_their_volum
 
 
 def test_init_runs_panjereh_init_as_the_admin_and_the_superuser(
-    manifests: list[dict[str, Any]],
+    manifests: list[dict[str, Any]], compose: dict[str, Any]
 ) -> None:
     (job,) = of_kind(manifests, "Job").values()
     (init,) = job["spec"]["template"]["spec"]["containers"]
     assert init["command"] == ["panjereh", "init"]
     env = {e["name"] for e in init["env"]}
-    compose = set(rendered(SECRETS)["services"]["init"]["environment"])
+    given = set(compose["init"]["environment"])
     development_only = {"PANJEREH_SIMULATOR_PORT", "PANJEREH_KAFKA_PASSWORD_SIMULATOR"}
-    assert env - {"PANJEREH_DATABASE_PASSWORD_FOR_URL"} == compose - development_only
+    assert env - {"PANJEREH_DATABASE_PASSWORD_FOR_URL"} == given - development_only
 
 
 def test_every_shared_topic_is_a_kafka_topic_on_three_replicas_two_in_sync(
