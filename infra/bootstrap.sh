@@ -26,6 +26,8 @@ command -v kcat >/dev/null 2>&1 || need kcat
 command -v docker-compose >/dev/null 2>&1 || need docker-compose
 # The metrics dashboard is tested in headless Chromium.
 command -v chromium >/dev/null 2>&1 || need chromium
+# promtool checks the alert rules (deploy/helm/panjereh/files/monitoring) in the suite.
+command -v promtool >/dev/null 2>&1 || need prometheus
 # initdb with --locale=C.UTF-8 needs that locale (present on Debian 12 by default).
 
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -31,6 +31,12 @@ from shared.envelope import Envelope
 from shared.fetch_sessions import use_fetch_sessions
 from shared.kafka_access import KafkaAccess
 from shared.logging import get_logger
+from shared.operational_metrics import (
+    CONSUMER_BATCH_DURATION,
+    DEAD_LETTERS,
+    HANDLER_RETRIES,
+    DeadLetterKind,
+)
 from shared.registry import UndecodableEvent, decode
 from shared.topics import SPECS, Topic, dead_letter_of, subscription_pattern
 from shared.tracing import consuming, context_from, producing, trace_headers
@@ -155,11 +161,14 @@ async def dead_letter(
     reason: str,
     consumer: str,
     retry: RetryPolicy | None = None,
+    *,
+    kind: DeadLetterKind = "rejected",
 ) -> str:
     """Send a record, as it came, to its topic's dead-letter topic with the reason.
 
     Retries until the broker has it: the caller must not commit the record's offset
-    before it is safe there. Returns the dead-letter topic.
+    before it is safe there. Returns the dead-letter topic. `kind` is the reason's kind,
+    the label `panjereh_dead_letters_total` counts it by.
     """
     target = dead_letter_of(record.topic)
     headers = dead_letter_headers(
@@ -177,6 +186,7 @@ async def dead_letter(
             await producer.send_and_wait(
                 target, record.value or b"", key=record.key, headers=headers
             )
+            DEAD_LETTERS.labels(record.topic, kind).inc()
             return target
         except KafkaError as error:
             attempt += 1
@@ -426,18 +436,20 @@ class EventConsumer:
                     # The whole poll, every partition, in one batch and one commit: a
                     # poll costs one database transaction and one round trip to the
                     # group's coordinator, however many agencies' channels it spans.
-                    await self._process_batch(
-                        [record for records in batches.values() for record in records]
-                    )
+                    with CONSUMER_BATCH_DURATION.labels(self.group).time():
+                        await self._process_batch(
+                            [record for records in batches.values() for record in records]
+                        )
                     await self._commit(
                         {tp: records[-1].offset + 1 for tp, records in batches.items()}
                     )
                     continue
                 for tp, records in batches.items():
-                    for record in records:
-                        await self._process(record)
-                        if self._stopping.is_set():
-                            break
+                    with CONSUMER_BATCH_DURATION.labels(self.group).time():
+                        for record in records:
+                            await self._process(record)
+                            if self._stopping.is_set():
+                                break
                     await self._commit({tp: record.offset + 1})
         finally:
             if watching is not None:
@@ -452,6 +464,26 @@ class EventConsumer:
         """Finish the record in hand, commit it, and return from `run()`."""
         self._stopping.set()
 
+    async def lag(self) -> dict[TopicPartition, int]:
+        """Per partition this member holds: records up to the last stable offset that the
+        group has not committed past (all of them where it has committed nothing)."""
+        consumer = self._consumer
+        assigned = consumer.assignment() if consumer is not None else set()
+        if consumer is None or not assigned:
+            return {}
+        ends = await consumer.end_offsets(list(assigned))
+        # One OffsetFetch for every partition (the public `committed` asks one at a time).
+        committed = await consumer._coordinator.fetch_committed_offsets(assigned)
+        starts: dict[TopicPartition, int] = {}
+        if any(committed.get(tp) is None or committed[tp].offset < 0 for tp in assigned):
+            starts = await consumer.beginning_offsets(list(assigned))
+        lag: dict[TopicPartition, int] = {}
+        for tp in assigned:
+            held = committed.get(tp)
+            position = held.offset if held is not None and held.offset >= 0 else starts[tp]
+            lag[tp] = max(0, ends[tp] - position)
+        return lag
+
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         assert self._consumer is not None
         await commit_what_is_held(self._consumer, offsets)
@@ -463,7 +495,7 @@ class EventConsumer:
             try:
                 envelope = decode(record.value, record.topic)
             except UndecodableEvent as error:
-                await self._dead_letter(record, error.reason)
+                await self._dead_letter(record, error.reason, "undecodable")
                 return
             with (
                 structlog.contextvars.bound_contextvars(
@@ -498,7 +530,7 @@ class EventConsumer:
             try:
                 decoded.append((record, decode(record.value, record.topic)))
             except UndecodableEvent as error:
-                await self._dead_letter(record, error.reason)
+                await self._dead_letter(record, error.reason, "undecodable")
         if not decoded:
             return
         envelopes = [envelope for _, envelope in decoded]
@@ -510,6 +542,7 @@ class EventConsumer:
                 break
             except TRANSIENT_ERRORS as error:
                 failures += 1
+                HANDLER_RETRIES.labels(self.group, "transient").inc()
                 log.warning("transient failure, retrying", error=repr(error), attempt=failures)
             except Exception as error:
                 failures += 1
@@ -520,6 +553,7 @@ class EventConsumer:
                         with self._consuming(record):
                             await self._handle(record, envelope)
                     return
+                HANDLER_RETRIES.labels(self.group, "failure").inc()
                 log.warning("batch failed, retrying", error=repr(error), attempt=failures)
             await asyncio.sleep(self._retry.delay(failures))
         for record, envelope in decoded:
@@ -539,22 +573,33 @@ class EventConsumer:
                 return
             except TRANSIENT_ERRORS as error:
                 failures += 1
+                HANDLER_RETRIES.labels(self.group, "transient").inc()
                 log.warning("transient failure, retrying", error=repr(error), attempt=failures)
             except Exception as error:
                 failures += 1
                 if failures >= self._retry.attempts:
-                    await self._dead_letter(record, f"handler failed {failures} times: {error!r}")
+                    await self._dead_letter(
+                        record, f"handler failed {failures} times: {error!r}", "handler_failed"
+                    )
                     return
+                HANDLER_RETRIES.labels(self.group, "failure").inc()
                 log.warning("handler failed, retrying", error=repr(error), attempt=failures)
             await asyncio.sleep(self._retry.delay(failures))
 
-    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+    async def _dead_letter(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        reason: str,
+        kind: DeadLetterKind = "rejected",
+    ) -> None:
         assert self._dead_letters is not None
         if record in self._dead_lettered:
             # The same record again (a rebalance, a seek back): its letter is already sent.
             log.info("record already dead-lettered, delivered again", reason=reason)
             return
-        target = await dead_letter(self._dead_letters, record, reason, self.group, self._retry)
+        target = await dead_letter(
+            self._dead_letters, record, reason, self.group, self._retry, kind=kind
+        )
         self._dead_lettered.add(record)
         self.dead_lettered += 1
         log.warning("event dead-lettered", reason=reason, dead_letter_topic=target)

@@ -190,6 +190,27 @@ async def enqueue_many(
     return bool(status == "SELECT 1")
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """What waits in an outbox: rows not yet published, the oldest one's age in seconds
+    (0 when none waits), and the rows set aside as too large for their topic."""
+
+    rows: int
+    oldest_age_seconds: float
+    parked: int
+
+
+async def backlog(connection: Connection) -> Backlog:
+    """The outbox's backlog, read through the partial index of unpublished rows."""
+    row = await connection.fetchrow(
+        "SELECT count(*) AS rows,"
+        " coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS age"
+        " FROM outbox WHERE published_at IS NULL"
+    )
+    parked = await connection.fetchval("SELECT count(*) FROM outbox_parked")
+    return Backlog(rows=row["rows"], oldest_age_seconds=max(0.0, row["age"]), parked=parked)
+
+
 def _outbox_headers(
     envelope: Envelope[Any], parent: otel_context.Context | None
 ) -> list[list[str]]:

@@ -35,7 +35,18 @@ from shared.input_guard import InputGuard, InputLimits
 from shared.kafka import EventConsumer, Rejected
 from shared.kafka_access import KafkaAccess
 from shared.logging import configure_logging, get_logger
+from shared.operational_metrics import (
+    CONSUMER_LAG,
+    OUTBOX_BACKLOG,
+    OUTBOX_OLDEST_AGE,
+    OUTBOX_PARKED,
+    PROCESS_READY,
+    HttpMetrics,
+    Probe,
+    metrics_router,
+)
 from shared.outbox import OutboxRelay, enqueue
+from shared.outbox import backlog as outbox_backlog
 from shared.settings import ServiceSettings
 from shared.supervision import RestartPolicy, TaskHealth, supervise
 from shared.topics import Topic
@@ -171,6 +182,7 @@ def create_app(
     background: Mapping[str, Callable[[Runtime], Coroutine[Any, Any, None]]] | None = None,
     restarts: RestartPolicy | None = None,
     limits: InputLimits | None = None,
+    probes: Mapping[str, Callable[[Runtime], Awaitable[None]]] | None = None,
 ) -> FastAPI:
     """The service's ASGI app; its lifespan starts and stops everything the service runs.
 
@@ -183,6 +195,9 @@ def create_app(
     gets the runtime and runs until cancelled at shutdown); one that fails or ends is
     restarted with backoff (`restarts`), and `/health` says degraded until it recovers.
     Every route's input is bounded by `limits` (sizes, characters, numbers).
+    `GET /metrics` serves the operational metrics (shared/operational_metrics.py): every
+    request's, and at each scrape the outbox's backlog, the consumers' lag, readiness,
+    and what the service's own `probes` read.
     """
     name = settings.service_name
 
@@ -265,7 +280,27 @@ def create_app(
     )
     install_problem_handlers(app)
     app.add_middleware(InputGuard, limits=limits or InputLimits())
+    # Outermost, so that what the input guard refuses is counted too.
+    app.add_middleware(HttpMetrics)
     app.include_router(_health_router(name))
+    service_probes = dict(probes or {})
+
+    def scrape_probes(request: Request) -> list[tuple[str, Probe]]:
+        runtime = runtime_of(request)
+        return [
+            ("readiness", functools.partial(_read_readiness, runtime)),
+            ("outbox", functools.partial(_read_outbox, runtime)),
+            ("consumer-lag", functools.partial(_read_consumer_lag, runtime)),
+            *((probe, functools.partial(read, runtime)) for probe, read in service_probes.items()),
+        ]
+
+    app.include_router(
+        metrics_router(
+            settings.metrics_token.get_secret_value(),
+            open_without_token=settings.environment != "production",
+            probes=scrape_probes,
+        )
+    )
     for router in routers:
         app.include_router(router)
     return app
@@ -310,31 +345,58 @@ def _health_router(service: str) -> APIRouter:
 
     @router.get("/health", summary="Whether the service can do its work")
     async def health(request: Request) -> JSONResponse:
-        runtime: Runtime = request.app.state.runtime
-        checks: dict[str, str] = {}
-        try:
-            await asyncio.wait_for(runtime.pool.fetchval("SELECT 1"), timeout=2)
-            checks["database"] = "ok"
-        except Exception as error:  # any failure here is exactly what health reports
-            checks["database"] = f"failing: {error!r}"
-        stopped = runtime.failed_tasks()
-        for task in runtime.tasks:
-            if task in runtime.supervised:
-                checks[task] = runtime.supervised[task].describe()
-            else:
-                checks[task] = "stopped" if task in stopped else "running"
-        status = "ok"
-        if runtime.failing_background():
-            # The service answers, but some of its work is not being done: not healthy.
-            status = "degraded"
-        if checks["database"] != "ok" or any(task not in runtime.supervised for task in stopped):
-            status = "failing"
+        status, checks = await _health_of(request.app.state.runtime)
         return JSONResponse(
             {"service": service, "status": status, "checks": checks},
             status_code=200 if status == "ok" else 503,
         )
 
     return router
+
+
+async def _health_of(runtime: Runtime) -> tuple[str, dict[str, str]]:
+    """ok, degraded (some background work is failing) or failing; and each check."""
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(runtime.pool.fetchval("SELECT 1"), timeout=2)
+        checks["database"] = "ok"
+    except Exception as error:  # any failure here is exactly what health reports
+        checks["database"] = f"failing: {error!r}"
+    stopped = runtime.failed_tasks()
+    for task in runtime.tasks:
+        if task in runtime.supervised:
+            checks[task] = runtime.supervised[task].describe()
+        else:
+            checks[task] = "stopped" if task in stopped else "running"
+    status = "ok"
+    if runtime.failing_background():
+        # The service answers, but some of its work is not being done: not healthy.
+        status = "degraded"
+    if checks["database"] != "ok" or any(task not in runtime.supervised for task in stopped):
+        status = "failing"
+    return status, checks
+
+
+async def _read_readiness(runtime: Runtime) -> None:
+    status, _ = await _health_of(runtime)
+    PROCESS_READY.set(1 if status == "ok" else 0)
+
+
+async def _read_outbox(runtime: Runtime) -> None:
+    async with runtime.pool.acquire() as connection:
+        waiting = await outbox_backlog(connection)
+    OUTBOX_BACKLOG.set(waiting.rows)
+    OUTBOX_OLDEST_AGE.set(waiting.oldest_age_seconds)
+    OUTBOX_PARKED.set(waiting.parked)
+
+
+async def _read_consumer_lag(runtime: Runtime) -> None:
+    consumers = [*runtime.consumers, *runtime.batch_consumers]
+    for consumer, lag in zip(
+        consumers, await asyncio.gather(*(c.lag() for c in consumers)), strict=True
+    ):
+        for tp, records in lag.items():
+            CONSUMER_LAG.labels(consumer.group, tp.topic, str(tp.partition)).set(records)
 
 
 async def _announce_start(pool: Pool, service: str) -> None:

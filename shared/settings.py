@@ -69,6 +69,11 @@ class PlatformSettings(BaseSettings):
         description="Headers every export carries, `name=value` comma-separated (a "
         "collector's API key, say).",
     )
+    metrics_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="The bearer secret a Prometheus scrape of `GET /metrics` presents. "
+        "Unset, development and test serve metrics to anyone and production to no one.",
+    )
     data_key: SecretStr = Field(
         default=SecretStr(DEVELOPMENT_DATA_KEY),
         description="base64 of 32 random bytes: seals private signing keys at rest"

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ SECRETS = {
     "PANJEREH_DATA_KEY": "ZGF0YS1rZXktb2YtdGhlLWNvbXBvc2UtdGVzdC0zMmI=",
     "PANJEREH_IDENTITY_PSEUDONYM_KEY": "pseudonym-key-of-the-compose-test-32",
     "PANJEREH_IDENTITY_OPERATOR_TOKEN": "operator-token-of-the-compose-test-32",
+    "PANJEREH_METRICS_TOKEN": "metrics-token-of-the-compose-test-32",
     **{
         f"PANJEREH_KAFKA_PASSWORD_{name.upper().replace('-', '_')}": f"kafka-{name}-secret"
         for name in (ADMIN, *(spec.name.value for spec in PRINCIPALS))
@@ -40,14 +42,15 @@ DEVELOPMENT_ONLY = {
 }
 
 
-def compose_config(env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
-    """`docker-compose config` with `env` as the only PANJEREH_* variables."""
+def compose_config(env: Mapping[str, str], *more: Path) -> subprocess.CompletedProcess[str]:
+    """`docker-compose config` with `env` as the only PANJEREH_* variables, of the file
+    and any `more` files laid over it."""
     if shutil.which("docker-compose") is None:
         pytest.fail("docker-compose is not installed: run infra/bootstrap.sh")
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PANJEREH_")}
     environment.update(env)
     return subprocess.run(
-        ["docker-compose", "-f", str(COMPOSE_FILE), "config"],
+        ["docker-compose", "-f", str(COMPOSE_FILE), *(f"-f{file}" for file in more), "config"],
         cwd=REPO_ROOT,
         env=environment,
         capture_output=True,

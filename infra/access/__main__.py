@@ -19,6 +19,7 @@ from services.identity.settings import DEVELOPMENT_OPERATOR_TOKEN
 from shared.http import install_problem_handlers
 from shared.input_guard import InputGuard
 from shared.logging import configure_logging
+from shared.operational_metrics import PROCESS_READY, HttpMetrics, metrics_router
 from shared.principals import ADMIN
 from shared.runtime import serve
 from shared.settings import PlatformSettings
@@ -78,23 +79,37 @@ def build(settings: AccessManagerSettings) -> FastAPI:
 
     app = FastAPI(title="Panjereh access manager", lifespan=lifespan)
     app.add_middleware(InputGuard)
+    app.add_middleware(HttpMetrics)
     install_problem_handlers(app)
     app.include_router(operator_routes(admin, settings.operator_token.get_secret_value()))
+
+    def healthy() -> bool:
+        return not app.state.task.done() and manager.ready.is_set()
+
+    async def read_readiness() -> None:
+        PROCESS_READY.set(1 if healthy() else 0)
+
+    app.include_router(
+        metrics_router(
+            settings.metrics_token.get_secret_value(),
+            open_without_token=settings.environment != "production",
+            probes=lambda request: [("readiness", read_readiness)],
+        )
+    )
 
     @app.get("/health")
     async def health() -> JSONResponse:
         running = not app.state.task.done()
-        healthy = running and manager.ready.is_set()
         body = {
             "service": "access-manager",
-            "status": "ok" if healthy else "failing",
+            "status": "ok" if healthy() else "failing",
             "checks": {"reconciled": manager.ready.is_set(), "running": running},
             "agencies": sum(manager.agencies.values()),
             "agencies_known": len(manager.agencies),
             # Every agency read from the catalog so far has its channels, user and ACLs.
             "provisioned": manager.provisioned,
         }
-        return JSONResponse(body, status_code=200 if healthy else 503)
+        return JSONResponse(body, status_code=200 if healthy() else 503)
 
     return app
 

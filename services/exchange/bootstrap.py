@@ -19,6 +19,7 @@ from services.exchange.handlers import (
     TRANSACTION_TOPICS,
     audit_checkpointer,
     payload_retention,
+    read_audit_anchoring,
     run_sweeper,
 )
 from services.exchange.http import router
@@ -60,6 +61,7 @@ def build(settings: ExchangeSettings | None = None) -> FastAPI:
                 )
             ),
         },
+        probes={"audit-anchoring": read_audit_anchoring},
     )
     app.router.lifespan_context = _signing_key_first(settings, app.router.lifespan_context)
     return app

@@ -842,6 +842,17 @@ class CheckpointStorage(ExchangeStorage):
         )
         return [(row["seq"], row["hash"]) for row in rows]
 
+    async def unanchored(self) -> tuple[int, float]:
+        """Audit records beyond every chain's last checkpoint, and the oldest one's age in
+        seconds (0 when there is none)."""
+        row = await self.connection.fetchrow(
+            "SELECT count(*) AS records,"
+            " coalesce(extract(epoch FROM now() - min(l.recorded_at)), 0)::float8 AS age"
+            " FROM audit_log l LEFT JOIN audit_checkpoint c ON c.chain = l.chain"
+            " WHERE l.seq > coalesce(c.seq, 0)"
+        )
+        return row["records"], max(0.0, row["age"])
+
     async def save_checkpoint_mark(self, chain: int, mark: CheckpointMark) -> None:
         await self.connection.execute(
             "UPDATE audit_checkpoint SET seq = $2, signed_at = $3 WHERE chain = $1",

@@ -31,8 +31,10 @@ from services.identity.use_cases import agencies, citizens, tokens
 from services.identity.use_cases.ports import Dependencies
 from shared.auth import InvalidToken, Principal, bearer
 from shared.db import Connection, Pool
+from shared.errors import DomainError
 from shared.http import ProblemError
 from shared.jalali import jalali_moment
+from shared.operational_metrics import SIGN_INS
 from shared.reference.provinces import ProvinceCode
 from shared.runtime import context_of
 from shared.sealing import Sealer
@@ -235,17 +237,22 @@ class SignInIn(BaseModel):
 @router.post("/citizens/sign-in", tags=["citizens"])
 async def sign_in(form: SignInIn, request: Request, identity: IdentityDep) -> JSONResponse:
     """Sign in with the one-time code: an access token (loa 2) and a refresh token."""
-    async with identity.statements() as work:
-        response = await citizens.sign_in(
-            work,
-            identity.deps,
-            national_id_text=form.national_id,
-            code_text=form.code,
-            channel=form.channel,
-            client_address=client_address(request, identity),
-            user_agent=request.headers.get("user-agent"),
-            now=utc_now(),
-        )
+    try:
+        async with identity.statements() as work:
+            response = await citizens.sign_in(
+                work,
+                identity.deps,
+                national_id_text=form.national_id,
+                code_text=form.code,
+                channel=form.channel,
+                client_address=client_address(request, identity),
+                user_agent=request.headers.get("user-agent"),
+                now=utc_now(),
+            )
+    except DomainError as refusal:
+        SIGN_INS.labels(refusal.code).inc()
+        raise
+    SIGN_INS.labels("signed_in").inc()
     return JSONResponse(response.as_json(), headers={"cache-control": "no-store"})
 
 

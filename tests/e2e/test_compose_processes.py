@@ -38,6 +38,7 @@ from infra.platform import LocalPlatform
 from infra.platform.processes import http_ok, tail
 from shared.principals import ADMIN, PRINCIPALS
 from tests.compose import rendered
+from tests.scrape import lint, sample_names, scrape, values
 from tests.slots import e2e_ports
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
@@ -113,6 +114,7 @@ def documented_variables(platform: LocalPlatform) -> dict[str, str]:
         "PANJEREH_DATA_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         "PANJEREH_IDENTITY_PSEUDONYM_KEY": secrets.token_urlsafe(32),
         "PANJEREH_IDENTITY_OPERATOR_TOKEN": secrets.token_urlsafe(32),
+        "PANJEREH_METRICS_TOKEN": secrets.token_urlsafe(32),
         "PANJEREH_IDENTITY_SMS_GATEWAY_PUBLIC_KEY": base64.b64encode(
             gateway.public_bytes(Encoding.Raw, PublicFormat.Raw)
         ).decode(),
@@ -296,9 +298,25 @@ def test_every_production_process_starts_from_the_documented_variables_alone(
         assert not waiting, "\n\n".join(
             f"{name} not healthy at {url}:\n{log_of(stage, name)}" for name, url in waiting.items()
         )
+        for name in running:
+            assert_metrics_served_to_the_scrape_secret_alone(commands[name])
     finally:
         stop(running)
     assert not list(stage.app.iterdir()), "a process wrote outside its volumes (in /app)"
     assert list(stage.volume("metrics-worker-data").rglob("*")), (
         "the worker's tables are not on its volume"
     )
+
+
+def assert_metrics_served_to_the_scrape_secret_alone(command: LocalCommand) -> None:
+    """In production a process's /metrics answers the scrape secret, and no one else,
+    with an exposition promtool finds nothing wrong with."""
+    assert command.health is not None
+    url = command.health.removesuffix("/health") + "/metrics"
+    assert scrape(url).status_code == 401, f"{command.name} serves metrics without the secret"
+    assert scrape(url, "not-the-secret").status_code == 401
+    answer = scrape(url, command.env["PANJEREH_METRICS_TOKEN"])
+    assert answer.status_code == 200, f"{command.name}: {answer.status_code} {answer.text}"
+    assert "process_cpu_seconds_total" in sample_names(answer.text), command.name
+    assert values(answer.text, "panjereh_process_ready") == [({}, 1.0)], command.name
+    assert not lint(answer.text), f"{command.name}: {lint(answer.text)}"

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 
 from infra.dead_letters import (
     REPLAYED_FROM,
@@ -92,9 +93,19 @@ async def test_a_broken_handlers_records_are_listed_shown_and_replayed_once_fixe
             if envelope.subject == run:
                 delivered.append(envelope.id)  # every delivery, whatever the inbox says
 
+    dead_lettered_before = dead_letters_counted()
     async with consuming(kafka_admin, handle, group):
         await publish_all(kafka_admin, events)
         letters = await ours(kafka_admin, run, EVENTS)
+        # Counted for Prometheus by the topic they came from and the reason's kind, and
+        # each retried twice before that (three attempts).
+        await counted_at(dead_lettered_before + EVENTS)
+        assert (
+            REGISTRY.get_sample_value(
+                "panjereh_handler_retries_total", {"group": group, "cause": "failure"}
+            )
+            == 2 * EVENTS
+        )
 
         # Listed by reason, shown with the original bytes.
         [row] = counts(letters)
@@ -112,6 +123,7 @@ async def test_a_broken_handlers_records_are_listed_shown_and_replayed_once_fixe
         assert await replay(kafka_admin, letters) == EVENTS
         again = await ours(kafka_admin, failure[0], EVENTS)
         assert len(again) == EVENTS
+        await counted_at(dead_lettered_before + 2 * EVENTS)
         assert {dict(letter.original_headers)[REPLAYED_FROM].decode() for letter in again} == {
             letter.address for letter in letters
         }
@@ -205,3 +217,22 @@ async def test_the_operator_routes_need_the_operators_secret_and_replay_by_reaso
             headers=operator,
         )
         assert naive.status_code == 422  # a time without its zone is refused, not guessed
+
+
+def dead_letters_counted() -> float:
+    """`panjereh_dead_letters_total` of the test topic's records whose handler kept failing."""
+    counted = REGISTRY.get_sample_value(
+        "panjereh_dead_letters_total", {"topic": TOPIC.value, "reason": "handler_failed"}
+    )
+    return counted or 0.0
+
+
+async def counted_at(expected: float) -> None:
+    """Wait for the count: a letter is counted just after the broker has it, so a reader
+    may see the letter a moment before."""
+
+    async def reached() -> bool:
+        return dead_letters_counted() >= expected
+
+    await eventually(reached, timeout=10)
+    assert dead_letters_counted() == expected

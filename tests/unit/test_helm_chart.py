@@ -29,6 +29,7 @@ SECRET_KEYS: set[str] = {
     "data-key",
     "identity-pseudonym-key",
     "identity-operator-token",
+    "metrics-token",
     *(
         f"kafka-password-{name}"
         for name in (ADMIN, *(s.name.value for s in PRINCIPALS if not s.development_only))
@@ -253,3 +254,46 @@ def test_every_principal_is_a_kafka_user_with_exactly_the_registers_acls(
                 )
     assert "authorization" not in users[ADMIN]["spec"]
     assert granted == declared_bindings(development=False)
+
+
+@pytest.fixture(scope="module")
+def monitored(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    values = {**REQUIRED, "monitoring": {"enabled": True, "labels": {"release": "prom"}}}
+    return render(values, tmp_path_factory.mktemp("helm-monitoring"))
+
+
+def test_monitoring_is_off_unless_enabled(manifests: list[dict[str, Any]]) -> None:
+    assert not of_kind(manifests, "ServiceMonitor", "PrometheusRule")
+
+
+def test_each_process_is_scraped_with_the_metrics_secret_as_its_job(
+    monitored: list[dict[str, Any]],
+) -> None:
+    monitors = of_kind(monitored, "ServiceMonitor")
+    assert set(monitors) == {f"panjereh-{process.name}" for process in DEPLOYED}
+    for process in DEPLOYED:
+        monitor = monitors[f"panjereh-{process.name}"]
+        assert monitor["metadata"]["labels"]["release"] == "prom"
+        (endpoint,) = monitor["spec"]["endpoints"]
+        assert (endpoint["port"], endpoint["path"]) == ("http", "/metrics")
+        assert endpoint["authorization"]["credentials"] == {
+            "name": "panjereh-secrets",
+            "key": "metrics-token",
+        }
+        assert endpoint["relabelings"] == [
+            {"targetLabel": "job", "replacement": f"panjereh-{process.name}"}
+        ]
+        assert env_of(monitored, process)["PANJEREH_METRICS_TOKEN"] == {
+            "secretKeyRef": {"name": "panjereh-secrets", "key": "metrics-token"}
+        }
+
+
+def test_the_alert_rules_and_the_dashboard_are_the_files_compose_mounts(
+    monitored: list[dict[str, Any]],
+) -> None:
+    files = CHART / "files" / "monitoring"
+    (rules,) = of_kind(monitored, "PrometheusRule").values()
+    assert rules["spec"] == yaml.safe_load((files / "alerts.yaml").read_text())
+    (dashboard,) = of_kind(monitored, "ConfigMap").values()
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["data"]["panjereh.json"] == (files / "dashboard.json").read_text().rstrip("\n")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,16 @@ from pydantic import Field
 from shared.envelope import Envelope, Event
 from shared.kafka import dead_letter_headers
 from shared.logging import get_logger, logging_dict_config
+from shared.operational_metrics import (
+    CONTENT_TYPE_WITHOUT_CHARSET,
+    DEAD_LETTERS,
+    PROCESS_READY,
+    WORKER_EVENTS,
+    WORKER_LAG,
+    WORKER_RECOVERING,
+    exposition,
+    scrape_allowed,
+)
 from shared.principals import METRICS_WORKER_APP_ID
 from shared.registry import UndecodableEvent, decode
 from shared.settings import PlatformSettings
@@ -189,6 +199,7 @@ async def dead_letter(event: Any, reason: str) -> None:
         timestamp=None,
         headers=headers,
     )
+    DEAD_LETTERS.labels(message.topic, "undecodable").inc()
     log.warning("event dead-lettered", reason=reason, topic=message.topic)
 
 
@@ -200,6 +211,7 @@ Follower = Callable[[Envelope[Any], Any], None]
 
 async def decoded(event: Any) -> Envelope[Event] | None:
     """The record's envelope, or None after dead-lettering what cannot be decoded."""
+    WORKER_EVENTS.labels(event.message.topic).inc()
     try:
         return decode(event.value, event.message.topic)
     except UndecodableEvent as error:
@@ -210,3 +222,41 @@ async def decoded(event: Any) -> Envelope[Event] | None:
 @app.page("/health")
 async def health(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
     return web.json({"service": "metrics-worker", "status": "ok"})
+
+
+_SOURCE_TOPICS = frozenset(topic.value for topic in Topic)
+
+
+async def read_worker_state() -> None:
+    """At a scrape: the lag of each partition of the platform's topics the worker holds
+    (its tables' changelogs are not committed, so they have none), and whether it is
+    restoring its tables."""
+    recovering = bool(app.in_recovery)
+    WORKER_RECOVERING.set(1 if recovering else 0)
+    PROCESS_READY.set(0 if recovering else 1)
+    held = [tp for tp in app.consumer.assignment() if tp.topic in _SOURCE_TOPICS]
+    if not held:
+        return
+    ends = await app.consumer.highwaters(*held)
+    # Faust's own record of what it committed: the next offset to read.
+    committed: Mapping[Any, int | None] = app.consumer._committed_offset  # type: ignore[attr-defined]
+    for tp in held:
+        if (position := committed.get(tp)) is not None and ends.get(tp) is not None:
+            WORKER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, ends[tp] - position))
+
+
+@app.page("/metrics")
+async def metrics(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+    allowed = scrape_allowed(
+        request.headers.get("authorization"),
+        settings.metrics_token.get_secret_value(),
+        open_without_token=settings.environment != "production",
+    )
+    if not allowed:
+        return web.json(
+            {"code": "unauthenticated", "detail": "a scrape needs PANJEREH_METRICS_TOKEN"},
+            status=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    body = await exposition([("worker-state", read_worker_state)])
+    return web.bytes(body, content_type=CONTENT_TYPE_WITHOUT_CHARSET)

@@ -65,6 +65,7 @@ app.kubernetes.io/component: {{ .part }}
   value: "0.0.0.0"
 - name: PANJEREH_IDENTITY_ISSUER
   value: {{ .Values.publicUrls.identity | quote }}
+{{ include "panjereh.secretEnv" (dict "root" . "name" "PANJEREH_METRICS_TOKEN" "key" "metrics-token") }}
 {{- range $name, $process := .Values.processes }}
 - name: {{ printf "PANJEREH_%s_PORT" ($name | upper | replace "-" "_") }}
   value: {{ $process.port | quote }}
