@@ -4,6 +4,10 @@ A producer injects W3C trace context (`traceparent`, `tracestate`) into the reco
 headers; a consumer extracts it and starts its span as a child, so one trace spans the
 HTTP request, the outbox, the relay and every consumer downstream. Span attributes follow
 the OpenTelemetry messaging conventions.
+
+HTTP server spans are FastAPI's own (its built-in telemetry); database spans are the
+OpenTelemetry contrib instrumentation of asyncpg, switched on only when spans are
+exported (statements without their parameters: no personal data in a trace).
 """
 
 from __future__ import annotations
@@ -120,7 +124,18 @@ def configure_tracing(
     for processor in processors:
         provider.add_span_processor(processor)
         _SAMPLER.exporting = True
+    if _SAMPLER.exporting:
+        instrument_database()
     return provider
+
+
+def instrument_database() -> None:
+    """A CLIENT span for each asyncpg statement, from now on in this process (once)."""
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+    instrumentor = AsyncPGInstrumentor(capture_parameters=False)  # type: ignore[no-untyped-call]
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
 
 
 def trace_headers() -> list[tuple[str, bytes]]:

@@ -4,18 +4,12 @@ reaches an OTLP collector whole."""
 from __future__ import annotations
 
 import asyncio
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -30,6 +24,7 @@ from shared.kafka_access import KafkaAccess
 from shared.outbox import OutboxRelay, enqueue
 from shared.topics import Topic
 from shared.tracing import configure_tracing, otlp_processor
+from tests.otlp import Collector, collecting
 
 pytestmark = pytest.mark.integration
 
@@ -77,8 +72,12 @@ async def test_one_trace_spans_the_producer_the_outbox_and_the_consumer(
     kafka_admin: KafkaAccess, scratch_schema: tuple[str, Pool]
 ) -> None:
     exporter = InMemorySpanExporter()
-    configure_tracing("tests", processors=[SimpleSpanProcessor(exporter)])
-    envelope, request = await request_outbox_kafka_consumer(kafka_admin, scratch_schema)
+    processor = SimpleSpanProcessor(exporter)
+    configure_tracing("tests", processors=[processor])
+    try:
+        envelope, request = await request_outbox_kafka_consumer(kafka_admin, scratch_schema)
+    finally:
+        processor.shutdown()  # the rest of the session's spans are kept nowhere
     trace_id = request.trace_id
 
     spans = exporter.get_finished_spans()
@@ -101,62 +100,10 @@ async def test_one_trace_spans_the_producer_the_outbox_and_the_consumer(
     assert consumer_span.attributes["messaging.destination.name"] == Topic.PLATFORM_LIFECYCLE.value
 
 
-class Collector(ThreadingHTTPServer):
-    """An OTLP/HTTP traces receiver on loopback: what every export carried."""
-
-    def __init__(self) -> None:
-        self.exports: list[tuple[dict[str, str], ExportTraceServiceRequest]] = []
-        received = self.exports
-
-        class Receive(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                request = ExportTraceServiceRequest()
-                request.ParseFromString(body)
-                received.append(({k.lower(): v for k, v in self.headers.items()}, request))
-                answer = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("content-type", "application/x-protobuf")
-                self.send_header("content-length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Receive)
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1/traces"
-
-    def spans_of(self, trace_id: int) -> list[tuple[str, Any]]:
-        """(service.name, span) of every span received of this trace."""
-        found = []
-        for _, request in self.exports:
-            for resource_spans in request.resource_spans:
-                service = next(
-                    a.value.string_value
-                    for a in resource_spans.resource.attributes
-                    if a.key == "service.name"
-                )
-                for scope in resource_spans.scope_spans:
-                    for span in scope.spans:
-                        if int.from_bytes(span.trace_id, "big") == trace_id:
-                            found.append((service, span))
-        return found
-
-
 @pytest.fixture
 def collector() -> Iterator[Collector]:
-    server = Collector()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with collecting() as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 async def test_the_otlp_exporter_sends_the_whole_trace_to_a_collector_with_its_headers(

@@ -28,23 +28,13 @@ from shared.kafka_access import KafkaAccess
 from shared.principals import agency_principal
 from shared.registry import decode
 from shared.topics import Topic, channel, dead_letter_of
+from tests.e2e.live.conftest import bearer
 from tests.integration.kafka_helpers import header, read_all
 from tests.slots import e2e_ports
-from tests.tokens import access_claims, new_issuer_key, publish_issuer_key, signed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 PORTS = e2e_ports()
-# The issuer the platform's services trust: identity's own (the test stands in for it).
-ISSUER = f"http://127.0.0.1:{PORTS.identity}"
-
-
-@pytest.fixture(scope="module")
-async def key(platform: LocalPlatform) -> ECKey:
-    """A token-signing key published on `identity.issuer-keys`, as identity would."""
-    signing, record = new_issuer_key(ISSUER, f"catalog-e2e-{uuid.uuid4().hex[:8]}")
-    await publish_issuer_key(platform.kafka_admin, record, client_id="catalog-e2e")
-    return signing
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +42,6 @@ async def client(platform: LocalPlatform) -> AsyncIterator[httpx.AsyncClient]:
     base = f"http://127.0.0.1:{PORTS.catalog}"
     async with httpx.AsyncClient(base_url=base, timeout=10) as http:
         yield http
-
-
-def bearer(key: ECKey, agency: str, scope: str) -> dict[str, str]:
-    claims = access_claims(ISSUER, f"{agency}-system", scope, seconds=600) | {"agency": agency}
-    return {"authorization": f"Bearer {signed(key, claims)}"}
 
 
 async def until(check: Any, timeout: float = 60) -> Any:

@@ -293,7 +293,9 @@ async def test_http_ingestion_checks_synchronously_and_queues_valid_reports_once
 
 
 async def test_a_recorded_delivery_continues_the_trace_of_its_report(catalog: Catalog) -> None:
-    configure_tracing("tests", processors=[SimpleSpanProcessor(InMemorySpanExporter())])
+    # Spans recorded (a trace is only propagated once something exports), kept nowhere.
+    processor = SimpleSpanProcessor(InMemorySpanExporter())
+    configure_tracing("tests", processors=[processor])
     ids = await seed(catalog)
     reported = report(ids.agency, ids.published)
     producer = new_producer(catalog.observer, client_id="tests")
@@ -303,6 +305,7 @@ async def test_a_recorded_delivery_continues_the_trace_of_its_report(catalog: Ca
             await publish(producer, wrapped(reported))
     finally:
         await producer.stop()
+        processor.shutdown()
     trace_id = format(span.get_span_context().trace_id, "032x")
     [recorded] = await deliveries_of(catalog, {reported.report_id}, 1)
     assert (header(recorded, "traceparent") or "").split("-")[1] == trace_id
