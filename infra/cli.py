@@ -364,6 +364,13 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
                 f"{of_chain}anchored through {chain.anchored.named()};"
                 f" {chain.waiting} records since wait for their checkpoint"
             )
+        if chain.restored is not None and (chain.checked or chain.lost_to_restore):
+            print(
+                f"{of_chain}closed by the restore of {chain.restored.restored_at.isoformat()}"
+                f" (backup taken {chain.restored.backup_taken_at.isoformat()}):"
+                f" {chain.lost_to_restore} records the checkpoints vouched for past its"
+                " head were lost with the database"
+            )
     print(f"{result.checkpoints} checkpoints believed")
     return 0
 
@@ -422,6 +429,37 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
     )
     sent = asyncio.run(replay(admin, letters))
     print(f"replayed {sent} dead letters from {topic}")
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from infra.backup import BackupError, take_backup
+
+    targets = _targets()
+    try:
+        manifest = take_backup(Path(args.folder), targets.database_url, targets.admin)
+    except BackupError as error:
+        raise PlatformError(str(error)) from None
+    groups = ", ".join(sorted(manifest.offsets)) or "none yet"
+    print(f"backup of {', '.join(manifest.schemas)} taken at {manifest.taken_at.isoformat()}")
+    print(f"consumer groups' offsets kept: {groups}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from infra.backup import BackupError, restore_backup
+
+    targets = _targets()
+    try:
+        done = asyncio.run(
+            restore_backup(
+                Path(args.folder), targets.database_url, targets.admin, _database_passwords()
+            )
+        )
+    except BackupError as error:
+        raise PlatformError(str(error)) from None
+    for line in done:
+        print(line)
     return 0
 
 
@@ -495,6 +533,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="check the chain alone, without the checkpoints on Kafka (proves less)",
     )
     verify.set_defaults(func=cmd_audit_verify)
+    backup = sub.add_parser("backup", help="every service's schema and its consumers' offsets")
+    backup.add_argument("folder", help="a new folder for the backup")
+    backup.set_defaults(func=cmd_backup)
+    restore = sub.add_parser(
+        "restore", help="a backup into an empty database; consumers rewound to it"
+    )
+    restore.add_argument("folder", help="the backup's folder")
+    restore.set_defaults(func=cmd_restore)
     dlq = sub.add_parser("dlq", help="dead letters: count, show, replay")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
     dlq_list = dlq_sub.add_parser("list", help="dead letters by topic and reason")

@@ -54,6 +54,10 @@ class ChainVerified:
     head_seq: int
     #: The last record a trusted checkpoint vouches for (None: none does, or not asked).
     anchored: LastAnchored | None
+    #: When a restore from backup closed the chain (None: it is open), and how many
+    #: records past its head checkpoints had vouched for: lost with the database.
+    restored: storage.RestoredChain | None = None
+    lost_to_restore: int = 0
 
     @property
     def waiting(self) -> int:
@@ -79,7 +83,9 @@ async def verify_audit_log(
     database_url: str, schema: str = "exchange", checkpoints: Trusted | None = None
 ) -> Verification:
     """Walk every chain in seq order, each held to its checkpoints when given; the first
-    broken record, if any.
+    broken record, if any. A chain a restore closed is held to them up to the head it
+    was restored with; what they vouched for past it is counted as lost, not a break
+    (the restore is recorded by the administrator, which the exchange's role cannot do).
 
     The chains are those with a head or a record in the database, and those a trusted
     checkpoint names: a chain removed whole is missing from its first signed record on.
@@ -95,10 +101,22 @@ async def verify_audit_log(
             pool.acquire() as connection,
             connection.transaction(isolation="repeatable_read", readonly=True),
         ):
+            restored = await storage.restored_chains(connection)
             for chain in sorted({*await storage.audit_chains(connection), *anchors}):
-                chain_anchors = anchors.get(chain, Anchors())
+                chain_anchors, lost = anchors.get(chain, Anchors()), 0
+                if chain in restored:
+                    chain_anchors, lost = chain_anchors.through(restored[chain].head_seq)
                 check, head_seq = await _verify_chain(connection, chain, chain_anchors)
-                verified.append(ChainVerified(chain, check.checked, head_seq, chain_anchors.last))
+                verified.append(
+                    ChainVerified(
+                        chain,
+                        check.checked,
+                        head_seq,
+                        chain_anchors.last,
+                        restored.get(chain),
+                        lost,
+                    )
+                )
                 if broken is None:
                     broken = check.broken
         return Verification(

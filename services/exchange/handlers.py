@@ -67,9 +67,15 @@ async def take_transactions(
     fresh = await first_deliveries(connection, INBOX, [envelope.id for envelope in envelopes])
     refused: dict[uuid.UUID, str] = {}
     taken: list[Transaction] = []
+    # Requests before answers: an answer read in the same poll as its request (consumers
+    # reading again after a restore, say) then finds its transaction.
+    ordered = sorted(
+        zip(envelopes, parents, strict=True),
+        key=lambda pair: not isinstance(pair[0].payload, DataRequested),
+    )
     async with gathered(connection) as work:
         await work.read_ahead([envelope.payload for envelope in envelopes if envelope.id in fresh])
-        for envelope, parent in zip(envelopes, parents, strict=True):
+        for envelope, parent in ordered:
             if envelope.id not in fresh:
                 continue
             fresh.discard(envelope.id)  # the same event twice in one poll acts once

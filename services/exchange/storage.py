@@ -15,6 +15,7 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -707,13 +708,15 @@ MAX_AUDIT_CHAINS = 64
 
 
 async def _take_a_chain(connection: Connection) -> Record:
-    """The head of a chain that no other transaction holds, locked until the caller
-    commits: the lowest free one, a new one when every chain is held, and past
-    `MAX_AUDIT_CHAINS` the lowest, once it is free. So appends never queue behind each
-    other, and one exchange alone keeps appending to chain 0."""
+    """The head of an open chain that no other transaction holds, locked until the caller
+    commits: the lowest free one, a new one when every open chain is held, and past
+    `MAX_AUDIT_CHAINS` open ones the lowest, once it is free. So appends never queue
+    behind each other, and one exchange alone keeps appending to one chain. A chain a
+    restore closed (`restored_at`) takes nothing more; new chains number past it."""
     while True:
         head: Record | None = await connection.fetchrow(
-            "SELECT chain, seq, hash FROM audit_head ORDER BY chain LIMIT 1 FOR UPDATE SKIP LOCKED"
+            "SELECT chain, seq, hash FROM audit_head WHERE restored_at IS NULL"
+            " ORDER BY chain LIMIT 1 FOR UPDATE SKIP LOCKED"
         )
         if head is not None:
             return head
@@ -721,16 +724,21 @@ async def _take_a_chain(connection: Connection) -> Record:
         # finds it taken (nothing returned) and looks again.
         head = await connection.fetchrow(
             "INSERT INTO audit_head (chain, seq, hash)"
-            " SELECT coalesce(max(chain) + 1, 0), 0, $1 FROM audit_head HAVING count(*) < $2"
+            " SELECT coalesce(max(chain) + 1, 0), 0, $1 FROM audit_head"
+            " HAVING count(*) FILTER (WHERE restored_at IS NULL) < $2"
             " ON CONFLICT (chain) DO NOTHING RETURNING chain, seq, hash",
             GENESIS_HASH,
             MAX_AUDIT_CHAINS,
         )
         if head is not None:
             return head
-        if await connection.fetchval("SELECT count(*) FROM audit_head") >= MAX_AUDIT_CHAINS:
+        open_chains = await connection.fetchval(
+            "SELECT count(*) FROM audit_head WHERE restored_at IS NULL"
+        )
+        if open_chains >= MAX_AUDIT_CHAINS:
             waited: Record = await connection.fetchrow(
-                "SELECT chain, seq, hash FROM audit_head ORDER BY chain LIMIT 1 FOR UPDATE"
+                "SELECT chain, seq, hash FROM audit_head WHERE restored_at IS NULL"
+                " ORDER BY chain LIMIT 1 FOR UPDATE"
             )
             return waited
 
@@ -791,6 +799,59 @@ async def audit_head(connection: Connection, chain: int = 0) -> tuple[int, str]:
     """A chain's head; a chain never begun is at its genesis."""
     row = await connection.fetchrow("SELECT seq, hash FROM audit_head WHERE chain = $1", chain)
     return (0, GENESIS_HASH) if row is None else (row["seq"], row["hash"])
+
+
+@dataclass(frozen=True)
+class RestoredChain:
+    """A chain a restore from backup closed: its head then, when, and the backup's time."""
+
+    head_seq: int
+    restored_at: datetime
+    backup_taken_at: datetime
+
+
+async def restored_chains(connection: Connection) -> dict[int, RestoredChain]:
+    rows = await connection.fetch(
+        "SELECT chain, seq, restored_at, backup_taken_at FROM audit_head"
+        " WHERE restored_at IS NOT NULL"
+    )
+    return {
+        row["chain"]: RestoredChain(row["seq"], row["restored_at"], row["backup_taken_at"])
+        for row in rows
+    }
+
+
+async def close_restored_chains(
+    connection: Connection,
+    restored_at: datetime,
+    backup_taken_at: datetime,
+    *,
+    checkpointed: int = -1,
+) -> list[int]:
+    """Close every open chain as restored (the administrator's, at a restore); which.
+
+    The history lost since the backup may have begun chains of its own, which the
+    exchange checkpointed (`checkpointed`: the highest chain any checkpoint names): the
+    numbers it may have used, through that and at least `MAX_AUDIT_CHAINS` past the
+    highest here, are closed empty as well, so that no new chain takes a number whose
+    checkpoints describe another history."""
+    highest = await connection.fetchval("SELECT coalesce(max(chain), -1) FROM audit_head")
+    highest = max(highest, checkpointed - MAX_AUDIT_CHAINS)
+    await connection.execute(
+        "INSERT INTO audit_head (chain, seq, hash)"
+        " SELECT number, 0, $1 FROM generate_series($2::int, $3::int) AS number"
+        " ON CONFLICT (chain) DO NOTHING",
+        GENESIS_HASH,
+        highest + 1,
+        highest + MAX_AUDIT_CHAINS,
+    )
+    rows = await connection.fetch(
+        "UPDATE audit_head SET restored_at = $1, backup_taken_at = $2"
+        " WHERE restored_at IS NULL RETURNING chain, seq",
+        restored_at,
+        backup_taken_at,
+    )
+    return sorted(row["chain"] for row in rows if row["seq"] > 0)
 
 
 async def audit_chains(connection: Connection) -> list[int]:

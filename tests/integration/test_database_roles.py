@@ -155,7 +155,11 @@ def legacy_cluster() -> Iterator[PostgresCluster]:
 
 #: The exchange's migrations that need the roles this release makes (they hand objects to
 #: `exchange_audit`): newer than the older releases, so they run at the upgrade.
-NEWER_EXCHANGE_MIGRATIONS = ("0002_audit_log_owner.sql", "0005_audit_chains.sql")
+NEWER_EXCHANGE_MIGRATIONS = (
+    "0002_audit_log_owner.sql",
+    "0005_audit_chains.sql",
+    "0006_audit_restores.sql",
+)
 
 
 async def _as_older_releases_did(cluster: PostgresCluster) -> None:

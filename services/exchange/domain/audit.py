@@ -341,6 +341,22 @@ class Anchors:
                 anchors.last_checkpoint = checkpoint
         return anchors
 
+    def through(self, seq: int) -> tuple[Anchors, int]:
+        """What these anchors say of records up to `seq` (a restored chain's head), and
+        how many records past it they vouched for: records the restore lost."""
+        kept = Anchors(
+            by_seq={at: anchors for at, anchors in self.by_seq.items() if at <= seq},
+            count=self.count,
+        )
+        whole = [
+            anchor.checkpoint
+            for anchors in kept.by_seq.values()
+            for anchor in anchors
+            if anchor.checkpoint.seq <= seq
+        ]
+        kept.last_checkpoint = max(whole, key=lambda checkpoint: checkpoint.seq, default=None)
+        return kept, sum(1 for at in self.by_seq if at > seq)
+
     @property
     def last(self) -> LastAnchored | None:
         checkpoint = self.last_checkpoint

@@ -193,6 +193,10 @@ ATTEMPTS_OF_THE_EXCHANGE_ROLE = {
     "delete the head": "DELETE FROM audit_head",
     "truncate the head": "TRUNCATE audit_head",
     "drop the head": "DROP TABLE audit_head",
+    # Only a restore, as the administrator, closes a chain (and none is reopened).
+    "close a chain as restored": "UPDATE audit_head SET restored_at = now()",
+    "reopen a restored chain": "UPDATE audit_head SET restored_at = NULL",
+    "backdate a restore": "UPDATE audit_head SET backup_taken_at = now()",
 }
 
 
@@ -227,6 +231,22 @@ async def test_the_exchange_role_cannot_rewrite_or_unguard_the_audit_log(
         ("audit_log_append_only", "O"),
         ("audit_log_no_truncate", "O"),
     ]
+
+
+async def test_the_exchange_role_cannot_begin_a_chain_closed_as_restored(
+    database_urls: Mapping[str, str],
+) -> None:
+    connection = await asyncpg.connect(database_urls["exchange"])
+    try:
+        await connection.execute("SET search_path TO exchange")
+        with pytest.raises(asyncpg.RaiseError, match="only a restore closes an audit chain"):
+            await rolled_back(
+                connection,
+                "INSERT INTO audit_head (chain, seq, hash, restored_at)"
+                " VALUES (100000, 0, repeat('0', 64), now())",
+            )
+    finally:
+        await connection.close()
 
 
 async def test_the_exchange_role_begins_a_chain_when_every_chain_is_held(

@@ -180,6 +180,25 @@ def test_a_head_moved_back_and_a_new_history_written_over_it_is_named() -> None:
         assert broken.seq == 6
 
 
+def test_a_restored_chain_is_held_to_its_checkpoints_up_to_its_head_and_counts_the_rest_lost() -> (
+    None
+):
+    records = chain(10)
+    anchors = anchors_of(records)  # checkpoints through 4, 8 and 10
+    restored = records[:6]  # the backup's: the head at 6, mid-checkpoint
+    held, lost = anchors.through(6)
+    assert lost == 4
+    assert first_break(restored, 6, restored[-1]["hash"], held) is None
+    assert held.last is not None
+    assert held.last.seq == 4  # the last checkpoint wholly within the head
+    # What it still vouches for must hold: a record rewritten before the head is named.
+    rewritten = rehashed_from([*records[:2], record(3, records[1]["hash"], "curiosity")], 2)
+    rewritten = chain(3, rewritten)
+    broken = first_break(rewritten, 6, rewritten[-1]["hash"], held)
+    assert broken is not None
+    assert broken.seq == 3
+
+
 def test_what_the_chain_alone_caught_it_still_catches_when_anchored() -> None:
     records = chain(8)
     anchors = anchors_of(records)
