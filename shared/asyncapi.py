@@ -117,6 +117,9 @@ def _channel(spec: TopicSpec, messages: dict[str, Any]) -> dict[str, Any]:
     }
     if spec.development_only:
         channel["x-development-only"] = True
+    if spec.broker_timestamps:
+        # Each record's timestamp is the broker's (message.timestamp.type LogAppendTime).
+        channel["x-broker-timestamps"] = True
     if spec.dead_letter is not None:
         channel["x-dead-letter"] = spec.dead_letter
     if spec.per_agency:

@@ -348,6 +348,30 @@ def member_client_id(group: str) -> str:
     return f"{group}-{socket.gethostname()}-{os.getpid()}"
 
 
+_ARRIVED_AT = otel_context.create_key("panjereh-arrived-at")
+
+
+_LOG_APPEND_TIME = 1
+
+
+def delivery_context(record: ConsumerRecord[bytes, bytes]) -> otel_context.Context:
+    """The context a record is handled in: the trace its headers continue, and, on a
+    topic with broker timestamps, when it reached the broker (`arrived_at`)."""
+    context = context_from(record.headers)
+    if record.timestamp_type != _LOG_APPEND_TIME:
+        return context  # its producer's clock: nothing to judge by
+    arrived = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+    return otel_context.set_value(_ARRIVED_AT, arrived, context)
+
+
+def arrived_at(context: otel_context.Context | None = None) -> datetime | None:
+    """When the record handled in `context` (the current one by default) reached the
+    broker, by the broker's clock; None outside a record's handling and on topics whose
+    timestamps are their producers' (`TopicSpec.broker_timestamps`)."""
+    value = otel_context.get_value(_ARRIVED_AT, context)
+    return value if isinstance(value, datetime) else None
+
+
 class EventConsumer:
     """Consumes topics in a consumer group and hands each event to one handler.
 
@@ -393,6 +417,10 @@ class EventConsumer:
         self.handled = 0
         self.dead_lettered = 0
         self._dead_lettered = DeadLettered()
+        # What `read_through` needs: whether records are in hand, and per partition when
+        # the last one handled reached the broker.
+        self._handling = False
+        self._arrivals: dict[TopicPartition, datetime] = {}
 
     async def run(self) -> None:
         """Consume until `stop()`; a lost or absent broker is waited out, never fatal."""
@@ -432,6 +460,7 @@ class EventConsumer:
                 batches = await self._consumer.getmany(
                     timeout_ms=500, max_records=self._max_records
                 )
+                self._handling = bool(batches)
                 if self._batch is not None and batches:
                     # The whole poll, every partition, in one batch and one commit: a
                     # poll costs one database transaction and one round trip to the
@@ -443,6 +472,7 @@ class EventConsumer:
                     await self._commit(
                         {tp: records[-1].offset + 1 for tp, records in batches.items()}
                     )
+                    self._handled(batches)
                     continue
                 for tp, records in batches.items():
                     with CONSUMER_BATCH_DURATION.labels(self.group).time():
@@ -451,6 +481,7 @@ class EventConsumer:
                             if self._stopping.is_set():
                                 break
                     await self._commit({tp: record.offset + 1})
+                self._handled(batches)
         finally:
             if watching is not None:
                 watching.cancel()
@@ -459,10 +490,46 @@ class EventConsumer:
                 await watch.stop()
             await self._consumer.stop()
             await self._dead_letters.stop()
+            self._consumer = None  # between sessions nothing is read: read_through says so
 
     async def stop(self) -> None:
         """Finish the record in hand, commit it, and return from `run()`."""
         self._stopping.set()
+
+    def _handled(
+        self, batches: Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
+        for tp, records in batches.items():
+            self._arrivals[tp] = datetime.fromtimestamp(records[-1].timestamp / 1000, UTC)
+        self._handling = False
+
+    async def read_through(self, wanted: Callable[[str], bool]) -> datetime | None:
+        """The moment up to which every record that reached the broker on the partitions
+        of `wanted` topics this member holds has been handled: now when each is read to
+        its end, else the arrival of the last record handled on the one furthest behind.
+        None when that cannot be told (records in hand, a partition not fetched yet, or
+        behind with nothing handled since it was assigned)."""
+        consumer = self._consumer
+        if consumer is None or self._handling:
+            return None
+        through = datetime.now(UTC)
+        for tp in consumer.assignment():
+            if not wanted(tp.topic):
+                continue
+            end = consumer.highwater(tp)
+            if end is None:
+                return None
+            try:
+                position = await asyncio.wait_for(consumer.position(tp), 1.0)
+            except TimeoutError:
+                return None  # its position is being reset: not known yet
+            if position >= end:
+                continue
+            last = self._arrivals.get(tp)
+            if last is None:
+                return None
+            through = min(through, last)
+        return through
 
     async def lag(self) -> dict[TopicPartition, int]:
         """Per partition this member holds: records up to the last stable offset that the
@@ -515,6 +582,7 @@ class EventConsumer:
             partition=record.partition,
             offset=record.offset,
             group=self.group,
+            context=delivery_context(record),
         )
 
     async def _process_batch(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
@@ -534,7 +602,7 @@ class EventConsumer:
         if not decoded:
             return
         envelopes = [envelope for _, envelope in decoded]
-        parents = [context_from(record.headers) for record, _ in decoded]
+        parents = [delivery_context(record) for record, _ in decoded]
         failures = 0
         while True:
             try:

@@ -156,15 +156,23 @@ class TopicSpec(BaseModel):
         description="The largest record (as a batch of one, headers included) the broker "
         "takes; services refuse a larger event before it reaches their outbox.",
     )
+    broker_timestamps: bool = Field(
+        default=False,
+        description="Each record's timestamp is when the broker took it (LogAppendTime), "
+        "not what its producer wrote: the platform judges deadlines by it.",
+    )
 
     def broker_config(self, durability: Durability = SINGLE_BROKER) -> dict[str, str]:
         """Topic-level broker configuration for creating or altering this topic."""
-        return {
+        config = {
             "cleanup.policy": self.cleanup_policy,
             "retention.ms": str(self.retention_ms if self.retention_ms is not None else -1),
             "min.insync.replicas": str(durability.min_insync_replicas),
             "max.message.bytes": str(self.max_record_bytes),
         }
+        if self.broker_timestamps:
+            config["message.timestamp.type"] = "LogAppendTime"
+        return config
 
 
 def _with_dead_letter(spec: TopicSpec) -> tuple[TopicSpec, TopicSpec]:
@@ -423,6 +431,8 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
         consumers=(Principal.EXCHANGE,),
         partitions=1,
         per_agency=True,
+        # A request's deadline runs from when the broker took it.
+        broker_timestamps=True,
     ),
     TopicSpec(
         name=Topic.AGENCY_ANSWERS,
@@ -432,6 +442,9 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
         consumers=(Principal.EXCHANGE,),
         partitions=1,
         per_agency=True,
+        # An answer is on time if the broker took it before the deadline, however late
+        # the exchange reads it (after a restart, a restore).
+        broker_timestamps=True,
     ),
     TopicSpec(
         name=Topic.AGENCY_DELIVERIES,

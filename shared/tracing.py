@@ -172,12 +172,19 @@ def producing(topic: str, event_id: str) -> Iterator[Span]:
 
 @contextmanager
 def consuming(
-    headers: Headers | None, *, topic: str, partition: int, offset: int, group: str
+    headers: Headers | None,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    group: str,
+    context: otel_context.Context | None = None,
 ) -> Iterator[Span]:
-    """A CONSUMER span for processing one record, a child of its producer's span."""
+    """A CONSUMER span for processing one record, a child of its producer's span (in
+    `context`, when given: the record's delivery context, which carries more)."""
     with tracer.start_as_current_span(
         f"{topic} process",
-        context=context_from(headers),
+        context=context if context is not None else context_from(headers),
         kind=SpanKind.CONSUMER,
         attributes={
             "messaging.system": "kafka",

@@ -28,7 +28,7 @@ from shared.events.catalog import AgencyRecorded
 from shared.events.exchange import DataProvided, DataRefused, DataRequested
 from shared.events.identity import AgencyKeyPublished, AgencyKeyRevoked
 from shared.inbox import first_deliveries, forget_deliveries
-from shared.kafka import TRANSIENT_ERRORS, Rejected
+from shared.kafka import TRANSIENT_ERRORS, Rejected, arrived_at
 from shared.logging import get_logger
 from shared.operational_metrics import (
     AUDIT_UNANCHORED,
@@ -37,7 +37,7 @@ from shared.operational_metrics import (
     EXCHANGE_STEP,
 )
 from shared.runtime import BatchHandling, Handlers, Runtime
-from shared.topics import Topic
+from shared.topics import Topic, resolve
 from shared.unit_of_work import transaction
 
 log = get_logger(__name__)
@@ -63,10 +63,9 @@ async def take_transactions(
     A refused event is taken back out of the inbox, so that if it comes again (the
     process died before dead-lettering it) it is refused again rather than skipped.
     """
-    started = datetime.now(UTC)
     fresh = await first_deliveries(connection, INBOX, [envelope.id for envelope in envelopes])
     refused: dict[uuid.UUID, str] = {}
-    taken: list[Transaction] = []
+    taken: list[tuple[Transaction, datetime]] = []
     # Requests before answers: an answer read in the same poll as its request (consumers
     # reading again after a restore, say) then finds its transaction.
     ordered = sorted(
@@ -80,9 +79,12 @@ async def take_transactions(
                 continue
             fresh.discard(envelope.id)  # the same event twice in one poll acts once
             token = otel_context.attach(parent)
+            # Judged as of when it reached the broker, however late it is read (after a
+            # restart or a restore): an answer that came before its deadline is on time.
+            now = min(arrived_at(parent) or datetime.now(UTC), datetime.now(UTC))
             try:
-                if (transaction := await _take(work, envelope.payload)) is not None:
-                    taken.append(transaction)
+                if (transaction := await _take(work, envelope.payload, now)) is not None:
+                    taken.append((transaction, now))
             except DomainError as refusal:
                 refused[envelope.id] = str(refusal)
             finally:
@@ -90,24 +92,25 @@ async def take_transactions(
         await forget_deliveries(connection, INBOX, list(refused))
     # Before the poll's commit: a poll retried after a failed commit is observed twice,
     # which a latency histogram can bear.
-    observe_completed(taken, since=started)
+    observe_completed(taken)
     return refused
 
 
-async def _take(work: ExchangeStorage, event: object) -> Transaction | None:
+async def _take(work: ExchangeStorage, event: object, now: datetime) -> Transaction | None:
     if isinstance(event, DataRequested):
-        return await transactions.take_request(work, event)
+        return await transactions.take_request(work, event, now=now)
     if isinstance(event, DataProvided | DataRefused):
-        return await transactions.take_answer(work, event)
+        return await transactions.take_answer(work, event, now=now)
     return None
 
 
-def observe_completed(taken: Sequence[Transaction], *, since: datetime) -> None:
+def observe_completed(taken: Sequence[tuple[Transaction, datetime]]) -> None:
     """The round trip, and its provider and exchange steps, of each transaction that
-    reached its outcome at `since` or later (not a late answer to an older outcome)."""
-    for done in taken:
+    reached its outcome as it was taken (at that moment: not a late answer to an older
+    outcome)."""
+    for done, taken_at in taken:
         completed = done.completed_at
-        if completed is None or completed < since:
+        if completed is None or completed < taken_at:
             continue
         total = (completed - done.requested_at).total_seconds()
         EXCHANGE_ROUND_TRIP.labels(done.status).observe(total)
@@ -205,11 +208,35 @@ def payload_retention(retention: timedelta) -> Callable[[Runtime], Coroutine[Any
     return run_payload_retention
 
 
+def is_answers_channel(topic: str) -> bool:
+    try:
+        spec, _ = resolve(topic)
+    except KeyError:
+        return False
+    return spec.name == Topic.AGENCY_ANSWERS
+
+
+async def answers_read_through(runtime: Runtime) -> datetime | None:
+    """The moment up to which every answer that reached the broker has been taken, over
+    the process's members (None while that cannot be told): a transaction whose deadline
+    is later may still have its answer waiting, unread, on Kafka."""
+    members = runtime.batch_consumers
+    if not members:
+        return datetime.now(UTC)
+    moments = [await member.read_through(is_answers_channel) for member in members]
+    known = [moment for moment in moments if moment is not None]
+    return min(known) if len(known) == len(moments) else None
+
+
 async def run_sweeper(runtime: Runtime) -> None:
-    """Background task: time out overdue transactions until cancelled; failures wait and retry."""
+    """Background task: time out overdue transactions until cancelled; failures wait and
+    retry. Overdue means past its deadline by the answers read so far: after a restart or
+    a restore, a transaction is not timed out while answers that reached the broker before
+    its deadline wait to be read."""
     while True:
         try:
-            swept = await sweep_timeouts(runtime.pool)
+            through = await answers_read_through(runtime)
+            swept = 0 if through is None else await sweep_timeouts(runtime.pool, now=through)
         except TRANSIENT_ERRORS as error:
             log.warning("timeout sweep failed, retrying", error=repr(error))
             swept = 0

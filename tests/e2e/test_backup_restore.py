@@ -53,18 +53,13 @@ def restored_database(admin_database_url: str) -> Iterator[str]:
     """A new, empty database on the same cluster; dropped afterwards."""
     name = f"restored_{uuid.uuid4().hex[:8]}"
 
-    async def execute(statement: str) -> None:
-        connection = await asyncpg.connect(admin_database_url)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
+    asyncio.run(execute_on(admin_database_url, f'CREATE DATABASE "{name}"'))
     try:
         yield name
     finally:
-        asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(
+            execute_on(admin_database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        )
 
 
 async def statuses(database_url: str, ours: set[str]) -> dict[str, str]:
@@ -126,8 +121,12 @@ async def test_a_backup_under_load_restored_after_a_loss_catches_up_from_kafka(
     assert any(line.startswith("consumer group exchange:") for line in done), done
     at_restore = await statuses(restored_admin, ours)
     assert len(at_restore) < REQUESTS, "the backup holds what came after it"
-    pending = {transaction for transaction, status in at_restore.items() if status == "pending"}
 
+    # The suite goes on using the original database, whose exchange signs with the same
+    # key: the restored exchange gets a key of its own, so that the two histories'
+    # checkpoints on the shared topic never pass for each other's. (After a real loss
+    # there is one history, and the restored exchange keeps its key.)
+    await execute_on(restored_admin, "DELETE FROM exchange.signing_keys")
     restored = ExchangeProcess(
         tmp_path / "restored.log",
         credentials_file("exchange"),
@@ -136,6 +135,10 @@ async def test_a_backup_under_load_restored_after_a_loss_catches_up_from_kafka(
     restored.start()
     try:
         await until_healthy(restored)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{restored.port}") as new:
+            new_keys = (await new.get("/keys")).json()["keys"]
+        both = json.loads(keys.read_text())
+        keys.write_text(json.dumps({"keys": both["keys"] + new_keys}))
 
         async def caught_up() -> bool:
             return len(await statuses(restored_admin, ours)) == REQUESTS
@@ -159,21 +162,14 @@ async def test_a_backup_under_load_restored_after_a_loss_catches_up_from_kafka(
         sent = await replay(kafka_admin, letters)
 
         async def settled() -> bool:
-            now = await statuses(restored_admin, ours)
-            return all(now[t] == before[t] for t in ours - pending) and all(
-                now[t] != "pending" for t in pending
-            )
+            return await statuses(restored_admin, ours) == before
 
         with contextlib.suppress(AssertionError):
             await eventually(settled, timeout=120)
         after = await statuses(restored_admin, ours)
-        # What came after the backup ends as it did: answered.
-        assert {t: after[t] for t in ours - pending} == {t: before[t] for t in ours - pending}, (
-            f"{Counter(after.values())}; {sent} answers replayed"
-        )
-        # Pending at the backup, a transaction keeps its deadline, which the restore may
-        # outlast: then it times out, and its answer, read again, is audited as late.
-        assert {after[t] for t in pending} <= {"answered", "timed_out"}
+        # Each ends as it did, those pending at the backup included: their answers
+        # reached the broker before their deadlines, however long the restore took.
+        assert after == before, f"{Counter(after.values())}; {sent} answers replayed"
     finally:
         restored.stop()
 
@@ -184,7 +180,7 @@ async def test_a_backup_under_load_restored_after_a_loss_catches_up_from_kafka(
     for transaction, kind, _ in audited:
         kinds.setdefault(transaction, set()).add(kind)
     assert set(kinds) == ours
-    assert all("request" in of and of & {"response", "late_response"} for of in kinds.values())
+    assert all({"request", "response"} <= of for of in kinds.values()), kinds
     status, out = await audit_verify("exchange", restored_admin, kafka_admin, keys)
     assert status == 0, out
     assert "audit log intact" in out
@@ -204,3 +200,11 @@ def group_at_end(kafka: KafkaAccess, group: str, topics: list[str]) -> bool:
         for tp, future in admin.list_offsets(partitions, request_timeout=30).items()
     }
     return all(committed.get(at, -1) >= end for at, end in ends.items())
+
+
+async def execute_on(database_url: str, statement: str) -> None:
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()

@@ -278,3 +278,39 @@ async def test_init_gives_an_older_channel_the_partitions_its_family_has_now(
         await admin.close()
     assert kept.topics_grown == []
     assert log_topic in kept.warnings[0]
+
+
+async def test_an_agencys_requests_and_answers_carry_the_brokers_time_even_on_older_channels(
+    kafka_admin: KafkaAccess,
+) -> None:
+    # The exchange judges deadlines by when the broker took a request or an answer: on
+    # those channels a producer's own timestamp must not stand, on new channels or old.
+    from aiokafka.admin import NewTopic
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    code = f"ts-{uuid.uuid4().hex[:8]}"
+    requests, answers = channel(Topic.AGENCY_REQUESTS, code), channel(Topic.AGENCY_ANSWERS, code)
+    outcomes = channel(Topic.AGENCY_OUTCOMES, code)
+    provision = infra.platform.provision
+    admin = AIOKafkaAdminClient(**kafka_admin.client_options())
+    await admin.start()
+    try:
+        # An answers channel made before this release, with producers' timestamps.
+        await admin.create_topics([NewTopic(answers, 1, 1)])
+        await provision.until_led(admin, [answers], within=30)
+        report = provision.InitReport()
+        await provision.ensure_topics(kafka_admin, report, agencies=[code])
+        assert answers in report.topics_altered
+        described = provision._described_configs(
+            await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, t) for t in (requests, answers, outcomes)]
+            )
+        )
+    finally:
+        await admin.close()
+    timestamps = {topic: described[topic]["message.timestamp.type"] for topic in described}
+    assert timestamps == {
+        requests: "LogAppendTime",
+        answers: "LogAppendTime",
+        outcomes: "CreateTime",
+    }
