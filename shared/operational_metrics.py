@@ -91,7 +91,8 @@ OUTBOX_PARKED = Gauge(
 )
 EXCHANGE_ROUND_TRIP = Histogram(
     "panjereh_exchange_round_trip_seconds",
-    "From a request's arrival at the exchange to its outcome, by outcome.",
+    "From a request reaching the broker to its outcome (decided as of its answer's "
+    "arrival), by outcome.",
     ["outcome"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
