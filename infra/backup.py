@@ -26,12 +26,13 @@ and is neither backed up nor rewound.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -65,6 +66,9 @@ class Manifest:
     schemas: tuple[str, ...]
     #: group -> "topic:partition" -> the offset committed just before the snapshot.
     offsets: Mapping[str, Mapping[str, int]]
+    #: schema -> outbox rows the snapshot holds as waiting that the relay published
+    #: right after it: a restore marks them published, so they go out once.
+    published_after: Mapping[str, Sequence[int]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -73,6 +77,7 @@ class Manifest:
                 "taken_at": self.taken_at.isoformat(),
                 "schemas": list(self.schemas),
                 "offsets": self.offsets,
+                "published_after": {k: list(v) for k, v in self.published_after.items()},
             },
             indent=2,
             sort_keys=True,
@@ -90,6 +95,7 @@ class Manifest:
             datetime.fromisoformat(document["taken_at"]),
             tuple(document["schemas"]),
             document["offsets"],
+            document.get("published_after", {}),
         )
 
 
@@ -103,11 +109,71 @@ def take_backup(
     folder.mkdir(parents=True)
     offsets = committed_offsets(kafka, schemas)
     taken_at = datetime.now(UTC)
-    _pg("pg_dump", database_url, "--format=custom", f"--file={folder / DUMP}",
-        *(f"--schema={schema}" for schema in schemas))  # fmt: skip
-    manifest = Manifest(taken_at, tuple(schemas), offsets)
+    waiting = asyncio.run(_dump(folder / DUMP, database_url, schemas))
+    published = asyncio.run(_published_since(database_url, waiting))
+    manifest = Manifest(taken_at, tuple(schemas), offsets, published)
     (folder / MANIFEST).write_text(manifest.to_json() + "\n", "utf-8")
     return manifest
+
+
+#: How long a backup waits for the outbox rows its snapshot holds as waiting to be
+#: published by the running relays, so that a restore knows they went out.
+OUTBOX_WAIT_SECONDS = 30.0
+
+
+async def _dump(file: Path, database_url: str, schemas: Sequence[str]) -> dict[str, list[int]]:
+    """pg_dump of `schemas` in a snapshot exported from a transaction that, in the same
+    snapshot, lists each outbox's rows not yet published."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        async with connection.transaction(isolation="repeatable_read", readonly=True):
+            snapshot = await connection.fetchval("SELECT pg_export_snapshot()")
+            waiting = {
+                schema: [
+                    row["id"]
+                    for row in await connection.fetch(
+                        f'SELECT id FROM "{schema}".outbox WHERE published_at IS NULL'
+                    )
+                ]
+                for schema in schemas
+                if await connection.fetchval("SELECT to_regclass($1)", f'"{schema}".outbox')
+            }
+            await asyncio.to_thread(
+                _pg, "pg_dump", database_url, "--format=custom", f"--file={file}",
+                f"--snapshot={snapshot}", *(f"--schema={schema}" for schema in schemas),
+            )  # fmt: skip
+    finally:
+        await connection.close()
+    return waiting
+
+
+async def _published_since(
+    database_url: str, waiting: Mapping[str, Sequence[int]]
+) -> dict[str, list[int]]:
+    """Of the rows waiting in the snapshot, those the relays have published since (given
+    up to `OUTBOX_WAIT_SECONDS`: a row held back longer, for a channel not made yet,
+    stays waiting in the backup and goes out from the restored outbox)."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        deadline = asyncio.get_running_loop().time() + OUTBOX_WAIT_SECONDS
+        while True:
+            published = {
+                schema: [
+                    row["id"]
+                    for row in await connection.fetch(
+                        f'SELECT id FROM "{schema}".outbox'
+                        " WHERE id = ANY($1::bigint[]) AND published_at IS NOT NULL",
+                        list(ids),
+                    )
+                ]
+                for schema, ids in waiting.items()
+            }
+            done = all(len(published[s]) == len(ids) for s, ids in waiting.items())
+            if done or asyncio.get_running_loop().time() > deadline:
+                return {schema: sorted(ids) for schema, ids in published.items() if ids}
+            await asyncio.sleep(0.5)
+    finally:
+        await connection.close()
 
 
 async def restore_backup(
@@ -142,6 +208,7 @@ async def restore_backup(
         applied = await apply_migrations(database_url, schema)
         if applied:
             done.append(f"migrations {schema}: {', '.join(applied)}")
+    done += await _settle_outboxes(database_url, kafka, manifest)
     if "exchange" in manifest.schemas:
         closed = await _close_audit_chains(database_url, kafka, manifest.taken_at)
         done.append(f"exchange audit chains closed as restored: {closed or 'none'}")
@@ -195,6 +262,79 @@ async def _refuse_data(database_url: str, schemas: Sequence[str]) -> None:
                 )
     finally:
         await connection.close()
+
+
+async def _settle_outboxes(database_url: str, kafka: KafkaAccess, manifest: Manifest) -> list[str]:
+    """Each restored outbox as the lost one left it: what its relay published after the
+    snapshot marked published (it goes out once), and its ids moved past every id its
+    relay's last progress marker names, so a restarted relay's recovery, which stamps
+    those ids, never takes a new row for one it published before the loss."""
+    last = await last_progress_markers(kafka)
+    done: list[str] = []
+    connection = await asyncpg.connect(database_url)
+    try:
+        for schema in manifest.schemas:
+            if not await connection.fetchval("SELECT to_regclass($1)", f'"{schema}".outbox'):
+                continue
+            stamped = await connection.execute(
+                f'UPDATE "{schema}".outbox SET published_at = now()'
+                " WHERE id = ANY($1::bigint[]) AND published_at IS NULL",
+                list(manifest.published_after.get(schema, ())),
+            )
+            named = last.get((f"{schema}-outbox-relay", schema), [])
+            if named:
+                await connection.execute(
+                    "SELECT setval(pg_get_serial_sequence($1, 'id'),"
+                    f' greatest($2, (SELECT last_value FROM "{schema}".outbox_id_seq)))',
+                    f'"{schema}".outbox',
+                    max(named),
+                )
+            done.append(
+                f"outbox {schema}: {stamped.split()[-1]} rows published after the snapshot"
+                f" marked published; new ids above {max(named, default=0)}"
+            )
+    finally:
+        await connection.close()
+    return done
+
+
+async def last_progress_markers(kafka: KafkaAccess) -> dict[tuple[str, str], list[int]]:
+    """Every relay's last progress marker, by (relay, schema): the outbox ids it names."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka import TopicPartition as KafkaPartition
+
+    from shared.kafka import partitions_of
+    from shared.outbox import PROGRESS_TOPIC, ProgressMarker
+
+    consumer = AIOKafkaConsumer(
+        **kafka.client_options(),
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        client_id="panjereh-restore",
+    )
+    await consumer.start()
+    try:
+        tps = [
+            KafkaPartition(PROGRESS_TOPIC, p)
+            for p in sorted(await partitions_of(kafka, PROGRESS_TOPIC))
+        ]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        found: dict[tuple[str, str], list[int]] = {}
+        idle = 0
+        while idle < 6 and any([await consumer.position(tp) < ends[tp] for tp in tps]):
+            batch = await consumer.getmany(*tps, timeout_ms=500)
+            idle = 0 if batch else idle + 1
+            for records in batch.values():
+                for record in records:
+                    if record.value is None:
+                        continue
+                    marker = ProgressMarker.model_validate_json(record.value)
+                    found[(marker.relay, marker.outbox_schema)] = marker.ids
+        return found
+    finally:
+        await consumer.stop()
 
 
 async def _close_audit_chains(

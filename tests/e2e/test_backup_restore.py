@@ -121,6 +121,18 @@ async def test_a_backup_under_load_restored_after_a_loss_catches_up_from_kafka(
     assert any(line.startswith("consumer group exchange:") for line in done), done
     at_restore = await statuses(restored_admin, ours)
     assert len(at_restore) < REQUESTS, "the backup holds what came after it"
+    # Each chain's head comes back as the backup found it: a record of the original log.
+    heads = await rows(restored_admin, "SELECT chain, seq, hash FROM exchange.audit_head")
+    restored_heads = {(row["chain"], row["seq"], row["hash"]) for row in heads if row["seq"]}
+    assert restored_heads
+    originals = await rows(
+        admin_database_url,
+        "SELECT chain, seq, hash FROM exchange.audit_log"
+        " WHERE (chain, seq) IN (SELECT * FROM unnest($1::int[], $2::bigint[]))",
+        [chain for chain, _, _ in restored_heads],
+        [seq for _, seq, _ in restored_heads],
+    )
+    assert {(row["chain"], row["seq"], row["hash"]) for row in originals} == restored_heads
 
     # The suite goes on using the original database, whose exchange signs with the same
     # key: the restored exchange gets a key of its own, so that the two histories'
@@ -206,5 +218,14 @@ async def execute_on(database_url: str, statement: str) -> None:
     connection = await asyncpg.connect(database_url)
     try:
         await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+async def rows(database_url: str, query: str, *arguments: object) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        found: list[asyncpg.Record] = await connection.fetch(query, *arguments)
+        return found
     finally:
         await connection.close()

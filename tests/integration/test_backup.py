@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ async def test_a_restore_into_a_database_holding_data_is_refused(
     tmp_path: Path, admin_database_url: str, kafka_admin: KafkaAccess
 ) -> None:
     folder = tmp_path / "backup"
-    take_backup(folder, admin_database_url, kafka_admin, schemas=["identity"])
+    await asyncio.to_thread(take_backup, folder, admin_database_url, kafka_admin, ["identity"])
     with pytest.raises(BackupError, match="holds rows"):
         await restore_backup(folder, admin_database_url, kafka_admin, {})
 

@@ -35,7 +35,14 @@ def collector() -> Iterator[Collector]:
 @pytest.fixture(scope="package")
 def platform(collector: Collector) -> Iterator[LocalPlatform]:
     traffic = simulator_at(deliveries=10, sign_ins=2, requests=5)
-    tracing = {"PANJEREH_TRACE_EXPORTER": "otlp", "PANJEREH_OTLP_ENDPOINT": collector.endpoint}
+    tracing = {
+        "PANJEREH_TRACE_EXPORTER": "otlp",
+        "PANJEREH_OTLP_ENDPOINT": collector.endpoint,
+        # Only traces a caller samples: the simulator's traffic would otherwise export
+        # hundreds of spans a second, which the tests here do not look at.
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0",
+    }
     with platform_up("panjereh-e2e-live-", settings=traffic | tracing) as running:
         yield running
 

@@ -53,10 +53,15 @@ async def test_an_operators_request_is_one_trace_through_the_outbox_kafka_and_th
     assert response.status_code == 201, response.text
 
     def whole() -> bool:
-        return any(
-            service == "exchange" and span.kind == Span.SPAN_KIND_CONSUMER
-            for service, span in collector.spans_of(trace_id)
-        )
+        # Each process exports on its own schedule: wait for every part, not the last.
+        seen = {(service, span.kind) for service, span in collector.spans_of(trace_id)}
+        return {
+            ("catalog", Span.SPAN_KIND_SERVER),
+            ("catalog", Span.SPAN_KIND_CLIENT),
+            ("catalog", Span.SPAN_KIND_PRODUCER),
+            ("exchange", Span.SPAN_KIND_CONSUMER),
+            ("exchange", Span.SPAN_KIND_CLIENT),
+        } <= seen
 
     deadline = time.monotonic() + 90
     while not whole() and time.monotonic() < deadline:
