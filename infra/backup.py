@@ -2,8 +2,9 @@
 
 A backup is a folder: `panjereh.dump`, one `pg_dump` of every service's schema (custom
 format, one snapshot, so the services' states are consistent with each other), and
-`manifest.json`, which says when it was taken and where each service's consumer group
-had committed on each partition just before the snapshot began.
+`manifest.json`, which says when it was taken, where each service's consumer group had
+committed on each partition just before the snapshot began, and which outbox rows the
+snapshot holds as waiting that the relays published right after it.
 
 Offsets first, then the snapshot: every record below a group's committed offset was
 handled, and its effect committed to the database, before the snapshot; records handled
@@ -44,8 +45,9 @@ from confluent_kafka.admin._listoffsets import OffsetSpec
 
 from infra.platform.postgres import bin_dir
 from infra.platform.processes import PlatformError
+from infra.platform.provision import InitReport, apply_all_migrations
 from infra.platform.roles import ensure_roles
-from shared.db import SERVICES, apply_migrations
+from shared.db import SERVICES
 from shared.kafka_access import KafkaAccess
 
 DUMP = "panjereh.dump"
@@ -202,12 +204,14 @@ async def restore_backup(
     _pg("pg_restore", database_url, "--exit-on-error", "--single-transaction",
         str(folder / DUMP))  # fmt: skip
     done.append(f"schemas restored: {', '.join(manifest.schemas)} (taken {manifest.taken_at})")
-    # A backup of an older release is brought up to this one's schema.
-    await ensure_roles(database_url, passwords)
-    for schema in manifest.schemas:
-        applied = await apply_migrations(database_url, schema)
-        if applied:
-            done.append(f"migrations {schema}: {', '.join(applied)}")
+    # A backup of an older release is brought up to this one's schema, as `init` would.
+    report = InitReport()
+    await apply_all_migrations(database_url, report, passwords)
+    done += [
+        f"migrations {schema}: {', '.join(applied)}"
+        for schema, applied in report.migrations.items()
+        if applied
+    ]
     done += await _settle_outboxes(database_url, kafka, manifest)
     if "exchange" in manifest.schemas:
         closed = await _close_audit_chains(database_url, kafka, manifest.taken_at)
