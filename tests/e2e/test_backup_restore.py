@@ -107,6 +107,18 @@ async def test_a_backup_under_load_restored_after_a_loss_catches_up_from_kafka(
             requests=REQUESTS,
             midway_after=BACKUP_AFTER,
         )
+
+        # The original signs checkpoints of what it logged after the backup before it
+        # stops, so that there is something the restore is seen to lose.
+        async def anchored() -> bool:
+            [row] = await rows(
+                admin_database_url,
+                "SELECT bool_and(c.seq >= h.seq) AS all_anchored FROM exchange.audit_head h"
+                " JOIN exchange.audit_checkpoint c USING (chain) WHERE h.restored_at IS NULL",
+            )
+            return bool(row["all_anchored"])
+
+        await eventually(anchored, timeout=60)
     finally:
         original.stop()
     before = await statuses(admin_database_url, ours)
