@@ -212,6 +212,12 @@ async def measure(
     port = arguments.port
     database_url = stage.database_url
     assert database_url is not None
+    started = time.perf_counter()
+
+    def step(done: str) -> None:
+        # Where a run that hangs stopped (the runner shows a failed benchmark's last lines).
+        print(f"  {time.perf_counter() - started:6.1f} s  {done}", flush=True)
+
     exchanges = await asyncio.to_thread(start_exchanges, arguments, stage, instances)
     try:
 
@@ -221,6 +227,7 @@ async def measure(
             )
 
         await eventually(up, timeout=120)
+        step("exchange healthy")
         issuer = Issuer()
         # The same two agencies every run (each with a new key), so that a stage kept
         # between runs keeps the register it was measured with.
@@ -235,6 +242,7 @@ async def measure(
         ):
             consumer_kafka = await stage.agency_access(consumer.code)
             provider_kafka = await stage.agency_access(provider.code)
+            step("agencies' credentials issued")
             # The exchange finds new agencies' channels by pattern, then its group
             # rebalances: a provisioning delay, not a transaction's, so it is waited out.
             await until_settled(
@@ -252,12 +260,14 @@ async def measure(
                 # A register's channels are made once per stage, up to a minute.
                 timeout=60 + len(register),
             )
+            step("the exchange reads every agency's channels")
             keys = (await http.get("/keys")).json()["keys"]
             exchange_keys = ExchangeKeys(keys={key["kid"]: key for key in keys})
             data_service = await register_data_service(
                 http, issuer, provider, "vital-status", timeout_ms=60_000
             )
             await grant(http, issuer, consumer, data_service)
+            step("data service registered and granted")
             worker = ProviderWorker(
                 provider_kafka,
                 provider.code,
@@ -268,6 +278,7 @@ async def measure(
             )
             worker_task = asyncio.create_task(worker.run())
             await asyncio.wait_for(worker.wait_ready(), 60)
+            step("provider's worker ready")
             async with ExchangeClient(
                 consumer_kafka,
                 consumer.code,
@@ -279,6 +290,7 @@ async def measure(
                 warm_count = int(warm_rate * arguments.warmup_seconds)
                 if warm_count > 0:
                     await offered_load(client, data_service, warm_rate, warm_count)  # not reported
+                    step("warmed up")
                 processes = [psutil.Process(exchange.pid) for exchange in exchanges]
                 rows = []
                 for rate in arguments.rates:

@@ -61,6 +61,9 @@ class Benchmark:
     service: str | None
     full: tuple[str, ...] = ()
     own_platform: bool = False
+    #: The option by which it sends the log of the service processes it starts to a file:
+    #: the runner keeps that log, and shows its last lines when the benchmark fails.
+    service_log: str | None = None
 
 
 #: What `make bench` runs, in this order. The sizes are the scripts' own defaults except
@@ -73,6 +76,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         "exchange_bench.py",
         "exchange",
         ("--rates", "50", "200", "1000", "--seconds", "10"),
+        service_log="--log",
     ),
     Benchmark("identity", "identity_bench.py", "identity"),
     Benchmark("metrics", "metrics_bench.py", None),
@@ -210,8 +214,12 @@ class Outcome:
         return record
 
 
-def command_for(benchmark: Benchmark, arguments: argparse.Namespace, out: Path) -> list[str]:
+def command_for(
+    benchmark: Benchmark, arguments: argparse.Namespace, out: Path, service_log: Path
+) -> list[str]:
     command = [sys.executable, str(HERE / benchmark.script), "--json", str(out)]
+    if benchmark.service_log is not None:
+        command += [benchmark.service_log, str(service_log)]
     if benchmark.own_platform:
         return command
     command += ["--smoke"] if arguments.smoke else list(benchmark.full)
@@ -231,6 +239,8 @@ def shown(command: list[str]) -> list[str]:
             word = "<dsn>"
         elif index > 0 and command[index - 1] == "--json":
             word = "<figures>"
+        elif index > 0 and command[index - 1] == "--log":
+            word = "<log>"
         elif word == sys.executable:
             word = "python"
         elif word.startswith(str(REPO) + os.sep):
@@ -266,7 +276,8 @@ async def stop(process: asyncio.subprocess.Process) -> None:
 
 async def run_one(benchmark: Benchmark, arguments: argparse.Namespace, folder: Path) -> Outcome:
     figures_file = folder / f"{benchmark.name}.json"
-    command = command_for(benchmark, arguments, figures_file)
+    service_log = folder / f"{benchmark.name}-services.log"
+    command = command_for(benchmark, arguments, figures_file, service_log)
     outcome = Outcome(ok=None, command=shown(command))
     print(f"\n=== {' '.join(outcome.command)}", flush=True)
     tail: deque[str] = deque(maxlen=40)
@@ -307,8 +318,12 @@ async def run_one(benchmark: Benchmark, arguments: argparse.Namespace, folder: P
             outcome.error = f"no figures in --json: {error}"
     outcome.ok = outcome.error is None
     if not outcome.ok:
-        # The last lines say why; the whole output was passed through above.
+        # The last lines say why (the whole output was passed through above), and where it
+        # stopped the log of the services it ran.
         outcome.error = f"{outcome.error}\n" + "\n".join(list(tail)[-15:])
+        if service_log.exists():
+            logged = service_log.read_text(errors="replace").splitlines()[-15:]
+            outcome.error += "\nthe last lines of its services' log:\n" + "\n".join(logged)
     return outcome
 
 
@@ -379,6 +394,10 @@ def table(figures: dict[str, dict[str, Any]], outcomes: dict[str, Outcome]) -> s
         lines.append(
             f"{benchmark.script:<20} {state:<8} {outcome.seconds:7.0f} s  {detail}".rstrip()
         )
+    for benchmark in BENCHMARKS:
+        outcome = outcomes[benchmark.name]
+        if outcome.ok is False:
+            lines += ["", f"--- why {benchmark.script} failed", outcome.error or ""]
     return "\n".join(lines)
 
 

@@ -129,6 +129,8 @@ class IssuerKeys:
     # How this reader names itself on what it dead-letters (the service's group name).
     reader: str = "token-verifier"
     _keys: dict[str, IssuerKeyPublished] = field(default_factory=dict)
+    # Kids of other issuers already warned about.
+    _ignored: set[str] = field(default_factory=set)
     # Token → what its signature proved, oldest first; emptied whenever a key changes.
     _verified: dict[str, _Verified] = field(default_factory=dict)
     verified_kept: int = VERIFIED_TOKENS_KEPT
@@ -147,9 +149,12 @@ class IssuerKeys:
         whoever managed to publish it.
         """
         if key.issuer != self.issuer:
-            log.warning(
-                "issuer key of another issuer ignored", kid=key.kid, claimed_issuer=key.issuer
-            )
+            # Once per kid: every start reads the topic from its beginning again.
+            if key.kid not in self._ignored:
+                self._ignored.add(key.kid)
+                log.warning(
+                    "issuer key of another issuer ignored", kid=key.kid, claimed_issuer=key.issuer
+                )
             return False
         self._keys[key.kid] = key
         self._verified.clear()
