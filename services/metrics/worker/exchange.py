@@ -15,6 +15,7 @@ from services.metrics.worker.counters import (
     BATCH_SIZE,
     BATCH_WITHIN_SECONDS,
     Counters,
+    FirstSeen,
     whole_batch_or_none,
 )
 from services.metrics.worker.publisher import Source, register
@@ -24,6 +25,9 @@ from shared.topics import Topic
 
 transactions = source_topic(Topic.EXCHANGE_TRANSACTIONS)
 counters = Counters("exchange-counters", partitions_of(Topic.EXCHANGE_TRANSACTIONS))
+# A transaction is counted once, however often it is recorded: an exchange restored from a
+# backup takes again the requests it had finished after the backup, and records them again.
+recorded = FirstSeen("exchange-recorded", partitions_of(Topic.EXCHANGE_TRANSACTIONS))
 # Each window's agencies that used the exchange (rebuilt from the counters on recovery).
 users: dict[Window, set[str]] = {}
 #: Others counting each transaction (the evaluation of agencies), then told the batch is in.
@@ -38,6 +42,8 @@ async def count_transactions(stream: faust.StreamT[bytes]) -> None:
             for event in batch:
                 envelope = await decoded(event)
                 if envelope is None or not isinstance(envelope.payload, TransactionRecorded):
+                    continue
+                if not recorded.is_first(str(envelope.payload.transaction_id), event):
                     continue
                 for cell in exchange.increments(envelope.payload):
                     counters.stage(cell, event)

@@ -29,6 +29,7 @@ N_TRANSACTIONS = 3000
 N_CITIZENS = 150
 N_DELIVERIES = 400
 N_REPEATED_REPORTS = 60
+N_RECORDED_AGAIN = 60
 
 
 def _unique_moment() -> datetime:
@@ -79,14 +80,14 @@ async def aborted_then_committed(kafka: KafkaAccess, consumer: str) -> int:
     return 20
 
 
-async def test_counts_are_exact_across_sigkills_a_failed_batch_and_an_aborted_transaction(
+async def test_counts_are_exact_across_sigkills_a_failed_batch_an_aborted_transaction_and_repeats(
     kafka_admin: KafkaAccess, producer: AIOKafkaProducer, worker: WorkerProcess
 ) -> None:
     """The worker SIGKILLed mid-stream twice; then every batch made to fail (Faust would
     acknowledge a batch whose agent raised: the worker must end before it does); then
     started as usual. Meanwhile a relay aborted a transaction (its records are in the log,
-    and must not count). One worker for it all, so that it catches up on the session's
-    history once."""
+    and must not count), and some reports and transactions came twice (they count once).
+    One worker for it all, so that it catches up on the session's history once."""
     at = _unique_moment()
     day = window_of("day", at).label
     minute = window_of("minute", at).label
@@ -106,9 +107,27 @@ async def test_counts_are_exact_across_sigkills_a_failed_batch_and_an_aborted_tr
     ]
     # The catalog may record a report twice (same event id): it must count once.
     repeats = [reports[i] for i in range(N_REPEATED_REPORTS)]
+    # An exchange restored from a backup records again, as new events and perhaps with
+    # another outcome, transactions it had recorded: each counts once, as first recorded.
+    recorded_again = [
+        Envelope.wrap(
+            original.payload.model_copy(update={"outcome": "timed_out"}),
+            source="exchange",
+            subject=original.subject,
+            occurred_at=at,
+        )
+        for original in transactions[:N_RECORDED_AGAIN]
+    ]
     first_half = events.shuffled([*transactions[:1500], *sign_ins[:200], *reports[:200]])
     second_half = events.shuffled(
-        [*transactions[1500:], *sign_ins[200:], *failures, *reports[200:], *repeats]
+        [
+            *transactions[1500:],
+            *sign_ins[200:],
+            *failures,
+            *reports[200:],
+            *repeats,
+            *recorded_again,
+        ]
     )
     total_key = f"exchange.transactions||minute:{minute}"
 
