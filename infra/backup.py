@@ -304,41 +304,15 @@ async def _settle_outboxes(database_url: str, kafka: KafkaAccess, manifest: Mani
 
 async def last_progress_markers(kafka: KafkaAccess) -> dict[tuple[str, str], list[int]]:
     """Every relay's last progress marker, by (relay, schema): the outbox ids it names."""
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka import TopicPartition as KafkaPartition
-
-    from shared.kafka import partitions_of
+    from shared.kafka import read_to_end
     from shared.outbox import PROGRESS_TOPIC, ProgressMarker
 
-    consumer = AIOKafkaConsumer(
-        **kafka.client_options(),
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        client_id="panjereh-restore",
-    )
-    await consumer.start()
-    try:
-        tps = [
-            KafkaPartition(PROGRESS_TOPIC, p)
-            for p in sorted(await partitions_of(kafka, PROGRESS_TOPIC))
-        ]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        found: dict[tuple[str, str], list[int]] = {}
-        idle = 0
-        while idle < 6 and any([await consumer.position(tp) < ends[tp] for tp in tps]):
-            batch = await consumer.getmany(*tps, timeout_ms=500)
-            idle = 0 if batch else idle + 1
-            for records in batch.values():
-                for record in records:
-                    if record.value is None:
-                        continue
-                    marker = ProgressMarker.model_validate_json(record.value)
-                    found[(marker.relay, marker.outbox_schema)] = marker.ids
-        return found
-    finally:
-        await consumer.stop()
+    found: dict[tuple[str, str], list[int]] = {}
+    for record in await read_to_end(kafka, [PROGRESS_TOPIC], client_id="panjereh-restore"):
+        if record.value is not None:
+            marker = ProgressMarker.model_validate_json(record.value)
+            found[(marker.relay, marker.outbox_schema)] = marker.ids
+    return found
 
 
 async def _close_audit_chains(

@@ -28,12 +28,10 @@ from fastapi import APIRouter, Depends, Header
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.http import ProblemError
-from shared.kafka import new_producer, partitions_of
+from shared.kafka import new_producer, partitions_of, read_to_end
 from shared.kafka_access import KafkaAccess
 from shared.topics import SPECS, resolve
 
-#: Polls in a row that bring nothing before a read stops short of a partition's end.
-IDLE_POLLS = 5
 #: Kept with the original headers when a replayed record is refused again.
 REPLAYED_FROM = "replayed-from"
 
@@ -113,38 +111,8 @@ def _letter(record: ConsumerRecord[bytes, bytes]) -> DeadLetter:
 
 async def read_dead_letters(admin: KafkaAccess, topics: Sequence[str]) -> list[DeadLetter]:
     """Every dead letter on `topics`, from their beginning to their end now."""
-    consumer = AIOKafkaConsumer(
-        **admin.client_options(),
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        client_id="panjereh-dlq",
-    )
-    await consumer.start()
-    try:
-        partitions = [
-            TopicPartition(topic, partition)
-            for topic in topics
-            for partition in sorted(await partitions_of(admin, topic))
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        letters: list[DeadLetter] = []
-        pending = {tp for tp in partitions if ends[tp] > 0}
-        idle = 0
-        # A partition whose last offsets hold no record to read (a transaction's marker,
-        # records gone) may never bring its position to the end: stop once nothing moves.
-        while pending and idle < IDLE_POLLS:
-            before = {tp: await consumer.position(tp) for tp in pending}
-            batch = await consumer.getmany(*pending, timeout_ms=1000)
-            for records in batch.values():
-                letters.extend(_letter(record) for record in records)
-            positions = {tp: await consumer.position(tp) for tp in pending}
-            idle = 0 if batch or positions != before else idle + 1
-            pending = {tp for tp in pending if positions[tp] < ends[tp]}
-        return letters
-    finally:
-        await consumer.stop()
+    records = await read_to_end(admin, topics, client_id="panjereh-dlq")
+    return [_letter(record) for record in records]
 
 
 async def find_dead_letter(

@@ -236,6 +236,55 @@ async def partitions_of(kafka: KafkaAccess, topic: str) -> set[int]:
         await producer.stop()
 
 
+#: Polls in a row that bring nothing before `read_to_end` takes the topics as read.
+IDLE_POLLS_AT_END = 5
+
+
+async def read_to_end(
+    kafka: KafkaAccess, topics: Sequence[str], *, client_id: str
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every committed record on `topics`, from their beginning to their end as it is now
+    (what is written meanwhile is not waited for), without a consumer group.
+
+    For the tools that read a whole topic once: restore, dead letters, audit verification.
+    """
+    consumer = AIOKafkaConsumer(
+        **kafka.client_options(),
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        client_id=client_id,
+    )
+    partitions = [
+        TopicPartition(topic, partition)
+        for topic in topics
+        for partition in sorted(await partitions_of(kafka, topic))
+    ]
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        consumer.pause(*partitions)  # fetching only while it reads: see `fetching`
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        found: list[ConsumerRecord[bytes, bytes]] = []
+        pending = {tp for tp in partitions if ends[tp] > 0}
+        idle = 0
+        with fetching(consumer, *partitions):
+            # A partition whose last offsets hold no record to read (a transaction's
+            # marker, records gone) may never bring its position to its end: it is taken
+            # as read once nothing moves.
+            while pending and idle < IDLE_POLLS_AT_END:
+                before = {tp: await consumer.position(tp) for tp in pending}
+                batch = await consumer.getmany(*pending, timeout_ms=500)
+                for tp, records in batch.items():
+                    found.extend(record for record in records if record.offset < ends[tp])
+                positions = {tp: await consumer.position(tp) for tp in pending}
+                idle = 0 if batch or positions != before else idle + 1
+                pending = {tp for tp in pending if positions[tp] < ends[tp]}
+        return found
+    finally:
+        await consumer.stop()
+
+
 #: How many dead-lettered records a consumer remembers (topic, partition, offset), so
 #: that one delivered again in the same process is not dead-lettered twice.
 REMEMBERED_DEAD_LETTERS = 10_000

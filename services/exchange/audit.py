@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from services.exchange import storage
@@ -34,15 +33,12 @@ from services.exchange.domain.audit import (
 )
 from shared.db import Connection, create_pool
 from shared.events.exchange import AuditCheckpointed, AuditCheckpointedV1
-from shared.kafka import fetching, partitions_of
+from shared.kafka import read_to_end
 from shared.kafka_access import KafkaAccess
 from shared.registry import UndecodableEvent, decode
 from shared.topics import Topic
 
 BATCH = 5000
-# Empty polls in a row after which reading the checkpoints stops short of the end offset
-# (transaction markers occupy offsets no record is returned for).
-IDLE_POLLS = 6
 
 
 @dataclass(frozen=True)
@@ -164,44 +160,18 @@ async def read_checkpoints(
 ) -> tuple[list[Checkpoint], list[str]]:
     """Every checkpoint on the topic, from its beginning to its end as it is now (only
     what committed), and why records that are no checkpoint were left out."""
-    consumer = AIOKafkaConsumer(
-        **kafka.client_options(),
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        client_id=f"audit-verify-{uuid.uuid4().hex[:8]}",
-    )
-    tps = [
-        TopicPartition(topic, partition) for partition in sorted(await partitions_of(kafka, topic))
-    ]
-    await consumer.start()
     found: list[Checkpoint] = []
     left_out: list[str] = []
-    try:
-        consumer.assign(tps)
-        consumer.pause(*tps)  # fetching only while it reads: see `fetching`
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        idle = 0
-        with fetching(consumer, *tps):
-            while idle < IDLE_POLLS:
-                if all([await consumer.position(tp) >= ends[tp] for tp in tps]):
-                    break
-                batch = await consumer.getmany(*tps, timeout_ms=500)
-                idle = 0 if batch else idle + 1
-                for records in batch.values():
-                    for record in records:
-                        if record.offset >= ends[TopicPartition(record.topic, record.partition)]:
-                            continue
-                        try:
-                            payload = decode(record.value, topic).payload
-                        except UndecodableEvent as error:
-                            left_out.append(f"record at offset {record.offset}: {error.reason}")
-                            continue
-                        if isinstance(payload, AuditCheckpointed | AuditCheckpointedV1):
-                            found.append(payload)
-        return found, left_out
-    finally:
-        await consumer.stop()
+    client_id = f"audit-verify-{uuid.uuid4().hex[:8]}"
+    for record in await read_to_end(kafka, [topic], client_id=client_id):
+        try:
+            payload = decode(record.value, topic).payload
+        except UndecodableEvent as error:
+            left_out.append(f"record at offset {record.offset}: {error.reason}")
+            continue
+        if isinstance(payload, AuditCheckpointed | AuditCheckpointedV1):
+            found.append(payload)
+    return found, left_out
 
 
 class CheckpointsUnavailable(Exception):
