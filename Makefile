@@ -2,12 +2,13 @@
 .DEFAULT_GOAL := help
 VENV := .venv/bin
 
-.PHONY: help bootstrap up down status logs reset test lint typecheck asyncapi strimzi bench bench-smoke
+.PHONY: help bootstrap up down status logs reset test lint typecheck asyncapi strimzi bench bench-smoke soak
 
 help:
 	@echo "make up | down | status | logs | reset | test | lint | typecheck | asyncapi | strimzi"
 	@echo "make bench        every benchmark, one table against the goals, .data/bench/results.json"
 	@echo "make bench-smoke  every benchmark in smoke mode: they still work (figures mean nothing)"
+	@echo "make soak         the whole platform under steady load for 10 minutes: memory, CPU, lag"
 
 bootstrap:
 	@infra/bootstrap.sh
@@ -55,3 +56,8 @@ bench: bootstrap
 
 bench-smoke: bootstrap
 	$(VENV)/python benchmarks/run_all.py --smoke
+
+# A platform of its own (.data/soak-<slot>) under the simulator for ten minutes after two of
+# warm-up; fails if a process's memory grew by more than 10%. SOAK_ARGS="--minutes 30".
+soak: bootstrap
+	$(VENV)/python benchmarks/soak.py $(SOAK_ARGS)
