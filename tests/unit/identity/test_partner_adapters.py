@@ -89,9 +89,14 @@ class Clock:
         return self.now
 
 
+# A partner that should answer gets ample time: the fake serves on the test's own event loop,
+# and a loaded machine has stalled it past a tight timeout. Only the tests of slowness set one.
+ROOM_TO_ANSWER = 5.0
+
+
 def checking(url: str, clock: Clock | None = None, **changes: Any) -> HttpOperatorCheck:
     settings = PartnerSettings(
-        url=url, token="regulator-token", timeout_seconds=0.3, backoff_seconds=0.01
+        url=url, token="regulator-token", timeout_seconds=ROOM_TO_ANSWER, backoff_seconds=0.01
     )
     settings = PartnerSettings(**{**settings.__dict__, **changes})
     check = HttpOperatorCheck.at(settings)
@@ -221,7 +226,7 @@ def sms(expires_in: timedelta = timedelta(minutes=2)) -> OutgoingSms:
 
 
 def providing(url: str, **changes: Any) -> HttpSmsProvider:
-    settings = PartnerSettings(url=url, token="provider-token", timeout_seconds=0.3)
+    settings = PartnerSettings(url=url, token="provider-token", timeout_seconds=ROOM_TO_ANSWER)
     return HttpSmsProvider.at(
         PartnerSettings(**{**settings.__dict__, "backoff_seconds": 0.01, **changes})
     )
