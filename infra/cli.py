@@ -417,18 +417,27 @@ def cmd_dlq_show(args: argparse.Namespace) -> int:
 def cmd_dlq_replay(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from infra.dead_letters import chosen, read_dead_letters, replay
+    from infra.dead_letters import chosen, past_horizon, read_dead_letters, replay
+    from shared.settings import DedupSettings
 
     admin = _targets().admin
     (topic,) = _dead_letter_topics(args.topic)
     since = datetime.fromisoformat(args.since) if args.since else None
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)  # a time without a zone is UTC, as letters are
-    letters = chosen(
-        asyncio.run(read_dead_letters(admin, [topic])), reason=args.reason, since=since
+    horizon = DedupSettings().dedup_horizon
+    letters, too_old = past_horizon(
+        chosen(asyncio.run(read_dead_letters(admin, [topic])), reason=args.reason, since=since),
+        horizon,
     )
     sent = asyncio.run(replay(admin, letters))
     print(f"replayed {sent} dead letters from {topic}")
+    if too_old:
+        print(
+            f"refused {len(too_old)} whose originals are older than the dedup horizon"
+            f" ({horizon.days} days): the consumers that handled them no longer remember"
+            " them, and would count them twice"
+        )
     return 0
 
 

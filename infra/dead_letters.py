@@ -9,8 +9,11 @@ their topic once the cause is fixed.
 Replaying is safe to repeat: the platform's consumers drop an event they have handled
 (by its id: the services' inboxes, the metrics worker's counters), so a record replayed
 twice counts once; one that fails again goes back to the dead-letter topic with its new
-reason. A replayed record carries `replayed-from` (`<dlq topic>:<partition>:<offset>`)
-besides its original headers.
+reason. The inboxes remember an event for the dedup horizon only
+(`PANJEREH_DEDUP_HORIZON_DAYS`), and a replay reaches every consumer of the topic, those
+that handled the original too: a letter whose original is older than the horizon is
+refused, never replayed. A replayed record carries `replayed-from`
+(`<dlq topic>:<partition>:<offset>`) besides its original headers.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import hmac
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from fastapi import APIRouter, Depends, Header
@@ -54,6 +57,8 @@ class DeadLetter:
     offset: int
     #: When it was dead-lettered.
     at: datetime
+    #: When the original reached the broker (None in letters written before it was kept).
+    original_at: datetime | None
     reason: str
     source_topic: str
     source_partition: int | None
@@ -93,11 +98,18 @@ def _letter(record: ConsumerRecord[bytes, bytes]) -> DeadLetter:
         except ValueError:
             return None
 
+    def moment(name: str) -> datetime | None:
+        try:
+            return datetime.fromisoformat(text(name))
+        except ValueError:
+            return None
+
     return DeadLetter(
         topic=record.topic,
         partition=record.partition,
         offset=record.offset,
         at=datetime.fromtimestamp(record.timestamp / 1000, UTC),
+        original_at=moment("dlq-original-at"),
         reason=text("dlq-reason", "(no reason given)"),
         source_topic=text("dlq-topic", record.topic.removesuffix(".dlq")),
         source_partition=number("dlq-partition"),
@@ -184,6 +196,24 @@ def chosen(
     ]
 
 
+def past_horizon(
+    letters: Iterable[DeadLetter], horizon: timedelta, now: datetime | None = None
+) -> tuple[list[DeadLetter], list[DeadLetter]]:
+    """(those that may be replayed, those whose original is older than `horizon`).
+
+    A letter's age is its original's, or, for a letter that does not say, the time it was
+    dead-lettered (the original came before it: such a letter may be let through a little
+    past the horizon, never held back inside it).
+    """
+    cutoff = (now or datetime.now(UTC)) - horizon
+    replayable: list[DeadLetter] = []
+    too_old: list[DeadLetter] = []
+    for letter in letters:
+        born = letter.original_at or letter.at
+        (replayable if born >= cutoff else too_old).append(letter)
+    return replayable, too_old
+
+
 async def replay(admin: KafkaAccess, letters: Sequence[DeadLetter]) -> int:
     """Send each letter's original back to its topic (key, bytes and headers as they came,
     plus where it was replayed from); the number sent."""
@@ -236,9 +266,10 @@ class Replay(BaseModel):
     since: AwareDatetime | None = None
 
 
-def operator_routes(admin: KafkaAccess, operator_token: str) -> APIRouter:
+def operator_routes(admin: KafkaAccess, operator_token: str, horizon: timedelta) -> APIRouter:
     """The same operations over HTTP, for the platform team's tools: each request needs
-    the operators' bearer secret (the one identity's operator endpoints take)."""
+    the operators' bearer secret (the one identity's operator endpoints take). Letters
+    older than the dedup `horizon` are not replayed."""
 
     def operator(authorization: str | None = Header(default=None)) -> None:
         given = (authorization or "").removeprefix("Bearer ").encode()
@@ -283,9 +314,14 @@ def operator_routes(admin: KafkaAccess, operator_token: str) -> APIRouter:
     @routes.post("/{topic}/replay")
     async def replayed(topic: str, body: Replay) -> dict[str, object]:
         (name,) = topics_of(topic)
-        letters = chosen(
-            await read_dead_letters(admin, [name]), reason=body.reason, since=body.since
+        letters, too_old = past_horizon(
+            chosen(await read_dead_letters(admin, [name]), reason=body.reason, since=body.since),
+            horizon,
         )
-        return {"topic": name, "replayed": await replay(admin, letters)}
+        return {
+            "topic": name,
+            "replayed": await replay(admin, letters),
+            "refused_past_dedup_horizon": len(too_old),
+        }
 
     return routes

@@ -44,6 +44,11 @@ DEAD_LETTER_HEADERS_SCHEMA: dict[str, Any] = {
         "dlq-offset": {"type": "string"},
         "dlq-consumer": {"type": "string"},
         "dlq-at": {"type": "string", "format": "date-time"},
+        "dlq-original-at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "When the original record reached the broker.",
+        },
     },
     "required": ["dlq-reason", "dlq-topic", "dlq-partition", "dlq-offset", "dlq-consumer"],
 }

@@ -3,12 +3,19 @@
 A handler records the event id in `processed_events` in the same transaction as its
 state change. A redelivered event finds its row, and the handler skips it: the change
 happens once, and counts stay exact.
+
+A row is kept for the dedup horizon (`PANJEREH_DEDUP_HORIZON_DAYS`), the longest an event
+can come again: a crash's redelivery takes seconds, a dead letter's replay up to the
+dead-letter topics' retention, which the horizon must cover. Older rows are deleted by the
+schema's outbox relay (`prune_processed`), so the inbox holds the horizon's events, not
+every event ever.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 
 from shared.db import Connection, Pool
 
@@ -64,3 +71,25 @@ async def handle_once(
             return False
         await apply(connection)
         return True
+
+
+async def prune_processed(pool: Pool, older_than: timedelta, chunk: int = 5000) -> int:
+    """Delete the inbox rows of events handled more than `older_than` ago; how many.
+
+    In chunks, each its own short transaction, so handlers inserting meanwhile never wait
+    long on it.
+    """
+    deleted = 0
+    while True:
+        async with pool.acquire() as connection:
+            status = await connection.execute(
+                "DELETE FROM processed_events WHERE ctid = ANY(ARRAY("
+                " SELECT ctid FROM processed_events"
+                " WHERE processed_at < now() - $1::interval LIMIT $2))",
+                older_than,
+                chunk,
+            )
+        count = int(status.split()[-1])
+        deleted += count
+        if count < chunk:
+            return deleted

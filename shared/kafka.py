@@ -124,8 +124,16 @@ def dead_letter_headers(
     partition: int,
     offset: int,
     consumer: str,
+    original_timestamp_ms: int | None,
 ) -> list[tuple[str, bytes]]:
-    """The original record's headers plus why, where from and by whom it was refused."""
+    """The original record's headers plus why, where from, by whom and when it was refused,
+    and when the original reached the broker (a replay past the dedup horizon is refused
+    by that time)."""
+    original_at = (
+        [("dlq-original-at", _iso_from_ms(original_timestamp_ms).encode())]
+        if original_timestamp_ms is not None and original_timestamp_ms > 0
+        else []
+    )
     return [
         *(original or ()),
         ("dlq-reason", reason.encode()),
@@ -134,7 +142,12 @@ def dead_letter_headers(
         ("dlq-offset", str(offset).encode()),
         ("dlq-consumer", consumer.encode()),
         ("dlq-at", datetime.now(UTC).isoformat().encode()),
+        *original_at,
     ]
+
+
+def _iso_from_ms(timestamp_ms: int) -> str:
+    return datetime.fromtimestamp(timestamp_ms / 1000, UTC).isoformat()
 
 
 def new_producer(
@@ -178,6 +191,7 @@ async def dead_letter(
         partition=record.partition,
         offset=record.offset,
         consumer=consumer,
+        original_timestamp_ms=record.timestamp,
     )
     policy = retry or RetryPolicy()
     attempt = 0

@@ -58,6 +58,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.db import Connection, Pool, create_pool
 from shared.envelope import Envelope
 from shared.failpoints import failpoint
+from shared.inbox import prune_processed
 from shared.kafka import event_headers, fetching, new_producer
 from shared.kafka_access import KafkaAccess
 from shared.logging import configure_logging, get_logger
@@ -255,6 +256,7 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         standby_interval: float = 1.0,
         keep_published: timedelta = timedelta(days=1),
+        keep_processed: timedelta | None = None,
         prune_every: float = 300.0,
     ) -> None:
         self._pool = pool
@@ -277,6 +279,9 @@ class OutboxRelay:
         # Published rows are only history (Kafka holds the events now): kept a while for
         # looking into, then deleted, so the outbox does not grow with every event ever.
         self._keep_published = keep_published
+        # The inbox is pruned by the same one process per schema, on the same schedule:
+        # rows older than the dedup horizon (None keeps them all).
+        self._keep_processed = keep_processed
         self._prune_every = prune_every
         self._pruned_at = float("-inf")
 
@@ -529,6 +534,14 @@ class OutboxRelay:
         deleted = await self.prune_published()
         if deleted:
             log.info("published outbox rows pruned", relay=self.relay_id, deleted=deleted)
+        if self._keep_processed is not None:
+            forgotten = await prune_processed(self._pool, self._keep_processed)
+            if forgotten:
+                log.info(
+                    "inbox rows past the dedup horizon pruned",
+                    relay=self.relay_id,
+                    deleted=forgotten,
+                )
 
     def _marker(self, ids: list[int]) -> bytes:
         marker = ProgressMarker(relay=self.relay_id, outbox_schema=self._schema, ids=ids)
@@ -649,7 +662,13 @@ async def _run_standalone(schema: str, relay_id: str | None) -> None:
     settings = PlatformSettings()
     configure_logging(f"{schema}-outbox-relay", settings)
     pool = await create_pool(settings.database_url, schema, max_size=2)
-    relay = OutboxRelay(pool, schema=schema, kafka=settings.kafka, relay_id=relay_id)
+    relay = OutboxRelay(
+        pool,
+        schema=schema,
+        kafka=settings.kafka,
+        relay_id=relay_id,
+        keep_processed=settings.dedup_horizon,
+    )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda: asyncio.ensure_future(relay.stop()))

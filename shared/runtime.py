@@ -217,6 +217,7 @@ def create_app(
             pool,
             schema=settings.database_schema,
             kafka=settings.kafka,
+            keep_processed=settings.dedup_horizon,
         )
         runtime = Runtime(settings=settings, pool=pool, relay=relay)
         if context is not None:

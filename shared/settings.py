@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -10,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.kafka_access import CredentialsError, KafkaAccess
 from shared.sealing import parse_key
-from shared.topics import Durability
+from shared.topics import DAY_MS, DEAD_LETTER_RETENTION_MS, Durability
 
 Environment = Literal["development", "test", "production"]
 
@@ -21,7 +22,39 @@ PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "panjereh", "passw
 DEVELOPMENT_DATA_KEY = "cGFuamVyZWgtZGV2ZWxvcG1lbnQtZGF0YS1rZXktMzI="
 
 
-class PlatformSettings(BaseSettings):
+class DedupSettings(BaseSettings):
+    """How long the platform's consumers remember the events they handled: every process
+    that handles events and the tool that replays dead letters read the same setting."""
+
+    model_config = SettingsConfigDict(env_prefix="PANJEREH_", extra="ignore", frozen=True)
+
+    dedup_horizon_days: int = Field(
+        default=45,
+        ge=1,
+        description="How long a consumer remembers an event it handled, so that the same "
+        "event coming again changes nothing; older inbox rows are deleted. It must cover the "
+        "dead-letter topics' retention (30 days), since a replayed dead letter comes again to "
+        "every consumer of its topic; `dlq replay` refuses letters older than it.",
+    )
+
+    @model_validator(mode="after")
+    def _dedup_covers_dead_letters(self) -> DedupSettings:
+        dead_letter_days = DEAD_LETTER_RETENTION_MS // DAY_MS
+        if self.dedup_horizon_days < dead_letter_days:
+            raise ValueError(
+                f"PANJEREH_DEDUP_HORIZON_DAYS={self.dedup_horizon_days} is shorter than the "
+                f"dead-letter topics' retention ({dead_letter_days} days): a dead letter "
+                "replayed after its original's inbox row was deleted would count twice"
+            )
+        return self
+
+    @property
+    def dedup_horizon(self) -> timedelta:
+        """How long an event handled stays remembered (`dedup_horizon_days`)."""
+        return timedelta(days=self.dedup_horizon_days)
+
+
+class PlatformSettings(DedupSettings):
     """What every Panjereh process reads from `PANJEREH_*` environment variables."""
 
     model_config = SettingsConfigDict(env_prefix="PANJEREH_", extra="ignore", frozen=True)

@@ -34,6 +34,8 @@ FOREVER = None
 #: within a producer's default request size (1 MiB).
 MAX_RECORD_BYTES = 1_000_000
 DEAD_LETTER_MAX_RECORD_BYTES = 1024 * 1024
+#: How long a dead letter can be replayed: the consumers' dedup horizon must cover it.
+DEAD_LETTER_RETENTION_MS = 30 * DAY_MS
 
 
 @dataclass(frozen=True)
@@ -190,7 +192,7 @@ def _with_dead_letter(spec: TopicSpec) -> tuple[TopicSpec, TopicSpec]:
         producers=tuple(c for c in spec.consumers if c is not Principal.ANALYST),
         consumers=(Principal.AGENCY,) if spec.per_agency else (),
         partitions=1,
-        retention_ms=30 * DAY_MS,
+        retention_ms=DEAD_LETTER_RETENTION_MS,
         sensitive=spec.sensitive,
         per_agency=spec.per_agency,
         development_only=spec.development_only,

@@ -81,7 +81,9 @@ def build(settings: AccessManagerSettings) -> FastAPI:
     app.add_middleware(InputGuard)
     app.add_middleware(HttpMetrics)
     install_problem_handlers(app)
-    app.include_router(operator_routes(admin, settings.operator_token.get_secret_value()))
+    app.include_router(
+        operator_routes(admin, settings.operator_token.get_secret_value(), settings.dedup_horizon)
+    )
 
     def healthy() -> bool:
         return not app.state.task.done() and manager.ready.is_set()

@@ -15,7 +15,9 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,7 @@ pytestmark = pytest.mark.integration
 
 EVENTS = 12
 OPERATOR = "an-operators-secret-for-the-dead-letter-routes"
+HORIZON = timedelta(days=45)
 
 
 async def ours(kafka: KafkaAccess, run: str, count: int) -> list[Any]:
@@ -177,12 +180,11 @@ async def test_the_operator_routes_need_the_operators_secret_and_replay_by_reaso
         await publish_all(kafka_admin, [event])
         [letter] = await ours(kafka_admin, run, 1)
 
-    app = FastAPI()
-    install_problem_handlers(app)
-    app.include_router(operator_routes(kafka_admin, OPERATOR))
+    # The letter says when its original reached the broker: its replay is judged by it.
+    assert letter.original_at is not None
+    assert letter.original_at <= letter.at
     operator = {"authorization": f"Bearer {OPERATOR}"}
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://access") as http:
+    async with operator_client(kafka_admin, HORIZON) as http:
         refused = await http.get("/operator/dead-letters", headers={"authorization": "Bearer x"})
         assert refused.status_code == 401
         assert refused.headers["content-type"].startswith("application/problem+json")
@@ -210,13 +212,42 @@ async def test_the_operator_routes_need_the_operators_secret_and_replay_by_reaso
             f"/operator/dead-letters/{DLQ}/replay", json={"reason": run}, headers=operator
         )
         assert replayed.status_code == 200
-        assert replayed.json() == {"topic": DLQ, "replayed": 1}
+        assert replayed.json() == {
+            "topic": DLQ,
+            "replayed": 1,
+            "refused_past_dedup_horizon": 0,
+        }
         naive = await http.post(
             f"/operator/dead-letters/{DLQ}/replay",
             json={"since": "2026-01-01T00:00:00"},
             headers=operator,
         )
         assert naive.status_code == 422  # a time without its zone is refused, not guessed
+
+    # With a horizon the original is already past, the consumers that handled it would no
+    # longer know it: it is refused, not replayed.
+    async with operator_client(kafka_admin, timedelta(0)) as http:
+        refused_late = await http.post(
+            f"/operator/dead-letters/{DLQ}/replay", json={"reason": run}, headers=operator
+        )
+        assert refused_late.json() == {
+            "topic": DLQ,
+            "replayed": 0,
+            "refused_past_dedup_horizon": 1,
+        }
+
+
+@asynccontextmanager
+async def operator_client(
+    kafka: KafkaAccess, horizon: timedelta
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the access manager's operator routes with this dedup horizon."""
+    app = FastAPI()
+    install_problem_handlers(app)
+    app.include_router(operator_routes(kafka, OPERATOR, horizon))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://access") as http:
+        yield http
 
 
 def dead_letters_counted() -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from pydantic import ValidationError
 
@@ -9,7 +11,8 @@ from services.catalog.settings import CatalogSettings
 from services.exchange.settings import ExchangeSettings
 from services.identity.settings import IdentitySettings
 from services.metrics.settings import MetricsSettings
-from shared.settings import PlatformSettings
+from shared.settings import DedupSettings, PlatformSettings
+from shared.topics import SPECS
 
 
 def test_services_listen_on_their_documented_ports_by_default(
@@ -75,3 +78,22 @@ def test_development_runs_without_a_password(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("PANJEREH_ENVIRONMENT", "development")
     monkeypatch.setenv("PANJEREH_DATABASE_URL", "postgresql://panjereh@127.0.0.1:55432/p")
     assert PlatformSettings().environment == "development"
+
+
+def test_a_dedup_horizon_shorter_than_the_dead_letters_retention_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PANJEREH_DEDUP_HORIZON_DAYS", "29")
+    with pytest.raises(ValidationError, match="dead-letter topics' retention"):
+        PlatformSettings()
+    with pytest.raises(ValidationError, match="dead-letter topics' retention"):
+        DedupSettings()
+    monkeypatch.setenv("PANJEREH_DEDUP_HORIZON_DAYS", "30")
+    assert PlatformSettings().dedup_horizon == timedelta(days=30)
+
+
+def test_the_default_dedup_horizon_outlasts_every_dead_letter() -> None:
+    dead_letter_retention = max(
+        spec.retention_ms or 0 for spec in SPECS.values() if spec.name.endswith(".dlq")
+    )
+    assert DedupSettings().dedup_horizon > timedelta(milliseconds=dead_letter_retention)

@@ -190,6 +190,7 @@ async def dead_letter(event: Any, reason: str) -> None:
         partition=message.partition,
         offset=message.offset,
         consumer=app.conf.id,
+        original_timestamp_ms=round(message.timestamp * 1000) if message.timestamp else None,
     )
     await app.producer.send_and_wait(
         dead_letter_of(message.topic),

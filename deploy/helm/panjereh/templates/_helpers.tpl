@@ -61,6 +61,8 @@ app.kubernetes.io/component: {{ .part }}
   value: {{ .Values.kafka.replicationFactor | quote }}
 - name: PANJEREH_KAFKA_MIN_INSYNC_REPLICAS
   value: {{ .Values.kafka.minInsyncReplicas | quote }}
+- name: PANJEREH_DEDUP_HORIZON_DAYS
+  value: {{ .Values.dedupHorizonDays | quote }}
 - name: PANJEREH_HTTP_HOST
   value: "0.0.0.0"
 - name: PANJEREH_IDENTITY_ISSUER
