@@ -265,6 +265,12 @@ class LocalPlatform:
             )
         return env
 
+    def start_service(self, service: ServiceProcess) -> ManagedProcess:
+        """Start one process of the table with its environment; its managed process."""
+        process = self.process(service)
+        process.start(env={**os.environ, **self.env_for(service)}, cwd=paths.REPO_ROOT)
+        return process
+
     def process(self, service: ServiceProcess) -> ManagedProcess:
         """The managed process for one row of the process table."""
         return ManagedProcess(
@@ -363,9 +369,7 @@ class LocalPlatform:
         """
         with self._locked():
             self._start_infrastructure()
-            started = [(service, self.process(service)) for service in SERVICE_PROCESSES]
-            for service, proc in started:
-                proc.start(env={**os.environ, **self.env_for(service)}, cwd=paths.REPO_ROOT)
+            started = [(service, self.start_service(service)) for service in SERVICE_PROCESSES]
         for service, proc in started:
             url = self.service_url(service) + "/health"
             wait_until(

@@ -30,7 +30,6 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from infra.platform import SERVICE_PROCESSES, LocalPlatform
 from infra.platform.kafka import KafkaNode, _java_env
-from infra.platform.paths import REPO_ROOT
 from infra.platform.processes import http_ok, run_coroutine, wait_until
 from shared.kafka_access import KafkaAccess
 from shared.topics import Durability
@@ -63,8 +62,7 @@ def cluster() -> Iterator[LocalPlatform]:
     try:
         platform.start_infrastructure()
         [access] = [s for s in SERVICE_PROCESSES if s.name == "access-manager"]
-        manager = platform.process(access)
-        manager.start(env={**os.environ, **platform.env_for(access)}, cwd=REPO_ROOT)
+        manager = platform.start_service(access)
         wait_until(
             lambda: http_ok(platform.service_url(access) + "/health"),
             timeout=90,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -26,9 +25,9 @@ import pytest
 
 from infra.backup import restore_backup, take_backup
 from infra.platform import SERVICE_PROCESSES, LocalPlatform, ServiceProcess
-from infra.platform.paths import REPO_ROOT
 from infra.platform.processes import http_ok
 from shared.db import SERVICES
+from tests.e2e.live.figures import fetch, figures, settled_figures
 from tests.integration.exchange.helpers import audit_verify, eventually
 from tests.slots import e2e_ports
 
@@ -36,38 +35,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
 PORTS = e2e_ports()
 BY_NAME = {process.name: process for process in SERVICE_PROCESSES}
-
-
-async def fetch(database_url: str, query: str) -> list[asyncpg.Record]:
-    connection = await asyncpg.connect(database_url)
-    try:
-        rows: list[asyncpg.Record] = await connection.fetch(query)
-        return rows
-    finally:
-        await connection.close()
-
-
-async def figures(platform: LocalPlatform) -> dict[str, float]:
-    rows = await fetch(platform.admin_database_url, "SELECT key, value FROM metrics.metric_values")
-    return {row["key"]: row["value"] for row in rows}
-
-
-async def settled_figures(platform: LocalPlatform) -> dict[str, float]:
-    """The figures once they have stopped moving (the worker publishes within a second
-    of what it counts; the metrics service reads them within another)."""
-    last = await figures(platform)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        await asyncio.sleep(6)
-        now = await figures(platform)
-        if now == last:
-            return now
-        last = now
-    raise AssertionError("the figures never settled")
-
-
-def start(platform: LocalPlatform, process: ServiceProcess) -> None:
-    platform.process(process).start(env={**os.environ, **platform.env_for(process)}, cwd=REPO_ROOT)
 
 
 async def until_healthy(platform: LocalPlatform, process: ServiceProcess) -> None:
@@ -123,7 +90,7 @@ async def test_a_backup_under_load_restored_after_the_database_is_lost_gives_the
     assert {at: original.get(at) for at in restored} == restored
 
     for process in services:
-        start(platform, process)
+        platform.start_service(process)
     for process in services:
         await until_healthy(platform, process)
 
@@ -139,7 +106,7 @@ async def test_a_backup_under_load_restored_after_the_database_is_lost_gives_the
         await asyncio.sleep(6)
         assert await figures(platform) == before
     finally:
-        start(platform, simulator)  # the platform goes on as it was found
+        platform.start_service(simulator)  # the platform goes on as it was found
 
     status, out = await audit_verify(
         "exchange", admin, platform.kafka_admin, tmp_path / "keys.json"
