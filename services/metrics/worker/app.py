@@ -65,6 +65,15 @@ class WorkerSettings(PlatformSettings):
         "the source tree). A worker restarted on the same directory replays only what its "
         "tables' changelogs gained since it stopped.",
     )
+    standby_replicas: int = Field(
+        default=1,
+        ge=0,
+        validation_alias="PANJEREH_METRICS_WORKER_STANDBY_REPLICAS",
+        description="Other workers that keep a copy of each table partition up to date from "
+        "its changelog, so that the one taking a partition over from a dead worker has its "
+        "table already and replays only the tail. With one worker there is no other: none "
+        "is kept.",
+    )
     instance_id: str | None = Field(
         default=None,
         validation_alias="PANJEREH_METRICS_WORKER_INSTANCE_ID",
@@ -151,7 +160,7 @@ app = _App(
     web_port=settings.web_port,
     consumer_auto_offset_reset="earliest",
     broker_commit_interval=1.0,
-    table_standby_replicas=0,
+    table_standby_replicas=settings.standby_replicas,
     broker_session_timeout=settings.session_timeout,
     broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
     # Table keys and values are JSON (topics of events override this with raw bytes).
