@@ -16,13 +16,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from panjereh_agency import ExchangeClient, ExchangeKeys, ProviderWorker
 
 from shared.events.exchange import DataRequestForwarded
 from shared.kafka_access import KafkaAccess
 from shared.topics import Topic, channel
+from tests.database import fetch_rows
 from tests.integration.exchange.helpers import (
     ISSUER,
     AgencySystem,
@@ -201,13 +201,10 @@ def pid_of(member: str) -> int:
 
 async def audit_records_of(database_url: str, ours: set[str]) -> list[tuple[str, str, int]]:
     """Each of these transactions' audit records: its id, kind and chain."""
-    connection = await asyncpg.connect(database_url)
-    try:
-        rows = await connection.fetch(
-            "SELECT transaction_id::text, kind, chain FROM exchange.audit_log"
-            " WHERE transaction_id = ANY($1::uuid[])",
-            list(ours),
-        )
-    finally:
-        await connection.close()
+    rows = await fetch_rows(
+        database_url,
+        "SELECT transaction_id::text, kind, chain FROM exchange.audit_log"
+        " WHERE transaction_id = ANY($1::uuid[])",
+        list(ours),
+    )
     return [(row[0], row[1], row[2]) for row in rows]

@@ -34,6 +34,7 @@ from infra.backup import Manifest, committed_offsets_of, restore_backup, take_ba
 from infra.dead_letters import chosen, read_dead_letters, replay
 from shared.kafka_access import KafkaAccess
 from shared.topics import Topic, channel, dead_letter_of
+from tests.database import execute_on, fetch_rows
 from tests.e2e.exchange_load import ExchangeProcess, audit_records_of, drive, until_healthy
 from tests.integration.exchange.helpers import audit_verify, eventually
 
@@ -111,7 +112,7 @@ async def test_a_backup_under_load_restored_after_a_loss_catches_up_from_kafka(
         # The original signs checkpoints of what it logged after the backup before it
         # stops, so that there is something the restore is seen to lose.
         async def anchored() -> bool:
-            [row] = await rows(
+            [row] = await fetch_rows(
                 admin_database_url,
                 "SELECT bool_and(c.seq >= h.seq) AS all_anchored FROM exchange.audit_head h"
                 " JOIN exchange.audit_checkpoint c USING (chain) WHERE h.restored_at IS NULL",
@@ -134,10 +135,10 @@ async def test_a_backup_under_load_restored_after_a_loss_catches_up_from_kafka(
     at_restore = await statuses(restored_admin, ours)
     assert len(at_restore) < REQUESTS, "the backup holds what came after it"
     # Each chain's head comes back as the backup found it: a record of the original log.
-    heads = await rows(restored_admin, "SELECT chain, seq, hash FROM exchange.audit_head")
+    heads = await fetch_rows(restored_admin, "SELECT chain, seq, hash FROM exchange.audit_head")
     restored_heads = {(row["chain"], row["seq"], row["hash"]) for row in heads if row["seq"]}
     assert restored_heads
-    originals = await rows(
+    originals = await fetch_rows(
         admin_database_url,
         "SELECT chain, seq, hash FROM exchange.audit_log"
         " WHERE (chain, seq) IN (SELECT * FROM unnest($1::int[], $2::bigint[]))",
@@ -224,20 +225,3 @@ def group_at_end(kafka: KafkaAccess, group: str, topics: list[str]) -> bool:
         for tp, future in admin.list_offsets(partitions, request_timeout=30).items()
     }
     return all(committed.get(at, -1) >= end for at, end in ends.items())
-
-
-async def execute_on(database_url: str, statement: str) -> None:
-    connection = await asyncpg.connect(database_url)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
-async def rows(database_url: str, query: str, *arguments: object) -> list[asyncpg.Record]:
-    connection = await asyncpg.connect(database_url)
-    try:
-        found: list[asyncpg.Record] = await connection.fetch(query, *arguments)
-        return found
-    finally:
-        await connection.close()

@@ -5,22 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 
-import asyncpg
-
 from infra.platform import LocalPlatform
-
-
-async def fetch(database_url: str, query: str, *args: object) -> list[asyncpg.Record]:
-    connection = await asyncpg.connect(database_url)
-    try:
-        rows: list[asyncpg.Record] = await connection.fetch(query, *args)
-        return rows
-    finally:
-        await connection.close()
+from tests.database import fetch_rows
 
 
 async def figures(platform: LocalPlatform) -> dict[str, float]:
-    rows = await fetch(platform.admin_database_url, "SELECT key, value FROM metrics.metric_values")
+    rows = await fetch_rows(
+        platform.admin_database_url, "SELECT key, value FROM metrics.metric_values"
+    )
     return {row["key"]: row["value"] for row in rows}
 
 

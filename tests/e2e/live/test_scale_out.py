@@ -23,7 +23,7 @@ import pytest
 from infra.platform import SERVICE_PROCESSES, LocalPlatform, ServiceProcess
 from infra.platform.paths import REPO_ROOT
 from infra.platform.processes import ManagedProcess, http_ok
-from tests.e2e.live.figures import fetch
+from tests.database import fetch_rows
 from tests.integration.exchange.helpers import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
@@ -93,7 +93,7 @@ def seconds(platform: LocalPlatform, tmp_path: Path) -> Iterator[list[SecondInst
 
 async def recorded_totals(platform: LocalPlatform) -> dict[str, int]:
     """What the catalog and identity recorded: the ground truth of the worker's figures."""
-    [row] = await fetch(
+    [row] = await fetch_rows(
         platform.admin_database_url,
         "SELECT (SELECT count(*) FROM catalog.deliveries) AS deliveries,"
         " (SELECT count(*) FROM identity.sign_ins WHERE outcome = 'succeeded') AS sign_ins",
@@ -104,7 +104,7 @@ async def recorded_totals(platform: LocalPlatform) -> dict[str, int]:
 async def all_time_national(platform: LocalPlatform) -> dict[str, float]:
     """The worker's all-time national figures of deliveries and sign-ins, as the metrics
     service holds them."""
-    rows = await fetch(
+    rows = await fetch_rows(
         platform.admin_database_url,
         "SELECT metric, value FROM metrics.metric_values"
         " WHERE metric = ANY($1::text[]) AND granularity = 'all_time'"

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
@@ -27,7 +26,8 @@ from infra.backup import restore_backup, take_backup
 from infra.platform import SERVICE_PROCESSES, LocalPlatform, ServiceProcess
 from infra.platform.processes import http_ok
 from shared.db import SERVICES
-from tests.e2e.live.figures import fetch, figures, settled_figures
+from tests.database import execute_on, fetch_rows
+from tests.e2e.live.figures import figures, settled_figures
 from tests.integration.exchange.helpers import audit_verify, eventually
 from tests.slots import e2e_ports
 
@@ -59,7 +59,7 @@ async def test_a_backup_under_load_restored_after_the_database_is_lost_gives_the
     simulator = BY_NAME["simulator"]
     platform.process(simulator).stop()
     before = await settled_figures(platform)
-    chains = await fetch(admin, "SELECT chain, seq, hash FROM exchange.audit_log")
+    chains = await fetch_rows(admin, "SELECT chain, seq, hash FROM exchange.audit_log")
     original = {(row["chain"], row["seq"]): row["hash"] for row in chains}
     async with httpx.AsyncClient() as http:
         keys = (await http.get(f"http://127.0.0.1:{PORTS.exchange}/keys")).json()
@@ -69,19 +69,14 @@ async def test_a_backup_under_load_restored_after_the_database_is_lost_gives_the
     services = [BY_NAME[name] for name in SERVICES]
     for process in services:
         platform.process(process).stop()
-    connection = await asyncpg.connect(admin)
-    try:
-        for schema in SERVICES:
-            await connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
-    finally:
-        await connection.close()
+    await execute_on(admin, *(f'DROP SCHEMA "{schema}" CASCADE' for schema in SERVICES))
 
     restoring = time.monotonic()
     done = await restore_backup(
         folder, admin, platform.kafka_admin, platform.postgres.passwords().services
     )
     assert any(line.startswith("schemas restored") for line in done), done
-    heads = await fetch(
+    heads = await fetch_rows(
         admin, "SELECT chain, seq, hash FROM exchange.audit_head WHERE restored_at IS NOT NULL"
     )
     restored = {(row["chain"], row["seq"]): row["hash"] for row in heads if row["seq"]}
@@ -121,5 +116,5 @@ async def _some(platform: LocalPlatform) -> Any:
 
 
 async def _audited(platform: LocalPlatform) -> Any:
-    rows = await fetch(platform.admin_database_url, "SELECT 1 FROM exchange.audit_log LIMIT 1")
+    rows = await fetch_rows(platform.admin_database_url, "SELECT 1 FROM exchange.audit_log LIMIT 1")
     return rows or None
