@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from opentelemetry import context as otel_context
 
 from shared.channel_watch import METADATA_REFRESH_MS, ChannelWatch, refresh_metadata
@@ -576,9 +576,12 @@ class EventConsumer:
         if consumer is None or self._handling:
             return None
         through = datetime.now(UTC)
-        for tp in consumer.assignment():
+        for tp in list(consumer.assignment()):
             if not wanted(tp.topic):
                 continue
+            # A rebalance may take partitions away while this waits for a position below.
+            if tp not in consumer.assignment():
+                return None
             end = consumer.highwater(tp)
             if end is None:
                 return None
@@ -586,6 +589,8 @@ class EventConsumer:
                 position = await asyncio.wait_for(consumer.position(tp), 1.0)
             except TimeoutError:
                 return None  # its position is being reset: not known yet
+            except IllegalStateError:
+                return None  # no longer assigned
             if position >= end:
                 continue
             last = self._arrivals.get(tp)

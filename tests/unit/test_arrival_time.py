@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from aiokafka import TopicPartition
+from aiokafka.errors import IllegalStateError
 from aiokafka.structs import ConsumerRecord
 from opentelemetry import trace
 
@@ -19,6 +20,7 @@ from shared.topics import Topic, channel
 
 TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 ANSWERS = TopicPartition(channel(Topic.AGENCY_ANSWERS, "civil-registration"), 0)
+MORE_ANSWERS = TopicPartition(channel(Topic.AGENCY_ANSWERS, "tax"), 0)
 REQUESTS = TopicPartition(channel(Topic.AGENCY_REQUESTS, "social-security"), 0)
 THEN = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
@@ -63,10 +65,22 @@ class StandIn:
         return set(self.ends)
 
     def highwater(self, tp: TopicPartition) -> int | None:
+        assert tp in self.ends, "Partition is not assigned"  # as aiokafka's does
         return self.ends[tp]
 
     async def position(self, tp: TopicPartition) -> int:
+        if tp not in self.ends:
+            raise IllegalStateError(f"Partition {tp} is not assigned")
         return self.at[tp]
+
+
+class RebalancedMidway(StandIn):
+    """A consumer whose partitions all go to another member while a position is asked."""
+
+    async def position(self, tp: TopicPartition) -> int:
+        position = await super().position(tp)
+        self.ends = {}
+        return position
 
 
 def member(ends: dict[TopicPartition, int | None], at: dict[TopicPartition, int]) -> EventConsumer:
@@ -107,6 +121,13 @@ async def test_a_partition_not_fetched_yet_or_a_consumer_between_sessions_tells_
     idle = member({}, {})
     idle._consumer = None
     assert await idle.read_through(is_answers_channel) is None
+
+
+async def test_partitions_taken_away_while_it_looks_tell_nothing_and_raise_nothing() -> None:
+    rebalanced = member({}, {})
+    ends: dict[TopicPartition, int | None] = {ANSWERS: 10, MORE_ANSWERS: 10}
+    rebalanced._consumer = RebalancedMidway(ends, {ANSWERS: 10, MORE_ANSWERS: 10})  # type: ignore[assignment, unused-ignore]
+    assert await rebalanced.read_through(is_answers_channel) is None
 
 
 async def test_the_exchange_times_out_only_what_every_member_has_read_past() -> None:
