@@ -24,6 +24,7 @@ from infra.platform import SERVICE_PROCESSES, LocalPlatform, ServiceProcess
 from infra.platform.paths import REPO_ROOT
 from infra.platform.processes import ManagedProcess, http_ok
 from tests.database import fetch_rows
+from tests.e2e.live.simulator_control import restart_simulator, stop_simulator
 from tests.integration.exchange.helpers import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
@@ -134,8 +135,7 @@ async def test_two_of_each_consumer_share_the_load_and_one_killed_loses_and_doub
         os.kill(pid, signal.SIGKILL)
     await asyncio.sleep(UNDER_LOAD_SECONDS)  # the survivors take over under load
 
-    simulator = BY_NAME["simulator"]
-    platform.process(simulator).stop()
+    stop_simulator(platform)
     try:
         # The killed members' partitions move once their sessions time out, then the
         # survivors catch up.
@@ -152,4 +152,4 @@ async def test_two_of_each_consumer_share_the_load_and_one_killed_loses_and_doub
         await asyncio.sleep(6)
         assert await counted_exactly() == counted
     finally:
-        platform.start_service(simulator)  # the platform goes on as it was found
+        await restart_simulator(platform)  # the platform goes on as it was found

@@ -28,6 +28,7 @@ from infra.platform.processes import http_ok
 from shared.db import SERVICES
 from tests.database import execute_on, fetch_rows
 from tests.e2e.live.figures import figures, settled_figures
+from tests.e2e.live.simulator_control import restart_simulator, stop_simulator
 from tests.integration.exchange.helpers import audit_verify, eventually
 from tests.slots import e2e_ports
 
@@ -56,8 +57,7 @@ async def test_a_backup_under_load_restored_after_the_database_is_lost_gives_the
     await asyncio.to_thread(take_backup, folder, admin, platform.kafka_admin)
     await asyncio.sleep(8)  # the load goes on after the backup
 
-    simulator = BY_NAME["simulator"]
-    platform.process(simulator).stop()
+    stop_simulator(platform)
     before = await settled_figures(platform)
     chains = await fetch_rows(admin, "SELECT chain, seq, hash FROM exchange.audit_log")
     original = {(row["chain"], row["seq"]): row["hash"] for row in chains}
@@ -101,14 +101,13 @@ async def test_a_backup_under_load_restored_after_the_database_is_lost_gives_the
         await asyncio.sleep(6)
         assert await figures(platform) == before
     finally:
-        platform.start_service(simulator)  # the platform goes on as it was found
+        await restart_simulator(platform)  # the platform goes on as it was found
 
     status, out = await audit_verify(
         "exchange", admin, platform.kafka_admin, tmp_path / "keys.json"
     )
     assert status == 0, out
     assert "closed by the restore" in out
-    await until_healthy(platform, simulator)
 
 
 async def _some(platform: LocalPlatform) -> Any:
