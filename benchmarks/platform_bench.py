@@ -27,23 +27,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.stage import SHIFT, SLOT, write_figures  # noqa: E402
+from benchmarks.stage import SLOT, platform_ports, write_figures  # noqa: E402
 from infra.platform import Ports  # noqa: E402
 
 HOME = REPO / ".data" / f"bench-up-{SLOT}"
 #: A window of ports no other slot's benchmarks, tests or platform use.
-PORTS = Ports(
-    kafka=49094 + SHIFT,
-    kafka_controller=49095 + SHIFT,
-    postgres=55498 + SHIFT,
-    identity=18051 + SHIFT,
-    catalog=18052 + SHIFT,
-    exchange=18053 + SHIFT,
-    metrics=18054 + SHIFT,
-    metrics_worker=18055 + SHIFT,
-    simulator=18056 + SHIFT,
-    access_manager=18057 + SHIFT,
-)
+PORTS = platform_ports(kafka=49094, postgres=55498, first_process=18051)
 
 
 def panjereh_command() -> list[str]:

@@ -38,24 +38,13 @@ from prometheus_client.parser import text_string_to_metric_families
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.stage import SHIFT, SLOT, write_figures  # noqa: E402
-from infra.platform import SERVICE_PROCESSES, LocalPlatform, Ports  # noqa: E402
+from benchmarks.stage import SLOT, platform_ports, write_figures  # noqa: E402
+from infra.platform import SERVICE_PROCESSES, LocalPlatform  # noqa: E402
 from shared.db import SERVICES  # noqa: E402
 
 HOME = REPO / ".data" / f"soak-{SLOT}"
 #: A window of ports no other slot's benchmarks, tests or platform use.
-PORTS = Ports(
-    kafka=49096 + SHIFT,
-    kafka_controller=49097 + SHIFT,
-    postgres=55497 + SHIFT,
-    identity=18061 + SHIFT,
-    catalog=18062 + SHIFT,
-    exchange=18063 + SHIFT,
-    metrics=18064 + SHIFT,
-    metrics_worker=18065 + SHIFT,
-    simulator=18066 + SHIFT,
-    access_manager=18067 + SHIFT,
-)
+PORTS = platform_ports(kafka=49096, postgres=55497, first_process=18061)
 #: The most a process's resident memory may grow after the warm-up.
 GROWTH = 0.10
 

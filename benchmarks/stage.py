@@ -43,6 +43,30 @@ def bench_ports() -> Ports:
     return Ports(kafka=49092 + SHIFT, kafka_controller=49093 + SHIFT, postgres=55499 + SHIFT)
 
 
+#: The platform's processes, in the order a benchmark's own platform numbers their ports.
+_PROCESS_PORTS = (
+    "identity",
+    "catalog",
+    "exchange",
+    "metrics",
+    "metrics_worker",
+    "simulator",
+    "access_manager",
+)
+
+
+def platform_ports(*, kafka: int, postgres: int, first_process: int) -> Ports:
+    """The ports of a whole platform a benchmark brings up, for this slot: Kafka's broker
+    at `kafka` and its controller at the next, PostgreSQL at `postgres`, and each process
+    from `first_process` up."""
+    return Ports(
+        kafka=kafka + SHIFT,
+        kafka_controller=kafka + 1 + SHIFT,
+        postgres=postgres + SHIFT,
+        **{name: first_process + index + SHIFT for index, name in enumerate(_PROCESS_PORTS)},
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser, *, database: bool) -> None:
     """The options every benchmark shares: a running platform to use, and `--smoke`."""
     parser.add_argument(
