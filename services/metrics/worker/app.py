@@ -185,6 +185,12 @@ def source_topic(topic: Topic) -> Any:
     )
 
 
+def tables_recovered() -> bool:
+    """Whether the worker's tables are recovered, so what they hold may be published."""
+    recovery = getattr(app.tables, "recovery")  # noqa: B009  (not in Faust's type stubs)
+    return not app.in_recovery and bool(recovery.completed.is_set())
+
+
 def partitions_of(topic: Topic) -> int:
     return spec(topic).partitions
 
@@ -235,6 +241,8 @@ async def health(web: faust.web.View, request: faust.web.Request) -> faust.web.R
 
 
 _SOURCE_TOPICS = frozenset(topic.value for topic in Topic)
+#: The (topic, partition) pairs the lag gauge has a value for.
+_lag_labels: set[tuple[str, str]] = set()
 
 
 async def read_worker_state() -> None:
@@ -245,6 +253,11 @@ async def read_worker_state() -> None:
     WORKER_RECOVERING.set(1 if recovering else 0)
     PROCESS_READY.set(0 if recovering else 1)
     held = [tp for tp in app.consumer.assignment() if tp.topic in _SOURCE_TOPICS]
+    # A partition a rebalance took away is another worker's lag now, not this one's.
+    now_held = {(tp.topic, str(tp.partition)) for tp in held}
+    for labels in _lag_labels - now_held:
+        WORKER_LAG.remove(*labels)
+    _lag_labels.intersection_update(now_held)
     if not held:
         return
     ends = await app.consumer.highwaters(*held)
@@ -253,6 +266,7 @@ async def read_worker_state() -> None:
     for tp in held:
         if (position := committed.get(tp)) is not None and ends.get(tp) is not None:
             WORKER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, ends[tp] - position))
+            _lag_labels.add((tp.topic, str(tp.partition)))
 
 
 @app.page("/metrics")
