@@ -497,8 +497,7 @@ _EVENT_TOPICS: tuple[TopicSpec, ...] = (
             ),
             key="the metric name, its dimensions and its window",
             producers=(Principal.METRICS_WORKER,),
-            # The worker reads back the figures the programme's live indicators read.
-            consumers=(Principal.METRICS, Principal.METRICS_WORKER, Principal.ANALYST),
+            consumers=(Principal.METRICS, Principal.ANALYST),
             partitions=3,
             cleanup_policy="compact",
             retention_ms=FOREVER,

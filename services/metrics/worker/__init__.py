@@ -2,7 +2,8 @@
 
 It consumes what identity, the catalog and the exchange publish, keeps live counters in
 Faust tables (backed by changelog topics, so a restarted worker recovers them), and
-publishes every figure on the compacted `metrics.*` topics. The agents live in one module
+publishes every figure on the compacted `metrics.*` topics: from the merged copy of every
+worker's counters, which one worker holds (`mirror.py`). The agents live in one module
 per domain, found through the explicit list below.
 """
 
@@ -18,6 +19,7 @@ EXIT_BATCH_FAILED = 70
 
 AGENT_MODULES: tuple[str, ...] = (
     "services.metrics.worker.lifecycle",
+    "services.metrics.worker.mirror",
     "services.metrics.worker.exchange",
     "services.metrics.worker.identity",
     "services.metrics.worker.adoption",
@@ -35,12 +37,13 @@ def load_agents() -> None:
 
 
 def main() -> None:
+    from services.metrics.worker import mirror
     from services.metrics.worker.app import app, settings
-    from services.metrics.worker.changelogs import ensure_changelog_topics
+    from services.metrics.worker.changelogs import ensure_own_topics
     from shared.logging import configure_logging
 
     configure_logging("metrics-worker", settings)
     load_agents()
-    asyncio.run(ensure_changelog_topics(app, settings.kafka, settings.durability))
+    asyncio.run(ensure_own_topics(app, settings.kafka, settings.durability, mirror.OWN_TOPICS))
     sys.argv = [sys.argv[0], "worker", "--loglevel", settings.log_level.lower()]
     app.main()

@@ -8,9 +8,9 @@ import faust
 
 from services.metrics.domain import adoption
 from services.metrics.domain.figures import Figure
-from services.metrics.worker import exchange
+from services.metrics.worker import exchange, mirror
 from services.metrics.worker.app import Follower, app, decoded, partitions_of, source_topic, table
-from services.metrics.worker.counters import whole_batch_or_none
+from services.metrics.worker.batches import whole_batch_or_none
 from services.metrics.worker.publisher import Source, register
 from shared.events.catalog import AgencyRecorded, ServiceRecorded
 from shared.events.metrics import AdoptionMetricUpdated
@@ -28,6 +28,9 @@ services = table(
 agencies = table(
     "adoption-agencies", default=None, partitions=partitions_of(Topic.CATALOG_AGENCIES)
 )
+# Both registers whole, from every worker's share: what the figures are computed from.
+merged_services = mirror.merged_rows(services)
+merged_agencies = mirror.merged_rows(agencies)
 
 
 #: Others keeping state from each service and agency record (the evaluation of agencies).
@@ -56,13 +59,9 @@ async def follow_services(stream: faust.StreamT[bytes]) -> None:
             service = envelope.payload
             if _newer(services.get(service.service_id), service.revision):
                 state = adoption.ServiceState.of(service)
-                services[service.service_id] = [
-                    state.agency,
-                    state.maturity,
-                    state.published,
-                    state.revision,
-                ]
-                _changed.flag = True
+                stored = [state.agency, state.maturity, state.published, state.revision]
+                services[service.service_id] = stored
+                mirror.forward(services, service.service_id, stored)
             for follow in service_followers:
                 follow(envelope, event)
 
@@ -77,27 +76,30 @@ async def follow_agencies(stream: faust.StreamT[bytes]) -> None:
             agency = envelope.payload
             if _newer(agencies.get(agency.code), agency.revision):
                 state = adoption.AgencyState.of(agency)
-                agencies[agency.code] = [
+                stored = [
                     state.active,
                     state.window_connected,
                     state.national,
                     "national",
                     state.revision,
                 ]
-                _changed.flag = True
+                agencies[agency.code] = stored
+                mirror.forward(agencies, agency.code, stored)
             for follow in agency_followers:
                 follow(envelope, event)
 
 
 def figures(now: datetime) -> list[Figure]:
-    if not _changed.flag:
+    # Both views asked, so neither keeps a change for later.
+    touched = [merged_services.take_touched(), merged_agencies.take_touched()]
+    if not (any(touched) or _changed.flag):
         return []
     _changed.flag = False
     service_states = [
         adoption.ServiceState(str(a), int(m), bool(p), int(r))
-        for a, m, p, r in list(services.values())
+        for a, m, p, r in merged_services.values()
     ]
-    agency_states = [_agency_state(str(code), stored) for code, stored in list(agencies.items())]
+    agency_states = [_agency_state(code, stored) for code, stored in merged_agencies.items()]
     return adoption.figures(service_states, agency_states, exchange.users_this_quarter(now), now)
 
 

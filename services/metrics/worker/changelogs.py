@@ -1,4 +1,5 @@
-"""The worker's changelog topics, created before Faust starts.
+"""The worker's own topics (its tables' changelogs, its forwarded rows), created before
+Faust starts.
 
 Faust creates a table's changelog topic itself, then checks its partition count against
 the metadata its consumer cached. On a busy broker that metadata may not list the new
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 
 import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -24,22 +26,38 @@ from shared.topics import Durability
 log = get_logger(__name__)
 
 
-def changelog_topics(app: faust.App) -> dict[str, int]:
-    """{changelog topic: partitions} of every table declared on the app."""
-    return {
-        table.changelog_topic.get_topic_name(): table.changelog_topic.partitions
-        or app.conf.topic_partitions
+#: Compacted, as Faust makes a changelog.
+CHANGELOG_CONFIG = {"cleanup.policy": "compact"}
+
+
+#: A topic of the worker's own: its partitions and configuration.
+TopicShape = tuple[int, Mapping[str, str]]
+
+
+def own_topics(app: faust.App, others: Mapping[str, TopicShape]) -> dict[str, TopicShape]:
+    """{topic: (partitions, configuration)} of every table's changelog, and `others`."""
+    topics: dict[str, TopicShape] = {
+        table.changelog_topic.get_topic_name(): (
+            table.changelog_topic.partitions or app.conf.topic_partitions,
+            CHANGELOG_CONFIG,
+        )
         for table in app.tables.values()
     }
+    return topics | dict(others)
 
 
-async def ensure_changelog_topics(
-    app: faust.App, kafka: KafkaAccess, durability: Durability, within: float = 60.0
+async def ensure_own_topics(
+    app: faust.App,
+    kafka: KafkaAccess,
+    durability: Durability,
+    others: Mapping[str, TopicShape],
+    within: float = 60.0,
 ) -> None:
-    """Create the missing changelog topics (compacted, as Faust makes them; replicated as
-    `durability` says) and wait until the broker describes every partition of each; raises
-    if it has not within `within`."""
-    wanted = changelog_topics(app)
+    """Create the worker's missing topics, its tables' changelogs and `others` (replicated
+    as `durability` says), and wait until the broker describes every partition of each;
+    raises if it has not within `within`."""
+    own = own_topics(app, others)
+    wanted = {name: partitions for name, (partitions, _) in own.items()}
     admin = AIOKafkaAdminClient(**kafka.client_options(), request_timeout_ms=10000)
     await admin.start()
     try:
@@ -51,7 +69,7 @@ async def ensure_changelog_topics(
                     wanted[name],
                     durability.replication_factor,
                     topic_configs={
-                        "cleanup.policy": "compact",
+                        **own[name][1],
                         "min.insync.replicas": str(durability.min_insync_replicas),
                     },
                 )
@@ -61,8 +79,8 @@ async def ensure_changelog_topics(
             for name, code, *_ in response.topic_errors:
                 # Already there: another worker created it first.
                 if code not in (0, TopicAlreadyExistsError.errno):
-                    raise RuntimeError(f"cannot create changelog topic {name}: error {code}")
-            log.info("changelog topics created", topics=missing)
+                    raise RuntimeError(f"cannot create the worker's topic {name}: error {code}")
+            log.info("the worker's topics created", topics=missing)
         deadline = time.monotonic() + within
         while True:
             described = await admin.describe_topics(list(wanted))
@@ -75,7 +93,7 @@ async def ensure_changelog_topics(
             if not short:
                 return
             if time.monotonic() > deadline:
-                raise RuntimeError(f"changelog topics without all their partitions: {short}")
+                raise RuntimeError(f"the worker's topics without all their partitions: {short}")
             await asyncio.sleep(0.5)
     finally:
         await admin.close()

@@ -11,13 +11,8 @@ from services.metrics.domain import deliveries
 from services.metrics.domain.figures import Figure
 from services.metrics.domain.reference import load_reference
 from services.metrics.worker.app import Follower, app, decoded, partitions_of, source_topic
-from services.metrics.worker.counters import (
-    BATCH_SIZE,
-    BATCH_WITHIN_SECONDS,
-    Counters,
-    FirstSeen,
-    whole_batch_or_none,
-)
+from services.metrics.worker.batches import BATCH_SIZE, BATCH_WITHIN_SECONDS, whole_batch_or_none
+from services.metrics.worker.counters import Counters, FirstSeen
 from services.metrics.worker.publisher import Source, register
 from shared.events.catalog import DeliveryRecorded
 from shared.events.metrics import DeliveryMetricUpdated
@@ -54,7 +49,8 @@ async def count_deliveries(stream: faust.StreamT[bytes]) -> None:
 
 
 def figures(now: datetime) -> list[Figure]:
-    return deliveries.figures(counters.take_changed(), counters, reference)
+    merged = counters.merged
+    return deliveries.figures(merged.take_changed(), merged, reference)
 
 
-register(Source("deliveries", DeliveryMetricUpdated, figures, counters.mark_all_changed))
+register(Source("deliveries", DeliveryMetricUpdated, figures, counters.merged.mark_all_changed))

@@ -24,10 +24,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from services.metrics.domain import evaluations
-from services.metrics.worker import adoption, deliveries, exchange, programme
-from services.metrics.worker.app import app, partitions_of, table
+from services.metrics.worker import adoption, deliveries, exchange, mirror, programme
+from services.metrics.worker.app import app, partitions_of, table, tables_recovered
 from services.metrics.worker.counters import Counters
-from services.metrics.worker.publisher import Publication, tables_recovered
+from services.metrics.worker.publisher import Publication
 from shared.envelope import Envelope
 from shared.events.metrics import AgencyEvaluated
 from shared.events.programme import IndicatorRecorded
@@ -53,6 +53,8 @@ services = table(
 agencies = table(
     "evaluation-agencies", default=None, partitions=partitions_of(Topic.CATALOG_AGENCIES)
 )
+merged_services = mirror.merged_rows(services)
+merged_agencies = mirror.merged_rows(agencies)
 
 
 class _State:
@@ -78,12 +80,10 @@ def _count_delivery(envelope: Envelope[Any], event: Any) -> None:
 
 def _exchange_batch_done() -> None:
     exchange_counts.write_staged()
-    _state.changed = True
 
 
 def _delivery_batch_done() -> None:
     delivery_counts.write_staged()
-    _state.changed = True
 
 
 def _follow_service(envelope: Envelope[Any], event: Any) -> None:
@@ -92,16 +92,18 @@ def _follow_service(envelope: Envelope[Any], event: Any) -> None:
     version = evaluations.ServiceVersion.of(service, envelope.occurred_at)
     kept = evaluations.with_version(history, version)
     if kept is not history:
-        services[service.service_id] = [_stored_version(v) for v in kept]
-        _state.changed = True
+        stored = [_stored_version(v) for v in kept]
+        services[service.service_id] = stored
+        mirror.forward(services, service.service_id, stored)
 
 
 def _follow_agency(envelope: Envelope[Any], event: Any) -> None:
     agency = envelope.payload
     entry = evaluations.next_entry(_entry(agencies.get(agency.code)), agency, envelope.occurred_at)
     if entry is not None:
-        agencies[agency.code] = _stored_entry(entry)
-        _state.changed = True
+        stored = _stored_entry(entry)
+        agencies[agency.code] = stored
+        mirror.forward(agencies, agency.code, stored)
 
 
 # Counted in the same pass as the figures: the source topics' agents call these.
@@ -177,7 +179,7 @@ def evaluate(now: datetime) -> list[AgencyEvaluated]:
     """Every evaluated agency's record in every quarter, as the tables stand."""
     # Both counter tables as one (their metrics do not overlap), read once: an evaluation
     # asks for every agency's every measure in every quarter.
-    counts = exchange_counts.snapshot() + delivery_counts.snapshot()
+    counts = exchange_counts.merged.snapshot() + delivery_counts.merged.snapshot()
     counted = [
         cell
         for metric in (
@@ -187,14 +189,15 @@ def evaluate(now: datetime) -> list[AgencyEvaluated]:
         )
         for cell in counts.cells(metric)
     ]
-    roster = [entry for entry in map(_entry, list(agencies.values())) if entry is not None]
-    histories = [_versions(stored) for stored in list(services.values())]
+    roster = [entry for entry in map(_entry, merged_agencies.values()) if entry is not None]
+    histories = [_versions(stored) for stored in merged_services.values()]
     return evaluations.evaluate(counted, counts, roster, histories, weighting(), now)
 
 
 async def publish_evaluations(now: datetime | None = None) -> int:
-    """Publish each agency's record that changed since it was last published."""
-    if not tables_recovered():
+    """Publish each agency's record that changed since it was last published (from the
+    merged copy: only the worker holding it has any)."""
+    if not tables_recovered() or not mirror.views_current():
         return 0
     _state.changed = False
     records = evaluate(now or datetime.now(UTC))
@@ -206,7 +209,17 @@ async def _publish_when_changed() -> None:
     # The register's weights are read from the programme module's table: a change of them
     # (an operator's new weight) is seen here.
     weights = weighting()
-    if _state.changed or weights != _state.weights:
+    # Every view asked, so none keeps a change for later.
+    touched = [
+        view.take_touched()
+        for view in (
+            exchange_counts.merged,
+            delivery_counts.merged,
+            merged_services,
+            merged_agencies,
+        )
+    ]
+    if _state.changed or any(touched) or weights != _state.weights:
         _state.weights = weights
         await publish_evaluations()
 

@@ -11,13 +11,8 @@ from services.metrics.domain import exchange
 from services.metrics.domain.figures import Figure
 from services.metrics.domain.windows import Window, window_of
 from services.metrics.worker.app import Follower, app, decoded, partitions_of, source_topic
-from services.metrics.worker.counters import (
-    BATCH_SIZE,
-    BATCH_WITHIN_SECONDS,
-    Counters,
-    FirstSeen,
-    whole_batch_or_none,
-)
+from services.metrics.worker.batches import BATCH_SIZE, BATCH_WITHIN_SECONDS, whole_batch_or_none
+from services.metrics.worker.counters import Counters, FirstSeen
 from services.metrics.worker.publisher import Source, register
 from shared.events.exchange import TransactionRecorded
 from shared.events.metrics import ExchangeMetricUpdated
@@ -56,7 +51,7 @@ async def count_transactions(stream: faust.StreamT[bytes]) -> None:
 
 def figures(now: datetime) -> list[Figure]:
     before = len(users_this_quarter(now))
-    out = exchange.figures(counters.take_changed(), counters, users)
+    out = exchange.figures(counters.merged.take_changed(), counters.merged, users)
     if len(users_this_quarter(now)) != before:
         on_new_user()
     return out
@@ -76,4 +71,4 @@ def _nothing() -> None:
 on_new_user: Callable[[], None] = _nothing
 
 
-register(Source("exchange", ExchangeMetricUpdated, figures, counters.mark_all_changed))
+register(Source("exchange", ExchangeMetricUpdated, figures, counters.merged.mark_all_changed))

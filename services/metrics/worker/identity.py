@@ -10,13 +10,8 @@ from services.metrics.domain import identity
 from services.metrics.domain.figures import Cell, Figure
 from services.metrics.domain.reference import load_reference
 from services.metrics.worker.app import app, decoded, partitions_of, source_topic
-from services.metrics.worker.counters import (
-    BATCH_SIZE,
-    BATCH_WITHIN_SECONDS,
-    Counters,
-    FirstSeen,
-    whole_batch_or_none,
-)
+from services.metrics.worker.batches import BATCH_SIZE, BATCH_WITHIN_SECONDS, whole_batch_or_none
+from services.metrics.worker.counters import Counters, FirstSeen
 from services.metrics.worker.publisher import Source, register
 from shared.events.identity import CitizenAuthenticated
 from shared.events.metrics import IdentityMetricUpdated
@@ -69,22 +64,23 @@ async def count_authentications(stream: faust.StreamT[bytes]) -> None:
 
 
 def figures(now: datetime) -> list[Figure]:
-    changed = registrations.take_changed() | signins.take_changed() | people.take_changed()
+    merged = (registrations.merged, signins.merged, people.merged)
+    changed = set().union(*(counts.take_changed() for counts in merged))
 
     class _All:
         def value(self, cell: Cell) -> float:
-            return sum(c.value(cell) for c in (registrations, signins, people))
+            return sum(counts.value(cell) for counts in merged)
 
         def cells(self, metric: str) -> list[Cell]:
             source = people if metric == identity.COHORT else signins
-            return list(source.cells(metric))
+            return list(source.merged.cells(metric))
 
     return identity.figures(changed, _All(), reference, now)
 
 
 def _mark_all_changed() -> None:
     for counters in (registrations, signins, people):
-        counters.mark_all_changed()
+        counters.merged.mark_all_changed()
 
 
 register(Source("identity", IdentityMetricUpdated, figures, _mark_all_changed))

@@ -1,11 +1,13 @@
 """The programme's targets: where each stands, from the register and the live figures.
 
 The worker follows the programme register the metrics service publishes (indicators,
-targets, reported figures) and, for live indicators, the figures it publishes itself on
-the metrics topics. All of it is state in tables, so replays change nothing and a
-restarted worker recovers it. Every `PROGRESS_INTERVAL` seconds, and as soon as an input
-changed, it computes each active target's progress (`domain/programme.py`) and publishes
-the ones that changed on `metrics.programme`, keyed by the target id.
+targets, reported figures) and, for live indicators, the figures as the worker publishes
+them (`publisher.on_published`: the worker holding the merged copy publishes every figure,
+and holds these one-partition tables too; see `mirror.py`). All of it is state in tables,
+so replays change nothing and a restarted worker recovers it. Every `PROGRESS_INTERVAL`
+seconds, and as soon as an input changed, it computes each active target's progress
+(`domain/programme.py`) and publishes the ones that changed on `metrics.programme`, keyed
+by the target id.
 """
 
 from __future__ import annotations
@@ -16,17 +18,15 @@ from typing import Any
 import faust
 
 from services.metrics.domain import programme
-from services.metrics.worker.app import app, decoded, partitions_of, source_topic, table
-from services.metrics.worker.counters import whole_batch_or_none
-from services.metrics.worker.publisher import Publication, mark_everything_changed, tables_recovered
-from shared.events.metrics import (
-    AdoptionMetricUpdated,
-    DeliveryMetricUpdated,
-    ExchangeMetricUpdated,
-    IdentityMetricUpdated,
-    TargetProgressUpdated,
-    _MetricValue,
+from services.metrics.worker import mirror
+from services.metrics.worker.app import app, decoded, source_topic, table, tables_recovered
+from services.metrics.worker.batches import processing, whole_batch_or_none
+from services.metrics.worker.publisher import (
+    Publication,
+    mark_everything_changed,
+    on_published,
 )
+from shared.events.metrics import TargetProgressUpdated, _MetricValue
 from shared.events.programme import IndicatorRecorded, ObservationRecorded, TargetRecorded
 from shared.logging import get_logger
 from shared.topics import Topic
@@ -35,36 +35,19 @@ log = get_logger(__name__)
 
 #: Seconds between recomputations when nothing changed (the day, and so the status, moves).
 PROGRESS_INTERVAL = 60.0
-#: The metrics topics whose figures a live indicator may read.
-LIVE_TOPICS = (
-    Topic.METRICS_ADOPTION,
-    Topic.METRICS_IDENTITY,
-    Topic.METRICS_EXCHANGE,
-    Topic.METRICS_DELIVERIES,
-)
-_LIVE_EVENTS = (
-    AdoptionMetricUpdated,
-    IdentityMetricUpdated,
-    ExchangeMetricUpdated,
-    DeliveryMetricUpdated,
-)
 
 indicators_topic = source_topic(Topic.PROGRAMME_INDICATORS)
 targets_topic = source_topic(Topic.PROGRAMME_TARGETS)
 observations_topic = source_topic(Topic.PROGRAMME_OBSERVATIONS)
-live_topic = app.topic(
-    *(topic.value for topic in LIVE_TOPICS),
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=partitions_of(Topic.METRICS_ADOPTION),
-)
 
 # The register, as the latest revision of each record (JSON of the event).
 indicators = table("programme-indicators", default=None, partitions=1)
 targets = table("programme-targets", default=None, partitions=1)
 observations = table("programme-observations", default=None, partitions=1)
-# The live figures the register's indicators read, by record key.
-live = table("programme-live", default=None, partitions=partitions_of(Topic.METRICS_ADOPTION))
+# The figures the register's live indicators read, by record key, with their history. One
+# partition, with the merged copy. (Named anew when the worker stopped reading its figures
+# back from the metrics topics, whose three partitions the former table had.)
+live = table("programme-live-figures", default=None, partitions=1)
 
 
 class _State:
@@ -74,6 +57,9 @@ class _State:
 
 
 _state = _State()
+# Live figures taken from a publication, written to `live` in the merge agent's batch
+# (a table is written inside an agent): record key -> stored figure.
+_pending_live: dict[str, dict[str, Any]] = {}
 
 
 class _Decoded:
@@ -188,35 +174,37 @@ def _read_metrics() -> set[tuple[str, str]]:
     return _state.read_metrics
 
 
-@app.agent(live_topic)
-async def follow_live_figures(stream: faust.StreamT[bytes]) -> None:
-    async for event in stream.events():
-        with whole_batch_or_none():
-            # Every record is decoded, so what cannot be is dead-lettered like on any topic the
-            # worker reads; most figures are then of no indicator's metric, and skipped.
-            envelope = await decoded(event)
-            if envelope is None or not isinstance(envelope.payload, _LIVE_EVENTS):
-                continue
-            figure: _MetricValue = envelope.payload
-            if (figure.metric, figure.granularity) not in _read_metrics():
-                continue
-            key = figure.record_key()
-            history = _history(live.get(key))
-            if figure.granularity == "all_time":
-                history = programme.remember(
-                    history, programme.local_day(envelope.occurred_at), figure.value
-                )
-            stored = live[key] = {
-                "metric": figure.metric,
-                "dimensions": figure.dimensions,
-                "granularity": figure.granularity,
-                "start": figure.window_start.isoformat() if figure.window_start else None,
-                "end": figure.window_end.isoformat() if figure.window_end else None,
-                "value": figure.value,
-                "history": {day.isoformat(): value for day, value in history.items()},
-            }
-            _decoded.live_kept(key, stored)
-            _state.changed = True
+def _figure_published(figure: _MetricValue) -> None:
+    """Keep a published figure that a live indicator reads, with its history by day."""
+    if (figure.metric, figure.granularity) not in _read_metrics():
+        return
+    key = figure.record_key()
+    history = _history(_pending_live.get(key) or live.get(key))
+    if figure.granularity == "all_time":
+        history = programme.remember(history, programme.local_day(datetime.now(UTC)), figure.value)
+    stored = _pending_live[key] = {
+        "metric": figure.metric,
+        "dimensions": figure.dimensions,
+        "granularity": figure.granularity,
+        "start": figure.window_start.isoformat() if figure.window_start else None,
+        "end": figure.window_end.isoformat() if figure.window_end else None,
+        "value": figure.value,
+        "history": {day.isoformat(): value for day, value in history.items()},
+    }
+    _decoded.live_kept(key, stored)
+    _state.changed = True
+
+
+async def _write_live_figures(last: Any) -> None:
+    """Write the live figures taken since the last merged batch, on its partition."""
+    with processing(last):
+        for key, stored in _pending_live.items():
+            live[key] = stored
+    _pending_live.clear()
+
+
+on_published.append(_figure_published)
+mirror.after_merge.append(_write_live_figures)
 
 
 def _history(stored: dict[str, Any] | None) -> dict[date, float]:

@@ -13,8 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from services.metrics.domain.figures import Figure
+from services.metrics.worker import mirror
 from services.metrics.worker.app import app, settings
 from shared.envelope import Envelope, Event
 from shared.events.metrics import _MetricValue
@@ -36,6 +38,8 @@ class Source:
 
 
 SOURCES: list[Source] = []
+#: Told of every figure as it is published (the programme's live indicators).
+on_published: list[Callable[[_MetricValue], None]] = []
 
 
 def register(source: Source) -> None:
@@ -74,6 +78,8 @@ async def publish(kind: type[_MetricValue], figures: list[Figure]) -> int:
     for figure in figures:
         payload = metric_event(kind, figure)
         await send(kind.topic, payload.record_key(), payload)
+        for listener in on_published:
+            listener(payload)
     return len(figures)
 
 
@@ -88,12 +94,6 @@ async def send(topic: Topic, key: str, payload: Event) -> None:
         timestamp=None,
         headers=event_headers(envelope),
     )
-
-
-def tables_recovered() -> bool:
-    """Whether the worker's tables are recovered, so what they hold may be published."""
-    recovery = getattr(app.tables, "recovery")  # noqa: B009  (not in Faust's type stubs)
-    return not app.in_recovery and bool(recovery.completed.is_set())
 
 
 class Publication:
@@ -128,8 +128,9 @@ class Publication:
 
 
 async def publish_changes() -> int:
-    """Publish the figures changed since the last call (all of them after a recovery)."""
-    if not tables_recovered():
+    """Publish the figures changed since the last call (all of them after a recovery):
+    those of the merged copy, so only the worker holding it has any."""
+    if not mirror.views_current():
         return 0
     # A new `completed` event object is not created per rebalance, so the assignment
     # generation tells a fresh recovery apart.
@@ -144,6 +145,14 @@ async def publish_changes() -> int:
     if sent:
         await app.producer.flush()
     return sent
+
+
+async def _publish_merged(last: Any) -> None:
+    await publish_changes()
+
+
+# As soon as rows are merged, and on a timer too: after a recovery nothing may arrive.
+mirror.after_merge.append(_publish_merged)
 
 
 @app.timer(settings.flush_interval)  # type: ignore[untyped-decorator]

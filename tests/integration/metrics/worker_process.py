@@ -63,23 +63,30 @@ class ModuleProcess:
 class WorkerProcess(ModuleProcess):
     """`python -m services.metrics.worker` with its own consumer group and tables."""
 
-    def __init__(self, kafka: KafkaAccess, log_dir: Path, *, app_id: str | None = None) -> None:
+    def __init__(
+        self, kafka: KafkaAccess, log_dir: Path, *, app_id: str | None = None, instance: str = ""
+    ) -> None:
+        """`instance` names one of several workers of the same `app_id` (each its own data
+        directory, so its own member of the group)."""
         self.app_id = app_id or f"{METRICS_WORKER_APP_ID}-test-{uuid.uuid4().hex[:8]}"
-        super().__init__("services.metrics.worker", log_dir / f"{self.app_id}.log")
+        self.name = f"{self.app_id}-{instance}" if instance else self.app_id
+        super().__init__("services.metrics.worker", log_dir / f"{self.name}.log")
         self.kafka = kafka
         self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
 
-    def start(self, *, failpoints: str = "") -> None:
+    def start(self, *, failpoints: str = "", environment: dict[str, str] | None = None) -> None:
         """Start it (again, on the same tables); `failpoints` armed as shared/failpoints.py
-        says."""
+        says; `environment` on top of the test's."""
         self.run(
             {
                 **self.kafka.environment(),
                 "PANJEREH_METRICS_WORKER_ID": self.app_id,
-                "PANJEREH_METRICS_WORKER_DATA_DIR": str(self.log_file.parent / self.app_id),
+                "PANJEREH_METRICS_WORKER_DATA_DIR": str(self.log_file.parent / self.name),
                 "PANJEREH_METRICS_WORKER_PORT": str(self.port),
                 "PANJEREH_METRICS_FLUSH_INTERVAL": "0.5",
                 "PANJEREH_FAILPOINTS": failpoints,
+                **(environment or {}),
             }
         )
 

@@ -1,0 +1,287 @@
+"""One worker publishes every figure, however many workers count.
+
+Workers share the source topics' partitions, so each counts its share of every figure and
+keeps its share of the catalog's registers; a figure is a sum, or a ratio of sums, over
+all partitions. A worker publishing what it holds would publish part of a figure, and two
+workers would overwrite each other's parts on the compacted metrics topics. So:
+
+1. Every worker forwards what its agents write to the tables the figures are read from
+   (`forward`) at every flush interval, in records of up to `ROWS_PER_RECORD` rows, on
+   the worker's own topic `<app id>-rows`, which has one partition.
+2. The worker holding that partition keeps every worker's rows in one table of its own,
+   `merged-rows` (RocksDB and a changelog, like every table: a restart replays only its
+   tail), and in memory by source table (`MergedRows`, `MergedCounts`: the counts summed
+   over partitions as they arrive). It alone has anything to publish. The programme's
+   and the evaluations' tables have one partition too, and Faust gives the same worker
+   partition 0 of every one-partition topic, so the targets' progress and the
+   evaluations are computed there, and the live indicators take the figures as they are
+   published instead of reading them back from the metrics topics.
+
+A row is absolute (a counter's count up to an offset of its source partition; a
+register's latest state), so a row forwarded twice changes nothing, and a counter's row
+older than the copy's (a former owner's, arriving late) is ignored. After every
+(re)assignment each worker forwards every row it holds again, since a crash may have cut
+the last forwarding short; and the holder of the copy rebuilds its views from the table,
+which then hold what the assignment restored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import faust
+
+from services.metrics.domain.figures import Cell, CountsSnapshot
+from services.metrics.worker.app import app, settings, table, tables_recovered
+from services.metrics.worker.batches import (
+    BATCH_SIZE,
+    BATCH_WITHIN_SECONDS,
+    processing,
+    whole_batch_or_none,
+)
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+#: The worker's topic of forwarded rows (within its own prefix, so its principal owns it).
+ROWS_TOPIC = f"{settings.app_id}-rows"
+#: Rows per record: a record of counters' rows stays far below the broker's 1 MB.
+ROWS_PER_RECORD = 2000
+#: The copy keeps the state; a holder away for longer than this gets every row again,
+#: forwarded anew after the rebalance its return causes.
+ROWS_RETENTION_MS = 7 * 24 * 3600 * 1000
+#: Made before Faust starts, with the tables' changelogs (`changelogs.ensure_own_topics`).
+OWN_TOPICS = {ROWS_TOPIC: (1, {"cleanup.policy": "delete", "retention.ms": str(ROWS_RETENTION_MS)})}
+
+rows_topic = app.topic(ROWS_TOPIC, key_serializer="raw", value_serializer="raw", partitions=1)
+# "<table>|<key in that table>" -> the row's value.
+merged = table("merged-rows", default=None, partitions=1)
+
+
+class MergedRows:
+    """One forwarded table as every worker's rows make it: what its readers read."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.rows: dict[str, Any] = {}
+        self._touched = True
+
+    def accepts(self, current: Any, value: Any) -> bool:
+        """Whether `value` may replace `current` (a register's latest state always may)."""
+        return True
+
+    def keep(self, key: str, value: Any) -> None:
+        self.rows[key] = value
+        self._touched = True
+
+    def reset(self) -> None:
+        self.rows.clear()
+        self._touched = True
+
+    def get(self, key: str) -> Any:
+        return self.rows.get(key)
+
+    def items(self) -> list[tuple[str, Any]]:
+        return list(self.rows.items())
+
+    def values(self) -> list[Any]:
+        return list(self.rows.values())
+
+    def take_touched(self) -> bool:
+        """Whether a row changed since the last call."""
+        touched, self._touched = self._touched, False
+        return touched
+
+
+class MergedCounts(MergedRows):
+    """A `Counters` table merged: each cell's count summed over its source partitions
+    (`domain.figures.Counts`), and the cells changed since the last `take_changed`."""
+
+    def __init__(self, name: str, cell_of: Callable[[str], Cell]) -> None:
+        super().__init__(name)
+        self._cell_of = cell_of
+        self._totals: dict[Cell, int] = {}
+        self._by_metric: dict[str, set[Cell]] = {}
+        self._changed: set[Cell] = set()
+
+    def accepts(self, current: Any, value: Any) -> bool:
+        # [count, offset]: a count up to an earlier offset is an older one.
+        return current is None or int(value[1]) >= int(current[1])
+
+    def keep(self, key: str, value: Any) -> None:
+        cell = self._cell_of(key)
+        before = self.rows.get(key)
+        super().keep(key, value)
+        self._totals[cell] = (
+            self._totals.get(cell, 0) + int(value[0]) - (int(before[0]) if before else 0)
+        )
+        self._by_metric.setdefault(cell.metric, set()).add(cell)
+        self._changed.add(cell)
+
+    def reset(self) -> None:
+        super().reset()
+        self._totals.clear()
+        self._by_metric.clear()
+        self._changed.clear()
+
+    def value(self, cell: Cell) -> float:
+        return float(self._totals.get(cell, 0))
+
+    def cells(self, metric: str) -> Iterable[Cell]:
+        return list(self._by_metric.get(metric, ()))
+
+    def snapshot(self) -> CountsSnapshot:
+        return CountsSnapshot({cell: float(count) for cell, count in self._totals.items()})
+
+    def mark_all_changed(self) -> None:
+        """Have every cell's figure published again (after a recovery)."""
+        self._changed |= set(self._totals)
+
+    def take_changed(self) -> set[Cell]:
+        changed, self._changed = self._changed, set()
+        return changed
+
+
+class _Forwarding:
+    """Stage one: the rows written since the last forwarding, by table name."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, Any] = {}
+        self.pending: dict[str, dict[str, Any]] = {}
+        self.generation: object | None = None
+
+
+class _Merging:
+    """Stage two: the views, and the consumer generation they were built for."""
+
+    def __init__(self) -> None:
+        self.views: dict[str, MergedRows] = {}
+        self.generation: object | None = None
+
+
+_forwarding = _Forwarding()
+_merging = _Merging()
+#: Called at the end of each merged batch with its last record, inside the agent (so a
+#: table write can go to the rows topic's partition): the publisher publishes what
+#: changed, then the programme keeps the live figures it took from that publication.
+after_merge: list[Callable[[Any], Awaitable[None]]] = []
+
+
+def _register(faust_table: Any, view: MergedRows) -> None:
+    _forwarding.tables[faust_table.name] = faust_table
+    _merging.views[faust_table.name] = view
+
+
+def merged_rows(faust_table: Any) -> MergedRows:
+    """Forward `faust_table`'s writes; the merged view its readers read."""
+    view = MergedRows(faust_table.name)
+    _register(faust_table, view)
+    return view
+
+
+def merged_counts(faust_table: Any, cell_of: Callable[[str], Cell]) -> MergedCounts:
+    """Forward a counters table's writes; the merged counts its figures read."""
+    view = MergedCounts(faust_table.name, cell_of)
+    _register(faust_table, view)
+    return view
+
+
+def forward(faust_table: Any, key: str, value: Any) -> None:
+    """A row an agent has just written to a forwarded table (sent at the next forwarding)."""
+    _forwarding.pending.setdefault(faust_table.name, {})[key] = value
+
+
+async def forward_pending() -> int:
+    """Send the rows written since the last call (every row held, after a (re)assignment);
+    returns how many."""
+    if not tables_recovered():
+        return 0
+    generation = app.consumer_generation_id
+    if _forwarding.generation != generation:
+        _forwarding.generation = generation
+        for name, faust_table in _forwarding.tables.items():
+            pending = _forwarding.pending.setdefault(name, {})
+            pending.update((k, v) for k, v in list(faust_table.items()) if v is not None)
+    pending, _forwarding.pending = _forwarding.pending, {}
+    sent = 0
+    for name, rows in pending.items():
+        items = list(rows.items())
+        for start in range(0, len(items), ROWS_PER_RECORD):
+            chunk = items[start : start + ROWS_PER_RECORD]
+            body = json.dumps({"table": name, "rows": chunk}, separators=(",", ":"))
+            await app.producer.send(
+                ROWS_TOPIC,
+                name.encode(),
+                body.encode(),
+                partition=None,
+                timestamp=None,
+                headers=None,
+            )
+            sent += len(chunk)
+    if sent:
+        await app.producer.flush()
+    return sent
+
+
+@app.timer(settings.flush_interval)  # type: ignore[untyped-decorator]
+async def _forward_on_timer() -> None:
+    await forward_pending()
+
+
+def views_current() -> bool:
+    """Whether the merged views hold the copy as this worker has it: rebuilt from the
+    table after each (re)assignment, once its tables are recovered."""
+    generation = app.consumer_generation_id
+    if _merging.generation == generation:
+        return True
+    if not tables_recovered():
+        return False
+    for each in _merging.views.values():
+        each.reset()
+    for merged_key, value in list(merged.items()):
+        name, _, key = str(merged_key).partition("|")
+        view = _merging.views.get(name)
+        if view is not None and value is not None:
+            view.keep(key, value)
+    _merging.generation = generation
+    return True
+
+
+def _rows_of(event: Any) -> tuple[MergedRows, list[Any]] | None:
+    """The view and rows a forwarded record carries; None (logged) for one that is not
+    such a record: only the worker's own principal writes this topic, so that is a bug."""
+    try:
+        record = json.loads(event.value)
+        view = _merging.views[record["table"]]
+        rows = [(str(key), value) for key, value in record["rows"]]
+    except (ValueError, KeyError, TypeError) as error:
+        log.error(
+            "a forwarded record was not understood",
+            error=repr(error),
+            offset=event.message.offset,
+        )
+        return None
+    return view, rows
+
+
+@app.agent(rows_topic)
+async def merge_rows(stream: faust.StreamT[bytes]) -> None:
+    async for batch in stream.take_events(BATCH_SIZE, BATCH_WITHIN_SECONDS):  # type: ignore[attr-defined]
+        with whole_batch_or_none():
+            views_current()
+            for event in batch:
+                found = _rows_of(event)
+                if found is None:
+                    continue
+                view, rows = found
+                for key, value in rows:
+                    current = view.get(key)
+                    if value == current or not view.accepts(current, value):
+                        continue
+                    with processing(event):
+                        merged[f"{view.name}|{key}"] = value
+                    view.keep(key, value)
+            for hook in after_merge:
+                await hook(batch[-1])
