@@ -68,12 +68,6 @@ WORKER_TOPICS = (
     Topic.CATALOG_AGENCIES,
     Topic.CATALOG_DELIVERIES,
     Topic.PLATFORM_LIFECYCLE,
-    # The figures the worker reads back for the programme's live indicators: from where
-    # this run begins, so it reads back this run's figures and not every earlier run's.
-    Topic.METRICS_EXCHANGE,
-    Topic.METRICS_IDENTITY,
-    Topic.METRICS_ADOPTION,
-    Topic.METRICS_DELIVERIES,
 )
 
 
