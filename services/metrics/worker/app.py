@@ -18,6 +18,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_kafka
 from pydantic import Field
 
+from services.metrics.worker.commits import next_commit
 from shared.envelope import Envelope, Event
 from shared.kafka import dead_letter_headers
 from shared.logging import get_logger, logging_dict_config
@@ -121,6 +122,21 @@ class _ReadCommittedConsumerThread(faust_kafka.AIOKafkaConsumerThread):
 
 
 class _Consumer(faust_kafka.Consumer):
+    def _new_offset(self, tp: Any) -> int | None:
+        """Faust's own merge of acknowledged offsets and gaps stalls on the services'
+        transactional topics (`commits.py`)."""
+        gaps = self._gap[tp]
+        acked = self._acked[tp]
+        top = max(acked) if acked else -1
+        offset, left = next_commit(
+            acked, [(g.begin, g.end) for g in gaps.overlap(0, top + 1)], self._committed_offset[tp]
+        )
+        if offset is not None:
+            gaps.chop(0, offset)
+            self._acked_index[tp].difference_update(range(min(acked), offset))
+        acked[:] = left
+        return offset
+
     def _new_consumer_thread(self) -> faust_kafka.AIOKafkaConsumerThread:
         return _ReadCommittedConsumerThread(self, loop=self.loop, beacon=self.beacon)
 

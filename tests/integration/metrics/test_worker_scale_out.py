@@ -72,7 +72,10 @@ async def test_two_workers_sharing_the_partitions_publish_whole_figures(
     second = WorkerProcess(kafka, worker_logs, app_id=first.app_id, instance="second")
     first.start(environment=WITHOUT_STANDBYS)
     second.start(environment=WITHOUT_STANDBYS)
-    logs = lambda: first.log_text()[-2000:] + second.log_text()[-2000:]  # noqa: E731
+
+    def logs() -> str:
+        return first.log_text()[-2000:] + second.log_text()[-2000:]
+
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 120
