@@ -13,7 +13,7 @@ import asyncio
 import importlib
 import sys
 
-#: The worker's exit status when a batch failed (`counters.whole_batch_or_none`); whatever
+#: The worker's exit status when a batch failed (`batches.whole_batch_or_none`); whatever
 #: runs it starts it again (compose: `restart: unless-stopped`).
 EXIT_BATCH_FAILED = 70
 
