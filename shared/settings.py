@@ -32,7 +32,8 @@ class DedupSettings(BaseSettings):
         default=45,
         ge=1,
         description="How long a consumer remembers an event it handled, so that the same "
-        "event coming again changes nothing; older inbox rows are deleted. It must cover the "
+        "event coming again changes nothing; older inbox rows are deleted, and the metrics "
+        "worker forgets older delivery and transaction ids. It must cover the "
         "dead-letter topics' retention (30 days), since a replayed dead letter comes again to "
         "every consumer of its topic; `dlq replay` refuses letters older than it.",
     )

@@ -38,12 +38,13 @@ def load_agents() -> None:
 
 def main() -> None:
     from services.metrics.worker import mirror
-    from services.metrics.worker.app import app, settings
+    from services.metrics.worker.app import BOUNDED_CHANGELOGS, app, settings
     from services.metrics.worker.changelogs import ensure_own_topics
     from shared.logging import configure_logging
 
     configure_logging("metrics-worker", settings)
     load_agents()
-    asyncio.run(ensure_own_topics(app, settings.kafka, settings.durability, mirror.OWN_TOPICS))
+    own = {**mirror.OWN_TOPICS, **BOUNDED_CHANGELOGS}
+    asyncio.run(ensure_own_topics(app, settings.kafka, settings.durability, own))
     sys.argv = [sys.argv[0], "worker", "--loglevel", settings.log_level.lower()]
     app.main()

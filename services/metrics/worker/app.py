@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import socket
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -188,10 +189,32 @@ app = _App(
 )
 
 
-def table(name: str, **kwargs: Any) -> Any:
-    """A table of the worker, kept in RocksDB with the worker's sizes."""
+#: Changelog topics made otherwise than compacted for ever: {topic: (partitions, config)}.
+BOUNDED_CHANGELOGS: dict[str, tuple[int, dict[str, str]]] = {}
+
+
+def table(name: str, *, forget_after: timedelta | None = None, **kwargs: Any) -> Any:
+    """A table of the worker, kept in RocksDB with the worker's sizes.
+
+    `forget_after`: a key written longer ago than that is forgotten, both in the store
+    (RocksDB's time to live, applied as it compacts) and in the changelog (deleted as well
+    as compacted, with that retention), so the table holds what that time brought, not
+    everything ever.
+    """
     # A fresh dict each time: the store takes its entries out of the one it is given.
-    return app.Table(name, options=dict(_ROCKSDB_OPTIONS), **kwargs)
+    options: dict[str, Any] = dict(_ROCKSDB_OPTIONS)
+    if forget_after is not None:
+        options["ttl"] = int(forget_after.total_seconds())
+    created = app.Table(name, options=options, **kwargs)
+    if forget_after is not None:
+        BOUNDED_CHANGELOGS[created.changelog_topic.get_topic_name()] = (
+            kwargs["partitions"],
+            {
+                "cleanup.policy": "compact,delete",
+                "retention.ms": str(int(forget_after.total_seconds() * 1000)),
+            },
+        )
+    return created
 
 
 def source_topic(topic: Topic) -> Any:

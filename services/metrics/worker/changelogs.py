@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from shared.kafka_access import KafkaAccess
@@ -55,23 +56,31 @@ async def ensure_own_topics(
 ) -> None:
     """Create the worker's missing topics, its tables' changelogs and `others` (replicated
     as `durability` says), and wait until the broker describes every partition of each;
-    raises if it has not within `within`."""
+    raises if it has not within `within`. Those of `others` made before are given their
+    configuration now (a changelog made compacted for ever before it had a retention)."""
     own = own_topics(app, others)
     wanted = {name: partitions for name, (partitions, _) in own.items()}
+
+    def config(name: str) -> dict[str, str]:
+        return {**own[name][1], "min.insync.replicas": str(durability.min_insync_replicas)}
+
     admin = AIOKafkaAdminClient(**kafka.client_options(), request_timeout_ms=10000)
     await admin.start()
     try:
-        missing = sorted(set(wanted) - set(await admin.list_topics()))
+        existing = set(await admin.list_topics())
+        missing = sorted(set(wanted) - existing)
+        configured = sorted(set(others) & existing)
+        if configured:
+            await admin.alter_configs(
+                [
+                    ConfigResource(ConfigResourceType.TOPIC, name, config(name))
+                    for name in configured
+                ]
+            )
         if missing:
             new = [
                 NewTopic(
-                    name,
-                    wanted[name],
-                    durability.replication_factor,
-                    topic_configs={
-                        **own[name][1],
-                        "min.insync.replicas": str(durability.min_insync_replicas),
-                    },
+                    name, wanted[name], durability.replication_factor, topic_configs=config(name)
                 )
                 for name in missing
             ]

@@ -16,6 +16,7 @@ twice) go through `FirstSeen`, which remembers where an id was first seen.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 from services.metrics.domain.figures import Cell
@@ -78,10 +79,16 @@ class Counters:
 
 
 class FirstSeen:
-    """Where each id (an event id, a citizen) was first seen: `[partition, offset]`."""
+    """Where each id (an event id, a citizen) was first seen: `[partition, offset]`.
 
-    def __init__(self, name: str, partitions: int) -> None:
-        self.table = table(name, default=None, partitions=partitions)
+    With `forget_after`, an id is remembered that long after it was first seen (the
+    platform's dedup horizon), so the table does not grow for ever: the same id coming
+    again later counts again. A replayed record whose id was forgotten still counts once,
+    since the counters' offsets guard it.
+    """
+
+    def __init__(self, name: str, partitions: int, forget_after: timedelta | None = None) -> None:
+        self.table = table(name, default=None, partitions=partitions, forget_after=forget_after)
 
     def is_first(self, identity: str, event: Any) -> bool:
         """True for the record where `identity` was first seen (also when it is replayed).

@@ -10,7 +10,14 @@ import faust
 from services.metrics.domain import deliveries
 from services.metrics.domain.figures import Figure
 from services.metrics.domain.reference import load_reference
-from services.metrics.worker.app import Follower, app, decoded, partitions_of, source_topic
+from services.metrics.worker.app import (
+    Follower,
+    app,
+    decoded,
+    partitions_of,
+    settings,
+    source_topic,
+)
 from services.metrics.worker.batches import BATCH_SIZE, BATCH_WITHIN_SECONDS, whole_batch_or_none
 from services.metrics.worker.counters import Counters, FirstSeen
 from services.metrics.worker.publisher import Source, register
@@ -23,7 +30,9 @@ deliveries_topic = source_topic(Topic.CATALOG_DELIVERIES)
 counters = Counters("delivery-counters", partitions_of(Topic.CATALOG_DELIVERIES))
 # The catalog derives a delivery's event id from the agency's report id, so a report
 # that reached it twice arrives here twice with one id: it counts once.
-seen = FirstSeen("delivery-events", partitions_of(Topic.CATALOG_DELIVERIES))
+seen = FirstSeen(
+    "delivery-events", partitions_of(Topic.CATALOG_DELIVERIES), forget_after=settings.dedup_horizon
+)
 #: Others counting each delivery (once, as here), then told the batch is in.
 followers: list[Follower] = []
 after_batch: list[Callable[[], None]] = []

@@ -10,7 +10,14 @@ import faust
 from services.metrics.domain import exchange
 from services.metrics.domain.figures import Figure
 from services.metrics.domain.windows import Window, window_of
-from services.metrics.worker.app import Follower, app, decoded, partitions_of, source_topic
+from services.metrics.worker.app import (
+    Follower,
+    app,
+    decoded,
+    partitions_of,
+    settings,
+    source_topic,
+)
 from services.metrics.worker.batches import BATCH_SIZE, BATCH_WITHIN_SECONDS, whole_batch_or_none
 from services.metrics.worker.counters import Counters, FirstSeen
 from services.metrics.worker.publisher import Source, register
@@ -22,7 +29,11 @@ transactions = source_topic(Topic.EXCHANGE_TRANSACTIONS)
 counters = Counters("exchange-counters", partitions_of(Topic.EXCHANGE_TRANSACTIONS))
 # A transaction is counted once, however often it is recorded: an exchange restored from a
 # backup takes again the requests it had finished after the backup, and records them again.
-recorded = FirstSeen("exchange-recorded", partitions_of(Topic.EXCHANGE_TRANSACTIONS))
+recorded = FirstSeen(
+    "exchange-recorded",
+    partitions_of(Topic.EXCHANGE_TRANSACTIONS),
+    forget_after=settings.dedup_horizon,
+)
 # Each window's agencies that used the exchange (rebuilt from the counters on recovery).
 users: dict[Window, set[str]] = {}
 #: Others counting each transaction (the evaluation of agencies), then told the batch is in.

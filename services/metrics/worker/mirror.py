@@ -6,7 +6,7 @@ all partitions. A worker publishing what it holds would publish part of a figure
 workers would overwrite each other's parts on the compacted metrics topics. So:
 
 1. Every worker forwards what its agents write to the tables the figures are read from
-   (`forward`) at every flush interval, in records of up to `ROWS_PER_RECORD` rows, on
+   (`forward`) at every flush interval, in records of at most 256 KB (`rows.py`), on
    the worker's own topic `<app id>-rows`, which has one partition.
 2. The worker holding that partition keeps every worker's rows in one table of its own,
    `merged-rows` (RocksDB and a changelog, like every table: a restart replays only its
@@ -27,7 +27,6 @@ which then hold what the assignment restored.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -41,14 +40,13 @@ from services.metrics.worker.batches import (
     processing,
     whole_batch_or_none,
 )
+from services.metrics.worker.rows import records, rows_of
 from shared.logging import get_logger
 
 log = get_logger(__name__)
 
 #: The worker's topic of forwarded rows (within its own prefix, so its principal owns it).
 ROWS_TOPIC = f"{settings.app_id}-rows"
-#: Rows per record: a record of counters' rows stays far below the broker's 1 MB.
-ROWS_PER_RECORD = 2000
 #: The copy keeps the state; a holder away for longer than this gets every row again,
 #: forwarded anew after the rebalance its return causes.
 ROWS_RETENTION_MS = 7 * 24 * 3600 * 1000
@@ -207,19 +205,16 @@ async def forward_pending() -> int:
     pending, _forwarding.pending = _forwarding.pending, {}
     sent = 0
     for name, rows in pending.items():
-        items = list(rows.items())
-        for start in range(0, len(items), ROWS_PER_RECORD):
-            chunk = items[start : start + ROWS_PER_RECORD]
-            body = json.dumps({"table": name, "rows": chunk}, separators=(",", ":"))
+        for body in records(name, rows.items()):
             await app.producer.send(
                 ROWS_TOPIC,
                 name.encode(),
-                body.encode(),
+                body,
                 partition=None,
                 timestamp=None,
                 headers=None,
             )
-            sent += len(chunk)
+        sent += len(rows)
     if sent:
         await app.producer.flush()
     return sent
@@ -249,13 +244,12 @@ def views_current() -> bool:
     return True
 
 
-def _rows_of(event: Any) -> tuple[MergedRows, list[Any]] | None:
+def _rows_of(event: Any) -> tuple[MergedRows, list[tuple[str, Any]]] | None:
     """The view and rows a forwarded record carries; None (logged) for one that is not
     such a record: only the worker's own principal writes this topic, so that is a bug."""
     try:
-        record = json.loads(event.value)
-        view = _merging.views[record["table"]]
-        rows = [(str(key), value) for key, value in record["rows"]]
+        name, rows = rows_of(event.value)
+        return _merging.views[name], rows
     except (ValueError, KeyError, TypeError) as error:
         log.error(
             "a forwarded record was not understood",
@@ -263,7 +257,6 @@ def _rows_of(event: Any) -> tuple[MergedRows, list[Any]] | None:
             offset=event.message.offset,
         )
         return None
-    return view, rows
 
 
 @app.agent(rows_topic)
