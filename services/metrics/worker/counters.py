@@ -45,7 +45,11 @@ class Counters:
     def __init__(self, name: str, partitions: int) -> None:
         self.partitions = partitions
         self.table = table(name, default=None, partitions=partitions)
-        self.merged = mirror.merged_counts(self.table, cell_of)
+        self.merged = mirror.merged_counts(
+            self.table,
+            cell_of,
+            lambda cell: [counter_key(p, cell.encode()) for p in range(partitions)],
+        )
         # Counts of this batch not yet written: key -> [count, offset, last event].
         self._staged: dict[str, list[Any]] = {}
 

@@ -8,14 +8,14 @@ workers would overwrite each other's parts on the compacted metrics topics. So:
 1. Every worker forwards what its agents write to the tables the figures are read from
    (`forward`) at every flush interval, in records of at most 256 KB (`rows.py`), on
    the worker's own topic `<app id>-rows`, which has one partition.
-2. The worker holding that partition keeps every worker's rows in one table of its own,
-   `merged-rows` (RocksDB and a changelog, like every table: a restart replays only its
-   tail), and in memory by source table (`MergedRows`, `MergedCounts`: the counts summed
-   over partitions as they arrive). It alone has anything to publish. The programme's
-   and the evaluations' tables have one partition too, and Faust gives the same worker
-   partition 0 of every one-partition topic, so the targets' progress and the
-   evaluations are computed there, and the live indicators take the figures as they are
-   published instead of reading them back from the metrics topics.
+2. The worker holding that partition keeps every worker's rows in a table of its own per
+   source table, `merged-<table>` (RocksDB and a changelog, like every table: a restart
+   replays only its tail), read as that table was (`MergedRows`, `MergedCounts`: a
+   cell's count summed over its source partitions). It alone has anything to publish.
+   The programme's and the evaluations' tables have one partition too, and Faust gives
+   the same worker partition 0 of every one-partition topic, so the targets' progress
+   and the evaluations are computed there, and the live indicators take the figures as
+   they are published instead of reading them back from the metrics topics.
 
 A row is absolute (a counter's count up to an offset of its source partition; a
 register's latest state), so a row forwarded twice changes nothing, and a counter's row
@@ -54,15 +54,15 @@ ROWS_RETENTION_MS = 7 * 24 * 3600 * 1000
 OWN_TOPICS = {ROWS_TOPIC: (1, {"cleanup.policy": "delete", "retention.ms": str(ROWS_RETENTION_MS)})}
 
 rows_topic = app.topic(ROWS_TOPIC, key_serializer="raw", value_serializer="raw", partitions=1)
-# "<table>|<key in that table>" -> the row's value.
-merged = table("merged-rows", default=None, partitions=1)
 
 
 class MergedRows:
-    """One forwarded table as every worker's rows make it: what its readers read."""
+    """One forwarded table as every worker's rows make it, in a table of the copy's own
+    (`merged-<table>`), and in memory: a register's rows, few, read whole at every look."""
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.table = table(f"merged-{name}", default=None, partitions=1)
         self.rows: dict[str, Any] = {}
         self._touched = True
 
@@ -70,16 +70,27 @@ class MergedRows:
         """Whether `value` may replace `current` (a register's latest state always may)."""
         return True
 
-    def keep(self, key: str, value: Any) -> None:
+    def merge(self, key: str, value: Any, event: Any) -> None:
+        """Keep a forwarded row, unless it is the copy's already or older (inside the
+        merge agent: `event`, the record that carried it, says the changelog partition)."""
+        current = self.table.get(key)
+        if value == current or not self.accepts(current, value):
+            return
+        with processing(event):
+            self.table[key] = value
+        self.kept(key, value)
+
+    def kept(self, key: str, value: Any) -> None:
         self.rows[key] = value
         self._touched = True
 
-    def reset(self) -> None:
+    def rebuild(self) -> None:
+        """Read the copy's table again (it holds what a (re)assignment restored)."""
         self.rows.clear()
+        for key, value in list(self.table.items()):
+            if value is not None:
+                self.kept(str(key), value)
         self._touched = True
-
-    def get(self, key: str) -> Any:
-        return self.rows.get(key)
 
     def items(self) -> list[tuple[str, Any]]:
         return list(self.rows.items())
@@ -95,47 +106,58 @@ class MergedRows:
 
 class MergedCounts(MergedRows):
     """A `Counters` table merged: each cell's count summed over its source partitions
-    (`domain.figures.Counts`), and the cells changed since the last `take_changed`."""
+    (`domain.figures.Counts`), and the cells changed since the last `take_changed`.
 
-    def __init__(self, name: str, cell_of: Callable[[str], Cell]) -> None:
+    The counts are read from the copy's table, not kept in memory: with a cell per window
+    (every hour among them) they grow with every day of history."""
+
+    def __init__(
+        self, name: str, cell_of: Callable[[str], Cell], keys_of: Callable[[Cell], list[str]]
+    ) -> None:
         super().__init__(name)
         self._cell_of = cell_of
-        self._totals: dict[Cell, int] = {}
-        self._by_metric: dict[str, set[Cell]] = {}
+        self._keys_of = keys_of
         self._changed: set[Cell] = set()
 
     def accepts(self, current: Any, value: Any) -> bool:
         # [count, offset]: a count up to an earlier offset is an older one.
         return current is None or int(value[1]) >= int(current[1])
 
-    def keep(self, key: str, value: Any) -> None:
-        cell = self._cell_of(key)
-        before = self.rows.get(key)
-        super().keep(key, value)
-        self._totals[cell] = (
-            self._totals.get(cell, 0) + int(value[0]) - (int(before[0]) if before else 0)
-        )
-        self._by_metric.setdefault(cell.metric, set()).add(cell)
-        self._changed.add(cell)
+    def kept(self, key: str, value: Any) -> None:
+        self._changed.add(self._cell_of(key))
+        self._touched = True
 
-    def reset(self) -> None:
-        super().reset()
-        self._totals.clear()
-        self._by_metric.clear()
+    def rebuild(self) -> None:
         self._changed.clear()
+        self.mark_all_changed()
+        self._touched = True
 
     def value(self, cell: Cell) -> float:
-        return float(self._totals.get(cell, 0))
+        total = 0
+        for key in self._keys_of(cell):
+            current = self.table.get(key)
+            if current is not None:
+                total += int(current[0])
+        return float(total)
 
     def cells(self, metric: str) -> Iterable[Cell]:
-        return list(self._by_metric.get(metric, ()))
+        return [cell for cell in self._all() if cell.metric == metric]
+
+    def _all(self) -> set[Cell]:
+        return {self._cell_of(str(key)) for key in list(self.table.keys())}
 
     def snapshot(self) -> CountsSnapshot:
-        return CountsSnapshot({cell: float(count) for cell, count in self._totals.items()})
+        """Every cell's count as the copy stands, read in one pass over its table."""
+        values: dict[Cell, float] = {}
+        for key, current in list(self.table.items()):
+            if current is not None:
+                cell = self._cell_of(str(key))
+                values[cell] = values.get(cell, 0.0) + current[0]
+        return CountsSnapshot(values)
 
     def mark_all_changed(self) -> None:
         """Have every cell's figure published again (after a recovery)."""
-        self._changed |= set(self._totals)
+        self._changed |= self._all()
 
     def take_changed(self) -> set[Cell]:
         changed, self._changed = self._changed, set()
@@ -179,9 +201,12 @@ def merged_rows(faust_table: Any) -> MergedRows:
     return view
 
 
-def merged_counts(faust_table: Any, cell_of: Callable[[str], Cell]) -> MergedCounts:
-    """Forward a counters table's writes; the merged counts its figures read."""
-    view = MergedCounts(faust_table.name, cell_of)
+def merged_counts(
+    faust_table: Any, cell_of: Callable[[str], Cell], keys_of: Callable[[Cell], list[str]]
+) -> MergedCounts:
+    """Forward a counters table's writes; the merged counts its figures read (`keys_of`: a
+    cell's keys in the table, one per source partition)."""
+    view = MergedCounts(faust_table.name, cell_of, keys_of)
     _register(faust_table, view)
     return view
 
@@ -226,20 +251,15 @@ async def _forward_on_timer() -> None:
 
 
 def views_current() -> bool:
-    """Whether the merged views hold the copy as this worker has it: rebuilt from the
-    table after each (re)assignment, once its tables are recovered."""
+    """Whether the merged views hold the copy as this worker has it: read again from their
+    tables after each (re)assignment, once the tables are recovered."""
     generation = app.consumer_generation_id
     if _merging.generation == generation:
         return True
     if not tables_recovered():
         return False
-    for each in _merging.views.values():
-        each.reset()
-    for merged_key, value in list(merged.items()):
-        name, _, key = str(merged_key).partition("|")
-        view = _merging.views.get(name)
-        if view is not None and value is not None:
-            view.keep(key, value)
+    for view in _merging.views.values():
+        view.rebuild()
     _merging.generation = generation
     return True
 
@@ -270,11 +290,6 @@ async def merge_rows(stream: faust.StreamT[bytes]) -> None:
                     continue
                 view, rows = found
                 for key, value in rows:
-                    current = view.get(key)
-                    if value == current or not view.accepts(current, value):
-                        continue
-                    with processing(event):
-                        merged[f"{view.name}|{key}"] = value
-                    view.keep(key, value)
+                    view.merge(key, value, event)
             for hook in after_merge:
                 await hook(batch[-1])
