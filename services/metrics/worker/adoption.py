@@ -60,8 +60,7 @@ async def follow_services(stream: faust.StreamT[bytes]) -> None:
             if _newer(services.get(service.service_id), service.revision):
                 state = adoption.ServiceState.of(service)
                 stored = [state.agency, state.maturity, state.published, state.revision]
-                services[service.service_id] = stored
-                mirror.forward(services, service.service_id, stored)
+                mirror.keep(services, service.service_id, stored)
             for follow in service_followers:
                 follow(envelope, event)
 
@@ -83,8 +82,7 @@ async def follow_agencies(stream: faust.StreamT[bytes]) -> None:
                     "national",
                     state.revision,
                 ]
-                agencies[agency.code] = stored
-                mirror.forward(agencies, agency.code, stored)
+                mirror.keep(agencies, agency.code, stored)
             for follow in agency_followers:
                 follow(envelope, event)
 

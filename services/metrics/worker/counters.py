@@ -77,8 +77,7 @@ class Counters:
         """
         for key, (count, offset, event) in self._staged.items():
             with processing(event):
-                self.table[key] = [count, offset]
-            mirror.forward(self.table, key, [count, offset])
+                mirror.keep(self.table, key, [count, offset])
         self._staged.clear()
 
 

@@ -93,8 +93,7 @@ def _follow_service(envelope: Envelope[Any], event: Any) -> None:
     kept = evaluations.with_version(history, version)
     if kept is not history:
         stored = [_stored_version(v) for v in kept]
-        services[service.service_id] = stored
-        mirror.forward(services, service.service_id, stored)
+        mirror.keep(services, service.service_id, stored)
 
 
 def _follow_agency(envelope: Envelope[Any], event: Any) -> None:
@@ -102,8 +101,7 @@ def _follow_agency(envelope: Envelope[Any], event: Any) -> None:
     entry = evaluations.next_entry(_entry(agencies.get(agency.code)), agency, envelope.occurred_at)
     if entry is not None:
         stored = _stored_entry(entry)
-        agencies[agency.code] = stored
-        mirror.forward(agencies, agency.code, stored)
+        mirror.keep(agencies, agency.code, stored)
 
 
 # Counted in the same pass as the figures: the source topics' agents call these.

@@ -6,7 +6,7 @@ all partitions. A worker publishing what it holds would publish part of a figure
 workers would overwrite each other's parts on the compacted metrics topics. So:
 
 1. Every worker forwards what its agents write to the tables the figures are read from
-   (`forward`) at every flush interval, in records of at most 256 KB (`rows.py`), on
+   (`keep`) at every flush interval, in records of at most 256 KB (`rows.py`), on
    the worker's own topic `<app id>-rows`, which has one partition.
 2. The worker holding that partition keeps every worker's rows in a table of its own per
    source table, `merged-<table>` (RocksDB and a changelog, like every table: a restart
@@ -211,8 +211,10 @@ def merged_counts(
     return view
 
 
-def forward(faust_table: Any, key: str, value: Any) -> None:
-    """A row an agent has just written to a forwarded table (sent at the next forwarding)."""
+def keep(faust_table: Any, key: str, value: Any) -> None:
+    """Write a row to a forwarded table (from an agent) and forward it at the next
+    forwarding."""
+    faust_table[key] = value
     _forwarding.pending.setdefault(faust_table.name, {})[key] = value
 
 
