@@ -130,6 +130,11 @@ WORKER_RECOVERING = Gauge(
     "panjereh_worker_recovering",
     "1 while the metrics worker restores its tables from their changelogs, else 0.",
 )
+WORKER_ROCKSDB_MEMORY = Gauge(
+    "panjereh_worker_rocksdb_memory_bytes",
+    "Bytes of the metrics worker's RocksDB memory budget in use: cached blocks and "
+    "memtables of all its tables.",
+)
 PROCESS_READY = Gauge(
     "panjereh_process_ready",
     "1 when the process's health check passes, else 0.",

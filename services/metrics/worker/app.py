@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust import stores
 from faust.transport.drivers import aiokafka as faust_kafka
 from pydantic import Field
 
+from services.metrics.worker import store
 from services.metrics.worker.commits import next_commit
 from shared.envelope import Envelope, Event
 from shared.kafka import dead_letter_headers
@@ -30,6 +32,7 @@ from shared.operational_metrics import (
     WORKER_EVENTS,
     WORKER_LAG,
     WORKER_RECOVERING,
+    WORKER_ROCKSDB_MEMORY,
     exposition,
     scrape_allowed,
 )
@@ -98,14 +101,8 @@ kafka = settings.kafka
 # Faust creates only the last level of its data directory; the platform's may be new.
 Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
 
-#: Each table partition is a RocksDB database of its own (some seventy in all): small
-#: write buffers and caches keep the worker's memory near what its data needs.
-_ROCKSDB_OPTIONS = {
-    "write_buffer_size": 4 * 1024**2,
-    "max_write_buffer_number": 2,
-    "block_cache_size": 8 * 1024**2,
-    "block_cache_compressed_size": 0,
-}
+# Faust finds a table's store by the scheme of its URL (`store=` below).
+stores.STORES.aliases["rocksdb-bounded"] = f"{store.__name__}:Store"
 
 
 class _ReadCommittedConsumerThread(faust_kafka.AIOKafkaConsumerThread):
@@ -160,9 +157,10 @@ app = _App(
         ssl_context=kafka.ssl_context(),
         mechanism=kafka.mechanism,
     ),
-    # Tables in RocksDB under the data directory (rocksdict): each partition remembers the
-    # changelog offset it holds, so recovery reads only the changelog's tail.
-    store="rocksdb://",
+    # Tables in RocksDB under the data directory (rocksdict), all within one memory budget
+    # (store.py). Each partition remembers the changelog offset it holds, so recovery
+    # reads only the changelog's tail.
+    store="rocksdb-bounded://",
     datadir=settings.data_dir,
     consumer_group_instance_id=settings.member_id(),
     # Counters guard themselves against replays (see counters.py), so at-least-once
@@ -202,7 +200,7 @@ def table(name: str, *, forget_after: timedelta | None = None, **kwargs: Any) ->
     everything ever.
     """
     # A fresh dict each time: the store takes its entries out of the one it is given.
-    options: dict[str, Any] = dict(_ROCKSDB_OPTIONS)
+    options: dict[str, Any] = dict(store.DATABASE_OPTIONS)
     if forget_after is not None:
         options["ttl"] = int(forget_after.total_seconds())
     created = app.Table(name, options=options, **kwargs)
@@ -290,6 +288,7 @@ async def read_worker_state() -> None:
     restoring its tables."""
     recovering = bool(app.in_recovery)
     WORKER_RECOVERING.set(1 if recovering else 0)
+    WORKER_ROCKSDB_MEMORY.set(store.memory_in_use())
     PROCESS_READY.set(0 if recovering else 1)
     held = [tp for tp in app.consumer.assignment() if tp.topic in _SOURCE_TOPICS]
     # A partition a rebalance took away is another worker's lag now, not this one's.

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from infra.platform import LocalPlatform
+from services.metrics.worker.store import MEMORY_BUDGET
 from tests.scrape import lint, scrape, values
 from tests.slots import e2e_ports
 
@@ -106,6 +107,8 @@ def test_the_worker_counts_events_and_holds_its_lag(platform: LocalPlatform) -> 
     assert total(text, "panjereh_worker_events_total") > 0
     assert values(text, "panjereh_worker_recovering") == [({}, 0.0)]
     assert values(text, "panjereh_worker_lag_records"), "no partition's lag"
+    ((_, rocksdb_memory),) = values(text, "panjereh_worker_rocksdb_memory_bytes")
+    assert 0 < rocksdb_memory <= MEMORY_BUDGET
 
 
 @pytest.mark.parametrize("service", SERVICES)
