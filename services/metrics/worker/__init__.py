@@ -13,10 +13,6 @@ import asyncio
 import importlib
 import sys
 
-#: The worker's exit status when a batch failed (`batches.whole_batch_or_none`); whatever
-#: runs it starts it again (compose: `restart: unless-stopped`).
-EXIT_BATCH_FAILED = 70
-
 AGENT_MODULES: tuple[str, ...] = (
     "services.metrics.worker.lifecycle",
     "services.metrics.worker.mirror",
@@ -38,12 +34,13 @@ def load_agents() -> None:
 
 def main() -> None:
     from services.metrics.worker import mirror
-    from services.metrics.worker.app import BOUNDED_CHANGELOGS, app, settings
+    from services.metrics.worker.app import BOUNDED_CHANGELOGS, app, settings, subscription
     from services.metrics.worker.changelogs import ensure_own_topics
     from shared.logging import configure_logging
 
     configure_logging("metrics-worker", settings)
     load_agents()
+    app.conf.consumer_group_instance_id = settings.member_id(subscription())
     own = {**mirror.OWN_TOPICS, **BOUNDED_CHANGELOGS}
     asyncio.run(ensure_own_topics(app, settings.kafka, settings.durability, own))
     sys.argv = [sys.argv[0], "worker", "--loglevel", settings.log_level.lower()]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from pydantic import Field
 
 from services.metrics.worker import store
 from services.metrics.worker.commits import next_commit
+from services.metrics.worker.exits import exit_if_coordination_failed
 from shared.envelope import Envelope, Event
 from shared.kafka import dead_letter_headers
 from shared.logging import get_logger, logging_dict_config
@@ -85,15 +86,26 @@ class WorkerSettings(PlatformSettings):
         description="This worker's static member id in its group (Kafka's group.instance.id), "
         "unique among running workers and kept across restarts: a worker started again takes "
         "its partitions back at once, instead of after its old session times out. By default "
-        "from the host name and the data directory, which no two running workers share.",
+        "from the host name and the data directory, which no two running workers share. A "
+        "release that subscribes to other topics joins under another id (`member_id`).",
     )
 
-    def member_id(self) -> str:
-        """The static member id: `instance_id`, or one derived from where the tables live."""
+    def member_id(self, subscription: Iterable[str]) -> str:
+        """The static member id: `instance_id`, or one derived from where the tables live;
+        and a digest of the topics the worker subscribes to.
+
+        Kafka hands a static member that rejoins the assignment it last had, without a
+        rebalance. A release with other tables would get topics it does not subscribe to,
+        which aiokafka refuses by ending the consumer's group coordination. Under a new id
+        it joins as a new member instead, and its old self leaves at its session's end.
+        """
         if self.instance_id:
-            return self.instance_id
-        where = hashlib.sha256(str(Path(self.data_dir).resolve()).encode()).hexdigest()[:12]
-        return f"{self.app_id}-{socket.gethostname()}-{where}"
+            base = self.instance_id
+        else:
+            where = hashlib.sha256(str(Path(self.data_dir).resolve()).encode()).hexdigest()[:12]
+            base = f"{self.app_id}-{socket.gethostname()}-{where}"
+        topics = hashlib.sha256("\n".join(sorted(set(subscription))).encode()).hexdigest()[:8]
+        return f"{base}-{topics}"
 
 
 settings = WorkerSettings()
@@ -117,6 +129,11 @@ class _ReadCommittedConsumerThread(faust_kafka.AIOKafkaConsumerThread):
         # aiokafka hands it to its fetcher at start(), which has not run yet.
         consumer._isolation_level = "read_committed"
         return consumer
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        coordinator = self._consumer._coordinator  # type: ignore[union-attr]
+        coordinator._coordination_task.add_done_callback(exit_if_coordination_failed)
 
 
 class _Consumer(faust_kafka.Consumer):
@@ -162,7 +179,6 @@ app = _App(
     # reads only the changelog's tail.
     store="rocksdb-bounded://",
     datadir=settings.data_dir,
-    consumer_group_instance_id=settings.member_id(),
     # Counters guard themselves against replays (see counters.py), so at-least-once
     # delivery of committed records (read_committed: `_ReadCommittedConsumerThread`)
     # yields exact counts; offsets are committed only after the changelog is flushed
@@ -220,6 +236,13 @@ def source_topic(topic: Topic) -> Any:
     return app.topic(
         topic.value, key_serializer="raw", value_serializer="raw", partitions=spec(topic).partitions
     )
+
+
+def subscription() -> set[str]:
+    """The topics the worker's consumer subscribes to, as its code declares them: its
+    agents' topics and its tables' changelogs (once every agent module is loaded)."""
+    topics = {name for agent in app.agents.values() for name in agent.channel.topics}
+    return topics | {table.changelog_topic.get_topic_name() for table in app.tables.values()}
 
 
 def tables_recovered() -> bool:

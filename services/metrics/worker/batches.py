@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import os
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +9,7 @@ from typing import Any
 
 from faust.streams import _current_event
 
-from services.metrics.worker import EXIT_BATCH_FAILED
+from services.metrics.worker.exits import EXIT_BATCH_FAILED, end_worker
 from shared.failpoints import failpoint
 from shared.logging import get_logger
 
@@ -37,9 +35,11 @@ def whole_batch_or_none() -> Iterator[None]:
         failpoint("metrics.batch_begun")
         yield
     except Exception as error:
-        log.critical("a batch failed; the worker stops before acknowledging it", error=repr(error))
-        logging.shutdown()
-        os._exit(EXIT_BATCH_FAILED)
+        end_worker(
+            EXIT_BATCH_FAILED,
+            "a batch failed; the worker stops before acknowledging it",
+            error=repr(error),
+        )
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.metrics.domain.windows import window_of
-from services.metrics.worker import EXIT_BATCH_FAILED
+from services.metrics.worker.exits import EXIT_BATCH_FAILED
 from shared.envelope import Envelope
 from shared.kafka import new_producer, publish
 from shared.kafka_access import KafkaAccess

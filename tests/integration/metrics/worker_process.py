@@ -64,13 +64,19 @@ class WorkerProcess(ModuleProcess):
     """`python -m services.metrics.worker` with its own consumer group and tables."""
 
     def __init__(
-        self, kafka: KafkaAccess, log_dir: Path, *, app_id: str | None = None, instance: str = ""
+        self,
+        kafka: KafkaAccess,
+        log_dir: Path,
+        *,
+        app_id: str | None = None,
+        instance: str = "",
+        module: str = "services.metrics.worker",
     ) -> None:
         """`instance` names one of several workers of the same `app_id` (each its own data
-        directory, so its own member of the group)."""
+        directory, so its own member of the group); `module`, another release of it."""
         self.app_id = app_id or f"{METRICS_WORKER_APP_ID}-test-{uuid.uuid4().hex[:8]}"
         self.name = f"{self.app_id}-{instance}" if instance else self.app_id
-        super().__init__("services.metrics.worker", log_dir / f"{self.name}.log")
+        super().__init__(module, log_dir / f"{self.name}.log")
         self.kafka = kafka
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
