@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import time
 from collections.abc import Mapping
@@ -220,6 +221,9 @@ def main() -> None:
     HOME.mkdir(parents=True, exist_ok=True)
     HOME.chmod(0o755)  # PostgreSQL, run as its own user when we are root, enters it
     platform = LocalPlatform(HOME, PORTS, environment="development")
+    # Stopped by SIGTERM (or SIGINT, which a shell ignores in a job it runs in the
+    # background): bring the platform down all the same.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         platform.up()
         first, last = asyncio.run(
