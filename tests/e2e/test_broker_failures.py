@@ -3,15 +3,19 @@
 The platform's Kafka as `PANJEREH_KAFKA_BROKERS=3` runs it: three nodes, each a broker
 and a voter of the controller quorum, every topic on three replicas with two in sync
 (`init` makes them so; the brokers' own topics too). Two agencies drive a steady stream of
-signed requests through an exchange (the crash test's load) for as long as it takes the
-active controller to get SIGKILL and be started again, and then, once every partition is
-back in sync, another broker to get the same. Every request must end with exactly one outcome on the
+signed requests through an exchange (the crash test's load), and a third reports
+deliveries through the catalog, for as long as it takes the active controller to get
+SIGKILL and be started again, and then, once every partition is back in sync, another
+broker to get the same. Every request must end with exactly one outcome on the
 consumer's channel, one monitoring record and one request and one response record in
-the audit log, which verifies; the exchange rides it out in the same process.
+the audit log, which verifies; every delivery report must be recorded by the catalog once
+and counted once in the metrics worker's figure; the exchange, the catalog and the worker
+ride it out in the same processes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -19,8 +23,9 @@ import signal
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,9 +35,16 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from infra.platform import SERVICE_PROCESSES, LocalPlatform
 from infra.platform.kafka import KafkaNode, _java_env
-from infra.platform.processes import http_ok, run_coroutine, wait_until
+from infra.platform.processes import ManagedProcess, http_ok, run_coroutine, wait_until
 from shared.kafka_access import KafkaAccess
 from shared.topics import Durability
+from tests.e2e.delivery_load import (
+    Reporting,
+    Tokens,
+    assert_each_report_counted_once,
+    issued,
+    register_agency_with_a_service,
+)
 from tests.e2e.exchange_load import (
     ExchangeProcess,
     assert_each_published_once,
@@ -47,6 +59,7 @@ from tests.slots import e2e_ports
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 RATE_PER_SECOND = 30
+DELIVERIES_PER_SECOND = 10
 CHAOS_AFTER = 60
 DOWN_SECONDS = 5.0
 #: Requests go on this long after the second broker is back in sync.
@@ -162,12 +175,63 @@ def exchange(tmp_path: Path, cluster: LocalPlatform) -> Iterator[ExchangeProcess
         process.stop()
 
 
+@dataclass
+class FiguresSide:
+    """The catalog and the metrics worker, processes of the platform's table on the
+    cluster, and a client of the catalog's API."""
+
+    catalog: ManagedProcess
+    worker: ManagedProcess
+    catalog_api: httpx.AsyncClient
+
+
+def start_healthy(platform: LocalPlatform, name: str) -> ManagedProcess:
+    [service] = [s for s in SERVICE_PROCESSES if s.name == name]
+    process = platform.start_service(service)
+    wait_until(
+        lambda: http_ok(platform.service_url(service) + "/health"),
+        timeout=120,
+        what=name,
+        alive=process.running,
+        log=process.log_file,
+    )
+    return process
+
+
+@pytest.fixture
+async def figures_side(
+    cluster: LocalPlatform, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[FiguresSide]:
+    # An empty register: the reference one's 131 agencies would be 1,310 topics more, on
+    # three replicas each, for the brokers to move at every restart.
+    monkeypatch.setenv("PANJEREH_CATALOG_LOAD_REFERENCE_WHEN_EMPTY", "false")
+    started: list[ManagedProcess] = []
+    try:
+        for name in ("catalog", "metrics-worker"):
+            started.append(await asyncio.to_thread(start_healthy, cluster, name))
+        [catalog] = [s for s in SERVICE_PROCESSES if s.name == "catalog"]
+        async with httpx.AsyncClient(base_url=cluster.service_url(catalog), timeout=10) as api:
+            yield FiguresSide(started[0], started[1], api)
+    finally:
+        for process in started:
+            process.stop()
+
+
 @pytest.mark.allows_error_logs  # clients log every failed fetch from a killed broker
 async def test_the_active_controller_then_another_broker_killed_under_load_lose_and_double_nothing(
-    cluster: LocalPlatform, exchange: ExchangeProcess, http: httpx.AsyncClient, tmp_path: Path
+    cluster: LocalPlatform,
+    exchange: ExchangeProcess,
+    figures_side: FiguresSide,
+    http: httpx.AsyncClient,
+    tmp_path: Path,
 ) -> None:
     assert cluster.kafka.durability == Durability(replication_factor=3, min_insync_replicas=2)
     await until_healthy(exchange)
+    tokens = await Tokens.published(cluster.kafka_admin, cluster.env()["PANJEREH_IDENTITY_ISSUER"])
+    agency = f"e2e-dl-{uuid.uuid4().hex[:8]}"
+    service_id = await register_agency_with_a_service(figures_side.catalog_api, tokens, agency)
+    reporting = Reporting(await issued(cluster, agency), agency, service_id, DELIVERIES_PER_SECOND)
+    reporting.start()
     keys = (await http.get("/keys")).json()
     chaos = Chaos(cluster)
     started = time.monotonic()
@@ -192,16 +256,21 @@ async def test_the_active_controller_then_another_broker_killed_under_load_lose_
         more=more,
     )
     done = chaos.finish()
+    reported = await reporting.stop()
     timeline = [(what, node, round(at - started, 1)) for what, node, at in done]
     assert [what for what, _, _ in timeline] == ["killed", "restarted", "in sync"] * 2, timeline
     assert len({node for _, node, _ in timeline}) == 2
-    # Both failures happened while requests were being sent.
+    # Both failures happened while requests were being sent and deliveries reported.
     assert timeline[-1][2] < last_sent - started, timeline
+    assert reporting.acknowledged_at[0] < done[0][2] < done[-1][2] < reporting.acknowledged_at[-1]
+    print(f"{len(reported)} deliveries reported, {reporting.resent} sent again", timeline)
 
-    # The exchange rode it out: the same process, healthy.
+    # The exchange, the catalog and the worker rode it out: the same processes, healthy.
     assert exchange.process is not None
     assert exchange.process.poll() is None
     await until_healthy(exchange)
+    for process in (figures_side.catalog, figures_side.worker):
+        assert process.running(), process.log_file.read_text()[-3000:]
     await assert_each_published_once(cluster.kafka_admin, ours, consumer)
     audit = await audit_records_of(cluster.admin_database_url, ours)
     assert Counter((transaction, kind) for transaction, kind, _ in audit) == {
@@ -213,3 +282,6 @@ async def test_the_active_controller_then_another_broker_killed_under_load_lose_
         "exchange", cluster.admin_database_url, cluster.kafka_admin, keys_file
     )
     assert status == 0, out
+    await assert_each_report_counted_once(
+        cluster.admin_database_url, cluster.kafka_admin, agency, reported
+    )
