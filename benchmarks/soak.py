@@ -56,6 +56,9 @@ class ProcessSample:
     cpu_s: float
     consumer_lag: float | None  # records; None: it reads no topic, or has no /metrics
     outbox_backlog: float | None  # rows waiting; None: it has no outbox
+    # The Faust worker's RocksDB memory in use (its block cache and memtables), part of
+    # its resident memory: what of its growth is that bounded budget filling up.
+    rocksdb_mb: float | None = None
 
 
 @dataclass
@@ -91,7 +94,7 @@ async def sample(platform: LocalPlatform, http: httpx.AsyncClient) -> Sample:
             memory, cpu = info.memory_info().rss, info.cpu_times()
         except psutil.NoSuchProcess:
             continue
-        lag = backlog = None
+        lag = backlog = rocksdb = None
         try:
             answer = await http.get(platform.service_url(process) + "/metrics")
             if answer.status_code == 200:
@@ -99,6 +102,7 @@ async def sample(platform: LocalPlatform, http: httpx.AsyncClient) -> Sample:
                 if lag is None:  # the Faust worker names its lag apart
                     lag = _metric_sum(answer.text, "panjereh_worker_lag_records")
                 backlog = _metric_sum(answer.text, "panjereh_outbox_backlog_rows")
+                rocksdb = _metric_sum(answer.text, "panjereh_worker_rocksdb_memory_bytes")
         except httpx.HTTPError:
             pass  # the process's figures without its own: still a sample
         taken.processes[process.name] = ProcessSample(
@@ -106,6 +110,7 @@ async def sample(platform: LocalPlatform, http: httpx.AsyncClient) -> Sample:
             cpu_s=cpu.user + cpu.system,
             consumer_lag=lag,
             outbox_backlog=backlog,
+            rocksdb_mb=None if rocksdb is None else rocksdb / 2**20,
         )
     connection = await asyncpg.connect(platform.admin_database_url)
     try:
@@ -153,12 +158,21 @@ def report(first: Sample, last: Sample, limit: float) -> str:
             f"{_pair(before.consumer_lag, after.consumer_lag):>16}"
             f"{_pair(before.outbox_backlog, after.outbox_backlog):>12}"
         )
-    lines += ["", f"{'schema':<16}{'outbox rows':>16}{'waiting':>12}{'inbox rows':>16}"]
+    for name, before in first.processes.items():
+        after = last.processes.get(name)
+        # Every process exports the gauge (one declaration in shared/); only the worker's
+        # is ever above zero.
+        if after is not None and (before.rocksdb_mb or after.rocksdb_mb):
+            lines.append(
+                f"{name:<16}RocksDB memory {_pair(before.rocksdb_mb, after.rocksdb_mb)} MB"
+                " (part of its memory above)"
+            )
+    lines += ["", f"{'schema':<16}{'outbox rows':>16}{'waiting':>12}{'inbox rows':>20}"]
     for schema in first.outbox_rows:
         lines.append(
             f"{schema:<16}{_pair(first.outbox_rows[schema], last.outbox_rows[schema]):>16}"
             f"{_pair(first.outbox_waiting[schema], last.outbox_waiting[schema]):>12}"
-            f"{_pair(first.inbox_rows[schema], last.inbox_rows[schema]):>16}"
+            f"{_pair(first.inbox_rows[schema], last.inbox_rows[schema]):>20}"
         )
     over = {name: value for name, value in grown.items() if value > limit}
     verdict = (
