@@ -38,8 +38,8 @@ BLOCK_CACHE_SIZE = 16 * 1024**2
 #: Each database's own options (Faust's `RocksDBOptions`): its memtable is flushed at
 #: this size (RocksDB's smallest), the next one taking writes meanwhile.
 DATABASE_OPTIONS = {"write_buffer_size": 64 * 1024, "max_write_buffer_number": 2}
-#: The most all the memtables of the process may hold: what 256 databases take at their
-#: own flush sizes (two memtables of 64 KiB each), the worker holding about a hundred.
+#: The most all the memtables of the process may hold: above what a few hundred
+#: databases take at their own flush sizes.
 WRITE_BUFFER_BUDGET = 32 * 1024**2
 #: All of the process's RocksDB memory.
 MEMORY_BUDGET = BLOCK_CACHE_SIZE + WRITE_BUFFER_BUDGET
