@@ -60,3 +60,12 @@ def access_claims(issuer: str, subject: str, scope: str, *, seconds: int) -> dic
 def signed(key: ECKey, claims: dict[str, Any]) -> str:
     """`claims` as a compact ES256 token, its header naming `key`'s kid."""
     return jwt.encode({"alg": "ES256", "kid": key.kid}, claims, key)
+
+
+def agency_bearer(
+    key: ECKey, issuer: str, agency: str, scope: str, *, subject: str = "", seconds: int = 600
+) -> dict[str, str]:
+    """The authorization header of an agency's access token for `scope` (its subject,
+    `<agency>-system` unless given), signed with `key`."""
+    claims = access_claims(issuer, subject or f"{agency}-system", scope, seconds=seconds)
+    return {"authorization": f"Bearer {signed(key, claims | {'agency': agency})}"}

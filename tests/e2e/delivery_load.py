@@ -27,7 +27,7 @@ from shared.topics import Topic
 from tests.database import fetch_rows
 from tests.integration.exchange.helpers import eventually
 from tests.integration.metrics.worker_process import wait_for_values
-from tests.tokens import access_claims, new_issuer_key, publish_issuer_key, signed
+from tests.tokens import agency_bearer, new_issuer_key, publish_issuer_key
 
 #: The agency whose systems keep the register of agencies (the catalog's default).
 OPERATOR = "ito"
@@ -48,8 +48,7 @@ class Tokens:
         return cls(issuer, key)
 
     def bearer(self, agency: str, scope: str) -> dict[str, str]:
-        claims = access_claims(self.issuer, f"{agency}-system", scope, seconds=900)
-        return {"authorization": f"Bearer {signed(self.key, claims | {'agency': agency})}"}
+        return agency_bearer(self.key, self.issuer, agency, scope, seconds=900)
 
 
 def service_entry(service_id: str) -> dict[str, object]:
@@ -148,8 +147,9 @@ class Reporting:
         )
 
 
-async def issued(platform: LocalPlatform, agency: str, timeout: float = 120) -> KafkaAccess:
-    """The credentials the access manager issued a newly registered agency."""
+async def issued(platform: LocalPlatform, agency: str, timeout: float = 180) -> KafkaAccess:
+    """The credentials the access manager issued a registered agency (at first start it
+    provisions every reference agency at once)."""
     path = platform.credentials_file(agency_principal(agency))
 
     async def written() -> bool:

@@ -19,7 +19,7 @@ from infra.platform import LocalPlatform
 from tests.e2e.running import platform_up, simulator_at
 from tests.otlp import Collector, collecting
 from tests.slots import e2e_ports
-from tests.tokens import access_claims, new_issuer_key, publish_issuer_key, signed
+from tests.tokens import agency_bearer, new_issuer_key, publish_issuer_key
 
 # The issuer the platform's services trust: identity's own (the tests stand in for it).
 ISSUER = f"http://127.0.0.1:{e2e_ports().identity}"
@@ -57,5 +57,4 @@ async def key(platform: LocalPlatform) -> ECKey:
 
 def bearer(key: ECKey, agency: str, scope: str) -> dict[str, str]:
     """An agency system's access token for `scope`, signed with `key`."""
-    claims = access_claims(ISSUER, f"{agency}-system", scope, seconds=600) | {"agency": agency}
-    return {"authorization": f"Bearer {signed(key, claims)}"}
+    return agency_bearer(key, ISSUER, agency, scope)

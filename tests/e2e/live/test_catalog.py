@@ -24,10 +24,9 @@ from services.catalog.reference import reference_agencies
 from services.catalog.storage import CatalogReads
 from shared.db import create_pool
 from shared.events.catalog import DeliveryReported, delivery_event_id
-from shared.kafka_access import KafkaAccess
-from shared.principals import agency_principal
 from shared.registry import decode
 from shared.topics import Topic, channel, dead_letter_of
+from tests.e2e.delivery_load import issued
 from tests.e2e.live.conftest import bearer
 from tests.integration.kafka_helpers import header, read_all
 from tests.slots import e2e_ports
@@ -157,17 +156,6 @@ async def test_an_agency_publishes_a_service_citizens_find_it_and_deliveries_flo
     )
     [letter] = dead(dlq)
     assert (header(letter, "dlq-reason") or "").startswith("wrong_agency")
-
-
-async def issued(platform: LocalPlatform, agency: str) -> KafkaAccess:
-    """The credentials the access manager issued a registered agency."""
-    path = platform.credentials_file(agency_principal(agency))
-    # At first start the access manager provisions every reference agency at once.
-    deadline = asyncio.get_running_loop().time() + 180
-    while not path.exists():
-        assert asyncio.get_running_loop().time() < deadline, f"nothing issued to {agency}"
-        await asyncio.sleep(0.5)
-    return KafkaAccess.read(path)
 
 
 async def test_the_compacted_topics_alone_rebuild_the_register(platform: LocalPlatform) -> None:

@@ -21,7 +21,7 @@ from shared.auth import InvalidToken
 from shared.kafka_access import KafkaAccess
 from shared.runtime import Runtime
 from tests.polling import eventually
-from tests.tokens import access_claims, new_issuer_key, publish_issuer_key, signed
+from tests.tokens import agency_bearer, new_issuer_key, publish_issuer_key
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,7 @@ class Signer:
     def headers(
         self, scope: str, *, agency: str = "ito", subject: str = "console"
     ) -> dict[str, str]:
-        claims = access_claims(self.issuer, subject, scope, seconds=600)
-        claims["agency"] = agency
-        return {"authorization": f"Bearer {signed(self.key, claims)}"}
+        return agency_bearer(self.key, self.issuer, agency, scope, subject=subject)
 
 
 @dataclass(frozen=True)
