@@ -255,9 +255,8 @@ async def publish_progress(now: datetime | None = None) -> int:
     if not tables_recovered():
         return 0
     _state.changed = False
-    return await _publication.publish_computed(
-        lambda: ((payload.target_id, payload) for payload in progress(now or datetime.now(UTC)))
-    )
+    records = progress(now or datetime.now(UTC))
+    return await _publication.publish((payload.target_id, payload) for payload in records)
 
 
 @app.timer(1.0)  # type: ignore[untyped-decorator]
