@@ -198,8 +198,9 @@ async def publish_evaluations(now: datetime | None = None) -> int:
     if not tables_recovered() or not mirror.views_current():
         return 0
     _state.changed = False
-    records = evaluate(now or datetime.now(UTC))
-    return await _publication.publish((payload.record_key(), payload) for payload in records)
+    return await _publication.publish_computed(
+        lambda: ((payload.record_key(), payload) for payload in evaluate(now or datetime.now(UTC)))
+    )
 
 
 @app.timer(EVALUATION_INTERVAL)  # type: ignore[untyped-decorator]

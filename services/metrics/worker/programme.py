@@ -255,8 +255,9 @@ async def publish_progress(now: datetime | None = None) -> int:
     if not tables_recovered():
         return 0
     _state.changed = False
-    records = progress(now or datetime.now(UTC))
-    return await _publication.publish((payload.target_id, payload) for payload in records)
+    return await _publication.publish_computed(
+        lambda: ((payload.target_id, payload) for payload in progress(now or datetime.now(UTC)))
+    )
 
 
 @app.timer(1.0)  # type: ignore[untyped-decorator]
