@@ -1,13 +1,24 @@
 """The worker's RocksDB databases share one memory budget.
 
-Faust opens a RocksDB database for each partition of each table (some ninety in the
+Faust opens a RocksDB database for each partition of each table (some hundred in the
 worker), each with a block cache and write buffers of its own: the worker's memory grew
 as each cache filled with the blocks it read and each memtable with the writes it took,
 up to their sizes times the number of databases. Here every database of the process
-reads through one block cache, and their memtables are charged to it (RocksDB's write
-buffer manager): when all the memtables together pass `WRITE_BUFFER_BUDGET`, the one
-written to is flushed, and the whole stays near `MEMORY_BUDGET` however many tables the
-worker holds.
+reads through one block cache of `BLOCK_CACHE_SIZE`, and their memtables together stay
+under `WRITE_BUFFER_BUDGET` (RocksDB's write buffer manager): the whole stays within
+`MEMORY_BUDGET` however many tables the worker holds.
+
+The write buffer manager is a backstop, not the usual way memtables are flushed. When
+all the memtables together pass its budget, RocksDB flushes the one of the database
+being written to, however small; and a memtable counts every arena block it allocated,
+data or not. With a budget near what a hundred databases' first blocks took (an eighth
+of the write buffer size each, by default), it flushed at nearly every write, several
+times a second, a new file each time. So each database flushes at its own write buffer
+size (`DATABASE_OPTIONS`), its memtable grows in small arena blocks (`ARENA_BLOCK_SIZE`),
+and the budget is well above what they take together. The write buffers keep the size
+the worker has always counted with; 64 KiB ones would have done as well for the budget,
+but a build with them once came short in the exactness test across SIGKILLs
+(`tests/integration/metrics/test_worker_exactness.py`), for a reason not found.
 
 `app.py` names this store `rocksdb-bounded://`.
 """
@@ -26,33 +37,41 @@ from shared.logging import get_logger
 
 log = get_logger(__name__)
 
-#: All of the process's RocksDB memory: the block cache, the memtables charged to it.
-MEMORY_BUDGET = 64 * 1024**2
-#: The part of it memtables may take before RocksDB flushes the one written to. A
-#: database no longer written to keeps its memtable: at most `DATABASE_OPTIONS`' size.
-WRITE_BUFFER_BUDGET = 16 * 1024**2
-#: Each database's own options (Faust's `RocksDBOptions`): a memtable is flushed at this
-#: size at the latest.
+#: The block cache every database of the process reads through.
+BLOCK_CACHE_SIZE = 16 * 1024**2
+#: Each database's own options (Faust's `RocksDBOptions`): its memtable is flushed at
+#: this size, the next one taking writes meanwhile.
 DATABASE_OPTIONS = {"write_buffer_size": 1024**2, "max_write_buffer_number": 2}
+#: A memtable takes memory in blocks of this size: a database seldom written to holds
+#: one, not an eighth of its write buffer.
+ARENA_BLOCK_SIZE = 16 * 1024
+#: The most all the memtables of the process may hold: above what the busy databases
+#: take at their own flush sizes and the rest at one arena block each.
+WRITE_BUFFER_BUDGET = 32 * 1024**2
+#: All of the process's RocksDB memory.
+MEMORY_BUDGET = BLOCK_CACHE_SIZE + WRITE_BUFFER_BUDGET
+#: RocksDB's own log of each database (flushes, compactions) rolls over at this size and
+#: keeps `INFO_LOGS_KEPT` files: unbounded, it grew by 1.5 MB a database in a quarter of
+#: an hour of `make soak`.
+INFO_LOG_SIZE = 1024**2
+INFO_LOGS_KEPT = 2
 
 
 @functools.cache
 def shared_cache() -> rocksdict.Cache:
     """The block cache every database of the process reads through."""
-    return rocksdict.Cache(MEMORY_BUDGET)
+    return rocksdict.Cache(BLOCK_CACHE_SIZE)
 
 
 @functools.cache
 def _write_buffers() -> rocksdict.WriteBufferManager:
     # No stall: a flush is triggered when the budget is spent, writers do not wait for it.
-    return rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(
-        WRITE_BUFFER_BUDGET, False, shared_cache()
-    )
+    return rocksdict.WriteBufferManager(WRITE_BUFFER_BUDGET, False)
 
 
 def memory_in_use() -> int:
     """Bytes of the budget in use now: cached blocks and memtables."""
-    return int(shared_cache().get_usage())
+    return int(shared_cache().get_usage()) + int(_write_buffers().get_usage())
 
 
 class BoundedOptions(faust_rocksdb.RocksDBOptions):
@@ -67,7 +86,30 @@ class BoundedOptions(faust_rocksdb.RocksDBOptions):
         table.set_index_type(rocksdict.BlockBasedIndexType.binary_search())
         options.set_block_based_table_factory(table)
         options.set_write_buffer_manager(_write_buffers())
+        options.set_arena_block_size(ARENA_BLOCK_SIZE)
+        options.set_max_log_file_size(INFO_LOG_SIZE)
+        options.set_keep_log_file_num(INFO_LOGS_KEPT)
         return options
+
+    def open(self, path: Path, *, read_only: bool = False) -> Any:
+        """Open the database at `path` with these options, whether it exists or not.
+
+        Faust opens it without naming its column families, and rocksdict then opens
+        those of an existing database with the options they were created with, not
+        these: every database of a worker started again kept the write buffers and a
+        block cache of its own from its first day, outside the budget.
+        """
+        options = self.as_options()
+        access = (
+            rocksdict.AccessType.read_write()
+            if self.ttl is None
+            else rocksdict.AccessType.with_ttl(self.ttl)
+        )
+        db = rocksdict.Rdict(
+            str(path), options=options, column_families={"default": options}, access_type=access
+        )
+        db.set_read_options(rocksdict.ReadOptions())
+        return db
 
 
 class Store(faust_rocksdb.Store):
