@@ -55,3 +55,17 @@ def holders(client: AdminClient, group: str) -> dict[str, set[str]]:
         for partition in member.assignment.topic_partitions:
             held.setdefault(partition.topic, set()).add(member.client_id)
     return held
+
+
+def member_count(client: AdminClient, group: str) -> int:
+    """How many members `group` has now (blocks)."""
+    (future,) = client.describe_consumer_groups([group], request_timeout=5).values()
+    return len(future.result().members)
+
+
+def is_stable_with(client: AdminClient, group: str, members: int) -> bool:
+    """Whether `group` is stable with exactly `members` members (blocks): after members
+    were killed, once the broker has dropped them and the group has rebalanced."""
+    (future,) = client.describe_consumer_groups([group], request_timeout=5).values()
+    description = future.result()
+    return description.state == ConsumerGroupState.STABLE and len(description.members) == members

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,14 +24,18 @@ import pytest
 from infra.platform import SERVICE_PROCESSES, LocalPlatform, ServiceProcess
 from infra.platform.paths import REPO_ROOT
 from infra.platform.processes import ManagedProcess, http_ok
-from tests.database import fetch_rows
+from shared.principals import METRICS_WORKER_APP_ID
+from tests.e2e.live.figures import all_time_national, as_figures, recorded_totals
 from tests.e2e.live.simulator_control import restart_simulator, stop_simulator
+from tests.groups import group_admin, is_stable_with, member_count
 from tests.integration.exchange.helpers import eventually
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 BY_NAME = {process.name: process for process in SERVICE_PROCESSES}
 SCALED = ("identity", "catalog", "metrics", "metrics-worker")
+#: Each scaled process's consumer group.
+GROUPS = {name: name for name in SCALED} | {"metrics-worker": METRICS_WORKER_APP_ID}
 #: The second instances listen this far above the first ones (within the slot's ports).
 PORT_OFFSET = 50
 UNDER_LOAD_SECONDS = 8.0
@@ -82,42 +87,30 @@ def second_instance(platform: LocalPlatform, service: ServiceProcess, data: Path
     return SecondInstance(service, process, f"http://127.0.0.1:{port}")
 
 
+@dataclass
+class ScaledOut:
+    instances: list[SecondInstance]
+    #: Each group's members before the second instances joined.
+    alone: dict[str, int]
+
+
 @pytest.fixture
-def seconds(platform: LocalPlatform, tmp_path: Path) -> Iterator[list[SecondInstance]]:
+def scaled_out(platform: LocalPlatform, tmp_path: Path) -> Iterator[ScaledOut]:
+    client = group_admin(platform.kafka_admin)
+    alone = {group: member_count(client, group) for group in GROUPS.values()}
     started = [second_instance(platform, BY_NAME[name], tmp_path) for name in SCALED]
     try:
-        yield started
+        yield ScaledOut(started, alone)
     finally:
         for instance in started:
             instance.process.stop()
 
 
-async def recorded_totals(platform: LocalPlatform) -> dict[str, int]:
-    """What the catalog and identity recorded: the ground truth of the worker's figures."""
-    [row] = await fetch_rows(
-        platform.admin_database_url,
-        "SELECT (SELECT count(*) FROM catalog.deliveries) AS deliveries,"
-        " (SELECT count(*) FROM identity.sign_ins WHERE outcome = 'succeeded') AS sign_ins",
-    )
-    return {"deliveries.count": row["deliveries"], "identity.signins": row["sign_ins"]}
-
-
-async def all_time_national(platform: LocalPlatform) -> dict[str, float]:
-    """The worker's all-time national figures of deliveries and sign-ins, as the metrics
-    service holds them."""
-    rows = await fetch_rows(
-        platform.admin_database_url,
-        "SELECT metric, value FROM metrics.metric_values"
-        " WHERE metric = ANY($1::text[]) AND granularity = 'all_time'"
-        " AND dimensions = '{}'::jsonb",
-        ["deliveries.count", "identity.signins"],
-    )
-    return {row["metric"]: row["value"] for row in rows}
-
-
 async def test_two_of_each_consumer_share_the_load_and_one_killed_loses_and_doubles_nothing(
-    platform: LocalPlatform, seconds: list[SecondInstance]
+    platform: LocalPlatform, scaled_out: ScaledOut
 ) -> None:
+    seconds = scaled_out.instances
+
     async def up() -> bool:
         return all([await asyncio.to_thread(http_ok, s.url + "/health") for s in seconds])
 
@@ -137,19 +130,44 @@ async def test_two_of_each_consumer_share_the_load_and_one_killed_loses_and_doub
 
     stop_simulator(platform)
     try:
-        # The killed members' partitions move once their sessions time out, then the
-        # survivors catch up.
-        async def counted_exactly() -> dict[str, float] | None:
-            truth = await recorded_totals(platform)
-            counted = await all_time_national(platform)
-            exact = counted == {metric: float(total) for metric, total in truth.items()}
-            return counted if exact else None
+        # The killed members' partitions move once their sessions time out: until then
+        # nobody reads them, and what the catalog and identity record can still grow.
+        client = group_admin(platform.kafka_admin)
 
-        counted = await eventually(counted_exactly, timeout=180)
-        assert counted["deliveries.count"] > 0
-        assert counted["identity.signins"] > 0
-        # A late double count would show by now: the worker publishes within a second.
-        await asyncio.sleep(6)
-        assert await counted_exactly() == counted
+        async def taken_over() -> bool:
+            return all(
+                [
+                    await asyncio.to_thread(is_stable_with, client, group, scaled_out.alone[group])
+                    for group in GROUPS.values()
+                ]
+            )
+
+        await eventually(taken_over, timeout=120)
+        await counted_exactly_and_still(platform)
     finally:
         await restart_simulator(platform)  # the platform goes on as it was found
+
+
+async def counted_exactly_and_still(platform: LocalPlatform, timeout: float = 180) -> None:
+    """The worker's figures equal what was recorded, and still do a while later.
+
+    A late double count would show within the wait (the worker publishes within a second).
+    What was recorded may still grow in that wait (the last of the load, recorded late):
+    then the figures must follow it, and the wait starts again.
+    """
+    deadline = time.monotonic() + timeout
+    seen: list[tuple[dict[str, int], dict[str, float]]] = []
+    while time.monotonic() < deadline:
+        truth, counted = await recorded_totals(platform), await all_time_national(platform)
+        seen = [*seen[-4:], (truth, counted)]
+        if counted != as_figures(truth):
+            await asyncio.sleep(0.5)
+            continue
+        assert counted["deliveries.count"] > 0
+        assert counted["identity.signins"] > 0
+        await asyncio.sleep(6)
+        truth_later = await recorded_totals(platform)
+        if truth_later == truth:
+            assert await all_time_national(platform) == counted, "counted twice, late"
+            return
+    raise AssertionError(f"never counted exactly; last (recorded, counted): {seen}")
