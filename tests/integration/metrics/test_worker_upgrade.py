@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared.kafka import publish
@@ -20,9 +21,15 @@ from shared.topics import Topic
 from tests.integration.metrics import events
 from tests.integration.metrics.worker_process import WorkerProcess, wait_for_values
 
-#: Kafka's shortest the worker accepts: the killed worker leaves the group sooner.
-SHORT_SESSION = {"PANJEREH_METRICS_SESSION_TIMEOUT": "6"}
+#: Shorter than the worker's own, so that the killed worker leaves the group sooner; not
+#: Kafka's shortest (6 s), too thin a margin for a live worker's heartbeats on a busy
+#: machine (a worker that misses them leaves the group and rebalances it).
+SHORT_SESSION = {"PANJEREH_METRICS_SESSION_TIMEOUT": "10"}
 BEFORE, AFTER = 4, 6
+#: Each wait's bound, and the test's: never reached on a quiet machine (the whole test
+#: takes seconds there), but a busy one was four times slower.
+WAIT = 150.0
+pytestmark = pytest.mark.timeout(2 * WAIT + 120)
 
 
 async def test_a_release_with_other_tables_takes_over_from_a_killed_older_release(
@@ -42,17 +49,23 @@ async def test_a_release_with_other_tables_takes_over_from_a_killed_older_releas
         older.start(environment=SHORT_SESSION)
         for _ in range(BEFORE):
             await publish(producer, events.delivery(agency))
-        counted = await wait_for_values(kafka_admin, topic, {key: float(BEFORE)})
-        assert counted == {key: float(BEFORE)}, older.log_text()[-3000:]
+        counted = await wait_for_values(kafka_admin, topic, {key: float(BEFORE)}, timeout=WAIT)
+        assert counted == {key: float(BEFORE)}, joins_and_tail(older)
         older.kill()
 
         newer.start(environment=SHORT_SESSION)
         for _ in range(AFTER - BEFORE):
             await publish(producer, events.delivery(agency))
-        counted = await wait_for_values(kafka_admin, topic, {key: float(AFTER)})
-        assert counted == {key: float(AFTER)}, newer.log_text()[-3000:]
+        counted = await wait_for_values(kafka_admin, topic, {key: float(AFTER)}, timeout=WAIT)
+        assert counted == {key: float(AFTER)}, joins_and_tail(newer)
         assert newer.process is not None
         assert newer.process.poll() is None, newer.log_text()[-3000:]
     finally:
         older.stop()
         newer.stop()
+
+
+def joins_and_tail(worker: WorkerProcess) -> str:
+    """How often the worker joined its group (a rebalance each), and the end of its log."""
+    log = worker.log_text()
+    return f"joined its group {log.count('Joined group')} times; log ends:\n{log[-3000:]}"
