@@ -140,21 +140,30 @@ async def ensure_topics(
             responses = await admin.describe_configs(
                 [ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted]
             )
-            current = _described_configs(responses)
-            differing = [
-                name
-                for name, config in wanted.items()
-                if any(current.get(name, {}).get(k) != v for k, v in config.items())
-            ]
+            differing = _differing(_described_configs(responses), wanted)
             if differing:
                 # AlterConfigs replaces a topic's dynamic config: send the full declared set.
-                await admin.alter_configs(
+                responses = await admin.alter_configs(
                     [
                         ConfigResource(ConfigResourceType.TOPIC, name, configs=wanted[name])
                         for name in differing
                     ]
                 )
-                report.topics_altered.extend(differing)
+                refused = {
+                    str(resource[3]): f"error {resource[0]} {resource[1]}"
+                    for response in responses
+                    for resource in response.resources
+                    if resource[0] != 0
+                }
+                if refused:
+                    report.warnings.append(f"topic configs refused: {refused}")
+                altered = [name for name in differing if name not in refused]
+                report.topics_altered.extend(altered)
+                late = await _until_configured(
+                    admin, {name: wanted[name] for name in altered}, within
+                )
+                if late:
+                    report.warnings.append(f"topic configs not in force after {within} s: {late}")
         except Exception as exc:
             report.warnings.append(f"could not align topic configs: {exc!r}")
     finally:
@@ -211,6 +220,37 @@ async def until_led(admin: Any, topics: list[str], within: float) -> dict[str, i
         if time.monotonic() > deadline:
             raise RuntimeError(f"topics without a leader after {within} s: {topics}")
         await asyncio.sleep(0.2)
+
+
+async def _until_configured(
+    admin: Any, wanted: Mapping[str, Mapping[str, str]], within: float
+) -> list[str]:
+    """Wait until the broker describes each topic with its `wanted` configs: a broker
+    applies an accepted change as it replays the metadata log, a busy one a while later,
+    and a record produced meanwhile is written under the old config. Returns the topics
+    still differing when `within` ran out."""
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    deadline = time.monotonic() + within
+    while True:
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted]
+        )
+        differing = _differing(_described_configs(responses), wanted)
+        if not differing or time.monotonic() > deadline:
+            return differing
+        await asyncio.sleep(0.2)
+
+
+def _differing(
+    current: Mapping[str, Mapping[str, str]], wanted: Mapping[str, Mapping[str, str]]
+) -> list[str]:
+    """The topics whose `current` configs differ from their `wanted` ones."""
+    return [
+        name
+        for name, config in wanted.items()
+        if any(current.get(name, {}).get(key) != value for key, value in config.items())
+    ]
 
 
 def _topic_errors(response: Any) -> Iterable[tuple[str, int, str | None]]:
