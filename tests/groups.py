@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
@@ -37,8 +38,7 @@ def group_admin(admin: KafkaAccess) -> AdminClient:
 
 def is_settled(client: AdminClient, group: str, topics: Iterable[str]) -> bool:
     """Whether `group` is stable with each of `topics` assigned to a member of it (blocks)."""
-    (future,) = client.describe_consumer_groups([group], request_timeout=5).values()
-    description = future.result()
+    description = described(client, group)
     assigned = {
         partition.topic
         for member in description.members
@@ -49,9 +49,8 @@ def is_settled(client: AdminClient, group: str, topics: Iterable[str]) -> bool:
 
 def holders(client: AdminClient, group: str) -> dict[str, set[str]]:
     """Which member (by client id) holds each topic's partitions in `group` now (blocks)."""
-    (future,) = client.describe_consumer_groups([group], request_timeout=5).values()
     held: dict[str, set[str]] = {}
-    for member in future.result().members:
+    for member in described(client, group).members:
         for partition in member.assignment.topic_partitions:
             held.setdefault(partition.topic, set()).add(member.client_id)
     return held
@@ -59,13 +58,17 @@ def holders(client: AdminClient, group: str) -> dict[str, set[str]]:
 
 def member_count(client: AdminClient, group: str) -> int:
     """How many members `group` has now (blocks)."""
-    (future,) = client.describe_consumer_groups([group], request_timeout=5).values()
-    return len(future.result().members)
+    return len(described(client, group).members)
 
 
 def is_stable_with(client: AdminClient, group: str, members: int) -> bool:
     """Whether `group` is stable with exactly `members` members (blocks): after members
     were killed, once the broker has dropped them and the group has rebalanced."""
-    (future,) = client.describe_consumer_groups([group], request_timeout=5).values()
-    description = future.result()
+    description = described(client, group)
     return description.state == ConsumerGroupState.STABLE and len(description.members) == members
+
+
+def described(client: AdminClient, group: str) -> Any:
+    """`group` as the broker describes it now, a `ConsumerGroupDescription` (blocks)."""
+    (future,) = client.describe_consumer_groups([group], request_timeout=5).values()
+    return future.result()

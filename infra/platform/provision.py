@@ -137,10 +137,7 @@ async def ensure_topics(
         await _grow(admin, declared, partitions, report)
         wanted = {name: declared[name].broker_config(durability) for name in present}
         try:
-            responses = await admin.describe_configs(
-                [ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted]
-            )
-            differing = _differing(_described_configs(responses), wanted)
+            differing = _differing(await _topic_configs(admin, wanted), wanted)
             if differing:
                 # AlterConfigs replaces a topic's dynamic config: send the full declared set.
                 responses = await admin.alter_configs(
@@ -229,17 +226,24 @@ async def _until_configured(
     applies an accepted change as it replays the metadata log, a busy one a while later,
     and a record produced meanwhile is written under the old config. Returns the topics
     still differing when `within` ran out."""
-    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-
+    if not wanted:
+        return []
     deadline = time.monotonic() + within
     while True:
-        responses = await admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, name) for name in wanted]
-        )
-        differing = _differing(_described_configs(responses), wanted)
+        differing = _differing(await _topic_configs(admin, wanted), wanted)
         if not differing or time.monotonic() > deadline:
             return differing
         await asyncio.sleep(0.2)
+
+
+async def _topic_configs(admin: Any, names: Iterable[str]) -> dict[str, dict[str, str]]:
+    """{topic: {config: value}} of `names`, as the broker describes them now."""
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    responses = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+    )
+    return _described_configs(responses)
 
 
 def _differing(

@@ -286,7 +286,6 @@ async def test_an_agencys_requests_and_answers_carry_the_brokers_time_even_on_ol
     # The exchange judges deadlines by when the broker took a request or an answer: on
     # those channels a producer's own timestamp must not stand, on new channels or old.
     from aiokafka.admin import NewTopic
-    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
     code = f"ts-{uuid.uuid4().hex[:8]}"
     requests, answers = channel(Topic.AGENCY_REQUESTS, code), channel(Topic.AGENCY_ANSWERS, code)
@@ -301,11 +300,7 @@ async def test_an_agencys_requests_and_answers_carry_the_brokers_time_even_on_ol
         report = provision.InitReport()
         await provision.ensure_topics(kafka_admin, report, agencies=[code])
         assert answers in report.topics_altered
-        described = provision._described_configs(
-            await admin.describe_configs(
-                [ConfigResource(ConfigResourceType.TOPIC, t) for t in (requests, answers, outcomes)]
-            )
-        )
+        described = await provision._topic_configs(admin, (requests, answers, outcomes))
     finally:
         await admin.close()
     timestamps = {topic: described[topic]["message.timestamp.type"] for topic in described}
