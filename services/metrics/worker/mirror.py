@@ -27,6 +27,8 @@ which then hold what the assignment restored.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -36,7 +38,6 @@ from services.metrics.domain.figures import Cell, CountsSnapshot
 from services.metrics.worker.app import app, settings, table, tables_recovered
 from services.metrics.worker.batches import (
     BATCH_SIZE,
-    BATCH_WITHIN_SECONDS,
     processing,
     whole_batch_or_none,
 )
@@ -52,6 +53,10 @@ ROWS_TOPIC = f"{settings.app_id}-rows"
 ROWS_RETENTION_MS = 7 * 24 * 3600 * 1000
 #: Made before Faust starts, with the tables' changelogs (`changelogs.ensure_own_topics`).
 OWN_TOPICS = {ROWS_TOPIC: (1, {"cleanup.policy": "delete", "retention.ms": str(ROWS_RETENTION_MS)})}
+
+#: The copy's wait for more forwarded records before merging: short, as they come a few
+#: a second at most (`FORWARDING_GAP_SECONDS`), each with many rows.
+MERGE_WITHIN_SECONDS = 0.02
 
 rows_topic = app.topic(ROWS_TOPIC, key_serializer="raw", value_serializer="raw", partitions=1)
 
@@ -165,12 +170,17 @@ class MergedCounts(MergedRows):
 
 
 class _Forwarding:
-    """Stage one: the rows written since the last forwarding, by table name."""
+    """Stage one: the rows written since the last forwarding, by table name; set
+    `written` when there are some, and one forwarding at a time (`lock`): two in flight
+    could deliver a register's older row after its newer one."""
 
     def __init__(self) -> None:
         self.tables: dict[str, Any] = {}
         self.pending: dict[str, dict[str, Any]] = {}
         self.generation: object | None = None
+        self.written = asyncio.Event()
+        self.lock = asyncio.Lock()
+        self.last_started = 0.0
 
 
 class _Merging:
@@ -216,11 +226,18 @@ def keep(faust_table: Any, key: str, value: Any) -> None:
     forwarding."""
     faust_table[key] = value
     _forwarding.pending.setdefault(faust_table.name, {})[key] = value
+    _forwarding.written.set()
 
 
 async def forward_pending() -> int:
     """Send the rows written since the last call (every row held, after a (re)assignment);
-    returns how many."""
+    returns how many. One call at a time."""
+    async with _forwarding.lock:
+        _forwarding.last_started = time.monotonic()
+        return await _forward_pending()
+
+
+async def _forward_pending() -> int:
     if not tables_recovered():
         return 0
     generation = app.consumer_generation_id
@@ -247,9 +264,45 @@ async def forward_pending() -> int:
     return sent
 
 
+#: Least time between two forwardings started by writes. While rows keep coming (a worker
+#: catching up), the gap doubles up to the flush interval, so that the copy merges and
+#: publishes a few times a second, not after every batch; it is short again once the
+#: forwarder finds nothing written.
+FORWARDING_GAP_SECONDS = 0.05
+
+
+@app.task  # type: ignore[untyped-decorator]
+async def _forward_when_written() -> None:
+    """Forward rows as soon as an agent has written them: a figure's freshness is then the
+    two hops and the two batches' waits, not a flush interval."""
+    gap = FORWARDING_GAP_SECONDS
+    while not app.should_stop:
+        idle = not _forwarding.written.is_set()
+        await _forwarding.written.wait()
+        _forwarding.written.clear()
+        try:
+            await forward_pending()
+        except Exception as error:  # the timer forwards what this could not
+            log.warning("forwarding rows failed", error=repr(error))
+        gap = next_forwarding_gap(gap, idle=idle, most=settings.flush_interval)
+        await asyncio.sleep(gap)
+
+
+def next_forwarding_gap(gap: float, *, idle: bool, most: float) -> float:
+    """The wait after a forwarding: the shortest when the forwarder had waited for rows,
+    else twice the last, up to `most`."""
+    if idle:
+        return FORWARDING_GAP_SECONDS
+    return min(gap * 2, max(most, FORWARDING_GAP_SECONDS))
+
+
 @app.timer(settings.flush_interval)  # type: ignore[untyped-decorator]
 async def _forward_on_timer() -> None:
-    await forward_pending()
+    """Whatever was not forwarded when written: every row again after a (re)assignment,
+    and rows kept while the tables were still recovering. Not when the forwarder has just
+    forwarded: a worker catching up would merge and publish twice as often."""
+    if time.monotonic() - _forwarding.last_started >= settings.flush_interval:
+        await forward_pending()
 
 
 def views_current() -> bool:
@@ -283,7 +336,7 @@ def _rows_of(event: Any) -> tuple[MergedRows, list[tuple[str, Any]]] | None:
 
 @app.agent(rows_topic)
 async def merge_rows(stream: faust.StreamT[bytes]) -> None:
-    async for batch in stream.take_events(BATCH_SIZE, BATCH_WITHIN_SECONDS):  # type: ignore[attr-defined]
+    async for batch in stream.take_events(BATCH_SIZE, MERGE_WITHIN_SECONDS):  # type: ignore[attr-defined]
         with whole_batch_or_none():
             views_current()
             for event in batch:
