@@ -66,7 +66,7 @@ from shared.outbox_parking import park, refused_for_size
 from shared.record_limits import EventTooLarge, oversize
 from shared.settings import PlatformSettings
 from shared.topics import Topic
-from shared.tracing import producing, trace_headers
+from shared.tracing import producer_headers
 
 log = get_logger(__name__)
 
@@ -215,13 +215,9 @@ async def backlog(connection: Connection) -> Backlog:
 def _outbox_headers(
     envelope: Envelope[Any], parent: otel_context.Context | None
 ) -> list[list[str]]:
-    token = otel_context.attach(parent) if parent is not None else None
-    try:
-        with producing(envelope.destination, str(envelope.id)):
-            headers = event_headers(envelope) + trace_headers()
-    finally:
-        if token is not None:
-            otel_context.detach(token)
+    headers = event_headers(envelope) + producer_headers(
+        envelope.destination, str(envelope.id), parent
+    )
     return [[name, value.decode()] for name, value in headers]
 
 

@@ -21,6 +21,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_ON,
     Decision,
@@ -28,7 +29,7 @@ from opentelemetry.sdk.trace.sampling import (
     Sampler,
     SamplingResult,
 )
-from opentelemetry.trace import Link, Span, SpanKind
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import Attributes
 
@@ -152,6 +153,50 @@ def context_from(headers: Headers | None) -> otel_context.Context:
         if name in _TRACE_HEADERS and value is not None
     }
     return _PROPAGATOR.extract(carrier)
+
+
+def producer_headers(
+    topic: str, event_id: str, parent: otel_context.Context | None = None
+) -> list[tuple[str, bytes]]:
+    """The trace headers of one event being created: those of a PRODUCER span for it
+    (`producing`), a child of `parent`, else of the current context.
+
+    While spans are not recorded (nothing exports), the same ids come without building
+    the span: the parent's trace, a new span id, "not sampled". Building an unrecorded span
+    and its context was a third of the cost of writing an outbox row.
+    """
+    if _records_spans():
+        token = otel_context.attach(parent) if parent is not None else None
+        try:
+            with producing(topic, event_id):
+                return trace_headers()
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+    return _unrecorded_child_headers(trace.get_current_span(parent).get_span_context())
+
+
+_IDS = RandomIdGenerator()
+
+
+def _records_spans() -> bool:
+    """Whether a span started now may be recorded: unless this module's sampler decides,
+    and decides against (`RecordWhenExported` before anything exports)."""
+    provider = trace.get_tracer_provider()
+    return not (
+        isinstance(provider, TracerProvider)
+        and provider.sampler is _SAMPLER
+        and not _SAMPLER.exporting
+    )
+
+
+def _unrecorded_child_headers(parent: SpanContext) -> list[tuple[str, bytes]]:
+    """What the W3C propagator injects for a child of `parent` that `RecordWhenExported`
+    drops (a new trace when `parent` is no span): no `tracestate`, as a dropped span
+    keeps none."""
+    trace_id = parent.trace_id if parent.is_valid else _IDS.generate_trace_id()
+    span_id = _IDS.generate_span_id()
+    return [("traceparent", f"00-{trace_id:032x}-{span_id:016x}-00".encode())]
 
 
 @contextmanager
