@@ -105,6 +105,13 @@ def cpu_seconds(*processes: psutil.Process) -> float:
     return sum(float(times.user + times.system) for times in (p.cpu_times() for p in processes))
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine has been busy so far (not idle, not waiting
+    for I/O), all processes together."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
 async def offered_load(
     client: ExchangeClient, data_service: str, rate: int, count: int
 ) -> dict[str, float]:
@@ -292,13 +299,18 @@ async def measure(
                     await offered_load(client, data_service, warm_rate, warm_count)  # not reported
                     step("warmed up")
                 processes = [psutil.Process(exchange.pid) for exchange in exchanges]
+                # Both agencies' systems run in this process: where the load comes from.
+                agencies = psutil.Process()
                 rows = []
                 for rate in arguments.rates:
                     count = max(1, int(rate * arguments.seconds))
                     started, used = time.perf_counter(), cpu_seconds(*processes)
+                    agencies_used, machine_used = cpu_seconds(agencies), machine_busy_seconds()
                     row = await offered_load(client, data_service, rate, count)
                     row["cpu_s"] = cpu_seconds(*processes) - used
                     row["wall_s"] = time.perf_counter() - started
+                    row["agencies_cpu_s"] = cpu_seconds(agencies) - agencies_used
+                    row["machine_busy_s"] = machine_busy_seconds() - machine_used
                     row["cpu_us_per_tx"] = (
                         row["cpu_s"] / row["answered"] * 1e6 if row["answered"] else float("nan")
                     )
@@ -307,7 +319,11 @@ async def measure(
                     print(
                         f"exchange CPU per answered transaction at {rate}/s:"
                         f" {row['cpu_us_per_tx']:.0f} µs ({row['cpu_s']:.1f} CPU-s in"
-                        f" {row['wall_s']:.1f} s, {row['cpu_s'] / row['wall_s']:.0%} of a core)",
+                        f" {row['wall_s']:.1f} s, {row['cpu_s'] / row['wall_s']:.0%} of a core);"
+                        f" the two agencies' systems (this process)"
+                        f" {row['agencies_cpu_s'] / row['wall_s']:.0%} of a core; the machine"
+                        f" {row['machine_busy_s'] / row['wall_s']:.0%} of its"
+                        f" {psutil.cpu_count()} cores' 100% each",
                         flush=True,
                     )
             await worker.stop()
