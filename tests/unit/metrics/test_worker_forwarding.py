@@ -2,24 +2,17 @@
 written (not at the next flush interval), one forwarding at a time, and less often while
 rows keep coming.
 
-The worker module needs Kafka credentials to import (it builds its Faust app), so each
-scenario runs in a process of its own with credentials that are never used: the producer
-is replaced by a recorder, slow where the scenario needs a forwarding to take time.
+Each scenario runs in a process of its own (`worker_scenarios`): the producer is replaced
+by a recorder, slow where the scenario needs a forwarding to take time.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
-from infra.platform.tls import PlatformTls
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.unit.metrics.worker_scenarios import run_worker_scenario
 
 SETUP = """
 import asyncio, json
@@ -89,27 +82,10 @@ print(json.dumps(gaps))
 """
 
 
-def run_scenario(tmp_path: Path, scenario: str) -> list[Any]:
-    tls = PlatformTls(tmp_path)
-    tls._new_ca()
-    result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(SETUP) + textwrap.dedent(scenario)],
-        cwd=REPO,
-        env={
-            **os.environ,
-            "PANJEREH_KAFKA_USERNAME": "unused",
-            "PANJEREH_KAFKA_PASSWORD": "unused",
-            "PANJEREH_KAFKA_CA_FILE": str(tls.ca_file),
-            "PANJEREH_METRICS_WORKER_DATA_DIR": str(tmp_path / "worker"),
-            "PANJEREH_METRICS_FLUSH_INTERVAL": "3600",
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    printed: list[Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    return printed
+def run_scenario(tmp_path: Path, scenario: str) -> Any:
+    code = textwrap.dedent(SETUP) + textwrap.dedent(scenario)
+    # The flush interval is an hour: whatever is forwarded, a write started it.
+    return run_worker_scenario(tmp_path, code, PANJEREH_METRICS_FLUSH_INTERVAL="3600")
 
 
 def test_a_written_row_is_forwarded_without_waiting_for_the_flush_interval(

@@ -1,23 +1,16 @@
 """The worker's publications, one at a time: a figure's last record on its topic is its
 latest value, however two publications overlap.
 
-The worker module needs Kafka credentials to import (it builds its Faust app), so the
-scenario runs in a process of its own with credentials that are never used: the producer
-is replaced by a slow recorder, as a full producer buffer makes a publication wait.
+The scenario runs in a process of its own (`worker_scenarios`): the producer is replaced
+by a slow recorder, as a full producer buffer makes a publication wait.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
-from infra.platform.tls import PlatformTls
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.unit.metrics.worker_scenarios import run_worker_scenario
 
 SCENARIO = textwrap.dedent(
     """
@@ -72,23 +65,6 @@ SCENARIO = textwrap.dedent(
 def test_a_publication_started_while_another_sends_does_not_leave_an_older_value_last(
     tmp_path: Path,
 ) -> None:
-    tls = PlatformTls(tmp_path)
-    tls._new_ca()
-    result = subprocess.run(
-        [sys.executable, "-c", SCENARIO],
-        cwd=REPO,
-        env={
-            **os.environ,
-            "PANJEREH_KAFKA_USERNAME": "unused",
-            "PANJEREH_KAFKA_PASSWORD": "unused",
-            "PANJEREH_KAFKA_CA_FILE": str(tls.ca_file),
-            "PANJEREH_METRICS_WORKER_DATA_DIR": str(tmp_path / "worker"),
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    published = json.loads(result.stdout.strip().splitlines()[-1])
+    published = run_worker_scenario(tmp_path, SCENARIO)
     # Both values went out; the one the topic keeps (the last) is the latest.
     assert published == [728.0, 750.0]
