@@ -9,13 +9,18 @@ it. Changes to the keys are the use cases of `use_cases/issuer.py`.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from joserfc import jwt
-from joserfc.jwk import import_key
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from joserfc.jwk import ECKey
 
 from services.identity import storage
 from services.identity.domain.tokens import ALGORITHM, SigningKey, published, signing_key
@@ -28,6 +33,42 @@ from shared.unit_of_work import transaction
 
 RELOAD_SECONDS = 5.0
 ROTATION_CHECK_SECONDS = 60.0
+
+
+def _segment(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+@dataclass(frozen=True)
+class CompactSigner:
+    """One issuer key's signer of access tokens: the compact JWS (RFC 7515) that
+    `joserfc.jwt.encode` makes, byte for byte but the signature (ECDSA draws a fresh nonce
+    each time). The header and the key are checked once, when the signer is made, instead
+    of at every token, and the header is encoded once."""
+
+    header_segment: bytes
+    private_key: ec.EllipticCurvePrivateKey
+
+    @classmethod
+    def of(cls, key: SigningKey) -> CompactSigner:
+        jwk = ECKey.import_key(key.private_jwk)
+        if jwk.curve_name != "P-256" or not jwk.is_private:
+            raise ValueError(f"issuer key {key.kid} is not a private P-256 key ({ALGORITHM})")
+        private_key = jwk.private_key
+        assert private_key is not None
+        # joserfc puts `typ` first; the key order is kept so the header is the same bytes.
+        header = {"typ": "at+jwt", "alg": ALGORITHM, "kid": key.kid}
+        text = json.dumps(header, ensure_ascii=True, separators=(",", ":"))
+        return cls(_segment(text.encode("ascii")), private_key)
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        payload = json.dumps(claims, ensure_ascii=False, separators=(",", ":"))
+        signing_input = self.header_segment + b"." + _segment(payload.encode())
+        der = self.private_key.sign(signing_input, ec.ECDSA(hashes.SHA256()))
+        # JWS carries r and s as two 32-byte big-endian integers (RFC 7518, 3.4), not DER.
+        r, s = decode_dss_signature(der)
+        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        return (signing_input + b"." + _segment(signature)).decode("ascii")
 
 
 class KeyRing:
@@ -45,7 +86,7 @@ class KeyRing:
         self._keys: list[SigningKey] = []
         self._verifier = IssuerKeys(None, issuer=settings.issuer)
         self._loaded_at = float("-inf")
-        self._signers: dict[str, Any] = {}
+        self._signers: dict[str, CompactSigner] = {}
         self._reload_lock = asyncio.Lock()
 
     def _unit_of_work(self, connection: Any) -> storage.IdentityStorage:
@@ -87,9 +128,8 @@ class KeyRing:
             raise RuntimeError("no issuer key can sign now; call ready() first")
         signer = self._signers.get(key.kid)
         if signer is None:
-            signer = self._signers[key.kid] = import_key(key.private_jwk)
-        header = {"alg": ALGORITHM, "kid": key.kid, "typ": "at+jwt"}
-        return jwt.encode(header, claims, signer)
+            signer = self._signers[key.kid] = CompactSigner.of(key)
+        return signer.sign(claims)
 
     async def verify(self, token: str, now: datetime) -> Principal:
         """The principal of one of our tokens, checked exactly as other services check it."""
