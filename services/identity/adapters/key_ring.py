@@ -9,7 +9,6 @@ it. Changes to the keys are the use cases of `use_cases/issuer.py`.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import time
 from collections.abc import Callable
@@ -17,10 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc.jwk import ECKey
+from joserfc.jws import JWSRegistry
+from joserfc.util import json_b64encode, urlsafe_b64encode
 
 from services.identity import storage
 from services.identity.domain.tokens import ALGORITHM, SigningKey, published, signing_key
@@ -35,40 +33,34 @@ RELOAD_SECONDS = 5.0
 ROTATION_CHECK_SECONDS = 60.0
 
 
-def _segment(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
-
-
 @dataclass(frozen=True)
 class CompactSigner:
     """One issuer key's signer of access tokens: the compact JWS (RFC 7515) that
     `joserfc.jwt.encode` makes, byte for byte but the signature (ECDSA draws a fresh nonce
-    each time). The header and the key are checked once, when the signer is made, instead
-    of at every token, and the header is encoded once."""
+    each time), from joserfc's own pieces. The header and the key are checked once, when
+    the signer is made, instead of at every token, and the header is encoded once."""
 
     header_segment: bytes
-    private_key: ec.EllipticCurvePrivateKey
+    key: ECKey
 
     @classmethod
     def of(cls, key: SigningKey) -> CompactSigner:
         jwk = ECKey.import_key(key.private_jwk)
         if jwk.curve_name != "P-256" or not jwk.is_private:
             raise ValueError(f"issuer key {key.kid} is not a private P-256 key ({ALGORITHM})")
-        private_key = jwk.private_key
-        assert private_key is not None
         # joserfc puts `typ` first; the key order is kept so the header is the same bytes.
         header = {"typ": "at+jwt", "alg": ALGORITHM, "kid": key.kid}
-        text = json.dumps(header, ensure_ascii=True, separators=(",", ":"))
-        return cls(_segment(text.encode("ascii")), private_key)
+        return cls(json_b64encode(header), jwk)
 
     def sign(self, claims: dict[str, Any]) -> str:
         payload = json.dumps(claims, ensure_ascii=False, separators=(",", ":"))
-        signing_input = self.header_segment + b"." + _segment(payload.encode())
-        der = self.private_key.sign(signing_input, ec.ECDSA(hashes.SHA256()))
-        # JWS carries r and s as two 32-byte big-endian integers (RFC 7518, 3.4), not DER.
-        r, s = decode_dss_signature(der)
-        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-        return (signing_input + b"." + _segment(signature)).decode("ascii")
+        signing_input = self.header_segment + b"." + urlsafe_b64encode(payload.encode())
+        # r and s as JWS wants them (RFC 7518, 3.4), by joserfc's ES256.
+        signature = _ALGORITHM.sign(signing_input, self.key)
+        return (signing_input + b"." + urlsafe_b64encode(signature)).decode("ascii")
+
+
+_ALGORITHM = JWSRegistry.algorithms[ALGORITHM]
 
 
 class KeyRing:
