@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -91,7 +91,9 @@ class AccessManager:
         """Make topics, users, ACLs and credentials files match `agencies`; the changes."""
         for code, active in agencies.items():
             if not active:
-                # A reactivated agency gets a new secret, never the revoked one back.
+                # Withdrawn before the broker refuses it, so nothing hands out a secret
+                # that no longer works; a reactivated agency gets a new one, never this.
+                self._credentials_file(code).unlink(missing_ok=True)
                 self._passwords.remove(agency_principal(code))
         report = InitReport()
         await ensure_topics(
@@ -104,18 +106,18 @@ class AccessManager:
             development=self._development,
             agencies=agencies,
         )
-        await self._write_credentials(agencies)
+        await self._issue_credentials(code for code, active in agencies.items() if active)
         return report.lines()
 
-    async def _write_credentials(self, agencies: Mapping[str, bool]) -> None:
+    def _credentials_file(self, code: str) -> Path:
+        return self._credentials_dir / f"{agency_principal(code)}.properties"
+
+    async def _issue_credentials(self, active: Iterable[str]) -> None:
         self._credentials_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         issued: list[tuple[Path, KafkaAccess]] = []
-        for code, active in agencies.items():
+        for code in active:
             name = agency_principal(code)
-            path = self._credentials_dir / f"{name}.properties"
-            if not active:
-                path.unlink(missing_ok=True)
-                continue
+            path = self._credentials_file(code)
             access = replace(
                 self._admin.as_principal(name, self._passwords.get(name)),
                 mechanism=current_mechanism(self._passwords, name),

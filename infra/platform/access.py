@@ -211,14 +211,17 @@ class BrokerAccess:
     def apply(
         self, *, development: bool = True, agencies: Mapping[str, bool] | None = None
     ) -> AccessPlan:
-        """Make the cluster equal to the registers; returns what it changed. ACLs are
-        removed before users, so a revoked agency is refused from its next request."""
+        """Make the cluster equal to the registers; returns what it changed.
+
+        Users are removed before ACLs: a revoked agency cannot log in again by the time
+        its open connections are refused, so a client that sees the refusal finds the
+        revocation complete."""
         plan = self.plan(development=development, agencies=agencies)
+        if plan.users_to_remove:
+            self.remove_users(plan.users_to_remove)
         if plan.acls_to_remove:
             filters = [_exact_filter(binding) for binding in plan.acls_to_remove]
             self._wait(self._client.delete_acls(filters, request_timeout=_TIMEOUT))
-        if plan.users_to_remove:
-            self.remove_users(plan.users_to_remove)
         if plan.users_to_create:
             self._upsert_users(plan.users_to_create)
         # In slices: a controller refuses an operation of more than 10,000 records, and a
