@@ -24,7 +24,6 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-from aiokafka.partitioner import DefaultPartitioner, murmur2
 from opentelemetry import context as otel_context
 
 from shared.channel_watch import METADATA_REFRESH_MS, ChannelWatch, refresh_metadata
@@ -151,35 +150,6 @@ def _iso_from_ms(timestamp_ms: int) -> str:
     return datetime.fromtimestamp(timestamp_ms / 1000, UTC).isoformat()
 
 
-class RememberingPartitioner:
-    """aiokafka's default partitioner (the Java clients' murmur2 of the key), with each
-    key's hash remembered.
-
-    murmur2 in pure Python costs about 4 µs a record, and most keys recur (a service's
-    deliveries, a citizen's sign-ins, a register's figures). The partition is the same as
-    the default's for every key and partition list. Bounded: when `size` keys are
-    remembered, it forgets them all and starts again.
-    """
-
-    def __init__(self, size: int = 65_536) -> None:
-        self._size = size
-        self._hashes: dict[bytes, int] = {}
-
-    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
-        if key is None:
-            chosen: int = _DEFAULT_PARTITIONER(key, all_partitions, available)
-            return chosen
-        hashed = self._hashes.get(key)
-        if hashed is None:
-            if len(self._hashes) >= self._size:
-                self._hashes.clear()
-            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
-        return all_partitions[hashed % len(all_partitions)]
-
-
-_DEFAULT_PARTITIONER = DefaultPartitioner()
-
-
 def new_producer(
     kafka: KafkaAccess, *, client_id: str, transactional_id: str | None = None
 ) -> AIOKafkaProducer:
@@ -187,7 +157,6 @@ def new_producer(
     return AIOKafkaProducer(
         **kafka.client_options(),
         client_id=client_id,
-        partitioner=RememberingPartitioner(),
         acks="all",
         enable_idempotence=True,
         transactional_id=transactional_id,
