@@ -345,8 +345,12 @@ async def bench_deliveries(
 async def run(args: argparse.Namespace, stage: Stage) -> None:
     rng = random.Random(1403)
     assert stage.database_url is not None
+    kafka = {
+        name.removeprefix("PANJEREH_").lower(): value
+        for name, value in stage.kafka_environment(Principal.CATALOG).items()
+    }
     settings = CatalogSettings(
-        kafka_credentials_file=str(stage.credentials_file(Principal.CATALOG)),
+        **kafka,  # the settings' own names, as in the environment
         database_url=stage.database_url,
     ).model_copy(update={"load_reference_when_empty": False, "log_level": "WARNING"})
     configure_logging("catalog-bench", settings)

@@ -197,7 +197,7 @@ def start_exchanges(
     processes = []
     for index in range(count):
         env = os.environ | {
-            "PANJEREH_KAFKA_CREDENTIALS_FILE": str(stage.credentials_file(Principal.EXCHANGE)),
+            **stage.kafka_environment(Principal.EXCHANGE),
             "PANJEREH_DATABASE_URL": database_url,
             "PANJEREH_EXCHANGE_PORT": str(arguments.port + index),
             "PANJEREH_LOG_LEVEL": "WARNING",

@@ -102,12 +102,12 @@ async def codes_from_topic(gateway: KafkaAccess, mobiles: set[str]) -> dict[str,
 
 @contextlib.contextmanager
 def identity_process(
-    credentials_file: Path, database: str, port: int
+    kafka: dict[str, str], database: str, port: int
 ) -> Iterator[tuple[str, psutil.Process]]:
     """Identity as it is deployed: its own process (uvicorn), here on `port`."""
     env = {
         **os.environ,
-        "PANJEREH_KAFKA_CREDENTIALS_FILE": str(credentials_file),
+        **kafka,
         "PANJEREH_DATABASE_URL": database,
         "PANJEREH_IDENTITY_PORT": str(port),
         "PANJEREH_IDENTITY_ISSUER": f"http://127.0.0.1:{port}",
@@ -185,7 +185,7 @@ async def bench(
     mobiles = {nid: f"+98913{(base + i) % 10**6:06d}1" for i, nid in enumerate(people)}
     progress("infrastructure ready")
     cpu: dict[str, float] = {}
-    identity = stage.credentials_file(Principal.IDENTITY)
+    identity = stage.kafka_environment(Principal.IDENTITY)
     with identity_process(identity, database, port) as (url, service):
         progress("identity started")
         connector = aiohttp.TCPConnector(limit=concurrency)

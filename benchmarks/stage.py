@@ -10,6 +10,13 @@ issues the simulated agencies their credentials there.
 
 Every process and every client connects as the principal whose part it plays; only what
 merely observes (counting what landed on a topic) reads as the platform's admin.
+
+`--transport plaintext` measures what TLS and SCRAM cost: the benchmark's own broker
+then also opens a plaintext listener (loopback, its clients a super user; see
+`infra.platform.kafka.broker_properties`), and every process and client of the benchmark
+uses it as the same principal, so the figures differ from a `--transport tls` run on the
+same broker by the transport alone (authorization too: the listener's clients skip the
+ACLs). Only on the benchmark's own infrastructure; `--down` closes the listener again.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
 from infra.platform import LocalPlatform, Ports
+from infra.platform.processes import port_open
 from infra.platform.secrets import SecretStore
 from shared.kafka_access import KafkaAccess
 from shared.principals import ADMIN, agency_principal
@@ -41,6 +49,10 @@ SHIFT = SLOT * 100
 def bench_ports() -> Ports:
     """The ports of the benchmarks' own infrastructure for this slot."""
     return Ports(kafka=49092 + SHIFT, kafka_controller=49093 + SHIFT, postgres=55499 + SHIFT)
+
+
+#: The benchmarks' own broker's plaintext listener, with `--transport plaintext`.
+MEASURING_PORT = 49098 + SHIFT
 
 
 #: The platform's processes, in the order a benchmark's own platform numbers their ports.
@@ -86,6 +98,14 @@ def add_arguments(parser: argparse.ArgumentParser, *, database: bool) -> None:
         "--down", action="store_true", help="stop the benchmark's own infrastructure after"
     )
     parser.add_argument(
+        "--transport",
+        choices=("tls", "plaintext"),
+        default="tls",
+        help="plaintext: every client through a listener without TLS or SCRAM, to measure"
+        " what they cost (the benchmark's own infrastructure only); tls, as deployed: the"
+        " default",
+    )
+    parser.add_argument(
         "--smoke",
         action="store_true",
         help="a few seconds' run of every phase, to show the benchmark still works;"
@@ -112,13 +132,27 @@ class Stage:
     home: Path
     platform: LocalPlatform | None
     database_url: str | None = None
+    #: The measuring listener's host:port, with `--transport plaintext`.
+    measuring_bootstrap: str | None = None
 
     def credentials_file(self, principal: str) -> Path:
+        """The librdkafka properties file the platform issued `principal` (over TLS)."""
         return self.home / "credentials" / f"{principal}.properties"
 
     def access(self, principal: str) -> KafkaAccess:
-        """How `principal` reaches the broker, as the platform issued it."""
-        return KafkaAccess.read(self.credentials_file(principal))
+        """How `principal` reaches the broker in this benchmark (`--transport`)."""
+        return self._transported(KafkaAccess.read(self.credentials_file(principal)))
+
+    def kafka_environment(self, principal: str) -> dict[str, str]:
+        """The `PANJEREH_KAFKA_*` variables that give a process `principal`'s access."""
+        if self.measuring_bootstrap is None:
+            return {"PANJEREH_KAFKA_CREDENTIALS_FILE": str(self.credentials_file(principal))}
+        return self.access(principal).environment()
+
+    def _transported(self, access: KafkaAccess) -> KafkaAccess:
+        if self.measuring_bootstrap is None:
+            return access
+        return access.towards_measuring_listener(self.measuring_bootstrap)
 
     @property
     def admin(self) -> KafkaAccess:
@@ -135,7 +169,7 @@ class Stage:
         from infra.access.manager import AccessManager
 
         manager = AccessManager(
-            self.admin,
+            KafkaAccess.read(self.credentials_file(ADMIN)),
             SecretStore(self.home / "secrets" / "kafka.json"),
             development=True,
             credentials_dir=self.home / "credentials",
@@ -166,7 +200,7 @@ class Stage:
                     " access manager running?"
                 )
             await asyncio.sleep(0.2)
-        access = KafkaAccess.read(path)
+        access = self._transported(KafkaAccess.read(path))
         # The file is written once the broker's controller has the agency's user; the
         # broker may take a moment more to accept it (seen: a SCRAM failure right after).
         while True:
@@ -182,9 +216,14 @@ class Stage:
                 await probe.stop()
 
 
-def own_platform() -> LocalPlatform:
-    """The benchmarks' own Kafka and PostgreSQL of this slot (`.data/bench-<slot>`)."""
-    return LocalPlatform(home=REPO / ".data" / f"bench-{SLOT}", ports=bench_ports())
+def own_platform(*, measuring: bool = False) -> LocalPlatform:
+    """The benchmarks' own Kafka and PostgreSQL of this slot (`.data/bench-<slot>`); with
+    `measuring`, its broker also has the plaintext listener (`MEASURING_PORT`)."""
+    return LocalPlatform(
+        home=REPO / ".data" / f"bench-{SLOT}",
+        ports=bench_ports(),
+        measuring_port=MEASURING_PORT if measuring else None,
+    )
 
 
 def open_stage(arguments: argparse.Namespace, service: str | None) -> Stage:
@@ -193,15 +232,27 @@ def open_stage(arguments: argparse.Namespace, service: str | None) -> Stage:
     `service` names the process whose database role the benchmark runs as (None: it
     needs no database).
     """
+    measuring = arguments.transport == "plaintext"
     if arguments.home is not None:
+        if measuring:
+            raise SystemExit("--transport plaintext needs the benchmark's own infrastructure")
         url = getattr(arguments, "database_url", None)
         if service is not None and not url:
             raise SystemExit("--home needs --database-url: the service's own role's DSN")
         return Stage(home=arguments.home.resolve(), platform=None, database_url=url)
-    platform = own_platform()
+    platform = own_platform(measuring=measuring)
     platform.start_infrastructure()
+    if measuring and not port_open("127.0.0.1", MEASURING_PORT):
+        # Its broker was started without the listener: once more, with it.
+        platform.kafka.stop()
+        platform.start_infrastructure()
     url = platform.database_url_for(service) if service is not None else None
-    return Stage(home=platform.home, platform=platform, database_url=url)
+    return Stage(
+        home=platform.home,
+        platform=platform,
+        database_url=url,
+        measuring_bootstrap=f"127.0.0.1:{MEASURING_PORT}" if measuring else None,
+    )
 
 
 def fill_sizes(arguments: argparse.Namespace, **sizes: tuple[Any, Any]) -> None:

@@ -4,6 +4,12 @@ The broker accepts only SASL/SCRAM-SHA-512 over TLS. A process holds one `KafkaA
 (its principal's name and secret, the platform CA that signed the broker's certificate)
 and builds every client from it, so no client can be made that skips authentication.
 
+The one exception is for measuring: a benchmark asked what TLS and SCRAM cost
+(`--transport plaintext`) gives its processes the same principals' access `measuring`,
+through the plaintext listener that only the benchmarks' own broker opens, and only
+then. Such an access travels only as settings (`environment`), never as a credentials
+file, and production refuses it (`shared.settings`).
+
 The same facts travel as a librdkafka properties file (`panjereh credentials NAME`
 prints one), which kcat, librdkafka clients and `KafkaAccess.read` all understand.
 """
@@ -17,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 SECURITY_PROTOCOL = "SASL_SSL"
+#: Only towards a benchmark broker's measuring listener (see the module's docstring).
+MEASURING_PROTOCOL = "PLAINTEXT"
 MECHANISM = "SCRAM-SHA-512"
 #: The broker keeps one credential per SCRAM mechanism: rotating a secret puts the new
 #: one under the other mechanism, so old and new both work until the old is retired.
@@ -44,9 +52,24 @@ class KafkaAccess:
     password: str = field(repr=False)
     ca_file: str
     mechanism: str = MECHANISM
+    protocol: str = SECURITY_PROTOCOL
+
+    @property
+    def measuring(self) -> bool:
+        """Whether this access goes to a measuring listener, without TLS or SCRAM."""
+        return self.protocol == MEASURING_PROTOCOL
+
+    def towards_measuring_listener(self, bootstrap_servers: str) -> KafkaAccess:
+        """The same principal's access through a benchmark broker's measuring listener."""
+        return replace(self, bootstrap_servers=bootstrap_servers, protocol=MEASURING_PROTOCOL)
 
     def client_options(self) -> dict[str, Any]:
         """Keyword arguments for any aiokafka client (producer, consumer, admin)."""
+        if self.measuring:
+            return {
+                "bootstrap_servers": self.bootstrap_servers,
+                "security_protocol": MEASURING_PROTOCOL,
+            }
         return {
             "bootstrap_servers": self.bootstrap_servers,
             "security_protocol": SECURITY_PROTOCOL,
@@ -66,7 +89,7 @@ class KafkaAccess:
         """The same access in librdkafka's terms (kcat, confluent-kafka)."""
         return {
             "bootstrap.servers": self.bootstrap_servers,
-            "security.protocol": SECURITY_PROTOCOL,
+            "security.protocol": self.protocol,
             "sasl.mechanisms": self.mechanism,
             "sasl.username": self.username,
             "sasl.password": self.password,
@@ -85,6 +108,7 @@ class KafkaAccess:
             "PANJEREH_KAFKA_USERNAME": self.username,
             "PANJEREH_KAFKA_PASSWORD": self.password,
             "PANJEREH_KAFKA_CA_FILE": self.ca_file,
+            "PANJEREH_KAFKA_SECURITY_PROTOCOL": self.protocol,
         }
 
     def as_principal(self, username: str, password: str) -> KafkaAccess:

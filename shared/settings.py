@@ -74,6 +74,11 @@ class PlatformSettings(DedupSettings):
     kafka_ca_file: str | None = Field(
         default=None, description="The platform CA's certificate (PEM), the only one trusted."
     )
+    kafka_security_protocol: Literal["SASL_SSL", "PLAINTEXT"] = Field(
+        default="SASL_SSL",
+        description="SASL_SSL, always, but for a benchmark measuring what TLS and SCRAM cost"
+        " on its own broker's measuring listener (PLAINTEXT); production refuses PLAINTEXT.",
+    )
     kafka_replication_factor: int = Field(
         default=1,
         ge=1,
@@ -123,6 +128,8 @@ class PlatformSettings(DedupSettings):
     def _no_placeholder_secrets_in_production(self) -> PlatformSettings:
         parse_key(self.data_key.get_secret_value())  # a malformed key fails at start
         if self.environment == "production":
+            if self.kafka_security_protocol != "SASL_SSL":
+                raise ValueError("production reaches Kafka over SASL_SSL only")
             password = urlsplit(self.database_url).password or ""
             if self.uses_database and password.lower() in PLACEHOLDER_SECRETS:
                 raise ValueError(
@@ -167,6 +174,7 @@ class PlatformSettings(DedupSettings):
             username=self.kafka_username,
             password=self.kafka_password.get_secret_value(),
             ca_file=self.kafka_ca_file,
+            protocol=self.kafka_security_protocol,
         )
 
     @property

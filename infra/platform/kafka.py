@@ -128,6 +128,8 @@ class KafkaNode(_Home):
     node_id: int = 1
     #: Every voter of the controller quorum as (node id, controller port); empty: this node.
     voters: tuple[tuple[int, int], ...] = ()
+    #: A plaintext listener, for measuring what TLS and SCRAM cost (`broker_properties`).
+    measuring_port: int | None = None
 
     @property
     def name(self) -> str:
@@ -194,6 +196,7 @@ class KafkaNode(_Home):
             node_id=self.node_id,
             voters=",".join(f"{node}@{HOST}:{port}" for node, port in voters),
             brokers=self.cluster_size,
+            measuring_port=self.measuring_port,
         )
 
     def write_config(self) -> None:
@@ -259,8 +262,8 @@ class KafkaNode(_Home):
         proc = self.process()
         if proc.running():
             return proc
-        for port in (self.port, self.controller_port):
-            if port_open(HOST, port):
+        for port in (self.port, self.controller_port, self.measuring_port):
+            if port is not None and port_open(HOST, port):
                 raise PlatformError(
                     f"port {port} is taken by another process; choose other Kafka ports "
                     "(PANJEREH_KAFKA_PORT / PANJEREH_KAFKA_CONTROLLER_PORT)"
@@ -299,11 +302,21 @@ class KafkaCluster(_Home):
     port: int
     controller_port: int
     size: int = 1
+    #: A single node's plaintext listener, for measuring (see `broker_properties`).
+    measuring_port: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.measuring_port is not None and self.size != 1:
+            raise ValueError("a measuring listener is for a single broker only")
 
     @property
     def nodes(self) -> tuple[KafkaNode, ...]:
         if self.size == 1:
-            return (KafkaNode(self.home, self.port, self.controller_port),)
+            return (
+                KafkaNode(
+                    self.home, self.port, self.controller_port, measuring_port=self.measuring_port
+                ),
+            )
         voters = tuple((n + 1, self.controller_port + 2 * n) for n in range(self.size))
         return tuple(
             KafkaNode(self.home, self.port + 2 * n, self.controller_port + 2 * n, n + 1, voters)
@@ -396,6 +409,10 @@ class KafkaCluster(_Home):
         raise PlatformError(f"no LeaderId in the quorum's status:\n{output}")
 
 
+#: Who a client of the measuring listener is: Kafka's name for an unauthenticated client.
+MEASURING_PRINCIPAL = "ANONYMOUS"
+
+
 def broker_properties(
     *,
     listen_host: str,
@@ -408,6 +425,7 @@ def broker_properties(
     node_id: int = 1,
     voters: str | None = None,
     brokers: int = 1,
+    measuring_port: int | None = None,
 ) -> dict[str, str]:
     """One combined broker+controller node's configuration, authenticated and authorized.
 
@@ -415,12 +433,17 @@ def broker_properties(
     `panjereh kafka-config` writes); only addresses and paths differ. In a cluster of
     `brokers` nodes (`voters` names the quorum), the broker's own topics (offsets,
     transactions) get the cluster's durability, as every platform topic does.
+
+    `measuring_port` adds a listener without TLS or authentication, whose clients act as
+    a super user: only the benchmarks' own broker has one, and only when a benchmark is
+    asked to measure what TLS and SCRAM cost (`--transport plaintext`). Nothing else
+    sets it.
     """
     durability = Durability.for_brokers(brokers)
     replicas = str(durability.replication_factor)
     in_sync = str(durability.min_insync_replicas)
     jaas = _admin_jaas(admin_password)
-    return {
+    properties = {
         "process.roles": "broker,controller",
         "node.id": str(node_id),
         "controller.quorum.voters": voters or f"{node_id}@{advertised_host}:{controller_port}",
@@ -470,6 +493,12 @@ def broker_properties(
         # couple of thousand partition logs, one directory at a time by default.
         "num.recovery.threads.per.data.dir": "2",
     }
+    if measuring_port is not None:
+        properties["listeners"] += f",MEASURING://{listen_host}:{measuring_port}"
+        properties["advertised.listeners"] += f",MEASURING://{advertised_host}:{measuring_port}"
+        properties["listener.security.protocol.map"] += ",MEASURING:PLAINTEXT"
+        properties["super.users"] += f";User:{MEASURING_PRINCIPAL}"
+    return properties
 
 
 #: Where the broker of the compose file reads what `write_container_config` writes.

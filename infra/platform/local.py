@@ -139,7 +139,10 @@ class LocalPlatform:
         provision_timeout: float = 240.0,
         python: str | None = None,
         brokers: int | None = None,
+        measuring_port: int | None = None,
     ) -> None:
+        """`measuring_port`: a plaintext listener on the broker, for the benchmarks' own
+        infrastructure alone (see `infra.platform.kafka.broker_properties`)."""
         self.home = home.resolve()
         self.ports = ports or Ports()
         self.environment = environment
@@ -151,7 +154,9 @@ class LocalPlatform:
         # Unsaid, a home has what it was made with (so `down` stops all of them).
         asked = brokers or int(os.environ.get("PANJEREH_KAFKA_BROKERS") or 0)
         size = asked or self._brokers_made() or 1
-        self.kafka = KafkaCluster(self.home, self.ports.kafka, self.ports.kafka_controller, size)
+        self.kafka = KafkaCluster(
+            self.home, self.ports.kafka, self.ports.kafka_controller, size, measuring_port
+        )
         self.postgres = PostgresCluster(self.home, self.ports.postgres)
         self._lock_depth = 0
 

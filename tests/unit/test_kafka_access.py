@@ -67,3 +67,34 @@ def test_settings_read_the_credentials_file_they_are_given(tmp_path: Path) -> No
     path = tmp_path / "analyst.properties"
     path.write_text(ACCESS.properties())
     assert PlatformSettings(kafka_credentials_file=str(path)).kafka == ACCESS
+
+
+def test_a_measuring_access_is_the_same_principal_without_tls_or_scram() -> None:
+    measuring = ACCESS.towards_measuring_listener("127.0.0.1:9098")
+    assert measuring.measuring
+    assert not ACCESS.measuring
+    assert measuring.username == ACCESS.username
+    assert measuring.client_options() == {
+        "bootstrap_servers": "127.0.0.1:9098",
+        "security_protocol": "PLAINTEXT",
+    }
+
+
+def test_a_measuring_access_travels_as_settings_and_never_as_a_credentials_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    measuring = ACCESS.towards_measuring_listener("127.0.0.1:9098")
+    with pytest.raises(CredentialsError):
+        KafkaAccess.parse(measuring.properties())
+    monkeypatch.delenv("PANJEREH_KAFKA_CREDENTIALS_FILE", raising=False)
+    for name, value in measuring.environment().items():
+        monkeypatch.setenv(name, value)
+    assert PlatformSettings().kafka == measuring
+
+
+def test_production_refuses_to_reach_kafka_without_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PANJEREH_ENVIRONMENT", "production")
+    monkeypatch.setenv("PANJEREH_DATABASE_URL", "postgresql://panjereh:Xk9-rT4q@db:5432/p")
+    monkeypatch.setenv("PANJEREH_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+    with pytest.raises(ValueError, match="SASL_SSL only"):
+        PlatformSettings()

@@ -63,3 +63,25 @@ def test_a_home_keeps_the_number_of_brokers_it_was_made_with(
     with pytest.raises(PlatformError, match="has 3 broker"):
         LocalPlatform(tmp_path, ports, brokers=1)._same_brokers_as_before()
     assert LocalPlatform(tmp_path, ports).env()["PANJEREH_KAFKA_MIN_INSYNC_REPLICAS"] == "2"
+
+
+def test_a_broker_has_no_listener_without_authentication_unless_a_benchmark_measures(
+    tmp_path: Path,
+) -> None:
+    (node,) = KafkaCluster(tmp_path, 9092, 9093).nodes
+    properties = node.properties()
+    assert properties["listener.security.protocol.map"] == "CLIENT:SASL_SSL,CONTROLLER:SSL"
+    assert properties["super.users"] == "User:admin"
+    assert "PLAINTEXT" not in "".join(properties.values())
+
+    (measured,) = KafkaCluster(tmp_path, 9092, 9093, measuring_port=9098).nodes
+    properties = measured.properties()
+    assert properties["listeners"].endswith(",MEASURING://127.0.0.1:9098")
+    assert properties["advertised.listeners"].endswith(",MEASURING://127.0.0.1:9098")
+    assert properties["listener.security.protocol.map"].endswith(",MEASURING:PLAINTEXT")
+    assert properties["super.users"] == "User:admin;User:ANONYMOUS"
+
+
+def test_only_a_single_broker_may_have_a_measuring_listener(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="single broker"):
+        KafkaCluster(tmp_path, 9092, 9093, size=3, measuring_port=9098)
