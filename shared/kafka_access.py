@@ -87,6 +87,8 @@ class KafkaAccess:
 
     def librdkafka_config(self) -> dict[str, str]:
         """The same access in librdkafka's terms (kcat, confluent-kafka)."""
+        if self.measuring:
+            return {"bootstrap.servers": self.bootstrap_servers, "security.protocol": self.protocol}
         return {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.protocol,
